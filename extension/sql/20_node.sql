@@ -1,0 +1,98 @@
+-- What this node is: its number, its name, and the id generators that the
+-- number partitions. Nothing here is replicated.
+
+CREATE FUNCTION @extschema@.crawler_ha_library_version()
+RETURNS text
+LANGUAGE c STRICT
+AS 'MODULE_PATHNAME', 'crawler_ha_library_version';
+COMMENT ON FUNCTION @extschema@.crawler_ha_library_version() IS
+    'crawler_ha: the version of the loaded C library';
+
+-- Catch a stale library now rather than at failover time.
+DO $check$
+BEGIN
+    IF @extschema@.crawler_ha_library_version() <> '@CRAWLER_HA_VERSION@' THEN
+        RAISE EXCEPTION 'crawler_ha library version % does not match the SQL script version @CRAWLER_HA_VERSION@',
+            @extschema@.crawler_ha_library_version()
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Install the matching crawler_ha build and restart the server.';
+    END IF;
+END
+$check$;
+
+CREATE TABLE @extschema@.ha_node (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    node_id    integer NOT NULL CHECK (node_id BETWEEN 1 AND 1023),
+    node_name  text NOT NULL CHECK (node_name ~ '^[A-Za-z0-9_.-]{1,63}$'),
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE @extschema@.ha_node IS
+    'crawler_ha: this node''s number and name (per node, never replicated)';
+
+INSERT INTO @extschema@.ha_node (node_id, node_name)
+SELECT s.id,
+       COALESCE(NULLIF(pg_catalog.current_setting('crawler_ha.node_name', true), ''), 'node' || s.id)
+FROM (SELECT COALESCE(NULLIF(pg_catalog.current_setting('crawler_ha.node_id', true), ''), '1')::integer AS id) s;
+
+-- Node-partitioned ids: each node's sequences step by 1024 from its node id,
+-- so every id a node hands out is congruent to its node id modulo 1024. Two
+-- nodes can never produce the same id, before or after a failover, and
+-- nothing needs fixing at promotion (logical replication does not carry
+-- sequences). See docs/ids.md.
+DO $seqs$
+DECLARE
+    n integer := (SELECT node_id FROM @extschema@.ha_node);
+    s text;
+BEGIN
+    FOREACH s IN ARRAY ARRAY['crawl_sessions_id_seq', 'crawl_frontier_id_seq', 'images_id_seq'] LOOP
+        EXECUTE pg_catalog.format(
+            'CREATE SEQUENCE @extschema@.%I AS bigint INCREMENT BY 1024 MINVALUE 1 START WITH %s NO CYCLE',
+            s, n);
+    END LOOP;
+END
+$seqs$;
+
+CREATE FUNCTION @extschema@.ha_set_node_id(node_id integer, node_name text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s text;
+    last bigint;
+BEGIN
+    IF node_id IS NULL THEN
+        RAISE EXCEPTION 'node_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF node_id NOT BETWEEN 1 AND 1023 THEN
+        RAISE EXCEPTION 'node_id % is out of range', node_id
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'A node id is between 1 and 1023.';
+    END IF;
+    IF node_name IS NOT NULL AND node_name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
+        RAISE EXCEPTION 'invalid node name'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A node name has 1 to 63 letters, digits, "_", "." or "-".';
+    END IF;
+    UPDATE @extschema@.ha_node n
+       SET node_id = ha_set_node_id.node_id,
+           node_name = COALESCE(ha_set_node_id.node_name, n.node_name);
+    -- Continue each sequence past everything it produced, in the new residue class.
+    FOREACH s IN ARRAY ARRAY['crawl_sessions_id_seq', 'crawl_frontier_id_seq', 'images_id_seq'] LOOP
+        EXECUTE pg_catalog.format('SELECT last_value FROM @extschema@.%I', s) INTO last;
+        EXECUTE pg_catalog.format('ALTER SEQUENCE @extschema@.%I RESTART WITH %s', s,
+                                  (last / 1024 + 1) * 1024 + ha_set_node_id.node_id);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_set_node_id(integer, text) IS
+    'crawler_ha: renumber this node (1-1023); ids it hands out from now on are congruent to the new number modulo 1024';
+
+-- The write fence. Every write function calls it first, in the same
+-- transaction as its write. The HA worker extends it with the term check.
+CREATE FUNCTION @extschema@.ha_assert_writable()
+RETURNS void
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'crawler_ha_assert_writable';
+COMMENT ON FUNCTION @extschema@.ha_assert_writable() IS
+    'crawler_ha: raises SQLSTATE 25006 unless this node may accept crawl writes';

@@ -1,0 +1,401 @@
+-- The frontier: enqueue, claim with leases, renew, release, complete, fail.
+-- A claimed URL is never lost (leases expire back into the queue) and never
+-- handed out twice at once (FOR UPDATE SKIP LOCKED, completion needs the lease).
+
+CREATE FUNCTION @extschema@.crawl_enqueue(session bigint, urls text[], depth integer, kind text,
+                                          found_on text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    hosts text[];
+    budget bigint;
+    queued integer;
+    max_depth integer;
+BEGIN
+    PERFORM @extschema@.ha_assert_writable();
+    IF session IS NULL THEN
+        RAISE EXCEPTION 'session must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF urls IS NULL THEN
+        RAISE EXCEPTION 'urls must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF depth IS NULL THEN
+        RAISE EXCEPTION 'depth must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF kind IS NULL THEN
+        RAISE EXCEPTION 'kind must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF kind NOT IN ('page', 'image') THEN
+        RAISE EXCEPTION 'invalid kind "%"', left(kind, 100)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'kind is page or image.';
+    ELSIF depth < 0 OR depth > 1000 THEN
+        RAISE EXCEPTION 'depth % is out of range', depth
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'depth is between 0 and 1000.';
+    ELSIF cardinality(urls) > 100000 THEN
+        RAISE EXCEPTION 'too many URLs in one call: %', cardinality(urls)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'At most 100000 URLs per call.';
+    END IF;
+    IF found_on IS NOT NULL THEN
+        PERFORM @extschema@.crawl_url_host(found_on, 'found_on');
+    END IF;
+    -- Validate everything before writing anything.
+    SELECT array_agg(@extschema@.crawl_url_host(u, 'url') ORDER BY o) INTO hosts
+      FROM unnest(urls) WITH ORDINALITY AS t(u, o);
+
+    -- The session row is the lock that keeps the page budget exact.
+    SELECT * INTO s FROM @extschema@.crawl_sessions cs WHERE cs.id = session FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'crawl session % does not exist', session USING ERRCODE = 'no_data_found';
+    END IF;
+    IF s.status <> 'running' OR cardinality(urls) = 0 THEN
+        RETURN 0;  -- a stopped crawl takes no more work; not an error for the worker
+    END IF;
+    max_depth := (s.settings ->> 'max_depth')::integer;
+    IF (kind = 'page' AND depth > max_depth) OR (kind = 'image' AND depth > max_depth + 1) THEN
+        RETURN 0;
+    END IF;
+    budget := CASE WHEN kind = 'page'
+                   THEN greatest((s.settings ->> 'max_pages')::bigint - s.pages_queued, 0)
+                   ELSE 9223372036854775807 END;
+
+    WITH candidates AS (
+        SELECT DISTINCT ON (t.u) t.u, t.h, t.o
+          FROM unnest(urls, hosts) WITH ORDINALITY AS t(u, h, o)
+         WHERE (kind = 'image' AND (s.settings ->> 'images_any_host')::boolean)
+            OR @extschema@.crawl_in_scope(t.h, s.settings -> 'allowed_domains')
+         ORDER BY t.u, t.o
+    ), fresh AS (
+        SELECT c.u, c.h FROM candidates c
+         WHERE NOT EXISTS (SELECT 1 FROM @extschema@.crawl_frontier f
+                            WHERE f.session_id = session AND f.url = c.u)
+         ORDER BY c.o
+         LIMIT budget
+    ), new_hosts AS (
+        INSERT INTO @extschema@.crawl_hosts (host)
+        SELECT DISTINCT fresh.h FROM fresh
+        ON CONFLICT (host) DO NOTHING
+    ), ins AS (
+        INSERT INTO @extschema@.crawl_frontier (session_id, url, kind, depth, host, found_on)
+        SELECT session, fresh.u, kind, depth, fresh.h, found_on FROM fresh
+        ON CONFLICT (session_id, url) DO NOTHING
+        RETURNING 1
+    )
+    SELECT count(*) INTO queued FROM ins;
+
+    IF queued > 0 THEN
+        UPDATE @extschema@.crawl_sessions cs
+           SET pages_queued = cs.pages_queued + CASE WHEN kind = 'page' THEN queued ELSE 0 END,
+               images_found = cs.images_found + CASE WHEN kind = 'image' THEN queued ELSE 0 END,
+               updated_at = now()
+         WHERE cs.id = session;
+    END IF;
+    RETURN queued;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_enqueue(bigint, text[], integer, text, text) IS
+    'crawler_ha: queue URLs (kind page or image) found at a depth; URLs already in the session, out of scope, too deep or over the page budget are skipped. Returns how many were newly queued';
+
+CREATE FUNCTION @extschema@.crawl_claim(worker text, max_items integer DEFAULT 16,
+                                        lease interval DEFAULT '60 s')
+RETURNS TABLE (item_id bigint, session_id bigint, url text, kind text, depth integer, attempts integer,
+               found_on text, leased_at timestamptz, lease_expires_at timestamptz)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t timestamptz := clock_timestamp();
+    h record;
+    r record;
+    got integer := 0;
+    on_host integer;
+    leased_now integer;
+    delay interval;
+BEGIN
+    PERFORM @extschema@.ha_assert_writable();
+    PERFORM @extschema@.crawl_check_worker(worker);
+    IF max_items IS NULL THEN
+        RAISE EXCEPTION 'max_items must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF max_items < 1 OR max_items > 10000 THEN
+        RAISE EXCEPTION 'max_items % is out of range', max_items
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'max_items is between 1 and 10000.';
+    END IF;
+    PERFORM @extschema@.crawl_check_interval(lease, 'lease', '1 second', '1 day');
+
+    -- Leases of crashed workers come back to the queue.
+    UPDATE @extschema@.crawl_frontier f
+       SET state = 'queued', lease_expires_at = NULL, last_error = 'lease expired', updated_at = t
+     WHERE f.id IN (SELECT e.id FROM @extschema@.crawl_frontier e
+                     WHERE e.state = 'leased' AND e.lease_expires_at < t
+                     ORDER BY e.lease_expires_at LIMIT 1000
+                     FOR UPDATE SKIP LOCKED);
+
+    -- One host at a time, under its row lock: the lock serialises politeness
+    -- decisions for the host across all claimers; SKIP LOCKED lets the others
+    -- take other hosts meanwhile.
+    FOR h IN
+        SELECT ch.host, coalesce(ch.crawl_delay, '0') AS robots_delay
+          FROM @extschema@.crawl_hosts ch
+         WHERE ch.next_fetch_at <= t
+           AND (ch.backoff_until IS NULL OR ch.backoff_until <= t)
+           AND EXISTS (SELECT 1 FROM @extschema@.crawl_frontier q
+                         JOIN @extschema@.crawl_sessions s ON s.id = q.session_id
+                        WHERE q.host = ch.host AND q.state = 'queued' AND q.next_fetch_at <= t
+                          AND s.status = 'running')
+         ORDER BY ch.next_fetch_at, ch.host
+         LIMIT max_items
+         FOR UPDATE OF ch SKIP LOCKED
+    LOOP
+        SELECT count(*) INTO leased_now FROM @extschema@.crawl_frontier l
+         WHERE l.host = h.host AND l.state = 'leased';
+        on_host := 0;
+        FOR r IN
+            SELECT q.id, s.settings
+              FROM @extschema@.crawl_frontier q
+              JOIN @extschema@.crawl_sessions s ON s.id = q.session_id
+             WHERE q.host = h.host AND q.state = 'queued' AND q.next_fetch_at <= t AND s.status = 'running'
+             ORDER BY q.depth, q.id
+             LIMIT max_items - got
+             FOR UPDATE OF q SKIP LOCKED
+        LOOP
+            EXIT WHEN leased_now + on_host >= (r.settings ->> 'per_host')::integer;
+            delay := greatest(h.robots_delay, make_interval(secs => (r.settings ->> 'delay_ms')::numeric / 1000));
+            UPDATE @extschema@.crawl_frontier f
+               SET state = 'leased', lease_owner = worker, leased_at = t, lease_expires_at = t + lease,
+                   attempts = f.attempts + 1, updated_at = t
+             WHERE f.id = r.id
+            RETURNING f.id, f.session_id, f.url, f.kind, f.depth, f.attempts, f.found_on, f.leased_at, f.lease_expires_at
+                 INTO item_id, session_id, url, kind, depth, attempts, found_on, leased_at, lease_expires_at;
+            RETURN NEXT;
+            on_host := on_host + 1;
+            got := got + 1;
+            IF delay > '0' THEN
+                -- One fetch per delay: the next claim of this host waits.
+                UPDATE @extschema@.crawl_hosts ch SET next_fetch_at = t + delay, updated_at = t
+                 WHERE ch.host = h.host;
+                EXIT;
+            END IF;
+        END LOOP;
+        EXIT WHEN got >= max_items;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_claim(text, integer, interval) IS
+    'crawler_ha: lease up to max_items queued URLs of running crawls to a worker, honouring each host''s delay, back-off and per-host limit; expired leases are reclaimed first';
+
+CREATE FUNCTION @extschema@.crawl_renew(worker text, items bigint[], lease interval DEFAULT '60 s')
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM @extschema@.ha_assert_writable();
+    PERFORM @extschema@.crawl_check_worker(worker);
+    IF items IS NULL THEN
+        RAISE EXCEPTION 'items must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM @extschema@.crawl_check_interval(lease, 'lease', '1 second', '1 day');
+    UPDATE @extschema@.crawl_frontier f
+       SET lease_expires_at = clock_timestamp() + lease, updated_at = clock_timestamp()
+     WHERE f.id = ANY (items) AND f.state = 'leased' AND f.lease_owner = worker;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_renew(text, bigint[], interval) IS
+    'crawler_ha: extend the worker''s leases on these items; returns how many it still held';
+
+CREATE FUNCTION @extschema@.crawl_release(worker text, items bigint[])
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM @extschema@.ha_assert_writable();
+    PERFORM @extschema@.crawl_check_worker(worker);
+    IF items IS NULL THEN
+        RAISE EXCEPTION 'items must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- A returned lease is not a failed attempt.
+    UPDATE @extschema@.crawl_frontier f
+       SET state = 'queued', lease_expires_at = NULL, attempts = greatest(f.attempts - 1, 0),
+           updated_at = clock_timestamp()
+     WHERE f.id = ANY (items) AND f.state = 'leased' AND f.lease_owner = worker;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_release(text, bigint[]) IS
+    'crawler_ha: give the worker''s leases back (clean stop); the items are queued again and the attempt is not counted';
+
+-- The lease check shared by complete and fail: the locked row, or an error.
+CREATE FUNCTION @extschema@.crawl_lease_row(item bigint, worker text)
+RETURNS @extschema@.crawl_frontier
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r @extschema@.crawl_frontier;
+BEGIN
+    IF item IS NULL THEN
+        RAISE EXCEPTION 'item must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM @extschema@.crawl_check_worker(worker);
+    SELECT * INTO r FROM @extschema@.crawl_frontier f WHERE f.id = item FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'frontier item % does not exist', item USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_lease_row(bigint, text) IS
+    'crawler_ha (internal): lock and return a frontier item';
+
+CREATE FUNCTION @extschema@.crawl_refuse_lease(r @extschema@.crawl_frontier, worker text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'worker "%" does not hold the lease on frontier item %', left(worker, 200), r.id
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              DETAIL = format('The item is %s%s.', r.state,
+                              CASE WHEN r.lease_owner IS NOT NULL THEN format(', last leased by "%s"', r.lease_owner) ELSE '' END);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_refuse_lease(@extschema@.crawl_frontier, text) IS
+    'crawler_ha (internal): raise 55000 for a lease the caller does not hold';
+
+CREATE FUNCTION @extschema@.crawl_complete(item bigint, worker text, result jsonb DEFAULT '{}')
+RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r @extschema@.crawl_frontier;
+BEGIN
+    PERFORM @extschema@.ha_assert_writable();
+    IF result IS NULL THEN
+        RAISE EXCEPTION 'result must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'Pass ''{}'' when there is nothing to report.';
+    ELSIF jsonb_typeof(result) <> 'object' THEN
+        RAISE EXCEPTION 'result must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    ELSIF octet_length(result::text) > 65536 THEN
+        RAISE EXCEPTION 'result is too large' USING ERRCODE = 'program_limit_exceeded',
+            DETAIL = 'At most 64 kB of JSON per item.';
+    END IF;
+    r := @extschema@.crawl_lease_row(item, worker);
+    IF r.state = 'done' AND r.lease_owner = worker THEN
+        RETURN true;  -- a retry after a lost reply: already done
+    ELSIF r.state <> 'leased' OR r.lease_owner <> worker THEN
+        PERFORM @extschema@.crawl_refuse_lease(r, worker);
+    END IF;
+    UPDATE @extschema@.crawl_frontier f
+       SET state = 'done', lease_expires_at = NULL, result = crawl_complete.result, last_error = NULL,
+           updated_at = clock_timestamp()
+     WHERE f.id = item;
+    IF r.kind = 'page' THEN
+        UPDATE @extschema@.crawl_sessions s
+           SET pages_fetched = s.pages_fetched + 1, updated_at = now()
+         WHERE s.id = r.session_id;
+    END IF;
+    PERFORM @extschema@.crawl_finish_if_idle(r.session_id);
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_complete(bigint, text, jsonb) IS
+    'crawler_ha: mark a leased item done; repeating it (a retry) is harmless; refused (55000) without the lease';
+
+CREATE FUNCTION @extschema@.crawl_fail(item bigint, worker text, error text, retry_after interval DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r @extschema@.crawl_frontier;
+    max_attempts integer;
+    new_state text;
+BEGIN
+    PERFORM @extschema@.ha_assert_writable();
+    IF error IS NULL THEN
+        RAISE EXCEPTION 'error must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF length(error) > 4096 THEN
+        RAISE EXCEPTION 'error text is too long' USING ERRCODE = 'string_data_right_truncation',
+            DETAIL = 'At most 4096 characters.';
+    END IF;
+    IF retry_after IS NOT NULL THEN
+        PERFORM @extschema@.crawl_check_interval(retry_after, 'retry_after', '0', '7 days');
+    END IF;
+    r := @extschema@.crawl_lease_row(item, worker);
+    IF r.state IN ('failed', 'queued') AND r.lease_owner = worker AND r.last_error = error THEN
+        RETURN r.state;  -- a retry after a lost reply
+    ELSIF r.state <> 'leased' OR r.lease_owner <> worker THEN
+        PERFORM @extschema@.crawl_refuse_lease(r, worker);
+    END IF;
+    SELECT (s.settings ->> 'max_attempts')::integer INTO max_attempts
+      FROM @extschema@.crawl_sessions s WHERE s.id = r.session_id;
+    new_state := CASE WHEN retry_after IS NOT NULL AND r.attempts < max_attempts THEN 'queued' ELSE 'failed' END;
+    UPDATE @extschema@.crawl_frontier f
+       SET state = new_state, lease_expires_at = NULL, last_error = error,
+           next_fetch_at = CASE WHEN new_state = 'queued' THEN clock_timestamp() + retry_after ELSE f.next_fetch_at END,
+           updated_at = clock_timestamp()
+     WHERE f.id = item;
+    UPDATE @extschema@.crawl_sessions s
+       SET retries = s.retries + CASE WHEN new_state = 'queued' THEN 1 ELSE 0 END,
+           errors = s.errors + CASE WHEN new_state = 'failed' THEN 1 ELSE 0 END,
+           updated_at = now()
+     WHERE s.id = r.session_id;
+    IF new_state = 'failed' THEN
+        PERFORM @extschema@.crawl_finish_if_idle(r.session_id);
+    END IF;
+    RETURN new_state;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_fail(bigint, text, text, interval) IS
+    'crawler_ha: record a failed fetch; with retry_after the item is queued again until max_attempts, else it fails for good. Returns the new state';
+
+CREATE FUNCTION @extschema@.crawl_host_set(host text, crawl_delay interval DEFAULT NULL, robots_txt text DEFAULT NULL,
+                                           backoff_until timestamptz DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM @extschema@.ha_assert_writable();
+    IF host IS NULL THEN
+        RAISE EXCEPTION 'host must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF host !~ '^[a-z0-9._~%!$&''()*+,;=\[\]-]{1,255}(:[0-9]{1,5})?$' THEN
+        RAISE EXCEPTION 'invalid host "%"', left(host, 200)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'A host is a lower-case host name with an optional port, as in frontier rows.';
+    END IF;
+    IF crawl_delay IS NOT NULL THEN
+        PERFORM @extschema@.crawl_check_interval(crawl_delay, 'crawl_delay', '0', '1 day');
+    END IF;
+    IF robots_txt IS NOT NULL AND octet_length(robots_txt) > 524288 THEN
+        RAISE EXCEPTION 'robots_txt is too long' USING ERRCODE = 'string_data_right_truncation',
+            DETAIL = 'At most 512 kB are kept; truncate it as crawlers do.';
+    END IF;
+    IF backoff_until IS NOT NULL AND backoff_until > now() + interval '7 days' THEN
+        RAISE EXCEPTION 'backoff_until is more than 7 days ahead' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO @extschema@.crawl_hosts AS ch (host, crawl_delay, robots_txt, robots_fetched_at, backoff_until)
+    VALUES (host, crawl_delay, robots_txt, CASE WHEN robots_txt IS NOT NULL THEN now() END, backoff_until)
+    ON CONFLICT ON CONSTRAINT crawl_hosts_pkey DO UPDATE
+       SET crawl_delay = coalesce(EXCLUDED.crawl_delay, ch.crawl_delay),
+           robots_txt = coalesce(EXCLUDED.robots_txt, ch.robots_txt),
+           robots_fetched_at = coalesce(EXCLUDED.robots_fetched_at, ch.robots_fetched_at),
+           backoff_until = greatest(EXCLUDED.backoff_until, ch.backoff_until),
+           updated_at = now();
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_host_set(text, interval, text, timestamptz) IS
+    'crawler_ha: record a host''s robots.txt, its Crawl-delay and a back-off (429/503 Retry-After) shared by every worker';

@@ -1,0 +1,120 @@
+-- Images: record (idempotent, keyed by URL), get, delete.
+
+CREATE FUNCTION @extschema@.image_record(session bigint, url text, sha256 text, file_path text, file_size bigint,
+                                         width integer, height integer, format text, content_type text,
+                                         found_on text DEFAULT NULL, http_status integer DEFAULT 200,
+                                         filename text DEFAULT NULL, item bigint DEFAULT NULL,
+                                         worker text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    image_id bigint;
+    inserted boolean;
+BEGIN
+    PERFORM @extschema@.ha_assert_writable();
+    IF session IS NULL THEN
+        RAISE EXCEPTION 'session must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF sha256 IS NULL THEN
+        RAISE EXCEPTION 'sha256 must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF file_path IS NULL THEN
+        RAISE EXCEPTION 'file_path must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF file_size IS NULL THEN
+        RAISE EXCEPTION 'file_size must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF sha256 !~ '^[0-9a-f]{64}$' THEN
+        RAISE EXCEPTION 'invalid sha256 "%"', left(sha256, 100)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'sha256 is 64 lower-case hex digits.';
+    ELSIF length(file_path) > 1024 OR file_path !~ '^[!-~]+$' OR file_path ~ '(^|/)\.\.(/|$)' THEN
+        RAISE EXCEPTION 'invalid file_path "%"', left(file_path, 200)
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'file_path is 1 to 1024 printable ASCII characters without spaces or "..".';
+    ELSIF file_size < 0 OR file_size > 1099511627776 THEN
+        RAISE EXCEPTION 'file_size % is out of range', file_size USING ERRCODE = 'invalid_parameter_value';
+    ELSIF width < 0 OR height < 0 OR width > 1000000 OR height > 1000000 THEN
+        RAISE EXCEPTION 'image size %x% is out of range', width, height USING ERRCODE = 'invalid_parameter_value';
+    ELSIF length(format) > 32 OR length(content_type) > 255 OR length(filename) > 1024 THEN
+        RAISE EXCEPTION 'format, content_type or filename is too long' USING ERRCODE = 'string_data_right_truncation',
+            DETAIL = 'At most 32, 255 and 1024 characters.';
+    ELSIF http_status NOT BETWEEN 100 AND 599 THEN
+        RAISE EXCEPTION 'http_status % is out of range', http_status USING ERRCODE = 'invalid_parameter_value';
+    ELSIF (item IS NULL) <> (worker IS NULL) THEN
+        RAISE EXCEPTION 'item and worker go together' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Pass both to complete the frontier item in the same transaction, or neither.';
+    END IF;
+    PERFORM @extschema@.crawl_url_host(url, 'url');
+    IF found_on IS NOT NULL THEN
+        PERFORM @extschema@.crawl_url_host(found_on, 'found_on');
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM @extschema@.crawl_sessions s WHERE s.id = session) THEN
+        RAISE EXCEPTION 'crawl session % does not exist', session USING ERRCODE = 'no_data_found';
+    END IF;
+
+    -- Same URL, same bytes: the row stays as it is (a retry changes nothing).
+    -- Same URL, new bytes: the image changed; the row follows it.
+    INSERT INTO @extschema@.images AS i
+           (url, filename, file_path, file_size, width, height, format, sha256, content_type,
+            found_on, session_id, http_status)
+    VALUES (url, filename, file_path, file_size, width, height, format, sha256, content_type,
+            found_on, session, coalesce(http_status, 200))
+    ON CONFLICT ON CONSTRAINT images_url_key DO UPDATE
+       SET filename = EXCLUDED.filename, file_path = EXCLUDED.file_path, file_size = EXCLUDED.file_size,
+           width = EXCLUDED.width, height = EXCLUDED.height, format = EXCLUDED.format,
+           sha256 = EXCLUDED.sha256, content_type = EXCLUDED.content_type, found_on = EXCLUDED.found_on,
+           session_id = EXCLUDED.session_id, http_status = EXCLUDED.http_status, updated_at = now()
+     WHERE i.sha256 <> EXCLUDED.sha256
+    RETURNING i.id, i.xmax = 0 INTO image_id, inserted;
+
+    IF image_id IS NULL THEN
+        SELECT i.id INTO image_id FROM @extschema@.images i WHERE i.url = image_record.url;
+    ELSIF inserted THEN
+        UPDATE @extschema@.crawl_sessions s
+           SET images_stored = s.images_stored + 1, bytes_stored = s.bytes_stored + file_size,
+               updated_at = now()
+         WHERE s.id = session;
+    END IF;
+
+    IF item IS NOT NULL THEN
+        PERFORM @extschema@.crawl_complete(item, worker,
+            jsonb_build_object('http_status', coalesce(http_status, 200), 'bytes', file_size, 'image_id', image_id));
+    END IF;
+    RETURN image_id;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.image_record(bigint, text, text, text, bigint, integer, integer, text, text, text, integer, text, bigint, text) IS
+    'crawler_ha: record an image by URL (idempotent: the same URL and sha256 again returns the same id and changes nothing); with item and worker it also completes that frontier item';
+
+CREATE FUNCTION @extschema@.image_get(id bigint)
+RETURNS SETOF @extschema@.images
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF id IS NULL THEN
+        RAISE EXCEPTION 'id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN QUERY SELECT * FROM @extschema@.images i WHERE i.id = image_get.id;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.image_get(bigint) IS
+    'crawler_ha: the image row with this id, or no row';
+
+CREATE FUNCTION @extschema@.image_delete(id bigint)
+RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM @extschema@.ha_assert_writable();
+    IF id IS NULL THEN
+        RAISE EXCEPTION 'id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    DELETE FROM @extschema@.images i WHERE i.id = image_delete.id;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.image_delete(bigint) IS
+    'crawler_ha: delete an image row (not its file, which other URLs may share); false when there was none';

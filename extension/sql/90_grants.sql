@@ -1,0 +1,55 @@
+-- Privileges, last, once every object exists. PUBLIC gets nothing; the
+-- writer may only call the write API and read; nobody but the owner writes
+-- tables directly. The HA parts grant their own ha_* functions to the admin.
+
+DO $revoke$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN
+        SELECT d.objid::regprocedure
+          FROM pg_catalog.pg_depend d
+         WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'crawler_ha')
+           AND d.deptype = 'e'
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$revoke$;
+
+REVOKE ALL ON @extschema@.crawl_sessions, @extschema@.crawl_hosts, @extschema@.crawl_frontier,
+              @extschema@.images, @extschema@.ha_node FROM PUBLIC;
+REVOKE ALL ON SEQUENCE @extschema@.crawl_sessions_id_seq, @extschema@.crawl_frontier_id_seq,
+                       @extschema@.images_id_seq FROM PUBLIC;
+
+GRANT USAGE ON SCHEMA @extschema@ TO crawler_ha_writer, crawler_ha_reader, crawler_ha_admin;
+
+GRANT SELECT ON @extschema@.crawl_sessions, @extschema@.crawl_hosts, @extschema@.crawl_frontier,
+                @extschema@.images
+   TO crawler_ha_writer, crawler_ha_reader, crawler_ha_admin;
+GRANT SELECT ON @extschema@.ha_node TO crawler_ha_writer, crawler_ha_reader, crawler_ha_admin;
+
+GRANT EXECUTE ON FUNCTION
+    @extschema@.crawl_start(text[], jsonb),
+    @extschema@.crawl_stop(bigint),
+    @extschema@.crawl_status(bigint),
+    @extschema@.crawl_enqueue(bigint, text[], integer, text, text),
+    @extschema@.crawl_claim(text, integer, interval),
+    @extschema@.crawl_renew(text, bigint[], interval),
+    @extschema@.crawl_release(text, bigint[]),
+    @extschema@.crawl_complete(bigint, text, jsonb),
+    @extschema@.crawl_fail(bigint, text, text, interval),
+    @extschema@.crawl_host_set(text, interval, text, timestamptz),
+    @extschema@.image_record(bigint, text, text, text, bigint, integer, integer, text, text, text, integer, text, bigint, text),
+    @extschema@.image_get(bigint),
+    @extschema@.image_delete(bigint)
+   TO crawler_ha_writer;
+
+GRANT EXECUTE ON FUNCTION
+    @extschema@.crawl_status(bigint),
+    @extschema@.image_get(bigint)
+   TO crawler_ha_reader;
+
+GRANT EXECUTE ON FUNCTION @extschema@.ha_set_node_id(integer, text) TO crawler_ha_admin;

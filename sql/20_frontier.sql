@@ -1,0 +1,112 @@
+-- The frontier: enqueue with scope/depth/budget, claim with leases, complete,
+-- fail with retries, renew, release, expired leases.
+-- Earlier files left running sessions; stop them so claims here are predictable.
+\set SHOW_CONTEXT never
+SELECT count(crawl_stop(id)) AS stopped FROM crawl_sessions WHERE status = 'running';
+SELECT crawl_start(ARRAY['http://site.test/'],
+       '{"max_depth": 2, "max_pages": 5, "delay_ms": 0, "per_host": 100, "max_attempts": 2}') AS s \gset
+
+-- New URLs only; out of scope and too deep are skipped, not errors.
+SELECT crawl_enqueue(:s, ARRAY['http://site.test/a', 'http://site.test/b', 'http://site.test/a',
+                               'http://www.site.test/c', 'http://other.test/x'], 1, 'page', 'http://site.test/');
+SELECT crawl_enqueue(:s, ARRAY['http://site.test/a', 'http://site.test/d'], 1, 'page');
+SELECT crawl_enqueue(:s, ARRAY['http://site.test/deep'], 3, 'page');
+-- The page budget (max_pages 5) is used up: nothing more is queued.
+SELECT crawl_enqueue(:s, ARRAY['http://site.test/e', 'http://site.test/f', 'http://site.test/g'], 2, 'page');
+-- Images: other hosts only with images_any_host; one level below max depth is fine.
+SELECT crawl_enqueue(:s, ARRAY['http://site.test/i.png', 'http://cdn.test/j.png'], 3, 'image', 'http://site.test/a');
+SELECT url, kind, depth, host, found_on FROM crawl_frontier WHERE session_id = :s ORDER BY id;
+SELECT pages_queued, images_found FROM crawl_sessions WHERE id = :s;
+
+-- Bad enqueues change nothing.
+SELECT crawl_enqueue(NULL, ARRAY['http://site.test/z'], 1, 'page');
+SELECT crawl_enqueue(:s, NULL, 1, 'page');
+SELECT crawl_enqueue(:s, ARRAY['http://site.test/z'], NULL, 'page');
+SELECT crawl_enqueue(:s, ARRAY['http://site.test/z'], -1, 'page');
+SELECT crawl_enqueue(:s, ARRAY['http://site.test/z'], 2147483647, 'page');
+SELECT crawl_enqueue(:s, ARRAY['http://site.test/z'], 1, 'video');
+SELECT crawl_enqueue(:s, ARRAY['http://site.test/z'], 1, NULL);
+SELECT crawl_enqueue(:s, ARRAY['http://site.test/z', 'javascript:alert(1)'], 1, 'image');
+SELECT crawl_enqueue(:s, ARRAY['http://site.test/z', NULL], 1, 'image');
+SELECT crawl_enqueue(:s, ARRAY['http://site.test/z'], 1, 'image', 'not a url');
+SELECT crawl_enqueue(-5, ARRAY['http://site.test/z'], 1, 'page');
+SELECT count(*) AS frontier_rows FROM crawl_frontier WHERE session_id = :s;
+
+-- Claims: shallow first, leased to the caller, attempts counted.
+SELECT url, depth, attempts, lease_expires_at > leased_at AS has_expiry
+  FROM crawl_claim('w1', 3, '1 minute') ORDER BY depth, url;
+SELECT lease_owner, count(*) FROM crawl_frontier WHERE session_id = :s AND state = 'leased' GROUP BY 1;
+SELECT item_id AS other FROM crawl_claim('w2', 1) \gset
+SELECT id AS mine FROM crawl_frontier WHERE session_id = :s AND lease_owner = 'w1' ORDER BY id LIMIT 1 \gset
+
+-- Only the lease holder completes; a repeat is harmless; counters move once.
+SELECT crawl_complete(:mine, 'w2');
+SELECT crawl_complete(:mine, 'w1', '{"http_status": 200, "bytes": 512}');
+SELECT crawl_complete(:mine, 'w1', '{"http_status": 200, "bytes": 512}');
+SELECT pages_fetched FROM crawl_sessions WHERE id = :s;
+SELECT crawl_complete(:mine, 'w1', NULL);
+SELECT crawl_complete(:mine, 'w1', '[]');
+SELECT crawl_complete(NULL, 'w1');
+SELECT crawl_complete(-1, 'w1');
+SELECT crawl_complete(:mine, NULL);
+SELECT crawl_complete(:mine, 'w 1');
+SELECT crawl_complete(:mine, repeat('w', 300));
+
+-- Failures: retried until max_attempts (2), then failed; errors counted.
+SELECT crawl_fail(:other, 'w2', 'HTTP 503', '0 seconds');
+SELECT crawl_fail(:other, 'w2', 'HTTP 503', '0 seconds');  -- a retry of the same call
+SELECT item_id = :other AS same_item, attempts FROM crawl_claim('w2', 1);
+SELECT crawl_fail(:other, 'w2', 'HTTP 503 again', '0 seconds');
+SELECT state, attempts, last_error FROM crawl_frontier WHERE id = :other;
+SELECT errors, retries FROM crawl_sessions WHERE id = :s;
+SELECT crawl_fail(:other, 'w2', NULL);
+SELECT crawl_fail(:other, 'w2', repeat('x', 5000));
+SELECT crawl_fail(:other, 'w2', 'x', '-1 second');
+SELECT crawl_fail(:other, 'w1', 'not mine');
+
+-- Renew and release touch only the caller's own leases.
+SELECT crawl_renew('w1', ARRAY(SELECT id FROM crawl_frontier WHERE session_id = :s), '2 minutes');
+SELECT crawl_renew('nobody', ARRAY(SELECT id FROM crawl_frontier WHERE session_id = :s));
+SELECT crawl_renew('w1', NULL);
+SELECT crawl_renew('w1', ARRAY[1]::bigint[], '0 seconds');
+SELECT crawl_renew('w1', ARRAY[1]::bigint[], '100 years');
+SELECT crawl_release('w1', ARRAY(SELECT id FROM crawl_frontier WHERE session_id = :s));
+SELECT state, count(*), sum(attempts) FROM crawl_frontier WHERE session_id = :s GROUP BY 1 ORDER BY 1;
+
+-- Claim argument checks.
+SELECT * FROM crawl_claim(NULL);
+SELECT * FROM crawl_claim('w1', 0);
+SELECT * FROM crawl_claim('w1', -5);
+SELECT * FROM crawl_claim('w1', 2147483647);
+SELECT * FROM crawl_claim('w1', 1, NULL);
+SELECT * FROM crawl_claim('w1', 1, '-1 minute');
+SELECT * FROM crawl_claim(E'w1\n');
+
+-- An expired lease comes back to the queue on the next claim.
+SELECT count(*) AS leased FROM crawl_claim('crashed', 100, '1 second');
+SELECT pg_sleep(1.2);
+SELECT count(*) AS reclaimed, count(DISTINCT session_id) AS sessions FROM crawl_claim('w3', 100, '1 minute');
+SELECT count(*) FILTER (WHERE lease_owner = 'crashed') AS still_crashed FROM crawl_frontier WHERE state = 'leased';
+
+-- A stopped session hands out nothing and takes nothing.
+SELECT crawl_release('w3', ARRAY(SELECT id FROM crawl_frontier WHERE lease_owner = 'w3'));
+SELECT crawl_stop(:s);
+SELECT count(*) AS claimed_after_stop FROM crawl_claim('w4', 100) WHERE session_id = :s;
+SELECT crawl_enqueue(:s, ARRAY['http://site.test/late'], 1, 'page');
+
+-- Politeness: with a delay, one claim per host per delay.
+SELECT crawl_start(ARRAY['http://slow.test/1'], '{"delay_ms": 60000, "per_host": 10}') AS p \gset
+SELECT crawl_enqueue(:p, ARRAY['http://slow.test/2', 'http://slow.test/3'], 1, 'page');
+SELECT count(*) AS first_claim FROM crawl_claim('w5', 10) WHERE session_id = :p;
+SELECT count(*) AS second_claim FROM crawl_claim('w5', 10) WHERE session_id = :p;
+SELECT next_fetch_at > now() + interval '50 seconds' AS host_waits FROM crawl_hosts WHERE host = 'slow.test';
+
+-- Host state: robots.txt, Crawl-delay and back-off are shared through the database.
+SELECT crawl_host_set('slow.test', '2 seconds', E'User-agent: *\nDisallow: /private', now() + interval '1 minute');
+SELECT crawl_delay, robots_txt IS NOT NULL AS has_robots, backoff_until > now() AS backing_off
+  FROM crawl_hosts WHERE host = 'slow.test';
+SELECT crawl_host_set(NULL);
+SELECT crawl_host_set('Bad Host');
+SELECT crawl_host_set('slow.test', '-1 second');
+SELECT crawl_host_set('slow.test', NULL, repeat('x', 600000));
+SELECT crawl_host_set('slow.test', NULL, NULL, now() + interval '30 days');

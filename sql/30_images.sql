@@ -1,0 +1,58 @@
+-- Images: idempotent record keyed by URL, content change, get, delete.
+\set SHOW_CONTEXT never
+SELECT crawl_start(ARRAY['http://img.test/'], '{"delay_ms": 0, "per_host": 10}') AS s \gset
+SELECT image_record(:s, 'http://img.test/a.png', repeat('ab', 32), 'ab/ab/' || repeat('ab', 32) || '.png',
+                    1234, 640, 480, 'png', 'image/png', 'http://img.test/', 200, 'a.png') AS a \gset
+SELECT :a % 1024 AS node_part;
+-- A retry after a lost reply: same id, nothing changes, counted once.
+SELECT image_record(:s, 'http://img.test/a.png', repeat('ab', 32), 'ab/ab/' || repeat('ab', 32) || '.png',
+                    1234, 640, 480, 'png', 'image/png', 'http://img.test/', 200, 'a.png') = :a AS same_id;
+SELECT xmin AS xmin_before FROM images WHERE id = :a \gset
+SELECT image_record(:s, 'http://img.test/a.png', repeat('ab', 32), 'ab/ab/' || repeat('ab', 32) || '.png',
+                    1234, 640, 480, 'png', 'image/png') = :a AS same_id_again;
+SELECT xmin = :'xmin_before' AS row_untouched FROM images WHERE id = :a;
+SELECT images_stored, bytes_stored FROM crawl_sessions WHERE id = :s;
+-- Same bytes under another URL: a second row, the same file.
+SELECT image_record(:s, 'http://img.test/copy.png', repeat('ab', 32), 'ab/ab/' || repeat('ab', 32) || '.png',
+                    1234, 640, 480, 'png', 'image/png') <> :a AS new_row;
+SELECT count(*) AS rows, count(DISTINCT file_path) AS files FROM images WHERE sha256 = repeat('ab', 32);
+-- The image changed on the server: same URL, same id, new content.
+SELECT image_record(:s, 'http://img.test/a.png', repeat('cd', 32), 'cd/cd/' || repeat('cd', 32) || '.webp',
+                    99, 10, 10, 'webp', 'image/webp') = :a AS same_id_new_content;
+SELECT url, sha256 = repeat('cd', 32) AS new_hash, file_size, width, height, format FROM image_get(:a);
+SELECT images_stored, bytes_stored FROM crawl_sessions WHERE id = :s;
+
+-- Recording an image can complete its frontier item in the same transaction.
+SELECT crawl_enqueue(:s, ARRAY['http://img.test/b.gif'], 1, 'image', 'http://img.test/');
+SELECT item_id AS item FROM crawl_claim('iw', 10) WHERE url = 'http://img.test/b.gif' \gset
+SELECT image_record(:s, 'http://img.test/b.gif', repeat('ef', 32), 'ef/ef/x.gif', 42, 1, 1, 'gif', 'image/gif',
+                    item => :item, worker => 'iw') IS NOT NULL AS recorded;
+SELECT state, result ? 'image_id' AS linked FROM crawl_frontier WHERE id = :item;
+SELECT image_record(:s, 'http://img.test/b.gif', repeat('ef', 32), 'ef/ef/x.gif', 42, 1, 1, 'gif', 'image/gif',
+                    item => :item, worker => 'iw') IS NOT NULL AS retry_is_fine;
+
+-- Bad input: a clear error and no row.
+SELECT count(*) AS images_before FROM images;
+SELECT image_record(NULL, 'http://img.test/x.png', repeat('ab', 32), 'p', 1, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, NULL, repeat('ab', 32), 'p', 1, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', NULL, 'p', 1, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', 'ABCD', 'p', 1, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), NULL, 1, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), '../../etc/passwd', 1, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), 'p', -1, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), 'p', 9223372036854775807, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), 'p', 1, -1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), 'p', 1, 1, 2147483647, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), 'p', 1, 1, 1, repeat('f', 100000), 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), 'p', 1, 1, 1, 'png', 'image/png', http_status => 999);
+SELECT image_record(:s, 'data:image/png;base64,AAAA', repeat('ab', 32), 'p', 1, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), 'p', 1, 1, 1, 'png', 'image/png', item => 1);
+SELECT image_record(424242, 'http://img.test/x.png', repeat('ab', 32), 'p', 1, 1, 1, 'png', 'image/png');
+SELECT count(*) AS images_after FROM images;
+
+-- get and delete (the original API's GET and DELETE /api/images/{id}).
+SELECT count(*) AS missing FROM image_get(-1);
+SELECT * FROM image_get(NULL);
+SELECT image_delete(:a), image_delete(:a);
+SELECT count(*) AS gone FROM image_get(:a);
+SELECT image_delete(NULL);
