@@ -1,0 +1,28 @@
+// Finding every image and link in an HTML page or a stylesheet (htmlcxx).
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace crawler {
+
+struct Links {
+  std::vector<std::string> images;  // absolute, normalised, unique, document order
+  std::vector<std::string> pages;   // pages, frames and stylesheets to follow
+};
+
+// Extracts from an HTML document whose address is `page_url` (the first
+// <base href> overrides it for resolution).
+Links extract_html(std::string_view html, std::string_view page_url);
+
+// Image URLs in CSS text (url() and image-set()), resolved against `base_url`.
+// @import and @font-face sources are not images and are left out.
+std::vector<std::string> extract_css(std::string_view css, std::string_view base_url);
+
+// Building blocks, exposed for the tests.
+std::string decode_entities(std::string_view s);
+std::vector<std::string> parse_srcset(std::string_view srcset);
+std::vector<std::string> css_image_refs(std::string_view css);
+bool looks_like_image_path(std::string_view url);
+
+}  // namespace crawler

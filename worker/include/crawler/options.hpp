@@ -1,0 +1,57 @@
+// Command line and config file (Boost.Program_options reads both).
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace crawler {
+
+// How this worker process fetches and talks to the database.
+struct WorkerOptions {
+  std::string db;                 // libpq conninfo, several hosts allowed
+  std::string storage;            // root of the content-addressed store
+  std::string worker_id;          // default: hostname:pid
+  int concurrency = 16;           // transfers at once
+  int host_connections = 8;       // connections per host (curl)
+  int claim_batch = 32;
+  int lease_seconds = 60;
+  int connect_timeout_ms = 10000;
+  int timeout_ms = 120000;        // whole transfer
+  int low_speed_bytes = 1000;     // slower than this ...
+  int low_speed_seconds = 20;     // ... for this long is a timeout
+  int max_redirects = 5;
+  int max_retry_after_s = 3600;   // longer Retry-After values are capped
+  int max_pending_writes = 2000;  // unacknowledged results before fetching pauses
+  std::string user_agent;         // overrides the sessions' user_agent when set
+  std::string log_level = "info";
+};
+
+// Options of a new crawl (the `crawl` command), passed to crawl_start().
+struct CrawlRequest {
+  std::vector<std::string> seeds;
+  std::optional<int> max_depth, max_pages, per_host, delay_ms, max_attempts;
+  std::optional<int> min_width, min_height;
+  std::optional<long long> max_page_bytes, max_image_bytes, max_pixels;
+  std::vector<std::string> allow_domains;
+  bool images_any_host = false;
+  bool no_robots = false;
+  std::string user_agent;
+  // The options object for crawl_start(): only what was given.
+  std::string options_json() const;
+};
+
+struct Command {
+  std::string name;  // crawl, run, status, help, version
+  WorkerOptions worker;
+  CrawlRequest crawl;
+  std::optional<long long> session;  // status --session
+  std::string config_file;
+  std::string help_text;
+};
+
+// Throws std::runtime_error with a message fit for the user.
+Command parse_command_line(int argc, const char* const argv[]);
+
+std::string json_string(const std::string& s);  // a JSON string literal
+
+}  // namespace crawler

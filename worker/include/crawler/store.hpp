@@ -1,0 +1,60 @@
+// Content-addressed file store: bytes streamed to a temporary file in the
+// store while hashed (sha256, OpenSSL EVP), fsynced, renamed atomically into
+// ab/cd/<sha256>.<ext>. A temporary file never outlives its PendingFile, so
+// no partial file is ever left behind; the same bytes make one file.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+struct evp_md_ctx_st;
+
+namespace crawler {
+
+class PendingFile {
+ public:
+  PendingFile(const PendingFile&) = delete;
+  PendingFile& operator=(const PendingFile&) = delete;
+  ~PendingFile();  // removes the temporary file unless committed
+
+  // Appends bytes; false (with error()) when the disk refuses them.
+  bool write(const char* data, std::size_t n);
+  std::uint64_t size() const { return size_; }
+  const std::string& head() const { return head_; }  // the first 4 KiB
+  const std::filesystem::path& temp_path() const { return temp_; }
+  const std::string& error() const { return error_; }
+
+  // Flushes and fsyncs the data, returns the hex sha256 (call once).
+  bool finish(std::string* sha256_hex);
+  // Moves the finished file to ab/cd/<sha256>.<ext> (or drops it when that
+  // file exists: same bytes) and fsyncs the directory. Returns the path
+  // relative to the store root.
+  bool commit(const std::string& ext, std::string* relative_path);
+
+ private:
+  friend class FileStore;
+  PendingFile(std::filesystem::path root, std::filesystem::path temp, int fd);
+  bool flush();
+  std::filesystem::path root_, temp_;
+  int fd_ = -1;
+  evp_md_ctx_st* md_ = nullptr;
+  std::string buffer_, head_, sha_, error_;
+  std::uint64_t size_ = 0;
+  bool committed_ = false;
+};
+
+class FileStore {
+ public:
+  explicit FileStore(std::filesystem::path root);  // throws when unusable
+  const std::filesystem::path& root() const { return root_; }
+  // A new temporary file; nullptr with *error set when it cannot be made.
+  std::unique_ptr<PendingFile> create(std::string* error);
+  // Removes temporary files of processes that are gone (after a crash).
+  int remove_stale_temporaries();
+
+ private:
+  std::filesystem::path root_, tmp_;
+};
+
+}  // namespace crawler

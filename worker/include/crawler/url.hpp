@@ -1,0 +1,36 @@
+// URL resolution and normalisation with libcurl's URL API (CURLU).
+#pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace crawler {
+
+// Resolves `ref` against the absolute URL `base` and normalises the result:
+// lower-case scheme and host, default port dropped, fragment dropped, dot
+// segments removed, unsafe bytes percent-encoded, IDN hosts in punycode.
+// Returns nothing for URLs the crawler never fetches: other schemes
+// (data:, javascript:, mailto:, ftp: ...), malformed URLs, URLs without a
+// host and URLs longer than the API's 2048 characters.
+std::optional<std::string> resolve_url(std::string_view base, std::string_view ref);
+
+// Normalises an absolute URL (same rules as resolve_url).
+std::optional<std::string> normalize_url(std::string_view url);
+
+// Parts of an absolute, normalised URL.
+struct UrlParts {
+  std::string scheme;
+  std::string host;   // lower case, no port
+  int port = 0;       // the effective port (80/443 when implicit)
+  std::string path;   // path + query, at least "/"
+};
+std::optional<UrlParts> split_url(std::string_view url);
+
+// "host" or "host:port" when the port is not the scheme's default: the key
+// under which robots.txt and politeness are kept.
+std::string host_key(const UrlParts& u);
+
+// The last path segment, decoded only for display ("" when none).
+std::string url_filename(std::string_view url);
+
+}  // namespace crawler

@@ -1,0 +1,155 @@
+#include "crawler/store.hpp"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+
+namespace crawler {
+namespace fs = std::filesystem;
+
+namespace {
+constexpr std::size_t kBufferSize = 64 * 1024;
+constexpr std::size_t kHeadSize = 4096;
+
+std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+
+bool fsync_dir(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+}  // namespace
+
+PendingFile::PendingFile(fs::path root, fs::path temp, int fd)
+    : root_(std::move(root)), temp_(std::move(temp)), fd_(fd), md_(EVP_MD_CTX_new()) {
+  buffer_.reserve(kBufferSize);
+  if (!md_ || EVP_DigestInit_ex(md_, EVP_sha256(), nullptr) != 1)
+    throw std::runtime_error("OpenSSL: cannot start sha256");
+}
+
+PendingFile::~PendingFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(temp_.c_str());
+  EVP_MD_CTX_free(md_);
+}
+
+bool PendingFile::write(const char* data, std::size_t n) {
+  if (head_.size() < kHeadSize) head_.append(data, std::min(n, kHeadSize - head_.size()));
+  EVP_DigestUpdate(md_, data, n);
+  size_ += n;
+  buffer_.append(data, n);
+  return buffer_.size() < kBufferSize || flush();
+}
+
+bool PendingFile::flush() {
+  std::size_t off = 0;
+  while (off < buffer_.size()) {
+    ssize_t w = ::write(fd_, buffer_.data() + off, buffer_.size() - off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      error_ = errno_text("write to the store");
+      return false;
+    }
+    off += static_cast<std::size_t>(w);
+  }
+  buffer_.clear();
+  return true;
+}
+
+bool PendingFile::finish(std::string* sha256_hex) {
+  if (!flush()) return false;
+  if (::fsync(fd_) != 0) {
+    error_ = errno_text("fsync");
+    return false;
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(md_, digest, &len);
+  static const char* hex = "0123456789abcdef";
+  sha_.clear();
+  for (unsigned int i = 0; i < len; ++i) {
+    sha_ += hex[digest[i] >> 4];
+    sha_ += hex[digest[i] & 15];
+  }
+  *sha256_hex = sha_;
+  return true;
+}
+
+bool PendingFile::commit(const std::string& ext, std::string* relative_path) {
+  if (sha_.empty()) {
+    error_ = "commit before finish";
+    return false;
+  }
+  fs::path rel = fs::path(sha_.substr(0, 2)) / sha_.substr(2, 2) / (sha_ + "." + ext);
+  fs::path dest = root_ / rel;
+  std::error_code ec;
+  fs::create_directories(dest.parent_path(), ec);
+  if (ec) {
+    error_ = "cannot create " + dest.parent_path().string() + ": " + ec.message();
+    return false;
+  }
+  ::close(fd_);
+  fd_ = -1;
+  struct stat st;
+  if (::stat(dest.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) == size_) {
+    // Same name is same sha256: the bytes are already here.
+    ::unlink(temp_.c_str());
+  } else {
+    ::chmod(temp_.c_str(), 0644);
+    if (::rename(temp_.c_str(), dest.c_str()) != 0) {
+      error_ = errno_text("rename into the store");
+      return false;
+    }
+    if (!fsync_dir(dest.parent_path())) {
+      error_ = errno_text("fsync of the store directory");
+      return false;
+    }
+  }
+  committed_ = true;
+  *relative_path = rel.string();
+  return true;
+}
+
+FileStore::FileStore(fs::path root) : root_(std::move(root)), tmp_(root_ / ".tmp") {
+  std::error_code ec;
+  fs::create_directories(tmp_, ec);
+  if (ec) throw std::runtime_error("storage " + tmp_.string() + ": " + ec.message());
+  if (::access(tmp_.c_str(), W_OK) != 0)
+    throw std::runtime_error(errno_text(("storage " + tmp_.string()).c_str()));
+}
+
+std::unique_ptr<PendingFile> FileStore::create(std::string* error) {
+  std::string name = (tmp_ / ("part-" + std::to_string(::getpid()) + "-XXXXXX")).string();
+  int fd = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0) {
+    *error = errno_text("cannot create a temporary file in the store");
+    return nullptr;
+  }
+  return std::unique_ptr<PendingFile>(new PendingFile(root_, name, fd));
+}
+
+int FileStore::remove_stale_temporaries() {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(tmp_, ec)) {
+    std::string n = e.path().filename().string();
+    if (n.rfind("part-", 0) != 0) continue;
+    long pid = std::strtol(n.c_str() + 5, nullptr, 10);
+    // Several workers may share one store: only files of dead processes go.
+    if (pid == ::getpid()) continue;
+    if (pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM)) continue;
+    if (fs::remove(e.path(), ec)) ++removed;
+  }
+  return removed;
+}
+
+}  // namespace crawler

@@ -1,0 +1,184 @@
+#include "crawler/url.hpp"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <memory>
+
+namespace crawler {
+namespace {
+
+constexpr std::size_t kMaxUrlLength = 2048;
+
+struct UrlDeleter {
+  void operator()(CURLU* u) const { curl_url_cleanup(u); }
+};
+using UrlHandle = std::unique_ptr<CURLU, UrlDeleter>;
+
+struct CurlStr {
+  char* p = nullptr;
+  ~CurlStr() { curl_free(p); }
+};
+
+std::string trim(std::string_view s) {
+  // HTML attribute URLs are stripped of leading/trailing ASCII whitespace,
+  // and tabs/newlines inside are removed (WHATWG URL parser).
+  auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; };
+  std::size_t b = 0, e = s.size();
+  while (b < e && ws(s[b])) ++b;
+  while (e > b && ws(s[e - 1])) --e;
+  std::string out;
+  out.reserve(e - b);
+  for (std::size_t i = b; i < e; ++i)
+    if (s[i] != '\t' && s[i] != '\n' && s[i] != '\r') out.push_back(s[i]);
+  return out;
+}
+
+bool has_scheme(std::string_view s, std::string* scheme) {
+  // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"
+  if (s.empty() || !std::isalpha(static_cast<unsigned char>(s[0]))) return false;
+  for (std::size_t i = 1; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == ':') {
+      scheme->assign(s.substr(0, i));
+      std::transform(scheme->begin(), scheme->end(), scheme->begin(),
+                     [](unsigned char ch) { return std::tolower(ch); });
+      return true;
+    }
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.'))
+      return false;
+  }
+  return false;
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// Percent-encodes bytes outside printable ASCII and the characters that are
+// never valid in a URL, leaving existing %XX escapes alone.
+std::string encode_unsafe(std::string_view s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  // An international host name stays as it is: curl turns it into punycode.
+  std::size_t host_begin = std::string_view::npos, host_end = 0;
+  if (auto sep = s.find("//"); sep != std::string_view::npos && sep == s.find_first_of("/?#")) {
+    host_begin = sep + 2;
+    host_end = s.find_first_of("/?#", host_begin);
+    if (host_end == std::string_view::npos) host_end = s.size();
+  }
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    bool in_host = host_begin != std::string_view::npos && i >= host_begin && i < host_end;
+    if (in_host && c >= 0x80) {
+      out.push_back(static_cast<char>(c));
+    } else if (c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\' || c == '^' ||
+        c == '`' || c == '{' || c == '|' || c == '}') {
+      out.push_back('%');
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> finish(CURLU* h) {
+  CurlStr scheme;
+  if (curl_url_get(h, CURLUPART_SCHEME, &scheme.p, 0) != CURLUE_OK) return std::nullopt;
+  std::string sch = lower(scheme.p);
+  if (sch != "http" && sch != "https") return std::nullopt;
+  CurlStr host;
+  if (curl_url_get(h, CURLUPART_HOST, &host.p, CURLU_PUNYCODE) != CURLUE_OK) return std::nullopt;
+  std::string hs = lower(host.p);
+  if (hs.empty()) return std::nullopt;
+  if (curl_url_set(h, CURLUPART_HOST, hs.c_str(), 0) != CURLUE_OK) return std::nullopt;
+  curl_url_set(h, CURLUPART_FRAGMENT, nullptr, 0);
+  CurlStr full;
+  if (curl_url_get(h, CURLUPART_URL, &full.p, CURLU_NO_DEFAULT_PORT) != CURLUE_OK)
+    return std::nullopt;
+  std::string out = full.p;
+  if (out.size() > kMaxUrlLength) return std::nullopt;
+  for (unsigned char c : out)
+    if (c <= 0x20 || c >= 0x7f) return std::nullopt;
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> resolve_url(std::string_view base, std::string_view ref) {
+  std::string r = trim(ref);
+  std::string scheme;
+  if (has_scheme(r, &scheme) && scheme != "http" && scheme != "https") return std::nullopt;
+  UrlHandle h(curl_url());
+  if (!h) return std::nullopt;
+  std::string b = encode_unsafe(trim(base));
+  if (curl_url_set(h.get(), CURLUPART_URL, b.c_str(), CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+    return std::nullopt;
+  std::string enc = encode_unsafe(r);
+  // An empty or fragment-only reference is the base itself (curl 7.88 would
+  // drop the base's path for "#x").
+  if (enc.empty() || enc[0] == '#') return finish(h.get());
+  if (curl_url_set(h.get(), CURLUPART_URL, enc.c_str(), 0) != CURLUE_OK) return std::nullopt;
+  return finish(h.get());
+}
+
+std::optional<std::string> normalize_url(std::string_view url) {
+  std::string r = trim(url);
+  std::string scheme;
+  if (!has_scheme(r, &scheme) || (scheme != "http" && scheme != "https")) return std::nullopt;
+  UrlHandle h(curl_url());
+  if (!h) return std::nullopt;
+  std::string enc = encode_unsafe(r);
+  if (curl_url_set(h.get(), CURLUPART_URL, enc.c_str(), 0) != CURLUE_OK) return std::nullopt;
+  return finish(h.get());
+}
+
+std::optional<UrlParts> split_url(std::string_view url) {
+  UrlHandle h(curl_url());
+  std::string u(url);
+  if (curl_url_set(h.get(), CURLUPART_URL, u.c_str(), 0) != CURLUE_OK) return std::nullopt;
+  UrlParts p;
+  CurlStr s, host, port, path, query;
+  if (curl_url_get(h.get(), CURLUPART_SCHEME, &s.p, 0) != CURLUE_OK) return std::nullopt;
+  if (curl_url_get(h.get(), CURLUPART_HOST, &host.p, 0) != CURLUE_OK) return std::nullopt;
+  if (curl_url_get(h.get(), CURLUPART_PORT, &port.p, CURLU_DEFAULT_PORT) != CURLUE_OK)
+    return std::nullopt;
+  p.scheme = lower(s.p);
+  p.host = lower(host.p);
+  p.port = std::atoi(port.p);
+  if (curl_url_get(h.get(), CURLUPART_PATH, &path.p, 0) == CURLUE_OK) p.path = path.p;
+  if (p.path.empty()) p.path = "/";
+  if (curl_url_get(h.get(), CURLUPART_QUERY, &query.p, 0) == CURLUE_OK && query.p)
+    p.path += std::string("?") + query.p;
+  return p;
+}
+
+std::string host_key(const UrlParts& u) {
+  bool default_port = (u.scheme == "http" && u.port == 80) || (u.scheme == "https" && u.port == 443);
+  return default_port ? u.host : u.host + ":" + std::to_string(u.port);
+}
+
+std::string url_filename(std::string_view url) {
+  auto p = split_url(url);
+  if (!p) return {};
+  std::string path = p->path.substr(0, p->path.find('?'));
+  auto slash = path.rfind('/');
+  std::string last = slash == std::string::npos ? path : path.substr(slash + 1);
+  CurlStr dec;
+  int len = 0;
+  CURL* easy = nullptr;  // curl_easy_unescape accepts a NULL handle
+  dec.p = curl_easy_unescape(easy, last.c_str(), static_cast<int>(last.size()), &len);
+  if (!dec.p) return last;
+  std::string out(dec.p, static_cast<std::size_t>(len));
+  // Keep the name printable ASCII so it is always valid text: otherwise the
+  // encoded form, which the URL guarantees to be printable ASCII.
+  for (unsigned char c : out)
+    if (c < 0x20 || c >= 0x7f) return last;
+  return out;
+}
+
+}  // namespace crawler

@@ -1,0 +1,120 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "crawler/extract.hpp"
+
+using crawler::extract_html;
+
+namespace {
+std::string read_fixture(const std::string& name) {
+  std::ifstream in(std::string(FIXTURE_DIR) + "/" + name, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+bool has(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+}  // namespace
+
+TEST(Extract, EveryConstructOfTheFixturePage) {
+  auto links = extract_html(read_fixture("every-construct.html"), "http://page.test/dir/index.html");
+  const std::string b = "http://cdn.test/base/";
+  std::vector<std::string> expected = {
+      "http://cdn.test/og.jpg", "https://t.test/tw.png", b + "favicon.ico", b + "touch.png",
+      b + "hero.webp", b + "hero-1x.webp", b + "hero-2x.webp", b + "style-block.png",
+      b + "set-1x.avif", b + "set-2x.avif", b + "wk.png", b + "body-bg.gif", b + "plain.png",
+      b + "spaced.png", b + "s-480.jpg", b + "s-800.jpg", b + "s-1200.jpg", b + "x1.png",
+      b + "x2.png", b + "lazy.jpg", b + "orig.jpg", b + "lazy-1.jpg", b + "lazy-2.jpg",
+      b + "pic.avif", b + "pic.webp", b + "pic@2x.webp", b + "pic.jpg", b + "noscript.jpg",
+      b + "poster.jpg", b + "button.png", b + "svg-href.png", b + "svg-xlink.png",
+      b + "gallery/full.JPG", b + "photo.jpg?size=large&v=2", b + "div-bg.png",
+      "http://cdn.test/abs/entity.png"};
+  std::vector<std::string> got = links.images;
+  std::sort(expected.begin(), expected.end());
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, expected);
+}
+
+TEST(Extract, TextThatLooksLikeMarkupIsNotAnImage) {
+  auto links = extract_html(read_fixture("every-construct.html"), "http://page.test/");
+  for (const char* name : {"in-code.png", "in-pre.png", "from-script.png", "in-textarea.png",
+                           "in-comment.png", "commented-out.png", "font.woff2",
+                           "not-an-image.jpg", "x.png", "app.js"}) {
+    for (const auto& u : links.images) EXPECT_EQ(u.find(name), std::string::npos) << u;
+  }
+}
+
+TEST(Extract, PagesFramesAndStylesheetsAreFollowed) {
+  auto links = extract_html(read_fixture("every-construct.html"), "http://page.test/");
+  const std::string b = "http://cdn.test/base/";
+  EXPECT_TRUE(has(links.pages, b + "next.html"));
+  EXPECT_TRUE(has(links.pages, b + "page.html"));
+  EXPECT_TRUE(has(links.pages, b + "frame.html"));
+  EXPECT_TRUE(has(links.pages, b + "site.css"));
+  EXPECT_FALSE(has(links.pages, b + "gallery/full.JPG"));
+  for (const auto& p : links.pages) {
+    EXPECT_EQ(p.find("javascript"), std::string::npos);
+    EXPECT_EQ(p.find("mailto"), std::string::npos);
+  }
+}
+
+TEST(Extract, DuplicatesAreReportedOnce) {
+  auto links = extract_html("<img src=a.png><img src='a.png#x'><img src=./a.png>", "http://h.test/");
+  EXPECT_EQ(links.images, std::vector<std::string>{"http://h.test/a.png"});
+}
+
+TEST(Extract, WithoutBaseThePageUrlResolves) {
+  auto links = extract_html("<img src=x/y.png>", "http://h.test/dir/p.html");
+  EXPECT_EQ(links.images, std::vector<std::string>{"http://h.test/dir/x/y.png"});
+}
+
+TEST(Extract, NoscriptParsedAsTextIsParsedAgain) {
+  auto links = extract_html("<noscript>&lt;b&gt;<img src=\"ns.png\"></noscript>", "http://h.test/");
+  EXPECT_TRUE(has(links.images, "http://h.test/ns.png"));
+}
+
+TEST(Extract, UpperCaseTagsAndAttributes) {
+  auto links = extract_html("<IMG SRC=\"UP.PNG\"><VIDEO POSTER=p.jpg></VIDEO>", "http://h.test/");
+  EXPECT_TRUE(has(links.images, "http://h.test/UP.PNG"));
+  EXPECT_TRUE(has(links.images, "http://h.test/p.jpg"));
+}
+
+TEST(Entities, NamedNumericAndHex) {
+  EXPECT_EQ(crawler::decode_entities("a&amp;b&lt;&#65;&#x42;&quot;"), "a&b<AB\"");
+  EXPECT_EQ(crawler::decode_entities("?a=1&copy=2"), "?a=1&copy=2");
+  EXPECT_EQ(crawler::decode_entities("&unknown; & &amp"), "&unknown; & &");
+}
+
+TEST(Srcset, CandidatesWithDescriptorsAndCommasInUrls) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(crawler::parse_srcset("a.png 1x, b.png 2x"), (V{"a.png", "b.png"}));
+  // Without whitespace a comma belongs to the URL (HTML's srcset algorithm).
+  EXPECT_EQ(crawler::parse_srcset("a.png,b.png"), (V{"a.png,b.png"}));
+  EXPECT_EQ(crawler::parse_srcset("a.png, b.png"), (V{"a.png", "b.png"}));
+  EXPECT_EQ(crawler::parse_srcset(" a,b.png 100w , c.png"), (V{"a,b.png", "c.png"}));
+  EXPECT_EQ(crawler::parse_srcset("a.png (max-width: 1px, 2px) 1x, d.png"), (V{"a.png", "d.png"}));
+}
+
+TEST(Css, UrlAndImageSetButNotImportsOrFonts) {
+  auto refs = crawler::css_image_refs(
+      "@import 'x.css'; @font-face{src:url(f.woff)} a{background:url(a.png)}"
+      " b{content:'url(no.png)'; background:image-set('c.png' 1x, url(\"d.png\") 2x)}"
+      " e{background:URL(e\\.png)}");
+  EXPECT_EQ(refs, (std::vector<std::string>{"a.png", "c.png", "d.png", "e.png"}));
+}
+
+TEST(Css, ResolvedAgainstTheStylesheet) {
+  auto urls = crawler::extract_css(".x{background:url(../i/bg.png)}", "http://h.test/css/s.css");
+  EXPECT_EQ(urls, std::vector<std::string>{"http://h.test/i/bg.png"});
+}
+
+TEST(GalleryLinks, ImageExtensionsOnly) {
+  EXPECT_TRUE(crawler::looks_like_image_path("a/b.JPEG?x=1"));
+  EXPECT_TRUE(crawler::looks_like_image_path("b.svg#f"));
+  EXPECT_FALSE(crawler::looks_like_image_path("a.png/page"));
+  EXPECT_FALSE(crawler::looks_like_image_path("a.html"));
+}

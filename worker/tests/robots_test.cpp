@@ -1,0 +1,74 @@
+#include <gtest/gtest.h>
+
+#include "crawler/robots.hpp"
+
+using crawler::Robots;
+
+TEST(Robots, EmptyFileAllowsEverything) {
+  auto r = Robots::parse("", "crawler_ha");
+  EXPECT_TRUE(r.allowed("/anything"));
+  EXPECT_FALSE(r.crawl_delay());
+}
+
+TEST(Robots, StarGroupAppliesWithoutASpecificOne) {
+  auto r = Robots::parse("User-agent: *\nDisallow: /private/\n", "crawler_ha");
+  EXPECT_FALSE(r.allowed("/private/x.png"));
+  EXPECT_TRUE(r.allowed("/public/x.png"));
+}
+
+TEST(Robots, SpecificGroupReplacesTheStarGroup) {
+  auto r = Robots::parse(
+      "User-agent: *\nDisallow: /\n\nUser-agent: Crawler_HA\nDisallow: /no/\n", "crawler_ha");
+  EXPECT_TRUE(r.allowed("/yes"));
+  EXPECT_FALSE(r.allowed("/no/x"));
+}
+
+TEST(Robots, ConsecutiveUserAgentLinesShareAGroup) {
+  auto r = Robots::parse("User-agent: other\nUser-agent: crawler_ha\nDisallow: /x\n", "crawler_ha");
+  EXPECT_FALSE(r.allowed("/x"));
+}
+
+TEST(Robots, LongestMatchWinsAndAllowWinsATie) {
+  auto r = Robots::parse(
+      "User-agent: *\nDisallow: /a/\nAllow: /a/b/\nDisallow: /a/b/c\nAllow: /t\nDisallow: /t\n",
+      "crawler_ha");
+  EXPECT_FALSE(r.allowed("/a/x"));
+  EXPECT_TRUE(r.allowed("/a/b/x"));
+  EXPECT_FALSE(r.allowed("/a/b/cat"));
+  EXPECT_TRUE(r.allowed("/t"));
+}
+
+TEST(Robots, WildcardsAndEndAnchor) {
+  auto r = Robots::parse("User-agent: *\nDisallow: /*.gif$\nDisallow: /tmp*/x\n", "crawler_ha");
+  EXPECT_FALSE(r.allowed("/img/a.gif"));
+  EXPECT_TRUE(r.allowed("/img/a.gif?v=1"));
+  EXPECT_FALSE(r.allowed("/tmp123/x/y"));
+  EXPECT_TRUE(r.allowed("/tmp/y"));
+}
+
+TEST(Robots, EmptyDisallowAllowsAll) {
+  auto r = Robots::parse("User-agent: *\nDisallow:\n", "crawler_ha");
+  EXPECT_TRUE(r.allowed("/x"));
+}
+
+TEST(Robots, CrawlDelayAndCommentsAndCrLf) {
+  auto r = Robots::parse("# hi\r\nUser-agent: *   # all\r\nCrawl-delay: 2.5\r\nDisallow: /c # x\r\n",
+                         "crawler_ha");
+  ASSERT_TRUE(r.crawl_delay());
+  EXPECT_DOUBLE_EQ(*r.crawl_delay(), 2.5);
+  EXPECT_FALSE(r.allowed("/c/d"));
+}
+
+TEST(Robots, RobotsTxtItselfIsAlwaysAllowed) {
+  EXPECT_TRUE(Robots::disallow_all().allowed("/robots.txt"));
+  EXPECT_FALSE(Robots::disallow_all().allowed("/"));
+}
+
+TEST(Robots, PercentEscapesCompareCaseInsensitively) {
+  auto r = Robots::parse("User-agent: *\nDisallow: /a%2fb\n", "crawler_ha");
+  EXPECT_FALSE(r.allowed("/a%2Fb"));
+}
+
+TEST(Robots, AgentTokenIsTheProductName) {
+  EXPECT_EQ(crawler::agent_token("crawler_ha/0.1 (+https://x.test)"), "crawler_ha");
+}

@@ -1,0 +1,80 @@
+#include <gtest/gtest.h>
+
+#include "crawler/url.hpp"
+
+#include <clocale>
+
+using crawler::normalize_url;
+
+// libidn2 (behind curl's punycode) needs a UTF-8 locale; main() sets it too.
+static const bool utf8_locale = std::setlocale(LC_CTYPE, "C.UTF-8") != nullptr;
+
+using crawler::resolve_url;
+
+TEST(Url, LowerCasesSchemeAndHostButNotPath) {
+  EXPECT_EQ(normalize_url("HTTP://Example.COM/A/B.png"), "http://example.com/A/B.png");
+}
+
+TEST(Url, DropsDefaultPortAndFragment) {
+  EXPECT_EQ(normalize_url("http://example.com:80/x#frag"), "http://example.com/x");
+  EXPECT_EQ(normalize_url("https://example.com:443/"), "https://example.com/");
+  EXPECT_EQ(normalize_url("http://example.com:8080/x"), "http://example.com:8080/x");
+}
+
+TEST(Url, EmptyPathBecomesSlash) {
+  EXPECT_EQ(normalize_url("http://example.com"), "http://example.com/");
+}
+
+TEST(Url, ResolvesRelativeReferences) {
+  const char* base = "http://h.test/a/b/page.html?q=1";
+  EXPECT_EQ(resolve_url(base, "img.png"), "http://h.test/a/b/img.png");
+  EXPECT_EQ(resolve_url(base, "../img.png"), "http://h.test/a/img.png");
+  EXPECT_EQ(resolve_url(base, "/root.png"), "http://h.test/root.png");
+  EXPECT_EQ(resolve_url(base, "//cdn.test/x.png"), "http://cdn.test/x.png");
+  EXPECT_EQ(resolve_url(base, "?v=2"), "http://h.test/a/b/page.html?v=2");
+  EXPECT_EQ(resolve_url(base, "./c/./d/../e.png"), "http://h.test/a/b/c/e.png");
+}
+
+TEST(Url, EmptyReferenceIsThePageWithoutFragment) {
+  EXPECT_EQ(resolve_url("http://h.test/p#top", ""), "http://h.test/p");
+  EXPECT_EQ(resolve_url("http://h.test/p", "#section"), "http://h.test/p");
+}
+
+TEST(Url, SkipsSchemesTheCrawlerNeverFetches) {
+  const char* base = "http://h.test/";
+  EXPECT_FALSE(resolve_url(base, "data:image/png;base64,AAAA"));
+  EXPECT_FALSE(resolve_url(base, "javascript:void(0)"));
+  EXPECT_FALSE(resolve_url(base, " JavaScript:alert(1)"));
+  EXPECT_FALSE(resolve_url(base, "mailto:a@b.test"));
+  EXPECT_FALSE(resolve_url(base, "ftp://h.test/x.png"));
+  EXPECT_FALSE(normalize_url("not a url"));
+}
+
+TEST(Url, TrimsWhitespaceAndEncodesSpaces) {
+  EXPECT_EQ(resolve_url("http://h.test/", "  a b.png\n"), "http://h.test/a%20b.png");
+  EXPECT_EQ(resolve_url("http://h.test/", "caf\xc3\xa9.png"), "http://h.test/caf%C3%A9.png");
+}
+
+TEST(Url, InternationalHostsBecomePunycode) {
+  ASSERT_TRUE(utf8_locale);
+  EXPECT_EQ(normalize_url("http://b\xc3\xbc" "cher.test/"), "http://xn--bcher-kva.test/");
+}
+
+TEST(Url, RefusesOverlongUrls) {
+  std::string long_path(2100, 'a');
+  EXPECT_FALSE(normalize_url("http://h.test/" + long_path));
+}
+
+TEST(Url, HostKeyKeepsOnlyNonDefaultPorts) {
+  auto a = crawler::split_url("http://h.test/x");
+  auto b = crawler::split_url("http://h.test:8080/x?y=1");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(crawler::host_key(*a), "h.test");
+  EXPECT_EQ(crawler::host_key(*b), "h.test:8080");
+  EXPECT_EQ(b->path, "/x?y=1");
+}
+
+TEST(Url, FilenameIsTheLastSegment) {
+  EXPECT_EQ(crawler::url_filename("http://h.test/a/my%20cat.jpg?x=1"), "my cat.jpg");
+  EXPECT_EQ(crawler::url_filename("http://h.test/"), "");
+}
