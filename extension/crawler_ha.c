@@ -13,6 +13,7 @@
 #include "utils/guc.h"
 
 #include "crawler_ha.h"
+#include "ha_shared.h"
 
 PG_MODULE_MAGIC;
 
@@ -49,6 +50,9 @@ _PG_init(void)
 							   PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);
+
+	/* HA settings always; shared memory and the worker only when preloaded */
+	ha_worker_init();
 
 	MarkGUCPrefixReserved("crawler_ha");
 }

@@ -1,0 +1,1119 @@
+/*
+ * ha_actions.c
+ *		The HA state changes: promote, demote, rejoin, switchover, the
+ *		read-only and synchronous-standby settings, events.
+ *
+ * Only the HA worker calls these.  Each step runs in its own transaction,
+ * because several of them cannot share one (a logical slot cannot be created
+ * by a transaction that has written; ALTER SYSTEM is not transactional).
+ * Errors are caught, logged with their errcode and returned as text: a
+ * failed step never takes the worker down.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "pgstat.h"
+#include "postmaster/postmaster.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "crawler_ha.h"
+#include "ha_shared.h"
+
+HaLocal		ha_local;
+
+/* ---- transactions and SPI ---- */
+
+static void
+txn_begin(const char *what)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("crawler_ha: SPI_connect failed")));
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, what);
+}
+
+static void
+txn_commit(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Run a statement; for SELECTs return the first value as text (or NULL). */
+static char *
+spi_value(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	int			rc;
+
+	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+	if (rc < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("crawler_ha: SPI failed (%d) on: %s", rc, sql)));
+	/* the snapshot must see what the previous statement did */
+	CommandCounterIncrement();
+	if (SPI_tuptable != NULL && SPI_processed > 0)
+		return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return NULL;
+}
+
+static char *
+spi_sql(const char *fmt,...) pg_attribute_printf(1, 2);
+
+static char *
+spi_sql(const char *fmt,...)
+{
+	StringInfoData buf;
+	va_list		args;
+	int			needed;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&buf, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	return spi_value(buf.data, 0, NULL, NULL);
+}
+
+static XLogRecPtr
+parse_lsn(const char *s)
+{
+	uint32		hi,
+				lo;
+
+	if (s == NULL || sscanf(s, "%X/%X", &hi, &lo) != 2)
+		return InvalidXLogRecPtr;
+	return ((uint64) hi << 32) | lo;
+}
+
+static bool
+ha_parse_bool(const char *s)
+{
+	return s != NULL && (s[0] == 't' || s[0] == 'o');
+}
+
+/*
+ * Catch an error of one step: log it with its errcode, abort the
+ * transaction, and hand the message back.
+ */
+static void
+step_failed(MemoryContext cxt, const char *what, char *msg, size_t msglen)
+{
+	ErrorData  *ed;
+
+	MemoryContextSwitchTo(cxt);
+	ed = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	ereport(LOG,
+			(errcode(ed->sqlerrcode),
+			 errmsg("crawler_ha: %s failed: %s", what, ed->message)));
+	if (msg)
+		snprintf(msg, msglen, "%s failed: %s", what, ed->message);
+	FreeErrorData(ed);
+	MemoryContextSwitchTo(cxt);
+}
+
+char *
+ha_slot_name(int32 node_id)
+{
+	return psprintf(HA_SLOT_PREFIX "%d", node_id);
+}
+
+const char *
+ha_ext_schema(void)
+{
+	return ha_local.schema;
+}
+
+static void
+publish_local_state(void)
+{
+	SpinLockAcquire(&ha_shared->mutex);
+	ha_shared->state_loaded = ha_local.ext_present;
+	strlcpy(ha_shared->role, ha_local.role, HA_ROLE_LEN);
+	ha_shared->term = ha_local.term;
+	ha_shared->fenced = ha_local.fenced;
+	ha_shared->needs_rejoin = ha_local.needs_rejoin;
+	ha_shared->paused = ha_local.paused;
+	strlcpy(ha_shared->primary_name, ha_local.primary_name, HA_NAME_LEN);
+	if (ha_local.term > ha_shared->max_term_seen)
+		ha_shared->max_term_seen = ha_local.term;
+	SpinLockRelease(&ha_shared->mutex);
+}
+
+static void
+raise_max_term(int64 term)
+{
+	SpinLockAcquire(&ha_shared->mutex);
+	if (term > ha_shared->max_term_seen)
+		ha_shared->max_term_seen = term;
+	SpinLockRelease(&ha_shared->mutex);
+}
+
+/* ---- reading this node's state ---- */
+
+static void
+load_state_in_txn(void)
+{
+	char	   *nsp;
+	int			rc;
+
+	nsp = spi_sql("SELECT n.nspname FROM pg_catalog.pg_extension e "
+				  "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
+				  "WHERE e.extname = 'crawler_ha'");
+	if (nsp == NULL || !(ha_local.ext_present = true))
+	{
+		ha_local.ext_present = false;
+		return;
+	}
+	strlcpy(ha_local.schema, quote_identifier(nsp), sizeof(ha_local.schema));
+
+	rc = SPI_execute(psprintf("SELECT n.node_id, n.node_name, s.role, s.term, "
+							  "coalesce(s.primary_name, ''), coalesce(s.primary_node_id, 0), "
+							  "coalesce(s.peer_node_id, 0), s.fenced, s.needs_rejoin, s.paused, "
+							  "(SELECT subenabled FROM pg_catalog.pg_subscription "
+							  "  WHERE subname = '" HA_SUBSCRIPTION "' AND subdbid = "
+							  "  (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())) "
+							  "FROM %s.ha_node n, %s.ha_state s",
+							  ha_local.schema, ha_local.schema), true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+	{
+		ha_local.ext_present = false;
+		return;
+	}
+	{
+		HeapTuple	t = SPI_tuptable->vals[0];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		char	   *v;
+
+		ha_local.node_id = atoi(SPI_getvalue(t, d, 1));
+		strlcpy(ha_local.node_name, SPI_getvalue(t, d, 2), HA_NAME_LEN);
+		strlcpy(ha_local.role, SPI_getvalue(t, d, 3), HA_ROLE_LEN);
+		ha_local.term = strtoi64(SPI_getvalue(t, d, 4), NULL, 10);
+		strlcpy(ha_local.primary_name, SPI_getvalue(t, d, 5), HA_NAME_LEN);
+		ha_local.primary_node_id = atoi(SPI_getvalue(t, d, 6));
+		ha_local.peer_node_id = atoi(SPI_getvalue(t, d, 7));
+		ha_local.fenced = ha_parse_bool(SPI_getvalue(t, d, 8));
+		ha_local.needs_rejoin = ha_parse_bool(SPI_getvalue(t, d, 9));
+		ha_local.paused = ha_parse_bool(SPI_getvalue(t, d, 10));
+		v = SPI_getvalue(t, d, 11);
+		ha_local.sub_exists = (v != NULL);
+		ha_local.sub_enabled = ha_parse_bool(v);
+	}
+}
+
+bool
+ha_load_local_state(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		ok = true;
+
+	PG_TRY();
+	{
+		txn_begin("crawler_ha: reading state");
+		load_state_in_txn();
+		txn_commit();
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, "reading this node's HA state", NULL, 0);
+		ha_local.ext_present = false;
+		ok = false;
+	}
+	PG_END_TRY();
+	publish_local_state();
+	return ok && ha_local.ext_present;
+}
+
+/* ---- settings: ALTER SYSTEM without SQL ---- */
+
+static void
+alter_system(const char *name, const char *value)
+{
+	AlterSystemStmt *stmt = makeNode(AlterSystemStmt);
+	VariableSetStmt *set = makeNode(VariableSetStmt);
+
+	set->name = pstrdup(name);
+	if (value == NULL)
+	{
+		set->kind = VAR_RESET;
+		set->args = NIL;
+	}
+	else
+	{
+		A_Const    *c = makeNode(A_Const);
+
+		c->val.sval.type = T_String;
+		c->val.sval.sval = pstrdup(value);
+		c->location = -1;
+		set->kind = VAR_SET_VALUE;
+		set->args = list_make1(c);
+	}
+	stmt->setstmt = set;
+	AlterSystemSetConfigFile(stmt);
+}
+
+void
+ha_reload_config(void)
+{
+	if (kill(PostmasterPid, SIGHUP) != 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("crawler_ha: could not signal the postmaster to reload: %m")));
+}
+
+/* Both need a transaction around them (privilege check, catalog lookups). */
+static bool
+set_read_only_in_txn(bool on)
+{
+	const char *cur = GetConfigOptionResetString("default_transaction_read_only");
+	bool		is_on = (cur != NULL && strcmp(cur, "on") == 0);
+
+	if (is_on == on)
+		return false;
+	alter_system("default_transaction_read_only", on ? "on" : NULL);
+	return true;
+}
+
+void
+ha_set_read_only(bool on)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		bool		changed;
+
+		txn_begin("crawler_ha: read-only");
+		changed = set_read_only_in_txn(on);
+		txn_commit();
+		if (changed)
+		{
+			ha_reload_config();
+			ereport(LOG,
+					(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+					 errmsg("crawler_ha: default_transaction_read_only turned %s", on ? "on" : "off")));
+		}
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, "changing default_transaction_read_only", NULL, 0);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * synchronous_standby_names is ours only while it is empty or names our
+ * subscription; an operator's own value is never touched.
+ */
+void
+ha_set_sync_standby(bool on)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	const char *cur = GetConfigOptionResetString("synchronous_standby_names");
+	bool		is_ours = (cur != NULL && strcmp(cur, HA_SUBSCRIPTION) == 0);
+	bool		is_empty = (cur == NULL || cur[0] == '\0');
+
+	if ((on && is_ours) || (!on && is_empty))
+		return;
+	if (!is_ours && !is_empty)
+		return;
+
+	PG_TRY();
+	{
+		txn_begin("crawler_ha: synchronous_standby_names");
+		alter_system("synchronous_standby_names", on ? HA_SUBSCRIPTION : NULL);
+		txn_commit();
+		ha_reload_config();
+		ereport(LOG,
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("crawler_ha: synchronous replication %s", on ? "on" : "off")));
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, "changing synchronous_standby_names", NULL, 0);
+	}
+	PG_END_TRY();
+}
+
+/* ---- events and client sessions ---- */
+
+static void
+record_event_in_txn(const char *kind, const char *reason, double duration_ms,
+					const char *detail_json)
+{
+	Oid			types[4] = {TEXTOID, TEXTOID, FLOAT8OID, TEXTOID};
+	Datum		vals[4];
+	char		nulls[4] = {' ', ' ', duration_ms < 0 ? 'n' : ' ', ' '};
+	int			rc;
+
+	vals[0] = CStringGetTextDatum(kind);
+	vals[1] = CStringGetTextDatum(reason);
+	vals[2] = Float8GetDatum(duration_ms);
+	vals[3] = CStringGetTextDatum(detail_json ? detail_json : "{}");
+	rc = SPI_execute_with_args(psprintf("SELECT %s.ha_record_event($1, $2, $3, $4::jsonb)",
+										ha_local.schema),
+							   4, types, vals, nulls, false, 0);
+	if (rc < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("crawler_ha: could not record event %s", kind)));
+	CommandCounterIncrement();
+}
+
+/* duration_ms < 0 means none. */
+void
+ha_record_event(const char *kind, const char *reason, double duration_ms,
+				const char *detail_json)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	ereport(LOG,
+			(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+			 errmsg("crawler_ha event %s: %s", kind, reason)));
+	if (!ha_local.ext_present)
+		return;
+	PG_TRY();
+	{
+		txn_begin("crawler_ha: event");
+		record_event_in_txn(kind, reason, duration_ms, detail_json);
+		txn_commit();
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, "recording an event", NULL, 0);
+	}
+	PG_END_TRY();
+}
+
+static int
+terminate_clients_in_txn(int except_pid)
+{
+	char	   *n = spi_sql("SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid)) "
+							"FROM pg_catalog.pg_stat_activity "
+							"WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid() "
+							"AND pid <> %d AND datname = pg_catalog.current_database()",
+							except_pid);
+
+	return n ? atoi(n) : 0;
+}
+
+int
+ha_terminate_clients(int except_pid)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			n = 0;
+
+	PG_TRY();
+	{
+		txn_begin("crawler_ha: ending client sessions");
+		n = terminate_clients_in_txn(except_pid);
+		txn_commit();
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, "ending client sessions", NULL, 0);
+	}
+	PG_END_TRY();
+	return n;
+}
+
+/* ---- promotion ---- */
+
+static double
+ms_since(TimestampTz t)
+{
+	return (double) (GetCurrentTimestamp() - t) / 1000.0;
+}
+
+/*
+ * Make this standby the primary of a new term.  Order matters: the old
+ * subscription is detached (never re-enabled: it would pull the old
+ * primary's split-brain writes), the reverse slot exists before the first
+ * write, and only then is the new term committed.
+ */
+bool
+ha_promote(const char *reason, bool switchover, char *msg, size_t msglen)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	TimestampTz t0 = GetCurrentTimestamp();
+	char	   *split = NULL;
+	char	   *slot = NULL;
+	int64		new_term = 0;
+	int32		old_primary_id;
+	const char *volatile step = "detaching the subscription";
+
+	if (strcmp(ha_local.role, "primary") == 0 && !ha_local.fenced)
+	{
+		snprintf(msg, msglen, "node %s is already the primary of term " INT64_FORMAT,
+				 ha_local.node_name, ha_local.term);
+		return true;
+	}
+	if (strcmp(ha_local.role, "standby") != 0 || ha_local.needs_rejoin)
+	{
+		snprintf(msg, msglen, "node %s is %s%s and cannot be promoted", ha_local.node_name,
+				 ha_local.role, ha_local.needs_rejoin ? " waiting to rejoin" : "");
+		return false;
+	}
+	old_primary_id = ha_local.primary_node_id ? ha_local.primary_node_id : ha_local.peer_node_id;
+
+	PG_TRY();
+	{
+		/* 1. detach and drop the subscription, keeping its split point */
+		txn_begin("crawler_ha: promote: detach subscription");
+		if (ha_local.sub_exists)
+		{
+			split = spi_sql("SELECT os.remote_lsn::text FROM pg_catalog.pg_replication_origin_status os "
+							"JOIN pg_catalog.pg_subscription s ON os.external_id = 'pg_' || s.oid "
+							"WHERE s.subname = '" HA_SUBSCRIPTION "'");
+			if (split)
+				split = MemoryContextStrdup(cxt, split);
+			spi_sql("ALTER SUBSCRIPTION " HA_SUBSCRIPTION " DISABLE");
+			spi_sql("ALTER SUBSCRIPTION " HA_SUBSCRIPTION " SET (slot_name = NONE)");
+			spi_sql("DROP SUBSCRIPTION " HA_SUBSCRIPTION);
+		}
+		if (spi_sql("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = '" HA_PUBLICATION "'") == NULL)
+			spi_sql("CREATE PUBLICATION " HA_PUBLICATION " FOR TABLE %s.images, %s.crawl_sessions, "
+					"%s.crawl_frontier, %s.crawl_hosts",
+					ha_local.schema, ha_local.schema, ha_local.schema, ha_local.schema);
+		txn_commit();
+
+		/* 2. the reverse slot, before any write of the new term */
+		step = "creating the reverse replication slot";
+		if (old_primary_id > 0)
+		{
+			slot = ha_slot_name(old_primary_id);
+			txn_begin("crawler_ha: promote: reverse slot");
+			if (spi_sql("SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = '%s'", slot) != NULL)
+				spi_sql("SELECT pg_catalog.pg_drop_replication_slot('%s')", slot);
+			txn_commit();
+			txn_begin("crawler_ha: promote: reverse slot");
+			spi_sql("SELECT pg_catalog.pg_create_logical_replication_slot('%s', 'pgoutput')", slot);
+			txn_commit();
+		}
+
+		/* 3. synchronous standby first, so no write of the new term escapes it */
+		step = "taking the new term";
+		txn_begin("crawler_ha: promote: term");
+		if (ha_replication_mode != HA_MODE_ASYNC)
+		{
+			const char *cur = GetConfigOptionResetString("synchronous_standby_names");
+
+			if (cur == NULL || cur[0] == '\0')
+				alter_system("synchronous_standby_names", HA_SUBSCRIPTION);
+		}
+		{
+			int64		seen;
+
+			SpinLockAcquire(&ha_shared->mutex);
+			seen = Max(ha_shared->max_term_seen, ha_shared->peer.term);
+			SpinLockRelease(&ha_shared->mutex);
+			new_term = Max(seen, ha_local.term) + 1;
+		}
+		spi_sql("UPDATE %s.ha_state SET role = 'primary', term = " INT64_FORMAT ", primary_name = %s, "
+				"primary_node_id = %d, fenced = false, needs_rejoin = false, split_lsn = %s",
+				ha_local.schema, new_term, quote_literal_cstr(ha_local.node_name), ha_local.node_id,
+				split ? quote_literal_cstr(split) : "NULL");
+		spi_sql("INSERT INTO %s.ha_terms (term, primary_name, primary_node_id, reason) "
+				"VALUES (" INT64_FORMAT ", %s, %d, %s) ON CONFLICT (term) DO NOTHING",
+				ha_local.schema, new_term, quote_literal_cstr(ha_local.node_name),
+				ha_local.node_id, quote_literal_cstr(reason));
+		/* 4. lift read-only */
+		set_read_only_in_txn(false);
+		txn_commit();
+		ha_reload_config();
+		raise_max_term(new_term);
+		strlcpy(ha_local.role, "primary", HA_ROLE_LEN);
+		ha_local.term = new_term;
+		ha_local.fenced = false;
+		ha_local.sub_exists = false;
+		strlcpy(ha_local.primary_name, ha_local.node_name, HA_NAME_LEN);
+		ha_local.primary_node_id = ha_local.node_id;
+		publish_local_state();
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, step, msg, msglen);
+		return false;
+	}
+	PG_END_TRY();
+
+	snprintf(msg, msglen, "node %s promoted: primary of term " INT64_FORMAT " (%.0f ms)",
+			 ha_local.node_name, new_term, ms_since(t0));
+	{
+		char	   *detail = psprintf("{\"split_lsn\": %s, \"reverse_slot\": %s, \"promotion_ms\": %.1f}",
+									  split ? quote_literal_cstr(split) : "null",
+									  slot ? quote_literal_cstr(slot) : "null",
+									  ms_since(t0));
+
+		/* JSON wants double quotes */
+		for (char *p = detail; *p; p++)
+			if (*p == '\'')
+				*p = '"';
+		ha_record_event("promotion", reason, ms_since(t0), detail);
+	}
+	SpinLockAcquire(&ha_shared->mutex);
+	ha_shared->last_failover = GetCurrentTimestamp();
+	ha_shared->last_failover_ms = ms_since(t0);
+	SpinLockRelease(&ha_shared->mutex);
+	(void) switchover;
+	return true;
+}
+
+/* ---- demotion: a newer term exists elsewhere ---- */
+
+bool
+ha_demote(int64 new_term, const char *primary_name, int32 primary_id,
+		  bool needs_rejoin, const char *reason)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	TimestampTz t0 = GetCurrentTimestamp();
+	int			ended = 0;
+
+	/* the fence is up in every backend before anything else happens */
+	raise_max_term(new_term);
+
+	PG_TRY();
+	{
+		txn_begin("crawler_ha: demote");
+		/* waits for writes in flight (they hold ha_state FOR SHARE) */
+		spi_sql("UPDATE %s.ha_state SET role = 'standby', term = GREATEST(term, " INT64_FORMAT "), "
+				"primary_name = %s, primary_node_id = %d, fenced = false, needs_rejoin = %s",
+				ha_local.schema, new_term, quote_literal_cstr(primary_name), primary_id,
+				needs_rejoin ? "true" : "false");
+		spi_sql("INSERT INTO %s.ha_terms (term, primary_name, primary_node_id, reason) "
+				"VALUES (" INT64_FORMAT ", %s, %d, 'learned from peer') ON CONFLICT (term) DO NOTHING",
+				ha_local.schema, new_term, quote_literal_cstr(primary_name), primary_id);
+		set_read_only_in_txn(true);
+		{
+			const char *cur = GetConfigOptionResetString("synchronous_standby_names");
+
+			if (cur != NULL && strcmp(cur, HA_SUBSCRIPTION) == 0)
+				alter_system("synchronous_standby_names", NULL);
+		}
+		txn_commit();
+		ha_reload_config();
+		ended = ha_terminate_clients(0);
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, "demoting this node", NULL, 0);
+		return false;
+	}
+	PG_END_TRY();
+
+	strlcpy(ha_local.role, "standby", HA_ROLE_LEN);
+	ha_local.term = Max(ha_local.term, new_term);
+	ha_local.needs_rejoin = needs_rejoin;
+	ha_local.fenced = false;
+	strlcpy(ha_local.primary_name, primary_name, HA_NAME_LEN);
+	ha_local.primary_node_id = primary_id;
+	publish_local_state();
+	ha_record_event("demotion", psprintf("%s; %d client sessions ended%s", reason, ended,
+										 needs_rejoin ? "; needs to rejoin" : ""),
+					ms_since(t0), NULL);
+	return true;
+}
+
+/* ---- rejoin ---- */
+
+/*
+ * Count the published changes in transactions this node committed after the
+ * split point: what the new primary never received.  The old slot of the
+ * peer's subscription still holds them; peeking does not consume anything.
+ */
+static int64
+tail_changes_in_txn(const char *slot, XLogRecPtr split)
+{
+	char	   *n;
+	char		splitbuf[32];
+
+	snprintf(splitbuf, sizeof(splitbuf), "%X/%X", LSN_FORMAT_ARGS(split));
+	n = spi_sql("WITH ch AS MATERIALIZED (SELECT lsn, xid, pg_catalog.get_byte(data, 0) AS t "
+				"  FROM pg_catalog.pg_logical_slot_peek_binary_changes('%s', NULL, NULL, "
+				"       'proto_version', '1', 'publication_names', '" HA_PUBLICATION "')) "
+				"SELECT count(*) FROM ch WHERE t IN (73, 85, 68, 84) "
+				"AND xid IN (SELECT xid FROM ch WHERE t = 67 AND lsn > '%s'::pg_lsn)",
+				slot, splitbuf);
+	return n ? strtoi64(n, NULL, 10) : 0;
+}
+
+bool
+ha_rejoin(bool manual, char *msg, size_t msglen)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	TimestampTz t0 = GetCurrentTimestamp();
+	HaRemoteView peer;
+	char	   *old_slot;
+	char	   *my_slot;
+	char	   *val = NULL;
+	char		err[256];
+	volatile int64 tail = 0;
+	volatile bool have_old_slot = false;
+	const char *volatile step = "checking for an unreplicated tail";
+
+	SpinLockAcquire(&ha_shared->mutex);
+	peer = ha_shared->peer;
+	SpinLockRelease(&ha_shared->mutex);
+
+	if (!(strcmp(ha_local.role, "standby") == 0 && ha_local.needs_rejoin) &&
+		!(strcmp(ha_local.role, "primary") == 0 && peer.term > ha_local.term))
+	{
+		snprintf(msg, msglen, "node %s does not need to rejoin (%s of term " INT64_FORMAT ")",
+				 ha_local.node_name, ha_local.role, ha_local.term);
+		return true;
+	}
+	if (!peer.reachable || strcmp(peer.role, "primary") != 0 || peer.term < ha_local.term)
+	{
+		snprintf(msg, msglen, "the peer is not a reachable primary of a term >= " INT64_FORMAT,
+				 ha_local.term);
+		return false;
+	}
+	if (strcmp(ha_local.role, "primary") == 0 &&
+		!ha_demote(peer.term, peer.name, peer.node_id, true, "rejoin requested"))
+	{
+		snprintf(msg, msglen, "could not demote this node");
+		return false;
+	}
+
+	old_slot = ha_slot_name(peer.node_id);
+	my_slot = ha_slot_name(ha_local.node_id);
+
+	/* the new primary must hold a slot for us, made at its promotion */
+	if (!ha_remote_query(ha_peer_conninfo,
+						 psprintf("SELECT count(*) FROM pg_catalog.pg_replication_slots WHERE slot_name = '%s'",
+								  my_slot),
+						 ha_response_timeout_ms, &val, err, sizeof(err)))
+	{
+		snprintf(msg, msglen, "could not ask the new primary for its slot: %s", err);
+		return false;
+	}
+	if (val == NULL || strcmp(val, "1") != 0)
+	{
+		snprintf(msg, msglen, "the new primary %s has no replication slot %s for this node",
+				 peer.name, my_slot);
+		ha_record_event("rejoin_refused", msg, -1, NULL);
+		return false;
+	}
+
+	{
+		bool		failed = false;
+
+		PG_TRY();
+		{
+			txn_begin("crawler_ha: rejoin: tail check");
+			have_old_slot = spi_sql("SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = '%s'",
+									old_slot) != NULL;
+			if (have_old_slot)
+			{
+				XLogRecPtr	split = peer.split_lsn;
+
+				if (split == InvalidXLogRecPtr)
+					split = parse_lsn(spi_sql("SELECT confirmed_flush_lsn::text FROM pg_catalog.pg_replication_slots "
+											  "WHERE slot_name = '%s'", old_slot));
+				tail = tail_changes_in_txn(old_slot, split);
+			}
+			else
+				tail = -1;
+			txn_commit();
+		}
+		PG_CATCH();
+		{
+			step_failed(cxt, step, msg, msglen);
+			failed = true;
+		}
+		PG_END_TRY();
+		if (failed)
+			return false;
+	}
+
+	if (tail != 0)
+	{
+		const char *why = tail > 0
+			? psprintf("node %s holds %lld changes the new primary %s lacks (written after split point %X/%X); "
+					   "its data and the slot %s are kept for merging",
+					   ha_local.node_name, (long long) tail, peer.name,
+					   LSN_FORMAT_ARGS(peer.split_lsn), old_slot)
+			: psprintf("node %s has no slot %s to prove it holds nothing the new primary %s lacks; "
+					   "its data is kept", ha_local.node_name, old_slot, peer.name);
+
+		snprintf(msg, msglen, "rejoin refused: %s", why);
+		ha_record_event("rejoin_refused", why, -1,
+						psprintf("{\"changes\": %lld, \"slot\": \"%s\", \"manual\": %s}",
+								 (long long) tail, old_slot, manual ? "true" : "false"));
+		return false;
+	}
+
+	PG_TRY();
+	{
+		/* nothing to reconcile: the old slot has served its purpose */
+		step = "dropping the old slot";
+		txn_begin("crawler_ha: rejoin: drop old slot");
+		if (have_old_slot)
+			spi_sql("SELECT pg_catalog.pg_drop_replication_slot('%s')", old_slot);
+		txn_commit();
+
+		step = "subscribing to the new primary";
+		txn_begin("crawler_ha: rejoin: subscribe");
+		if (spi_sql("SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = '" HA_SUBSCRIPTION "'") != NULL)
+		{
+			spi_sql("ALTER SUBSCRIPTION " HA_SUBSCRIPTION " DISABLE");
+			spi_sql("ALTER SUBSCRIPTION " HA_SUBSCRIPTION " SET (slot_name = NONE)");
+			spi_sql("DROP SUBSCRIPTION " HA_SUBSCRIPTION);
+		}
+		spi_sql("CREATE SUBSCRIPTION " HA_SUBSCRIPTION " CONNECTION %s PUBLICATION " HA_PUBLICATION
+				" WITH (create_slot = false, slot_name = '%s', copy_data = false, "
+				"disable_on_error = true, synchronous_commit = local)",
+				quote_literal_cstr(ha_peer_conninfo), my_slot);
+		spi_sql("UPDATE %s.ha_state SET role = 'standby', term = GREATEST(term, " INT64_FORMAT "), "
+				"primary_name = %s, primary_node_id = %d, peer_node_id = %d, fenced = false, "
+				"needs_rejoin = false",
+				ha_local.schema, peer.term, quote_literal_cstr(peer.name), peer.node_id, peer.node_id);
+		set_read_only_in_txn(true);
+		txn_commit();
+		ha_reload_config();
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, step, msg, msglen);
+		return false;
+	}
+	PG_END_TRY();
+
+	ha_local.needs_rejoin = false;
+	ha_local.sub_exists = true;
+	ha_local.sub_enabled = true;
+	ha_local.term = Max(ha_local.term, peer.term);
+	publish_local_state();
+	snprintf(msg, msglen, "node %s rejoined as standby of %s (term " INT64_FORMAT ")",
+			 ha_local.node_name, peer.name, peer.term);
+	ha_record_event("rejoin", msg, ms_since(t0), NULL);
+	return true;
+}
+
+/* ---- planned switchover, run on the primary ---- */
+
+static bool
+set_fenced(bool fenced, const char *reason)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		txn_begin("crawler_ha: fence");
+		spi_sql("UPDATE %s.ha_state SET fenced = %s", ha_local.schema, fenced ? "true" : "false");
+		record_event_in_txn(fenced ? "fence" : "unfence", reason, -1, NULL);
+		set_read_only_in_txn(fenced);
+		txn_commit();
+		ha_reload_config();
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, fenced ? "fencing" : "lifting the fence", NULL, 0);
+		return false;
+	}
+	PG_END_TRY();
+	ha_local.fenced = fenced;
+	publish_local_state();
+	return true;
+}
+
+/* The standby's confirmed flush position, as its walsender reports it. */
+static XLogRecPtr
+standby_flush_lsn(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+
+	PG_TRY();
+	{
+		char	   *v;
+
+		txn_begin("crawler_ha: standby position");
+		v = spi_sql("SELECT max(flush_lsn)::text FROM pg_catalog.pg_stat_replication "
+					"WHERE application_name = '" HA_SUBSCRIPTION "'");
+		lsn = parse_lsn(v);
+		txn_commit();
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, "reading the standby's position", NULL, 0);
+	}
+	PG_END_TRY();
+	return lsn;
+}
+
+static XLogRecPtr
+current_lsn(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+
+	PG_TRY();
+	{
+		txn_begin("crawler_ha: wal position");
+		lsn = parse_lsn(spi_sql("SELECT pg_catalog.pg_current_wal_lsn()::text"));
+		txn_commit();
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, "reading the WAL position", NULL, 0);
+	}
+	PG_END_TRY();
+	return lsn;
+}
+
+static void
+sleep_ms(long ms)
+{
+	int			rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							   ms, PG_WAIT_EXTENSION);
+
+	if (rc & WL_LATCH_SET)
+		ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+bool
+ha_switchover(bool force, int except_pid, char *msg, size_t msglen)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	TimestampTz t0 = GetCurrentTimestamp();
+	TimestampTz deadline;
+	HaRemoteView peer;
+	XLogRecPtr	target;
+	XLogRecPtr	flushed = InvalidXLogRecPtr;
+	char	   *val = NULL;
+	char		err[256];
+	int64		new_term;
+	int			ended;
+	const char *volatile step;
+
+	SpinLockAcquire(&ha_shared->mutex);
+	peer = ha_shared->peer;
+	SpinLockRelease(&ha_shared->mutex);
+
+	if (strcmp(ha_local.role, "primary") != 0)
+	{
+		snprintf(msg, msglen, "node %s is not the primary", ha_local.node_name);
+		return false;
+	}
+	if (!peer.reachable || strcmp(peer.role, "standby") != 0 || peer.needs_rejoin)
+	{
+		snprintf(msg, msglen, "the target %s is not a healthy standby (%s)", peer.name[0] ? peer.name : "peer",
+				 peer.reachable ? peer.role : "unreachable");
+		return false;
+	}
+	if (!force && !ha_local.sub_exists && ha_shared->standby_streaming == false)
+	{
+		snprintf(msg, msglen, "the target %s is not receiving changes; use force => true to switch anyway",
+				 peer.name);
+		return false;
+	}
+
+	/* 1. fence: no new writes here, open sessions ended */
+	if (!set_fenced(true, psprintf("switchover to %s", peer.name)))
+	{
+		snprintf(msg, msglen, "could not fence node %s", ha_local.node_name);
+		return false;
+	}
+	ended = ha_terminate_clients(except_pid);
+
+	/* 2. wait until the standby has flushed everything up to here */
+	target = current_lsn();
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ha_response_timeout_ms);
+	while (GetCurrentTimestamp() < deadline)
+	{
+		flushed = standby_flush_lsn();
+		if (target != InvalidXLogRecPtr && flushed >= target)
+			break;
+		sleep_ms(20);
+	}
+	if (flushed < target && !force)
+	{
+		set_fenced(false, "switchover abandoned: the target did not catch up");
+		snprintf(msg, msglen, "the target %s did not confirm LSN %X/%X within %d ms (it has %X/%X); "
+				 "nothing changed", peer.name, LSN_FORMAT_ARGS(target), ha_response_timeout_ms,
+				 LSN_FORMAT_ARGS(flushed));
+		return false;
+	}
+
+	/* 3. promote the target */
+	if (!ha_remote_query(ha_peer_conninfo,
+						 psprintf("SELECT %s.ha_promote(%s)", ha_local.schema,
+								  quote_literal_cstr(psprintf("switchover from %s", ha_local.node_name))),
+						 ha_response_timeout_ms * 2, &val, err, sizeof(err)))
+	{
+		/* did it happen anyway?  the next health check will tell */
+		set_fenced(false, psprintf("switchover abandoned: %s", err));
+		snprintf(msg, msglen, "promoting %s failed: %s", peer.name, err);
+		return false;
+	}
+	SpinLockAcquire(&ha_shared->mutex);
+	new_term = Max(ha_shared->max_term_seen, ha_local.term) + 1;
+	SpinLockRelease(&ha_shared->mutex);
+	if (val != NULL)
+	{
+		const char *p = strstr(val, "term ");
+
+		if (p)
+			new_term = strtoi64(p + 5, NULL, 10);
+	}
+	raise_max_term(new_term);
+
+	/* 4. follow the new primary: our old slot is spent, its slot for us is fresh */
+	step = "following the new primary";
+	PG_TRY();
+	{
+		char	   *old_slot = ha_slot_name(peer.node_id);
+		char	   *my_slot = ha_slot_name(ha_local.node_id);
+		int			tries;
+
+		txn_begin("crawler_ha: switchover: follow");
+		spi_sql("UPDATE %s.ha_state SET role = 'standby', term = GREATEST(term, " INT64_FORMAT "), "
+				"primary_name = %s, primary_node_id = %d, peer_node_id = %d, fenced = false, "
+				"needs_rejoin = false",
+				ha_local.schema, new_term, quote_literal_cstr(peer.name), peer.node_id, peer.node_id);
+		spi_sql("INSERT INTO %s.ha_terms (term, primary_name, primary_node_id, reason) "
+				"VALUES (" INT64_FORMAT ", %s, %d, 'switchover') ON CONFLICT (term) DO NOTHING",
+				ha_local.schema, new_term, quote_literal_cstr(peer.name), peer.node_id);
+		{
+			const char *cur = GetConfigOptionResetString("synchronous_standby_names");
+
+			if (cur != NULL && strcmp(cur, HA_SUBSCRIPTION) == 0)
+				alter_system("synchronous_standby_names", NULL);
+		}
+		txn_commit();
+		ha_reload_config();
+		strlcpy(ha_local.role, "standby", HA_ROLE_LEN);
+		ha_local.term = Max(ha_local.term, new_term);
+		ha_local.fenced = false;
+		strlcpy(ha_local.primary_name, peer.name, HA_NAME_LEN);
+		ha_local.primary_node_id = peer.node_id;
+		publish_local_state();
+
+		/* the target's walsender may take a moment to let go of the slot */
+		step = "dropping the old slot";
+		for (tries = 0; tries < 100; tries++)
+		{
+			char	   *active;
+
+			txn_begin("crawler_ha: switchover: drop old slot");
+			active = spi_sql("SELECT active::text FROM pg_catalog.pg_replication_slots WHERE slot_name = '%s'",
+							 old_slot);
+			if (active != NULL && strcmp(active, "false") == 0)
+				spi_sql("SELECT pg_catalog.pg_drop_replication_slot('%s')", old_slot);
+			txn_commit();
+			if (active == NULL || strcmp(active, "false") == 0)
+				break;
+			sleep_ms(50);
+		}
+
+		step = "subscribing to the new primary";
+		txn_begin("crawler_ha: switchover: subscribe");
+		spi_sql("CREATE SUBSCRIPTION " HA_SUBSCRIPTION " CONNECTION %s PUBLICATION " HA_PUBLICATION
+				" WITH (create_slot = false, slot_name = '%s', copy_data = false, "
+				"disable_on_error = true, synchronous_commit = local)",
+				quote_literal_cstr(ha_peer_conninfo), my_slot);
+		txn_commit();
+		ha_local.sub_exists = true;
+		ha_local.sub_enabled = true;
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, step, msg, msglen);
+		return false;
+	}
+	PG_END_TRY();
+
+	snprintf(msg, msglen, "switched over: %s is the primary of term " INT64_FORMAT
+			 ", %s follows it (%d sessions ended, %.0f ms)",
+			 peer.name, new_term, ha_local.node_name, ended, ms_since(t0));
+	ha_record_event("switchover", msg, ms_since(t0),
+					psprintf("{\"target_lsn\": \"%X/%X\", \"confirmed_lsn\": \"%X/%X\", \"forced\": %s}",
+							 LSN_FORMAT_ARGS(target), LSN_FORMAT_ARGS(flushed),
+							 force ? "true" : "false"));
+	SpinLockAcquire(&ha_shared->mutex);
+	ha_shared->last_failover = GetCurrentTimestamp();
+	ha_shared->last_failover_ms = ms_since(t0);
+	SpinLockRelease(&ha_shared->mutex);
+	return true;
+}
+
+/* ---- replication watch, on the primary ---- */
+
+void
+ha_monitor_replication(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		int			rc;
+
+		txn_begin("crawler_ha: replication lag");
+		rc = SPI_execute("SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), r.flush_lsn)::bigint, "
+						 "coalesce(extract(epoch FROM greatest(r.flush_lag, r.write_lag)), 0)::float8, "
+						 "r.sync_state "
+						 "FROM pg_catalog.pg_stat_replication r "
+						 "WHERE r.application_name = '" HA_SUBSCRIPTION "' AND r.state = 'streaming' "
+						 "ORDER BY r.flush_lsn DESC NULLS LAST LIMIT 1", true, 1);
+		if (rc == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			HeapTuple	t = SPI_tuptable->vals[0];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			char	   *b = SPI_getvalue(t, d, 1);
+			char	   *s = SPI_getvalue(t, d, 2);
+			char	   *st = SPI_getvalue(t, d, 3);
+
+			SpinLockAcquire(&ha_shared->mutex);
+			ha_shared->standby_streaming = true;
+			ha_shared->lag_bytes = b ? strtoi64(b, NULL, 10) : 0;
+			ha_shared->lag_seconds = s ? strtod(s, NULL) : 0;
+			strlcpy(ha_shared->sync_state, st ? st : "none", HA_ROLE_LEN);
+			SpinLockRelease(&ha_shared->mutex);
+		}
+		else
+		{
+			char	   *b = spi_sql("SELECT max(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), "
+									"confirmed_flush_lsn))::bigint FROM pg_catalog.pg_replication_slots "
+									"WHERE slot_name LIKE '" HA_SLOT_PREFIX "%%'");
+
+			SpinLockAcquire(&ha_shared->mutex);
+			ha_shared->standby_streaming = false;
+			ha_shared->lag_bytes = b ? strtoi64(b, NULL, 10) : 0;
+			strlcpy(ha_shared->sync_state, "disconnected", HA_ROLE_LEN);
+			SpinLockRelease(&ha_shared->mutex);
+		}
+		txn_commit();
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, "reading replication lag", NULL, 0);
+	}
+	PG_END_TRY();
+}

@@ -1,0 +1,341 @@
+/*
+ * ha_conn.c
+ *		libpq inside a server process without ever blocking in it.
+ *
+ * A connection is an explicit state machine (connecting, flushing the query,
+ * reading the result) with a deadline.  The caller waits for the socket with
+ * WaitLatchOrSocket(... | WL_EXIT_ON_PM_DEATH), so a shutdown, a reload or the
+ * postmaster's death always wakes it, and then calls ha_conn_step().  Every
+ * socket is counted with AcquireExternalFD.  Failures are returned as text,
+ * never raised: a dead peer is an everyday event for the HA worker.
+ */
+#include "postgres.h"
+
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/fd.h"
+#include "storage/latch.h"
+#include "utils/timestamp.h"
+
+#include "ha_shared.h"
+
+static void
+conn_fail(HaConn *hc, const char *msg)
+{
+	char	   *nl;
+
+	strlcpy(hc->error, msg ? msg : "unknown error", sizeof(hc->error));
+	/* libpq messages end with a newline and may span two lines */
+	while ((nl = strchr(hc->error, '\n')) != NULL)
+	{
+		if (nl[1] == '\0')
+			*nl = '\0';
+		else
+			*nl = ' ';
+	}
+	hc->phase = HA_CONN_FAILED;
+	hc->poll_wants = 0;
+}
+
+/* Close the connection and give its file descriptor back. */
+void
+ha_conn_close(HaConn *hc)
+{
+	if (hc->result)
+	{
+		PQclear(hc->result);
+		hc->result = NULL;
+	}
+	if (hc->conn)
+	{
+		PQfinish(hc->conn);
+		hc->conn = NULL;
+	}
+	if (hc->fd_reserved)
+	{
+		ReleaseExternalFD();
+		hc->fd_reserved = false;
+	}
+	hc->phase = HA_CONN_IDLE;
+	hc->poll_wants = 0;
+}
+
+/* Forget the last exchange; keep a healthy connection for the next one. */
+void
+ha_conn_reset(HaConn *hc, bool keep_connection)
+{
+	if (hc->result)
+	{
+		PQclear(hc->result);
+		hc->result = NULL;
+	}
+	if (!keep_connection || hc->conn == NULL || PQstatus(hc->conn) != CONNECTION_OK ||
+		PQtransactionStatus(hc->conn) != PQTRANS_IDLE)
+		ha_conn_close(hc);
+	hc->phase = HA_CONN_IDLE;
+	hc->poll_wants = 0;
+	hc->error[0] = '\0';
+}
+
+static void
+conn_send(HaConn *hc)
+{
+	if (!PQsendQuery(hc->conn, hc->query))
+	{
+		conn_fail(hc, PQerrorMessage(hc->conn));
+		return;
+	}
+	hc->phase = HA_CONN_FLUSHING;
+	hc->poll_wants = WL_SOCKET_WRITEABLE;
+	ha_conn_step(hc, WL_SOCKET_WRITEABLE);
+}
+
+void
+ha_conn_start(HaConn *hc, const char *conninfo, const char *query,
+			  int timeout_ms, const char *appname)
+{
+	const char *keys[4];
+	const char *vals[4];
+
+	hc->query = query;
+	hc->error[0] = '\0';
+	hc->started = GetCurrentTimestamp();
+	hc->deadline = TimestampTzPlusMilliseconds(hc->started, timeout_ms);
+	if (hc->result)
+	{
+		PQclear(hc->result);
+		hc->result = NULL;
+	}
+
+	if (hc->conn != NULL && PQstatus(hc->conn) == CONNECTION_OK)
+	{
+		conn_send(hc);
+		return;
+	}
+	ha_conn_close(hc);
+
+	if (conninfo == NULL || conninfo[0] == '\0')
+	{
+		conn_fail(hc, "no connection string configured");
+		return;
+	}
+	if (!AcquireExternalFD())
+	{
+		conn_fail(hc, "too many open files on the local server");
+		return;
+	}
+	hc->fd_reserved = true;
+
+	keys[0] = "dbname";
+	vals[0] = conninfo;
+	keys[1] = "fallback_application_name";
+	vals[1] = appname;
+	keys[2] = "client_encoding";
+	vals[2] = "UTF8";
+	keys[3] = NULL;
+	vals[3] = NULL;
+
+	hc->conn = PQconnectStartParams(keys, vals, 1);
+	if (hc->conn == NULL)
+	{
+		conn_fail(hc, "out of memory");
+		return;
+	}
+	if (PQstatus(hc->conn) == CONNECTION_BAD)
+	{
+		conn_fail(hc, PQerrorMessage(hc->conn));
+		return;
+	}
+	if (PQsocket(hc->conn) < 0)
+	{
+		conn_fail(hc, "connection has no socket");
+		return;
+	}
+	hc->phase = HA_CONN_CONNECTING;
+	/* per PQconnectPoll's contract, first wait until the socket is writable */
+	hc->poll_wants = WL_SOCKET_WRITEABLE;
+}
+
+/* Milliseconds the caller may sleep before the deadline (at least 1). */
+long
+ha_conn_wait_ms(HaConn *hc)
+{
+	long		ms = (long) ((hc->deadline - GetCurrentTimestamp()) / 1000);
+
+	return ms < 1 ? 1 : ms;
+}
+
+/*
+ * Advance the state machine after a wait that reported `events` (possibly
+ * none: then only the deadline is checked).
+ */
+void
+ha_conn_step(HaConn *hc, int events)
+{
+	if (hc->phase == HA_CONN_IDLE || hc->phase == HA_CONN_DONE || hc->phase == HA_CONN_FAILED)
+		return;
+
+	if (GetCurrentTimestamp() >= hc->deadline)
+	{
+		char		msg[128];
+
+		snprintf(msg, sizeof(msg), "no response within %ld ms",
+				 (long) ((hc->deadline - hc->started) / 1000));
+		conn_fail(hc, msg);
+		return;
+	}
+
+	switch (hc->phase)
+	{
+		case HA_CONN_CONNECTING:
+			if ((events & hc->poll_wants) == 0)
+				return;
+			switch (PQconnectPoll(hc->conn))
+			{
+				case PGRES_POLLING_READING:
+					hc->poll_wants = WL_SOCKET_READABLE;
+					if (PQsocket(hc->conn) < 0)
+						conn_fail(hc, "connection has no socket");
+					return;
+				case PGRES_POLLING_WRITING:
+					hc->poll_wants = WL_SOCKET_WRITEABLE;
+					if (PQsocket(hc->conn) < 0)
+						conn_fail(hc, "connection has no socket");
+					return;
+				case PGRES_POLLING_OK:
+					if (PQsetnonblocking(hc->conn, 1) != 0)
+					{
+						conn_fail(hc, PQerrorMessage(hc->conn));
+						return;
+					}
+					conn_send(hc);
+					return;
+				default:
+					conn_fail(hc, PQerrorMessage(hc->conn));
+					return;
+			}
+
+		case HA_CONN_FLUSHING:
+			if (events & WL_SOCKET_READABLE)
+			{
+				if (!PQconsumeInput(hc->conn))
+				{
+					conn_fail(hc, PQerrorMessage(hc->conn));
+					return;
+				}
+			}
+			switch (PQflush(hc->conn))
+			{
+				case 0:
+					hc->phase = HA_CONN_READING;
+					hc->poll_wants = WL_SOCKET_READABLE;
+					return;
+				case 1:
+					hc->poll_wants = WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE;
+					return;
+				default:
+					conn_fail(hc, PQerrorMessage(hc->conn));
+					return;
+			}
+
+		case HA_CONN_READING:
+			if ((events & WL_SOCKET_READABLE) == 0)
+				return;
+			if (!PQconsumeInput(hc->conn))
+			{
+				conn_fail(hc, PQerrorMessage(hc->conn));
+				return;
+			}
+			while (!PQisBusy(hc->conn))
+			{
+				PGresult   *res = PQgetResult(hc->conn);
+
+				if (res == NULL)
+				{
+					if (hc->error[0] != '\0')
+						hc->phase = HA_CONN_FAILED;
+					else
+						hc->phase = HA_CONN_DONE;
+					hc->poll_wants = 0;
+					return;
+				}
+				switch (PQresultStatus(res))
+				{
+					case PGRES_TUPLES_OK:
+					case PGRES_COMMAND_OK:
+						if (hc->result)
+							PQclear(hc->result);
+						hc->result = res;
+						break;
+					default:
+						{
+							const char *m = PQresultErrorMessage(res);
+
+							strlcpy(hc->error, (m && m[0]) ? m : "query failed", sizeof(hc->error));
+							PQclear(res);
+						}
+						break;
+				}
+			}
+			return;
+
+		default:
+			return;
+	}
+}
+
+/*
+ * Run one query on a remote node and return the first column of its first
+ * row (palloc'd, NULL when there is none).  Waits interruptibly; false with
+ * a message on any failure.  For backends and the worker alike.
+ */
+bool
+ha_remote_query(const char *conninfo, const char *query, int timeout_ms,
+				char **value, char *error, size_t errlen)
+{
+	HaConn		hc;
+	bool		ok;
+
+	memset(&hc, 0, sizeof(hc));
+	if (value)
+		*value = NULL;
+
+	PG_TRY();
+	{
+		ha_conn_start(&hc, conninfo, query, timeout_ms, "crawler_ha");
+		while (hc.phase != HA_CONN_DONE && hc.phase != HA_CONN_FAILED)
+		{
+			int			rc;
+
+			rc = WaitLatchOrSocket(MyLatch,
+								   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH | hc.poll_wants,
+								   PQsocket(hc.conn), ha_conn_wait_ms(&hc),
+								   PG_WAIT_EXTENSION);
+			if (rc & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+			}
+			ha_conn_step(&hc, rc);
+		}
+	}
+	PG_CATCH();
+	{
+		ha_conn_close(&hc);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	ok = (hc.phase == HA_CONN_DONE);
+	if (ok)
+	{
+		if (value && hc.result && PQntuples(hc.result) > 0 && PQnfields(hc.result) > 0 &&
+			!PQgetisnull(hc.result, 0, 0))
+			*value = pstrdup(PQgetvalue(hc.result, 0, 0));
+	}
+	else if (error)
+		strlcpy(error, hc.error, errlen);
+	ha_conn_close(&hc);
+	return ok;
+}

@@ -1,0 +1,200 @@
+/*
+ * ha_guc.c
+ *		The crawler_ha.* settings of the HA worker, and the entry point that
+ *		_PG_init calls to install them, the shared memory and the worker.
+ *
+ * Every setting is reloadable (SIGHUP) except the database the worker
+ * connects to.  The conninfo settings are superuser-only and may not carry a
+ * password: a reloaded value is written to the server log, so passwords
+ * belong in a password file.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "ha_shared.h"
+
+char	   *ha_peer_conninfo = NULL;
+char	   *ha_witness_conninfo = NULL;
+char	   *ha_database = NULL;
+int			ha_health_check_interval_ms = 5000;
+int			ha_failure_threshold = 3;
+int			ha_response_timeout_ms = 30000;
+bool		ha_auto_failover = true;
+int			ha_replication_mode = HA_MODE_ASYNC;
+int			ha_sync_timeout_ms = 10000;
+int			ha_replication_lag_threshold_ms = 60000;
+int			ha_fence_timeout_ms = 10000;
+int			ha_priority = 100;
+
+bool		ha_preloaded = false;
+
+static const struct config_enum_entry replication_mode_options[] = {
+	{"async", HA_MODE_ASYNC, false},
+	{"sync", HA_MODE_SYNC, false},
+	{"semi_sync", HA_MODE_SEMI_SYNC, false},
+	{NULL, 0, false}
+};
+
+const char *
+ha_replication_mode_name(int mode)
+{
+	switch (mode)
+	{
+		case HA_MODE_SYNC:
+			return "sync";
+		case HA_MODE_SEMI_SYNC:
+			return "semi_sync";
+		default:
+			return "async";
+	}
+}
+
+/*
+ * A conninfo must parse and must not contain a password.  The messages never
+ * quote the value, so a rejected string does not reach the log either.
+ */
+static bool
+check_conninfo(char **newval, void **extra, GucSource source)
+{
+	PQconninfoOption *opts;
+	PQconninfoOption *opt;
+	char	   *err = NULL;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+
+	opts = PQconninfoParse(*newval, &err);
+	if (opts == NULL)
+	{
+		if (err)
+			PQfreemem(err);
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("crawler_ha connection string is not valid");
+		GUC_check_errhint("Use keyword=value pairs or a postgresql:// URI.");
+		return false;
+	}
+	for (opt = opts; opt->keyword != NULL; opt++)
+	{
+		if (strcmp(opt->keyword, "password") == 0 && opt->val != NULL && opt->val[0] != '\0')
+		{
+			PQconninfoFree(opts);
+			GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+			GUC_check_errmsg("crawler_ha connection strings must not contain a password");
+			GUC_check_errdetail("Changed settings are written to the server log.");
+			GUC_check_errhint("Put the password in a password file (the passfile keyword or PGPASSFILE) or use certificate or peer authentication.");
+			return false;
+		}
+	}
+	PQconninfoFree(opts);
+	return true;
+}
+
+static void
+define_settings(void)
+{
+	DefineCustomStringVariable("crawler_ha.peer_conninfo",
+							   "Connection string of the other data node.",
+							   "Used for health checks, the subscription and switchover; no password (use a password file).",
+							   &ha_peer_conninfo, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   check_conninfo, NULL, NULL);
+
+	DefineCustomStringVariable("crawler_ha.witness_conninfo",
+							   "Connection string of the witness node (optional).",
+							   "Empty means no witness; no password (use a password file).",
+							   &ha_witness_conninfo, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   check_conninfo, NULL, NULL);
+
+	DefineCustomStringVariable("crawler_ha.database",
+							   "Database in which the HA worker runs; the extension must be created there.",
+							   NULL,
+							   &ha_database, "postgres",
+							   PGC_POSTMASTER, 0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crawler_ha.health_check_interval",
+							"Time between two health checks of the peer.",
+							NULL,
+							&ha_health_check_interval_ms, 5000, 100, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crawler_ha.failure_threshold",
+							"Consecutive failed health checks after which the peer is unhealthy.",
+							"A standby promotes itself once its primary reaches this count.",
+							&ha_failure_threshold, 3, 1, 1000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crawler_ha.response_timeout",
+							"A health check that takes longer than this fails.",
+							NULL,
+							&ha_response_timeout_ms, 30000, 100, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("crawler_ha.auto_failover",
+							 "Whether the standby promotes itself and an old primary rejoins automatically.",
+							 NULL,
+							 &ha_auto_failover, true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("crawler_ha.replication_mode",
+							 "async, sync (no acknowledged write lost) or semi_sync (sync that degrades after sync_timeout).",
+							 NULL,
+							 &ha_replication_mode, HA_MODE_ASYNC, replication_mode_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crawler_ha.sync_timeout",
+							"In semi_sync mode, how long the primary waits without its standby before writing asynchronously.",
+							NULL,
+							&ha_sync_timeout_ms, 10000, 100, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crawler_ha.replication_lag_threshold",
+							"Replication lag above which an alert event is recorded.",
+							NULL,
+							&ha_replication_lag_threshold_ms, 60000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crawler_ha.fence_timeout",
+							"With a witness, an isolated primary turns read-only after this long.",
+							"Must stay below health_check_interval x failure_threshold, the standby's promotion delay.",
+							&ha_fence_timeout_ms, 10000, 100, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crawler_ha.priority",
+							"Promotion priority of this node; lower promotes first, 0 never promotes.",
+							NULL,
+							&ha_priority, 100, 0, 1000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+}
+
+/*
+ * Called from _PG_init.  The settings exist in every process; the shared
+ * memory and the worker only when the library is preloaded.
+ */
+void
+ha_worker_init(void)
+{
+	define_settings();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	ha_preloaded = true;
+	ha_shmem_install_hooks();
+	ha_register_worker();
+}

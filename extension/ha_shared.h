@@ -1,0 +1,216 @@
+/*
+ * ha_shared.h
+ *		High availability: settings, the shared-memory picture of this node
+ *		and its peers, and the entry points of the ha_*.c files.
+ *
+ * One background worker per data node owns every change of HA state
+ * (promote, demote, rejoin, switchover); SQL functions only read shared
+ * memory or post a request to the worker and wait for its answer.
+ */
+#ifndef HA_SHARED_H
+#define HA_SHARED_H
+
+#include "access/xlogdefs.h"
+#include "datatype/timestamp.h"
+#include "storage/latch.h"
+#include "storage/spin.h"
+
+#define HA_NAME_LEN			64
+#define HA_ROLE_LEN			16
+#define HA_MSG_LEN			512
+
+/* Object names used on every node (the extension is not relocatable). */
+#define HA_PUBLICATION		"crawler_ha_pub"
+#define HA_SUBSCRIPTION		"crawler_ha_sub"
+#define HA_SLOT_PREFIX		"crawler_ha_node_"
+#define HA_NOTIFY_CHANNEL	"crawler_ha_events"
+
+typedef enum HaReplicationMode
+{
+	HA_MODE_ASYNC,
+	HA_MODE_SYNC,
+	HA_MODE_SEMI_SYNC
+} HaReplicationMode;
+
+/* ---- settings (ha_guc.c) ---- */
+extern char *ha_peer_conninfo;
+extern char *ha_witness_conninfo;
+extern char *ha_database;
+extern int	ha_health_check_interval_ms;
+extern int	ha_failure_threshold;
+extern int	ha_response_timeout_ms;
+extern bool ha_auto_failover;
+extern int	ha_replication_mode;
+extern int	ha_sync_timeout_ms;
+extern int	ha_replication_lag_threshold_ms;
+extern int	ha_fence_timeout_ms;
+extern int	ha_priority;
+
+extern const char *ha_replication_mode_name(int mode);
+
+/* ---- what one probe of a remote node saw (ha_shmem.c) ---- */
+typedef struct HaRemoteView
+{
+	bool		configured;		/* a conninfo is set */
+	bool		reachable;		/* the last check succeeded */
+	bool		healthy;		/* fewer than failure_threshold failures */
+	bool		ever_seen;		/* at least one check succeeded */
+	int			consecutive_failures;
+	int64		checks;
+	int64		failures;
+	TimestampTz last_check;
+	TimestampTz last_success;
+	double		latency_ms;
+	int32		node_id;
+	char		name[HA_NAME_LEN];
+	char		role[HA_ROLE_LEN];
+	int64		term;
+	bool		fenced;
+	bool		needs_rejoin;
+	bool		read_only;
+	XLogRecPtr	lsn;			/* its pg_current_wal_lsn() */
+	XLogRecPtr	split_lsn;		/* where it forked from its old primary */
+	char		last_error[256];
+} HaRemoteView;
+
+/* Requests a backend hands to the worker. */
+typedef enum HaRequestKind
+{
+	HA_REQ_NONE,
+	HA_REQ_PROMOTE,				/* promote this node (switchover target or forced) */
+	HA_REQ_SWITCHOVER,			/* this primary hands over to the peer */
+	HA_REQ_REJOIN				/* this old primary follows the new one */
+} HaRequestKind;
+
+typedef struct HaShared
+{
+	slock_t		mutex;
+
+	pid_t		worker_pid;
+	Latch	   *worker_latch;
+	TimestampTz worker_started;
+	bool		first_round_done;	/* writes wait for the first peer check */
+
+	/* this node, mirrored from the ha_state table by the worker */
+	bool		state_loaded;
+	char		role[HA_ROLE_LEN];
+	int64		term;
+	bool		fenced;
+	bool		needs_rejoin;
+	bool		paused;
+	char		primary_name[HA_NAME_LEN];
+	int64		max_term_seen;	/* newest term heard of from anyone */
+
+	/* replication as seen from the primary */
+	int64		lag_bytes;
+	double		lag_seconds;
+	char		sync_state[HA_ROLE_LEN];
+	bool		sync_degraded;	/* semi_sync currently running async */
+	bool		standby_streaming;
+
+	TimestampTz last_failover;
+	double		last_failover_ms;
+
+	/* one request at a time */
+	uint64		req_id;
+	uint64		done_id;
+	HaRequestKind req_kind;
+	bool		req_force;
+	int			req_pid;
+	char		req_arg[HA_NAME_LEN];
+	bool		req_ok;
+	char		req_msg[HA_MSG_LEN];
+
+	HaRemoteView peer;
+	HaRemoteView witness;
+} HaShared;
+
+extern HaShared *ha_shared;
+
+/* What the worker last read of this node from its tables (worker only). */
+typedef struct HaLocal
+{
+	bool		ext_present;
+	char		schema[NAMEDATALEN * 2 + 3];	/* quoted */
+	int32		node_id;
+	char		node_name[HA_NAME_LEN];
+	char		role[HA_ROLE_LEN];
+	int64		term;
+	char		primary_name[HA_NAME_LEN];
+	int32		primary_node_id;
+	int32		peer_node_id;
+	bool		fenced;
+	bool		needs_rejoin;
+	bool		paused;
+	bool		sub_exists;
+	bool		sub_enabled;
+} HaLocal;
+
+extern HaLocal ha_local;
+extern bool ha_preloaded;
+
+/* ha_guc.c */
+extern void ha_worker_init(void);
+
+/* ha_shmem.c */
+extern void ha_shmem_install_hooks(void);
+extern bool ha_shmem_ready(void);
+
+/* ha_worker.c */
+PGDLLEXPORT void ha_worker_main(Datum main_arg);
+extern void ha_register_worker(void);
+
+/* ha_conn.c: non-blocking libpq driven by latch waits */
+typedef enum HaConnPhase
+{
+	HA_CONN_IDLE,
+	HA_CONN_CONNECTING,
+	HA_CONN_FLUSHING,
+	HA_CONN_READING,
+	HA_CONN_DONE,
+	HA_CONN_FAILED
+} HaConnPhase;
+
+struct pg_conn;
+struct pg_result;
+
+typedef struct HaConn
+{
+	struct pg_conn *conn;
+	bool		fd_reserved;
+	HaConnPhase phase;
+	int			poll_wants;		/* WL_SOCKET_* the state machine waits for */
+	TimestampTz started;
+	TimestampTz deadline;
+	const char *query;
+	struct pg_result *result;	/* last PGRES_TUPLES_OK/COMMAND_OK result */
+	char		error[256];
+} HaConn;
+
+extern void ha_conn_start(HaConn *hc, const char *conninfo, const char *query,
+						  int timeout_ms, const char *appname);
+extern void ha_conn_step(HaConn *hc, int events);
+extern long ha_conn_wait_ms(HaConn *hc);
+extern void ha_conn_reset(HaConn *hc, bool keep_connection);
+extern void ha_conn_close(HaConn *hc);
+extern bool ha_remote_query(const char *conninfo, const char *query, int timeout_ms,
+							char **value, char *error, size_t errlen);
+
+/* ha_actions.c: each runs its own transactions; worker only */
+extern bool ha_load_local_state(void);
+extern const char *ha_ext_schema(void);
+extern void ha_set_read_only(bool on);
+extern void ha_set_sync_standby(bool on);
+extern void ha_reload_config(void);
+extern int	ha_terminate_clients(int except_pid);
+extern void ha_record_event(const char *kind, const char *reason, double duration_ms,
+							const char *detail_json);
+extern bool ha_promote(const char *reason, bool switchover, char *msg, size_t msglen);
+extern bool ha_demote(int64 new_term, const char *primary_name, int32 primary_id,
+					  bool needs_rejoin, const char *reason);
+extern bool ha_rejoin(bool manual, char *msg, size_t msglen);
+extern bool ha_switchover(bool force, int except_pid, char *msg, size_t msglen);
+extern void ha_monitor_replication(void);
+extern char *ha_slot_name(int32 node_id);
+
+#endif							/* HA_SHARED_H */

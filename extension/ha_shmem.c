@@ -1,0 +1,69 @@
+/*
+ * ha_shmem.c
+ *		The shared-memory picture of this node and its peers: written by the
+ *		HA worker, read at once by ha_status(), ha_health() and the write
+ *		fence in every backend.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+
+#include "ha_shared.h"
+
+HaShared   *ha_shared = NULL;
+
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+#if PG_VERSION_NUM >= 150000
+static void
+ha_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(HaShared)));
+}
+#endif
+
+static void
+ha_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	ha_shared = ShmemInitStruct("crawler_ha", sizeof(HaShared), &found);
+	if (!found)
+	{
+		memset(ha_shared, 0, sizeof(HaShared));
+		SpinLockInit(&ha_shared->mutex);
+		strlcpy(ha_shared->sync_state, "none", HA_ROLE_LEN);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+ha_shmem_install_hooks(void)
+{
+#if PG_VERSION_NUM >= 150000
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = ha_shmem_request;
+#else
+	RequestAddinShmemSpace(MAXALIGN(sizeof(HaShared)));
+#endif
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = ha_shmem_startup;
+}
+
+bool
+ha_shmem_ready(void)
+{
+	return ha_preloaded && ha_shared != NULL;
+}

@@ -1,0 +1,545 @@
+/*
+ * ha_sql.c
+ *		SQL-callable HA functions: the term half of the write fence,
+ *		ha_status(), ha_health(), ha_failover() and the internal primitives
+ *		the plpgsql functions use (ALTER SYSTEM, a query on the peer, a
+ *		request to the worker).
+ *
+ * They read shared memory or hand work to the worker; none of them changes
+ * replication state itself.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/htup_details.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "pgstat.h"
+#include "postmaster/postmaster.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "crawler_ha.h"
+#include "ha_shared.h"
+
+PG_FUNCTION_INFO_V1(ha_fence_check);
+PG_FUNCTION_INFO_V1(ha_alter_system);
+PG_FUNCTION_INFO_V1(ha_peer_query);
+PG_FUNCTION_INFO_V1(ha_wake_worker);
+PG_FUNCTION_INFO_V1(ha_request);
+PG_FUNCTION_INFO_V1(ha_status);
+PG_FUNCTION_INFO_V1(ha_health);
+PG_FUNCTION_INFO_V1(ha_failover);
+
+static void
+require_preload(void)
+{
+	if (!ha_shmem_ready())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("crawler_ha high availability is not loaded"),
+				 errdetail("The HA worker and its shared memory exist only when the library is preloaded."),
+				 errhint("Add crawler_ha to shared_preload_libraries (beside pg_cron) and restart the server.")));
+}
+
+static void
+require_superuser(const char *what)
+{
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only a superuser may call %s directly", what),
+				 errhint("Use the ha_* functions granted to crawler_ha_admin.")));
+}
+
+/* The schema this function lives in, quoted: the peer uses the same one. */
+static char *
+own_schema(FunctionCallInfo fcinfo)
+{
+	Oid			nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+
+	return pstrdup(quote_identifier(get_namespace_name(nsp)));
+}
+
+/*
+ * ha_fence_check(term, role, fenced, primary_name): the checks of the write
+ * fence that need more than the ha_state row the caller locked.
+ */
+Datum
+ha_fence_check(PG_FUNCTION_ARGS)
+{
+	int64		term = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
+	char	   *role = PG_ARGISNULL(1) ? "unknown" : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	bool		fenced = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	char	   *primary = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	const char *me = crawler_ha_display_name();
+	const char *reset_ro;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("crawler_ha node \"%s\" does not accept writes", me),
+				 errdetail("The server is in recovery."),
+				 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
+
+	if (strcmp(role, "primary") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("crawler_ha node \"%s\" does not accept writes: it is a %s; the primary is \"%s\"",
+						me, role, primary ? primary : "unknown"),
+				 errdetail("Term " INT64_FORMAT ".", term),
+				 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
+
+	if (fenced)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("crawler_ha node \"%s\" does not accept writes: it is fenced", me),
+				 errdetail("A switchover or a fence is in progress in term " INT64_FORMAT ".", term),
+				 errhint("Retry on the primary in a moment.")));
+
+	if (ha_shmem_ready())
+	{
+		int64		max_seen;
+		bool		checked;
+		bool		worker;
+		char		peer_primary[HA_NAME_LEN];
+		char		peer_name[HA_NAME_LEN];
+
+		SpinLockAcquire(&ha_shared->mutex);
+		max_seen = ha_shared->max_term_seen;
+		checked = ha_shared->first_round_done;
+		worker = ha_shared->worker_pid != 0;
+		strlcpy(peer_name, ha_shared->peer.name, HA_NAME_LEN);
+		strlcpy(peer_primary, strcmp(ha_shared->peer.role, "primary") == 0 ? ha_shared->peer.name : "",
+				HA_NAME_LEN);
+		SpinLockRelease(&ha_shared->mutex);
+
+		if (max_seen > term)
+			ereport(ERROR,
+					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+					 errmsg("crawler_ha node \"%s\" does not accept writes: a newer term " INT64_FORMAT " exists; the primary is \"%s\"",
+							me, max_seen, peer_primary[0] ? peer_primary : "unknown"),
+					 errdetail("This node was the primary of term " INT64_FORMAT " and must rejoin.", term),
+					 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
+
+		/* after a restart, no write before we know whether the peer moved on */
+		if (term > 0 && ha_peer_conninfo != NULL && ha_peer_conninfo[0] != '\0' && (!worker || !checked))
+			ereport(ERROR,
+					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+					 errmsg("crawler_ha node \"%s\" does not accept writes yet: its first check of the peer is not done", me),
+					 errdetail("A restarted primary first makes sure no newer term exists."),
+					 errhint("Retry in a moment.")));
+	}
+
+	reset_ro = GetConfigOptionResetString("default_transaction_read_only");
+	if (reset_ro != NULL && strcmp(reset_ro, "on") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("crawler_ha node \"%s\" does not accept writes", me),
+				 errdetail("default_transaction_read_only is on for this node."),
+				 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
+
+	PG_RETURN_VOID();
+}
+
+/* ha_alter_system(name, value): ALTER SYSTEM SET/RESET, then reload. */
+Datum
+ha_alter_system(PG_FUNCTION_ARGS)
+{
+	AlterSystemStmt *stmt = makeNode(AlterSystemStmt);
+	VariableSetStmt *set = makeNode(VariableSetStmt);
+
+	require_superuser("ha_alter_system()");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("setting name must not be NULL")));
+	set->name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (PG_ARGISNULL(1))
+	{
+		set->kind = VAR_RESET;
+		set->args = NIL;
+	}
+	else
+	{
+		A_Const    *c = makeNode(A_Const);
+
+		c->val.sval.type = T_String;
+		c->val.sval.sval = text_to_cstring(PG_GETARG_TEXT_PP(1));
+		c->location = -1;
+		set->kind = VAR_SET_VALUE;
+		set->args = list_make1(c);
+	}
+	stmt->setstmt = set;
+	AlterSystemSetConfigFile(stmt);
+	if (kill(PostmasterPid, SIGHUP) != 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not signal the postmaster to reload: %m")));
+	PG_RETURN_VOID();
+}
+
+/* ha_peer_query(query, timeout_ms): first value of a query run on the peer. */
+Datum
+ha_peer_query(PG_FUNCTION_ARGS)
+{
+	char	   *query;
+	int			timeout = PG_ARGISNULL(1) ? ha_response_timeout_ms : PG_GETARG_INT32(1);
+	char	   *value = NULL;
+	char		err[256];
+
+	require_superuser("ha_peer_query()");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("query must not be NULL")));
+	if (ha_peer_conninfo == NULL || ha_peer_conninfo[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("crawler_ha.peer_conninfo is not set"),
+				 errhint("Set it in postgresql.conf to the other data node and reload.")));
+	query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (!ha_remote_query(ha_peer_conninfo, query, timeout, &value, err, sizeof(err)))
+		ereport(ERROR,
+				(errcode(strstr(err, "ERROR") || strstr(err, "FATAL:  permission") ? ERRCODE_CONNECTION_FAILURE
+						 : ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("query on the peer failed: %s", err)));
+	if (value == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(value));
+}
+
+Datum
+ha_wake_worker(PG_FUNCTION_ARGS)
+{
+	Latch	   *latch = NULL;
+
+	if (!ha_shmem_ready())
+		PG_RETURN_BOOL(false);
+	SpinLockAcquire(&ha_shared->mutex);
+	latch = ha_shared->worker_latch;
+	SpinLockRelease(&ha_shared->mutex);
+	if (latch)
+		SetLatch(latch);
+	PG_RETURN_BOOL(latch != NULL);
+}
+
+/* Hand a request to the worker and wait (interruptibly) for its answer. */
+static char *
+post_request(HaRequestKind kind, const char *arg, bool force)
+{
+	uint64		my_id;
+	Latch	   *latch;
+	bool		ok;
+	char		msg[HA_MSG_LEN];
+
+	require_preload();
+	SpinLockAcquire(&ha_shared->mutex);
+	latch = ha_shared->worker_latch;
+	if (ha_shared->worker_pid == 0 || latch == NULL)
+	{
+		SpinLockRelease(&ha_shared->mutex);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the crawler_ha worker is not running"),
+				 errhint("It starts with the server when crawler_ha is in shared_preload_libraries; see the server log.")));
+	}
+	if (ha_shared->req_id != ha_shared->done_id)
+	{
+		SpinLockRelease(&ha_shared->mutex);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("another HA operation is in progress on this node"),
+				 errhint("Wait for it to finish and look at ha_events.")));
+	}
+	my_id = ++ha_shared->req_id;
+	ha_shared->req_kind = kind;
+	ha_shared->req_force = force;
+	ha_shared->req_pid = MyProcPid;
+	strlcpy(ha_shared->req_arg, arg ? arg : "", HA_NAME_LEN);
+	SpinLockRelease(&ha_shared->mutex);
+	SetLatch(latch);
+
+	for (;;)
+	{
+		uint64		done;
+		pid_t		wpid;
+
+		SpinLockAcquire(&ha_shared->mutex);
+		done = ha_shared->done_id;
+		wpid = ha_shared->worker_pid;
+		if (done >= my_id)
+		{
+			ok = ha_shared->req_ok;
+			strlcpy(msg, ha_shared->req_msg, HA_MSG_LEN);
+		}
+		SpinLockRelease(&ha_shared->mutex);
+		if (done >= my_id)
+			break;
+		if (wpid == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the crawler_ha worker stopped before it answered"),
+					 errhint("Look at ha_events and the server log, then retry.")));
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 20, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s", msg),
+				 errhint("ha_status() and ha_events tell more.")));
+	return pstrdup(msg);
+}
+
+/* ha_request(kind, arg, force) */
+Datum
+ha_request(PG_FUNCTION_ARGS)
+{
+	char	   *kind;
+	char	   *arg = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	bool		force = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	HaRequestKind k;
+
+	require_superuser("ha_request()");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("request kind must not be NULL")));
+	kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (strcmp(kind, "promote") == 0)
+		k = HA_REQ_PROMOTE;
+	else if (strcmp(kind, "switchover") == 0)
+		k = HA_REQ_SWITCHOVER;
+	else if (strcmp(kind, "rejoin") == 0)
+		k = HA_REQ_REJOIN;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown HA request \"%s\"", kind)));
+	PG_RETURN_TEXT_P(cstring_to_text(post_request(k, arg, force)));
+}
+
+/*
+ * ha_failover(target, force): on the primary, a switchover to the peer; on
+ * the standby, the same asked of the primary, or with force and no primary
+ * in reach, a promotion of this node.
+ */
+Datum
+ha_failover(PG_FUNCTION_ARGS)
+{
+	char	   *target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		force = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+	const char *me = crawler_ha_display_name();
+	HaRemoteView peer;
+	char		role[HA_ROLE_LEN];
+
+	require_preload();
+	SpinLockAcquire(&ha_shared->mutex);
+	peer = ha_shared->peer;
+	strlcpy(role, ha_shared->role, HA_ROLE_LEN);
+	SpinLockRelease(&ha_shared->mutex);
+
+	if (strcmp(role, "primary") == 0)
+	{
+		if (target != NULL && strcmp(target, me) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("node \"%s\" is already the primary", me)));
+		if (target != NULL && peer.name[0] != '\0' && strcmp(target, peer.name) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("no standby named \"%s\"", target),
+					 errhint("The standby of this node is \"%s\".", peer.name)));
+		if (!force && (!peer.healthy || !peer.reachable))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the target \"%s\" is not healthy", peer.name[0] ? peer.name : "peer"),
+					 errdetail("%d consecutive failed checks: %s", peer.consecutive_failures, peer.last_error),
+					 errhint("Fix the standby, or use force => true.")));
+		if (!force && ha_shared->lag_seconds * 1000.0 > ha_replication_lag_threshold_ms)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the target \"%s\" is %.1f s behind", peer.name, ha_shared->lag_seconds),
+					 errhint("Wait until it catches up, or use force => true.")));
+		PG_RETURN_TEXT_P(cstring_to_text(post_request(HA_REQ_SWITCHOVER, target, force)));
+	}
+
+	if (strcmp(role, "standby") == 0)
+	{
+		if (target != NULL && strcmp(target, me) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("node \"%s\" can only promote itself", me),
+					 errhint("Call ha_failover() on the primary to choose another target.")));
+		if (peer.reachable && strcmp(peer.role, "primary") == 0)
+		{
+			char	   *value = NULL;
+			char		err[256];
+			char	   *sql = psprintf("SELECT %s.ha_failover(%s, %s)", own_schema(fcinfo),
+									   quote_literal_cstr(me), force ? "true" : "false");
+
+			if (!ha_remote_query(ha_peer_conninfo, sql, ha_response_timeout_ms * 3, &value, err, sizeof(err)))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("the switchover on the primary \"%s\" failed: %s", peer.name, err)));
+			PG_RETURN_TEXT_P(cstring_to_text(value ? value : "switched over"));
+		}
+		if (!force)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the primary \"%s\" cannot be reached", peer.name[0] ? peer.name : "peer"),
+					 errdetail("%s", peer.last_error),
+					 errhint("ha_failover(force => true) promotes this node anyway; writes the primary did not send are not here.")));
+		PG_RETURN_TEXT_P(cstring_to_text(post_request(HA_REQ_PROMOTE, "forced failover", true)));
+	}
+
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("node \"%s\" is %s and takes no part in failover", me, role[0] ? role : "not set up")));
+	PG_RETURN_NULL();
+}
+
+/* ---- ha_status() and ha_health() ---- */
+
+#define STATUS_COLS 19
+
+static void
+put_remote_row(Tuplestorestate *ts, TupleDesc td, const HaRemoteView *v, const char *kind)
+{
+	Datum		values[STATUS_COLS];
+	bool		nulls[STATUS_COLS];
+
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = CStringGetTextDatum(v->name[0] ? v->name : kind);
+	if (v->node_id > 0)
+		values[1] = Int32GetDatum(v->node_id);
+	else
+		nulls[1] = true;
+	values[2] = BoolGetDatum(false);
+	values[3] = CStringGetTextDatum(v->ever_seen ? v->role : "unknown");
+	values[4] = Int64GetDatum(v->term);
+	nulls[4] = !v->ever_seen;
+	values[5] = BoolGetDatum(v->healthy && v->ever_seen);
+	values[6] = TimestampTzGetDatum(v->last_check);
+	nulls[6] = v->last_check == 0;
+	values[7] = Float8GetDatum(v->latency_ms);
+	nulls[7] = v->last_check == 0;
+	values[8] = Int32GetDatum(v->consecutive_failures);
+	values[9] = CStringGetTextDatum(ha_replication_mode_name(ha_replication_mode));
+	nulls[10] = nulls[11] = nulls[12] = nulls[13] = nulls[14] = true;
+	values[15] = BoolGetDatum(v->fenced);
+	values[16] = BoolGetDatum(v->needs_rejoin);
+	nulls[17] = true;
+	values[18] = CStringGetTextDatum(v->last_error[0] ? v->last_error
+									 : psprintf("%s, lsn %X/%X", kind, LSN_FORMAT_ARGS(v->lsn)));
+	tuplestore_putvalues(ts, td, values, nulls);
+}
+
+Datum
+ha_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HaShared	snap;
+	Datum		values[STATUS_COLS];
+	bool		nulls[STATUS_COLS];
+
+	require_preload();
+#if PG_VERSION_NUM >= 160000
+	InitMaterializedSRF(fcinfo, 0);
+#else
+	SetSingleFuncCall(fcinfo, 0);
+#endif
+
+	SpinLockAcquire(&ha_shared->mutex);
+	memcpy(&snap, ha_shared, sizeof(HaShared));
+	SpinLockRelease(&ha_shared->mutex);
+
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = CStringGetTextDatum(crawler_ha_display_name());
+	values[1] = Int32GetDatum(crawler_ha_node_id);
+	values[2] = BoolGetDatum(true);
+	values[3] = CStringGetTextDatum(snap.state_loaded ? snap.role : "unknown");
+	values[4] = Int64GetDatum(snap.term);
+	values[5] = BoolGetDatum(snap.worker_pid != 0 && snap.state_loaded);
+	nulls[6] = nulls[7] = nulls[8] = true;
+	values[9] = CStringGetTextDatum(ha_replication_mode_name(ha_replication_mode));
+	values[10] = CStringGetTextDatum(strcmp(snap.role, "primary") == 0
+									 ? (snap.sync_degraded ? "degraded" : snap.sync_state) : "n/a");
+	values[11] = Int64GetDatum(snap.lag_bytes);
+	values[12] = Float8GetDatum(snap.lag_seconds);
+	nulls[11] = nulls[12] = strcmp(snap.role, "primary") != 0;
+	values[13] = TimestampTzGetDatum(snap.last_failover);
+	values[14] = Float8GetDatum(snap.last_failover_ms);
+	nulls[13] = nulls[14] = snap.last_failover == 0;
+	values[15] = BoolGetDatum(snap.fenced);
+	values[16] = BoolGetDatum(snap.needs_rejoin);
+	values[17] = BoolGetDatum(snap.paused);
+	values[18] = CStringGetTextDatum(snap.worker_pid == 0 ? "HA worker not running"
+									 : psprintf("primary %s%s", snap.primary_name[0] ? snap.primary_name : "unknown",
+												snap.max_term_seen > snap.term ? "; a newer term exists" : ""));
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+
+	if (snap.peer.configured)
+		put_remote_row(rsinfo->setResult, rsinfo->setDesc, &snap.peer, "peer");
+	if (snap.witness.configured)
+		put_remote_row(rsinfo->setResult, rsinfo->setDesc, &snap.witness, "witness");
+	return (Datum) 0;
+}
+
+Datum
+ha_health(PG_FUNCTION_ARGS)
+{
+	TupleDesc	td;
+	HaShared	snap;
+	Datum		values[12];
+	bool		nulls[12];
+	bool		primary;
+	const char *ro;
+	bool		writable;
+
+	require_preload();
+	if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("ha_health() must return a row")));
+	td = BlessTupleDesc(td);
+
+	SpinLockAcquire(&ha_shared->mutex);
+	memcpy(&snap, ha_shared, sizeof(HaShared));
+	SpinLockRelease(&ha_shared->mutex);
+
+	primary = strcmp(snap.role, "primary") == 0;
+	ro = GetConfigOptionResetString("default_transaction_read_only");
+	writable = primary && !snap.fenced && snap.max_term_seen <= snap.term && snap.first_round_done &&
+		!(ro != NULL && strcmp(ro, "on") == 0) && !RecoveryInProgress();
+
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = CStringGetTextDatum(crawler_ha_display_name());
+	values[1] = CStringGetTextDatum(snap.state_loaded ? snap.role : "unknown");
+	values[2] = Int64GetDatum(snap.term);
+	values[3] = BoolGetDatum(writable);
+	values[4] = BoolGetDatum(snap.worker_pid != 0 && snap.state_loaded);
+	values[5] = BoolGetDatum(snap.fenced);
+	values[6] = BoolGetDatum(snap.needs_rejoin);
+	values[7] = BoolGetDatum(snap.paused);
+	values[8] = BoolGetDatum(snap.peer.healthy && snap.peer.ever_seen);
+	nulls[8] = !snap.peer.configured;
+	values[9] = Int64GetDatum(snap.lag_bytes);
+	values[10] = Float8GetDatum(snap.lag_seconds);
+	nulls[9] = nulls[10] = !primary;
+	values[11] = TimestampTzGetDatum(snap.peer.last_check);
+	nulls[11] = snap.peer.last_check == 0;
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(td, values, nulls)));
+}

@@ -1,0 +1,488 @@
+/*
+ * ha_worker.c
+ *		The HA background worker: checks the peer every health_check_interval
+ *		with a non-blocking libpq ping, keeps the picture in shared memory,
+ *		and acts on it: promote after failure_threshold failed checks of the
+ *		primary, step down on seeing a newer term, rejoin, switch over on
+ *		request, keep synchronous replication as the mode asks.
+ *
+ * It never blocks outside WaitLatchOrSocket(... WL_EXIT_ON_PM_DEATH) and never
+ * raises an error because of the peer; if it dies anyway, the postmaster
+ * starts it again after a second.
+ */
+#include "postgres.h"
+
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "crawler_ha.h"
+#include "ha_shared.h"
+
+static HaConn probe;
+static TimestampTz first_failure_at = 0;
+static bool detection_reported = false;
+static bool rejoin_refused = false;
+static TimestampTz standby_absent_since = 0;
+static bool lag_alerted = false;
+static bool sub_alerted = false;
+
+void
+ha_register_worker(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	strlcpy(worker.bgw_library_name, "crawler_ha", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "ha_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "crawler_ha worker", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "crawler_ha worker", BGW_MAXLEN);
+	worker.bgw_notify_pid = 0;
+	RegisterBackgroundWorker(&worker);
+}
+
+static void
+worker_exit(int code, Datum arg)
+{
+	ha_conn_close(&probe);
+	if (ha_shared)
+	{
+		SpinLockAcquire(&ha_shared->mutex);
+		ha_shared->worker_pid = 0;
+		ha_shared->worker_latch = NULL;
+		ha_shared->first_round_done = false;
+		SpinLockRelease(&ha_shared->mutex);
+	}
+}
+
+static void
+parse_ping(PGresult *res, HaRemoteView *v)
+{
+	uint32		hi,
+				lo;
+
+	if (res == NULL || PQntuples(res) != 1 || PQnfields(res) < 11)
+		return;
+	v->node_id = atoi(PQgetvalue(res, 0, 0));
+	strlcpy(v->name, PQgetvalue(res, 0, 1), HA_NAME_LEN);
+	strlcpy(v->role, PQgetvalue(res, 0, 2), HA_ROLE_LEN);
+	v->term = strtoi64(PQgetvalue(res, 0, 3), NULL, 10);
+	v->fenced = PQgetvalue(res, 0, 5)[0] == 't';
+	v->needs_rejoin = PQgetvalue(res, 0, 6)[0] == 't';
+	v->read_only = PQgetvalue(res, 0, 7)[0] == 't';
+	v->lsn = (sscanf(PQgetvalue(res, 0, 8), "%X/%X", &hi, &lo) == 2) ? (((uint64) hi << 32) | lo) : 0;
+	v->split_lsn = (!PQgetisnull(res, 0, 9) &&
+					sscanf(PQgetvalue(res, 0, 9), "%X/%X", &hi, &lo) == 2) ? (((uint64) hi << 32) | lo) : 0;
+}
+
+/* Fold the finished probe into shared memory; return whether it succeeded. */
+static bool
+record_probe(void)
+{
+	bool		ok = (probe.phase == HA_CONN_DONE && probe.result != NULL &&
+					  PQntuples(probe.result) == 1);
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&ha_shared->mutex);
+	ha_shared->peer.configured = true;
+	ha_shared->peer.checks++;
+	ha_shared->peer.last_check = now;
+	ha_shared->peer.latency_ms = (double) (now - probe.started) / 1000.0;
+	if (ok)
+	{
+		parse_ping(probe.result, &ha_shared->peer);
+		ha_shared->peer.reachable = true;
+		ha_shared->peer.ever_seen = true;
+		ha_shared->peer.consecutive_failures = 0;
+		ha_shared->peer.healthy = true;
+		ha_shared->peer.last_success = now;
+		ha_shared->peer.last_error[0] = '\0';
+		if (ha_shared->peer.term > ha_shared->max_term_seen)
+			ha_shared->max_term_seen = ha_shared->peer.term;
+	}
+	else
+	{
+		ha_shared->peer.reachable = false;
+		ha_shared->peer.failures++;
+		ha_shared->peer.consecutive_failures++;
+		ha_shared->peer.healthy = ha_shared->peer.consecutive_failures < ha_failure_threshold;
+		strlcpy(ha_shared->peer.last_error,
+				probe.error[0] ? probe.error : "empty answer", sizeof(ha_shared->peer.last_error));
+	}
+	SpinLockRelease(&ha_shared->mutex);
+	return ok;
+}
+
+static void
+reply(uint64 id, bool ok, const char *msg)
+{
+	SpinLockAcquire(&ha_shared->mutex);
+	ha_shared->req_ok = ok;
+	strlcpy(ha_shared->req_msg, msg, HA_MSG_LEN);
+	ha_shared->done_id = id;
+	SpinLockRelease(&ha_shared->mutex);
+}
+
+/* Serve a request a backend left for us. */
+static void
+serve_request(void)
+{
+	uint64		id;
+	HaRequestKind kind;
+	bool		force;
+	int			pid;
+	char		arg[HA_NAME_LEN];
+	char		msg[HA_MSG_LEN];
+	bool		ok = false;
+
+	SpinLockAcquire(&ha_shared->mutex);
+	id = ha_shared->req_id;
+	kind = ha_shared->req_kind;
+	force = ha_shared->req_force;
+	pid = ha_shared->req_pid;
+	strlcpy(arg, ha_shared->req_arg, HA_NAME_LEN);
+	SpinLockRelease(&ha_shared->mutex);
+	if (id == ha_shared->done_id)
+		return;
+
+	msg[0] = '\0';
+	if (!ha_load_local_state())
+	{
+		reply(id, false, "the crawler_ha extension is not installed in the HA worker's database");
+		return;
+	}
+	switch (kind)
+	{
+		case HA_REQ_PROMOTE:
+			ok = ha_promote(arg[0] ? arg : "requested", true, msg, sizeof(msg));
+			break;
+		case HA_REQ_SWITCHOVER:
+			ok = ha_switchover(force, pid, msg, sizeof(msg));
+			break;
+		case HA_REQ_REJOIN:
+			ok = ha_rejoin(true, msg, sizeof(msg));
+			rejoin_refused = !ok;
+			break;
+		default:
+			strlcpy(msg, "unknown request", sizeof(msg));
+			break;
+	}
+	reply(id, ok, msg);
+}
+
+/* Keep synchronous_standby_names as the mode and the standby's presence ask. */
+static void
+manage_sync(void)
+{
+	bool		streaming;
+	bool		want;
+	int64		lag;
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&ha_shared->mutex);
+	streaming = ha_shared->standby_streaming && ha_shared->peer.reachable;
+	lag = ha_shared->lag_bytes;
+	SpinLockRelease(&ha_shared->mutex);
+
+	if (streaming)
+		standby_absent_since = 0;
+	else if (standby_absent_since == 0)
+		standby_absent_since = now;
+
+	switch (ha_replication_mode)
+	{
+		case HA_MODE_SYNC:
+			want = true;
+			break;
+		case HA_MODE_SEMI_SYNC:
+			{
+				bool		degraded = ha_shared->sync_degraded;
+
+				if (!degraded && standby_absent_since != 0 &&
+					TimestampDifferenceExceeds(standby_absent_since, now, ha_sync_timeout_ms))
+				{
+					degraded = true;
+					ha_record_event("sync_degraded",
+									psprintf("no standby for %d ms: writing asynchronously", ha_sync_timeout_ms),
+									-1, NULL);
+				}
+				else if (degraded && streaming && lag == 0)
+				{
+					degraded = false;
+					ha_record_event("sync_restored", "the standby has caught up: synchronous again", -1, NULL);
+				}
+				SpinLockAcquire(&ha_shared->mutex);
+				ha_shared->sync_degraded = degraded;
+				SpinLockRelease(&ha_shared->mutex);
+				want = !degraded;
+			}
+			break;
+		default:
+			want = false;
+			break;
+	}
+	ha_set_sync_standby(want);
+}
+
+/* The primary's watch over its standby: lag, alerts, sync mode. */
+static void
+primary_duties(void)
+{
+	double		lag_s;
+	int64		lag_b;
+
+	ha_monitor_replication();
+	SpinLockAcquire(&ha_shared->mutex);
+	lag_s = ha_shared->lag_seconds;
+	lag_b = ha_shared->lag_bytes;
+	SpinLockRelease(&ha_shared->mutex);
+	if (lag_s * 1000.0 > ha_replication_lag_threshold_ms && !lag_alerted)
+	{
+		lag_alerted = true;
+		ha_record_event("alert", psprintf("replication lag %.1f s (%lld bytes) is above %d ms",
+										  lag_s, (long long) lag_b, ha_replication_lag_threshold_ms),
+						-1, NULL);
+	}
+	else if (lag_s * 1000.0 <= ha_replication_lag_threshold_ms)
+		lag_alerted = false;
+	manage_sync();
+}
+
+/* Decide what the last check means for this node. */
+static void
+act_on_check(bool ok)
+{
+	HaRemoteView peer;
+	bool		is_primary = strcmp(ha_local.role, "primary") == 0;
+	bool		is_standby = strcmp(ha_local.role, "standby") == 0;
+	bool		automatic;
+
+	SpinLockAcquire(&ha_shared->mutex);
+	peer = ha_shared->peer;
+	SpinLockRelease(&ha_shared->mutex);
+	automatic = ha_auto_failover && !ha_local.paused;
+
+	if (ok)
+	{
+		if (detection_reported)
+			ha_record_event("recovery", psprintf("peer %s answers again", peer.name), -1, NULL);
+		detection_reported = false;
+		first_failure_at = 0;
+
+		if (peer.term > ha_local.term && strcmp(peer.role, "primary") == 0)
+		{
+			if (is_primary)
+			{
+				/* a newer term exists: we are no longer the primary, whatever we thought */
+				ha_demote(peer.term, peer.name, peer.node_id, true,
+						  psprintf("peer %s is the primary of newer term " INT64_FORMAT, peer.name, peer.term));
+				rejoin_refused = false;
+				is_primary = false;
+			}
+			else if (is_standby && !ha_local.needs_rejoin)
+			{
+				/* our primary moved on to a newer term (e.g. after a switchover) */
+				ha_demote(peer.term, peer.name, peer.node_id, !ha_local.sub_exists,
+						  psprintf("following the primary %s into term " INT64_FORMAT, peer.name, peer.term));
+			}
+		}
+		if (strcmp(ha_local.role, "standby") == 0 && ha_local.needs_rejoin && automatic &&
+			!rejoin_refused && strcmp(peer.role, "primary") == 0 && peer.term >= ha_local.term)
+		{
+			char		msg[HA_MSG_LEN];
+
+			if (!ha_rejoin(false, msg, sizeof(msg)))
+			{
+				rejoin_refused = true;
+				ereport(LOG,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("crawler_ha: automatic rejoin did not happen: %s", msg)));
+			}
+		}
+		if (is_standby && ha_local.sub_exists && !ha_local.sub_enabled && !sub_alerted)
+		{
+			sub_alerted = true;
+			ha_record_event("alert", "the subscription is disabled (an apply error stopped it); "
+							"see the server log and ha_check_consistency()", -1, NULL);
+		}
+		else if (ha_local.sub_enabled)
+			sub_alerted = false;
+		return;
+	}
+
+	/* the check failed */
+	if (first_failure_at == 0)
+		first_failure_at = probe.started;
+	if (peer.consecutive_failures >= ha_failure_threshold && !detection_reported)
+	{
+		detection_reported = true;
+		ha_record_event("detection",
+						psprintf("peer %s failed %d consecutive checks: %s",
+								 peer.name[0] ? peer.name : "(never seen)",
+								 peer.consecutive_failures, peer.last_error),
+						(double) (GetCurrentTimestamp() - first_failure_at) / 1000.0, NULL);
+	}
+
+	if (is_standby && !ha_local.needs_rejoin && peer.consecutive_failures >= ha_failure_threshold &&
+		automatic && ha_priority > 0 && ha_local.sub_exists)
+	{
+		char		msg[HA_MSG_LEN];
+		char	   *reason;
+		TimestampTz started = first_failure_at;
+
+		/* part 2: with a witness, promote only on its word and its new term */
+		reason = psprintf("failover: primary %s unreachable for %d checks (%s)",
+						  ha_local.primary_name, peer.consecutive_failures, peer.last_error);
+		if (ha_promote(reason, false, msg, sizeof(msg)))
+		{
+			double		total = (double) (GetCurrentTimestamp() - started) / 1000.0;
+
+			ha_record_event("failover",
+							psprintf("%s; %.0f ms from the first failed check to writable", msg, total),
+							total, NULL);
+		}
+	}
+}
+
+static void
+start_round(void)
+{
+	bool		have_ext = ha_load_local_state();
+
+	if (!have_ext || ha_peer_conninfo == NULL || ha_peer_conninfo[0] == '\0')
+	{
+		SpinLockAcquire(&ha_shared->mutex);
+		ha_shared->peer.configured = false;
+		ha_shared->first_round_done = true;
+		SpinLockRelease(&ha_shared->mutex);
+		if (have_ext && strcmp(ha_local.role, "primary") == 0 && ha_local.term > 0)
+			primary_duties();
+		return;
+	}
+	ha_conn_start(&probe, ha_peer_conninfo,
+				  psprintf("SELECT node_id, node_name, role, term, primary_name, fenced, needs_rejoin, "
+						   "read_only, lsn, split_lsn, paused FROM %s.ha_ping()", ha_ext_schema()),
+				  ha_response_timeout_ms, "crawler_ha health check");
+}
+
+static void
+finish_round(void)
+{
+	bool		ok = record_probe();
+
+	ha_conn_reset(&probe, ok);
+	act_on_check(ok);
+	if (strcmp(ha_local.role, "primary") == 0 && ha_local.term > 0)
+		primary_duties();
+	SpinLockAcquire(&ha_shared->mutex);
+	ha_shared->first_round_done = true;
+	SpinLockRelease(&ha_shared->mutex);
+}
+
+void
+ha_worker_main(Datum main_arg)
+{
+	MemoryContext loop_cxt;
+	TimestampTz next_round;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(ha_database, NULL, 0);
+
+	memset(&probe, 0, sizeof(probe));
+	before_shmem_exit(worker_exit, (Datum) 0);
+	SpinLockAcquire(&ha_shared->mutex);
+	ha_shared->worker_pid = MyProcPid;
+	ha_shared->worker_latch = MyLatch;
+	ha_shared->worker_started = GetCurrentTimestamp();
+	ha_shared->first_round_done = false;
+	ha_shared->done_id = ha_shared->req_id;	/* drop requests of a dead predecessor */
+	SpinLockRelease(&ha_shared->mutex);
+
+	ereport(LOG,
+			(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+			 errmsg("crawler_ha worker started in database \"%s\"", ha_database)));
+
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "crawler_ha worker loop",
+									 ALLOCSET_DEFAULT_SIZES);
+	next_round = GetCurrentTimestamp();
+
+	for (;;)
+	{
+		int			events;
+		long		timeout;
+		int			rc;
+		TimestampTz now;
+		pgsocket	sock = PGINVALID_SOCKET;
+
+		MemoryContextSwitchTo(loop_cxt);
+		CHECK_FOR_INTERRUPTS();
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (ha_shared->req_id != ha_shared->done_id)
+		{
+			TimestampTz before = GetCurrentTimestamp();
+
+			serve_request();
+			/* time spent serving is not the peer's fault */
+			if (probe.phase != HA_CONN_IDLE)
+				probe.deadline += GetCurrentTimestamp() - before;
+			next_round = GetCurrentTimestamp();
+		}
+
+		now = GetCurrentTimestamp();
+		if (probe.phase == HA_CONN_IDLE && now >= next_round)
+		{
+			MemoryContextReset(loop_cxt);
+			next_round = TimestampTzPlusMilliseconds(now, ha_health_check_interval_ms);
+			start_round();
+		}
+		if (probe.phase != HA_CONN_IDLE)
+			ha_conn_step(&probe, 0);
+		if (probe.phase == HA_CONN_DONE || probe.phase == HA_CONN_FAILED)
+			finish_round();
+
+		/* semi_sync must notice a missing standby within sync_timeout */
+		if (strcmp(ha_local.role, "primary") == 0 && ha_replication_mode == HA_MODE_SEMI_SYNC &&
+			ha_local.term > 0 && probe.phase == HA_CONN_IDLE)
+			manage_sync();
+
+		now = GetCurrentTimestamp();
+		events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
+		timeout = (long) ((next_round - now) / 1000);
+		if (probe.phase != HA_CONN_IDLE && probe.conn != NULL && PQsocket(probe.conn) >= 0)
+		{
+			events |= probe.poll_wants;
+			sock = PQsocket(probe.conn);
+			timeout = ha_conn_wait_ms(&probe);
+		}
+		if (ha_replication_mode == HA_MODE_SEMI_SYNC && timeout > 250)
+			timeout = 250;
+		if (timeout < 1)
+			timeout = 1;
+
+		rc = WaitLatchOrSocket(MyLatch, events, sock, timeout, PG_WAIT_EXTENSION);
+		if (rc & WL_LATCH_SET)
+			ResetLatch(MyLatch);
+		if (probe.phase != HA_CONN_IDLE)
+			ha_conn_step(&probe, rc);
+	}
+}
