@@ -1117,3 +1117,49 @@ ha_monitor_replication(void)
 	}
 	PG_END_TRY();
 }
+
+/* ---- maintenance mode and the subscription switch ---- */
+
+bool
+ha_set_paused(bool paused, char *msg, size_t msglen)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		txn_begin("crawler_ha: pause");
+		if (spi_sql("UPDATE %s.ha_state SET paused = %s WHERE paused <> %s RETURNING 1",
+					ha_local.schema, paused ? "true" : "false", paused ? "true" : "false") != NULL)
+			record_event_in_txn(paused ? "pause" : "resume",
+								paused ? "automatic failover paused" : "automatic failover resumed", -1, NULL);
+		txn_commit();
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, paused ? "pausing" : "resuming", msg, msglen);
+		return false;
+	}
+	PG_END_TRY();
+	ha_local.paused = paused;
+	publish_local_state();
+	snprintf(msg, msglen, "%s", paused ? "paused" : "resumed");
+	return true;
+}
+
+void
+ha_enable_subscription(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		txn_begin("crawler_ha: enable subscription");
+		spi_sql("ALTER SUBSCRIPTION " HA_SUBSCRIPTION " ENABLE");
+		txn_commit();
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, "enabling the subscription", NULL, 0);
+	}
+	PG_END_TRY();
+}

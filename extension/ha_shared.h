@@ -79,7 +79,9 @@ typedef enum HaRequestKind
 	HA_REQ_NONE,
 	HA_REQ_PROMOTE,				/* promote this node (switchover target or forced) */
 	HA_REQ_SWITCHOVER,			/* this primary hands over to the peer */
-	HA_REQ_REJOIN				/* this old primary follows the new one */
+	HA_REQ_REJOIN,				/* this old primary follows the new one */
+	HA_REQ_PAUSE,				/* no automatic failover or rejoin */
+	HA_REQ_RESUME
 } HaRequestKind;
 
 typedef struct HaShared
@@ -211,6 +213,8 @@ extern bool ha_demote(int64 new_term, const char *primary_name, int32 primary_id
 extern bool ha_rejoin(bool manual, char *msg, size_t msglen);
 extern bool ha_switchover(bool force, int except_pid, char *msg, size_t msglen);
 extern void ha_monitor_replication(void);
+extern bool ha_set_paused(bool paused, char *msg, size_t msglen);
+extern void ha_enable_subscription(void);
 extern char *ha_slot_name(int32 node_id);
 
 #endif							/* HA_SHARED_H */

@@ -323,6 +323,10 @@ ha_request(PG_FUNCTION_ARGS)
 		k = HA_REQ_SWITCHOVER;
 	else if (strcmp(kind, "rejoin") == 0)
 		k = HA_REQ_REJOIN;
+	else if (strcmp(kind, "pause") == 0)
+		k = HA_REQ_PAUSE;
+	else if (strcmp(kind, "resume") == 0)
+		k = HA_REQ_RESUME;
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

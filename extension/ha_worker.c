@@ -34,7 +34,7 @@ static bool detection_reported = false;
 static bool rejoin_refused = false;
 static TimestampTz standby_absent_since = 0;
 static bool lag_alerted = false;
-static bool sub_alerted = false;
+static TimestampTz last_reenable = 0;
 
 void
 ha_register_worker(void)
@@ -175,6 +175,10 @@ serve_request(void)
 			ok = ha_rejoin(true, msg, sizeof(msg));
 			rejoin_refused = !ok;
 			break;
+		case HA_REQ_PAUSE:
+		case HA_REQ_RESUME:
+			ok = ha_set_paused(kind == HA_REQ_PAUSE, msg, sizeof(msg));
+			break;
 		default:
 			strlcpy(msg, "unknown request", sizeof(msg));
 			break;
@@ -311,14 +315,23 @@ act_on_check(bool ok)
 						 errmsg("crawler_ha: automatic rejoin did not happen: %s", msg)));
 			}
 		}
-		if (is_standby && ha_local.sub_exists && !ha_local.sub_enabled && !sub_alerted)
+		/*
+		 * disable_on_error also stops the subscription when the primary merely
+		 * restarted.  While that same primary (same term) is back, enable it
+		 * again, at most every 30 s, each time with an alert: a real apply
+		 * error keeps disabling it and keeps alerting.  Never after a
+		 * promotion: then the subscription is gone.
+		 */
+		if (is_standby && !ha_local.needs_rejoin && ha_local.sub_exists && !ha_local.sub_enabled &&
+			strcmp(peer.role, "primary") == 0 && peer.term == ha_local.term &&
+			(last_reenable == 0 ||
+			 TimestampDifferenceExceeds(last_reenable, GetCurrentTimestamp(), 30000)))
 		{
-			sub_alerted = true;
-			ha_record_event("alert", "the subscription is disabled (an apply error stopped it); "
-							"see the server log and ha_check_consistency()", -1, NULL);
+			last_reenable = GetCurrentTimestamp();
+			ha_record_event("alert", "the subscription was disabled by an error (see the server log); "
+							"enabling it again since its primary is back in the same term", -1, NULL);
+			ha_enable_subscription();
 		}
-		else if (ha_local.sub_enabled)
-			sub_alerted = false;
 		return;
 	}
 
@@ -401,6 +414,14 @@ ha_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(ha_database, NULL, 0);
+
+	/*
+	 * The worker writes this node's HA state whatever clients are told: not
+	 * read-only, and never waiting for a synchronous standby that may be the
+	 * very node that is gone.
+	 */
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("synchronous_commit", "local", PGC_SUSET, PGC_S_OVERRIDE);
 
 	memset(&probe, 0, sizeof(probe));
 	before_shmem_exit(worker_exit, (Datum) 0);

@@ -159,8 +159,12 @@ AS $$
 DECLARE
     st record;
 BEGIN
-    SELECT s.role, s.term, s.fenced, s.primary_name INTO st
-    FROM @extschema@.ha_state s FOR SHARE;
+    -- First without a lock, so a read-only standby answers with who the
+    -- primary is; then under FOR SHARE, so a demotion waits for this write
+    -- and every write after the demotion sees it.
+    SELECT s.role, s.term, s.fenced, s.primary_name INTO st FROM @extschema@.ha_state s;
+    PERFORM @extschema@.ha_fence_check(st.term, st.role, st.fenced, st.primary_name);
+    SELECT s.role, s.term, s.fenced, s.primary_name INTO st FROM @extschema@.ha_state s FOR SHARE;
     PERFORM @extschema@.ha_fence_check(st.term, st.role, st.fenced, st.primary_name);
 END
 $$;
@@ -228,7 +232,14 @@ BEGIN
         RAISE EXCEPTION 'role must be primary or standby, not %', want USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT * INTO me FROM @extschema@.ha_node;
-    SELECT * INTO st FROM @extschema@.ha_state FOR UPDATE;
+    -- Read without locking: a set-up standby is read-only, and asking again
+    -- must still answer.
+    SELECT * INTO st FROM @extschema@.ha_state;
+    IF st.role = want AND st.term >= 1 AND
+       (want = 'primary' OR EXISTS (SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = 'crawler_ha_sub')) THEN
+        RETURN want;
+    END IF;
+    PERFORM 1 FROM @extschema@.ha_state FOR UPDATE;
 
     -- The publication exists on every data node, so that a promotion only has
     -- to create the reverse slot before it accepts its first write.
@@ -275,9 +286,10 @@ BEGIN
         INSERT INTO @extschema@.ha_terms (term, primary_name, primary_node_id, reason)
         SELECT s.term, me.node_name, me.node_id, 'setup' FROM @extschema@.ha_state s
         ON CONFLICT (term) DO NOTHING;
-        PERFORM @extschema@.ha_alter_system('default_transaction_read_only', NULL);
         PERFORM @extschema@.ha_record_event('setup', 'set up as primary');
         PERFORM @extschema@.ha_wake_worker();
+        -- ALTER SYSTEM is not transactional: last, once nothing else can fail
+        PERFORM @extschema@.ha_alter_system('default_transaction_read_only', NULL);
         RETURN 'primary';
     END IF;
 
@@ -334,10 +346,10 @@ BEGIN
     INSERT INTO @extschema@.ha_terms (term, primary_name, primary_node_id, reason)
     VALUES ((peer->>'term')::bigint, peer->>'node_name', (peer->>'node_id')::integer, 'setup')
     ON CONFLICT (term) DO NOTHING;
-    PERFORM @extschema@.ha_alter_system('default_transaction_read_only', 'on');
     PERFORM @extschema@.ha_record_event('setup', 'set up as standby of ' || (peer->>'node_name'),
                                         NULL, pg_catalog.jsonb_build_object('slot', slot));
     PERFORM @extschema@.ha_wake_worker();
+    PERFORM @extschema@.ha_alter_system('default_transaction_read_only', 'on');
     RETURN 'standby';
 END
 $$;
@@ -372,38 +384,20 @@ COMMENT ON FUNCTION @extschema@.ha_promote(text) IS
     'crawler_ha: promotes this standby now (used by ha_failover on the old primary; prefer ha_failover)';
 
 CREATE FUNCTION @extschema@.ha_pause()
-RETURNS boolean
-LANGUAGE plpgsql
+RETURNS text
+LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    UPDATE @extschema@.ha_state SET paused = true WHERE NOT paused;
-    IF FOUND THEN
-        PERFORM @extschema@.ha_record_event('pause', 'automatic failover paused');
-    END IF;
-    PERFORM @extschema@.ha_wake_worker();
-    RETURN true;
-END
-$$;
+AS $$ SELECT @extschema@.ha_request('pause'); $$;
 COMMENT ON FUNCTION @extschema@.ha_pause() IS
     'crawler_ha: maintenance mode: no automatic failover or rejoin on this node until ha_resume()';
 
 CREATE FUNCTION @extschema@.ha_resume()
-RETURNS boolean
-LANGUAGE plpgsql
+RETURNS text
+LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    UPDATE @extschema@.ha_state SET paused = false WHERE paused;
-    IF FOUND THEN
-        PERFORM @extschema@.ha_record_event('resume', 'automatic failover resumed');
-    END IF;
-    PERFORM @extschema@.ha_wake_worker();
-    RETURN false;
-END
-$$;
+AS $$ SELECT @extschema@.ha_request('resume'); $$;
 COMMENT ON FUNCTION @extschema@.ha_resume() IS
     'crawler_ha: ends maintenance mode: automatic failover and rejoin resume';
 

@@ -1,0 +1,80 @@
+# Two nodes become primary + standby: the data replicates, the standby is
+# read-only and refuses the write API with 25006 naming the primary, a libpq
+# multi-host read-write conninfo lands on the primary, ha_status() shows both.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use CrawlerHA::Test qw(ha_pair ha_multihost);
+
+my ($a, $b) = ha_pair();
+
+is($a->safe_psql('postgres', "SELECT role || ' ' || term FROM ha_state"), 'primary 1', 'alpha is the primary of term 1');
+is($b->safe_psql('postgres', "SELECT role || ' ' || term FROM ha_state"), 'standby 1', 'beta is the standby of term 1');
+is($a->safe_psql('postgres', "SELECT ha_setup('primary')"), 'primary', 'ha_setup is idempotent on the primary');
+is($b->safe_psql('postgres', "SELECT ha_setup('standby')"), 'standby', 'ha_setup is idempotent on the standby');
+
+is($a->safe_psql('postgres',
+		"SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'crawler_ha_pub'"),
+	'crawl_frontier,crawl_hosts,crawl_sessions,images',
+	'the publication lists exactly the four data tables');
+
+# replication works
+my $sid = $a->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://example.com/'])");
+$a->safe_psql('postgres', "SELECT crawl_host_set('example.com', '2 s')");
+$b->poll_query_until('postgres', "SELECT count(*) = 1 FROM crawl_sessions WHERE id = $sid")
+  or die 'session did not replicate';
+$b->poll_query_until('postgres', "SELECT count(*) = 1 FROM crawl_hosts WHERE host = 'example.com'")
+  or die 'host did not replicate';
+pass('a session and a host written on the primary reach the standby');
+
+# the standby is read-only and the fence names the primary
+is($b->safe_psql('postgres', 'SHOW default_transaction_read_only'), 'on', 'standby runs read-only');
+my ($rc, $out, $err) = $b->psql('postgres',
+	"SELECT crawl_start(ARRAY['http://example.org/'])", on_error_stop => 1);
+isnt($rc, 0, 'a write on the standby fails');
+like($err, qr/does not accept writes/, 'with the fence message');
+($rc, $out, $err) = $b->psql('postgres',
+	"\\set VERBOSITY verbose\nBEGIN READ WRITE; SELECT crawl_start(ARRAY['http://example.org/']);");
+like($err, qr/25006/, 'BEGIN READ WRITE does not get past the fence (25006)');
+like($err, qr/alpha/, 'the refusal names the primary');
+
+# libpq multi-host read-write lands on the primary whatever the order
+my $ci = ha_multihost($b, $a);
+my $landed = `psql -XAtq -d "$ci" -c "SELECT current_setting('crawler_ha.node_name')"`;
+chomp $landed;
+is($landed, 'alpha', 'target_session_attrs=read-write finds the primary');
+
+# ha_status() and ha_health()
+$b->poll_query_until('postgres',
+	"SELECT healthy AND role = 'primary' FROM ha_status() WHERE node_name = 'alpha'")
+  or die 'standby never saw a healthy primary';
+pass('the standby sees alpha as a healthy primary in ha_status()');
+is($a->safe_psql('postgres', "SELECT writable, role FROM ha_health()"), 't|primary', 'ha_health on the primary');
+is($b->safe_psql('postgres', "SELECT writable, role FROM ha_health()"), 'f|standby', 'ha_health on the standby');
+is($a->safe_psql('postgres', "SELECT count(*) FROM ha_status()"), '2', 'ha_status has this node and the peer');
+ok($a->safe_psql('postgres', "SELECT latency_ms >= 0 AND consecutive_failures = 0 FROM ha_status() WHERE NOT is_local") eq 't',
+	'latency and failures of the peer are shown');
+
+# no direct DML on the data tables for the writer role, only the API
+$a->safe_psql('postgres', "CREATE ROLE w LOGIN IN ROLE crawler_ha_writer");
+($rc, $out, $err) = $a->psql('postgres', "SET ROLE w; INSERT INTO crawl_hosts(host) VALUES ('x.test')");
+like($err, qr/permission denied/, 'the writer role cannot insert directly');
+($rc, $out, $err) = $a->psql('postgres', "SET ROLE w; SELECT ha_failover()");
+like($err, qr/permission denied/, 'the writer role cannot call ha_failover');
+
+# the conninfo settings are superuser-only and refuse passwords
+($rc, $out, $err) = $a->psql('postgres', "SET ROLE w; SHOW crawler_ha.peer_conninfo");
+like($err, qr/permission denied|must be superuser|privileges/, 'peer_conninfo is hidden from non-superusers');
+($rc, $out, $err) = $a->psql('postgres', "ALTER SYSTEM SET crawler_ha.peer_conninfo = 'host=x password=secret'");
+like($err, qr/must not contain a password/, 'a conninfo with a password is refused');
+unlike($err, qr/secret/, 'and the password is not echoed');
+
+# per-node state is not replicated
+$a->safe_psql('postgres', "SELECT ha_record_event('alert', 'test event only on alpha')");
+sleep 1;
+is($b->safe_psql('postgres', "SELECT count(*) FROM ha_events WHERE reason = 'test event only on alpha'"), '0',
+	'ha_events stay on their node');
+
+done_testing();
