@@ -29,5 +29,8 @@ class LogStream {
 
 }  // namespace crawler
 
-#define CRAWLER_LOG(lvl) \
-  if (!::crawler::log_enabled(::crawler::Level::lvl)) {} else ::crawler::LogStream(::crawler::Level::lvl)
+// A for statement, not an if: safe inside an unbraced if/else.
+#define CRAWLER_LOG(lvl)                                                              \
+  for (bool crawler_log_once_ = ::crawler::log_enabled(::crawler::Level::lvl); crawler_log_once_; \
+       crawler_log_once_ = false)                                                     \
+  ::crawler::LogStream(::crawler::Level::lvl)

@@ -1,0 +1,105 @@
+// The crawl loop of one worker: lease URLs from the frontier, fetch them,
+// find links and images, store files, report every outcome through the
+// write API; renew leases while working, return them on a clean stop.
+#pragma once
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "crawler/database.hpp"
+#include "crawler/fetcher.hpp"
+#include "crawler/options.hpp"
+#include "crawler/robots.hpp"
+#include "crawler/store.hpp"
+
+namespace crawler {
+
+struct CrawlStats {
+  std::uint64_t pages = 0, images = 0, bytes = 0, errors = 0, retries = 0, skipped = 0;
+  std::uint64_t queued = 0;  // URLs this worker added to the frontier
+};
+
+class Crawler {
+ public:
+  Crawler(boost::asio::io_context& io, const WorkerOptions& opts, Database& db, FileStore& store);
+  ~Crawler();
+  void start();
+  // Graceful stop: no new leases, transfers abandoned, their leases returned,
+  // finished results written. `done` runs when nothing is left.
+  void stop(std::function<void()> done);
+  // SIGHUP: options that can change at run time; caches are dropped.
+  void reload(const WorkerOptions& opts);
+  const CrawlStats& stats() const { return stats_; }
+  std::size_t held() const { return items_.size(); }
+  std::size_t transfers() const { return fetcher_.active() + fetcher_.waiting(); }
+  bool stopping() const { return stopping_; }
+
+ private:
+  struct Item {
+    std::int64_t id = 0, session = 0;
+    std::string url, kind, found_on;
+    int depth = 0, attempts = 0;
+    bool final_sent = false;  // complete/fail/image_record queued
+    bool in_transfer = false;
+  };
+  struct Settings {
+    bool loaded = false, loading = false;
+    std::string status, user_agent;
+    bool robots = true;
+    std::uint64_t max_page_bytes = 10485760, max_image_bytes = 52428800, max_pixels = 100000000;
+    int min_width = 0, min_height = 0;
+    std::vector<std::int64_t> waiters;
+  };
+  struct HostRobots {
+    bool ready = false, loading = false, temporary_failure = false;
+    std::string text;
+    std::map<std::string, Robots> by_agent;
+    std::chrono::steady_clock::time_point expires;
+    std::vector<std::int64_t> waiters;
+  };
+
+  void schedule_claim(std::chrono::milliseconds after);
+  void claim();
+  void renew();
+  void dispatch(std::int64_t id);
+  void check_robots(std::int64_t id, Settings& s);
+  void load_robots(const std::string& host, const std::string& scheme);
+  void robots_loaded(const std::string& host, HostRobots& hr);
+  void fetch(std::int64_t id);
+  void on_page(std::int64_t id, FetchResult&& r);
+  void on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<PendingFile> file);
+  // Reports; the item is forgotten when the database acknowledges.
+  void complete(Item& it, long status, std::uint64_t bytes, const std::string& note = "");
+  void fail(Item& it, const std::string& error, std::optional<long> retry_after_s);
+  bool fetch_failed(Item& it, const FetchResult& r);  // true when it was a failure
+  void enqueue(const Item& it, const std::vector<std::string>& urls, const char* kind);
+  void acknowledged(std::int64_t id, const DbResult& r, const char* what);
+  void maybe_finish_stop();
+  std::string user_agent_for(const Settings& s) const;
+  long backoff_seconds(int attempts) const;
+
+  boost::asio::io_context& io_;
+  WorkerOptions opts_;
+  Database& db_;
+  FileStore& store_;
+  Fetcher fetcher_;
+  boost::asio::thread_pool files_;  // fsync, header reading, rename
+  boost::asio::steady_timer claim_timer_, renew_timer_;
+  std::unordered_map<std::int64_t, Item> items_;
+  std::unordered_map<std::int64_t, Settings> settings_;
+  std::unordered_map<std::string, HostRobots> robots_;
+  CrawlStats stats_;
+  bool claim_in_flight_ = false, stopping_ = false, release_sent_ = false;
+  std::chrono::milliseconds idle_delay_{50};
+  std::function<void()> on_stopped_;
+};
+
+}  // namespace crawler

@@ -1,0 +1,95 @@
+// HTTP transfers: one Boost.Asio io_context drives libcurl's multi-socket
+// API (the pattern of curl's multi-uv.c / ephiperfifo.c). Asio only waits on
+// curl's sockets; curl opens and closes them (the descriptor is released
+// from Asio before curl closes it).
+#pragma once
+#include <curl/curl.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+namespace crawler {
+
+class PendingFile;
+
+struct FetchLimits {
+  int concurrency = 16;
+  int host_connections = 8;
+  long connect_timeout_ms = 10000;
+  long timeout_ms = 120000;
+  long low_speed_bytes = 1000;
+  long low_speed_seconds = 20;
+  long max_redirects = 5;
+};
+
+struct FetchRequest {
+  std::string url;
+  std::string user_agent;
+  std::uint64_t max_bytes = 0;   // body cap (after decompression)
+  PendingFile* file = nullptr;   // stream the body here; else keep it in memory
+  // Called once the response headers are in: return a reason to refuse the
+  // body (e.g. a page that is not HTML), or "" to take it.
+  std::function<std::string(long status, const std::string& content_type)> accept;
+};
+
+struct FetchResult {
+  CURLcode code = CURLE_OK;
+  std::string error;          // curl's message, or why the body was refused
+  bool too_large = false;     // the body passed max_bytes
+  std::string refused;        // the reason accept() gave
+  long status = 0;            // HTTP status of the last response
+  std::string content_type;
+  std::string effective_url;  // after redirects
+  long retry_after_s = -1;    // Retry-After in seconds (-1: none)
+  std::string body;           // when no file was given (2xx only)
+  std::uint64_t bytes = 0;    // body bytes received (2xx only)
+  long redirects = 0;
+  double seconds = 0;
+};
+
+class Fetcher {
+ public:
+  using Handler = std::function<void(FetchResult&&)>;
+  Fetcher(boost::asio::io_context& io, FetchLimits limits);
+  ~Fetcher();
+  Fetcher(const Fetcher&) = delete;
+  Fetcher& operator=(const Fetcher&) = delete;
+
+  // Queues a transfer; `done` runs on the io_context when it ends.
+  std::uint64_t start(FetchRequest req, Handler done);
+  void cancel_all();  // every handler runs with CURLE_ABORTED_BY_CALLBACK
+  std::size_t active() const { return running_.size(); }
+  std::size_t waiting() const { return waiting_.size(); }
+
+ private:
+  struct Transfer;
+  struct Watch;
+  static int on_socket(CURL*, curl_socket_t, int what, void* self, void*);
+  static int on_timer(CURLM*, long timeout_ms, void* self);
+  static int on_close_socket(void* self, curl_socket_t s);
+  static std::size_t on_write(char* p, std::size_t size, std::size_t n, void* t);
+  void arm(curl_socket_t s);
+  void action(curl_socket_t s, int ev_bitmask);
+  void drain_done();
+  void launch_waiting();
+  void forget_socket(curl_socket_t s);
+
+  boost::asio::io_context& io_;
+  FetchLimits limits_;
+  CURLM* multi_ = nullptr;
+  CURLSH* share_ = nullptr;
+  boost::asio::steady_timer timer_;
+  std::unordered_map<curl_socket_t, std::shared_ptr<Watch>> watches_;
+  std::unordered_map<CURL*, std::unique_ptr<Transfer>> running_;
+  std::deque<std::unique_ptr<Transfer>> waiting_;
+  std::uint64_t next_id_ = 1;
+  bool in_action_ = false;
+};
+
+}  // namespace crawler

@@ -1,0 +1,624 @@
+#include "crawler/crawler.hpp"
+
+#include <boost/asio/post.hpp>
+#include <cmath>
+#include <ctime>
+#include <sstream>
+
+#include "crawler/extract.hpp"
+#include "crawler/image_info.hpp"
+#include "crawler/log.hpp"
+#include "crawler/url.hpp"
+
+namespace crawler {
+namespace asio = boost::asio;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr std::size_t kRobotsMaxBytes = 512 * 1024;
+constexpr std::size_t kEnqueueChunk = 1000;
+
+std::string pg_array(const std::vector<std::string>& v) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char c : v[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+std::string pg_id_array(const std::vector<std::int64_t>& v) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + std::to_string(v[i]);
+  return out + "}";
+}
+
+std::string seconds_interval(double s) {
+  std::ostringstream o;
+  o << s << " seconds";
+  return o.str();
+}
+
+std::string utc_timestamp_after(long seconds) {
+  std::time_t t = std::time(nullptr) + seconds;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S+00", &tm);
+  return buf;
+}
+
+std::string media_type(const std::string& content_type) {
+  std::string m = content_type.substr(0, content_type.find(';'));
+  while (!m.empty() && m.back() == ' ') m.pop_back();
+  for (auto& c : m) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return m;
+}
+
+bool is_html(const std::string& mt) {
+  return mt.empty() || mt == "text/html" || mt == "application/xhtml+xml";
+}
+
+std::uint64_t to_u64(const Param& p, std::uint64_t dflt) {
+  return p ? std::stoull(*p) : dflt;
+}
+
+std::string clip(std::string s, std::size_t n = 4000) {
+  if (s.size() > n) s.resize(n);
+  for (auto& c : s)
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  return s;
+}
+
+}  // namespace
+
+Crawler::Crawler(asio::io_context& io, const WorkerOptions& opts, Database& db, FileStore& store)
+    : io_(io),
+      opts_(opts),
+      db_(db),
+      store_(store),
+      fetcher_(io, FetchLimits{opts.concurrency, opts.host_connections, opts.connect_timeout_ms,
+                               opts.timeout_ms, opts.low_speed_bytes, opts.low_speed_seconds,
+                               opts.max_redirects}),
+      files_(2),
+      claim_timer_(io),
+      renew_timer_(io) {}
+
+Crawler::~Crawler() { files_.join(); }
+
+void Crawler::start() {
+  int stale = store_.remove_stale_temporaries();
+  if (stale) CRAWLER_LOG(info) << "removed " << stale << " temporary file(s) left by a crash";
+  schedule_claim(milliseconds(0));
+  renew();
+}
+
+void Crawler::reload(const WorkerOptions& opts) {
+  opts_.user_agent = opts.user_agent;
+  opts_.max_pending_writes = opts.max_pending_writes;
+  opts_.claim_batch = opts.claim_batch;
+  settings_.clear();
+  robots_.clear();
+  CRAWLER_LOG(info) << "reloaded: session settings and robots.txt will be read again";
+}
+
+std::string Crawler::user_agent_for(const Settings& s) const {
+  return opts_.user_agent.empty() ? s.user_agent : opts_.user_agent;
+}
+
+long Crawler::backoff_seconds(int attempts) const {
+  // 2 s, 4 s, 8 s ... at most 5 minutes.
+  return static_cast<long>(std::min(300.0, 2.0 * std::pow(2.0, std::max(0, attempts - 1))));
+}
+
+void Crawler::schedule_claim(milliseconds after) {
+  if (stopping_) return;
+  claim_timer_.expires_after(after);
+  claim_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) claim();
+  });
+}
+
+void Crawler::claim() {
+  if (stopping_ || claim_in_flight_) return;
+  // Back-pressure: results wait in memory until the database has them.
+  if (db_.pending() >= static_cast<std::size_t>(opts_.max_pending_writes)) {
+    schedule_claim(milliseconds(100));
+    return;
+  }
+  std::size_t cap = static_cast<std::size_t>(opts_.concurrency) * 2;
+  if (items_.size() >= cap) {
+    schedule_claim(milliseconds(20));
+    return;
+  }
+  int want = static_cast<int>(std::min<std::size_t>(cap - items_.size(), opts_.claim_batch));
+  claim_in_flight_ = true;
+  db_.call(Stmt::crawl_claim,
+           {opts_.worker_id, std::to_string(want), std::to_string(opts_.lease_seconds) + " seconds"},
+           [this, want](DbResult&& r) {
+             claim_in_flight_ = false;
+             if (stopping_) {
+               // Leased while stopping: give them straight back.
+               std::vector<std::int64_t> ids;
+               for (std::size_t i = 0; r.ok && i < r.rows.size(); ++i) ids.push_back(std::stoll(*r.at(i, "item_id")));
+               if (ids.empty()) {
+                 maybe_finish_stop();
+               } else {
+                 claim_in_flight_ = true;
+                 db_.call(Stmt::crawl_release, {opts_.worker_id, pg_id_array(ids)}, [this](DbResult&&) {
+                   claim_in_flight_ = false;
+                   maybe_finish_stop();
+                 });
+               }
+               return;
+             }
+             if (!r.ok) {
+               CRAWLER_LOG(warn) << "crawl_claim: " << r.error << " [" << r.sqlstate << "]";
+               schedule_claim(milliseconds(1000));
+               return;
+             }
+             for (std::size_t i = 0; i < r.rows.size(); ++i) {
+               Item it;
+               it.id = std::stoll(*r.at(i, "item_id"));
+               it.session = std::stoll(*r.at(i, "session_id"));
+               it.url = r.at(i, "url").value_or("");
+               it.kind = r.at(i, "kind").value_or("page");
+               it.depth = std::stoi(r.at(i, "depth").value_or("0"));
+               it.attempts = std::stoi(r.at(i, "attempts").value_or("1"));
+               it.found_on = r.at(i, "found_on").value_or("");
+               std::int64_t id = it.id;
+               if (items_.count(id)) continue;  // a repeat after a lost reply
+               items_.emplace(id, std::move(it));
+               dispatch(id);
+             }
+             // Full batch: more is likely waiting. Empty: back off a little.
+             if (static_cast<int>(r.rows.size()) == want) idle_delay_ = milliseconds(0);
+             else if (!r.rows.empty()) idle_delay_ = milliseconds(20);
+             else idle_delay_ = std::min(milliseconds(500), std::max(milliseconds(50), idle_delay_ * 2));
+             schedule_claim(idle_delay_);
+           });
+}
+
+void Crawler::renew() {
+  renew_timer_.expires_after(std::chrono::seconds(std::max(1, opts_.lease_seconds / 3)));
+  renew_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    std::vector<std::int64_t> ids;
+    for (const auto& [id, it] : items_) ids.push_back(id);
+    if (!ids.empty())
+      db_.call(Stmt::crawl_renew,
+               {opts_.worker_id, pg_id_array(ids), std::to_string(opts_.lease_seconds) + " seconds"},
+               [n = ids.size()](DbResult&& r) {
+                 if (!r.ok) CRAWLER_LOG(warn) << "crawl_renew: " << r.error;
+                 else if (r.at(0, "renewed") && std::stoul(*r.at(0, "renewed")) < n)
+                   CRAWLER_LOG(debug) << "crawl_renew: " << *r.at(0, "renewed") << " of " << n
+                                      << " leases renewed (the rest were finished meanwhile)";
+               });
+    renew();
+  });
+}
+
+void Crawler::dispatch(std::int64_t id) {
+  if (stopping_) return;  // its lease is returned
+  auto iit = items_.find(id);
+  if (iit == items_.end()) return;
+  Item& it = iit->second;
+  Settings& s = settings_[it.session];
+  if (!s.loaded) {
+    s.waiters.push_back(id);
+    if (s.loading) return;
+    s.loading = true;
+    std::int64_t session = it.session;
+    db_.call(Stmt::session_settings, {std::to_string(session)}, [this, session](DbResult&& r) {
+      Settings& st = settings_[session];
+      st.loading = false;
+      if (!r.ok || r.rows.empty()) {
+        CRAWLER_LOG(warn) << "session " << session << ": cannot read settings: " << r.error;
+        auto waiters = std::move(st.waiters);
+        st.waiters.clear();
+        for (auto w : waiters)
+          if (auto f = items_.find(w); f != items_.end()) fail(f->second, "session settings unavailable", 30);
+        return;
+      }
+      st.loaded = true;
+      st.status = r.at(0, "status").value_or("");
+      st.user_agent = r.at(0, "user_agent").value_or("crawler_ha");
+      st.robots = r.at(0, "robots").value_or("true") == "true";
+      st.max_page_bytes = to_u64(r.at(0, "max_page_bytes"), st.max_page_bytes);
+      st.max_image_bytes = to_u64(r.at(0, "max_image_bytes"), st.max_image_bytes);
+      st.max_pixels = to_u64(r.at(0, "max_pixels"), st.max_pixels);
+      st.min_width = static_cast<int>(to_u64(r.at(0, "min_width"), 0));
+      st.min_height = static_cast<int>(to_u64(r.at(0, "min_height"), 0));
+      auto waiters = std::move(st.waiters);
+      st.waiters.clear();
+      for (auto w : waiters) dispatch(w);
+    });
+    return;
+  }
+  if (s.robots) check_robots(id, s);
+  else fetch(id);
+}
+
+void Crawler::check_robots(std::int64_t id, Settings& s) {
+  if (stopping_) return;
+  Item& it = items_.at(id);
+  auto parts = split_url(it.url);
+  if (!parts) {
+    fail(it, "invalid URL", std::nullopt);
+    return;
+  }
+  std::string host = host_key(*parts);
+  HostRobots& hr = robots_[host];
+  if (hr.ready && std::chrono::steady_clock::now() > hr.expires) {
+    hr.ready = false;
+    hr.by_agent.clear();
+  }
+  if (!hr.ready) {
+    hr.waiters.push_back(id);
+    if (!hr.loading) load_robots(host, parts->scheme);
+    return;
+  }
+  if (hr.temporary_failure) {
+    fail(it, "robots.txt of " + host + " is unavailable (server error or unreachable)", 60);
+    return;
+  }
+  std::string agent = agent_token(user_agent_for(s));
+  auto found = hr.by_agent.find(agent);
+  if (found == hr.by_agent.end()) found = hr.by_agent.emplace(agent, Robots::parse(hr.text, agent)).first;
+  if (!found->second.allowed(parts->path)) {
+    ++stats_.skipped;
+    fail(it, "disallowed by robots.txt", std::nullopt);
+    return;
+  }
+  fetch(id);
+}
+
+void Crawler::load_robots(const std::string& host, const std::string& scheme) {
+  robots_[host].loading = true;
+  // Another worker may have fetched it already: the database shares it.
+  db_.call(Stmt::host_robots, {host}, [this, host, scheme](DbResult&& r) {
+    HostRobots& hr = robots_[host];
+    if (r.ok && !r.rows.empty() && r.at(0, "robots_txt") && r.at(0, "age") &&
+        std::stoll(*r.at(0, "age")) < 86400) {
+      hr.text = *r.at(0, "robots_txt");
+      hr.temporary_failure = false;
+      robots_loaded(host, hr);
+      return;
+    }
+    FetchRequest req;
+    req.url = scheme + "://" + host + "/robots.txt";
+    req.user_agent = opts_.user_agent.empty() ? std::string("crawler_ha/") + CRAWLER_VERSION : opts_.user_agent;
+    if (!hr.waiters.empty()) {
+      auto w = items_.find(hr.waiters.front());
+      if (w != items_.end()) req.user_agent = user_agent_for(settings_[w->second.session]);
+    }
+    req.max_bytes = kRobotsMaxBytes;
+    fetcher_.start(std::move(req), [this, host](FetchResult&& res) {
+      HostRobots& h = robots_[host];
+      bool ok = res.code == CURLE_OK || res.too_large;
+      if (ok && res.status >= 200 && res.status < 300) {
+        h.text = std::move(res.body);  // a robots.txt over 512 KiB is read as far as it goes
+        h.temporary_failure = false;
+      } else if (ok && res.status >= 400 && res.status < 500) {
+        h.text.clear();  // RFC 9309: unavailable (4xx) means no restrictions
+        h.temporary_failure = false;
+      } else {
+        // RFC 9309: unreachable (5xx, network) means complete disallow for now.
+        CRAWLER_LOG(warn) << "robots.txt of " << host << ": "
+                          << (ok ? "HTTP " + std::to_string(res.status) : res.error);
+        h.temporary_failure = true;
+        robots_loaded(host, h);
+        return;
+      }
+      std::optional<double> delay = Robots::parse(h.text, "*").crawl_delay();
+      db_.call(Stmt::crawl_host_set,
+               {host, delay ? Param{seconds_interval(std::min(*delay, 86400.0))} : Param{}, clip(h.text, kRobotsMaxBytes), Param{}},
+               [host](DbResult&& r2) {
+                 if (!r2.ok) CRAWLER_LOG(warn) << "crawl_host_set " << host << ": " << r2.error;
+               });
+      robots_loaded(host, h);
+    });
+  });
+}
+
+void Crawler::robots_loaded(const std::string& host, HostRobots& hr) {
+  hr.loading = false;
+  hr.ready = true;
+  hr.by_agent.clear();
+  hr.expires = std::chrono::steady_clock::now() +
+               (hr.temporary_failure ? std::chrono::seconds(60) : std::chrono::seconds(86400));
+  auto waiters = std::move(hr.waiters);
+  hr.waiters.clear();
+  (void)host;
+  for (auto w : waiters) {
+    auto f = items_.find(w);
+    if (f == items_.end()) continue;
+    check_robots(w, settings_[f->second.session]);
+  }
+}
+
+void Crawler::fetch(std::int64_t id) {
+  if (stopping_) return;
+  Item& it = items_.at(id);
+  const Settings& s = settings_[it.session];
+  FetchRequest req;
+  req.url = it.url;
+  req.user_agent = user_agent_for(s);
+  it.in_transfer = true;
+  if (it.kind == "image") {
+    std::string err;
+    std::shared_ptr<PendingFile> file(store_.create(&err));
+    if (!file) {
+      it.in_transfer = false;
+      fail(it, err, 60);
+      return;
+    }
+    req.max_bytes = s.max_image_bytes;
+    req.file = file.get();
+    fetcher_.start(std::move(req), [this, id, file](FetchResult&& r) mutable {
+      on_image(id, std::move(r), std::move(file));
+    });
+  } else {
+    req.max_bytes = s.max_page_bytes;
+    req.accept = [](long, const std::string& ct) -> std::string {
+      std::string mt = media_type(ct);
+      if (is_html(mt) || mt == "text/css") return "";
+      return "not a page: Content-Type " + mt;
+    };
+    fetcher_.start(std::move(req), [this, id](FetchResult&& r) { on_page(id, std::move(r)); });
+  }
+}
+
+bool Crawler::fetch_failed(Item& it, const FetchResult& r) {
+  if (r.code == CURLE_ABORTED_BY_CALLBACK && stopping_) return true;  // lease goes back
+  if (r.code == CURLE_OK && r.status >= 200 && r.status < 300) return false;
+  std::string where = (!r.effective_url.empty() && r.effective_url != it.url) ? " at " + r.effective_url : "";
+  if (r.code == CURLE_OK) {
+    long s = r.status;
+    if (s == 429 || s == 503) {
+      long ra = r.retry_after_s >= 0 ? std::min<long>(r.retry_after_s, opts_.max_retry_after_s)
+                                     : backoff_seconds(it.attempts);
+      if (auto p = split_url(it.url)) {
+        // The whole host waits, for every worker.
+        db_.call(Stmt::crawl_host_set, {host_key(*p), Param{}, Param{}, utc_timestamp_after(ra)},
+                 [](DbResult&& r2) {
+                   if (!r2.ok) CRAWLER_LOG(warn) << "crawl_host_set back-off: " << r2.error;
+                 });
+      }
+      fail(it, "HTTP " + std::to_string(s) + where + (r.retry_after_s >= 0 ? " (Retry-After " + std::to_string(r.retry_after_s) + " s)" : ""), ra);
+    } else if (s == 408 || s == 500 || s == 502 || s == 504) {
+      fail(it, "HTTP " + std::to_string(s) + where, backoff_seconds(it.attempts));
+    } else if (s >= 300 && s < 400) {
+      fail(it, "HTTP " + std::to_string(s) + " redirect without a usable Location" + where, std::nullopt);
+    } else {
+      fail(it, "HTTP " + std::to_string(s) + where, std::nullopt);
+    }
+    return true;
+  }
+  switch (r.code) {
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_SSL_CONNECT_ERROR:
+      // Transient: queued again after a back-off, until max_attempts.
+      fail(it, std::string(curl_easy_strerror(r.code)) + ": " + r.error + where, backoff_seconds(it.attempts));
+      break;
+    case CURLE_FILESIZE_EXCEEDED:
+      fail(it, "too large: the declared size is over the limit" + where, std::nullopt);
+      break;
+    case CURLE_TOO_MANY_REDIRECTS:
+      fail(it, "too many redirects (" + r.error + ")", std::nullopt);
+      break;
+    case CURLE_WRITE_ERROR:
+      fail(it, (r.too_large ? "too large: " : "") + r.error + where, std::nullopt);
+      break;
+    default:
+      fail(it, std::string(curl_easy_strerror(r.code)) + ": " + r.error + where, std::nullopt);
+  }
+  return true;
+}
+
+void Crawler::on_page(std::int64_t id, FetchResult&& r) {
+  auto f = items_.find(id);
+  if (f == items_.end()) return;
+  Item& it = f->second;
+  it.in_transfer = false;
+  if (stopping_ && r.code == CURLE_ABORTED_BY_CALLBACK) {
+    maybe_finish_stop();
+    return;
+  }
+  if (r.code == CURLE_WRITE_ERROR && !r.refused.empty()) {
+    // A link to something that is not a page (a PDF, a script): done, not
+    // an error; the reason is kept in the item's result.
+    ++stats_.skipped;
+    complete(it, r.status, 0, r.refused + "; not parsed");
+    return;
+  }
+  if (fetch_failed(it, r)) return;
+  std::string base = r.effective_url.empty() ? it.url : r.effective_url;
+  std::string mt = media_type(r.content_type);
+  std::vector<std::string> images, pages;
+  if (mt == "text/css") {
+    images = extract_css(r.body, base);
+  } else {
+    Links links = extract_html(r.body, base);
+    images = std::move(links.images);
+    pages = std::move(links.pages);
+  }
+  CRAWLER_LOG(debug) << "page " << it.url << ": " << images.size() << " images, " << pages.size() << " links";
+  enqueue(it, images, "image");
+  enqueue(it, pages, "page");
+  ++stats_.pages;
+  stats_.bytes += r.bytes;
+  complete(it, r.status, r.bytes);
+}
+
+void Crawler::enqueue(const Item& it, const std::vector<std::string>& urls, const char* kind) {
+  for (std::size_t at = 0; at < urls.size(); at += kEnqueueChunk) {
+    std::vector<std::string> chunk(urls.begin() + static_cast<long>(at),
+                                   urls.begin() + static_cast<long>(std::min(urls.size(), at + kEnqueueChunk)));
+    db_.call(Stmt::crawl_enqueue,
+             {std::to_string(it.session), pg_array(chunk), std::to_string(it.depth + 1), std::string(kind), it.url},
+             [this, url = it.url](DbResult&& r) {
+               if (!r.ok) CRAWLER_LOG(warn) << "crawl_enqueue from " << url << ": " << r.error << " [" << r.sqlstate << "]";
+               else stats_.queued += std::stoull(r.at(0, "queued").value_or("0"));
+             });
+  }
+}
+
+void Crawler::on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<PendingFile> file) {
+  auto f = items_.find(id);
+  if (f == items_.end()) return;
+  Item& it = f->second;
+  it.in_transfer = false;
+  if (stopping_ && r.code == CURLE_ABORTED_BY_CALLBACK) {
+    maybe_finish_stop();
+    return;
+  }
+  if (fetch_failed(it, r)) return;  // `file` goes with this scope: no partial file stays
+  if (r.bytes == 0) {
+    fail(it, "not an image: the body is empty", std::nullopt);
+    return;
+  }
+  const Settings s = settings_[it.session];
+  it.final_sent = true;  // from here the outcome is decided off the loop
+  // Off the loop: fsync, header reading and the rename may block on disk.
+  asio::post(files_, [this, id, file, s, r = std::move(r)]() mutable {
+    std::string sha, rel, error;
+    ImageInfo info;
+    bool skipped = false;
+    if (!file->finish(&sha)) {
+      error = "store: " + file->error();
+    } else {
+      auto res = read_image_info(file->temp_path(), file->head());
+      if (auto* e = std::get_if<std::string>(&res)) {
+        error = *e;
+        if (!r.content_type.empty()) error += " (Content-Type " + media_type(r.content_type) + ")";
+      } else {
+        info = std::get<ImageInfo>(res);
+        std::uint64_t pixels = static_cast<std::uint64_t>(info.width) * static_cast<std::uint64_t>(info.height);
+        if (pixels > s.max_pixels) {
+          error = "too many pixels: " + std::to_string(info.width) + "x" + std::to_string(info.height) +
+                  " is over max_pixels " + std::to_string(s.max_pixels);
+        } else if (info.width < s.min_width || info.height < s.min_height) {
+          skipped = true;
+        } else if (!file->commit(info.ext, &rel)) {
+          error = "store: " + file->error();
+        }
+      }
+    }
+    file.reset();  // an uncommitted temporary file is removed here
+    asio::post(io_, [this, id, sha, rel, error, info, skipped, r = std::move(r)]() {
+      auto f2 = items_.find(id);
+      if (f2 == items_.end()) return;
+      Item& item = f2->second;
+      item.final_sent = false;
+      if (!error.empty()) {
+        fail(item, error, std::nullopt);
+        return;
+      }
+      if (skipped) {
+        ++stats_.skipped;
+        complete(item, r.status, r.bytes,
+                 "smaller than min_width/min_height: " + std::to_string(info.width) + "x" + std::to_string(info.height));
+        return;
+      }
+      item.final_sent = true;
+      ++stats_.images;
+      stats_.bytes += r.bytes;
+      std::string ct = media_type(r.content_type);
+      db_.call(Stmt::image_record,
+               {std::to_string(item.session), item.url, sha, rel, std::to_string(r.bytes),
+                std::to_string(info.width), std::to_string(info.height), info.format,
+                ct.empty() ? Param{} : Param{clip(ct, 200)},
+                item.found_on.empty() ? Param{} : Param{item.found_on}, std::to_string(r.status),
+                url_filename(item.url).empty() ? Param{} : Param{clip(url_filename(item.url), 1000)},
+                std::to_string(item.id), opts_.worker_id},
+               [this, id](DbResult&& res) { acknowledged(id, res, "image_record"); });
+    });
+  });
+}
+
+void Crawler::complete(Item& it, long status, std::uint64_t bytes, const std::string& note) {
+  it.final_sent = true;
+  std::string result = "{\"http_status\": " + std::to_string(status) + ", \"bytes\": " + std::to_string(bytes);
+  if (!note.empty()) result += ", \"note\": " + json_string(note);
+  result += "}";
+  db_.call(Stmt::crawl_complete, {std::to_string(it.id), opts_.worker_id, result},
+           [this, id = it.id](DbResult&& r) { acknowledged(id, r, "crawl_complete"); });
+}
+
+void Crawler::fail(Item& it, const std::string& error, std::optional<long> retry_after_s) {
+  it.final_sent = true;
+  if (retry_after_s) ++stats_.retries;
+  else ++stats_.errors;
+  CRAWLER_LOG(info) << (retry_after_s ? "retry " : "failed ") << it.url << ": " << error
+                    << (retry_after_s ? " (again in " + std::to_string(*retry_after_s) + " s)" : "");
+  db_.call(Stmt::crawl_fail,
+           {std::to_string(it.id), opts_.worker_id, clip(error),
+            retry_after_s ? Param{std::to_string(std::max(1L, *retry_after_s)) + " seconds"} : Param{}},
+           [this, id = it.id](DbResult&& r) { acknowledged(id, r, "crawl_fail"); });
+}
+
+void Crawler::acknowledged(std::int64_t id, const DbResult& r, const char* what) {
+  if (!r.ok) {
+    // 55000: the lease is gone (expired and taken by another worker): that
+    // worker reports the item. Anything else is logged; the lease expires.
+    CRAWLER_LOG(warn) << what << " for item " << id << ": " << r.error << " [" << r.sqlstate << "]";
+  }
+  items_.erase(id);
+  if (stopping_) maybe_finish_stop();
+  else if (items_.size() < static_cast<std::size_t>(opts_.concurrency) && !claim_in_flight_)
+    schedule_claim(milliseconds(0));
+}
+
+void Crawler::stop(std::function<void()> done) {
+  if (stopping_) return;
+  stopping_ = true;
+  on_stopped_ = std::move(done);
+  claim_timer_.cancel();
+  fetcher_.cancel_all();  // their handlers see CURLE_ABORTED_BY_CALLBACK
+  maybe_finish_stop();
+}
+
+void Crawler::maybe_finish_stop() {
+  if (!stopping_) return;
+  if (!release_sent_) {
+    for (const auto& [id, it] : items_)
+      if (it.in_transfer) return;
+    std::vector<std::int64_t> ids;
+    for (const auto& [id, it] : items_)
+      if (!it.final_sent) ids.push_back(id);
+    release_sent_ = true;
+    if (!ids.empty()) {
+      CRAWLER_LOG(info) << "returning " << ids.size() << " lease(s)";
+      db_.call(Stmt::crawl_release, {opts_.worker_id, pg_id_array(ids)}, [this, ids](DbResult&& r) {
+        if (!r.ok) CRAWLER_LOG(warn) << "crawl_release: " << r.error << "; the leases will expire";
+        for (auto id : ids) items_.erase(id);
+        maybe_finish_stop();
+      });
+      return;
+    }
+  }
+  if (!items_.empty() || claim_in_flight_) return;
+  renew_timer_.cancel();
+  if (on_stopped_) {
+    auto cb = std::move(on_stopped_);
+    on_stopped_ = nullptr;
+    cb();
+  }
+}
+
+}  // namespace crawler

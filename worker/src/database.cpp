@@ -1,0 +1,374 @@
+#include "crawler/database.hpp"
+
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <boost/asio/post.hpp>
+#include <chrono>
+
+#include "crawler/log.hpp"
+
+namespace crawler {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::size_t kMaxBatch = 128;
+constexpr auto kReplyTimeout = std::chrono::seconds(60);
+
+struct StmtDef {
+  const char* name;
+  const char* sql;  // %s is the extension's schema
+  bool optional;    // may be missing (older extension): calls then fail
+};
+
+const StmtDef kStatements[] = {
+    {"crawl_start", "SELECT %s.crawl_start($1::text[], $2::jsonb) AS session", false},
+    {"crawl_stop", "SELECT %s.crawl_stop($1::bigint) AS stopped", false},
+    {"crawl_status", "SELECT * FROM %s.crawl_status($1::bigint)", false},
+    {"crawl_claim", "SELECT * FROM %s.crawl_claim($1::text, $2::integer, $3::interval)", false},
+    {"crawl_renew", "SELECT %s.crawl_renew($1::text, $2::bigint[], $3::interval) AS renewed", false},
+    {"crawl_release", "SELECT %s.crawl_release($1::text, $2::bigint[]) AS released", false},
+    {"crawl_complete", "SELECT %s.crawl_complete($1::bigint, $2::text, $3::jsonb) AS completed", false},
+    {"crawl_fail", "SELECT %s.crawl_fail($1::bigint, $2::text, $3::text, $4::interval) AS state", false},
+    {"crawl_enqueue",
+     "SELECT %s.crawl_enqueue($1::bigint, $2::text[], $3::integer, $4::text, $5::text) AS queued", false},
+    {"crawl_host_set",
+     "SELECT %s.crawl_host_set($1::text, $2::interval, $3::text, $4::timestamptz)", false},
+    {"image_record",
+     "SELECT %s.image_record($1::bigint, $2::text, $3::text, $4::text, $5::bigint, $6::integer, "
+     "$7::integer, $8::text, $9::text, $10::text, $11::integer, $12::text, $13::bigint, $14::text) AS id",
+     false},
+    {"session_settings",
+     "SELECT status, settings->>'user_agent' AS user_agent, settings->>'robots' AS robots, "
+     "settings->>'max_page_bytes' AS max_page_bytes, settings->>'max_image_bytes' AS max_image_bytes, "
+     "settings->>'max_pixels' AS max_pixels, settings->>'min_width' AS min_width, "
+     "settings->>'min_height' AS min_height, settings->>'max_attempts' AS max_attempts "
+     "FROM %s.crawl_sessions WHERE id = $1::bigint",
+     false},
+    {"host_robots",
+     "SELECT robots_txt, extract(epoch FROM now() - robots_fetched_at)::bigint AS age "
+     "FROM %s.crawl_hosts WHERE host = $1::text",
+     false},
+    {"sessions_overview",
+     "SELECT s.id, s.status, to_char(s.started_at, 'YYYY-MM-DD HH24:MI:SS') AS started, "
+     "s.pages_fetched, s.images_stored, s.bytes_stored, s.errors, "
+     "count(f.*) FILTER (WHERE f.state = 'queued') AS queued, "
+     "count(f.*) FILTER (WHERE f.state = 'leased') AS leased, "
+     "count(f.*) FILTER (WHERE f.state = 'failed') AS failed "
+     "FROM %s.crawl_sessions s LEFT JOIN %s.crawl_frontier f ON f.session_id = s.id "
+     "WHERE $1::bigint IS NULL OR s.id = $1::bigint "
+     "GROUP BY s.id ORDER BY s.id DESC LIMIT 20",
+     false},
+    {"recent_errors",
+     "SELECT session_id, url, attempts, last_error, "
+     "to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS') AS at FROM %s.crawl_frontier "
+     "WHERE state = 'failed' AND ($1::bigint IS NULL OR session_id = $1::bigint) "
+     "ORDER BY updated_at DESC LIMIT 20",
+     false},
+    {"ha_status", "SELECT * FROM %s.ha_status()", true},
+};
+static_assert(sizeof(kStatements) / sizeof(kStatements[0]) == static_cast<std::size_t>(Stmt::count_));
+
+std::string format_sql(const char* sql, const std::string& schema) {
+  std::string out;
+  for (const char* p = sql; *p; ++p) {
+    if (p[0] == '%' && p[1] == 's') {
+      out += schema;
+      ++p;
+    } else {
+      out.push_back(*p);
+    }
+  }
+  return out;
+}
+
+// Errors after which the call is sent again on a new connection: the
+// connection is gone, or this node stopped accepting writes (failover).
+bool must_reconnect(const std::string& sqlstate) {
+  return sqlstate.rfind("08", 0) == 0 || sqlstate == "25006" || sqlstate == "57P01" ||
+         sqlstate == "57P02" || sqlstate == "57P03" || sqlstate.empty();
+}
+
+DbResult to_result(PGresult* r) {
+  DbResult out;
+  ExecStatusType st = PQresultStatus(r);
+  if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+    out.ok = true;
+    int nf = PQnfields(r), nt = PQntuples(r);
+    for (int f = 0; f < nf; ++f) out.columns.emplace_back(PQfname(r, f));
+    out.rows.resize(static_cast<std::size_t>(nt));
+    for (int t = 0; t < nt; ++t)
+      for (int f = 0; f < nf; ++f)
+        out.rows[static_cast<std::size_t>(t)].push_back(
+            PQgetisnull(r, t, f) ? Param{} : Param{std::string(PQgetvalue(r, t, f))});
+    return out;
+  }
+  const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  const char* msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+  const char* detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
+  out.sqlstate = code ? code : "";
+  out.error = msg ? msg : PQresultErrorMessage(r);
+  if (detail) out.error += std::string(" (") + detail + ")";
+  if (st == PGRES_PIPELINE_ABORTED) out.error = "pipeline aborted";
+  return out;
+}
+
+}  // namespace
+
+const Param& DbResult::at(std::size_t row, const std::string& column) const {
+  static const Param null;
+  for (std::size_t c = 0; c < columns.size(); ++c)
+    if (columns[c] == column && row < rows.size()) return rows[row][c];
+  return null;
+}
+
+Database::Database(std::string conninfo, boost::asio::io_context& io)
+    : conninfo_(std::move(conninfo)), io_(io) {
+  thread_ = std::thread([this] { run(); });
+}
+
+Database::~Database() {
+  stop(std::chrono::milliseconds(0));
+  disconnect();
+}
+
+std::string Database::server() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return server_;
+}
+
+void Database::call(Stmt s, std::vector<Param> params, Callback done, bool idempotent) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(Op{s, std::move(params), std::move(done), idempotent});
+    ++pending_;
+  }
+  cv_.notify_one();
+}
+
+void Database::stop(std::chrono::milliseconds wait) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!thread_.joinable()) return;
+    stopping_ = true;
+    stop_deadline_ = Clock::now() + wait;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void Database::deliver(Op& op, DbResult&& r) {
+  --pending_;
+  if (op.done)
+    boost::asio::post(io_, [cb = std::move(op.done), res = std::move(r)]() mutable { cb(std::move(res)); });
+}
+
+void Database::disconnect() {
+  if (conn_) PQfinish(conn_);
+  conn_ = nullptr;
+  connected_ = false;
+}
+
+bool Database::connect() {
+  disconnect();
+  // libpq picks the writable host of a multi-host conninfo.
+  bool has_tsa = false, has_timeout = false;
+  char* err = nullptr;
+  if (PQconninfoOption* opts = PQconninfoParse(conninfo_.c_str(), &err)) {
+    for (PQconninfoOption* o = opts; o->keyword; ++o) {
+      if (!o->val || !*o->val) continue;
+      if (std::string(o->keyword) == "target_session_attrs") has_tsa = true;
+      if (std::string(o->keyword) == "connect_timeout") has_timeout = true;
+    }
+    PQconninfoFree(opts);
+  } else {
+    CRAWLER_LOG(error) << "invalid --db conninfo: " << (err ? err : "?");
+    PQfreemem(err);
+    return false;
+  }
+  std::vector<const char*> keys = {"dbname", "application_name"};
+  std::vector<const char*> vals = {conninfo_.c_str(), "crawler-worker"};
+  if (!has_tsa) {
+    keys.push_back("target_session_attrs");
+    vals.push_back("read-write");
+  }
+  if (!has_timeout) {
+    keys.push_back("connect_timeout");
+    vals.push_back("10");
+  }
+  keys.push_back(nullptr);
+  vals.push_back(nullptr);
+  conn_ = PQconnectdbParams(keys.data(), vals.data(), 1);
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    std::string m = PQerrorMessage(conn_);
+    while (!m.empty() && m.back() == '\n') m.pop_back();
+    for (auto& ch : m)
+      if (ch == '\n') ch = ' ';
+    CRAWLER_LOG(warn) << "database: cannot connect: " << m;
+    disconnect();
+    return false;
+  }
+  PGresult* r = PQexec(conn_,
+                       "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e "
+                       "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
+                       "WHERE e.extname = 'crawler_ha'");
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+    CRAWLER_LOG(error) << "database: the crawler_ha extension is not installed in this database";
+    PQclear(r);
+    disconnect();
+    return false;
+  }
+  schema_ = PQgetvalue(r, 0, 0);
+  PQclear(r);
+  for (const auto& s : kStatements) {
+    PGresult* p = PQprepare(conn_, s.name, format_sql(s.sql, schema_).c_str(), 0, nullptr);
+    bool ok = PQresultStatus(p) == PGRES_COMMAND_OK;
+    if (!ok && !s.optional) {
+      CRAWLER_LOG(error) << "database: cannot prepare " << s.name << ": " << PQresultErrorMessage(p);
+      PQclear(p);
+      disconnect();
+      return false;
+    }
+    PQclear(p);
+  }
+  PQsetnonblocking(conn_, 1);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    server_ = std::string(PQhost(conn_)) + ":" + PQport(conn_);
+  }
+  connected_ = true;
+  CRAWLER_LOG(info) << "database: connected to " << server() << " (schema " << schema_ << ")";
+  return true;
+}
+
+std::size_t Database::execute(std::vector<Op>& batch, bool* lost) {
+  *lost = false;
+  std::vector<std::vector<const char*>> values(batch.size());
+  if (PQenterPipelineMode(conn_) != 1) {
+    *lost = true;
+    return 0;
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    for (const auto& p : batch[i].params) values[i].push_back(p ? p->c_str() : nullptr);
+    const char* name = kStatements[static_cast<int>(batch[i].stmt)].name;
+    // Each call is followed by a sync: its own implicit transaction.
+    if (PQsendQueryPrepared(conn_, name, static_cast<int>(values[i].size()), values[i].data(),
+                            nullptr, nullptr, 0) != 1 ||
+        PQpipelineSync(conn_) != 1) {
+      *lost = true;
+      return 0;
+    }
+  }
+  std::vector<std::optional<DbResult>> results(batch.size());
+  std::size_t answered = 0;
+  bool awaiting_sync = false;
+  auto deadline = Clock::now() + kReplyTimeout;
+  while (answered < batch.size()) {
+    int f = PQflush(conn_);
+    if (f < 0) {
+      *lost = true;
+      break;
+    }
+    pollfd p{PQsocket(conn_), static_cast<short>(POLLIN | (f == 1 ? POLLOUT : 0)), 0};
+    int pr = ::poll(&p, 1, 1000);
+    if (pr < 0 && errno != EINTR) {
+      *lost = true;
+      break;
+    }
+    if (Clock::now() > deadline) {
+      CRAWLER_LOG(warn) << "database: no reply for " << kReplyTimeout.count() << " s";
+      *lost = true;
+      break;
+    }
+    if (pr > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP)) && PQconsumeInput(conn_) != 1) {
+      *lost = true;
+      break;
+    }
+    while (answered < batch.size() && !PQisBusy(conn_)) {
+      PGresult* r = PQgetResult(conn_);
+      if (!r) {
+        awaiting_sync = true;  // end of this call's results
+        continue;
+      }
+      if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+        PQclear(r);
+        if (!results[answered]) results[answered] = DbResult{false, "08006", "no result", {}, {}};
+        ++answered;
+        awaiting_sync = false;
+        continue;
+      }
+      if (!awaiting_sync && !results[answered]) results[answered] = to_result(r);
+      PQclear(r);
+    }
+    if (PQstatus(conn_) == CONNECTION_BAD) {
+      *lost = true;
+      break;
+    }
+  }
+  if (!*lost) PQexitPipelineMode(conn_);
+  // Deliver what was answered, except the refusals that a reconnect cures.
+  std::size_t done = 0;
+  for (; done < answered; ++done) {
+    DbResult& r = *results[done];
+    if (!r.ok && must_reconnect(r.sqlstate)) {
+      CRAWLER_LOG(warn) << "database: " << r.error << " [" << r.sqlstate << "]; reconnecting";
+      *lost = true;
+      break;
+    }
+    deliver(batch[done], std::move(r));
+  }
+  return done;
+}
+
+void Database::run() {
+  auto backoff = std::chrono::milliseconds(200);
+  for (;;) {
+    std::vector<Op> batch;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_ && (queue_.empty() || Clock::now() >= stop_deadline_)) {
+        // Unanswered calls at the deadline are dropped: their leases expire.
+        pending_ -= queue_.size();
+        queue_.clear();
+        break;
+      }
+      if (queue_.empty()) continue;
+      while (!queue_.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+      if (!connect()) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          for (auto it = batch.rbegin(); it != batch.rend(); ++it) queue_.push_front(std::move(*it));
+        }
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait_for(lock, backoff, [this] { return stopping_ && Clock::now() >= stop_deadline_; });
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+        continue;
+      }
+      if (reconnects_++ > 0) CRAWLER_LOG(info) << "database: reconnected; resending " << batch.size() << " call(s)";
+      backoff = std::chrono::milliseconds(200);
+    }
+    bool lost = false;
+    std::size_t done = execute(batch, &lost);
+    if (!lost) continue;
+    disconnect();
+    std::vector<Op> again;
+    for (std::size_t i = done; i < batch.size(); ++i) {
+      if (batch[i].idempotent) {
+        again.push_back(std::move(batch[i]));
+      } else {
+        deliver(batch[i], DbResult{false, "08006",
+                                   "the database connection was lost; the outcome is unknown", {}, {}});
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = again.rbegin(); it != again.rend(); ++it) queue_.push_front(std::move(*it));
+  }
+}
+
+}  // namespace crawler
