@@ -69,11 +69,30 @@ std::uint64_t to_u64(const Param& p, std::uint64_t dflt) {
   return p ? std::stoull(*p) : dflt;
 }
 
+// Text the database accepts: valid UTF-8 (anything else becomes '?'), no
+// NUL, at most n bytes.
+std::string valid_text(const std::string& in, std::size_t n) {
+  std::string out;
+  out.reserve(std::min(in.size(), n));
+  for (std::size_t i = 0; i < in.size();) {
+    auto c = static_cast<unsigned char>(in[i]);
+    std::size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    bool ok = len > 0 && i + len <= in.size() && c != 0;
+    for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(in[i + k]) >> 6) == 2;
+    if (!ok) len = 1;
+    if (out.size() + len > n) break;
+    if (ok) out.append(in, i, len);
+    else out.push_back('?');
+    i += len;
+  }
+  return out;
+}
+
+// One line of text for error messages.
 std::string clip(std::string s, std::size_t n = 4000) {
-  if (s.size() > n) s.resize(n);
   for (auto& c : s)
     if (static_cast<unsigned char>(c) < 0x20) c = ' ';
-  return s;
+  return valid_text(s, n);
 }
 
 }  // namespace
@@ -318,7 +337,7 @@ void Crawler::load_robots(const std::string& host, const std::string& scheme) {
       }
       std::optional<double> delay = Robots::parse(h.text, "*").crawl_delay();
       db_.call(Stmt::crawl_host_set,
-               {host, delay ? Param{seconds_interval(std::min(*delay, 86400.0))} : Param{}, clip(h.text, kRobotsMaxBytes), Param{}},
+               {host, delay ? Param{seconds_interval(std::min(*delay, 86400.0))} : Param{}, valid_text(h.text, kRobotsMaxBytes), Param{}},
                [host](DbResult&& r2) {
                  if (!r2.ok) CRAWLER_LOG(warn) << "crawl_host_set " << host << ": " << r2.error;
                });

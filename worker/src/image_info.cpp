@@ -68,10 +68,21 @@ std::string vips_error_text() {
 
 }  // namespace
 
+namespace {
+// libvips and its loaders warn about every damaged file on stderr; for a
+// crawler a damaged file is an ordinary per-URL error, reported as such.
+void quiet_vips(const gchar* domain, GLogLevelFlags, const gchar* message, gpointer) {
+  (void)domain;
+  (void)message;
+}
+}  // namespace
+
 void init_image_library(const char* argv0) {
   static std::once_flag once;
   std::call_once(once, [argv0] {
     if (VIPS_INIT(argv0 ? argv0 : "crawler-worker")) vips_error_exit("libvips failed to start");
+    g_log_set_handler("VIPS", static_cast<GLogLevelFlags>(G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO),
+                      quiet_vips, nullptr);
     vips_cache_set_max(0);  // headers only, nothing worth caching
     vips_concurrency_set(1);
   });

@@ -1,0 +1,142 @@
+# The crawler against a fault-injecting server (scripts/fault-server): slow
+# and stalled responses, truncated bodies, redirect loops, 404/410/500,
+# 429/503 with Retry-After, wrong content types, non-image bytes named .jpg,
+# corrupt images, empty bodies, huge bodies (declared and streamed),
+# compression bombs (image and page), a pixel bomb and a robots.txt refusal.
+# Each URL ends with a clear error recorded in the frontier, the worker does
+# not crash, no partial file stays in the store and the crawl completes.
+use strict;
+use warnings;
+use FindBin;
+use File::Find;
+use File::Temp qw(tempdir);
+use IPC::Run;
+use Digest::SHA;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use CrawlerHA::Test qw(new_node);
+
+my $worker = $ENV{CRAWLER_WORKER};
+plan skip_all => 'CRAWLER_WORKER (the built crawler-worker) is not set' unless $worker && -x $worker;
+my $root = "$FindBin::RealBin/../..";
+
+my $node = new_node('faults');
+$node->safe_psql('postgres', 'CREATE ROLE crawler LOGIN IN ROLE crawler_ha_writer');
+my $db = 'host=' . $node->host . ' port=' . $node->port . ' dbname=postgres user=crawler';
+
+# the fault server on a free loopback port
+my $port = PostgreSQL::Test::Cluster::get_free_port();
+my ($fs_out, $fs_err) = ('', '');
+my $fs = IPC::Run::start([ "$root/scripts/fault-server", '--port', $port ],
+	'>', \$fs_out, '2>', \$fs_err, IPC::Run::timeout(600));
+$fs->pump until $fs_out =~ /listening on (\S+)/;
+my $base = $1;
+note "fault server at $base";
+
+my $storage = tempdir(CLEANUP => 1);
+my ($out, $err) = ('', '');
+my $t0 = time;
+my $ok = IPC::Run::run([
+		$worker, 'crawl', '--db', $db, '--storage', $storage, '--seed', $base,
+		'--delay-ms', '0', '--per-host', '8', '--max-attempts', '2',
+		'--low-speed-seconds', '2', '--low-speed-bytes', '100', '--timeout-ms', '8000',
+		'--connect-timeout-ms', '3000', '--max-image-bytes', '5000000',
+		'--max-page-bytes', '1000000', '--max-retry-after', '3' ],
+	'>', \$out, '2>', \$err, IPC::Run::timeout(300));
+my $status = $?;
+note "crawl took " . (time - $t0) . " s";
+note $out;
+is($status >> 8, 0, 'the crawl completes with exit status 0') or diag $err;
+is($status & 127, 0, 'the worker was not killed by a signal');
+like($out, qr/session \d+: finished/, 'the summary says the session finished');
+
+my $sid = $node->safe_psql('postgres', 'SELECT max(id) FROM crawl_sessions');
+is($node->safe_psql('postgres', "SELECT status FROM crawl_sessions WHERE id = $sid"), 'finished',
+	'the session is finished');
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM crawl_frontier WHERE session_id = $sid AND state IN ('queued', 'leased')"),
+	'0', 'nothing is left queued or leased');
+
+my %state;
+for my $row (split /\n/, $node->safe_psql('postgres',
+		"SELECT url, state, coalesce(last_error, '') FROM crawl_frontier WHERE session_id = $sid"))
+{
+	my ($url, $st, $e) = split /\|/, $row, 3;
+	$url =~ s/^\Q$base\E/\//;
+	$state{$url} = [ $st, $e ];
+}
+
+my %expect_error = (
+	'/slow.jpg'          => qr/Timeout was reached|too slow/,
+	'/stall.jpg'         => qr/Timeout was reached|too slow/,
+	'/slow.html'         => qr/Timeout was reached|too slow/,
+	'/truncated.jpg'     => qr/partial file/i,
+	'/loop-a.png'        => qr/too many redirects/,
+	'/loop-a.html'       => qr/too many redirects/,
+	'/404.png'           => qr/^HTTP 404/,
+	'/404.html'          => qr/^HTTP 404/,
+	'/410.png'           => qr/^HTTP 410/,
+	'/500.png'           => qr/^HTTP 500/,
+	'/429.png'           => qr/^HTTP 429 .*Retry-After 1 s/,
+	'/503.png'           => qr/^HTTP 503 .*Retry-After 2 s/,
+	'/wrong-type.png'    => qr/not an image: the content is HTML text \(Content-Type text\/html\)/,
+	'/fake.jpg'          => qr/not an image: the content is plain text/,
+	'/corrupt.jpg'       => qr/corrupt jpeg image/,
+	'/empty.png'         => qr/not an image: the body is empty/,
+	'/huge-declared.jpg' => qr/too large/,
+	'/huge-stream.jpg'   => qr/too large: body larger than 5000000 bytes/,
+	'/bomb.png'          => qr/too large: body larger than 5000000 bytes/,
+	'/page-bomb.html'    => qr/too large: body larger than 1000000 bytes/,
+	'/pixel-bomb.png'    => qr/too many pixels: 100000x100000/,
+	'/private/secret.png' => qr/disallowed by robots\.txt/,);
+for my $u (sort keys %expect_error)
+{
+	my ($st, $e) = @{ $state{$u} // [ 'missing', '' ] };
+	is($st, 'failed', "$u ends failed");
+	like($e, $expect_error{$u}, "$u records a clear error") or diag "got: $e";
+}
+for my $u ('/', '/ok.png', '/ok.jpg', '/real-as-text.png', '/binary-page.html')
+{
+	is($state{$u}[0] // 'missing', 'done', "$u is done");
+}
+is($node->safe_psql('postgres', "SELECT result->>'note' FROM crawl_frontier WHERE session_id = $sid AND url = '${base}binary-page.html'"),
+	'not a page: Content-Type application/zip; not parsed', 'a link to a non-page is done with a note, not parsed');
+is($node->safe_psql('postgres',
+		"SELECT attempts FROM crawl_frontier WHERE session_id = $sid AND url = '${base}500.png'"),
+	'2', 'a transient error (500) is retried up to max_attempts');
+is($node->safe_psql('postgres',
+		"SELECT attempts FROM crawl_frontier WHERE session_id = $sid AND url = '${base}404.png'"),
+	'1', 'a permanent error (404) is not retried');
+
+# The images that are images are recorded with their header's facts.
+is($node->safe_psql('postgres',
+		"SELECT string_agg(filename || ' ' || format || ' ' || width || 'x' || height, ', ' ORDER BY filename) FROM images WHERE session_id = $sid"),
+	'ok.jpg jpeg 32x24, ok.png png 64x48, real-as-text.png png 16x16',
+	'three images recorded: type by magic bytes, size from the header');
+
+# The store: no temporary file left, every file named by its sha256 and
+# referenced by a row.
+my @files;
+find(sub { push @files, $File::Find::name if -f $_ }, $storage);
+my @tmp = grep { m{/\.tmp/} } @files;
+is(scalar @tmp, 0, 'no partial file in the store') or diag "@tmp";
+my %paths = map { $_ => 1 } split /\n/, $node->safe_psql('postgres', "SELECT file_path FROM images WHERE session_id = $sid");
+my @stored = grep { !m{/\.tmp/} } @files;
+is(scalar @stored, scalar keys %paths, 'one file per distinct content');
+for my $f (@stored)
+{
+	(my $rel = $f) =~ s/^\Q$storage\E\///;
+	ok($paths{$rel}, "$rel is recorded");
+	my ($sha) = $rel =~ m{([0-9a-f]{64})\.};
+	is(Digest::SHA->new(256)->addfile($f)->hexdigest, $sha, "$rel is named by its sha256");
+}
+
+# The worker asked the whole host to back off after 429/503 (shared through the database).
+ok($node->safe_psql('postgres', "SELECT backoff_until IS NOT NULL FROM crawl_hosts WHERE host = '127.0.0.1:$port'") eq 't',
+	'429/503 set a host-wide back-off');
+like($node->safe_psql('postgres', "SELECT robots_txt FROM crawl_hosts WHERE host = '127.0.0.1:$port'"),
+	qr/Disallow: \/private\//, 'robots.txt is shared through crawl_hosts');
+
+$fs->kill_kill;
+done_testing();
