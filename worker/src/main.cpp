@@ -87,6 +87,7 @@ int command_crawl(const Command& cmd) {
   bool interrupted = false;
   DbResult last;
   auto started = Clock::now();
+  auto last_progress = started;
   asio::steady_timer tick(io), give_up(io);
   asio::signal_set signals(io, SIGINT, SIGTERM);
   std::function<void()> poll_status;
@@ -109,7 +110,8 @@ int command_crawl(const Command& cmd) {
   });
 
   poll_status = [&] {
-    tick.expires_after(std::chrono::seconds(1));
+    // Often enough that a short crawl is not rounded up to whole seconds.
+    tick.expires_after(std::chrono::milliseconds(200));
     tick.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
       db.call(Stmt::crawl_status, {std::to_string(session)}, [&](DbResult&& r) {
@@ -124,8 +126,14 @@ int command_crawl(const Command& cmd) {
                << st.images / secs << "/s)  " << human_bytes(static_cast<double>(num(r, "bytes_stored")))
                << "  queue " << num(r, "queued") << "  leased " << num(r, "leased") << "  errors "
                << num(r, "errors") << (db.connected() ? "" : "  [database reconnecting]");
-          if (tty) std::fprintf(stderr, "\r\033[K%s", line.str().c_str());
-          else if (static_cast<long>(secs) % 10 == 0) CRAWLER_LOG(info) << line.str();
+          auto now = Clock::now();
+          if (tty && now - last_progress >= std::chrono::milliseconds(500)) {
+            std::fprintf(stderr, "\r\033[K%s", line.str().c_str());
+            last_progress = now;
+          } else if (!tty && now - last_progress >= std::chrono::seconds(10)) {
+            CRAWLER_LOG(info) << line.str();
+            last_progress = now;
+          }
           if (r.at(0, "status").value_or("running") != "running") {
             std::string s = *r.at(0, "status");
             finish(s == "finished" && num(r, "pages_fetched") > 0 ? 0 : 1);
