@@ -1,20 +1,17 @@
 -- Images: record (idempotent, keyed by URL), get, delete.
 
-CREATE FUNCTION @extschema@.image_record(session bigint, url text, sha256 text, file_path text, file_size bigint,
-                                         width integer, height integer, format text, content_type text,
-                                         found_on text DEFAULT NULL, http_status integer DEFAULT 200,
-                                         filename text DEFAULT NULL, item bigint DEFAULT NULL,
-                                         worker text DEFAULT NULL)
-RETURNS bigint
+-- The precise diagnosis of a bad image_record() call: raises the documented
+-- SQLSTATE for the first bad argument. image_record() calls it only when its
+-- one-expression fast check fails, so valid calls pay for a single test.
+CREATE FUNCTION @extschema@.image_check(session bigint, url text, sha256 text, file_path text, file_size bigint,
+                                        width integer, height integer, format text, content_type text,
+                                        found_on text, http_status integer, filename text, item bigint,
+                                        worker text)
+RETURNS void
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    image_id bigint;
-    inserted boolean;
 BEGIN
-    PERFORM @extschema@.ha_assert_writable();
     IF session IS NULL THEN
         RAISE EXCEPTION 'session must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     ELSIF sha256 IS NULL THEN
@@ -49,6 +46,44 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM @extschema@.crawl_sessions s WHERE s.id = session) THEN
         RAISE EXCEPTION 'crawl session % does not exist', session USING ERRCODE = 'no_data_found';
+    END IF;
+    RAISE EXCEPTION 'invalid image_record() arguments' USING ERRCODE = 'invalid_parameter_value';
+END
+$$;
+COMMENT ON FUNCTION @extschema@.image_check(bigint, text, text, text, bigint, integer, integer, text, text, text, integer, text, bigint, text) IS
+    'crawler_ha (internal): raise the precise error for bad image_record() arguments';
+
+CREATE FUNCTION @extschema@.image_record(session bigint, url text, sha256 text, file_path text, file_size bigint,
+                                         width integer, height integer, format text, content_type text,
+                                         found_on text DEFAULT NULL, http_status integer DEFAULT 200,
+                                         filename text DEFAULT NULL, item bigint DEFAULT NULL,
+                                         worker text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    image_id bigint;
+    inserted boolean;
+BEGIN
+    PERFORM @extschema@.ha_assert_writable();
+    -- Fast path: the same rules as image_check(), in one expression.
+    IF NOT coalesce(session IS NOT NULL AND sha256 ~ '^[0-9a-f]{64}$'
+                    AND file_size BETWEEN 0 AND 1099511627776
+                    AND length(file_path) <= 1024 AND file_path ~ '^[!-~]+$' AND file_path !~ '(^|/)\.\.(/|$)'
+                    AND coalesce(width BETWEEN 0 AND 1000000, true) AND coalesce(height BETWEEN 0 AND 1000000, true)
+                    AND coalesce(length(format) <= 32, true) AND coalesce(length(content_type) <= 255, true)
+                    AND coalesce(length(filename) <= 1024, true)
+                    AND coalesce(http_status BETWEEN 100 AND 599, true)
+                    AND (item IS NULL) = (worker IS NULL)
+                    AND length(url) <= 2048 AND url ~ '^[!-~]+$'
+                    AND url ~ '^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@]*@)?[A-Za-z0-9._~%!$&''()*+,;=\[\]-]+(:[0-9]{1,5})?([/?#]|$)'
+                    AND (found_on IS NULL OR (length(found_on) <= 2048 AND found_on ~ '^[!-~]+$'
+                         AND found_on ~ '^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@]*@)?[A-Za-z0-9._~%!$&''()*+,;=\[\]-]+(:[0-9]{1,5})?([/?#]|$)'))
+                    AND EXISTS (SELECT 1 FROM @extschema@.crawl_sessions s WHERE s.id = session), false) THEN
+        PERFORM @extschema@.image_check(session, url, sha256, file_path, file_size, width, height, format,
+                                        content_type, found_on, http_status, filename, item, worker);
     END IF;
 
     -- Same URL, same bytes: the row stays as it is (a retry changes nothing).

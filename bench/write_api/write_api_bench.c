@@ -1,0 +1,215 @@
+/*
+ * write_api_bench: image_record() against a plain INSERT ... ON CONFLICT DO
+ * NOTHING into the same table, through libpq, with pipelining and with one
+ * round trip per row. Prints rows/s for each and the cost ratios.
+ *
+ *   write_api_bench CONNINFO [ROWS] [BATCH]
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+static PGconn *conn;
+static long session_id;
+static long url_seq;
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+die(const char *what)
+{
+	fprintf(stderr, "write_api_bench: %s: %s", what, PQerrorMessage(conn));
+	exit(1);
+}
+
+static void
+exec_ok(const char *sql)
+{
+	PGresult   *r = PQexec(conn, sql);
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		die(sql);
+	PQclear(r);
+}
+
+#define NPARAMS 9
+static const char *const image_record_sql =
+	"SELECT image_record($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+static const char *const insert_sql =
+	"INSERT INTO images (session_id, url, sha256, file_path, file_size, width, height, format, content_type) "
+	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (url) DO NOTHING";
+
+/* Fill the parameters of the next row: a fresh URL, a plausible image. */
+static void
+next_row(char bufs[NPARAMS][96], const char *values[NPARAMS])
+{
+	long		n = ++url_seq;
+
+	snprintf(bufs[0], 96, "%ld", session_id);
+	snprintf(bufs[1], 96, "http://bench.test/img/%ld.png", n);
+	snprintf(bufs[2], 96, "%064lx", n);
+	snprintf(bufs[3], 96, "%02lx/%02lx/%064lx.png", n & 0xff, (n >> 8) & 0xff, n);
+	snprintf(bufs[4], 96, "%ld", 1000 + n % 50000);
+	snprintf(bufs[5], 96, "%ld", 100 + n % 900);
+	snprintf(bufs[6], 96, "%ld", 100 + n % 700);
+	snprintf(bufs[7], 96, "png");
+	snprintf(bufs[8], 96, "image/png");
+	for (int i = 0; i < NPARAMS; i++)
+		values[i] = bufs[i];
+}
+
+static void
+prepare(const char *name, const char *sql)
+{
+	PGresult   *r = PQprepare(conn, name, sql, NPARAMS, NULL);
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		die("prepare");
+	PQclear(r);
+}
+
+/* One round trip (and one transaction) per row. */
+static double
+run_plain(const char *stmt, long rows)
+{
+	char		bufs[NPARAMS][96];
+	const char *values[NPARAMS];
+	double		t0 = now_s();
+
+	for (long i = 0; i < rows; i++)
+	{
+		PGresult   *r;
+
+		next_row(bufs, values);
+		r = PQexecPrepared(conn, stmt, NPARAMS, values, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+			die(stmt);
+		PQclear(r);
+	}
+	return rows / (now_s() - t0);
+}
+
+/*
+ * Pipelined: BATCH statements, then a sync; each statement is its own
+ * transaction (BEGIN/COMMIT are not sent, and every statement is followed
+ * by its own sync so a failure would only abort that row, as the worker does).
+ */
+static double
+run_pipelined_mode(const char *stmt, long rows, int batch, int sync_each)
+{
+	char		bufs[NPARAMS][96];
+	const char *values[NPARAMS];
+	double		t0 = now_s();
+
+	if (!PQenterPipelineMode(conn))
+		die("enter pipeline");
+	for (long done = 0; done < rows;)
+	{
+		int			n = (rows - done < batch) ? (int) (rows - done) : batch;
+
+		for (int i = 0; i < n; i++)
+		{
+			next_row(bufs, values);
+			if (!PQsendQueryPrepared(conn, stmt, NPARAMS, values, NULL, NULL, 0))
+				die("send");
+			if ((sync_each || i == n - 1) && !PQpipelineSync(conn))
+				die("sync");
+		}
+		for (int i = 0; i < n; i++)
+		{
+			PGresult   *r;
+
+			while ((r = PQgetResult(conn)) != NULL)
+			{
+				if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+					die(stmt);
+				PQclear(r);
+			}
+			if (!sync_each && i < n - 1)
+				continue;
+			r = PQgetResult(conn);	/* the sync */
+			if (PQresultStatus(r) != PGRES_PIPELINE_SYNC)
+				die("expected sync");
+			PQclear(r);
+		}
+		done += n;
+	}
+	if (!PQexitPipelineMode(conn))
+		die("exit pipeline");
+	return rows / (now_s() - t0);
+}
+
+static double
+run_pipelined(const char *stmt, long rows, int batch)
+{
+	return run_pipelined_mode(stmt, rows, batch, 1);
+}
+
+/* The whole batch in one transaction: what is left is the CPU cost per row. */
+static double
+run_batched(const char *stmt, long rows, int batch)
+{
+	return run_pipelined_mode(stmt, rows, batch, 0);
+}
+
+int
+main(int argc, char **argv)
+{
+	long		rows = argc > 2 ? atol(argv[2]) : 20000;
+	int			batch = argc > 3 ? atoi(argv[3]) : 100;
+	PGresult   *r;
+	double		api_pipe, ins_pipe, api_plain, ins_plain, api_batch, ins_batch;
+
+	if (argc < 2)
+	{
+		fprintf(stderr, "usage: write_api_bench CONNINFO [ROWS] [BATCH]\n");
+		return 2;
+	}
+	conn = PQconnectdb(argv[1]);
+	if (PQstatus(conn) != CONNECTION_OK)
+		die("connect");
+	exec_ok("SET synchronous_commit = on");
+	r = PQexec(conn, "SELECT crawl_start(ARRAY['http://bench.test/'], '{\"delay_ms\": 0}')");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		die("crawl_start");
+	session_id = atol(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	prepare("api", image_record_sql);
+	prepare("ins", insert_sql);
+
+	/* Warm up caches and plans so the first measured run is not penalised. */
+	run_pipelined("api", 2000, batch);
+	run_pipelined("ins", 2000, batch);
+
+	ins_pipe = run_pipelined("ins", rows, batch);
+	api_pipe = run_pipelined("api", rows, batch);
+	ins_batch = run_batched("ins", rows, batch);
+	api_batch = run_batched("api", rows, batch);
+	ins_plain = run_plain("ins", rows / 4);
+	api_plain = run_plain("api", rows / 4);
+
+	printf("rows per mode: %ld pipelined (batch %d), %ld with one round trip each\n", rows, batch, rows / 4);
+	printf("%-44s %10.0f rows/s\n", "plain INSERT ON CONFLICT DO NOTHING, pipelined", ins_pipe);
+	printf("%-44s %10.0f rows/s\n", "image_record(), pipelined", api_pipe);
+	printf("%-44s %10.0f rows/s\n", "plain INSERT ON CONFLICT DO NOTHING, batched", ins_batch);
+	printf("%-44s %10.0f rows/s\n", "image_record(), batched", api_batch);
+	printf("%-44s %10.0f rows/s\n", "plain INSERT ON CONFLICT DO NOTHING, plain", ins_plain);
+	printf("%-44s %10.0f rows/s\n", "image_record(), plain", api_plain);
+	printf("cost ratio image_record / INSERT, pipelined: %.2fx (goal <= 1.50x)\n", ins_pipe / api_pipe);
+	printf("cost ratio image_record / INSERT, batched:   %.2fx (one transaction per batch: CPU cost alone)\n", ins_batch / api_batch);
+	printf("cost ratio image_record / INSERT, plain:     %.2fx\n", ins_plain / api_plain);
+	printf("pipelining speed-up for image_record:        %.2fx\n", api_pipe / api_plain);
+	PQfinish(conn);
+	return ins_pipe / api_pipe <= 1.5 ? 0 : 3;
+}
