@@ -286,15 +286,14 @@ ha_reload_config(void)
 				 errmsg("crawler_ha: could not signal the postmaster to reload: %m")));
 }
 
-/* Both need a transaction around them (privilege check, catalog lookups). */
+/*
+ * Both need a transaction around them (privilege check, catalog lookups).
+ * The worker's own session overrides default_transaction_read_only, so its
+ * view of the setting says nothing about the file: always write it.
+ */
 static bool
 set_read_only_in_txn(bool on)
 {
-	const char *cur = GetConfigOptionResetString("default_transaction_read_only");
-	bool		is_on = (cur != NULL && strcmp(cur, "on") == 0);
-
-	if (is_on == on)
-		return false;
 	alter_system("default_transaction_read_only", on ? "on" : NULL);
 	return true;
 }

@@ -7,8 +7,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Exporter 'import';
+use Time::HiRes ();
+use POSIX ();
+use IO::Handle;
 
-our @EXPORT_OK = qw(new_node shared_dir ha_conninfo ha_set_peer ha_pair ha_multihost);
+our @EXPORT_OK = qw(new_node shared_dir ha_conninfo ha_set_peer ha_pair ha_multihost
+  ha_writer_start ha_writer_stop ha_acked ha_seeds ha_wait_writable);
 
 my $next_node_id = 1;
 
@@ -93,6 +97,95 @@ sub ha_multihost
 	return 'host=' . join(',', map { $_->host } @nodes)
 	  . ' port=' . join(',', map { $_->port } @nodes)
 	  . ' dbname=postgres target_session_attrs=read-write connect_timeout=2';
+}
+
+# ha_writer_start($conninfo, $tag): a child process that calls crawl_start()
+# in a loop, one psql per call (so every call reconnects through libpq's
+# multi-host logic), and appends "url id" for every call that returned
+# success. Returns a handle for ha_writer_stop / ha_acked.
+sub ha_writer_start
+{
+	my ($conninfo, $tag) = @_;
+	my $dir = PostgreSQL::Test::Utils::tempdir();
+	my $w = { file => "$dir/acked", stop => "$dir/stop", errors => "$dir/errors" };
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open(my $fh, '>>', $w->{file}) or die;
+		open(my $eh, '>>', $w->{errors}) or die;
+		$fh->autoflush(1);
+		$eh->autoflush(1);
+		my $i = 0;
+		my $deadline = time + 600;
+		while (!-e $w->{stop} && time < $deadline)
+		{
+			$i++;
+			my $url = "http://w.test/$tag/$i";
+			my $out = `psql -XAtq -d "$conninfo" -v ON_ERROR_STOP=1 -c "SELECT crawl_start(ARRAY['$url'])" 2>&1`;
+			chomp $out;
+			if ($? == 0 && $out =~ /^\d+$/) { print $fh "$url $out\n"; }
+			else { $out =~ s/\n/ /g; print $eh "$url $out\n"; select(undef, undef, undef, 0.05); }
+		}
+		close $fh;
+		close $eh;
+		# no END blocks here: they belong to the parent (they stop the nodes)
+		POSIX::_exit(0);
+	}
+	$w->{pid} = $pid;
+	return $w;
+}
+
+sub ha_writer_stop
+{
+	my ($w) = @_;
+	open(my $fh, '>', $w->{stop}) or die;
+	close $fh;
+	waitpid($w->{pid}, 0);
+	return;
+}
+
+# ha_acked($w): { url => id } of every acknowledged write so far.
+sub ha_acked
+{
+	my ($w) = @_;
+	my %acked;
+	open(my $fh, '<', $w->{file}) or return {};
+	while (my $l = <$fh>)
+	{
+		chomp $l;
+		my ($url, $id) = split / /, $l;
+		$acked{$url} = $id if defined $id;
+	}
+	return \%acked;
+}
+
+# ha_seeds($node): { url => id } of the sessions a node holds.
+sub ha_seeds
+{
+	my ($node) = @_;
+	my %have;
+	for my $l (split /\n/,
+		$node->safe_psql('postgres', "SELECT seeds[1] || ' ' || id FROM crawl_sessions"))
+	{
+		my ($url, $id) = split / /, $l;
+		$have{$url} = $id;
+	}
+	return \%have;
+}
+
+# ha_wait_writable($node, $max_s): seconds until ha_health() says writable.
+sub ha_wait_writable
+{
+	my ($node, $max) = @_;
+	my $t0 = Time::HiRes::time();
+	while (Time::HiRes::time() - $t0 < ($max // 120))
+	{
+		my $w = $node->safe_psql('postgres', 'SELECT writable FROM ha_health()');
+		return Time::HiRes::time() - $t0 if $w eq 't';
+		Time::HiRes::sleep(0.05);
+	}
+	return undef;
 }
 
 1;
