@@ -1,0 +1,85 @@
+# Rejoin of an old primary, both ways, made deterministic:
+#  - caught up: everything the old primary wrote had reached the standby
+#    before the kill; it rejoins by itself and the nodes end identical;
+#  - unreplicated tail: the standby was down while the primary wrote; after
+#    the failover the old primary refuses to rejoin (automatically and when
+#    asked), records why in ha_events, and keeps its rows and the slot that
+#    records them (part 2 merges them).
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use CrawlerHA::Test qw(ha_pair ha_seeds ha_wait_writable);
+
+sub write_sessions
+{
+	my ($node, $tag, $n) = @_;
+	$node->safe_psql('postgres',
+		"SELECT crawl_start(ARRAY['http://$tag.test/' || i]) FROM generate_series(1, $n) i");
+}
+
+# --- caught up ---------------------------------------------------------------
+{
+	my ($a, $b) = ha_pair(names => [ 'alpha', 'beta' ]);
+	write_sessions($a, 'before', 20);
+	$b->poll_query_until('postgres', 'SELECT count(*) = 20 FROM crawl_sessions') or die;
+	$a->kill9;
+	ok(defined ha_wait_writable($b, 120), 'caught up: the standby promoted');
+	write_sessions($b, 'after', 5);
+	$a->start;
+	$a->poll_query_until('postgres', "SELECT role = 'standby' AND NOT needs_rejoin FROM ha_state")
+	  or die 'alpha did not rejoin';
+	pass('caught up: the old primary rejoined by itself');
+	like($a->safe_psql('postgres', "SELECT string_agg(kind, ',' ORDER BY id) FROM ha_events"),
+		qr/demotion.*rejoin/, 'its demotion and rejoin are recorded');
+	is($a->safe_psql('postgres', "SELECT count(*) FROM pg_replication_slots"), '0',
+		'its old slot, with nothing left to reconcile, is dropped');
+	write_sessions($b, 'later', 5);
+	$a->poll_query_until('postgres', 'SELECT count(*) = 30 FROM crawl_sessions')
+	  or die 'writes on the new primary do not reach alpha';
+	is_deeply(ha_seeds($a), ha_seeds($b), 'caught up: both nodes hold identical data');
+	$a->stop;
+	$b->stop;
+}
+
+# --- unreplicated tail -------------------------------------------------------
+{
+	my ($a, $b) = ha_pair(names => [ 'gamma', 'delta' ]);
+	write_sessions($a, 'shared', 10);
+	$b->poll_query_until('postgres', 'SELECT count(*) = 10 FROM crawl_sessions') or die;
+
+	# the standby goes away; the primary keeps writing (a dead standby must
+	# not stop the crawl), then dies itself
+	$b->stop;
+	write_sessions($a, 'tail', 7);
+	$a->kill9;
+	$b->start;
+	ok(defined ha_wait_writable($b, 120), 'tail: the standby promoted without the primary');
+	is($b->safe_psql('postgres', 'SELECT count(*) FROM crawl_sessions'), '10', 'it never got the tail');
+	write_sessions($b, 'new', 3);
+
+	$a->start;
+	$a->poll_query_until('postgres', "SELECT EXISTS (SELECT 1 FROM ha_events WHERE kind = 'rejoin_refused')")
+	  or die 'no refusal recorded';
+	pass('tail: the automatic rejoin was refused');
+	like($a->safe_psql('postgres', "SELECT reason FROM ha_events WHERE kind = 'rejoin_refused' ORDER BY id DESC LIMIT 1"),
+		qr/holds \d+ changes the new primary delta lacks/, 'the event says what and why');
+	is($a->safe_psql('postgres', "SELECT role, needs_rejoin FROM ha_state"), 'standby|t',
+		'the old primary is fenced as a standby that needs to rejoin');
+	is($a->safe_psql('postgres', "SELECT count(*) FROM crawl_sessions WHERE seeds[1] LIKE 'http://tail.test/%'"), '7',
+		'its tail is intact');
+	is($a->safe_psql('postgres', "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'crawler_ha_node_4'"), '1',
+		'the slot that records the tail is kept');
+	is($a->safe_psql('postgres', "SELECT count(*) FROM pg_subscription"), '0', 'it did not subscribe');
+
+	my ($rc, $out, $err) = $a->psql('postgres', 'SELECT ha_rejoin()');
+	isnt($rc, 0, 'ha_rejoin() refuses too');
+	like($err, qr/rejoin refused/, 'with the reason');
+	($rc, $out, $err) = $a->psql('postgres', "BEGIN READ WRITE; SELECT crawl_start(ARRAY['http://x.test/'])");
+	like($err, qr/does not accept writes/, 'and it accepts no write');
+	is($a->safe_psql('postgres', "SELECT count(*) FROM crawl_sessions WHERE seeds[1] LIKE 'http://new.test/%'"), '0',
+		'nothing of the new primary was pulled in over the tail');
+}
+
+done_testing();
