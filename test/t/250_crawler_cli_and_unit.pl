@@ -1,0 +1,86 @@
+# The command line and the service unit: --help documents every option,
+# mistakes are explained with exit status 2, the config file is read,
+# `status` shows sessions, errors and ha_status(), and the systemd unit is
+# hardened and passes `systemd-analyze verify`.
+use strict;
+use warnings;
+use FindBin;
+use File::Temp qw(tempdir);
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use CrawlerHA::Test qw(new_node);
+
+my $worker = $ENV{CRAWLER_WORKER};
+plan skip_all => 'CRAWLER_WORKER (the built crawler-worker) is not set' unless $worker && -x $worker;
+my $root = "$FindBin::RealBin/../..";
+
+sub run_worker
+{
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ $worker, @_ ], '>', \$out, '2>', \$err, IPC::Run::timeout(60));
+	return ($? >> 8, $out, $err);
+}
+
+my ($rc, $out, $err) = run_worker('--help');
+is($rc, 0, '--help exits 0');
+for my $opt (qw(db storage seed max-depth max-pages concurrency per-host allow-domain delay-ms
+	images-any-host no-robots user-agent config worker-id lease-seconds timeout-ms
+	connect-timeout-ms low-speed-seconds max-redirects max-image-bytes max-page-bytes max-pixels
+	min-width min-height max-pending-writes session))
+{
+	like($out, qr/--\Q$opt\E\b/, "--help documents --$opt");
+}
+like($out, qr/crawler-worker crawl .*\n.*crawler-worker run .*\n.*crawler-worker status/s, '--help shows the three commands');
+
+($rc, $out, $err) = run_worker('crawl', '--db', 'dbname=x', '--storage', '/tmp');
+is($rc, 2, 'a crawl without --seed is refused with status 2');
+like($err, qr/at least one --seed/, '... and says why');
+($rc, $out, $err) = run_worker('fly', '--db', 'x');
+like($err, qr/unknown command "fly"/, 'an unknown command is named');
+($rc, $out, $err) = run_worker('crawl', '--db', 'dbname=x', '--storage', '/tmp', '--seed', 'ftp://x/');
+is($rc, 2, 'a seed that is not http(s) is refused');
+
+my $node = new_node('cli');
+$node->safe_psql('postgres', 'CREATE ROLE crawler LOGIN IN ROLE crawler_ha_writer');
+my $db = 'host=' . $node->host . ' port=' . $node->port . ' dbname=postgres user=crawler';
+my $sid = $node->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://127.0.0.1:9/'], '{\"robots\": false}')");
+
+# the same options from a config file
+my $dir = tempdir(CLEANUP => 1);
+open my $c, '>', "$dir/worker.conf" or die $!;
+print $c "db = $db\n";
+close $c;
+($rc, $out, $err) = run_worker('status', '--config', "$dir/worker.conf");
+is($rc, 0, 'status with the conninfo from a config file') or diag $err;
+like($out, qr/Sessions\n.*\bid\b.*\bstatus\b/s, 'status lists the sessions');
+like($out, qr/^\s*$sid\s*\|\s*running/m, '... with the running session');
+like($out, qr/Recent errors/, 'status has recent errors');
+like($out, qr/ha_status\(\)/, 'status has ha_status()');
+
+# the unit
+my $unit = "$root/worker/crawler-worker.service";
+open my $u, '<', $unit or die $!;
+my $text = do { local $/; <$u> };
+close $u;
+for my $key (qw(User= ProtectSystem=strict ProtectHome=yes NoNewPrivileges=yes PrivateTmp=yes
+	Restart=on-failure ExecReload= KillSignal=SIGTERM CapabilityBoundingSet= SystemCallFilter=))
+{
+	like($text, qr/^\Q$key\E/m, "the unit sets $key");
+}
+SKIP:
+{
+	my $sa = `command -v systemd-analyze`;
+	chomp $sa;
+	skip 'systemd-analyze is not installed', 1 unless $sa;
+	(my $copy = $text) =~ s{/usr/local/bin/crawler-worker}{$worker}g;
+	open my $w, '>', "$dir/crawler-worker.service" or die $!;
+	print $w $copy;
+	close $w;
+	my ($o, $e) = ('', '');
+	IPC::Run::run([ $sa, 'verify', "$dir/crawler-worker.service" ], '>', \$o, '2>', \$e);
+	is($? >> 8, 0, 'systemd-analyze verify accepts the unit') or diag $e;
+}
+
+done_testing();
