@@ -71,8 +71,7 @@ for my $key (qw(User= ProtectSystem=strict ProtectHome=yes NoNewPrivileges=yes P
 }
 SKIP:
 {
-	my $sa = `command -v systemd-analyze`;
-	chomp $sa;
+	my ($sa) = grep { -x $_ } map { "$_/systemd-analyze" } split /:/, $ENV{PATH};
 	skip 'systemd-analyze is not installed', 1 unless $sa;
 	(my $copy = $text) =~ s{/usr/local/bin/crawler-worker}{$worker}g;
 	open my $w, '>', "$dir/crawler-worker.service" or die $!;
