@@ -122,13 +122,8 @@ BEGIN
     END IF;
     PERFORM @extschema@.crawl_check_interval(lease, 'lease', '1 second', '1 day');
 
-    -- Leases of crashed workers come back to the queue.
-    UPDATE @extschema@.crawl_frontier f
-       SET state = 'queued', lease_expires_at = NULL, last_error = 'lease expired', updated_at = t
-     WHERE f.id IN (SELECT e.id FROM @extschema@.crawl_frontier e
-                     WHERE e.state = 'leased' AND e.lease_expires_at < t
-                     ORDER BY e.lease_expires_at LIMIT 1000
-                     FOR UPDATE SKIP LOCKED);
+    -- Leases of crashed workers come back to the queue (70_maintenance.sql).
+    PERFORM @extschema@.crawl_reap_leases(1000);
 
     -- One host at a time, under its row lock: the lock serialises politeness
     -- decisions for the host across all claimers; SKIP LOCKED lets the others

@@ -66,7 +66,7 @@ CREATE TABLE @extschema@.ha_events (
     kind        text NOT NULL CHECK (kind IN ('setup', 'detection', 'recovery', 'failover', 'switchover',
                                               'promotion', 'fence', 'unfence', 'demotion', 'rejoin',
                                               'rejoin_refused', 'merge', 'alert', 'pause', 'resume',
-                                              'sync_degraded', 'sync_restored')),
+                                              'sync_degraded', 'sync_restored', 'consistency', 'repair')),
     reason      text NOT NULL,
     duration_ms double precision,
     detail      jsonb NOT NULL DEFAULT '{}'

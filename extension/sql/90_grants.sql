@@ -53,3 +53,15 @@ GRANT EXECUTE ON FUNCTION
    TO crawler_ha_reader;
 
 GRANT EXECUTE ON FUNCTION @extschema@.ha_set_node_id(integer, text) TO crawler_ha_admin;
+
+GRANT EXECUTE ON FUNCTION
+    @extschema@.ha_check_consistency(regclass[]),
+    @extschema@.ha_diff(regclass, integer, integer, interval),
+    @extschema@.ha_sync(text, boolean),
+    @extschema@.ha_sync_status(),
+    @extschema@.ha_schedule_maintenance(text, text, text),
+    @extschema@.ha_retention(interval),
+    @extschema@.crawl_reap_leases(integer)
+   TO crawler_ha_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.ha_sync_status() TO crawler_ha_reader;
+GRANT SELECT ON @extschema@.ha_sync_log TO crawler_ha_admin, crawler_ha_reader;

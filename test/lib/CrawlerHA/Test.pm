@@ -29,6 +29,7 @@ sub new_node
 	$node->append_conf('postgresql.conf', <<"CONF");
 shared_preload_libraries = 'crawler_ha,pg_cron'
 cron.database_name = 'postgres'
+cron.use_background_workers = on
 crawler_ha.node_id = $id
 crawler_ha.node_name = '$name'
 max_connections = 40
