@@ -105,7 +105,7 @@ Crawler::Crawler(asio::io_context& io, const WorkerOptions& opts, Database& db, 
       fetcher_(io, FetchLimits{opts.concurrency, opts.host_connections, opts.connect_timeout_ms,
                                opts.timeout_ms, opts.low_speed_bytes, opts.low_speed_seconds,
                                opts.max_redirects}),
-      files_(2),
+      files_(8),
       claim_timer_(io),
       renew_timer_(io) {}
 
@@ -493,7 +493,8 @@ void Crawler::enqueue(const Item& it, const std::vector<std::string>& urls, cons
              [this, url = it.url](DbResult&& r) {
                if (!r.ok) CRAWLER_LOG(warn) << "crawl_enqueue from " << url << ": " << r.error << " [" << r.sqlstate << "]";
                else stats_.queued += std::stoull(r.at(0, "queued").value_or("0"));
-             });
+             },
+             true, static_cast<std::uint64_t>(it.id));  // before the page's completion
   }
 }
 
@@ -565,7 +566,8 @@ void Crawler::on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<Pending
                 item.found_on.empty() ? Param{} : Param{item.found_on}, std::to_string(r.status),
                 url_filename(item.url).empty() ? Param{} : Param{clip(url_filename(item.url), 1000)},
                 std::to_string(item.id), opts_.worker_id},
-               [this, id](DbResult&& res) { acknowledged(id, res, "image_record"); });
+               [this, id](DbResult&& res) { acknowledged(id, res, "image_record"); }, true,
+               static_cast<std::uint64_t>(id));
     });
   });
 }
@@ -576,7 +578,8 @@ void Crawler::complete(Item& it, long status, std::uint64_t bytes, const std::st
   if (!note.empty()) result += ", \"note\": " + json_string(note);
   result += "}";
   db_.call(Stmt::crawl_complete, {std::to_string(it.id), opts_.worker_id, result},
-           [this, id = it.id](DbResult&& r) { acknowledged(id, r, "crawl_complete"); });
+           [this, id = it.id](DbResult&& r) { acknowledged(id, r, "crawl_complete"); }, true,
+           static_cast<std::uint64_t>(it.id));
 }
 
 void Crawler::fail(Item& it, const std::string& error, std::optional<long> retry_after_s) {
@@ -588,7 +591,8 @@ void Crawler::fail(Item& it, const std::string& error, std::optional<long> retry
   db_.call(Stmt::crawl_fail,
            {std::to_string(it.id), opts_.worker_id, clip(error),
             retry_after_s ? Param{std::to_string(std::max(1L, *retry_after_s)) + " seconds"} : Param{}},
-           [this, id = it.id](DbResult&& r) { acknowledged(id, r, "crawl_fail"); });
+           [this, id = it.id](DbResult&& r) { acknowledged(id, r, "crawl_fail"); }, true,
+           static_cast<std::uint64_t>(it.id));
 }
 
 void Crawler::acknowledged(std::int64_t id, const DbResult& r, const char* what) {

@@ -122,39 +122,52 @@ const Param& DbResult::at(std::size_t row, const std::string& column) const {
   return null;
 }
 
-Database::Database(std::string conninfo, boost::asio::io_context& io)
+Database::Database(std::string conninfo, boost::asio::io_context& io, int connections)
     : conninfo_(std::move(conninfo)), io_(io) {
-  thread_ = std::thread([this] { run(); });
+  for (int i = 0; i < std::max(1, connections); ++i) {
+    shards_.push_back(std::make_unique<Shard>());
+    shards_.back()->index = i;
+  }
+  for (auto& sh : shards_) sh->thread = std::thread([this, s = sh.get()] { run(*s); });
 }
 
 Database::~Database() {
   stop(std::chrono::milliseconds(0));
-  disconnect();
+  for (auto& sh : shards_) disconnect(*sh);
 }
 
 std::string Database::server() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return server_;
+  std::lock_guard<std::mutex> lock(shards_[0]->mu);
+  return shards_[0]->server;
 }
 
-void Database::call(Stmt s, std::vector<Param> params, Callback done, bool idempotent) {
+void Database::call(Stmt s, std::vector<Param> params, Callback done, bool idempotent, std::uint64_t key) {
+  // Ids are spread out by the node-partitioned generator (steps of 1024):
+  // mix the bits before choosing a connection.
+  std::uint64_t h = key * 0x9E3779B97F4A7C15ull;
+  Shard& sh = *shards_[(h >> 32) % shards_.size()];
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(Op{s, std::move(params), std::move(done), idempotent});
+    std::lock_guard<std::mutex> lock(sh.mu);
+    sh.queue.push_back(Op{s, std::move(params), std::move(done), idempotent});
     ++pending_;
   }
-  cv_.notify_one();
+  sh.cv.notify_one();
+}
+
+bool Database::stop_now() const {
+  return stopping_ && Clock::now().time_since_epoch().count() >= stop_deadline_ns_;
 }
 
 void Database::stop(std::chrono::milliseconds wait) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!thread_.joinable()) return;
-    stopping_ = true;
-    stop_deadline_ = Clock::now() + wait;
+  if (stopped_.exchange(true)) return;
+  stop_deadline_ns_ = (Clock::now() + wait).time_since_epoch().count();
+  stopping_ = true;
+  for (auto& sh : shards_) {
+    { std::lock_guard<std::mutex> lock(sh->mu); }
+    sh->cv.notify_all();
   }
-  cv_.notify_all();
-  thread_.join();
+  for (auto& sh : shards_)
+    if (sh->thread.joinable()) sh->thread.join();
 }
 
 void Database::deliver(Op& op, DbResult&& r) {
@@ -163,14 +176,15 @@ void Database::deliver(Op& op, DbResult&& r) {
     boost::asio::post(io_, [cb = std::move(op.done), res = std::move(r)]() mutable { cb(std::move(res)); });
 }
 
-void Database::disconnect() {
-  if (conn_) PQfinish(conn_);
-  conn_ = nullptr;
-  connected_ = false;
+void Database::disconnect(Shard& sh) {
+  if (sh.conn) PQfinish(sh.conn);
+  sh.conn = nullptr;
+  sh.connected = false;
+  if (sh.index == 0) connected_ = false;
 }
 
-bool Database::connect() {
-  disconnect();
+bool Database::connect(Shard& sh) {
+  disconnect(sh);
   // libpq picks the writable host of a multi-host conninfo.
   bool has_tsa = false, has_timeout = false;
   char* err = nullptr;
@@ -198,53 +212,56 @@ bool Database::connect() {
   }
   keys.push_back(nullptr);
   vals.push_back(nullptr);
-  conn_ = PQconnectdbParams(keys.data(), vals.data(), 1);
-  if (PQstatus(conn_) != CONNECTION_OK) {
-    std::string m = PQerrorMessage(conn_);
+  sh.conn = PQconnectdbParams(keys.data(), vals.data(), 1);
+  if (PQstatus(sh.conn) != CONNECTION_OK) {
+    std::string m = PQerrorMessage(sh.conn);
     while (!m.empty() && m.back() == '\n') m.pop_back();
     for (auto& ch : m)
       if (ch == '\n') ch = ' ';
     CRAWLER_LOG(warn) << "database: cannot connect: " << m;
-    disconnect();
+    disconnect(sh);
     return false;
   }
-  PGresult* r = PQexec(conn_,
+  PGresult* r = PQexec(sh.conn,
                        "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e "
                        "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
                        "WHERE e.extname = 'crawler_ha'");
   if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
     CRAWLER_LOG(error) << "database: the crawler_ha extension is not installed in this database";
     PQclear(r);
-    disconnect();
+    disconnect(sh);
     return false;
   }
-  schema_ = PQgetvalue(r, 0, 0);
+  sh.schema = PQgetvalue(r, 0, 0);
   PQclear(r);
   for (const auto& s : kStatements) {
-    PGresult* p = PQprepare(conn_, s.name, format_sql(s.sql, schema_).c_str(), 0, nullptr);
+    PGresult* p = PQprepare(sh.conn, s.name, format_sql(s.sql, sh.schema).c_str(), 0, nullptr);
     bool ok = PQresultStatus(p) == PGRES_COMMAND_OK;
     if (!ok && !s.optional) {
       CRAWLER_LOG(error) << "database: cannot prepare " << s.name << ": " << PQresultErrorMessage(p);
       PQclear(p);
-      disconnect();
+      disconnect(sh);
       return false;
     }
     PQclear(p);
   }
-  PQsetnonblocking(conn_, 1);
+  PQsetnonblocking(sh.conn, 1);
+  std::string where = std::string(PQhost(sh.conn)) + ":" + PQport(sh.conn);
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    server_ = std::string(PQhost(conn_)) + ":" + PQport(conn_);
+    std::lock_guard<std::mutex> lock(sh.mu);
+    sh.server = where;
   }
-  connected_ = true;
-  CRAWLER_LOG(info) << "database: connected to " << server() << " (schema " << schema_ << ")";
+  sh.connected = true;
+  if (sh.index == 0) connected_ = true;
+  CRAWLER_LOG(info) << "database: connection " << sh.index + 1 << " to " << where << " (schema "
+                    << sh.schema << ")";
   return true;
 }
 
-std::size_t Database::execute(std::vector<Op>& batch, bool* lost) {
+std::size_t Database::execute(Shard& sh, std::vector<Op>& batch, bool* lost) {
   *lost = false;
   std::vector<std::vector<const char*>> values(batch.size());
-  if (PQenterPipelineMode(conn_) != 1) {
+  if (PQenterPipelineMode(sh.conn) != 1) {
     *lost = true;
     return 0;
   }
@@ -252,9 +269,9 @@ std::size_t Database::execute(std::vector<Op>& batch, bool* lost) {
     for (const auto& p : batch[i].params) values[i].push_back(p ? p->c_str() : nullptr);
     const char* name = kStatements[static_cast<int>(batch[i].stmt)].name;
     // Each call is followed by a sync: its own implicit transaction.
-    if (PQsendQueryPrepared(conn_, name, static_cast<int>(values[i].size()), values[i].data(),
+    if (PQsendQueryPrepared(sh.conn, name, static_cast<int>(values[i].size()), values[i].data(),
                             nullptr, nullptr, 0) != 1 ||
-        PQpipelineSync(conn_) != 1) {
+        PQpipelineSync(sh.conn) != 1) {
       *lost = true;
       return 0;
     }
@@ -264,12 +281,12 @@ std::size_t Database::execute(std::vector<Op>& batch, bool* lost) {
   bool awaiting_sync = false;
   auto deadline = Clock::now() + kReplyTimeout;
   while (answered < batch.size()) {
-    int f = PQflush(conn_);
+    int f = PQflush(sh.conn);
     if (f < 0) {
       *lost = true;
       break;
     }
-    pollfd p{PQsocket(conn_), static_cast<short>(POLLIN | (f == 1 ? POLLOUT : 0)), 0};
+    pollfd p{PQsocket(sh.conn), static_cast<short>(POLLIN | (f == 1 ? POLLOUT : 0)), 0};
     int pr = ::poll(&p, 1, 1000);
     if (pr < 0 && errno != EINTR) {
       *lost = true;
@@ -280,12 +297,12 @@ std::size_t Database::execute(std::vector<Op>& batch, bool* lost) {
       *lost = true;
       break;
     }
-    if (pr > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP)) && PQconsumeInput(conn_) != 1) {
+    if (pr > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP)) && PQconsumeInput(sh.conn) != 1) {
       *lost = true;
       break;
     }
-    while (answered < batch.size() && !PQisBusy(conn_)) {
-      PGresult* r = PQgetResult(conn_);
+    while (answered < batch.size() && !PQisBusy(sh.conn)) {
+      PGresult* r = PQgetResult(sh.conn);
       if (!r) {
         awaiting_sync = true;  // end of this call's results
         continue;
@@ -300,12 +317,12 @@ std::size_t Database::execute(std::vector<Op>& batch, bool* lost) {
       if (!awaiting_sync && !results[answered]) results[answered] = to_result(r);
       PQclear(r);
     }
-    if (PQstatus(conn_) == CONNECTION_BAD) {
+    if (PQstatus(sh.conn) == CONNECTION_BAD) {
       *lost = true;
       break;
     }
   }
-  if (!*lost) PQexitPipelineMode(conn_);
+  if (!*lost) PQexitPipelineMode(sh.conn);
   // Deliver what was answered, except the refusals that a reconnect cures.
   std::size_t done = 0;
   for (; done < answered; ++done) {
@@ -320,43 +337,46 @@ std::size_t Database::execute(std::vector<Op>& batch, bool* lost) {
   return done;
 }
 
-void Database::run() {
+void Database::run(Shard& sh) {
   auto backoff = std::chrono::milliseconds(200);
   for (;;) {
     std::vector<Op> batch;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_ || !queue_.empty(); });
-      if (stopping_ && (queue_.empty() || Clock::now() >= stop_deadline_)) {
+      std::unique_lock<std::mutex> lock(sh.mu);
+      sh.cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_ || !sh.queue.empty(); });
+      if (stopping_ && (sh.queue.empty() || stop_now())) {
         // Unanswered calls at the deadline are dropped: their leases expire.
-        pending_ -= queue_.size();
-        queue_.clear();
+        pending_ -= sh.queue.size();
+        sh.queue.clear();
         break;
       }
-      if (queue_.empty()) continue;
-      while (!queue_.empty() && batch.size() < kMaxBatch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+      if (sh.queue.empty()) continue;
+      while (!sh.queue.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(std::move(sh.queue.front()));
+        sh.queue.pop_front();
       }
     }
-    if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
-      if (!connect()) {
+    if (!sh.conn || PQstatus(sh.conn) != CONNECTION_OK) {
+      if (!connect(sh)) {
         {
-          std::lock_guard<std::mutex> lock(mu_);
-          for (auto it = batch.rbegin(); it != batch.rend(); ++it) queue_.push_front(std::move(*it));
+          std::lock_guard<std::mutex> lock(sh.mu);
+          for (auto it = batch.rbegin(); it != batch.rend(); ++it) sh.queue.push_front(std::move(*it));
         }
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait_for(lock, backoff, [this] { return stopping_ && Clock::now() >= stop_deadline_; });
+        std::unique_lock<std::mutex> lock(sh.mu);
+        sh.cv.wait_for(lock, backoff, [&] { return stop_now(); });
         backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
         continue;
       }
-      if (reconnects_++ > 0) CRAWLER_LOG(info) << "database: reconnected; resending " << batch.size() << " call(s)";
+      if (sh.connects++ > 0) {
+        ++reconnects_;
+        CRAWLER_LOG(info) << "database: reconnected; resending " << batch.size() << " call(s)";
+      }
       backoff = std::chrono::milliseconds(200);
     }
     bool lost = false;
-    std::size_t done = execute(batch, &lost);
+    std::size_t done = execute(sh, batch, &lost);
     if (!lost) continue;
-    disconnect();
+    disconnect(sh);
     std::vector<Op> again;
     for (std::size_t i = done; i < batch.size(); ++i) {
       if (batch[i].idempotent) {
@@ -366,8 +386,8 @@ void Database::run() {
                                    "the database connection was lost; the outcome is unknown", {}, {}});
       }
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto it = again.rbegin(); it != again.rend(); ++it) queue_.push_front(std::move(*it));
+    std::lock_guard<std::mutex> lock(sh.mu);
+    for (auto it = again.rbegin(); it != again.rend(); ++it) sh.queue.push_front(std::move(*it));
   }
 }
 

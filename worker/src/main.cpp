@@ -72,7 +72,7 @@ int command_crawl(const Command& cmd) {
     seeds.push_back(*n);
   }
   asio::io_context io;
-  Database db(cmd.worker.db, io);
+  Database db(cmd.worker.db, io, cmd.worker.db_connections);
   std::unique_ptr<FileStore> store;
   try {
     store = std::make_unique<FileStore>(cmd.worker.storage);
@@ -198,7 +198,7 @@ int command_crawl(const Command& cmd) {
 
 int command_run(const Command& cmd, int argc, const char* const argv[]) {
   asio::io_context io;
-  Database db(cmd.worker.db, io);
+  Database db(cmd.worker.db, io, cmd.worker.db_connections);
   std::unique_ptr<FileStore> store;
   try {
     store = std::make_unique<FileStore>(cmd.worker.storage);

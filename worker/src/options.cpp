@@ -142,6 +142,8 @@ Command parse_command_line(int argc, const char* const argv[]) {
       ("max-pending-writes", po::value<int>(&w.max_pending_writes)->default_value(2000),
        "finished results kept in memory until the database acknowledges them; "
        "at this many, new fetches wait")
+      ("db-connections", po::value<int>(&w.db_connections)->default_value(2),
+       "database connections; the calls about one URL always use the same one, in order")
       ("user-agent", po::value<std::string>(&w.user_agent),
        "User-Agent sent (crawl: stored as the session's user_agent; run: overrides sessions)");
 
@@ -242,6 +244,7 @@ Command parse_command_line(int argc, const char* const argv[]) {
   positive(w.claim_batch, "claim-batch");
   positive(w.lease_seconds, "lease-seconds");
   positive(w.max_pending_writes, "max-pending-writes");
+  positive(w.db_connections, "db-connections");
   positive(w.timeout_ms, "timeout-ms");
   positive(w.connect_timeout_ms, "connect-timeout-ms");
   if (w.lease_seconds < 3) throw std::runtime_error("--lease-seconds must be at least 3");

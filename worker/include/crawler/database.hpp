@@ -1,7 +1,9 @@
-// The database connection: libpq on a dedicated thread, non-blocking, with
-// prepared statements and pipeline mode (every statement its own
-// transaction: one failure never aborts its neighbours). It calls only the
-// extension's write API and SELECTs the data tables.
+// The database connections: a small pool, each libpq connection on its own
+// thread, non-blocking, with prepared statements and pipeline mode (every
+// statement its own transaction: one failure never aborts its neighbours).
+// Calls with the same key (a frontier item) always go to the same connection,
+// in order: a page's enqueue is applied before its completion. It calls only
+// the extension's write API and SELECTs the data tables.
 //
 // Failover: the conninfo may name several hosts; target_session_attrs=
 // read-write is added when absent, so libpq finds the primary. On a lost
@@ -16,6 +18,7 @@ struct pg_conn;
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -45,12 +48,14 @@ enum class Stmt {
 class Database {
  public:
   using Callback = std::function<void(DbResult&&)>;
-  Database(std::string conninfo, boost::asio::io_context& io);
+  Database(std::string conninfo, boost::asio::io_context& io, int connections = 1);
   ~Database();
 
   // Queues a call; `done` runs on the io_context. `idempotent` calls are sent
   // again after a lost connection; the others then fail with SQLSTATE 08006.
-  void call(Stmt s, std::vector<Param> params, Callback done, bool idempotent = true);
+  // Calls with the same `key` are applied in the order they were made.
+  void call(Stmt s, std::vector<Param> params, Callback done, bool idempotent = true,
+            std::uint64_t key = 0);
   // Calls not yet acknowledged.
   std::size_t pending() const { return pending_; }
   bool connected() const { return connected_; }
@@ -66,27 +71,33 @@ class Database {
     Callback done;
     bool idempotent;
   };
-  void run();
-  bool connect();
-  void disconnect();
+  struct Shard {
+    int index = 0;
+    ::pg_conn* conn = nullptr;
+    std::string schema, server;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Op> queue;
+    std::thread thread;
+    bool connected = false;
+    std::uint64_t connects = 0;
+  };
+  void run(Shard& sh);
+  bool connect(Shard& sh);
+  void disconnect(Shard& sh);
   // Sends a batch in one pipeline; returns how many got a final answer.
-  std::size_t execute(std::vector<Op>& batch, bool* connection_lost);
+  std::size_t execute(Shard& sh, std::vector<Op>& batch, bool* connection_lost);
   void deliver(Op& op, DbResult&& r);
+  bool stop_now() const;
 
   std::string conninfo_;
   boost::asio::io_context& io_;
-  ::pg_conn* conn_ = nullptr;
-  std::string schema_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Op> queue_;
+  std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<std::size_t> pending_{0};
   std::atomic<bool> connected_{false};
   std::atomic<std::uint64_t> reconnects_{0};
-  std::string server_;
-  bool stopping_ = false;
-  std::chrono::steady_clock::time_point stop_deadline_;
-  std::thread thread_;
+  std::atomic<bool> stopping_{false}, stopped_{false};
+  std::atomic<std::int64_t> stop_deadline_ns_{0};
 };
 
 }  // namespace crawler
