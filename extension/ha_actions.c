@@ -415,7 +415,8 @@ terminate_clients_in_txn(int except_pid)
 	char	   *n = spi_sql("SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid)) "
 							"FROM pg_catalog.pg_stat_activity "
 							"WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid() "
-							"AND pid <> %d AND datname = pg_catalog.current_database()",
+							"AND pid <> %d AND datname = pg_catalog.current_database() "
+							"AND application_name NOT LIKE 'crawler_ha%%'",
 							except_pid);
 
 	return n ? atoi(n) : 0;
@@ -921,13 +922,27 @@ ha_switchover(bool force, int except_pid, char *msg, size_t msglen)
 		snprintf(msg, msglen, "node %s is not the primary", ha_local.node_name);
 		return false;
 	}
-	if (!peer.reachable || strcmp(peer.role, "standby") != 0 || peer.needs_rejoin)
+	if (!peer.ever_seen || !peer.healthy || strcmp(peer.role, "standby") != 0 || peer.needs_rejoin)
 	{
 		snprintf(msg, msglen, "the target %s is not a healthy standby (%s)", peer.name[0] ? peer.name : "peer",
 				 peer.reachable ? peer.role : "unreachable");
 		return false;
 	}
-	if (!force && !ha_local.sub_exists && ha_shared->standby_streaming == false)
+	/* a standby that just subscribed may need a moment to start streaming */
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Min(ha_response_timeout_ms, 5000));
+	for (;;)
+	{
+		bool		streaming;
+
+		ha_monitor_replication();
+		SpinLockAcquire(&ha_shared->mutex);
+		streaming = ha_shared->standby_streaming;
+		SpinLockRelease(&ha_shared->mutex);
+		if (streaming || force || GetCurrentTimestamp() >= deadline)
+			break;
+		sleep_ms(50);
+	}
+	if (!force && !ha_shared->standby_streaming)
 	{
 		snprintf(msg, msglen, "the target %s is not receiving changes; use force => true to switch anyway",
 				 peer.name);

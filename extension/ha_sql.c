@@ -365,7 +365,7 @@ ha_failover(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("no standby named \"%s\"", target),
 					 errhint("The standby of this node is \"%s\".", peer.name)));
-		if (!force && (!peer.healthy || !peer.reachable))
+		if (!force && (!peer.healthy || !peer.ever_seen))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("the target \"%s\" is not healthy", peer.name[0] ? peer.name : "peer"),
@@ -386,7 +386,7 @@ ha_failover(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("node \"%s\" can only promote itself", me),
 					 errhint("Call ha_failover() on the primary to choose another target.")));
-		if (peer.reachable && strcmp(peer.role, "primary") == 0)
+		if (peer.ever_seen && peer.healthy)
 		{
 			char	   *value = NULL;
 			char		err[256];

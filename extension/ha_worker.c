@@ -135,6 +135,41 @@ reply(uint64 id, bool ok, const char *msg)
 	SpinLockRelease(&ha_shared->mutex);
 }
 
+static void start_probe(void);
+
+/*
+ * Check the peer now and wait for the answer (interruptibly): a switchover
+ * or a rejoin must not act on a view that is a whole interval old.
+ */
+static void
+probe_now(void)
+{
+	bool		ok;
+
+	if (ha_peer_conninfo == NULL || ha_peer_conninfo[0] == '\0')
+		return;
+	if (probe.phase == HA_CONN_IDLE)
+		start_probe();
+	while (probe.phase != HA_CONN_DONE && probe.phase != HA_CONN_FAILED && probe.phase != HA_CONN_IDLE)
+	{
+		int			rc;
+
+		rc = WaitLatchOrSocket(MyLatch,
+							   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH | probe.poll_wants,
+							   PQsocket(probe.conn), ha_conn_wait_ms(&probe), PG_WAIT_EXTENSION);
+		if (rc & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+		ha_conn_step(&probe, rc);
+	}
+	if (probe.phase == HA_CONN_IDLE)
+		return;
+	ok = record_probe();
+	ha_conn_reset(&probe, ok);
+}
+
 /* Serve a request a backend left for us. */
 static void
 serve_request(void)
@@ -169,9 +204,11 @@ serve_request(void)
 			ok = ha_promote(arg[0] ? arg : "requested", true, msg, sizeof(msg));
 			break;
 		case HA_REQ_SWITCHOVER:
+			probe_now();
 			ok = ha_switchover(force, pid, msg, sizeof(msg));
 			break;
 		case HA_REQ_REJOIN:
+			probe_now();
 			ok = ha_rejoin(true, msg, sizeof(msg));
 			rejoin_refused = !ok;
 			break;
@@ -384,10 +421,18 @@ start_round(void)
 			primary_duties();
 		return;
 	}
-	ha_conn_start(&probe, ha_peer_conninfo,
-				  psprintf("SELECT node_id, node_name, role, term, primary_name, fenced, needs_rejoin, "
-						   "read_only, lsn, split_lsn, paused FROM %s.ha_ping()", ha_ext_schema()),
-				  ha_response_timeout_ms, "crawler_ha health check");
+	start_probe();
+}
+
+static void
+start_probe(void)
+{
+	static char query[NAMEDATALEN * 2 + 200];
+
+	snprintf(query, sizeof(query),
+			 "SELECT node_id, node_name, role, term, primary_name, fenced, needs_rejoin, "
+			 "read_only, lsn, split_lsn, paused FROM %s.ha_ping()", ha_ext_schema());
+	ha_conn_start(&probe, ha_peer_conninfo, query, ha_response_timeout_ms, "crawler_ha health check");
 }
 
 static void
