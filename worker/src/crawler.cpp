@@ -199,7 +199,8 @@ void Crawler::claim() {
              // Full batch: more is likely waiting. Empty: back off a little.
              if (static_cast<int>(r.rows.size()) == want) idle_delay_ = milliseconds(0);
              else if (!r.rows.empty()) idle_delay_ = milliseconds(20);
-             else idle_delay_ = std::min(milliseconds(500), std::max(milliseconds(50), idle_delay_ * 2));
+             else idle_delay_ = std::min(milliseconds(500), std::max(milliseconds(20), idle_delay_ * 2));
+             if (r.rows.empty() && items_.empty() && on_idle_) on_idle_();
              schedule_claim(idle_delay_);
            });
 }
@@ -492,7 +493,12 @@ void Crawler::enqueue(const Item& it, const std::vector<std::string>& urls, cons
              {std::to_string(it.session), pg_array(chunk), std::to_string(it.depth + 1), std::string(kind), it.url},
              [this, url = it.url](DbResult&& r) {
                if (!r.ok) CRAWLER_LOG(warn) << "crawl_enqueue from " << url << ": " << r.error << " [" << r.sqlstate << "]";
-               else stats_.queued += std::stoull(r.at(0, "queued").value_or("0"));
+               else if (auto n = std::stoull(r.at(0, "queued").value_or("0")); n > 0) {
+                 stats_.queued += n;
+                 // New work: ask for it now rather than after the idle back-off.
+                 idle_delay_ = milliseconds(0);
+                 if (!claim_in_flight_ && !stopping_) schedule_claim(milliseconds(0));
+               }
              },
              true, static_cast<std::uint64_t>(it.id));  // before the page's completion
   }

@@ -337,6 +337,61 @@ std::size_t Database::execute(Shard& sh, std::vector<Op>& batch, bool* lost) {
   return done;
 }
 
+Database::BatchOutcome Database::execute_transaction(Shard& sh, std::vector<Op>& batch) {
+  // BEGIN, every call, COMMIT, one sync: one commit (one WAL flush, one
+  // visit to hot rows) for the whole batch.
+  std::vector<std::vector<const char*>> values(batch.size());
+  if (PQenterPipelineMode(sh.conn) != 1) return BatchOutcome::lost;
+  bool sent = PQsendQueryParams(sh.conn, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+  for (std::size_t i = 0; sent && i < batch.size(); ++i) {
+    for (const auto& p : batch[i].params) values[i].push_back(p ? p->c_str() : nullptr);
+    const char* name = kStatements[static_cast<int>(batch[i].stmt)].name;
+    sent = PQsendQueryPrepared(sh.conn, name, static_cast<int>(values[i].size()), values[i].data(),
+                               nullptr, nullptr, 0) == 1;
+  }
+  sent = sent && PQsendQueryParams(sh.conn, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1 &&
+         PQpipelineSync(sh.conn) == 1;
+  if (!sent) return BatchOutcome::lost;
+  const std::size_t commands = batch.size() + 2;
+  std::vector<std::optional<DbResult>> results(commands);
+  std::size_t at = 0;
+  bool synced = false;
+  auto deadline = Clock::now() + kReplyTimeout;
+  while (!synced) {
+    int f = PQflush(sh.conn);
+    if (f < 0) return BatchOutcome::lost;
+    pollfd p{PQsocket(sh.conn), static_cast<short>(POLLIN | (f == 1 ? POLLOUT : 0)), 0};
+    int pr = ::poll(&p, 1, 1000);
+    if ((pr < 0 && errno != EINTR) || Clock::now() > deadline) return BatchOutcome::lost;
+    if (pr > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP)) && PQconsumeInput(sh.conn) != 1)
+      return BatchOutcome::lost;
+    while (!synced && !PQisBusy(sh.conn)) {
+      PGresult* r = PQgetResult(sh.conn);
+      if (!r) {
+        ++at;  // the end of one command's results
+        continue;
+      }
+      if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) synced = true;
+      else if (at < commands && !results[at]) results[at] = to_result(r);
+      PQclear(r);
+    }
+    if (PQstatus(sh.conn) == CONNECTION_BAD) return BatchOutcome::lost;
+  }
+  PQexitPipelineMode(sh.conn);
+  for (std::size_t c = 0; c < commands; ++c) {
+    if (!results[c]) return BatchOutcome::lost;
+    const DbResult& r = *results[c];
+    if (r.ok) continue;
+    if (must_reconnect(r.sqlstate) && r.error != "pipeline aborted") {
+      CRAWLER_LOG(warn) << "database: " << r.error << " [" << r.sqlstate << "]; reconnecting";
+      return BatchOutcome::lost;
+    }
+    if (r.error != "pipeline aborted") return BatchOutcome::statement_failed;
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) deliver(batch[i], std::move(*results[i + 1]));
+  return BatchOutcome::committed;
+}
+
 void Database::run(Shard& sh) {
   auto backoff = std::chrono::milliseconds(200);
   for (;;) {
@@ -374,8 +429,17 @@ void Database::run(Shard& sh) {
       backoff = std::chrono::milliseconds(200);
     }
     bool lost = false;
-    std::size_t done = execute(sh, batch, &lost);
-    if (!lost) continue;
+    std::size_t done = 0;
+    BatchOutcome outcome = batch.size() > 1 ? execute_transaction(sh, batch) : BatchOutcome::statement_failed;
+    if (outcome == BatchOutcome::committed) continue;
+    if (outcome == BatchOutcome::lost) {
+      lost = true;
+    } else {
+      // One call failed and rolled the batch back: each on its own now, so
+      // every call gets its own answer.
+      done = execute(sh, batch, &lost);
+      if (!lost) continue;
+    }
     disconnect(sh);
     std::vector<Op> again;
     for (std::size_t i = done; i < batch.size(); ++i) {

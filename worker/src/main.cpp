@@ -109,12 +109,21 @@ int command_crawl(const Command& cmd) {
     });
   });
 
+  bool status_in_flight = false;
+  std::function<void()> ask_status;
   poll_status = [&] {
     // Often enough that a short crawl is not rounded up to whole seconds.
     tick.expires_after(std::chrono::milliseconds(200));
     tick.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
+      if (!ec) ask_status();
+    });
+  };
+  ask_status = [&] {
+      if (status_in_flight) return;
+      status_in_flight = true;
+      tick.cancel();
       db.call(Stmt::crawl_status, {std::to_string(session)}, [&](DbResult&& r) {
+        status_in_flight = false;
         if (crawler.stopping()) return;
         if (r.ok && !r.rows.empty()) {
           last = r;
@@ -144,8 +153,8 @@ int command_crawl(const Command& cmd) {
         }
         poll_status();
       });
-    });
   };
+  crawler.on_idle([&] { ask_status(); });
 
   give_up.expires_after(std::chrono::seconds(60));
   give_up.async_wait([&](const boost::system::error_code& ec) {

@@ -41,6 +41,9 @@ class Crawler {
   std::size_t held() const { return items_.size(); }
   std::size_t transfers() const { return fetcher_.active() + fetcher_.waiting(); }
   bool stopping() const { return stopping_; }
+  // Called when a claim found nothing and this worker holds nothing: the
+  // session may be over (the crawl command then asks at once).
+  void on_idle(std::function<void()> f) { on_idle_ = std::move(f); }
 
  private:
   struct Item {
@@ -99,7 +102,7 @@ class Crawler {
   CrawlStats stats_;
   bool claim_in_flight_ = false, stopping_ = false, release_sent_ = false;
   std::chrono::milliseconds idle_delay_{50};
-  std::function<void()> on_stopped_;
+  std::function<void()> on_stopped_, on_idle_;
 };
 
 }  // namespace crawler

@@ -85,8 +85,12 @@ class Database {
   void run(Shard& sh);
   bool connect(Shard& sh);
   void disconnect(Shard& sh);
-  // Sends a batch in one pipeline; returns how many got a final answer.
+  // Sends a batch in one pipeline, each call its own transaction; returns
+  // how many got a final answer.
   std::size_t execute(Shard& sh, std::vector<Op>& batch, bool* connection_lost);
+  // Sends a batch as one transaction; on `committed` every call is answered.
+  enum class BatchOutcome { committed, statement_failed, lost };
+  BatchOutcome execute_transaction(Shard& sh, std::vector<Op>& batch);
   void deliver(Op& op, DbResult&& r);
   bool stop_now() const;
 
