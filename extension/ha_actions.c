@@ -22,6 +22,7 @@
 #include "postmaster/postmaster.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -442,6 +443,8 @@ ha_terminate_clients(int except_pid)
 	return n;
 }
 
+static void sleep_ms(long ms);
+
 /* ---- promotion ---- */
 
 static double
@@ -516,16 +519,26 @@ ha_promote(const char *reason, bool switchover, char *msg, size_t msglen)
 			txn_commit();
 		}
 
-		/* 3. synchronous standby first, so no write of the new term escapes it */
+		/*
+		 * 3. synchronous standby first, so no write of the new term escapes
+		 * it: the checkpointer publishes the setting to every backend when it
+		 * processes the reload, which takes it milliseconds; give it 200.
+		 */
 		step = "taking the new term";
-		txn_begin("crawler_ha: promote: term");
 		if (ha_replication_mode != HA_MODE_ASYNC)
 		{
 			const char *cur = GetConfigOptionResetString("synchronous_standby_names");
 
 			if (cur == NULL || cur[0] == '\0')
+			{
+				txn_begin("crawler_ha: promote: synchronous standby");
 				alter_system("synchronous_standby_names", HA_SUBSCRIPTION);
+				txn_commit();
+				ha_reload_config();
+				sleep_ms(200);
+			}
 		}
+		txn_begin("crawler_ha: promote: term");
 		{
 			int64		seen;
 
@@ -662,6 +675,55 @@ tail_changes_in_txn(const char *slot, XLogRecPtr split)
 	return n ? strtoi64(n, NULL, 10) : 0;
 }
 
+static char *
+json_quote(const char *s)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	escape_json(&buf, s);
+	return buf.data;
+}
+
+/*
+ * The tail as text (test_decoding, through a temporary copy of the slot so
+ * the slot itself is untouched), at most 1000 changes; NULL if it cannot be
+ * decoded.
+ */
+static char *
+decode_tail(const char *slot, XLogRecPtr split)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *volatile text = NULL;
+
+	PG_TRY();
+	{
+		char		splitbuf[32];
+		char	   *t;
+
+		snprintf(splitbuf, sizeof(splitbuf), "%X/%X", LSN_FORMAT_ARGS(split));
+		txn_begin("crawler_ha: rejoin: decode tail");
+		spi_sql("SELECT pg_catalog.pg_copy_logical_replication_slot('%s', 'crawler_ha_tail_copy', true, 'test_decoding')",
+				slot);
+		t = spi_sql("WITH ch AS MATERIALIZED (SELECT lsn, xid, data FROM "
+					"  pg_catalog.pg_logical_slot_peek_changes('crawler_ha_tail_copy', NULL, NULL)) "
+					"SELECT string_agg(data, E'\\n') FROM (SELECT data FROM ch "
+					"  WHERE xid IN (SELECT xid FROM ch WHERE data LIKE 'COMMIT%%' AND lsn > '%s'::pg_lsn) "
+					"  AND (data LIKE 'table %%.images:%%' OR data LIKE 'table %%.crawl_%%:%%') LIMIT 1000) d",
+					splitbuf);
+		if (t)
+			text = MemoryContextStrdup(cxt, t);
+		spi_sql("SELECT pg_catalog.pg_drop_replication_slot('crawler_ha_tail_copy')");
+		txn_commit();
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, "decoding the unreplicated tail", NULL, 0);
+	}
+	PG_END_TRY();
+	return text;
+}
+
 bool
 ha_rejoin(bool manual, char *msg, size_t msglen)
 {
@@ -674,6 +736,8 @@ ha_rejoin(bool manual, char *msg, size_t msglen)
 	char		err[256];
 	volatile int64 tail = 0;
 	volatile bool have_old_slot = false;
+	bool		resync = false;
+	char	   *tail_text = NULL;
 	const char *volatile step = "checking for an unreplicated tail";
 
 	SpinLockAcquire(&ha_shared->mutex);
@@ -751,7 +815,27 @@ ha_rejoin(bool manual, char *msg, size_t msglen)
 			return false;
 	}
 
-	if (tail != 0)
+	/*
+	 * In strict sync mode every commit the standby did not confirm was never
+	 * acknowledged to its client (the split point is the last commit it
+	 * applied), so the tail is unacknowledged work the crawler retries: this
+	 * node is copied afresh from the new primary, the tail written out in
+	 * ha_events first.  Otherwise the tail may hold acknowledged writes:
+	 * refuse and keep everything for the merge (part 2).
+	 */
+	if (tail > 0 && ha_replication_mode == HA_MODE_SYNC)
+	{
+		resync = true;
+		tail_text = decode_tail(old_slot, peer.split_lsn);
+		ha_record_event("rejoin",
+						psprintf("node %s discards %lld unacknowledged sync-mode changes after split point %X/%X "
+								 "and copies the new primary %s afresh",
+								 ha_local.node_name, (long long) tail, LSN_FORMAT_ARGS(peer.split_lsn), peer.name),
+						-1,
+						psprintf("{\"changes\": %lld, \"unacknowledged_tail\": %s}",
+								 (long long) tail, tail_text ? json_quote(tail_text) : "null"));
+	}
+	else if (tail != 0)
 	{
 		const char *why = tail > 0
 			? psprintf("node %s holds %lld changes the new primary %s lacks (written after split point %X/%X); "
@@ -785,10 +869,13 @@ ha_rejoin(bool manual, char *msg, size_t msglen)
 			spi_sql("ALTER SUBSCRIPTION " HA_SUBSCRIPTION " SET (slot_name = NONE)");
 			spi_sql("DROP SUBSCRIPTION " HA_SUBSCRIPTION);
 		}
+		if (resync)
+			spi_sql("TRUNCATE %s.images, %s.crawl_frontier, %s.crawl_sessions, %s.crawl_hosts",
+					ha_local.schema, ha_local.schema, ha_local.schema, ha_local.schema);
 		spi_sql("CREATE SUBSCRIPTION " HA_SUBSCRIPTION " CONNECTION %s PUBLICATION " HA_PUBLICATION
-				" WITH (create_slot = false, slot_name = '%s', copy_data = false, "
+				" WITH (create_slot = false, slot_name = '%s', copy_data = %s, "
 				"disable_on_error = true, synchronous_commit = local)",
-				quote_literal_cstr(ha_peer_conninfo), my_slot);
+				quote_literal_cstr(ha_peer_conninfo), my_slot, resync ? "true" : "false");
 		spi_sql("UPDATE %s.ha_state SET role = 'standby', term = GREATEST(term, " INT64_FORMAT "), "
 				"primary_name = %s, primary_node_id = %d, peer_node_id = %d, fenced = false, "
 				"needs_rejoin = false",

@@ -123,7 +123,7 @@ sub ha_writer_start
 		{
 			$i++;
 			my $url = "http://w.test/$tag/$i";
-			my $out = `psql -XAtq -d "$conninfo" -v ON_ERROR_STOP=1 -c "SELECT crawl_start(ARRAY['$url'])" 2>&1`;
+			my $out = `timeout 60 psql -XAtq -d "$conninfo" -v ON_ERROR_STOP=1 -c "SELECT crawl_start(ARRAY['$url'])" 2>&1`;
 			chomp $out;
 			if ($? == 0 && $out =~ /^\d+$/) { print $fh "$url $out\n"; }
 			else { $out =~ s/\n/ /g; print $eh "$url $out\n"; select(undef, undef, undef, 0.05); }
