@@ -259,7 +259,7 @@ manage_sync(void)
 									psprintf("no standby for %d ms: writing asynchronously", ha_sync_timeout_ms),
 									-1, NULL);
 				}
-				else if (degraded && streaming && lag == 0)
+				else if (degraded && streaming && lag < 1024 * 1024)
 				{
 					degraded = false;
 					ha_record_event("sync_restored", "the standby has caught up: synchronous again", -1, NULL);
