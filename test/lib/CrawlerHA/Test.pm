@@ -12,7 +12,7 @@ use POSIX ();
 use IO::Handle;
 
 our @EXPORT_OK = qw(new_node shared_dir ha_conninfo ha_set_peer ha_pair ha_multihost
-  ha_writer_start ha_writer_stop ha_acked ha_seeds ha_wait_writable);
+  ha_writer_start ha_writer_stop ha_acked ha_acks ha_seeds ha_wait_writable);
 
 my $next_node_id = 1;
 
@@ -125,7 +125,7 @@ sub ha_writer_start
 			my $url = "http://w.test/$tag/$i";
 			my $out = `timeout 60 psql -XAtq -d "$conninfo" -v ON_ERROR_STOP=1 -c "SELECT crawl_start(ARRAY['$url'])" 2>&1`;
 			chomp $out;
-			if ($? == 0 && $out =~ /^\d+$/) { print $fh "$url $out\n"; }
+			if ($? == 0 && $out =~ /^\d+$/) { printf $fh "%s %s %.3f\n", $url, $out, Time::HiRes::time(); }
 			else { $out =~ s/\n/ /g; print $eh "$url $out\n"; select(undef, undef, undef, 0.05); }
 		}
 		close $fh;
@@ -159,6 +159,21 @@ sub ha_acked
 		$acked{$url} = $id if defined $id;
 	}
 	return \%acked;
+}
+
+# ha_acks($w): [ [url, id, time], ... ] in acknowledgement order.
+sub ha_acks
+{
+	my ($w) = @_;
+	my @acks;
+	open(my $fh, '<', $w->{file}) or return [];
+	while (my $l = <$fh>)
+	{
+		chomp $l;
+		my @f = split / /, $l;
+		push @acks, \@f if @f == 3;
+	}
+	return \@acks;
 }
 
 # ha_seeds($node): { url => id } of the sessions a node holds.
