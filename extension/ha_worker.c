@@ -121,7 +121,17 @@ record_probe(void)
 		strlcpy(ha_shared->peer.last_error,
 				probe.error[0] ? probe.error : "empty answer", sizeof(ha_shared->peer.last_error));
 	}
-	SpinLockRelease(&ha_shared->mutex);
+	{
+		int			failures = ha_shared->peer.consecutive_failures;
+
+		SpinLockRelease(&ha_shared->mutex);
+		/* logged, never raised; the first failure and each multiple of the threshold */
+		if (!ok && (failures == 1 || failures % ha_failure_threshold == 0))
+			ereport(LOG,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("crawler_ha: health check of the peer failed (%d in a row): %s",
+							failures, probe.error[0] ? probe.error : "empty answer")));
+	}
 	return ok;
 }
 
@@ -449,6 +459,33 @@ finish_round(void)
 	SpinLockRelease(&ha_shared->mutex);
 }
 
+/*
+ * How the settings must relate.  With a witness, an isolated primary must
+ * fence itself before the standby can promote (issue 5); say so when the
+ * settings make that impossible.
+ */
+static void
+check_settings(void)
+{
+	int64		promotion_delay = (int64) ha_health_check_interval_ms * ha_failure_threshold;
+
+	SpinLockAcquire(&ha_shared->mutex);
+	ha_shared->witness.configured = ha_witness_conninfo != NULL && ha_witness_conninfo[0] != '\0';
+	if (ha_shared->witness.configured)
+		strlcpy(ha_shared->witness.last_error, "not checked: witness support comes with HA part 2",
+				sizeof(ha_shared->witness.last_error));
+	SpinLockRelease(&ha_shared->mutex);
+
+	if (ha_witness_conninfo != NULL && ha_witness_conninfo[0] != '\0' &&
+		ha_fence_timeout_ms >= promotion_delay)
+		ereport(WARNING,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("crawler_ha.fence_timeout (%d ms) must be below health_check_interval x failure_threshold (" INT64_FORMAT " ms)",
+						ha_fence_timeout_ms, promotion_delay),
+				 errdetail("An isolated primary must turn read-only before its standby can promote."),
+				 errhint("Lower crawler_ha.fence_timeout or raise the interval or the threshold.")));
+}
+
 void
 ha_worker_main(Datum main_arg)
 {
@@ -482,6 +519,7 @@ ha_worker_main(Datum main_arg)
 			(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
 			 errmsg("crawler_ha worker started in database \"%s\"", ha_database)));
 
+	check_settings();
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "crawler_ha worker loop",
 									 ALLOCSET_DEFAULT_SIZES);
 	next_round = GetCurrentTimestamp();
@@ -501,6 +539,7 @@ ha_worker_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			check_settings();
 		}
 
 		if (ha_shared->req_id != ha_shared->done_id)
