@@ -3,9 +3,12 @@
 -- row while moving only hashes over the network; repair of just those rows;
 -- a log of both. See docs/consistency.md.
 --
--- Rows are hashed as row::text under pinned settings (this file's functions
--- SET TimeZone, DateStyle, IntervalStyle, extra_float_digits, bytea_output),
--- so both nodes print a row identically whatever the session's settings.
+-- Rows are hashed by type (hash_record_extended: each column's own extended
+-- hash, the same stable functions hash partitioning relies on), so no session
+-- setting can change a row's hash. A table with a column type that has no
+-- extended hash falls back to hashing row::text, under settings this file's
+-- functions pin (TimeZone, DateStyle, IntervalStyle, extra_float_digits,
+-- bytea_output) so that both nodes print a row identically.
 
 -- What was checked and repaired, per table (per node, never replicated).
 CREATE TABLE @extschema@.ha_sync_log (
@@ -34,8 +37,9 @@ COMMENT ON FUNCTION @extschema@.ha_data_tables() IS
 
 -- A table's key and the position it is bucketed by: an integer primary key
 -- is its own position; any other single-column key is positioned by its hash
--- (halved so that differences of positions fit in a bigint).
-CREATE FUNCTION @extschema@.ha_table_key(tbl regclass, OUT key_col text, OUT pos_expr text)
+-- (halved so that differences of positions fit in a bigint). row_hash is the
+-- expression that hashes a row t.
+CREATE FUNCTION @extschema@.ha_table_key(tbl regclass, OUT key_col text, OUT pos_expr text, OUT row_hash text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -57,6 +61,13 @@ BEGIN
                      THEN format('t.%I::bigint', key_col)
                      ELSE format('(hashtextextended(t.%I::text, 0) / 2)', key_col) END;
     key_col := format('t.%I::text', key_col);
+    row_hash := 'hash_record_extended(t, 0)';
+    BEGIN
+        -- A row of NULLs still makes every column's hash function be looked up.
+        EXECUTE format('SELECT hash_record_extended(jsonb_populate_record(NULL::%s, ''{}''), 0)', tbl);
+    EXCEPTION WHEN undefined_function THEN
+        row_hash := 'hashtextextended(t::text, 0)';
+    END;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_table_key(regclass) IS
@@ -68,7 +79,7 @@ CREATE FUNCTION @extschema@.ha_table_summary(tbl regclass)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
-SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD'
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET jit = off
 AS $$
 DECLARE
     k record := @extschema@.ha_table_key(tbl);
@@ -76,11 +87,11 @@ DECLARE
     result jsonb;
 BEGIN
     EXECUTE format($q$
-        SELECT jsonb_build_array(count(*), min(%1$s), max(%1$s),
-                                 (SELECT %3$s FROM %2$s t ORDER BY %3$s DESC NULLS LAST, %4$s DESC LIMIT 1),
-                                 (SELECT %4$s FROM %2$s t ORDER BY %3$s DESC NULLS LAST, %4$s DESC LIMIT 1))
-          FROM %2$s t$q$,
-        k.pos_expr, tbl, CASE WHEN has_updated THEN 't.updated_at::text' ELSE 'NULL::text' END, k.key_col)
+        SELECT jsonb_build_array((SELECT count(*) FROM %2$s t), b ->> 0, b ->> 1, l[1], l[2])
+          FROM @extschema@.ha_table_bounds(%5$L) b
+          LEFT JOIN LATERAL (SELECT ARRAY[%3$s, %4$s] FROM %2$s t
+                              ORDER BY %3$s DESC NULLS LAST, %4$s DESC LIMIT 1) x(l) ON true$q$,
+        k.pos_expr, tbl, CASE WHEN has_updated THEN 't.updated_at::text' ELSE 'NULL::text' END, k.key_col, tbl::text)
     INTO result;
     RETURN result;
 END
@@ -88,13 +99,34 @@ $$;
 COMMENT ON FUNCTION @extschema@.ha_table_summary(regclass) IS
     'crawler_ha (internal): [rows, min key position, max key position, latest updated_at, its key] of a table here';
 
--- Hashes of buckets of position ranges: ranges is [[lo, hi), ...], each cut
--- into `buckets` equal buckets; returns [[range, bucket, rows, xor of row
+-- The smallest and largest key position here: [min, max] (through the
+-- primary key's index for integer keys).
+CREATE FUNCTION @extschema@.ha_table_bounds(tbl regclass)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+DECLARE
+    k record := @extschema@.ha_table_key(tbl);
+    result jsonb;
+BEGIN
+    EXECUTE format('SELECT jsonb_build_array((SELECT min(%1$s) FROM %2$s t), (SELECT max(%1$s) FROM %2$s t))',
+                   k.pos_expr, tbl) INTO result;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_table_bounds(regclass) IS
+    'crawler_ha (internal): [smallest, largest] key position of a table here';
+
+-- Hashes of buckets of position ranges: ranges is [[lo, hi[, nb]], ...], each
+-- cut into nb (default `buckets`) equal buckets; returns [[range, bucket, rows, xor of row
 -- hashes], ...] for the non-empty buckets. One indexed range scan per range.
 CREATE FUNCTION @extschema@.ha_range_hashes(tbl regclass, ranges jsonb, buckets integer)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET jit = off SET work_mem = '64MB'
 SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
 SET extra_float_digits = 3 SET bytea_output = 'hex'
 AS $$
@@ -107,13 +139,16 @@ BEGIN
     END IF;
     EXECUTE format($q$
         SELECT coalesce(jsonb_agg(jsonb_build_array(s.i, s.b, s.n, s.h)), '[]')
-          FROM (SELECT r.i, ((%1$s) - r.lo) / r.w AS b, count(*) AS n,
-                       bit_xor(hashtextextended(t::text, 0)) AS h
-                  FROM (SELECT (x.o - 1)::integer AS i, (x.e ->> 0)::bigint AS lo, (x.e ->> 1)::bigint AS hi,
-                               greatest(1, ceil(((x.e ->> 1)::numeric - (x.e ->> 0)::numeric) / $2))::bigint AS w
-                          FROM jsonb_array_elements($1) WITH ORDINALITY AS x(e, o)) r
-                  JOIN %2$s t ON (%1$s) >= r.lo AND (%1$s) < r.hi
-                 GROUP BY 1, 2) s$q$, k.pos_expr, tbl)
+          FROM (SELECT v.i, v.b, count(*) AS n, bit_xor(v.h) AS h
+                  FROM (SELECT r.i, ((%1$s) - r.lo) / r.w AS b, %3$s AS h
+                          FROM (SELECT (x.o - 1)::integer AS i, (x.e ->> 0)::bigint AS lo, (x.e ->> 1)::bigint AS hi,
+                                       greatest(1, ceil(((x.e ->> 1)::numeric - (x.e ->> 0)::numeric)
+                                                        / coalesce((x.e ->> 2)::integer, $2)))::bigint AS w
+                                  FROM jsonb_array_elements($1) WITH ORDINALITY AS x(e, o)
+                                OFFSET 0) r  -- bucket widths once per range, not once per row
+                          JOIN %2$s t ON (%1$s) >= r.lo AND (%1$s) < r.hi
+                        OFFSET 0) v  -- hash first: group narrow rows, not whole rows
+                 GROUP BY 1, 2) s$q$, k.pos_expr, tbl, k.row_hash)
     USING ranges, buckets INTO result;
     RETURN result;
 END
@@ -126,6 +161,7 @@ CREATE FUNCTION @extschema@.ha_range_rows(tbl regclass, ranges jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
 SET extra_float_digits = 3 SET bytea_output = 'hex'
 AS $$
@@ -134,9 +170,9 @@ DECLARE
     result jsonb;
 BEGIN
     EXECUTE format($q$
-        SELECT coalesce(jsonb_object_agg(%3$s, hashtextextended(t::text, 0)), '{}')
+        SELECT coalesce(jsonb_object_agg(%3$s, %4$s), '{}')
           FROM (SELECT (x.e ->> 0)::bigint AS lo, (x.e ->> 1)::bigint AS hi FROM jsonb_array_elements($1) x(e)) r
-          JOIN %2$s t ON (%1$s) >= r.lo AND (%1$s) < r.hi$q$, k.pos_expr, tbl, k.key_col)
+          JOIN %2$s t ON (%1$s) >= r.lo AND (%1$s) < r.hi$q$, k.pos_expr, tbl, k.key_col, k.row_hash)
     USING ranges INTO result;
     RETURN result;
 END
@@ -144,19 +180,69 @@ $$;
 COMMENT ON FUNCTION @extschema@.ha_range_rows(regclass, jsonb) IS
     'crawler_ha (internal): {key: row hash} for the rows of small key ranges of a table here';
 
--- Run one of the functions above on the peer; count the bytes both ways.
-CREATE FUNCTION @extschema@.ha_peer_call(call text)
+-- Asynchronous calls on the peer (consistency_peer.c): send, work here
+-- meanwhile, receive. Bytes both ways are counted in crawler_ha_diff.bytes.
+CREATE FUNCTION @extschema@.ha_peer_send(query text)
+RETURNS void
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ha_peer_send';
+COMMENT ON FUNCTION @extschema@.ha_peer_send(text) IS
+    'crawler_ha (internal): start a query on the peer without waiting for it';
+
+CREATE FUNCTION @extschema@.ha_peer_receive()
+RETURNS text
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ha_peer_receive';
+COMMENT ON FUNCTION @extschema@.ha_peer_receive() IS
+    'crawler_ha (internal): wait for the answer to ha_peer_send() and return its first value';
+
+CREATE FUNCTION @extschema@.ha_count_bytes(n bigint)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT NULL::void FROM set_config('crawler_ha_diff.bytes',
+        (coalesce(nullif(current_setting('crawler_ha_diff.bytes', true), ''), '0')::bigint + n)::text, false)
+$$;
+COMMENT ON FUNCTION @extschema@.ha_count_bytes(bigint) IS
+    'crawler_ha (internal): add to the bytes exchanged with the peer in this session';
+
+CREATE FUNCTION @extschema@.ha_peer_begin(call text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM @extschema@.ha_peer_send('SELECT ' || call || '::text');
+    PERFORM @extschema@.ha_count_bytes(octet_length(call) + 14);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_peer_begin(text) IS
+    'crawler_ha (internal): start evaluating an expression on the peer';
+
+CREATE FUNCTION @extschema@.ha_peer_end()
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    answer text := @extschema@.ha_peer_query('SELECT ' || call || '::text');
+    answer text := @extschema@.ha_peer_receive();
 BEGIN
-    PERFORM set_config('crawler_ha_diff.bytes',
-        (coalesce(nullif(current_setting('crawler_ha_diff.bytes', true), ''), '0')::bigint
-         + octet_length(call) + coalesce(octet_length(answer), 0))::text, false);
+    PERFORM @extschema@.ha_count_bytes(coalesce(octet_length(answer), 0));
     RETURN answer::jsonb;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_peer_end() IS
+    'crawler_ha (internal): the peer''s value for ha_peer_begin(), as jsonb';
+
+CREATE FUNCTION @extschema@.ha_peer_call(call text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM @extschema@.ha_peer_begin(call);
+    RETURN @extschema@.ha_peer_end();
 END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_peer_call(text) IS
@@ -184,6 +270,8 @@ DECLARE
     d record;
     w bigint;
     sub_lo bigint;
+    lh jsonb;
+    ph jsonb;
     first_pass jsonb;
 BEGIN
     PERFORM @extschema@.ha_table_key(tbl);
@@ -195,37 +283,45 @@ BEGIN
         RAISE EXCEPTION 'recheck must be between 0 and 1 hour' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM set_config('crawler_ha_diff.bytes', '0', false);
-    here := @extschema@.ha_table_summary(tbl);
-    there := @extschema@.ha_peer_call(format('%s.ha_table_summary(%L::regclass)', '@extschema@', tbl::text));
-    IF (here ->> 0)::bigint = 0 AND (there ->> 0)::bigint = 0 THEN
-        RETURN;
+    PERFORM @extschema@.ha_peer_begin(format('%s.ha_table_bounds(%L::regclass)', '@extschema@', tbl::text));
+    here := @extschema@.ha_table_bounds(tbl);
+    there := @extschema@.ha_peer_end();
+    IF here ->> 0 IS NULL AND there ->> 0 IS NULL THEN
+        RETURN;  -- empty on both nodes
     END IF;
     ranges := jsonb_build_array(jsonb_build_array(
-        least((here ->> 1)::bigint, (there ->> 1)::bigint),
-        greatest((here ->> 2)::bigint, (there ->> 2)::bigint) + 1));
+        least((here ->> 0)::bigint, (there ->> 0)::bigint),
+        greatest((here ->> 1)::bigint, (there ->> 1)::bigint) + 1));
 
     -- Keep only the buckets whose (rows, hash) differ; cut them again until
     -- a bucket is small enough to compare row by row.
     WHILE jsonb_array_length(ranges) > 0 LOOP
         next_ranges := '[]';
+        -- Both nodes hash at the same time.
+        PERFORM @extschema@.ha_peer_begin(format('%s.ha_range_hashes(%L::regclass, %L::jsonb, %s)',
+                                                 '@extschema@', tbl::text, ranges::text, buckets));
+        lh := @extschema@.ha_range_hashes(tbl, ranges, buckets);
+        ph := @extschema@.ha_peer_end();
         FOR d IN
             WITH l AS (SELECT (e ->> 0)::int AS i, (e ->> 1)::int AS b, (e ->> 2)::bigint AS n, (e ->> 3)::bigint AS h
-                         FROM jsonb_array_elements(@extschema@.ha_range_hashes(tbl, ranges, buckets)) e),
+                         FROM jsonb_array_elements(lh) e),
                  p AS (SELECT (e ->> 0)::int AS i, (e ->> 1)::int AS b, (e ->> 2)::bigint AS n, (e ->> 3)::bigint AS h
-                         FROM jsonb_array_elements(@extschema@.ha_peer_call(format(
-                             '%s.ha_range_hashes(%L::regclass, %L::jsonb, %s)',
-                             '@extschema@', tbl::text, ranges::text, buckets))) e)
+                         FROM jsonb_array_elements(ph) e)
             SELECT ranges -> coalesce(l.i, p.i) AS rng, coalesce(l.b, p.b) AS b,
                    greatest(coalesce(l.n, 0), coalesce(p.n, 0)) AS n
               FROM l FULL JOIN p ON l.i = p.i AND l.b = p.b
              WHERE l.n IS DISTINCT FROM p.n OR l.h IS DISTINCT FROM p.h
         LOOP
-            w := greatest(1, ceil(((d.rng ->> 1)::numeric - (d.rng ->> 0)::numeric) / buckets))::bigint;
+            w := greatest(1, ceil(((d.rng ->> 1)::numeric - (d.rng ->> 0)::numeric)
+                                  / coalesce((d.rng ->> 2)::integer, buckets)))::bigint;
             sub_lo := (d.rng ->> 0)::bigint + d.b * w;
             IF d.n <= leaf_rows OR w = 1 THEN
                 leaves := leaves || jsonb_build_array(jsonb_build_array(sub_lo, least(sub_lo + w, (d.rng ->> 1)::bigint)));
             ELSE
-                next_ranges := next_ranges || jsonb_build_array(jsonb_build_array(sub_lo, least(sub_lo + w, (d.rng ->> 1)::bigint)));
+                -- Cut a differing bucket into just enough buckets to reach leaf size.
+                next_ranges := next_ranges || jsonb_build_array(jsonb_build_array(
+                    sub_lo, least(sub_lo + w, (d.rng ->> 1)::bigint),
+                    least(buckets, greatest(2, 2 * ceil(d.n::numeric / leaf_rows)::integer))));
             END IF;
         END LOOP;
         ranges := next_ranges;
@@ -254,18 +350,24 @@ COMMENT ON FUNCTION @extschema@.ha_diff(regclass, integer, integer, interval) IS
 -- Row-by-row comparison of small ranges: {key: kind}.
 CREATE FUNCTION @extschema@.ha_leaf_diff(tbl regclass, leaves jsonb)
 RETURNS jsonb
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH l AS (SELECT * FROM jsonb_each_text(@extschema@.ha_range_rows(tbl, leaves))),
-         p AS (SELECT * FROM jsonb_each_text(@extschema@.ha_peer_call(format('%s.ha_range_rows(%L::regclass, %L::jsonb)',
-                                                                              '@extschema@', tbl::text, leaves::text))))
-    SELECT coalesce(jsonb_object_agg(coalesce(l.key, p.key),
-                                     CASE WHEN p.key IS NULL THEN 'missing_on_peer'
-                                          WHEN l.key IS NULL THEN 'missing_here'
-                                          ELSE 'changed' END), '{}')
-      FROM l FULL JOIN p ON l.key = p.key
-     WHERE l.value IS DISTINCT FROM p.value
+DECLARE
+    lr jsonb;
+    pr jsonb;
+BEGIN
+    PERFORM @extschema@.ha_peer_begin(format('%s.ha_range_rows(%L::regclass, %L::jsonb)',
+                                             '@extschema@', tbl::text, leaves::text));
+    lr := @extschema@.ha_range_rows(tbl, leaves);
+    pr := @extschema@.ha_peer_end();
+    RETURN (SELECT coalesce(jsonb_object_agg(coalesce(l.key, p.key),
+                                             CASE WHEN p.key IS NULL THEN 'missing_on_peer'
+                                                  WHEN l.key IS NULL THEN 'missing_here'
+                                                  ELSE 'changed' END), '{}')
+              FROM jsonb_each_text(lr) l FULL JOIN jsonb_each_text(pr) p ON l.key = p.key
+             WHERE l.value IS DISTINCT FROM p.value);
+END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_leaf_diff(regclass, jsonb) IS
     'crawler_ha (internal): compare the rows of small key ranges here and on the peer';
@@ -295,8 +397,9 @@ BEGIN
     END IF;
     FOREACH tbl IN ARRAY coalesce(tables, @extschema@.ha_data_tables()) LOOP
         t0 := clock_timestamp();
+        PERFORM @extschema@.ha_peer_begin(format('%s.ha_table_summary(%L::regclass)', '@extschema@', tbl::text));
         here := @extschema@.ha_table_summary(tbl);
-        there := @extschema@.ha_peer_call(format('%s.ha_table_summary(%L::regclass)', '@extschema@', tbl::text));
+        there := @extschema@.ha_peer_end();
         table_name := tbl::text;
 
         check_name := 'row_count';

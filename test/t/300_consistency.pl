@@ -68,10 +68,10 @@ is($p->safe_psql('postgres', "SELECT string_agg(kind || ':' || key, ' ') FROM ha
 is(diff_of('crawl_frontier'), '', 'an untouched table: nothing');
 
 # An empty table on one side: a fresh table both nodes know, empty on the primary.
-$p->safe_psql('postgres', 'CREATE TABLE public.probe (id bigint PRIMARY KEY, v text)');
-$s->safe_psql('postgres', q{BEGIN READ WRITE; CREATE TABLE public.probe (id bigint PRIMARY KEY, v text);
+$p->safe_psql('postgres', 'CREATE TABLE public.probe (id bigint PRIMARY KEY, v text, p point)');
+$s->safe_psql('postgres', q{BEGIN READ WRITE; CREATE TABLE public.probe (id bigint PRIMARY KEY, v text, p point);
 	INSERT INTO public.probe VALUES (1, 'x'); COMMIT;});
-is(diff_of('public.probe'), 'missing_here:1', 'empty on the primary, one row on the standby');
+is(diff_of('public.probe'), 'missing_here:1', 'empty on the primary, one row on the standby (a point column: hashed as text)');
 $s->safe_psql('postgres', 'BEGIN READ WRITE; DELETE FROM public.probe; COMMIT;');
 is(diff_of('public.probe'), '', 'empty on both: nothing');
 
