@@ -65,7 +65,7 @@ CREATE TABLE @extschema@.ha_events (
     node        text NOT NULL,
     kind        text NOT NULL CHECK (kind IN ('setup', 'detection', 'recovery', 'failover', 'switchover',
                                               'promotion', 'fence', 'unfence', 'demotion', 'rejoin',
-                                              'rejoin_refused', 'merge', 'alert', 'pause', 'resume',
+                                              'rejoin_refused', 'merge', 'conflict', 'alert', 'pause', 'resume',
                                               'sync_degraded', 'sync_restored', 'consistency', 'repair')),
     reason      text NOT NULL,
     duration_ms double precision,
