@@ -14,6 +14,7 @@
 #include <signal.h>
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -525,7 +526,14 @@ ha_promote(const char *reason, bool switchover, char *msg, size_t msglen)
 		 * processes the reload, which takes it milliseconds; give it 200.
 		 */
 		step = "taking the new term";
-		if (ha_replication_mode != HA_MODE_ASYNC)
+		if (ha_replication_mode == HA_MODE_SEMI_SYNC && !switchover)
+		{
+			/* the standby this semi_sync primary would wait for is the node that just died */
+			SpinLockAcquire(&ha_shared->mutex);
+			ha_shared->sync_degraded = true;
+			SpinLockRelease(&ha_shared->mutex);
+		}
+		else if (ha_replication_mode != HA_MODE_ASYNC)
 		{
 			const char *cur = GetConfigOptionResetString("synchronous_standby_names");
 
@@ -593,7 +601,9 @@ ha_promote(const char *reason, bool switchover, char *msg, size_t msglen)
 	ha_shared->last_failover = GetCurrentTimestamp();
 	ha_shared->last_failover_ms = ms_since(t0);
 	SpinLockRelease(&ha_shared->mutex);
-	(void) switchover;
+	if (ha_replication_mode == HA_MODE_SEMI_SYNC && !switchover)
+		ha_record_event("sync_degraded", "promoted without a standby: writing asynchronously until one catches up",
+						-1, NULL);
 	return true;
 }
 

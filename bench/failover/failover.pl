@@ -34,9 +34,12 @@ for my $c (@configs)
 	$b->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_subscription_rel WHERE srsubstate <> 'r'") or die;
 	$b->poll_query_until('postgres', "SELECT current_setting('default_transaction_read_only') = 'on'") or die;
 
+	my @done_acks;    # acknowledgements of writers already stopped
 	my $w = ha_writer_start(ha_multihost($a, $b), "fo$k");
+	my @nodes = ($a, $b);
 	my ($p, $s) = ($a, $b);
 	my (@promote, @first, @lost, @refused);
+	my $gen = 0;
 	for my $i (1 .. $cycles)
 	{
 		my $n = @{ ha_acks($w) };
@@ -52,7 +55,8 @@ for my $c (@configs)
 		}
 		die "no promotion" unless defined $tp;
 		push @promote, $tp;
-		# sync mode needs its standby back before the new primary's first write returns
+		# strict sync: the new primary's first write waits for a standby, so the
+		# old primary is restarted at once (a crash-restart)
 		my $restarted = 0;
 		if ($mode eq 'sync') { $p->start; $restarted = 1; }
 		my $tf;
@@ -65,23 +69,40 @@ for my $c (@configs)
 		die "no write on the new primary" unless defined $tf;
 		push @first, $tf;
 		my $have = ha_seeds($s);
-		push @lost, scalar grep { $_->[2] < $t0 && !exists $have->{ $_->[0] } } @{ ha_acks($w) };
+		push @lost, scalar grep { $_->[2] < $t0 && !exists $have->{ $_->[0] } } (@done_acks, @{ ha_acks($w) });
 		$p->start unless $restarted;
-		my $ok = $p->poll_query_until('postgres',
+		$p->poll_query_until('postgres',
 			"SELECT (role = 'standby' AND NOT needs_rejoin) OR EXISTS (SELECT 1 FROM ha_events WHERE kind = 'rejoin_refused') FROM ha_state");
 		my $ref = $p->safe_psql('postgres', 'SELECT needs_rejoin FROM ha_state') eq 't';
 		push @refused, $ref ? 1 : 0;
 		printf STDERR "%s %ss x %s cycle %d: writable %.2f s, first write %.2f s, lost %d%s\n",
 		  $mode, $interval, $threshold, $i, $tp, $tf, $lost[-1], $ref ? ', rejoin refused' : '';
-		last if $ref;    # part 2 merges the tail; this pair cannot continue
+		if ($ref)
+		{
+			# part 2 merges such a tail; here the refused node is replaced by a
+			# new empty one with the same node id, so the cycles can go on
+			$p->stop('immediate');
+			$gen++;
+			my $np = new_node($p->name . "r$gen", extra_conf => $conf,
+				node_id => ($sid % 2 == 1 ? $sid + 1 : $sid - 1));
+			ha_set_peer($s, $np);
+			ha_set_peer($np, $s);
+			$np->safe_psql('postgres', "SELECT ha_setup('standby')");
+			$np->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_subscription_rel WHERE srsubstate <> 'r'") or die;
+			$np->poll_query_until('postgres', "SELECT current_setting('default_transaction_read_only') = 'on'") or die;
+			ha_writer_stop($w);
+			push @done_acks, @{ ha_acks($w) };
+			$w = ha_writer_start(ha_multihost($s, $np), "fo$k-$gen");
+			push @nodes, $np;
+			$p = $np;
+		}
 		($p, $s) = ($s, $p);
 	}
 	ha_writer_stop($w);
 	push @rows, sprintf('| %s | %s s x %s | %d | %.2f / %.2f | %.2f / %.2f | %d | %d |',
 		$mode, $interval, $threshold, scalar @promote, median(@promote), max(@promote),
 		median(@first), max(@first), sum(@lost), sum(@refused));
-	$a->stop('immediate');
-	$b->stop('immediate');
+	$_->stop('immediate') for @nodes;
 }
 
 print "| mode | interval x threshold | failovers | kill -9 to writable standby: median / max | kill -9 to first acknowledged write on the new primary: median / max | acknowledged writes lost | rejoins refused |\n";
