@@ -111,12 +111,14 @@ define_settings(void)
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   check_conninfo, NULL, NULL);
 
-	DefineCustomStringVariable("crawler_ha.database",
-							   "Database in which the HA worker runs; the extension must be created there.",
-							   NULL,
-							   &ha_database, "postgres",
-							   PGC_POSTMASTER, 0,
-							   NULL, NULL, NULL);
+	/* a PGC_POSTMASTER setting can only be created while preloading */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomStringVariable("crawler_ha.database",
+								   "Database in which the HA worker runs; the extension must be created there.",
+								   NULL,
+								   &ha_database, "postgres",
+								   PGC_POSTMASTER, 0,
+								   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("crawler_ha.health_check_interval",
 							"Time between two health checks of the peer.",
