@@ -127,6 +127,8 @@ RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 SET jit = off SET work_mem = '64MB'
+-- Listed so that the set_config(..., true) below ends with the function.
+SET enable_indexscan = on SET enable_bitmapscan = on
 SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
 SET extra_float_digits = 3 SET bytea_output = 'hex'
 AS $$
@@ -136,6 +138,10 @@ DECLARE
 BEGIN
     IF buckets IS NULL OR buckets < 1 OR buckets > 65536 THEN
         RAISE EXCEPTION 'buckets must be between 1 and 65536' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF jsonb_array_length(ranges) = 1 THEN
+        -- The first round covers the whole table: read it in order, not through the index.
+        PERFORM set_config('enable_indexscan', 'off', true), set_config('enable_bitmapscan', 'off', true);
     END IF;
     EXECUTE format($q$
         SELECT coalesce(jsonb_agg(jsonb_build_array(s.i, s.b, s.n, s.h)), '[]')
