@@ -227,6 +227,9 @@ DECLARE
     ptxt   text;
     slot   text;
     rows   bigint;
+    tbl    text;
+    seq    text;
+    maxid  bigint;
 BEGIN
     IF want IS NOT NULL AND want NOT IN ('primary', 'standby') THEN
         RAISE EXCEPTION 'role must be primary or standby, not %', want USING ERRCODE = 'invalid_parameter_value';
@@ -332,6 +335,20 @@ BEGIN
         'SELECT pg_catalog.pg_create_logical_replication_slot(%L, %L) '
         'WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = %L)',
         slot, 'pgoutput', slot));
+    -- A new node may reuse the id of a node it replaces: continue each id
+    -- sequence past every id of this residue the primary already holds, or
+    -- the first writes after a promotion would collide with the copied rows.
+    FOR tbl, seq IN SELECT * FROM (VALUES ('crawl_sessions', 'crawl_sessions_id_seq'),
+                                          ('crawl_frontier', 'crawl_frontier_id_seq'),
+                                          ('images', 'images_id_seq')) v(t, s) LOOP
+        maxid := @extschema@.ha_peer_query(pg_catalog.format(
+            'SELECT max(id) FROM %I.%I WHERE id %% 1024 = %s', '@extschema@', tbl, me.node_id))::bigint;
+        IF maxid IS NOT NULL THEN
+            EXECUTE pg_catalog.format('ALTER SEQUENCE @extschema@.%I RESTART WITH %s', seq,
+                                      (maxid / 1024 + 1) * 1024 + me.node_id);
+        END IF;
+    END LOOP;
+
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = 'crawler_ha_sub') THEN
         EXECUTE pg_catalog.format(
             'CREATE SUBSCRIPTION crawler_ha_sub CONNECTION %L PUBLICATION crawler_ha_pub '

@@ -10,7 +10,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use CrawlerHA::Test qw(ha_pair ha_seeds ha_wait_writable);
+use CrawlerHA::Test qw(new_node ha_pair ha_set_peer ha_seeds ha_wait_writable);
 
 sub write_sessions
 {
@@ -80,6 +80,20 @@ sub write_sessions
 	like($err, qr/does not accept writes/, 'and it accepts no write');
 	is($a->safe_psql('postgres', "SELECT count(*) FROM crawl_sessions WHERE seeds[1] LIKE 'http://new.test/%'"), '0',
 		'nothing of the new primary was pulled in over the tail');
+
+	# the refused node is replaced by a new empty one with the same node id:
+	# its ids continue past the ones of that id the primary already holds
+	$a->stop('immediate');
+	my $c = new_node('gamma2', node_id => 3, extra_conf => "crawler_ha.health_check_interval = '1s'\n");
+	ha_set_peer($b, $c);
+	ha_set_peer($c, $b);
+	is($c->safe_psql('postgres', "SELECT ha_setup('standby')"), 'standby', 'a replacement node with the same id joins');
+	$c->poll_query_until('postgres', 'SELECT count(*) = 13 FROM crawl_sessions') or die 'no initial copy';
+	$c->poll_query_until('postgres', "SELECT healthy FROM ha_status() WHERE NOT is_local") or die;
+	like($c->safe_psql('postgres', 'SELECT ha_failover()'), qr/gamma2 is the primary/, 'and takes over by switchover');
+	my $max_old = $c->safe_psql('postgres', 'SELECT max(id) FROM crawl_sessions WHERE id % 1024 = 3');
+	my $id = $c->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://reuse.test/'])");
+	ok($id % 1024 == 3 && $id > $max_old, "its first id $id is past the copied ids of node 3 (max $max_old)");
 }
 
 done_testing();
