@@ -124,7 +124,9 @@ const Param& DbResult::at(std::size_t row, const std::string& column) const {
 
 Database::Database(std::string conninfo, boost::asio::io_context& io, int connections)
     : conninfo_(std::move(conninfo)), io_(io) {
-  for (int i = 0; i < std::max(1, connections); ++i) {
+  // Connection 0 carries the calls without a key (claims, renewals, status):
+  // they never wait behind a batch of results. The others carry the results.
+  for (int i = 0; i < 1 + std::max(1, connections); ++i) {
     shards_.push_back(std::make_unique<Shard>());
     shards_.back()->index = i;
   }
@@ -145,7 +147,7 @@ void Database::call(Stmt s, std::vector<Param> params, Callback done, bool idemp
   // Ids are spread out by the node-partitioned generator (steps of 1024):
   // mix the bits before choosing a connection.
   std::uint64_t h = key * 0x9E3779B97F4A7C15ull;
-  Shard& sh = *shards_[(h >> 32) % shards_.size()];
+  Shard& sh = key == 0 ? *shards_[0] : *shards_[1 + (h >> 32) % (shards_.size() - 1)];
   {
     std::lock_guard<std::mutex> lock(sh.mu);
     sh.queue.push_back(Op{s, std::move(params), std::move(done), idempotent});
@@ -323,8 +325,11 @@ std::size_t Database::execute(Shard& sh, std::vector<Op>& batch, bool* lost) {
     }
   }
   if (!*lost) PQexitPipelineMode(sh.conn);
-  // Deliver what was answered, except the refusals that a reconnect cures.
+  // Deliver what was answered, except the refusals that a reconnect cures
+  // and the deadlocks and serialization failures that a second try cures
+  // (every call is idempotent).
   std::size_t done = 0;
+  std::vector<Op> again;
   for (; done < answered; ++done) {
     DbResult& r = *results[done];
     if (!r.ok && must_reconnect(r.sqlstate)) {
@@ -332,7 +337,16 @@ std::size_t Database::execute(Shard& sh, std::vector<Op>& batch, bool* lost) {
       *lost = true;
       break;
     }
+    if (!r.ok && (r.sqlstate == "40P01" || r.sqlstate == "40001") && batch[done].idempotent) {
+      CRAWLER_LOG(debug) << "database: " << r.error << "; trying again";
+      again.push_back(std::move(batch[done]));
+      continue;
+    }
     deliver(batch[done], std::move(r));
+  }
+  if (!again.empty()) {
+    std::lock_guard<std::mutex> lock(sh.mu);
+    for (auto it = again.rbegin(); it != again.rend(); ++it) sh.queue.push_front(std::move(*it));
   }
   return done;
 }
@@ -430,14 +444,29 @@ void Database::run(Shard& sh) {
     }
     bool lost = false;
     std::size_t done = 0;
-    BatchOutcome outcome = batch.size() > 1 ? execute_transaction(sh, batch) : BatchOutcome::statement_failed;
+    // Results are batched into one transaction; claims and status calls
+    // (connection 0) are not: a claim's row locks held for a whole batch
+    // would meet the results' locks in the other order (deadlock).
+    BatchOutcome outcome = batch.size() > 1 && sh.index > 0 ? execute_transaction(sh, batch)
+                                                            : BatchOutcome::statement_failed;
     if (outcome == BatchOutcome::committed) continue;
     if (outcome == BatchOutcome::lost) {
       lost = true;
     } else {
-      // One call failed and rolled the batch back: each on its own now, so
-      // every call gets its own answer.
-      done = execute(sh, batch, &lost);
+      // One call failed and the batch is rolled back: each on its own now,
+      // so every call gets its own answer. An explicit transaction outlives
+      // the sync after an error: end it first.
+      if (PQtransactionStatus(sh.conn) != PQTRANS_IDLE) {
+        PQsetnonblocking(sh.conn, 0);
+        PGresult* rb = PQexec(sh.conn, "ROLLBACK");
+        PQclear(rb);
+        PQsetnonblocking(sh.conn, 1);
+      }
+      if (PQstatus(sh.conn) != CONNECTION_OK || PQtransactionStatus(sh.conn) != PQTRANS_IDLE) {
+        lost = true;
+      } else {
+        done = execute(sh, batch, &lost);
+      }
       if (!lost) continue;
     }
     disconnect(sh);

@@ -142,8 +142,11 @@ Command parse_command_line(int argc, const char* const argv[]) {
       ("max-pending-writes", po::value<int>(&w.max_pending_writes)->default_value(2000),
        "finished results kept in memory until the database acknowledges them; "
        "at this many, new fetches wait")
-      ("db-connections", po::value<int>(&w.db_connections)->default_value(2),
-       "database connections; the calls about one URL always use the same one, in order")
+      ("db-connections", po::value<int>(&w.db_connections)->default_value(1),
+       "database connections for results (one more carries claims and status); the calls "
+       "about one URL always use the same one, in order. Each sends its results in batches of "
+       "one transaction; two such connections can deadlock on the session's counters (retried "
+       "after deadlock_timeout), so 1 is usually fastest")
       ("user-agent", po::value<std::string>(&w.user_agent),
        "User-Agent sent (crawl: stored as the session's user_agent; run: overrides sessions)");
 

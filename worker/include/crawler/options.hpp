@@ -22,7 +22,7 @@ struct WorkerOptions {
   int max_redirects = 5;
   int max_retry_after_s = 3600;   // longer Retry-After values are capped
   int max_pending_writes = 2000;  // unacknowledged results before fetching pauses
-  int db_connections = 2;         // libpq connections (each on its own thread)
+  int db_connections = 1;         // connections for results (plus one for claims)
   std::string user_agent;         // overrides the sessions' user_agent when set
   std::string log_level = "info";
 };
