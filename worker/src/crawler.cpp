@@ -112,6 +112,9 @@ Crawler::Crawler(asio::io_context& io, const WorkerOptions& opts, Database& db, 
 Crawler::~Crawler() { files_.join(); }
 
 void Crawler::start() {
+  // libvips takes tens of milliseconds to start: meanwhile the first page is
+  // fetched.
+  asio::post(files_, [] { init_image_library("crawler-worker"); });
   int stale = store_.remove_stale_temporaries();
   if (stale) CRAWLER_LOG(info) << "removed " << stale << " temporary file(s) left by a crash";
   schedule_claim(milliseconds(0));
@@ -500,7 +503,8 @@ void Crawler::enqueue(const Item& it, const std::vector<std::string>& urls, cons
                  if (!claim_in_flight_ && !stopping_) schedule_claim(milliseconds(0));
                }
              },
-             true, static_cast<std::uint64_t>(it.id));  // before the page's completion
+             true, static_cast<std::uint64_t>(it.id),  // before the page's completion
+             /*urgent=*/std::string(kind) == "page");
   }
 }
 

@@ -144,6 +144,7 @@ std::string describe_bytes(std::string_view h) {
 
 std::variant<ImageInfo, std::string> read_image_info(const std::filesystem::path& path,
                                                      std::string_view head) {
+  init_image_library(nullptr);  // once; usually done already
   auto fmt = sniff_format(head);
   if (!fmt) return "not an image: the content is " + describe_bytes(head);
   ImageInfo info;

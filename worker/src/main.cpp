@@ -342,8 +342,7 @@ int main(int argc, char* argv[]) {
     return 0;
   }
   apply_log_level(cmd.worker.log_level);
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  init_image_library(argv[0]);
+  curl_global_init(CURL_GLOBAL_DEFAULT);  // libvips starts on a file thread (Crawler)
   int rc = 0;
   if (cmd.name == "crawl") rc = command_crawl(cmd);
   else if (cmd.name == "run") rc = command_run(cmd, argc, argv);
