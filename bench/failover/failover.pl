@@ -35,6 +35,7 @@ for my $c (@configs)
 	$b->poll_query_until('postgres', "SELECT current_setting('default_transaction_read_only') = 'on'") or die;
 
 	my @done_acks;    # acknowledgements of writers already stopped
+	my %lost_seen;
 	my $w = ha_writer_start(ha_multihost($a, $b), "fo$k");
 	my @nodes = ($a, $b);
 	my ($p, $s) = ($a, $b);
@@ -68,8 +69,14 @@ for my $c (@configs)
 		}
 		die "no write on the new primary" unless defined $tf;
 		push @first, $tf;
+		# acknowledged before the kill, missing on the new primary, and not
+		# already counted at an earlier failover
 		my $have = ha_seeds($s);
-		push @lost, scalar grep { $_->[2] < $t0 && !exists $have->{ $_->[0] } } (@done_acks, @{ ha_acks($w) });
+		my @gone = grep { $_->[2] < $t0 && !exists $have->{ $_->[0] } && !$lost_seen{ $_->[0] }++ }
+		  (@done_acks, @{ ha_acks($w) });
+		printf STDERR "  lost: %s\n", join(' ', map { sprintf("%s (id %s, acked %.3f s before the kill)", $_->[0], $_->[1], $t0 - $_->[2]) } @gone)
+		  if @gone;
+		push @lost, scalar @gone;
 		$p->start unless $restarted;
 		$p->poll_query_until('postgres',
 			"SELECT (role = 'standby' AND NOT needs_rejoin) OR EXISTS (SELECT 1 FROM ha_events WHERE kind = 'rejoin_refused') FROM ha_state");
