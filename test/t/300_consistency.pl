@@ -7,6 +7,7 @@ use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 use CrawlerHA::Test qw(ha_pair);
 
 my ($p, $s) = ha_pair(names => [ 'cons_p', 'cons_s' ]);
@@ -106,6 +107,36 @@ pass('replication continues after the repair');
 $s->safe_psql('postgres', "BEGIN READ WRITE; SET LOCAL session_replication_role = replica; DELETE FROM images WHERE id = $upd; COMMIT;");
 $p->safe_psql('postgres', "SELECT count(*) FROM ha_sync('full')");
 is(diff_of('images'), '', 'full repair: identical');
+
+# While the crawl goes on: rows written during the check (replication in
+# flight) are not reported as divergence.
+{
+	my $writer = IPC::Run::start(
+		[ 'psql', '-X', '-q', '-h', $p->host, '-p', $p->port, '-d', 'postgres', '-c', qq{
+		  DO \$\$ BEGIN
+		    FOR i IN 1..60 LOOP
+		      PERFORM image_record($sid, 'http://c.test/live' || i || '.png', repeat('b', 64), 'l', i, 1, 1, 'png', 'image/png');
+		      COMMIT;
+		      PERFORM pg_sleep(0.05);
+		    END LOOP;
+		  END \$\$;} ],
+		'>', '/dev/null', '2>', \my $werr);
+	my $during = '';
+	for (1 .. 3)
+	{
+		$during .= $p->safe_psql('postgres',
+			"SELECT coalesce(string_agg(kind || ':' || key, ' '), '') FROM ha_diff('images', recheck => '1 second')");
+	}
+	$writer->finish;
+	is($during, '', 'checks during a stream of writes report no divergence');
+}
+
+# After a failover (or switchover, promotion, rejoin) a check runs by itself.
+$p->safe_psql('postgres', "SELECT ha_record_event('failover', 'test: a failover happened')");
+is($p->safe_psql('postgres', 'SELECT ha_check_after_events()'), 't', 'the after-failover job checks once a failover is newer');
+is($p->safe_psql('postgres', "SELECT count(*) FROM ha_events WHERE kind = 'consistency' AND at > (SELECT max(at) FROM ha_events WHERE kind = 'failover')"),
+	'1', 'and records its result as an event');
+is($p->safe_psql('postgres', 'SELECT ha_check_after_events()'), 'f', 'no new failover: no check');
 
 # Bad arguments.
 my ($rc, $out, $err) = $p->psql('postgres', "SELECT * FROM ha_sync('sideways')");
