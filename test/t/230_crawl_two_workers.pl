@@ -62,7 +62,7 @@ for my $w ('w1', 'w2')
 {
 	($out{$w}, $err{$w}) = ('', '');
 	$h{$w} = IPC::Run::start([ $worker, 'run', '--db', $db, '--storage', $storage,
-			'--worker-id', $w, '--concurrency', '4', '--claim-batch', '4' ],
+			'--worker-id', $w, '--concurrency', '2', '--claim-batch', '4' ],
 		'>', \$out{$w}, '2>', \$err{$w}, IPC::Run::timeout(300));
 }
 ok($node->poll_query_until('postgres', "SELECT status = 'finished' FROM crawl_status($sid)"),

@@ -154,12 +154,15 @@ void Crawler::claim() {
     schedule_claim(milliseconds(100));
     return;
   }
+  // Items whose result is written and only awaits the database's answer
+  // are not work any more: they are bounded by max_pending_writes above.
   std::size_t cap = static_cast<std::size_t>(opts_.concurrency) * 2;
-  if (items_.size() >= cap) {
+  std::size_t working = active_items();
+  if (working >= cap) {
     schedule_claim(milliseconds(20));
     return;
   }
-  int want = static_cast<int>(std::min<std::size_t>(cap - items_.size(), opts_.claim_batch));
+  int want = static_cast<int>(std::min<std::size_t>(cap - working, opts_.claim_batch));
   claim_in_flight_ = true;
   db_.call(Stmt::crawl_claim,
            {opts_.worker_id, std::to_string(want), std::to_string(opts_.lease_seconds) + " seconds"},
@@ -524,6 +527,7 @@ void Crawler::on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<Pending
   }
   const Settings s = settings_[it.session];
   it.final_sent = true;  // from here the outcome is decided off the loop
+  it.processing = true;
   // Off the loop: fsync, header reading and the rename may block on disk.
   asio::post(files_, [this, id, file, s, r = std::move(r)]() mutable {
     std::string sha, rel, error;
@@ -555,6 +559,7 @@ void Crawler::on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<Pending
       if (f2 == items_.end()) return;
       Item& item = f2->second;
       item.final_sent = false;
+      item.processing = false;
       if (!error.empty()) {
         fail(item, error, std::nullopt);
         return;
@@ -578,8 +583,16 @@ void Crawler::on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<Pending
                 std::to_string(item.id), opts_.worker_id},
                [this, id](DbResult&& res) { acknowledged(id, res, "image_record"); }, true,
                static_cast<std::uint64_t>(id));
+      if (!claim_in_flight_ && !stopping_) schedule_claim(milliseconds(0));
     });
   });
+}
+
+std::size_t Crawler::active_items() const {
+  std::size_t n = 0;
+  for (const auto& [id, it] : items_)
+    if (!it.final_sent || it.processing) ++n;
+  return n;
 }
 
 void Crawler::complete(Item& it, long status, std::uint64_t bytes, const std::string& note) {
@@ -587,6 +600,7 @@ void Crawler::complete(Item& it, long status, std::uint64_t bytes, const std::st
   std::string result = "{\"http_status\": " + std::to_string(status) + ", \"bytes\": " + std::to_string(bytes);
   if (!note.empty()) result += ", \"note\": " + json_string(note);
   result += "}";
+  if (!claim_in_flight_ && !stopping_) schedule_claim(milliseconds(0));
   db_.call(Stmt::crawl_complete, {std::to_string(it.id), opts_.worker_id, result},
            [this, id = it.id](DbResult&& r) { acknowledged(id, r, "crawl_complete"); }, true,
            static_cast<std::uint64_t>(it.id));
@@ -596,6 +610,7 @@ void Crawler::fail(Item& it, const std::string& error, std::optional<long> retry
   it.final_sent = true;
   if (retry_after_s) ++stats_.retries;
   else ++stats_.errors;
+  if (!claim_in_flight_ && !stopping_) schedule_claim(milliseconds(0));
   CRAWLER_LOG(info) << (retry_after_s ? "retry " : "failed ") << it.url << ": " << error
                     << (retry_after_s ? " (again in " + std::to_string(*retry_after_s) + " s)" : "");
   db_.call(Stmt::crawl_fail,
@@ -613,7 +628,7 @@ void Crawler::acknowledged(std::int64_t id, const DbResult& r, const char* what)
   }
   items_.erase(id);
   if (stopping_) maybe_finish_stop();
-  else if (items_.size() < static_cast<std::size_t>(opts_.concurrency) && !claim_in_flight_)
+  else if (active_items() < static_cast<std::size_t>(opts_.concurrency) && !claim_in_flight_)
     schedule_claim(milliseconds(0));
 }
 

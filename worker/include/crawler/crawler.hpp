@@ -52,6 +52,7 @@ class Crawler {
     int depth = 0, attempts = 0;
     bool final_sent = false;  // complete/fail/image_record queued
     bool in_transfer = false;
+    bool processing = false;  // on a file thread (hash, header, rename)
   };
   struct Settings {
     bool loaded = false, loading = false;
@@ -87,6 +88,7 @@ class Crawler {
   void acknowledged(std::int64_t id, const DbResult& r, const char* what);
   void maybe_finish_stop();
   std::string user_agent_for(const Settings& s) const;
+  std::size_t active_items() const;  // leased and not yet reported
   long backoff_seconds(int attempts) const;
 
   boost::asio::io_context& io_;
