@@ -69,12 +69,13 @@ for my $c (@configs)
 		}
 		die "no write on the new primary" unless defined $tf;
 		push @first, $tf;
-		# acknowledged before the kill, missing on the new primary, and not
-		# already counted at an earlier failover
+		# acknowledged before the new primary took over (a write can be
+		# acknowledged by the dying primary a moment after the kill signal),
+		# missing on the new primary, and not already counted
 		my $have = ha_seeds($s);
-		my @gone = grep { $_->[2] < $t0 && !exists $have->{ $_->[0] } && !$lost_seen{ $_->[0] }++ }
+		my @gone = grep { $_->[2] < $t0 + $tp && !exists $have->{ $_->[0] } && !$lost_seen{ $_->[0] }++ }
 		  (@done_acks, @{ ha_acks($w) });
-		printf STDERR "  lost: %s\n", join(' ', map { sprintf("%s (id %s, acked %.3f s before the kill)", $_->[0], $_->[1], $t0 - $_->[2]) } @gone)
+		printf STDERR "  lost: %s\n", join(' ', map { sprintf("%s (id %s, acknowledged %+.3f s from the kill)", $_->[0], $_->[1], $_->[2] - $t0) } @gone)
 		  if @gone;
 		push @lost, scalar @gone;
 		$p->start unless $restarted;
