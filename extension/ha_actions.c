@@ -1019,10 +1019,17 @@ ha_switchover(bool force, int except_pid, char *msg, size_t msglen)
 		snprintf(msg, msglen, "node %s is not the primary", ha_local.node_name);
 		return false;
 	}
-	if (!peer.ever_seen || !peer.healthy || strcmp(peer.role, "standby") != 0 || peer.needs_rejoin)
+	if (!peer.ever_seen || !peer.reachable)
 	{
-		snprintf(msg, msglen, "the target %s is not a healthy standby (%s)", peer.name[0] ? peer.name : "peer",
-				 peer.reachable ? peer.role : "unreachable");
+		snprintf(msg, msglen, "the target \"%s\" is not healthy: %d consecutive failed checks (%s); "
+				 "force => true does not help a standby that cannot be reached",
+				 peer.name[0] ? peer.name : "peer", peer.consecutive_failures, peer.last_error);
+		return false;
+	}
+	if (strcmp(peer.role, "standby") != 0 || peer.needs_rejoin)
+	{
+		snprintf(msg, msglen, "the target \"%s\" is not a standby ready to take over (%s%s)",
+				 peer.name, peer.role, peer.needs_rejoin ? ", waiting to rejoin" : "");
 		return false;
 	}
 	/* a standby that just subscribed may need a moment to start streaming */
@@ -1038,6 +1045,12 @@ ha_switchover(bool force, int except_pid, char *msg, size_t msglen)
 		if (streaming || force || GetCurrentTimestamp() >= deadline)
 			break;
 		sleep_ms(50);
+	}
+	if (!force && ha_shared->lag_seconds * 1000.0 > ha_replication_lag_threshold_ms)
+	{
+		snprintf(msg, msglen, "the target \"%s\" is %.1f s behind; wait until it catches up, or use force => true",
+				 peer.name, ha_shared->lag_seconds);
+		return false;
 	}
 	if (!force && !ha_shared->standby_streaming)
 	{

@@ -365,17 +365,7 @@ ha_failover(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("no standby named \"%s\"", target),
 					 errhint("The standby of this node is \"%s\".", peer.name)));
-		if (!force && (!peer.healthy || !peer.ever_seen))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("the target \"%s\" is not healthy", peer.name[0] ? peer.name : "peer"),
-					 errdetail("%d consecutive failed checks: %s", peer.consecutive_failures, peer.last_error),
-					 errhint("Fix the standby, or use force => true.")));
-		if (!force && ha_shared->lag_seconds * 1000.0 > ha_replication_lag_threshold_ms)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("the target \"%s\" is %.1f s behind", peer.name, ha_shared->lag_seconds),
-					 errhint("Wait until it catches up, or use force => true.")));
+		/* health and lag are judged by the worker, on a fresh check */
 		PG_RETURN_TEXT_P(cstring_to_text(post_request(HA_REQ_SWITCHOVER, target, force)));
 	}
 
