@@ -43,7 +43,8 @@ SELECT col_is_pk('public', t, c, t || ' has a primary key')
 SELECT col_is_unique('public', 'images', ARRAY['url'], 'a URL is stored once');
 SELECT col_is_unique('public', 'crawl_frontier', ARRAY['session_id', 'url'], 'a URL is queued once per session');
 SELECT fk_ok('public', 'crawl_frontier', 'session_id', 'public', 'crawl_sessions', 'id');
-SELECT fk_ok('public', 'images', 'session_id', 'public', 'crawl_sessions', 'id');
+SELECT col_isnt_fk('public', 'images', 'session_id',
+                   'images.session_id has no foreign key (image_record checks the session; see 30_data.sql)');
 SELECT has_index('public', t, i, i)
   FROM (VALUES ('crawl_frontier', 'crawl_frontier_queued_idx'), ('crawl_frontier', 'crawl_frontier_lease_expiry_idx'),
                ('crawl_frontier', 'crawl_frontier_leased_host_idx'), ('crawl_frontier', 'crawl_frontier_open_idx'),
