@@ -159,11 +159,14 @@ AS $$
 DECLARE
     st record;
 BEGIN
-    -- First without a lock, so a read-only standby answers with who the
-    -- primary is; then under FOR SHARE, so a demotion waits for this write
-    -- and every write after the demotion sees it.
-    SELECT s.role, s.term, s.fenced, s.primary_name INTO st FROM @extschema@.ha_state s;
-    PERFORM @extschema@.ha_fence_check(st.term, st.role, st.fenced, st.primary_name);
+    -- In a read-only transaction (a standby's) FOR SHARE would fail with a
+    -- message that does not name the primary: read without a lock first.
+    IF pg_catalog.current_setting('transaction_read_only') = 'on' THEN
+        SELECT s.role, s.term, s.fenced, s.primary_name INTO st FROM @extschema@.ha_state s;
+        PERFORM @extschema@.ha_fence_check(st.term, st.role, st.fenced, st.primary_name);
+    END IF;
+    -- Under FOR SHARE, so a demotion waits for this write and every write
+    -- after the demotion sees it.
     SELECT s.role, s.term, s.fenced, s.primary_name INTO st FROM @extschema@.ha_state s FOR SHARE;
     PERFORM @extschema@.ha_fence_check(st.term, st.role, st.fenced, st.primary_name);
 END
