@@ -30,10 +30,16 @@ struct Fetcher::Transfer {
 // Asio's view of one of curl's sockets. It never owns the descriptor.
 struct Fetcher::Watch {
   explicit Watch(asio::io_context& io, curl_socket_t s) : sd(io) { sd.assign(s); }
-  ~Watch() {
+  ~Watch() { let_go(); }
+  // Stops waiting and deregisters the descriptor from the reactor at once:
+  // a pending handler may keep this object alive a little longer, and curl
+  // may reuse the descriptor number for its next socket meanwhile. Asio
+  // never closes it; curl does.
+  void let_go() {
+    if (!sd.is_open()) return;
     boost::system::error_code ec;
     sd.cancel(ec);
-    sd.release();  // curl closes the socket, not Asio
+    sd.release();
   }
   asio::posix::stream_descriptor sd;
   int want = 0;  // CURL_POLL_IN / OUT / INOUT
@@ -182,7 +188,12 @@ int Fetcher::on_close_socket(void* self_p, curl_socket_t s) {
   return ::close(s);
 }
 
-void Fetcher::forget_socket(curl_socket_t s) { watches_.erase(s); }
+void Fetcher::forget_socket(curl_socket_t s) {
+  auto it = watches_.find(s);
+  if (it == watches_.end()) return;
+  it->second->let_go();
+  watches_.erase(it);
+}
 
 void Fetcher::arm(curl_socket_t s) {
   auto it = watches_.find(s);
