@@ -415,6 +415,9 @@ Database::BatchOutcome Database::execute_transaction(Shard& sh, std::vector<Op>&
 
 void Database::run(Shard& sh) {
   auto backoff = std::chrono::milliseconds(200);
+  // Connect at once, not when the first call comes: that call is usually on
+  // the crawl's critical path.
+  if (connect(sh)) sh.connects = 1;
   for (;;) {
     std::vector<Op> batch;
     {
