@@ -1,8 +1,7 @@
 -- Sessions: start, stop, status. Write functions check the fence first.
 
--- A running session with nothing queued or leased is finished. Called after
--- every state change that can empty a queue, and by crawl_status (which also
--- catches the case of two last completions that each saw the other's lease).
+-- A running session with nothing queued or leased is finished. Called by
+-- crawl_status and by a claim that finds nothing to hand out.
 CREATE FUNCTION @extschema@.crawl_finish_if_idle(session bigint)
 RETURNS boolean
 LANGUAGE sql

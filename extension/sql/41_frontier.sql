@@ -173,6 +173,13 @@ BEGIN
         END LOOP;
         EXIT WHEN got >= max_items;
     END LOOP;
+    IF got = 0 THEN
+        -- Nothing to hand out: running sessions whose queue is empty are
+        -- finished (here and in crawl_status, not in every completion, which
+        -- would pay for the check once per URL).
+        PERFORM @extschema@.crawl_finish_if_idle(s.id)
+           FROM @extschema@.crawl_sessions s WHERE s.status = 'running';
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_claim(text, integer, interval) IS
@@ -301,7 +308,6 @@ BEGIN
            SET pages_fetched = s.pages_fetched + 1, updated_at = now()
          WHERE s.id = r.session_id;
     END IF;
-    PERFORM @extschema@.crawl_finish_if_idle(r.session_id);
     RETURN true;
 END
 $$;
@@ -348,9 +354,6 @@ BEGIN
            errors = s.errors + CASE WHEN new_state = 'failed' THEN 1 ELSE 0 END,
            updated_at = now()
      WHERE s.id = r.session_id;
-    IF new_state = 'failed' THEN
-        PERFORM @extschema@.crawl_finish_if_idle(r.session_id);
-    END IF;
     RETURN new_state;
 END
 $$;
