@@ -1194,6 +1194,7 @@ void
 ha_monitor_replication(void)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	static TimestampTz last_streaming = 0;
 
 	PG_TRY();
 	{
@@ -1214,6 +1215,7 @@ ha_monitor_replication(void)
 			char	   *s = SPI_getvalue(t, d, 2);
 			char	   *st = SPI_getvalue(t, d, 3);
 
+			last_streaming = GetCurrentTimestamp();
 			SpinLockAcquire(&ha_shared->mutex);
 			ha_shared->standby_streaming = true;
 			ha_shared->lag_bytes = b ? strtoi64(b, NULL, 10) : 0;
@@ -1227,9 +1229,15 @@ ha_monitor_replication(void)
 									"confirmed_flush_lsn))::bigint FROM pg_catalog.pg_replication_slots "
 									"WHERE slot_name LIKE '" HA_SLOT_PREFIX "%%'");
 
+			int64		bytes = b ? strtoi64(b, NULL, 10) : 0;
+
+			/* a standby that is away lags by as long as it has been away */
+			if (last_streaming == 0)
+				last_streaming = GetCurrentTimestamp();
 			SpinLockAcquire(&ha_shared->mutex);
 			ha_shared->standby_streaming = false;
-			ha_shared->lag_bytes = b ? strtoi64(b, NULL, 10) : 0;
+			ha_shared->lag_bytes = bytes;
+			ha_shared->lag_seconds = bytes > 0 ? ms_since(last_streaming) / 1000.0 : 0;
 			strlcpy(ha_shared->sync_state, "disconnected", HA_ROLE_LEN);
 			SpinLockRelease(&ha_shared->mutex);
 		}
