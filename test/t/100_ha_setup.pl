@@ -71,6 +71,11 @@ like($err, qr/permission denied|must be superuser|privileges/, 'peer_conninfo is
 like($err, qr/must not contain a password/, 'a conninfo with a password is refused');
 unlike($err, qr/secret/, 'and the password is not echoed');
 
+# every event is also a NOTIFY
+my $heard = $a->safe_psql('postgres', "LISTEN crawler_ha_events; SELECT ha_record_event('alert', 'notify check')");
+like($heard, qr/Asynchronous notification "crawler_ha_events" with payload ".*notify check.*" received/,
+	'an event is sent as NOTIFY crawler_ha_events with a JSON payload');
+
 # per-node state is not replicated
 $a->safe_psql('postgres', "SELECT ha_record_event('alert', 'test event only on alpha')");
 sleep 1;
