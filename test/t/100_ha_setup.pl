@@ -71,6 +71,17 @@ like($err, qr/permission denied|must be superuser|privileges/, 'peer_conninfo is
 like($err, qr/must not contain a password/, 'a conninfo with a password is refused');
 unlike($err, qr/secret/, 'and the password is not echoed');
 
+# the worker comes back when it dies
+my $pid = $b->safe_psql('postgres', "SELECT pid FROM pg_stat_activity WHERE backend_type = 'crawler_ha worker'");
+ok($pid =~ /^\d+$/, 'the HA worker runs');
+$b->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+$b->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'crawler_ha worker' AND pid <> $pid")
+  or die 'worker not restarted';
+pass('a terminated HA worker is started again');
+$b->poll_query_until('postgres', "SELECT healthy FROM ha_status() WHERE node_name = 'alpha'") or die;
+pass('and checks the peer again');
+
 # every event is also a NOTIFY
 my $heard = $a->safe_psql('postgres', "LISTEN crawler_ha_events; SELECT ha_record_event('alert', 'notify check')");
 like($heard, qr/Asynchronous notification "crawler_ha_events" with payload ".*notify check.*" received/,
