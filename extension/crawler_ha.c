@@ -57,6 +57,18 @@ _PG_init(void)
 	MarkGUCPrefixReserved("crawler_ha");
 }
 
+/* Name used in messages: the configured one, else "node<id>". */
+const char *
+crawler_ha_display_name(void)
+{
+	static char buf[32];
+
+	if (crawler_ha_node_name != NULL && crawler_ha_node_name[0] != '\0')
+		return crawler_ha_node_name;
+	snprintf(buf, sizeof(buf), "node%d", crawler_ha_node_id);
+	return buf;
+}
+
 /*
  * The version this library was built as; the install script compares it with
  * its own so a stale library is caught at CREATE EXTENSION, not at failover.

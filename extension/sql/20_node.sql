@@ -88,11 +88,6 @@ $$;
 COMMENT ON FUNCTION @extschema@.ha_set_node_id(integer, text) IS
     'crawler_ha: renumber this node (1-1023); ids it hands out from now on are congruent to the new number modulo 1024';
 
--- The write fence. Every write function calls it first, in the same
--- transaction as its write. The HA worker extends it with the term check.
-CREATE FUNCTION @extschema@.ha_assert_writable()
-RETURNS void
-LANGUAGE c
-AS 'MODULE_PATHNAME', 'crawler_ha_assert_writable';
-COMMENT ON FUNCTION @extschema@.ha_assert_writable() IS
-    'crawler_ha: raises SQLSTATE 25006 unless this node may accept crawl writes';
+-- The write fence, ha_assert_writable(), which every write function calls
+-- first in its own transaction, is defined with the term it checks in
+-- 50_ha.sql.
