@@ -1,0 +1,93 @@
+-- The functions beyond the write API: who may call which (wrong callers are
+-- refused), and bad input for the node, consistency and maintenance
+-- functions (NULLs, out-of-range and hostile values) gets its SQLSTATE.
+BEGIN;
+SELECT * FROM no_plan();
+
+-- Exactly these functions are executable by each role; everything else of
+-- the extension (internal helpers, ha_peer_query, ha_alter_system, ...) by
+-- nobody but superusers and the owner.
+CREATE TEMP TABLE allowed (role name, fn text);
+GRANT SELECT ON allowed TO PUBLIC;
+INSERT INTO allowed
+SELECT 'crawler_ha_writer', unnest(ARRAY[
+    'crawl_claim', 'crawl_complete', 'crawl_enqueue', 'crawl_fail', 'crawl_host_set', 'crawl_release',
+    'crawl_renew', 'crawl_start', 'crawl_status', 'crawl_stop', 'ha_health', 'ha_ping', 'ha_status',
+    'image_delete', 'image_get', 'image_record'])
+UNION ALL
+SELECT 'crawler_ha_reader', unnest(ARRAY['crawl_status', 'ha_health', 'ha_ping', 'ha_status', 'ha_sync_status', 'image_get'])
+UNION ALL
+SELECT 'crawler_ha_admin', unnest(ARRAY[
+    'crawl_reap_leases', 'ha_check_consistency', 'ha_diff', 'ha_failover', 'ha_health', 'ha_pause', 'ha_ping',
+    'ha_promote', 'ha_rejoin', 'ha_resume', 'ha_retention', 'ha_schedule_maintenance', 'ha_set_node_id',
+    'ha_setup', 'ha_status', 'ha_sync', 'ha_sync_status']);
+
+SELECT is(ARRAY(SELECT DISTINCT p.proname::text
+                  FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
+                  JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'crawler_ha'
+                 WHERE has_function_privilege(r, p.oid, 'EXECUTE') ORDER BY 1),
+          ARRAY(SELECT a.fn FROM allowed a WHERE a.role = r ORDER BY 1),
+          r || ' may execute exactly its functions')
+  FROM unnest(ARRAY['crawler_ha_writer', 'crawler_ha_reader', 'crawler_ha_admin']::name[]) r;
+
+-- Wrong callers, for real: a login role in each group.
+CREATE ROLE tap_w LOGIN IN ROLE crawler_ha_writer;
+CREATE ROLE tap_r LOGIN IN ROLE crawler_ha_reader;
+SET ROLE tap_w;
+SELECT throws_ok(q, '42501', NULL, 'writer: ' || q || ' is refused')
+  FROM unnest(ARRAY['SELECT ha_sync()', 'SELECT * FROM ha_diff(''images'')', 'SELECT ha_set_node_id(2)',
+                    'SELECT ha_failover()', 'SELECT ha_setup(''primary'')', 'SELECT ha_pause()',
+                    'SELECT ha_peer_query(''SELECT 1'')', 'SELECT ha_alter_system(''work_mem'', ''1GB'')',
+                    'SELECT ha_peer_send(''SELECT 1'')', 'SELECT ha_apply_rows(''images'', ''[]'', ''[]'')',
+                    'SELECT ha_record_event(''alert'', ''x'')', 'SELECT crawl_reap_leases()',
+                    'SELECT * FROM ha_schedule_maintenance()']) q;
+RESET ROLE;
+SET ROLE tap_r;
+SELECT throws_ok(q, '42501', NULL, 'reader: ' || q || ' is refused')
+  FROM unnest(ARRAY['SELECT ha_sync()', 'SELECT * FROM ha_check_consistency()', 'SELECT ha_retention()',
+                    'SELECT ha_rejoin()']) q;
+SELECT lives_ok('SELECT * FROM ha_sync_status()', 'reader: ha_sync_status() is allowed');
+RESET ROLE;
+
+-- Bad input.
+SELECT throws_ok(q, c, NULL, q || ' -> ' || c)
+  FROM (VALUES
+    ('SELECT ha_set_node_id(NULL)', '22004'),
+    ('SELECT ha_set_node_id(0)', '22023'),
+    ('SELECT ha_set_node_id(1024)', '22023'),
+    ('SELECT ha_set_node_id(-2147483648)', '22023'),
+    ('SELECT ha_set_node_id(2, '''')', '22023'),
+    ('SELECT ha_set_node_id(2, ''x''''; DROP TABLE images; --'')', '22023'),
+    ('SELECT ha_set_node_id(2, repeat(''n'', 102400))', '22023'),
+    ('SELECT * FROM ha_diff(NULL)', '22004'),
+    ('SELECT * FROM ha_diff(''images'', buckets => 1)', '22023'),
+    ('SELECT * FROM ha_diff(''images'', buckets => 2147483647)', '22023'),
+    ('SELECT * FROM ha_diff(''images'', leaf_rows => 0)', '22023'),
+    ('SELECT * FROM ha_diff(''images'', recheck => ''-1 s'')', '22023'),
+    ('SELECT * FROM ha_diff(''images'', recheck => NULL)', '22023'),
+    ('SELECT * FROM ha_diff(''pg_catalog.pg_depend'')', '22023'),
+    ('SELECT * FROM ha_check_consistency(ARRAY[]::regclass[])', '22023'),
+    ('SELECT * FROM ha_check_consistency(ARRAY[NULL]::regclass[])', '22023'),
+    ('SELECT * FROM ha_sync(NULL)', '22023'),
+    ('SELECT * FROM ha_sync(''incremental; DROP TABLE images'')', '22023'),
+    ('SELECT * FROM ha_sync(repeat(''m'', 102400))', '22023'),
+    ('SELECT * FROM ha_sync(''full'', NULL)', '22004'),
+    ('SELECT * FROM ha_schedule_maintenance(NULL)', '22004'),
+    ('SELECT ha_retention(NULL)', '22023'),
+    ('SELECT ha_retention(''1 minute'')', '22023'),
+    ('SELECT crawl_reap_leases(NULL)', '22023'),
+    ('SELECT crawl_reap_leases(0)', '22023'),
+    ('SELECT crawl_reap_leases(-2147483648)', '22023')
+  ) AS cases(q, c);
+
+-- Without a peer the checks say so instead of failing obscurely.
+SELECT throws_ok('SELECT * FROM ha_diff(''images'')', '08001', NULL, 'ha_diff without a configured peer -> 08001')
+ WHERE coalesce(current_setting('crawler_ha.peer_conninfo', true), '') = '';
+-- Without pg_cron in this database, scheduling explains how to enable it.
+SELECT throws_ok('SELECT * FROM ha_schedule_maintenance()', '55000', NULL, 'no pg_cron: 55000 with a hint')
+ WHERE to_regproc('cron.schedule_in_database') IS NULL;
+-- The reaper on a healthy frontier changes nothing.
+SELECT is(crawl_reap_leases(), 0, 'nothing expired: nothing reaped');
+
+SELECT * FROM finish();
+ROLLBACK;
