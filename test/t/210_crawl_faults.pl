@@ -17,6 +17,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use CrawlerHA::Test qw(new_node);
 
+# Servers and workers started here are killed at exit, also when a test dies.
+my @started;
+END { eval { $_->kill_kill } for @started; }
+
 my $worker = $ENV{CRAWLER_WORKER};
 plan skip_all => 'CRAWLER_WORKER (the built crawler-worker) is not set' unless $worker && -x $worker;
 my $root = "$FindBin::RealBin/../..";
@@ -30,6 +34,7 @@ my $port = PostgreSQL::Test::Cluster::get_free_port();
 my ($fs_out, $fs_err) = ('', '');
 my $fs = IPC::Run::start([ "$root/scripts/fault-server", '--port', $port ],
 	'>', \$fs_out, '2>', \$fs_err, IPC::Run::timeout(600));
+push @started, $fs;
 $fs->pump until $fs_out =~ /listening on (\S+)/;
 my $base = $1;
 note "fault server at $base";

@@ -16,6 +16,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use CrawlerHA::Test qw(new_node shared_dir);
 
+# Servers and workers started here are killed at exit, also when a test dies.
+my @started;
+END { eval { $_->kill_kill } for @started; }
+
 my $worker = $ENV{CRAWLER_WORKER};
 plan skip_all => 'CRAWLER_WORKER (the built crawler-worker) is not set' unless $worker && -x $worker;
 my $shared = shared_dir();
@@ -49,6 +53,7 @@ CONF
 close $cf;
 my $ng = IPC::Run::start([ $nginx, '-e', 'stderr', '-p', $ngdir, '-c', "$ngdir/nginx.conf" ],
 	'>', \my $ng_out, '2>', \my $ng_err);
+push @started, $ng;
 my $up = 0;
 for (1 .. 50)
 {

@@ -12,6 +12,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use CrawlerHA::Test qw(new_node shared_dir);
 
+# Servers and workers started here are killed at exit, also when a test dies.
+my @started;
+END { eval { $_->kill_kill } for @started; }
+
 my $worker = $ENV{CRAWLER_WORKER};
 plan skip_all => 'CRAWLER_WORKER (the built crawler-worker) is not set' unless $worker && -x $worker;
 my $shared = shared_dir();
@@ -42,6 +46,7 @@ CONF
 close $cf;
 my $ng = IPC::Run::start([ $nginx, '-e', 'stderr', '-p', $ngdir, '-c', "$ngdir/nginx.conf" ],
 	'>', \my $ng_out, '2>', \my $ng_err);
+push @started, $ng;
 for (1 .. 50)
 {
 	last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
@@ -54,9 +59,6 @@ $node->safe_psql('postgres', 'CREATE ROLE crawler LOGIN IN ROLE crawler_ha_write
 my $db = 'host=' . $node->host . ' port=' . $node->port . ' dbname=postgres user=crawler';
 my $storage = tempdir(CLEANUP => 1);
 
-my $sid = $node->safe_psql('postgres',
-	"SELECT crawl_start(ARRAY['$base/'], '{\"delay_ms\": 0, \"per_host\": 8, \"robots\": false}')");
-
 my (%out, %err, %h);
 for my $w ('w1', 'w2')
 {
@@ -64,7 +66,16 @@ for my $w ('w1', 'w2')
 	$h{$w} = IPC::Run::start([ $worker, 'run', '--db', $db, '--storage', $storage,
 			'--worker-id', $w, '--concurrency', '2', '--claim-batch', '4' ],
 		'>', \$out{$w}, '2>', \$err{$w}, IPC::Run::timeout(300));
+	push @started, $h{$w};
 }
+# Both are connected and asking for work before there is any; a 10 ms
+# politeness delay spreads the claims over a second or two.
+for my $w ('w1', 'w2')
+{
+	$h{$w}->pump until $err{$w} =~ /database: connection 2 to/;
+}
+my $sid = $node->safe_psql('postgres',
+	"SELECT crawl_start(ARRAY['$base/'], '{\"delay_ms\": 10, \"per_host\": 8, \"robots\": false}')");
 ok($node->poll_query_until('postgres', "SELECT status = 'finished' FROM crawl_status($sid)"),
 	'the two workers finish the session');
 

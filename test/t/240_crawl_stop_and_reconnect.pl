@@ -17,6 +17,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use CrawlerHA::Test qw(new_node shared_dir);
 
+# Servers and workers started here are killed at exit, also when a test dies.
+my @started;
+END { eval { $_->kill_kill } for @started; }
+
 my $worker = $ENV{CRAWLER_WORKER};
 plan skip_all => 'CRAWLER_WORKER (the built crawler-worker) is not set' unless $worker && -x $worker;
 my $root = "$FindBin::RealBin/../..";
@@ -30,6 +34,7 @@ my $port = PostgreSQL::Test::Cluster::get_free_port();
 my ($fs_out, $fs_err) = ('', '');
 my $fs = IPC::Run::start([ "$root/scripts/fault-server", '--port', $port ],
 	'>', \$fs_out, '2>', \$fs_err, IPC::Run::timeout(600));
+push @started, $fs;
 $fs->pump until $fs_out =~ /listening on (\S+)/;
 my $fbase = $1;
 
@@ -40,6 +45,7 @@ my ($out, $err) = ('', '');
 my $h = IPC::Run::start([ $worker, 'run', '--db', $db, '--storage', tempdir(CLEANUP => 1),
 		'--worker-id', 'stopper', '--timeout-ms', '60000', '--low-speed-seconds', '60' ],
 	'>', \$out, '2>', \$err, IPC::Run::timeout(120));
+push @started, $h;
 ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 2 FROM crawl_frontier WHERE session_id = $sid AND state = 'leased' AND lease_owner = 'stopper'"),
 	'the worker leases the two slow URLs');
@@ -83,6 +89,7 @@ CONF
 	close $cf;
 	my $ng = IPC::Run::start([ '/usr/sbin/nginx', '-e', 'stderr', '-p', $ngdir, '-c', "$ngdir/nginx.conf" ],
 		'>', \my $ng_out, '2>', \my $ng_err);
+	push @started, $ng;
 	for (1 .. 50)
 	{
 		last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$nport", Timeout => 1);
@@ -94,6 +101,7 @@ CONF
 	my $crawl = IPC::Run::start([ $worker, 'crawl', '--db', $db, '--storage', $storage,
 			'--seed', "http://127.0.0.1:$nport/", '--delay-ms', '40', '--per-host', '1', '--no-robots' ],
 		'>', \$out, '2>', \$err, IPC::Run::timeout(300));
+	push @started, $crawl;
 	my $sid2;
 	$node->poll_query_until('postgres',
 		"SELECT count(*) > 0 FROM crawl_sessions WHERE id > $sid AND images_stored >= 10")

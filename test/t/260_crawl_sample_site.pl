@@ -14,6 +14,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use CrawlerHA::Test qw(new_node);
 
+# Servers and workers started here are killed at exit, also when a test dies.
+my @started;
+END { eval { $_->kill_kill } for @started; }
+
 my $worker = $ENV{CRAWLER_WORKER};
 plan skip_all => 'CRAWLER_WORKER (the built crawler-worker) is not set' unless $worker && -x $worker;
 plan skip_all => 'nginx is not installed' unless -x '/usr/sbin/nginx';
@@ -45,6 +49,7 @@ CONF
 close $cf;
 my $ng = IPC::Run::start([ '/usr/sbin/nginx', '-e', 'stderr', '-p', $ngdir, '-c', "$ngdir/nginx.conf" ],
 	'>', \my $ng_out, '2>', \my $ng_err);
+push @started, $ng;
 for (1 .. 50)
 {
 	last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);

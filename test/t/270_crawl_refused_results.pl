@@ -16,6 +16,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use CrawlerHA::Test qw(new_node);
 
+# Servers and workers started here are killed at exit, also when a test dies.
+my @started;
+END { eval { $_->kill_kill } for @started; }
+
 my $worker = $ENV{CRAWLER_WORKER};
 plan skip_all => 'CRAWLER_WORKER (the built crawler-worker) is not set' unless $worker && -x $worker;
 plan skip_all => 'nginx is not installed' unless -x '/usr/sbin/nginx';
@@ -44,6 +48,7 @@ CONF
 close $cf;
 my $ng = IPC::Run::start([ '/usr/sbin/nginx', '-e', 'stderr', '-p', $ngdir, '-c', "$ngdir/nginx.conf" ],
 	'>', \my $ng_out, '2>', \my $ng_err);
+push @started, $ng;
 for (1 .. 50)
 {
 	last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
@@ -60,6 +65,7 @@ my ($out, $err) = ('', '');
 my $h = IPC::Run::start([ $worker, 'run', '--db', $db, '--storage', tempdir(CLEANUP => 1),
 		'--worker-id', 'w', '--concurrency', '16', '--lease-seconds', '4' ],
 	'>', \$out, '2>', \$err, IPC::Run::timeout(300));
+push @started, $h;
 ok($node->poll_query_until('postgres', "SELECT count(*) >= 300 FROM images WHERE session_id = $sid"),
 	'the crawl is under way');
 my $taken = 0;

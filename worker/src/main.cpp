@@ -22,6 +22,10 @@ namespace asio = boost::asio;
 using namespace crawler;
 using Clock = std::chrono::steady_clock;
 
+// How long a stop waits for the database to take back leases and results
+// (the unit's TimeoutStopSec is 30 s).
+constexpr std::chrono::seconds kStopGrace{15};
+
 namespace {
 
 void apply_log_level(const std::string& l) {
@@ -88,7 +92,8 @@ int command_crawl(const Command& cmd) {
   DbResult last;
   auto started = Clock::now();
   auto last_progress = started;
-  asio::steady_timer tick(io), give_up(io);
+  asio::steady_timer tick(io), give_up(io), stop_deadline(io);
+  bool forced_stop = false;
   asio::signal_set signals(io, SIGINT, SIGTERM);
   std::function<void()> poll_status;
 
@@ -104,6 +109,14 @@ int command_crawl(const Command& cmd) {
     CRAWLER_LOG(info) << "signal " << sig << ": stopping (leases are returned)";
     if (session == 0) io.stop();
     else finish(3);
+    stop_deadline.expires_after(kStopGrace);
+    stop_deadline.async_wait([&](const boost::system::error_code& e) {
+      if (e) return;
+      CRAWLER_LOG(warn) << "the database did not answer within " << kStopGrace.count()
+                        << " s: stopping anyway; unreturned leases expire";
+      forced_stop = true;
+      io.stop();
+    });
     signals.async_wait([&](const boost::system::error_code& e2, int) {
       if (!e2) std::_Exit(130);  // a second signal: now
     });
@@ -182,7 +195,7 @@ int command_crawl(const Command& cmd) {
           /*idempotent=*/false);
   io.run();
   if (tty) std::fputs("\n", stderr);
-  db.stop(std::chrono::seconds(10));
+  db.stop(forced_stop ? std::chrono::seconds(0) : std::chrono::seconds(10));
   if (session == 0) return exit_code == 0 ? 1 : exit_code;
 
   double secs = std::chrono::duration<double>(Clock::now() - started).count();
@@ -220,10 +233,21 @@ int command_run(const Command& cmd, int argc, const char* const argv[]) {
                     << cmd.worker.concurrency << " transfers at once";
   asio::signal_set stop_signals(io, SIGINT, SIGTERM);
   asio::signal_set hup(io, SIGHUP);
+  asio::steady_timer stop_deadline(io);
+  bool forced_stop = false;
   stop_signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     CRAWLER_LOG(info) << "signal " << sig << ": finishing, returning leases";
     crawler.stop([&] { io.stop(); });
+    // Without a database the leases cannot be returned: they expire instead.
+    stop_deadline.expires_after(kStopGrace);
+    stop_deadline.async_wait([&](const boost::system::error_code& e) {
+      if (e) return;
+      CRAWLER_LOG(warn) << "the database did not answer within " << kStopGrace.count()
+                        << " s: stopping anyway; unreturned leases expire";
+      forced_stop = true;
+      io.stop();
+    });
     stop_signals.async_wait([](const boost::system::error_code& e2, int) {
       if (!e2) std::_Exit(130);
     });
@@ -257,7 +281,7 @@ int command_run(const Command& cmd, int argc, const char* const argv[]) {
   periodic();
   crawler.start();
   io.run();
-  db.stop(std::chrono::seconds(10));
+  db.stop(forced_stop ? std::chrono::seconds(0) : std::chrono::seconds(10));
   CRAWLER_LOG(info) << "stopped";
   return 0;
 }
