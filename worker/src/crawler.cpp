@@ -325,7 +325,8 @@ void Crawler::load_robots(const std::string& host, const std::string& scheme) {
       if (w != items_.end()) req.user_agent = user_agent_for(settings_[w->second.session]);
     }
     req.max_bytes = kRobotsMaxBytes;
-    fetcher_.start(std::move(req), [this, host](FetchResult&& res) {
+    std::string agent = agent_token(req.user_agent);
+    fetcher_.start(std::move(req), [this, host, agent](FetchResult&& res) {
       HostRobots& h = robots_[host];
       bool ok = res.code == CURLE_OK || res.too_large;
       if (ok && res.status >= 200 && res.status < 300) {
@@ -342,7 +343,8 @@ void Crawler::load_robots(const std::string& host, const std::string& scheme) {
         robots_loaded(host, h);
         return;
       }
-      std::optional<double> delay = Robots::parse(h.text, "*").crawl_delay();
+      // The Crawl-delay of the group that applies to this crawler's agent.
+      std::optional<double> delay = Robots::parse(h.text, agent).crawl_delay();
       db_.call(Stmt::crawl_host_set,
                {host, delay ? Param{seconds_interval(std::min(*delay, 86400.0))} : Param{}, valid_text(h.text, kRobotsMaxBytes), Param{}},
                [host](DbResult&& r2) {
