@@ -486,20 +486,37 @@ void Crawler::on_page(std::int64_t id, FetchResult&& r) {
     pages = std::move(links.pages);
   }
   CRAWLER_LOG(debug) << "page " << it.url << ": " << images.size() << " images, " << pages.size() << " links";
-  enqueue(it, images, "image");
-  enqueue(it, pages, "page");
   ++stats_.pages;
   stats_.bytes += r.bytes;
-  complete(it, r.status, r.bytes);
+  // The links go on the claims' connection, so the claim sent right behind
+  // them sees them (one round trip from a page to its links' leases). The
+  // page is completed once they are in: a completion applied first could
+  // end the session with its links still unqueued.
+  it.final_sent = true;
+  auto left = std::make_shared<int>(0);
+  auto then = [this, id, status = r.status, bytes = r.bytes, left] {
+    if (--*left > 0) return;
+    if (auto f2 = items_.find(id); f2 != items_.end()) complete(f2->second, status, bytes);
+  };
+  *left = enqueue(it, images, "image", then) + enqueue(it, pages, "page", then);
+  if (*left == 0) {
+    complete(it, r.status, r.bytes);
+    return;
+  }
+  idle_delay_ = milliseconds(0);
+  claim();
 }
 
-void Crawler::enqueue(const Item& it, const std::vector<std::string>& urls, const char* kind) {
+int Crawler::enqueue(const Item& it, const std::vector<std::string>& urls, const char* kind,
+                     const std::function<void()>& then) {
+  int calls = 0;
   for (std::size_t at = 0; at < urls.size(); at += kEnqueueChunk) {
+    ++calls;
     std::vector<std::string> chunk(urls.begin() + static_cast<long>(at),
                                    urls.begin() + static_cast<long>(std::min(urls.size(), at + kEnqueueChunk)));
     db_.call(Stmt::crawl_enqueue,
              {std::to_string(it.session), pg_array(chunk), std::to_string(it.depth + 1), std::string(kind), it.url},
-             [this, url = it.url](DbResult&& r) {
+             [this, url = it.url, then](DbResult&& r) {
                if (!r.ok) CRAWLER_LOG(warn) << "crawl_enqueue from " << url << ": " << r.error << " [" << r.sqlstate << "]";
                else if (auto n = std::stoull(r.at(0, "queued").value_or("0")); n > 0) {
                  stats_.queued += n;
@@ -507,10 +524,10 @@ void Crawler::enqueue(const Item& it, const std::vector<std::string>& urls, cons
                  idle_delay_ = milliseconds(0);
                  if (!claim_in_flight_ && !stopping_) schedule_claim(milliseconds(0));
                }
-             },
-             true, static_cast<std::uint64_t>(it.id),  // before the page's completion
-             /*urgent=*/std::string(kind) == "page");
+               then();
+             });
   }
+  return calls;
 }
 
 void Crawler::on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<PendingFile> file) {

@@ -84,7 +84,10 @@ class Crawler {
   void complete(Item& it, long status, std::uint64_t bytes, const std::string& note = "");
   void fail(Item& it, const std::string& error, std::optional<long> retry_after_s);
   bool fetch_failed(Item& it, const FetchResult& r);  // true when it was a failure
-  void enqueue(const Item& it, const std::vector<std::string>& urls, const char* kind);
+  // Queues links found on `it`; `then` runs after each call's answer.
+  // Returns the number of calls.
+  int enqueue(const Item& it, const std::vector<std::string>& urls, const char* kind,
+              const std::function<void()>& then);
   void acknowledged(std::int64_t id, const DbResult& r, const char* what);
   void maybe_finish_stop();
   std::string user_agent_for(const Settings& s) const;
