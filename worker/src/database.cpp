@@ -143,21 +143,14 @@ std::string Database::server() const {
   return shards_[0]->server;
 }
 
-void Database::call(Stmt s, std::vector<Param> params, Callback done, bool idempotent, std::uint64_t key,
-                    bool urgent) {
+void Database::call(Stmt s, std::vector<Param> params, Callback done, bool idempotent, std::uint64_t key) {
   // Ids are spread out by the node-partitioned generator (steps of 1024):
   // mix the bits before choosing a connection.
   std::uint64_t h = key * 0x9E3779B97F4A7C15ull;
   Shard& sh = key == 0 ? *shards_[0] : *shards_[1 + (h >> 32) % (shards_.size() - 1)];
   {
     std::lock_guard<std::mutex> lock(sh.mu);
-    Op op{s, std::move(params), std::move(done), idempotent};
-    if (urgent) {
-      sh.queue.insert(sh.queue.begin() + static_cast<long>(std::min(sh.urgent, sh.queue.size())), std::move(op));
-      ++sh.urgent;
-    } else {
-      sh.queue.push_back(std::move(op));
-    }
+    sh.queue.push_back(Op{s, std::move(params), std::move(done), idempotent});
     ++pending_;
   }
   sh.cv.notify_one();
@@ -433,7 +426,6 @@ void Database::run(Shard& sh) {
       while (!sh.queue.empty() && batch.size() < kMaxBatch) {
         batch.push_back(std::move(sh.queue.front()));
         sh.queue.pop_front();
-        if (sh.urgent > 0) --sh.urgent;
       }
     }
     if (!sh.conn || PQstatus(sh.conn) != CONNECTION_OK) {

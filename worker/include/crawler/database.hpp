@@ -54,10 +54,8 @@ class Database {
   // Queues a call; `done` runs on the io_context. `idempotent` calls are sent
   // again after a lost connection; the others then fail with SQLSTATE 08006.
   // Calls with the same `key` are applied in the order they were made.
-  // `urgent` calls go before the queued ones (still after earlier urgent
-  // calls): a page's links are on the crawl's critical path, images are not.
   void call(Stmt s, std::vector<Param> params, Callback done, bool idempotent = true,
-            std::uint64_t key = 0, bool urgent = false);
+            std::uint64_t key = 0);
   // Calls not yet acknowledged.
   std::size_t pending() const { return pending_; }
   bool connected() const { return connected_; }
@@ -80,7 +78,6 @@ class Database {
     std::mutex mu;
     std::condition_variable cv;
     std::deque<Op> queue;
-    std::size_t urgent = 0;  // how many at the front of `queue` are urgent
     std::thread thread;
     bool connected = false;
     std::uint64_t connects = 0;
