@@ -1,9 +1,11 @@
 // The database connections: a small pool, each libpq connection on its own
 // thread, non-blocking, with prepared statements and pipeline mode (every
 // statement its own transaction: one failure never aborts its neighbours).
-// Calls with the same key (a frontier item) always go to the same connection,
-// in order: a page's enqueue is applied before its completion. It calls only
-// the extension's write API and SELECTs the data tables.
+// Calls without a key (claims, renewals, status, links) share connection 0,
+// one call per transaction, in order; calls with a key (a frontier item's
+// result) always go to the same results connection, in order, batched into
+// one transaction. It calls only the extension's write API and SELECTs the
+// data tables.
 //
 // Failover: the conninfo may name several hosts; target_session_attrs=
 // read-write is added when absent, so libpq finds the primary. On a lost
