@@ -339,10 +339,13 @@ BEGIN
             IF d.n <= leaf_rows OR w = 1 THEN
                 leaves := leaves || jsonb_build_array(jsonb_build_array(sub_lo, least(sub_lo + w, (d.rng ->> 1)::bigint)));
             ELSE
-                -- Cut a differing bucket into just enough buckets to reach leaf size.
+                -- Cut a differing bucket into just enough buckets to reach leaf
+                -- size, but at most 32: a few more rounds cost far fewer bytes
+                -- than wide ones, so the bytes per difference grow only with
+                -- the logarithm of the table's size.
                 next_ranges := next_ranges || jsonb_build_array(jsonb_build_array(
                     sub_lo, least(sub_lo + w, (d.rng ->> 1)::bigint),
-                    least(buckets, greatest(2, 2 * ceil(d.n::numeric / leaf_rows)::integer))));
+                    least(32, buckets, greatest(2, 2 * ceil(d.n::numeric / leaf_rows)::integer))));
             END IF;
         END LOOP;
         ranges := next_ranges;
