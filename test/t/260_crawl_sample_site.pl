@@ -12,7 +12,7 @@ use IO::Socket::INET;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use CrawlerHA::Test qw(new_node);
+use CrawlerHA::Test qw(new_node nginx_serve);
 
 # Servers and workers started here are killed at exit, also when a test dies.
 my @started;
@@ -28,33 +28,9 @@ my $root = "$FindBin::RealBin/../..";
 my $site = tempdir(CLEANUP => 1) . '/site';
 system("$root/scripts/gen-sample-site", $site) == 0 or BAIL_OUT('gen-sample-site failed');
 
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $ngdir = tempdir(CLEANUP => 1);
-open my $cf, '>', "$ngdir/nginx.conf" or die $!;
-print $cf <<"CONF";
-worker_processes 1;
-daemon off;
-pid $ngdir/nginx.pid;
-error_log $ngdir/error.log;
-events { worker_connections 256; }
-http {
-  include /etc/nginx/mime.types;
-  types { image/avif avif; image/heic heic; }
-  access_log off;
-  client_body_temp_path $ngdir/body; proxy_temp_path $ngdir/proxy;
-  fastcgi_temp_path $ngdir/fastcgi; uwsgi_temp_path $ngdir/uwsgi; scgi_temp_path $ngdir/scgi;
-  server { listen 127.0.0.1:$port; root $site; }
-}
-CONF
-close $cf;
-my $ng = IPC::Run::start([ '/usr/sbin/nginx', '-e', 'stderr', '-p', $ngdir, '-c', "$ngdir/nginx.conf" ],
-	'>', \my $ng_out, '2>', \my $ng_err);
-push @started, $ng;
-for (1 .. 50)
-{
-	last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
-	select undef, undef, undef, 0.1;
-}
+my $web = nginx_serve($site);
+push @started, $web->{harness};
+my $port = $web->{port};
 my $base = "http://127.0.0.1:$port";
 
 my $node = new_node('sample');
@@ -89,5 +65,5 @@ like($node->safe_psql('postgres', "SELECT last_error FROM crawl_frontier WHERE s
 ok(!grep({ /in-(code|script|textarea|comment)|typed|commented-out|not-an-image|fonts|\.js$/ } @found),
 	'text, scripts, comments, fonts and form values are never images');
 
-$ng->kill_kill;
+$web->{harness}->kill_kill;
 done_testing();

@@ -14,7 +14,7 @@ use IO::Socket::INET;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use CrawlerHA::Test qw(new_node);
+use CrawlerHA::Test qw(new_node nginx_serve);
 
 # Servers and workers started here are killed at exit, also when a test dies.
 my @started;
@@ -28,32 +28,9 @@ my $root = "$FindBin::RealBin/../..";
 my $site = tempdir(CLEANUP => 1) . '/site';
 system("$root/scripts/gen-sample-site", '--bench-images', '2000', '--bench-pages', '20', $site) == 0
   or BAIL_OUT('gen-sample-site failed');
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $ngdir = tempdir(CLEANUP => 1);
-open my $cf, '>', "$ngdir/nginx.conf" or die $!;
-print $cf <<"CONF";
-worker_processes 1;
-daemon off;
-pid $ngdir/nginx.pid;
-error_log $ngdir/error.log;
-events { worker_connections 256; }
-http {
-  include /etc/nginx/mime.types;
-  access_log off;
-  client_body_temp_path $ngdir/body; proxy_temp_path $ngdir/proxy;
-  fastcgi_temp_path $ngdir/fastcgi; uwsgi_temp_path $ngdir/uwsgi; scgi_temp_path $ngdir/scgi;
-  server { listen 127.0.0.1:$port; root $site; }
-}
-CONF
-close $cf;
-my $ng = IPC::Run::start([ '/usr/sbin/nginx', '-e', 'stderr', '-p', $ngdir, '-c', "$ngdir/nginx.conf" ],
-	'>', \my $ng_out, '2>', \my $ng_err);
-push @started, $ng;
-for (1 .. 50)
-{
-	last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
-	select undef, undef, undef, 0.1;
-}
+my $web = nginx_serve($site);
+push @started, $web->{harness};
+my $port = $web->{port};
 
 my $node = new_node('refused');
 $node->safe_psql('postgres', 'CREATE ROLE crawler LOGIN IN ROLE crawler_ha_writer');
@@ -93,5 +70,5 @@ is($node->safe_psql('postgres',
 		"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'crawler-worker' AND state LIKE 'idle in transaction%'"),
 	'0', 'no connection was left inside a transaction');
 
-$ng->kill_kill;
+$web->{harness}->kill_kill;
 done_testing();

@@ -12,7 +12,7 @@ use IO::Socket::INET;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use CrawlerHA::Test qw(ha_pair ha_multihost);
+use CrawlerHA::Test qw(ha_pair ha_multihost nginx_serve);
 
 my @started;
 END { eval { $_->kill_kill } for @started; }
@@ -26,33 +26,9 @@ my $root = "$FindBin::RealBin/../..";
 
 my $site = tempdir(CLEANUP => 1) . '/site';
 system("$root/scripts/gen-sample-site", $site) == 0 or BAIL_OUT('gen-sample-site failed');
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $ngdir = tempdir(CLEANUP => 1);
-open my $cf, '>', "$ngdir/nginx.conf" or die $!;
-print $cf <<"CONF";
-worker_processes 1;
-daemon off;
-pid $ngdir/nginx.pid;
-error_log $ngdir/error.log;
-events { worker_connections 256; }
-http {
-  include /etc/nginx/mime.types;
-  types { image/avif avif; image/heic heic; }
-  access_log off;
-  client_body_temp_path $ngdir/body; proxy_temp_path $ngdir/proxy;
-  fastcgi_temp_path $ngdir/fastcgi; uwsgi_temp_path $ngdir/uwsgi; scgi_temp_path $ngdir/scgi;
-  server { listen 127.0.0.1:$port; root $site; }
-}
-CONF
-close $cf;
-my $ng = IPC::Run::start([ '/usr/sbin/nginx', '-e', 'stderr', '-p', $ngdir, '-c', "$ngdir/nginx.conf" ],
-	'>', \my $ng_out, '2>', \my $ng_err);
-push @started, $ng;
-for (1 .. 50)
-{
-	last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
-	select undef, undef, undef, 0.1;
-}
+my $web = nginx_serve($site);
+push @started, $web->{harness};
+my $port = $web->{port};
 my $base = "http://127.0.0.1:$port";
 
 my ($p, $s) = ha_pair(names => [ 'crawl_p', 'crawl_s' ]);
@@ -103,6 +79,6 @@ my $rows = $s->safe_psql('postgres', 'SELECT count(*) FROM images');
 my $files = () = grep { -f } glob("$storage/*/*/*");
 cmp_ok($files, '<=', $rows, "files on disk ($files) never outnumber image rows ($rows): no orphan from a retried write");
 
-$ng->kill_kill;
+$web->{harness}->kill_kill;
 $s->stop;
 done_testing();

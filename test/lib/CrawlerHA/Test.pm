@@ -7,11 +7,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Exporter 'import';
+use IPC::Run;
+use IO::Socket::INET;
 use Time::HiRes ();
 use POSIX ();
 use IO::Handle;
 
-our @EXPORT_OK = qw(new_node shared_dir ha_conninfo ha_set_peer ha_pair ha_multihost
+our @EXPORT_OK = qw(new_node shared_dir nginx_serve ha_conninfo ha_set_peer ha_pair ha_multihost
   ha_writer_start ha_writer_stop ha_acked ha_acks ha_seeds ha_wait_writable);
 
 my $next_node_id = 1;
@@ -202,6 +204,45 @@ sub ha_wait_writable
 		Time::HiRes::sleep(0.05);
 	}
 	return undef;
+}
+
+# nginx_serve($root_dir): nginx, run as this user with its own config, pid,
+# logs and temp paths, serving $root_dir on a free loopback port. Returns
+# { harness => IPC::Run harness (kill_kill it), port, base => 'http://...',
+# access_log => path (one "request status" line per request) }.
+sub nginx_serve
+{
+	my ($root_dir) = @_;
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	my $dir = PostgreSQL::Test::Utils::tempdir();
+	open my $cf, '>', "$dir/nginx.conf" or die $!;
+	print $cf <<"CONF";
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 256; }
+http {
+  include /etc/nginx/mime.types;
+  types { image/avif avif; image/heic heic; }
+  log_format plain '\$request \$status';
+  access_log $dir/access.log plain;
+  client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
+  server { listen 127.0.0.1:$port; root $root_dir; }
+}
+CONF
+	close $cf;
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start([ '/usr/sbin/nginx', '-e', 'stderr', '-p', $dir, '-c', "$dir/nginx.conf" ],
+		'>', \$out, '2>', \$err);
+	for (1 .. 50)
+	{
+		last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
+		select undef, undef, undef, 0.1;
+	}
+	return { harness => $h, port => $port, base => "http://127.0.0.1:$port",
+		access_log => "$dir/access.log" };
 }
 
 1;
