@@ -14,7 +14,7 @@ use IO::Socket::INET;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use CrawlerHA::Test qw(new_node shared_dir);
+use CrawlerHA::Test qw(new_node shared_dir nginx_serve);
 
 # Servers and workers started here are killed at exit, also when a test dies.
 my @started;
@@ -32,35 +32,9 @@ plan skip_all => 'nginx is not installed' unless $nginx && -x $nginx;
 my $root = "$FindBin::RealBin/../..";
 
 # nginx with its own config, pid, logs and temp paths
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $ngdir = tempdir(CLEANUP => 1);
-my $types = -f '/etc/nginx/mime.types' ? 'include /etc/nginx/mime.types;' : '';
-open my $cf, '>', "$ngdir/nginx.conf" or die $!;
-print $cf <<"CONF";
-worker_processes 1;
-daemon off;
-pid $ngdir/nginx.pid;
-error_log $ngdir/error.log;
-events { worker_connections 256; }
-http {
-  $types
-  access_log $ngdir/access.log;
-  client_body_temp_path $ngdir/body; proxy_temp_path $ngdir/proxy;
-  fastcgi_temp_path $ngdir/fastcgi; uwsgi_temp_path $ngdir/uwsgi; scgi_temp_path $ngdir/scgi;
-  server { listen 127.0.0.1:$port; root $site; }
-}
-CONF
-close $cf;
-my $ng = IPC::Run::start([ $nginx, '-e', 'stderr', '-p', $ngdir, '-c', "$ngdir/nginx.conf" ],
-	'>', \my $ng_out, '2>', \my $ng_err);
-push @started, $ng;
-my $up = 0;
-for (1 .. 50)
-{
-	if (IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1)) { $up = 1; last }
-	select undef, undef, undef, 0.1;
-}
-BAIL_OUT("nginx did not start: $ng_err") unless $up;
+my $web = nginx_serve($site);
+push @started, $web->{harness};
+my $port = $web->{port};
 my $base = "http://127.0.0.1:$port";
 
 my $node = new_node('site');
@@ -117,5 +91,5 @@ is($absent, scalar(grep { length } split /\n/, $failed_images), 'only images abs
 is($node->safe_psql('postgres', "SELECT count(*) FROM images WHERE session_id = $sid AND (width <= 0 OR height <= 0 OR format IS NULL)"),
 	'0', 'every image has a format and a size from its header');
 
-$ng->kill_kill;
+$web->{harness}->kill_kill;
 done_testing();

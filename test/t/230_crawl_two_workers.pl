@@ -10,7 +10,7 @@ use IO::Socket::INET;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use CrawlerHA::Test qw(new_node shared_dir);
+use CrawlerHA::Test qw(new_node shared_dir nginx_serve);
 
 # Servers and workers started here are killed at exit, also when a test dies.
 my @started;
@@ -25,33 +25,9 @@ plan skip_all => 'the site ../shared/sites/diveintohtml5 is absent: nothing to c
 my $nginx = '/usr/sbin/nginx';
 plan skip_all => 'nginx is not installed' unless -x $nginx;
 
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $ngdir = tempdir(CLEANUP => 1);
-open my $cf, '>', "$ngdir/nginx.conf" or die $!;
-print $cf <<"CONF";
-worker_processes 1;
-daemon off;
-pid $ngdir/nginx.pid;
-error_log $ngdir/error.log;
-events { worker_connections 256; }
-http {
-  include /etc/nginx/mime.types;
-  log_format plain '\$request_uri';
-  access_log $ngdir/access.log plain;
-  client_body_temp_path $ngdir/body; proxy_temp_path $ngdir/proxy;
-  fastcgi_temp_path $ngdir/fastcgi; uwsgi_temp_path $ngdir/uwsgi; scgi_temp_path $ngdir/scgi;
-  server { listen 127.0.0.1:$port; root $site; }
-}
-CONF
-close $cf;
-my $ng = IPC::Run::start([ $nginx, '-e', 'stderr', '-p', $ngdir, '-c', "$ngdir/nginx.conf" ],
-	'>', \my $ng_out, '2>', \my $ng_err);
-push @started, $ng;
-for (1 .. 50)
-{
-	last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
-	select undef, undef, undef, 0.1;
-}
+my $web = nginx_serve($site);
+push @started, $web->{harness};
+my $port = $web->{port};
 my $base = "http://127.0.0.1:$port";
 
 my $node = new_node('two');
@@ -88,7 +64,7 @@ for my $w ('w1', 'w2')
 }
 
 my %requests;
-open my $log, '<', "$ngdir/access.log" or die $!;
+open my $log, '<', $web->{access_log} or die $!;
 while (my $l = <$log>) { chomp $l; $requests{$l}++ }
 close $log;
 my @twice = grep { $requests{$_} > 1 } sort keys %requests;
@@ -107,5 +83,5 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM images WHERE session_id = 
 	$node->safe_psql('postgres', "SELECT count(*) FROM crawl_frontier WHERE session_id = $sid AND kind = 'image' AND state = 'done'"),
 	'one image row per image fetched');
 
-$ng->kill_kill;
+$web->{harness}->kill_kill;
 done_testing();

@@ -209,7 +209,7 @@ sub ha_wait_writable
 # nginx_serve($root_dir): nginx, run as this user with its own config, pid,
 # logs and temp paths, serving $root_dir on a free loopback port. Returns
 # { harness => IPC::Run harness (kill_kill it), port, base => 'http://...',
-# access_log => path (one "request status" line per request) }.
+# access_log => path (one request URI per line) }.
 sub nginx_serve
 {
 	my ($root_dir) = @_;
@@ -225,7 +225,7 @@ events { worker_connections 256; }
 http {
   include /etc/nginx/mime.types;
   types { image/avif avif; image/heic heic; }
-  log_format plain '\$request \$status';
+  log_format plain '\$request_uri';
   access_log $dir/access.log plain;
   client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
   fastcgi_temp_path $dir/fastcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
@@ -236,11 +236,13 @@ CONF
 	my ($out, $err) = ('', '');
 	my $h = IPC::Run::start([ '/usr/sbin/nginx', '-e', 'stderr', '-p', $dir, '-c', "$dir/nginx.conf" ],
 		'>', \$out, '2>', \$err);
+	my $up = 0;
 	for (1 .. 50)
 	{
-		last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
+		$up = 1, last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
 		select undef, undef, undef, 0.1;
 	}
+	die "nginx did not start: $err" unless $up;
 	return { harness => $h, port => $port, base => "http://127.0.0.1:$port",
 		access_log => "$dir/access.log" };
 }
