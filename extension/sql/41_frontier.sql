@@ -122,8 +122,9 @@ BEGIN
     END IF;
     PERFORM @extschema@.crawl_check_interval(lease, 'lease', '1 second', '1 day');
 
-    -- Leases of crashed workers come back to the queue (70_maintenance.sql).
-    PERFORM @extschema@.crawl_reap_leases(1000);
+    -- Leases of crashed workers come back to the queue (70_maintenance.sql);
+    -- the fence above already holds for this transaction.
+    PERFORM @extschema@.crawl_requeue_expired(1000);
 
     -- One host at a time, under its row lock: the lock serialises politeness
     -- decisions for the host across all claimers; SKIP LOCKED lets the others

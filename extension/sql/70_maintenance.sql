@@ -2,19 +2,16 @@
 -- check (every 5 minutes, and within a minute after a failover, switchover or
 -- rejoin), the lease reaper, and retention of old events and logs.
 
-CREATE FUNCTION @extschema@.crawl_reap_leases(max_items integer DEFAULT 10000)
+-- Expired leases back to the queue, without the fence: for callers that
+-- have already passed it in this transaction (crawl_claim).
+CREATE FUNCTION @extschema@.crawl_requeue_expired(max_items integer)
 RETURNS integer
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     n integer;
 BEGIN
-    IF max_items IS NULL OR max_items < 1 THEN
-        RAISE EXCEPTION 'max_items must be a positive number' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    PERFORM @extschema@.ha_assert_writable();
     UPDATE @extschema@.crawl_frontier f
        SET state = 'queued', lease_expires_at = NULL, last_error = 'lease expired', updated_at = clock_timestamp()
      WHERE f.id IN (SELECT e.id FROM @extschema@.crawl_frontier e
@@ -23,6 +20,23 @@ BEGIN
                      FOR UPDATE SKIP LOCKED);
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_requeue_expired(integer) IS
+    'crawler_ha (internal): return up to max_items expired leases to the queue';
+
+CREATE FUNCTION @extschema@.crawl_reap_leases(max_items integer DEFAULT 10000)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF max_items IS NULL OR max_items < 1 THEN
+        RAISE EXCEPTION 'max_items must be a positive number' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM @extschema@.ha_assert_writable();
+    RETURN @extschema@.crawl_requeue_expired(max_items);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_reap_leases(integer) IS
