@@ -14,7 +14,8 @@ use POSIX ();
 use IO::Handle;
 
 our @EXPORT_OK = qw(new_node shared_dir nginx_serve ha_conninfo ha_set_peer ha_pair ha_multihost
-  ha_writer_start ha_writer_stop ha_acked ha_acks ha_seeds ha_wait_writable);
+  ha_writer_start ha_writer_stop ha_acked ha_acks ha_seeds ha_wait_writable
+  ha_node_user ha_partition ha_heal ha_witness ha_set_witness ha_trio);
 
 my $next_node_id = 1;
 
@@ -53,27 +54,190 @@ sub shared_dir
 
 # --- HA pairs (issue 3) ---------------------------------------------------
 
-# ha_conninfo($node): how a peer reaches $node.
-sub ha_conninfo
+# ha_node_user($node): the role $node uses to connect to the other nodes. Each
+# node has its own, so that a partition can refuse one node's connections
+# (ha_partition) without touching the others' or the test's own sessions.
+sub ha_node_user
 {
 	my ($node) = @_;
-	return 'host=' . $node->host . ' port=' . $node->port . ' dbname=postgres';
+	return 'ha_' . $node->name;
 }
 
-# ha_set_peer($node, $peer): point $node's crawler_ha.peer_conninfo at $peer,
-# reload, and wait until new sessions see it.
+# ha_allow($node, $from): create on $node the superuser role $from connects
+# with (a peer connects for checks, replication and switchover calls).
+sub ha_allow
+{
+	my ($node, $from) = @_;
+	my $u = ha_node_user($from);
+	$node->safe_psql('postgres',
+		"DO \$\$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$u') THEN "
+		  . "CREATE ROLE \"$u\" LOGIN SUPERUSER; END IF; END\$\$");
+	return;
+}
+
+# ha_conninfo($node, $from): how $from (a node) reaches $node; without $from,
+# as the test's own user.
+sub ha_conninfo
+{
+	my ($node, $from) = @_;
+	return 'host=' . $node->host . ' port=' . $node->port . ' dbname=postgres'
+	  . ($from ? ' user=' . ha_node_user($from) : '');
+}
+
+# ha_set_peer($node, $peer): point $node's crawler_ha.peer_conninfo at $peer
+# (as $node's own role, created on $peer), reload, and wait until new
+# sessions see it.
 sub ha_set_peer
 {
 	my ($node, $peer) = @_;
-	my $ci = ha_conninfo($peer);
+	ha_allow($peer, $node);
+	my $ci = ha_conninfo($peer, $node);
 	$node->append_conf('postgresql.conf', "crawler_ha.peer_conninfo = '$ci'\n");
 	$node->reload;
 	$node->poll_query_until('postgres', "SELECT current_setting('crawler_ha.peer_conninfo') = '$ci'")
 	  or die "peer_conninfo not reloaded on " . $node->name;
 }
 
+# ha_set_witness($node, $witness): the same for crawler_ha.witness_conninfo.
+sub ha_set_witness
+{
+	my ($node, $witness) = @_;
+	ha_allow($witness, $node);
+	my $ci = ha_conninfo($witness, $node);
+	$node->append_conf('postgresql.conf', "crawler_ha.witness_conninfo = '$ci'\n");
+	$node->reload;
+	$node->poll_query_until('postgres', "SELECT current_setting('crawler_ha.witness_conninfo') = '$ci'")
+	  or die "witness_conninfo not reloaded on " . $node->name;
+}
+
+# ha_witness($name, %opts): a witness node (extension, ha_setup('witness')).
+# conf => extra postgresql.conf text.
+sub ha_witness
+{
+	my ($name, %opts) = @_;
+	my $conf = "crawler_ha.health_check_interval = '1s'\n" . ($opts{conf} // '');
+	my $w = new_node($name, extra_conf => $conf, ($opts{node_id} ? (node_id => $opts{node_id}) : ()));
+	$w->safe_psql('postgres', "SELECT ha_setup('witness')");
+	return $w;
+}
+
+# ha_trio(%opts): alpha (primary), beta (standby) and a witness that both
+# report to, set up as ha_pair does. names => [a, b, w], conf => extra
+# postgresql.conf text for all three. Returns ($a, $b, $w).
+sub ha_trio
+{
+	my (%opts) = @_;
+	my ($na, $nb, $nw) = @{ $opts{names} // [ 'alpha', 'beta', 'witness' ] };
+	my $w = ha_witness($nw, conf => $opts{conf});
+	my ($a, $b) = ha_pair(names => [ $na, $nb ], conf => $opts{conf}, witness => $w);
+	return ($a, $b, $w);
+}
+
+# --- partitions -------------------------------------------------------------
+# The tests run unprivileged (no network namespaces), so a partition is made by
+# the nodes themselves refusing each other's roles: a pg_hba.conf "reject" line
+# at the top for each role of the other side, a reload, and the end of the
+# sessions those roles already hold (health checks, walsenders of
+# subscriptions). The test's own user is never refused, so clients and the
+# test reach every node throughout.
+
+my %partitioned;    # name => [node, refused users], every node that holds partition lines
+my $hba_mark = '# crawler_ha test partition';
+
+sub _running
+{
+	my ($node) = @_;
+	return -f $node->data_dir . '/postmaster.pid';
+}
+
+# Is $user refused by $node's loaded pg_hba.conf? (Authentication comes
+# before the role lookup, so the role need not exist.)
+sub _refused
+{
+	my ($node, $user) = @_;
+	my ($rc, $out, $err) = $node->psql('postgres', 'SELECT 1', extra_params => [ '-U', $user ]);
+	return $err =~ /pg_hba\.conf rejects/ ? 1 : 0;
+}
+
+sub _cut
+{
+	my ($node, $others) = @_;
+	my @users = map { ha_node_user($_) } @$others;
+	return unless @users;
+	my $hba = $node->data_dir . '/pg_hba.conf';
+	open(my $in, '<', $hba) or die "$hba: $!";
+	my $text = do { local $/; <$in> };
+	close $in;
+	my $lines = '';
+	for my $u (@users)
+	{
+		$lines .= "local all $u reject $hba_mark\n"
+		  . "local replication $u reject $hba_mark\n"
+		  . "host all $u all reject $hba_mark\n"
+		  . "host replication $u all reject $hba_mark\n";
+	}
+	open(my $out, '>', $hba) or die "$hba: $!";
+	print $out $lines . $text;
+	close $out;
+	my $p = $partitioned{ $node->name } //= [ $node, [] ];
+	push @{ $p->[1] }, @users;
+	return unless _running($node);
+	$node->reload;
+	for my $u (@users)
+	{
+		my $ok = 0;
+		for (1 .. 600) { $ok = 1, last if _refused($node, $u); Time::HiRes::sleep(0.05); }
+		die $node->name . ": pg_hba.conf reject for $u not loaded" unless $ok;
+	}
+	# sessions opened before the reload: end them until none is left
+	my $list = join(',', map { "'$_'" } @users);
+	$node->poll_query_until('postgres',
+		"SELECT count(pg_terminate_backend(pid)) = 0 FROM pg_stat_activity WHERE usename IN ($list)")
+	  or die $node->name . ': sessions of ' . $list . ' do not end';
+	return;
+}
+
+# ha_partition(\@side1, \@side2): no node of one side can connect to a node
+# of the other from now on (until ha_heal), and the connections they had are
+# ended. Nodes not running get the lines too; they apply at their start.
+sub ha_partition
+{
+	my ($s1, $s2) = @_;
+	_cut($_, $s2) for @$s1;
+	_cut($_, $s1) for @$s2;
+	return;
+}
+
+# ha_heal(): remove every partition line, reload, and wait until the roles
+# are accepted again.
+sub ha_heal
+{
+	for my $p (values %partitioned)
+	{
+		my ($node, $users) = @$p;
+		my $hba = $node->data_dir . '/pg_hba.conf';
+		open(my $in, '<', $hba) or die "$hba: $!";
+		my @keep = grep { index($_, $hba_mark) < 0 } <$in>;
+		close $in;
+		open(my $out, '>', $hba) or die "$hba: $!";
+		print $out @keep;
+		close $out;
+		next unless _running($node);
+		$node->reload;
+		for my $u (@$users)
+		{
+			my $ok = 0;
+			for (1 .. 600) { $ok = 1, last unless _refused($node, $u); Time::HiRes::sleep(0.05); }
+			die $node->name . ": pg_hba.conf still refuses $u after heal" unless $ok;
+		}
+	}
+	%partitioned = ();
+	return;
+}
+
 # ha_pair(%opts): two data nodes set up as primary + standby, initial copy done.
-# names => [a, b], conf => extra postgresql.conf text for both.
+# names => [a, b], conf => extra postgresql.conf text for both, witness => a
+# witness node (ha_witness) both report to.
 sub ha_pair
 {
 	my (%opts) = @_;
@@ -83,6 +247,11 @@ sub ha_pair
 	my $b = new_node($nb, extra_conf => $conf);
 	ha_set_peer($a, $b);
 	ha_set_peer($b, $a);
+	if ($opts{witness})
+	{
+		ha_set_witness($a, $opts{witness});
+		ha_set_witness($b, $opts{witness});
+	}
 	$a->safe_psql('postgres', "SELECT ha_setup('primary')");
 	$b->safe_psql('postgres', "SELECT ha_setup('standby')");
 	$b->poll_query_until('postgres',
