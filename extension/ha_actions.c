@@ -685,55 +685,6 @@ tail_changes_in_txn(const char *slot, XLogRecPtr split)
 	return n ? strtoi64(n, NULL, 10) : 0;
 }
 
-static char *
-json_quote(const char *s)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	escape_json(&buf, s);
-	return buf.data;
-}
-
-/*
- * The tail as text (test_decoding, through a temporary copy of the slot so
- * the slot itself is untouched), at most 1000 changes; NULL if it cannot be
- * decoded.
- */
-static char *
-decode_tail(const char *slot, XLogRecPtr split)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	char	   *volatile text = NULL;
-
-	PG_TRY();
-	{
-		char		splitbuf[32];
-		char	   *t;
-
-		snprintf(splitbuf, sizeof(splitbuf), "%X/%X", LSN_FORMAT_ARGS(split));
-		txn_begin("crawler_ha: rejoin: decode tail");
-		spi_sql("SELECT pg_catalog.pg_copy_logical_replication_slot('%s', 'crawler_ha_tail_copy', true, 'test_decoding')",
-				slot);
-		t = spi_sql("WITH ch AS MATERIALIZED (SELECT lsn, xid, data FROM "
-					"  pg_catalog.pg_logical_slot_peek_changes('crawler_ha_tail_copy', NULL, NULL)) "
-					"SELECT string_agg(data, E'\\n') FROM (SELECT data FROM ch "
-					"  WHERE xid IN (SELECT xid FROM ch WHERE data LIKE 'COMMIT%%' AND lsn > '%s'::pg_lsn) "
-					"  AND (data LIKE 'table %%.images:%%' OR data LIKE 'table %%.crawl_%%:%%') LIMIT 1000) d",
-					splitbuf);
-		if (t)
-			text = MemoryContextStrdup(cxt, t);
-		spi_sql("SELECT pg_catalog.pg_drop_replication_slot('crawler_ha_tail_copy')");
-		txn_commit();
-	}
-	PG_CATCH();
-	{
-		step_failed(cxt, "decoding the unreplicated tail", NULL, 0);
-	}
-	PG_END_TRY();
-	return text;
-}
-
 bool
 ha_rejoin(bool manual, char *msg, size_t msglen)
 {
@@ -746,8 +697,8 @@ ha_rejoin(bool manual, char *msg, size_t msglen)
 	char		err[256];
 	volatile int64 tail = 0;
 	volatile bool have_old_slot = false;
+	volatile XLogRecPtr split = InvalidXLogRecPtr;
 	bool		resync = false;
-	char	   *tail_text = NULL;
 	const char *volatile step = "checking for an unreplicated tail";
 
 	SpinLockAcquire(&ha_shared->mutex);
@@ -802,10 +753,9 @@ ha_rejoin(bool manual, char *msg, size_t msglen)
 			txn_begin("crawler_ha: rejoin: tail check");
 			have_old_slot = spi_sql("SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = '%s'",
 									old_slot) != NULL;
+			split = peer.split_lsn;
 			if (have_old_slot)
 			{
-				XLogRecPtr	split = peer.split_lsn;
-
 				if (split == InvalidXLogRecPtr)
 					split = parse_lsn(spi_sql("SELECT confirmed_flush_lsn::text FROM pg_catalog.pg_replication_slots "
 											  "WHERE slot_name = '%s'", old_slot));
@@ -826,45 +776,56 @@ ha_rejoin(bool manual, char *msg, size_t msglen)
 	}
 
 	/*
-	 * In strict sync mode every commit the standby did not confirm was never
-	 * acknowledged to its client (the split point is the last commit it
-	 * applied), so the tail is unacknowledged work the crawler retries: this
-	 * node is copied afresh from the new primary, the tail written out in
-	 * ha_events first.  Otherwise the tail may hold acknowledged writes:
-	 * refuse and keep everything for the merge (part 2).
+	 * Rows this node wrote after the split point (or, without the slot, rows
+	 * a key comparison finds only here or different here) go to the new
+	 * primary first, by its merge rules; then this node copies the new
+	 * primary afresh over the slot made for it at the promotion.  Nothing is
+	 * dropped before the merge is confirmed: a failed merge keeps the data and
+	 * the slot, and is tried again.
 	 */
-	if (tail > 0 && ha_replication_mode == HA_MODE_SYNC)
+	if (tail != 0)
 	{
-		resync = true;
-		tail_text = decode_tail(old_slot, peer.split_lsn);
-		ha_record_event("rejoin",
-						psprintf("node %s discards %lld unacknowledged sync-mode changes after split point %X/%X "
-								 "and copies the new primary %s afresh",
-								 ha_local.node_name, (long long) tail, LSN_FORMAT_ARGS(peer.split_lsn), peer.name),
-						-1,
-						psprintf("{\"changes\": %lld, \"unacknowledged_tail\": %s}",
-								 (long long) tail, tail_text ? json_quote(tail_text) : "null"));
-	}
-	else if (tail != 0)
-	{
-		const char *why = tail > 0
-			? psprintf("node %s holds %lld changes the new primary %s lacks (written after split point %X/%X); "
-					   "its data and the slot %s are kept for merging",
-					   ha_local.node_name, (long long) tail, peer.name,
-					   LSN_FORMAT_ARGS(peer.split_lsn), old_slot)
-			: psprintf("node %s has no slot %s to prove it holds nothing the new primary %s lacks; "
-					   "its data is kept", ha_local.node_name, old_slot, peer.name);
+		char	   *volatile summary = NULL;
+		bool		failed = false;
 
-		snprintf(msg, msglen, "rejoin refused: %s", why);
-		ha_record_event("rejoin_refused", why, -1,
-						psprintf("{\"changes\": %lld, \"slot\": \"%s\", \"manual\": %s}",
-								 (long long) tail, old_slot, manual ? "true" : "false"));
-		return false;
+		step = "merging the tail into the new primary";
+		PG_TRY();
+		{
+			char	   *v;
+
+			txn_begin("crawler_ha: rejoin: merge");
+			v = spi_sql("SELECT %s.ha_merge_tail(%s, '%X/%X')::text", ha_local.schema,
+						have_old_slot ? quote_literal_cstr(old_slot) : "NULL", LSN_FORMAT_ARGS(split));
+			if (v)
+				summary = MemoryContextStrdup(cxt, v);
+			txn_commit();
+		}
+		PG_CATCH();
+		{
+			step_failed(cxt, step, msg, msglen);
+			failed = true;
+		}
+		PG_END_TRY();
+		if (failed)
+		{
+			ha_record_event("rejoin_refused",
+							psprintf("%s; the data and the slot %s are kept", msg, old_slot), -1,
+							psprintf("{\"changes\": %lld, \"slot\": \"%s\", \"manual\": %s}",
+									 (long long) tail, old_slot, manual ? "true" : "false"));
+			return false;
+		}
+		resync = true;
+		ha_record_event("merge",
+						psprintf("node %s merged what it wrote after split point %X/%X (%lld changes%s) into "
+								 "the new primary %s; it copies the new primary afresh",
+								 ha_local.node_name, LSN_FORMAT_ARGS(split), (long long) tail,
+								 have_old_slot ? "" : ", found by key comparison: no slot", peer.name),
+						-1, summary);
 	}
 
 	PG_TRY();
 	{
-		/* nothing to reconcile: the old slot has served its purpose */
+		/* merged, or nothing to merge: the old slot has served its purpose */
 		step = "dropping the old slot";
 		txn_begin("crawler_ha: rejoin: drop old slot");
 		if (have_old_slot)

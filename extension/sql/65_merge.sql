@@ -1,0 +1,365 @@
+-- Rejoin with merge (HA part 2): an old primary that holds rows the new
+-- primary lacks (written after the split point: the last change the new
+-- primary received from it) sends them to the new primary before it follows
+-- it. See docs/ha.md, "Rejoin with merge".
+--
+-- The old node finds the rows from the slot its old standby used (every
+-- change after the split point is still there: peeking consumes nothing),
+-- or, without that slot, by a key comparison with the new primary. It sends
+-- the rows as they are now (it stopped writing when it stepped down), in
+-- chunks, to ha_merge_rows() on the new primary, which applies the merge
+-- rules table by table. Once every chunk is confirmed, the old node drops the
+-- slot, empties its data tables and copies the new primary afresh.
+
+-- One pgoutput message: its type, and for a row change the table and the
+-- value of its first column (the primary key of every data table).
+CREATE FUNCTION @extschema@.ha_pgoutput_change(data bytea, OUT op "char", OUT rel oid, OUT key text)
+RETURNS record
+LANGUAGE c IMMUTABLE STRICT
+AS 'MODULE_PATHNAME', 'ha_pgoutput_change';
+COMMENT ON FUNCTION @extschema@.ha_pgoutput_change(bytea) IS
+    'crawler_ha (internal): type, table and key of one pgoutput message';
+
+-- The keys of the data rows that transactions committed after the split
+-- point changed, from the old standby's slot (nothing is consumed).
+CREATE FUNCTION @extschema@.ha_tail_keys(slot name, split pg_lsn)
+RETURNS TABLE (tbl regclass, key text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF slot IS NULL OR split IS NULL THEN
+        RAISE EXCEPTION 'slot and split must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    RETURN QUERY
+    WITH ch AS MATERIALIZED (
+        SELECT c.lsn, c.xid, c.data
+          FROM pg_logical_slot_peek_binary_changes(slot, NULL, NULL, 'proto_version', '1',
+                                                   'publication_names', 'crawler_ha_pub') c
+    ), tail AS (
+        -- 'C': a commit; its LSN is the end of the commit record, as the
+        -- subscriber's replication origin (the split point) counts them
+        SELECT ch.xid FROM ch WHERE get_byte(ch.data, 0) = 67 AND ch.lsn > split
+    )
+    SELECT DISTINCT p.rel::regclass, p.key
+      FROM ch CROSS JOIN LATERAL @extschema@.ha_pgoutput_change(ch.data) p
+     WHERE ch.xid IN (SELECT t.xid FROM tail t) AND p.op IN ('I', 'U', 'D') AND p.key IS NOT NULL
+       AND p.rel = ANY (@extschema@.ha_data_tables()::oid[]);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_tail_keys(name, pg_lsn) IS
+    'crawler_ha (internal): table and key of every data row changed after the split point, read from a slot without consuming it';
+
+-- On the old primary: merge the tail into the peer (the new primary).
+-- slot NULL: no slot records the tail; compare keys with the peer instead
+-- (rows only here or different here). Returns per-table counts.
+CREATE FUNCTION @extschema@.ha_merge_tail(slot name, split pg_lsn, chunk_rows integer DEFAULT 2000)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 3 SET bytea_output = 'hex'
+AS $$
+DECLARE
+    keys jsonb;
+    tbl regclass;
+    key_col name;
+    key_type text;
+    chunk text[];
+    present jsonb;
+    gone jsonb;
+    res jsonb;
+    me record;
+    total jsonb := '{}';
+    sums jsonb;
+    merged bigint := 0;
+BEGIN
+    IF chunk_rows IS NULL OR chunk_rows < 1 OR chunk_rows > 100000 THEN
+        RAISE EXCEPTION 'chunk_rows must be between 1 and 100000' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT n.node_name, s.term INTO me FROM @extschema@.ha_node n, @extschema@.ha_state s;
+    IF slot IS NOT NULL THEN
+        SELECT coalesce(jsonb_object_agg(t.tbl::text, t.keys), '{}') INTO keys
+          FROM (SELECT k.tbl, jsonb_agg(k.key ORDER BY k.key) AS keys
+                  FROM @extschema@.ha_tail_keys(slot, split) k GROUP BY k.tbl) t;
+    ELSE
+        keys := '{}';
+        FOREACH tbl IN ARRAY @extschema@.ha_data_tables() LOOP
+            keys := keys || jsonb_build_object(tbl::text,
+                (SELECT coalesce(jsonb_agg(d.key ORDER BY d.key), '[]')
+                   FROM @extschema@.ha_diff(tbl, recheck => '0') d
+                  WHERE d.kind IN ('missing_on_peer', 'changed')));
+        END LOOP;
+    END IF;
+
+    -- parents before children: a merged frontier row finds its session
+    FOREACH tbl IN ARRAY @extschema@.ha_data_tables() LOOP
+        sums := jsonb_build_object('rows', 0, 'inserted', 0, 'replaced', 0, 'kept', 0, 'conflicts', 0, 'deleted_here', 0);
+        SELECT a.attname, format_type(a.atttypid, a.atttypmod) INTO key_col, key_type
+          FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         WHERE i.indrelid = tbl AND i.indisprimary;
+        FOR chunk IN
+            SELECT array_agg(e.k ORDER BY e.n)
+              FROM jsonb_array_elements_text(coalesce(keys -> tbl::text, '[]')) WITH ORDINALITY e(k, n)
+             GROUP BY (e.n - 1) / chunk_rows ORDER BY min(e.n)
+        LOOP
+            EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(t)), ''[]'') FROM %s t WHERE t.%I = ANY ($1::%s[])',
+                           tbl, key_col, key_type)
+               USING chunk INTO present;
+            -- keys the tail deleted here: reported, not applied (see ha_merge_rows)
+            EXECUTE format('SELECT coalesce(jsonb_agg(k), ''[]'') FROM unnest($1) k
+                             WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE t.%I::text = k)', tbl, key_col)
+               USING chunk INTO gone;
+            res := @extschema@.ha_peer_query(format('SELECT %I.ha_merge_rows(%L::regclass, %L::jsonb, %L::jsonb, %L, %s)::text',
+                                                    '@extschema@', tbl::text, present, gone, me.node_name, me.term),
+                                             600000)::jsonb;
+            SELECT jsonb_object_agg(s.key, (s.value::bigint + coalesce((res ->> s.key)::bigint, 0)))
+              INTO sums FROM jsonb_each_text(sums) s;
+        END LOOP;
+        merged := merged + (sums ->> 'inserted')::bigint + (sums ->> 'replaced')::bigint;
+        total := total || jsonb_build_object(tbl::text, sums);
+    END LOOP;
+    RETURN jsonb_build_object('method', CASE WHEN slot IS NULL THEN 'key comparison' ELSE 'slot' END,
+                              'slot', slot, 'split_lsn', split, 'merged', merged, 'tables', total);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_merge_tail(name, pg_lsn, integer) IS
+    'crawler_ha (internal): on an old primary, sends every row it changed after the split point to ha_merge_rows() on the new primary';
+
+-- The progress a frontier state stands for; a lease from another term is void.
+CREATE FUNCTION @extschema@.ha_merge_rank(state text, lease_valid boolean)
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE state WHEN 'done' THEN 3 WHEN 'failed' THEN 2
+                      WHEN 'leased' THEN CASE WHEN lease_valid THEN 1 ELSE 0 END ELSE 0 END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_merge_rank(text, boolean) IS
+    'crawler_ha (internal): done > failed > leased (here) > queued, for merging frontier rows';
+
+-- On the new primary: merge rows an old primary wrote after the split.
+-- The rules (docs/ha.md):
+--   a row missing here is inserted as it is (ids never collide across nodes);
+--   images: same URL and same sha256 is the same image; a different sha256 is
+--     a conflict: the row here (the newer term) stays, the other is recorded;
+--   crawl_frontier: the URL's further progress wins (done > failed > queued;
+--     the old term's lease is void, so a leased row arrives queued); done here
+--     and failed there (or the reverse) is a conflict, recorded, done wins;
+--   crawl_sessions: a stop on either side holds; different seeds or settings
+--     are a conflict (this row stays); counters are recounted from the rows;
+--   crawl_hosts: the later politeness times and the newer robots.txt win;
+--   a row the old primary deleted is kept here and reported.
+-- Every call is recorded as a 'merge' event listing the keys it inserted or
+-- replaced; every conflict is its own 'conflict' event with both rows.
+-- Idempotent: merging the same rows again changes nothing.
+CREATE FUNCTION @extschema@.ha_merge_rows(tbl regclass, rows jsonb, deleted_keys jsonb DEFAULT '[]',
+                                          from_node text DEFAULT NULL, from_term bigint DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s name := '@extschema@';
+    inserted jsonb := '[]';
+    replaced jsonb := '[]';
+    kept bigint := 0;
+    conflicts bigint := 0;
+    sessions bigint[] := '{}';
+    inc_s @extschema@.crawl_sessions;
+    cur_s @extschema@.crawl_sessions;
+    inc_h @extschema@.crawl_hosts;
+    cur_h @extschema@.crawl_hosts;
+    inc_f @extschema@.crawl_frontier;
+    cur_f @extschema@.crawl_frontier;
+    inc_i @extschema@.images;
+    cur_i @extschema@.images;
+    summary jsonb;
+BEGIN
+    PERFORM @extschema@.ha_assert_writable();
+    IF tbl IS NULL OR rows IS NULL THEN
+        RAISE EXCEPTION 'tbl and rows must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF NOT tbl = ANY (@extschema@.ha_data_tables()) THEN
+        RAISE EXCEPTION 'table % is not a crawler_ha data table', tbl USING ERRCODE = 'invalid_parameter_value';
+    ELSIF jsonb_typeof(rows) <> 'array' OR jsonb_typeof(coalesce(deleted_keys, '[]')) <> 'array' THEN
+        RAISE EXCEPTION 'rows and deleted_keys must be JSON arrays' USING ERRCODE = 'invalid_parameter_value';
+    ELSIF EXISTS (SELECT 1 FROM jsonb_array_elements(rows) e WHERE jsonb_typeof(e) <> 'object') THEN
+        RAISE EXCEPTION 'every row must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    ELSIF length(from_node) > 64 THEN
+        RAISE EXCEPTION 'from_node is too long' USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    from_node := coalesce(from_node, 'unknown');
+
+    IF tbl = '@extschema@.crawl_sessions'::regclass THEN
+        FOR inc_s IN SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.crawl_sessions, rows) LOOP
+            SELECT * INTO cur_s FROM @extschema@.crawl_sessions c WHERE c.id = inc_s.id FOR UPDATE;
+            IF NOT FOUND THEN
+                INSERT INTO @extschema@.crawl_sessions SELECT (inc_s).*;
+                inserted := inserted || to_jsonb(inc_s.id);
+                CONTINUE;
+            END IF;
+            sessions := sessions || inc_s.id;
+            IF cur_s.seeds IS DISTINCT FROM inc_s.seeds OR cur_s.settings IS DISTINCT FROM inc_s.settings THEN
+                conflicts := conflicts + 1;
+                PERFORM @extschema@.ha_record_event('conflict',
+                    format('crawl_sessions %s differs on %s (term %s): seeds or settings; the row here stays',
+                           inc_s.id, from_node, from_term), NULL,
+                    jsonb_build_object('table', 'crawl_sessions', 'key', inc_s.id, 'from_node', from_node,
+                                       'from_term', from_term, 'kept', to_jsonb(cur_s), 'other', to_jsonb(inc_s)));
+            END IF;
+            IF inc_s.status = 'stopped' AND cur_s.status <> 'stopped' THEN
+                UPDATE @extschema@.crawl_sessions c
+                   SET status = 'stopped', finished_at = coalesce(c.finished_at, inc_s.finished_at, now()),
+                       updated_at = now()
+                 WHERE c.id = inc_s.id;
+                replaced := replaced || to_jsonb(inc_s.id);
+            ELSE
+                kept := kept + 1;
+            END IF;
+            UPDATE @extschema@.crawl_sessions c SET retries = greatest(c.retries, inc_s.retries)
+             WHERE c.id = inc_s.id AND c.retries < inc_s.retries;
+        END LOOP;
+
+    ELSIF tbl = '@extschema@.crawl_hosts'::regclass THEN
+        FOR inc_h IN SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.crawl_hosts, rows) LOOP
+            SELECT * INTO cur_h FROM @extschema@.crawl_hosts h WHERE h.host = inc_h.host FOR UPDATE;
+            IF NOT FOUND THEN
+                INSERT INTO @extschema@.crawl_hosts SELECT (inc_h).*;
+                inserted := inserted || to_jsonb(inc_h.host);
+            ELSIF inc_h.next_fetch_at > cur_h.next_fetch_at OR inc_h.backoff_until > coalesce(cur_h.backoff_until, '-infinity')
+                  OR inc_h.robots_fetched_at > coalesce(cur_h.robots_fetched_at, '-infinity') THEN
+                UPDATE @extschema@.crawl_hosts h
+                   SET next_fetch_at = greatest(h.next_fetch_at, inc_h.next_fetch_at),
+                       backoff_until = greatest(h.backoff_until, inc_h.backoff_until),
+                       crawl_delay = CASE WHEN inc_h.robots_fetched_at > coalesce(h.robots_fetched_at, '-infinity')
+                                          THEN inc_h.crawl_delay ELSE h.crawl_delay END,
+                       robots_txt = CASE WHEN inc_h.robots_fetched_at > coalesce(h.robots_fetched_at, '-infinity')
+                                         THEN inc_h.robots_txt ELSE h.robots_txt END,
+                       robots_fetched_at = greatest(h.robots_fetched_at, inc_h.robots_fetched_at),
+                       updated_at = now()
+                 WHERE h.host = inc_h.host;
+                replaced := replaced || to_jsonb(inc_h.host);
+            ELSE
+                kept := kept + 1;
+            END IF;
+        END LOOP;
+
+    ELSIF tbl = '@extschema@.crawl_frontier'::regclass THEN
+        FOR inc_f IN SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows) LOOP
+            SELECT * INTO cur_f FROM @extschema@.crawl_frontier f
+             WHERE f.id = inc_f.id OR (f.session_id = inc_f.session_id AND f.url = inc_f.url)
+             ORDER BY f.id = inc_f.id DESC LIMIT 1 FOR UPDATE;
+            IF NOT FOUND THEN
+                IF NOT EXISTS (SELECT 1 FROM @extschema@.crawl_sessions c WHERE c.id = inc_f.session_id) THEN
+                    conflicts := conflicts + 1;
+                    PERFORM @extschema@.ha_record_event('conflict',
+                        format('crawl_frontier %s (%s) from %s belongs to session %s, which is not here; not merged',
+                               inc_f.id, left(inc_f.url, 200), from_node, inc_f.session_id), NULL,
+                        jsonb_build_object('table', 'crawl_frontier', 'key', inc_f.id, 'from_node', from_node,
+                                           'from_term', from_term, 'other', to_jsonb(inc_f)));
+                    CONTINUE;
+                END IF;
+                IF inc_f.state = 'leased' THEN
+                    inc_f.state := 'queued';
+                    inc_f.lease_owner := NULL;
+                    inc_f.lease_expires_at := NULL;
+                END IF;
+                INSERT INTO @extschema@.crawl_frontier SELECT (inc_f).*;
+                inserted := inserted || to_jsonb(inc_f.id);
+                sessions := sessions || inc_f.session_id;
+                CONTINUE;
+            END IF;
+            IF inc_f.state IN ('done', 'failed') AND cur_f.state IN ('done', 'failed') AND inc_f.state <> cur_f.state THEN
+                conflicts := conflicts + 1;
+                PERFORM @extschema@.ha_record_event('conflict',
+                    format('%s was %s here and %s on %s (term %s); done wins', left(inc_f.url, 200), cur_f.state,
+                           inc_f.state, from_node, from_term), NULL,
+                    jsonb_build_object('table', 'crawl_frontier', 'key', cur_f.id, 'from_node', from_node,
+                                       'from_term', from_term, 'kept', CASE WHEN cur_f.state = 'done' THEN to_jsonb(cur_f) ELSE to_jsonb(inc_f) END,
+                                       'other', CASE WHEN cur_f.state = 'done' THEN to_jsonb(inc_f) ELSE to_jsonb(cur_f) END));
+            END IF;
+            IF @extschema@.ha_merge_rank(inc_f.state, false) > @extschema@.ha_merge_rank(cur_f.state, true) THEN
+                UPDATE @extschema@.crawl_frontier f
+                   SET state = inc_f.state, result = inc_f.result, last_error = inc_f.last_error,
+                       attempts = greatest(f.attempts, inc_f.attempts), lease_expires_at = NULL,
+                       lease_owner = coalesce(inc_f.lease_owner, f.lease_owner), leased_at = inc_f.leased_at,
+                       updated_at = clock_timestamp()
+                 WHERE f.id = cur_f.id;
+                replaced := replaced || to_jsonb(cur_f.id);
+                sessions := sessions || cur_f.session_id;
+            ELSE
+                kept := kept + 1;
+            END IF;
+        END LOOP;
+
+    ELSE  -- images
+        FOR inc_i IN SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.images, rows) LOOP
+            SELECT * INTO cur_i FROM @extschema@.images i WHERE i.url = inc_i.url FOR UPDATE;
+            IF NOT FOUND THEN
+                INSERT INTO @extschema@.images SELECT (inc_i).*;
+                inserted := inserted || to_jsonb(inc_i.id);
+                IF inc_i.session_id IS NOT NULL THEN
+                    sessions := sessions || inc_i.session_id;
+                END IF;
+            ELSIF cur_i.sha256 = inc_i.sha256 THEN
+                kept := kept + 1;
+            ELSE
+                conflicts := conflicts + 1;
+                kept := kept + 1;
+                PERFORM @extschema@.ha_record_event('conflict',
+                    format('%s has other content on %s (term %s): sha256 %s there, %s here; the row here stays',
+                           left(inc_i.url, 200), from_node, from_term, inc_i.sha256, cur_i.sha256), NULL,
+                    jsonb_build_object('table', 'images', 'key', inc_i.url, 'from_node', from_node,
+                                       'from_term', from_term, 'kept', to_jsonb(cur_i), 'other', to_jsonb(inc_i)));
+            END IF;
+        END LOOP;
+    END IF;
+
+    -- Counters follow the merged rows (never downwards: they are statistics
+    -- that other writes may already have moved on).
+    IF cardinality(sessions) > 0 THEN
+        UPDATE @extschema@.crawl_sessions c
+           SET pages_queued  = greatest(c.pages_queued,  x.pages_queued),
+               images_found  = greatest(c.images_found,  x.images_found),
+               pages_fetched = greatest(c.pages_fetched, x.pages_fetched),
+               errors        = greatest(c.errors,        x.errors),
+               images_stored = greatest(c.images_stored, x.images_stored),
+               bytes_stored  = greatest(c.bytes_stored,  x.bytes_stored),
+               updated_at    = now()
+          FROM (SELECT u.id,
+                       (SELECT count(*) FROM @extschema@.crawl_frontier f WHERE f.session_id = u.id AND f.kind = 'page') AS pages_queued,
+                       (SELECT count(*) FROM @extschema@.crawl_frontier f WHERE f.session_id = u.id AND f.kind = 'image') AS images_found,
+                       (SELECT count(*) FROM @extschema@.crawl_frontier f WHERE f.session_id = u.id AND f.kind = 'page' AND f.state = 'done') AS pages_fetched,
+                       (SELECT count(*) FROM @extschema@.crawl_frontier f WHERE f.session_id = u.id AND f.state = 'failed') AS errors,
+                       (SELECT count(*) FROM @extschema@.images i WHERE i.session_id = u.id) AS images_stored,
+                       (SELECT coalesce(sum(i.file_size), 0) FROM @extschema@.images i WHERE i.session_id = u.id) AS bytes_stored
+                  FROM (SELECT DISTINCT unnest(sessions) AS id) u) x
+         WHERE c.id = x.id;
+        -- merged queued work reopens a finished session
+        UPDATE @extschema@.crawl_sessions c SET status = 'running', finished_at = NULL, updated_at = now()
+         WHERE c.id = ANY (sessions) AND c.status = 'finished'
+           AND EXISTS (SELECT 1 FROM @extschema@.crawl_frontier f WHERE f.session_id = c.id AND f.state IN ('queued', 'leased'));
+    END IF;
+
+    summary := jsonb_build_object('table', tbl::text, 'from_node', from_node, 'from_term', from_term,
+                                  'rows', jsonb_array_length(rows),
+                                  'inserted', jsonb_array_length(inserted), 'replaced', jsonb_array_length(replaced),
+                                  'kept', kept, 'conflicts', conflicts,
+                                  'deleted_here', jsonb_array_length(coalesce(deleted_keys, '[]')));
+    PERFORM @extschema@.ha_record_event('merge',
+        format('%s rows of %s from %s (term %s): %s inserted, %s replaced, %s kept, %s conflicts%s',
+               jsonb_array_length(rows), tbl, from_node, from_term, jsonb_array_length(inserted),
+               jsonb_array_length(replaced), kept, conflicts,
+               CASE WHEN jsonb_array_length(coalesce(deleted_keys, '[]')) > 0
+                    THEN format('; %s rows it deleted are kept here', jsonb_array_length(deleted_keys)) ELSE '' END),
+        NULL, summary || jsonb_build_object('inserted_keys', inserted, 'replaced_keys', replaced,
+                                            'deleted_there', coalesce(deleted_keys, '[]')));
+    RETURN summary;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_merge_rows(regclass, jsonb, jsonb, text, bigint) IS
+    'crawler_ha: on the primary, merges rows an old primary wrote after the split point, by the documented rules; records a merge event and one conflict event per conflict; idempotent';
+
+REVOKE ALL ON FUNCTION @extschema@.ha_merge_rows(regclass, jsonb, jsonb, text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.ha_merge_rows(regclass, jsonb, jsonb, text, bigint) TO crawler_ha_admin;
