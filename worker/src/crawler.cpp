@@ -18,6 +18,8 @@ namespace {
 
 constexpr std::size_t kRobotsMaxBytes = 512 * 1024;
 constexpr std::size_t kEnqueueChunk = 1000;
+// URLs remembered per session as already sent (about 100 bytes each).
+constexpr std::size_t kMaxRemembered = 500000;
 
 std::string pg_array(const std::vector<std::string>& v) {
   std::string out = "{";
@@ -117,7 +119,8 @@ void Crawler::start() {
   asio::post(files_, [] { init_image_library("crawler-worker"); });
   int stale = store_.remove_stale_temporaries();
   if (stale) CRAWLER_LOG(info) << "removed " << stale << " temporary file(s) left by a crash";
-  schedule_claim(milliseconds(0));
+  preload_settings();
+  claim();
   renew();
 }
 
@@ -127,7 +130,32 @@ void Crawler::reload(const WorkerOptions& opts) {
   opts_.claim_batch = opts.claim_batch;
   settings_.clear();
   robots_.clear();
+  preload_settings();
   CRAWLER_LOG(info) << "reloaded: session settings and robots.txt will be read again";
+}
+
+void Crawler::load_settings(Settings& st, const DbResult& r, std::size_t row) {
+  st.loaded = true;
+  st.status = r.at(row, "status").value_or("");
+  st.user_agent = r.at(row, "user_agent").value_or("crawler_ha");
+  st.robots = r.at(row, "robots").value_or("true") == "true";
+  st.max_page_bytes = to_u64(r.at(row, "max_page_bytes"), st.max_page_bytes);
+  st.max_image_bytes = to_u64(r.at(row, "max_image_bytes"), st.max_image_bytes);
+  st.max_pixels = to_u64(r.at(row, "max_pixels"), st.max_pixels);
+  st.min_width = static_cast<int>(to_u64(r.at(row, "min_width"), 0));
+  st.min_height = static_cast<int>(to_u64(r.at(row, "min_height"), 0));
+}
+
+void Crawler::preload_settings() {
+  // The settings of every running session, asked for ahead of the first
+  // claim on the same connection: its items need not wait for a second
+  // round trip.
+  db_.call(Stmt::session_settings, {Param{}}, [this](DbResult&& r) {
+    for (std::size_t i = 0; r.ok && i < r.rows.size(); ++i) {
+      Settings& st = settings_[std::stoll(r.at(i, "id").value_or("0"))];
+      if (!st.loaded && !st.loading) load_settings(st, r, i);
+    }
+  });
 }
 
 std::string Crawler::user_agent_for(const Settings& s) const {
@@ -252,15 +280,7 @@ void Crawler::dispatch(std::int64_t id) {
           if (auto f = items_.find(w); f != items_.end()) fail(f->second, "session settings unavailable", 30);
         return;
       }
-      st.loaded = true;
-      st.status = r.at(0, "status").value_or("");
-      st.user_agent = r.at(0, "user_agent").value_or("crawler_ha");
-      st.robots = r.at(0, "robots").value_or("true") == "true";
-      st.max_page_bytes = to_u64(r.at(0, "max_page_bytes"), st.max_page_bytes);
-      st.max_image_bytes = to_u64(r.at(0, "max_image_bytes"), st.max_image_bytes);
-      st.max_pixels = to_u64(r.at(0, "max_pixels"), st.max_pixels);
-      st.min_width = static_cast<int>(to_u64(r.at(0, "min_width"), 0));
-      st.min_height = static_cast<int>(to_u64(r.at(0, "min_height"), 0));
+      load_settings(st, r, 0);
       auto waiters = std::move(st.waiters);
       st.waiters.clear();
       for (auto w : waiters) dispatch(w);
@@ -393,6 +413,7 @@ void Crawler::fetch(std::int64_t id) {
       on_image(id, std::move(r), std::move(file));
     });
   } else {
+    req.first = true;
     req.max_bytes = s.max_page_bytes;
     req.accept = [](long, const std::string& ct) -> std::string {
       std::string mt = media_type(ct);
@@ -498,7 +519,8 @@ void Crawler::on_page(std::int64_t id, FetchResult&& r) {
     if (--*left > 0) return;
     if (auto f2 = items_.find(id); f2 != items_.end()) complete(f2->second, status, bytes);
   };
-  *left = enqueue(it, images, "image", then) + enqueue(it, pages, "page", then);
+  // Pages first: their ids come first in the claims' order.
+  *left = enqueue(it, pages, "page", then) + enqueue(it, images, "image", then);
   if (*left == 0) {
     complete(it, r.status, r.bytes);
     return;
@@ -507,25 +529,44 @@ void Crawler::on_page(std::int64_t id, FetchResult&& r) {
   claim();
 }
 
-int Crawler::enqueue(const Item& it, const std::vector<std::string>& urls, const char* kind,
+int Crawler::enqueue(const Item& it, const std::vector<std::string>& found, const char* kind,
                      const std::function<void()>& then) {
+  // A URL this worker already sent at this depth or shallower is skipped
+  // here: the database would skip it too (most links repeat on every page).
+  auto& sent = sent_[it.session];
+  if (sent.size() > kMaxRemembered) sent.clear();
+  std::vector<std::string> urls;
+  for (const auto& u : found) {
+    auto [at, fresh] = sent.try_emplace(kind[0] + u, it.depth + 1);
+    if (!fresh) {
+      if (at->second <= it.depth + 1) continue;
+      at->second = it.depth + 1;
+    }
+    urls.push_back(u);
+  }
   int calls = 0;
   for (std::size_t at = 0; at < urls.size(); at += kEnqueueChunk) {
     ++calls;
     std::vector<std::string> chunk(urls.begin() + static_cast<long>(at),
                                    urls.begin() + static_cast<long>(std::min(urls.size(), at + kEnqueueChunk)));
+    std::string array = pg_array(chunk);
     db_.call(Stmt::crawl_enqueue,
-             {std::to_string(it.session), pg_array(chunk), std::to_string(it.depth + 1), std::string(kind), it.url},
-             [this, url = it.url, then](DbResult&& r) {
-               if (!r.ok) CRAWLER_LOG(warn) << "crawl_enqueue from " << url << ": " << r.error << " [" << r.sqlstate << "]";
-               else if (auto n = std::stoull(r.at(0, "queued").value_or("0")); n > 0) {
+             {std::to_string(it.session), std::move(array), std::to_string(it.depth + 1), std::string(kind), it.url},
+             [this, url = it.url, session = it.session, kind, chunk = std::move(chunk), then](DbResult&& r) {
+               if (!r.ok) {
+                 CRAWLER_LOG(warn) << "crawl_enqueue from " << url << ": " << r.error << " [" << r.sqlstate << "]";
+                 // Not queued: a later page may send them again.
+                 auto& sent2 = sent_[session];
+                 for (const auto& u : chunk) sent2.erase(kind[0] + u);
+               } else if (auto n = std::stoull(r.at(0, "queued").value_or("0")); n > 0) {
                  stats_.queued += n;
                  // New work: ask for it now rather than after the idle back-off.
                  idle_delay_ = milliseconds(0);
                  if (!claim_in_flight_ && !stopping_) schedule_claim(milliseconds(0));
                }
                then();
-             });
+             },
+             true, 0, it.session);
   }
   return calls;
 }
@@ -601,7 +642,7 @@ void Crawler::on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<Pending
                 url_filename(item.url).empty() ? Param{} : Param{clip(url_filename(item.url), 1000)},
                 std::to_string(item.id), opts_.worker_id},
                [this, id](DbResult&& res) { acknowledged(id, res, "image_record"); }, true,
-               static_cast<std::uint64_t>(id));
+               static_cast<std::uint64_t>(id), item.session);
       if (!claim_in_flight_ && !stopping_) schedule_claim(milliseconds(0));
     });
   });
@@ -622,7 +663,7 @@ void Crawler::complete(Item& it, long status, std::uint64_t bytes, const std::st
   if (!claim_in_flight_ && !stopping_) schedule_claim(milliseconds(0));
   db_.call(Stmt::crawl_complete, {std::to_string(it.id), opts_.worker_id, result},
            [this, id = it.id](DbResult&& r) { acknowledged(id, r, "crawl_complete"); }, true,
-           static_cast<std::uint64_t>(it.id));
+           static_cast<std::uint64_t>(it.id), it.session);
 }
 
 void Crawler::fail(Item& it, const std::string& error, std::optional<long> retry_after_s) {
@@ -636,7 +677,7 @@ void Crawler::fail(Item& it, const std::string& error, std::optional<long> retry
            {std::to_string(it.id), opts_.worker_id, clip(error),
             retry_after_s ? Param{std::to_string(std::max(1L, *retry_after_s)) + " seconds"} : Param{}},
            [this, id = it.id](DbResult&& r) { acknowledged(id, r, "crawl_fail"); }, true,
-           static_cast<std::uint64_t>(it.id));
+           static_cast<std::uint64_t>(it.id), it.session);
 }
 
 void Crawler::acknowledged(std::int64_t id, const DbResult& r, const char* what) {

@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <chrono>
 
@@ -39,11 +40,11 @@ const StmtDef kStatements[] = {
      "$7::integer, $8::text, $9::text, $10::text, $11::integer, $12::text, $13::bigint, $14::text) AS id",
      false},
     {"session_settings",
-     "SELECT status, settings->>'user_agent' AS user_agent, settings->>'robots' AS robots, "
+     "SELECT id, status, settings->>'user_agent' AS user_agent, settings->>'robots' AS robots, "
      "settings->>'max_page_bytes' AS max_page_bytes, settings->>'max_image_bytes' AS max_image_bytes, "
      "settings->>'max_pixels' AS max_pixels, settings->>'min_width' AS min_width, "
      "settings->>'min_height' AS min_height, settings->>'max_attempts' AS max_attempts "
-     "FROM %s.crawl_sessions WHERE id = $1::bigint",
+     "FROM %s.crawl_sessions WHERE id = $1::bigint OR ($1::bigint IS NULL AND status = 'running')",
      false},
     {"host_robots",
      "SELECT robots_txt, extract(epoch FROM now() - robots_fetched_at)::bigint AS age "
@@ -113,6 +114,12 @@ DbResult to_result(PGresult* r) {
   return out;
 }
 
+// Calls that may share a transaction on connection 0: links lock only
+// session rows (in order) and claims skip locked rows (but for finishing an
+// idle session), so they do not wait for a results transaction that waits
+// for them.
+bool groupable(Stmt s) { return s == Stmt::crawl_enqueue || s == Stmt::crawl_claim; }
+
 }  // namespace
 
 const Param& DbResult::at(std::size_t row, const std::string& column) const {
@@ -143,14 +150,15 @@ std::string Database::server() const {
   return shards_[0]->server;
 }
 
-void Database::call(Stmt s, std::vector<Param> params, Callback done, bool idempotent, std::uint64_t key) {
+void Database::call(Stmt s, std::vector<Param> params, Callback done, bool idempotent, std::uint64_t key,
+                    std::int64_t lock_order) {
   // Ids are spread out by the node-partitioned generator (steps of 1024):
   // mix the bits before choosing a connection.
   std::uint64_t h = key * 0x9E3779B97F4A7C15ull;
   Shard& sh = key == 0 ? *shards_[0] : *shards_[1 + (h >> 32) % (shards_.size() - 1)];
   {
     std::lock_guard<std::mutex> lock(sh.mu);
-    sh.queue.push_back(Op{s, std::move(params), std::move(done), idempotent});
+    sh.queue.push_back(Op{s, std::move(params), std::move(done), idempotent, lock_order});
     ++pending_;
   }
   sh.cv.notify_one();
@@ -423,11 +431,21 @@ void Database::run(Shard& sh) {
         break;
       }
       if (sh.queue.empty()) continue;
-      while (!sh.queue.empty() && batch.size() < kMaxBatch) {
+      // On connection 0 a run of links and claims is one transaction (one
+      // commit for a page's links and the claim behind them); anything else
+      // there goes on its own.
+      bool group = sh.index > 0 || groupable(sh.queue.front().stmt);
+      while (!sh.queue.empty() && batch.size() < kMaxBatch &&
+             (sh.index > 0 || (group && groupable(sh.queue.front().stmt)) || batch.empty())) {
         batch.push_back(std::move(sh.queue.front()));
         sh.queue.pop_front();
       }
     }
+    // Row locks on sessions in one order in every transaction: no deadlock
+    // between a batch of results and a batch of links. Calls about one item
+    // keep their order (same session).
+    std::stable_sort(batch.begin(), batch.end(),
+                     [](const Op& a, const Op& b) { return a.lock_order < b.lock_order; });
     if (!sh.conn || PQstatus(sh.conn) != CONNECTION_OK) {
       if (!connect(sh)) {
         {
@@ -447,11 +465,13 @@ void Database::run(Shard& sh) {
     }
     bool lost = false;
     std::size_t done = 0;
-    // Results are batched into one transaction; claims and status calls
-    // (connection 0) are not: a claim's row locks held for a whole batch
-    // would meet the results' locks in the other order (deadlock).
-    BatchOutcome outcome = batch.size() > 1 && sh.index > 0 ? execute_transaction(sh, batch)
-                                                            : BatchOutcome::statement_failed;
+    // Results are batched into one transaction, and so are links with the
+    // claim behind them; renewals, releases and status calls are not: they
+    // wait for item rows that a results batch holds while it waits for a
+    // session row.
+    BatchOutcome outcome = batch.size() > 1 && (sh.index > 0 || groupable(batch.front().stmt))
+                               ? execute_transaction(sh, batch)
+                               : BatchOutcome::statement_failed;
     if (outcome == BatchOutcome::committed) continue;
     if (outcome == BatchOutcome::lost) {
       lost = true;

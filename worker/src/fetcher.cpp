@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
+#include <algorithm>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <stdexcept>
 
@@ -77,7 +78,10 @@ std::uint64_t Fetcher::start(FetchRequest req, Handler done) {
   t->req = std::move(req);
   t->done = std::move(done);
   std::uint64_t id = t->id;
-  waiting_.push_back(std::move(t));
+  auto at = waiting_.end();
+  if (t->req.first)  // behind the other firsts, ahead of the rest
+    at = std::find_if(waiting_.begin(), waiting_.end(), [](const auto& w) { return !w->req.first; });
+  waiting_.insert(at, std::move(t));
   // Launch from the loop, never from inside a curl callback.
   asio::post(io_, [this] { launch_waiting(); });
   return id;

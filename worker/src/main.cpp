@@ -167,7 +167,9 @@ int command_crawl(const Command& cmd) {
         poll_status();
       });
   };
-  crawler.on_idle([&] { ask_status(); });
+  crawler.on_idle([&] {
+    if (session != 0) ask_status();
+  });
 
   give_up.expires_after(std::chrono::seconds(60));
   give_up.async_wait([&](const boost::system::error_code& ec) {
@@ -182,17 +184,19 @@ int command_crawl(const Command& cmd) {
             if (!r.ok) {
               std::cerr << "crawler-worker: crawl_start failed: " << r.error << " [" << r.sqlstate << "]\n";
               exit_code = 2;
-              io.stop();
+              crawler.stop([&] { io.stop(); });
               return;
             }
             session = std::stoll(*r.at(0, "session"));
             CRAWLER_LOG(info) << "session " << session << " started with " << seeds.size()
                               << " seed(s) as worker " << cmd.worker.worker_id;
             started = Clock::now();
-            crawler.start();
             poll_status();
           },
           /*idempotent=*/false);
+  // The first claim goes right behind crawl_start on the same connection
+  // (same round trip) and sees the new session.
+  crawler.start();
   io.run();
   if (tty) std::fputs("\n", stderr);
   db.stop(forced_stop ? std::chrono::seconds(0) : std::chrono::seconds(10));

@@ -70,6 +70,8 @@ class Crawler {
     std::vector<std::int64_t> waiters;
   };
 
+  void load_settings(Settings& st, const DbResult& r, std::size_t row);
+  void preload_settings();
   void schedule_claim(std::chrono::milliseconds after);
   void claim();
   void renew();
@@ -104,6 +106,9 @@ class Crawler {
   std::unordered_map<std::int64_t, Item> items_;
   std::unordered_map<std::int64_t, Settings> settings_;
   std::unordered_map<std::string, HostRobots> robots_;
+  // Per session: URLs (kind letter + URL) sent to crawl_enqueue, and the
+  // depth they were sent with.
+  std::unordered_map<std::int64_t, std::unordered_map<std::string, int>> sent_;
   CrawlStats stats_;
   bool claim_in_flight_ = false, stopping_ = false, release_sent_ = false;
   std::chrono::milliseconds idle_delay_{50};

@@ -56,8 +56,10 @@ class Database {
   // Queues a call; `done` runs on the io_context. `idempotent` calls are sent
   // again after a lost connection; the others then fail with SQLSTATE 08006.
   // Calls with the same `key` are applied in the order they were made.
+  // `lock_order` (the session) orders the calls of one transaction so that
+  // two transactions take the sessions' row locks in the same order.
   void call(Stmt s, std::vector<Param> params, Callback done, bool idempotent = true,
-            std::uint64_t key = 0);
+            std::uint64_t key = 0, std::int64_t lock_order = 0);
   // Calls not yet acknowledged.
   std::size_t pending() const { return pending_; }
   bool connected() const { return connected_; }
@@ -72,6 +74,7 @@ class Database {
     std::vector<Param> params;
     Callback done;
     bool idempotent;
+    std::int64_t lock_order = 0;
   };
   struct Shard {
     int index = 0;

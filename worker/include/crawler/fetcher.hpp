@@ -33,6 +33,7 @@ struct FetchRequest {
   std::string user_agent;
   std::uint64_t max_bytes = 0;   // body cap (after decompression)
   PendingFile* file = nullptr;   // stream the body here; else keep it in memory
+  bool first = false;            // ahead of the others in the queue (pages: they lead to more work)
   // Called once the response headers are in: return a reason to refuse the
   // body (e.g. a page that is not HTML), or "" to take it.
   std::function<std::string(long status, const std::string& content_type)> accept;
