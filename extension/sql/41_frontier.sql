@@ -111,6 +111,8 @@ DECLARE
     on_host integer;
     leased_now integer;
     delay interval;
+    ids bigint[] := '{}';
+    sort_setting text;
 BEGIN
     PERFORM @extschema@.ha_assert_writable();
     PERFORM @extschema@.crawl_check_worker(worker);
@@ -126,18 +128,29 @@ BEGIN
     -- the fence above already holds for this transaction.
     PERFORM @extschema@.crawl_requeue_expired(1000);
 
+    -- A crawl's frontier grows from nothing to thousands of rows in seconds,
+    -- long before autovacuum's first ANALYZE. On such estimates the planner
+    -- read a host's whole queue and sorted it at every claim (tens of ms for
+    -- 10,000 URLs); the index (host, depth, id) has that order already. So
+    -- no sorts while choosing (until the end of this function; an error
+    -- undoes the setting with the (sub)transaction).
+    sort_setting := pg_catalog.current_setting('enable_sort');
+    PERFORM pg_catalog.set_config('enable_sort', 'off', true);
+
     -- One host at a time, under its row lock: the lock serialises politeness
     -- decisions for the host across all claimers; SKIP LOCKED lets the others
-    -- take other hosts meanwhile.
+    -- take other hosts meanwhile. (A first row in index order, not EXISTS:
+    -- EXISTS drops the ORDER BY that keeps it on the index.)
     FOR h IN
         SELECT ch.host, coalesce(ch.crawl_delay, '0') AS robots_delay
           FROM @extschema@.crawl_hosts ch
          WHERE ch.next_fetch_at <= t
            AND (ch.backoff_until IS NULL OR ch.backoff_until <= t)
-           AND EXISTS (SELECT 1 FROM @extschema@.crawl_frontier q
-                         JOIN @extschema@.crawl_sessions s ON s.id = q.session_id
-                        WHERE q.host = ch.host AND q.state = 'queued' AND q.next_fetch_at <= t
-                          AND s.status = 'running')
+           AND (SELECT q.id FROM @extschema@.crawl_frontier q
+                  JOIN @extschema@.crawl_sessions s ON s.id = q.session_id
+                 WHERE q.host = ch.host AND q.state = 'queued' AND q.next_fetch_at <= t
+                   AND s.status = 'running'
+                 ORDER BY q.host, q.depth, q.id LIMIT 1) IS NOT NULL
          ORDER BY ch.next_fetch_at, ch.host
          LIMIT max_items
          FOR UPDATE OF ch SKIP LOCKED
@@ -150,19 +163,13 @@ BEGIN
               FROM @extschema@.crawl_frontier q
               JOIN @extschema@.crawl_sessions s ON s.id = q.session_id
              WHERE q.host = h.host AND q.state = 'queued' AND q.next_fetch_at <= t AND s.status = 'running'
-             ORDER BY q.depth, q.id
+             ORDER BY q.host, q.depth, q.id
              LIMIT max_items - got
              FOR UPDATE OF q SKIP LOCKED
         LOOP
             EXIT WHEN leased_now + on_host >= (r.settings ->> 'per_host')::integer;
             delay := greatest(h.robots_delay, make_interval(secs => (r.settings ->> 'delay_ms')::numeric / 1000));
-            UPDATE @extschema@.crawl_frontier f
-               SET state = 'leased', lease_owner = worker, leased_at = t, lease_expires_at = t + lease,
-                   attempts = f.attempts + 1, updated_at = t
-             WHERE f.id = r.id
-            RETURNING f.id, f.session_id, f.url, f.kind, f.depth, f.attempts, f.found_on, f.leased_at, f.lease_expires_at
-                 INTO item_id, session_id, url, kind, depth, attempts, found_on, leased_at, lease_expires_at;
-            RETURN NEXT;
+            ids := ids || r.id;
             on_host := on_host + 1;
             got := got + 1;
             IF delay > '0' THEN
@@ -174,13 +181,25 @@ BEGIN
         END LOOP;
         EXIT WHEN got >= max_items;
     END LOOP;
+    PERFORM pg_catalog.set_config('enable_sort', sort_setting, true);
     IF got = 0 THEN
         -- Nothing to hand out: running sessions whose queue is empty are
         -- finished (here and in crawl_status, not in every completion, which
         -- would pay for the check once per URL).
         PERFORM @extschema@.crawl_finish_if_idle(s.id)
            FROM @extschema@.crawl_sessions s WHERE s.status = 'running';
+        RETURN;
     END IF;
+    -- Every lease in one statement, handed out in claim order.
+    RETURN QUERY
+    WITH leased AS (
+        UPDATE @extschema@.crawl_frontier f
+           SET state = 'leased', lease_owner = worker, leased_at = t, lease_expires_at = t + lease,
+               attempts = f.attempts + 1, updated_at = t
+         WHERE f.id = ANY (ids)
+        RETURNING f.id, f.session_id, f.url, f.kind, f.depth, f.attempts, f.found_on, f.leased_at, f.lease_expires_at
+    )
+    SELECT l.* FROM leased l JOIN unnest(ids) WITH ORDINALITY AS o(id, n) ON o.id = l.id ORDER BY o.n;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_claim(text, integer, interval) IS
