@@ -109,9 +109,19 @@ Crawler::Crawler(asio::io_context& io, const WorkerOptions& opts, Database& db, 
                                opts.max_redirects}),
       files_(8),
       claim_timer_(io),
-      renew_timer_(io) {}
+      renew_timer_(io) {
+  committer_ = std::thread([this] { commit_loop(); });
+}
 
-Crawler::~Crawler() { files_.join(); }
+Crawler::~Crawler() {
+  files_.join();
+  {
+    std::lock_guard<std::mutex> lock(commit_mu_);
+    commit_stop_ = true;
+  }
+  commit_cv_.notify_all();
+  committer_.join();
+}
 
 void Crawler::start() {
   // libvips takes tens of milliseconds to start: meanwhile the first page is
@@ -165,6 +175,14 @@ std::string Crawler::user_agent_for(const Settings& s) const {
 long Crawler::backoff_seconds(int attempts) const {
   // 2 s, 4 s, 8 s ... at most 5 minutes.
   return static_cast<long>(std::min(300.0, 2.0 * std::pow(2.0, std::max(0, attempts - 1))));
+}
+
+void Crawler::request_claim() {
+  // Now, right behind whatever was just queued on the claims' connection;
+  // or as soon as the claim that is out comes back.
+  if (stopping_) return;
+  if (claim_in_flight_) claim_again_ = true;
+  else claim();
 }
 
 void Crawler::schedule_claim(milliseconds after) {
@@ -234,6 +252,8 @@ void Crawler::claim() {
              if (static_cast<int>(r.rows.size()) == want) idle_delay_ = milliseconds(0);
              else if (!r.rows.empty()) idle_delay_ = milliseconds(20);
              else idle_delay_ = std::min(milliseconds(500), std::max(milliseconds(20), idle_delay_ * 2));
+             if (claim_again_) idle_delay_ = milliseconds(0);  // work came while it was out
+             claim_again_ = false;
              if (r.rows.empty() && items_.empty() && on_idle_) on_idle_();
              schedule_claim(idle_delay_);
            });
@@ -525,8 +545,7 @@ void Crawler::on_page(std::int64_t id, FetchResult&& r) {
     complete(it, r.status, r.bytes);
     return;
   }
-  idle_delay_ = milliseconds(0);
-  claim();
+  request_claim();
 }
 
 int Crawler::enqueue(const Item& it, const std::vector<std::string>& found, const char* kind,
@@ -562,7 +581,7 @@ int Crawler::enqueue(const Item& it, const std::vector<std::string>& found, cons
                  stats_.queued += n;
                  // New work: ask for it now rather than after the idle back-off.
                  idle_delay_ = milliseconds(0);
-                 if (!claim_in_flight_ && !stopping_) schedule_claim(milliseconds(0));
+                 request_claim();
                }
                then();
              },
@@ -588,12 +607,13 @@ void Crawler::on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<Pending
   const Settings s = settings_[it.session];
   it.final_sent = true;  // from here the outcome is decided off the loop
   it.processing = true;
-  // Off the loop: fsync, header reading and the rename may block on disk.
+  // Off the loop: writing, header reading and directories may block on
+  // disk; the committer thread syncs and renames.
   asio::post(files_, [this, id, file, s, r = std::move(r)]() mutable {
-    std::string sha, rel, error;
+    std::string sha, error;
     ImageInfo info;
     bool skipped = false;
-    if (!file->finish(&sha)) {
+    if (!file->finish(&sha, false)) {
       error = "store: " + file->error();
     } else {
       auto res = read_image_info(file->temp_path(), file->head());
@@ -608,44 +628,88 @@ void Crawler::on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<Pending
                   " is over max_pixels " + std::to_string(s.max_pixels);
         } else if (info.width < s.min_width || info.height < s.min_height) {
           skipped = true;
-        } else if (!file->commit(info.ext, &rel)) {
+        } else if (!file->prepare()) {
           error = "store: " + file->error();
+        } else {
+          {
+            std::lock_guard<std::mutex> lock(commit_mu_);
+            to_commit_.push_back(ToCommit{id, std::move(file), std::move(r), info, sha});
+          }
+          commit_cv_.notify_one();
+          return;
         }
       }
     }
     file.reset();  // an uncommitted temporary file is removed here
-    asio::post(io_, [this, id, sha, rel, error, info, skipped, r = std::move(r)]() {
-      auto f2 = items_.find(id);
-      if (f2 == items_.end()) return;
-      Item& item = f2->second;
-      item.final_sent = false;
-      item.processing = false;
-      if (!error.empty()) {
-        fail(item, error, std::nullopt);
-        return;
-      }
-      if (skipped) {
-        ++stats_.skipped;
-        complete(item, r.status, r.bytes,
-                 "smaller than min_width/min_height: " + std::to_string(info.width) + "x" + std::to_string(info.height));
-        return;
-      }
-      item.final_sent = true;
-      ++stats_.images;
-      stats_.bytes += r.bytes;
-      std::string ct = media_type(r.content_type);
-      db_.call(Stmt::image_record,
-               {std::to_string(item.session), item.url, sha, rel, std::to_string(r.bytes),
-                std::to_string(info.width), std::to_string(info.height), info.format,
-                ct.empty() ? Param{} : Param{clip(ct, 200)},
-                item.found_on.empty() ? Param{} : Param{item.found_on}, std::to_string(r.status),
-                url_filename(item.url).empty() ? Param{} : Param{clip(url_filename(item.url), 1000)},
-                std::to_string(item.id), opts_.worker_id},
-               [this, id](DbResult&& res) { acknowledged(id, res, "image_record"); }, true,
-               static_cast<std::uint64_t>(id), item.session);
-      if (!claim_in_flight_ && !stopping_) schedule_claim(milliseconds(0));
+    asio::post(io_, [this, id, sha, error, info, skipped, r = std::move(r)]() {
+      image_done(id, r, info, sha, "", error, skipped);
     });
   });
+}
+
+void Crawler::commit_loop() {
+  for (;;) {
+    std::vector<ToCommit> batch;
+    {
+      std::unique_lock<std::mutex> lock(commit_mu_);
+      commit_cv_.wait(lock, [this] { return commit_stop_ || !to_commit_.empty(); });
+      if (to_commit_.empty()) return;
+      batch.swap(to_commit_);
+    }
+    // The bytes of every file are on disk before any is renamed (a name in
+    // the store always has all its bytes), and the renames before
+    // image_record() names them: two syncfs for the whole batch.
+    std::string err;
+    std::vector<std::string> rels(batch.size()), errors(batch.size());
+    bool synced = store_.sync(&err);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (!synced) errors[i] = "store: " + err;
+      else if (!batch[i].file->commit(batch[i].info.ext, &rels[i], false))
+        errors[i] = "store: " + batch[i].file->error();
+    }
+    if (synced && !store_.sync(&err))
+      for (auto& e : errors)
+        if (e.empty()) e = "store: " + err;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      batch[i].file.reset();  // an uncommitted temporary file is removed here
+      asio::post(io_, [this, t = std::move(batch[i]), rel = std::move(rels[i]), error = std::move(errors[i])]() {
+        image_done(t.id, t.r, t.info, t.sha, rel, error, false);
+      });
+    }
+  }
+}
+
+void Crawler::image_done(std::int64_t id, const FetchResult& r, const ImageInfo& info, const std::string& sha,
+                         const std::string& rel, const std::string& error, bool skipped) {
+  auto f2 = items_.find(id);
+  if (f2 == items_.end()) return;
+  Item& item = f2->second;
+  item.final_sent = false;
+  item.processing = false;
+  if (!error.empty()) {
+    fail(item, error, std::nullopt);
+    return;
+  }
+  if (skipped) {
+    ++stats_.skipped;
+    complete(item, r.status, r.bytes,
+             "smaller than min_width/min_height: " + std::to_string(info.width) + "x" + std::to_string(info.height));
+    return;
+  }
+  item.final_sent = true;
+  ++stats_.images;
+  stats_.bytes += r.bytes;
+  std::string ct = media_type(r.content_type);
+  db_.call(Stmt::image_record,
+           {std::to_string(item.session), item.url, sha, rel, std::to_string(r.bytes),
+            std::to_string(info.width), std::to_string(info.height), info.format,
+            ct.empty() ? Param{} : Param{clip(ct, 200)},
+            item.found_on.empty() ? Param{} : Param{item.found_on}, std::to_string(r.status),
+            url_filename(item.url).empty() ? Param{} : Param{clip(url_filename(item.url), 1000)},
+            std::to_string(item.id), opts_.worker_id},
+           [this, id](DbResult&& res) { acknowledged(id, res, "image_record"); }, true,
+           static_cast<std::uint64_t>(id), item.session);
+  request_claim();
 }
 
 std::size_t Crawler::active_items() const {
@@ -660,7 +724,7 @@ void Crawler::complete(Item& it, long status, std::uint64_t bytes, const std::st
   std::string result = "{\"http_status\": " + std::to_string(status) + ", \"bytes\": " + std::to_string(bytes);
   if (!note.empty()) result += ", \"note\": " + json_string(note);
   result += "}";
-  if (!claim_in_flight_ && !stopping_) schedule_claim(milliseconds(0));
+  request_claim();
   db_.call(Stmt::crawl_complete, {std::to_string(it.id), opts_.worker_id, result},
            [this, id = it.id](DbResult&& r) { acknowledged(id, r, "crawl_complete"); }, true,
            static_cast<std::uint64_t>(it.id), it.session);
@@ -670,7 +734,7 @@ void Crawler::fail(Item& it, const std::string& error, std::optional<long> retry
   it.final_sent = true;
   if (retry_after_s) ++stats_.retries;
   else ++stats_.errors;
-  if (!claim_in_flight_ && !stopping_) schedule_claim(milliseconds(0));
+  request_claim();
   CRAWLER_LOG(info) << (retry_after_s ? "retry " : "failed ") << it.url << ": " << error
                     << (retry_after_s ? " (again in " + std::to_string(*retry_after_s) + " s)" : "");
   db_.call(Stmt::crawl_fail,
@@ -688,8 +752,8 @@ void Crawler::acknowledged(std::int64_t id, const DbResult& r, const char* what)
   }
   items_.erase(id);
   if (stopping_) maybe_finish_stop();
-  else if (active_items() < static_cast<std::size_t>(opts_.concurrency) && !claim_in_flight_)
-    schedule_claim(milliseconds(0));
+  else if (active_items() < static_cast<std::size_t>(opts_.concurrency))
+    request_claim();
 }
 
 void Crawler::stop(std::function<void()> done) {

@@ -443,9 +443,11 @@ void Database::run(Shard& sh) {
     }
     // Row locks on sessions in one order in every transaction: no deadlock
     // between a batch of results and a batch of links. Calls about one item
-    // keep their order (same session).
-    std::stable_sort(batch.begin(), batch.end(),
-                     [](const Op& a, const Op& b) { return a.lock_order < b.lock_order; });
+    // keep their order (same session). Claims go last: they see the links.
+    std::stable_sort(batch.begin(), batch.end(), [](const Op& a, const Op& b) {
+      return std::make_pair(a.stmt == Stmt::crawl_claim, a.lock_order) <
+             std::make_pair(b.stmt == Stmt::crawl_claim, b.lock_order);
+    });
     if (!sh.conn || PQstatus(sh.conn) != CONNECTION_OK) {
       if (!connect(sh)) {
         {

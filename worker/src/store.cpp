@@ -29,8 +29,8 @@ bool fsync_dir(const fs::path& dir) {
 }
 }  // namespace
 
-PendingFile::PendingFile(fs::path root, fs::path temp, int fd)
-    : root_(std::move(root)), temp_(std::move(temp)), fd_(fd), md_(EVP_MD_CTX_new()) {
+PendingFile::PendingFile(fs::path root, fs::path tmp_dir)
+    : root_(std::move(root)), tmp_dir_(std::move(tmp_dir)), md_(EVP_MD_CTX_new()) {
   buffer_.reserve(kBufferSize);
   if (!md_ || EVP_DigestInit_ex(md_, EVP_sha256(), nullptr) != 1)
     throw std::runtime_error("OpenSSL: cannot start sha256");
@@ -38,7 +38,7 @@ PendingFile::PendingFile(fs::path root, fs::path temp, int fd)
 
 PendingFile::~PendingFile() {
   if (fd_ >= 0) ::close(fd_);
-  if (!committed_) ::unlink(temp_.c_str());
+  if (!committed_ && !temp_.empty()) ::unlink(temp_.c_str());
   EVP_MD_CTX_free(md_);
 }
 
@@ -50,7 +50,20 @@ bool PendingFile::write(const char* data, std::size_t n) {
   return buffer_.size() < kBufferSize || flush();
 }
 
+bool PendingFile::open() {
+  // The process id in the name tells a crashed worker's leftovers apart.
+  std::string name = (tmp_dir_ / ("part-" + std::to_string(::getpid()) + "-XXXXXX")).string();
+  fd_ = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd_ < 0) {
+    error_ = errno_text("cannot create a temporary file in the store");
+    return false;
+  }
+  temp_ = name;
+  return true;
+}
+
 bool PendingFile::flush() {
+  if (fd_ < 0 && (!temp_.empty() || !open())) return false;
   std::size_t off = 0;
   while (off < buffer_.size()) {
     ssize_t w = ::write(fd_, buffer_.data() + off, buffer_.size() - off);
@@ -65,9 +78,9 @@ bool PendingFile::flush() {
   return true;
 }
 
-bool PendingFile::finish(std::string* sha256_hex) {
+bool PendingFile::finish(std::string* sha256_hex, bool sync) {
   if (!flush()) return false;
-  if (::fsync(fd_) != 0) {
+  if (sync && ::fsync(fd_) != 0) {
     error_ = errno_text("fsync");
     return false;
   }
@@ -84,19 +97,26 @@ bool PendingFile::finish(std::string* sha256_hex) {
   return true;
 }
 
-bool PendingFile::commit(const std::string& ext, std::string* relative_path) {
+bool PendingFile::prepare() {
   if (sha_.empty()) {
     error_ = "commit before finish";
     return false;
   }
-  fs::path rel = fs::path(sha_.substr(0, 2)) / sha_.substr(2, 2) / (sha_ + "." + ext);
-  fs::path dest = root_ / rel;
+  fs::path dir = root_ / sha_.substr(0, 2) / sha_.substr(2, 2);
   std::error_code ec;
-  fs::create_directories(dest.parent_path(), ec);
+  if (fs::is_directory(dir, ec)) return true;
+  fs::create_directories(dir, ec);
   if (ec) {
-    error_ = "cannot create " + dest.parent_path().string() + ": " + ec.message();
+    error_ = "cannot create " + dir.string() + ": " + ec.message();
     return false;
   }
+  return true;
+}
+
+bool PendingFile::commit(const std::string& ext, std::string* relative_path, bool sync) {
+  if (!prepare()) return false;
+  fs::path rel = fs::path(sha_.substr(0, 2)) / sha_.substr(2, 2) / (sha_ + "." + ext);
+  fs::path dest = root_ / rel;
   ::close(fd_);
   fd_ = -1;
   struct stat st;
@@ -109,7 +129,7 @@ bool PendingFile::commit(const std::string& ext, std::string* relative_path) {
       error_ = errno_text("rename into the store");
       return false;
     }
-    if (!fsync_dir(dest.parent_path())) {
+    if (sync && !fsync_dir(dest.parent_path())) {
       error_ = errno_text("fsync of the store directory");
       return false;
     }
@@ -128,13 +148,23 @@ FileStore::FileStore(fs::path root) : root_(std::move(root)), tmp_(root_ / ".tmp
 }
 
 std::unique_ptr<PendingFile> FileStore::create(std::string* error) {
-  std::string name = (tmp_ / ("part-" + std::to_string(::getpid()) + "-XXXXXX")).string();
-  int fd = ::mkostemp(name.data(), O_CLOEXEC);
-  if (fd < 0) {
-    *error = errno_text("cannot create a temporary file in the store");
+  try {
+    return std::unique_ptr<PendingFile>(new PendingFile(root_, tmp_));
+  } catch (const std::exception& e) {
+    *error = e.what();
     return nullptr;
   }
-  return std::unique_ptr<PendingFile>(new PendingFile(root_, name, fd));
+}
+
+bool FileStore::sync(std::string* error) {
+  int fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || ::syncfs(fd) != 0) {
+    *error = errno_text("syncfs of the store");
+    if (fd >= 0) ::close(fd);
+    return false;
+  }
+  ::close(fd);
+  return true;
 }
 
 int FileStore::remove_stale_temporaries() {

@@ -61,7 +61,8 @@ TEST_F(Store, AbandonedFileLeavesNothingBehind) {
     std::string err;
     auto f = store.create(&err);
     ASSERT_TRUE(f);
-    ASSERT_TRUE(f->write("partial", 7));
+    std::string partial(100000, 'p');  // more than the buffer: the file is made
+    ASSERT_TRUE(f->write(partial.data(), partial.size()));
     EXPECT_TRUE(fs::exists(f->temp_path()));
   }  // dropped: the download failed
   EXPECT_EQ(files_under(root_), 0);
@@ -84,6 +85,8 @@ TEST_F(Store, StaleTemporariesOfDeadProcessesAreRemoved) {
   std::ofstream(root_ / ".tmp" / "part-999999999-abcdef") << "left by a crash";
   std::string err;
   auto mine = store.create(&err);  // a live one of this process stays
+  std::string sha;
+  ASSERT_TRUE(mine->finish(&sha));  // makes its file
   EXPECT_EQ(store.remove_stale_temporaries(), 1);
   EXPECT_TRUE(fs::exists(mine->temp_path()));
 }

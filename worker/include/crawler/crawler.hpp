@@ -6,16 +6,20 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "crawler/database.hpp"
 #include "crawler/fetcher.hpp"
+#include "crawler/image_info.hpp"
 #include "crawler/options.hpp"
 #include "crawler/robots.hpp"
 #include "crawler/store.hpp"
@@ -72,6 +76,7 @@ class Crawler {
 
   void load_settings(Settings& st, const DbResult& r, std::size_t row);
   void preload_settings();
+  void request_claim();
   void schedule_claim(std::chrono::milliseconds after);
   void claim();
   void renew();
@@ -82,6 +87,12 @@ class Crawler {
   void fetch(std::int64_t id);
   void on_page(std::int64_t id, FetchResult&& r);
   void on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<PendingFile> file);
+  // An image's outcome, back on the loop: recorded, skipped or failed.
+  void image_done(std::int64_t id, const FetchResult& r, const ImageInfo& info, const std::string& sha,
+                  const std::string& rel, const std::string& error, bool skipped);
+  // The store's committer thread: renames finished files in batches, one
+  // syncfs before the renames and one after.
+  void commit_loop();
   // Reports; the item is forgotten when the database acknowledges.
   void complete(Item& it, long status, std::uint64_t bytes, const std::string& note = "");
   void fail(Item& it, const std::string& error, std::optional<long> retry_after_s);
@@ -101,7 +112,19 @@ class Crawler {
   Database& db_;
   FileStore& store_;
   Fetcher fetcher_;
-  boost::asio::thread_pool files_;  // fsync, header reading, rename
+  boost::asio::thread_pool files_;  // flush, header reading, directories
+  struct ToCommit {
+    std::int64_t id;
+    std::shared_ptr<PendingFile> file;
+    FetchResult r;
+    ImageInfo info;
+    std::string sha;
+  };
+  std::mutex commit_mu_;
+  std::condition_variable commit_cv_;
+  std::vector<ToCommit> to_commit_;
+  bool commit_stop_ = false;
+  std::thread committer_;
   boost::asio::steady_timer claim_timer_, renew_timer_;
   std::unordered_map<std::int64_t, Item> items_;
   std::unordered_map<std::int64_t, Settings> settings_;
@@ -110,7 +133,7 @@ class Crawler {
   // depth they were sent with.
   std::unordered_map<std::int64_t, std::unordered_map<std::string, int>> sent_;
   CrawlStats stats_;
-  bool claim_in_flight_ = false, stopping_ = false, release_sent_ = false;
+  bool claim_in_flight_ = false, claim_again_ = false, stopping_ = false, release_sent_ = false;
   std::chrono::milliseconds idle_delay_{50};
   std::function<void()> on_stopped_, on_idle_;
 };

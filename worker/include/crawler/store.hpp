@@ -1,7 +1,10 @@
 // Content-addressed file store: bytes streamed to a temporary file in the
 // store while hashed (sha256, OpenSSL EVP), fsynced, renamed atomically into
 // ab/cd/<sha256>.<ext>. A temporary file never outlives its PendingFile, so
-// no partial file is ever left behind; the same bytes make one file.
+// no partial file is ever left behind; the same bytes make one file. The
+// temporary file is made when the first 64 KiB buffer is full, or by
+// finish(): a small image's file is made off the event loop (making an inode
+// can take a millisecond).
 #pragma once
 #include <filesystem>
 #include <memory>
@@ -22,21 +25,26 @@ class PendingFile {
   bool write(const char* data, std::size_t n);
   std::uint64_t size() const { return size_; }
   const std::string& head() const { return head_; }  // the first 4 KiB
-  const std::filesystem::path& temp_path() const { return temp_; }
+  const std::filesystem::path& temp_path() const { return temp_; }  // empty until made
   const std::string& error() const { return error_; }
 
-  // Flushes and fsyncs the data, returns the hex sha256 (call once).
-  bool finish(std::string* sha256_hex);
+  // Flushes and (unless `sync` is false) fsyncs the data, returns the hex
+  // sha256 (call once).
+  bool finish(std::string* sha256_hex, bool sync = true);
+  // Makes the directory ab/cd/ of the finished file (commit does it too).
+  bool prepare();
   // Moves the finished file to ab/cd/<sha256>.<ext> (or drops it when that
-  // file exists: same bytes) and fsyncs the directory. Returns the path
-  // relative to the store root.
-  bool commit(const std::string& ext, std::string* relative_path);
+  // file exists: same bytes) and (unless `sync` is false) fsyncs the
+  // directory. Returns the path relative to the store root. Unsynced
+  // finishes and commits are made durable by FileStore::sync().
+  bool commit(const std::string& ext, std::string* relative_path, bool sync = true);
 
  private:
   friend class FileStore;
-  PendingFile(std::filesystem::path root, std::filesystem::path temp, int fd);
+  PendingFile(std::filesystem::path root, std::filesystem::path tmp_dir);
+  bool open();
   bool flush();
-  std::filesystem::path root_, temp_;
+  std::filesystem::path root_, tmp_dir_, temp_;
   int fd_ = -1;
   evp_md_ctx_st* md_ = nullptr;
   std::string buffer_, head_, sha_, error_;
@@ -48,10 +56,14 @@ class FileStore {
  public:
   explicit FileStore(std::filesystem::path root);  // throws when unusable
   const std::filesystem::path& root() const { return root_; }
-  // A new temporary file; nullptr with *error set when it cannot be made.
+  // A new pending file (its temporary file is made when needed); nullptr
+  // with *error set when it cannot be started.
   std::unique_ptr<PendingFile> create(std::string* error);
   // Removes temporary files of processes that are gone (after a crash).
   int remove_stale_temporaries();
+  // Everything written to the store's file system so far, on disk
+  // (syncfs): one call for a whole batch instead of two fsyncs per file.
+  bool sync(std::string* error);
 
  private:
   std::filesystem::path root_, tmp_;
