@@ -161,7 +161,6 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    s name := '@extschema@';
     inserted jsonb := '[]';
     replaced jsonb := '[]';
     kept bigint := 0;
@@ -178,6 +177,10 @@ DECLARE
     summary jsonb;
 BEGIN
     PERFORM @extschema@.ha_assert_writable();
+    -- In sync mode the synchronous standby is the very node that is merging
+    -- and waiting for this answer: its commit must not wait for it. (Local to
+    -- the transaction, not to the function, so that it holds at the commit.)
+    PERFORM set_config('synchronous_commit', 'local', true);
     IF tbl IS NULL OR rows IS NULL THEN
         RAISE EXCEPTION 'tbl and rows must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     ELSIF NOT tbl = ANY (@extschema@.ha_data_tables()) THEN

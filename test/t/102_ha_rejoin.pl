@@ -2,9 +2,10 @@
 #  - caught up: everything the old primary wrote had reached the standby
 #    before the kill; it rejoins by itself and the nodes end identical;
 #  - unreplicated tail: the standby was down while the primary wrote; after
-#    the failover the old primary refuses to rejoin (automatically and when
-#    asked), records why in ha_events, and keeps its rows and the slot that
-#    records them (part 2 merges them).
+#    the failover the old primary merges those rows into the new primary,
+#    then follows it (t/112 covers the merge rules and conflicts);
+#  - a node that replaces the old one under the same node id continues its
+#    ids past every id of that node the primary holds (merged ones included).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -59,36 +60,32 @@ sub write_sessions
 	is($b->safe_psql('postgres', 'SELECT count(*) FROM crawl_sessions'), '10', 'it never got the tail');
 	write_sessions($b, 'new', 3);
 
+	# alpha, written to while delta was down, comes back: a restarted old
+	# primary accepts no write until it knows the newest term
 	$a->start;
-	$a->poll_query_until('postgres', "SELECT EXISTS (SELECT 1 FROM ha_events WHERE kind = 'rejoin_refused')")
-	  or die 'no refusal recorded';
-	pass('tail: the automatic rejoin was refused');
-	like($a->safe_psql('postgres', "SELECT reason FROM ha_events WHERE kind = 'rejoin_refused' ORDER BY id DESC LIMIT 1"),
-		qr/holds \d+ changes the new primary delta lacks/, 'the event says what and why');
-	is($a->safe_psql('postgres', "SELECT role, needs_rejoin FROM ha_state"), 'standby|t',
-		'the old primary is fenced as a standby that needs to rejoin');
-	is($a->safe_psql('postgres', "SELECT count(*) FROM crawl_sessions WHERE seeds[1] LIKE 'http://tail.test/%'"), '7',
-		'its tail is intact');
-	is($a->safe_psql('postgres', "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'crawler_ha_node_4'"), '1',
-		'the slot that records the tail is kept');
-	is($a->safe_psql('postgres', "SELECT count(*) FROM pg_subscription"), '0', 'it did not subscribe');
+	my ($rc, $out, $err) = $a->psql('postgres', "BEGIN READ WRITE; SELECT crawl_start(ARRAY['http://x.test/'])");
+	like($err, qr/does not accept writes/, 'the old primary accepts no write when it comes back');
+	$a->poll_query_until('postgres', "SELECT role = 'standby' AND NOT needs_rejoin FROM ha_state")
+	  or die 'no rejoin: ' . $a->safe_psql('postgres', "SELECT string_agg(kind || ': ' || reason, E'\n' ORDER BY id) FROM ha_events");
+	pass('tail: the old primary rejoined by itself');
+	like($a->safe_psql('postgres', "SELECT reason FROM ha_events WHERE kind = 'merge' ORDER BY id DESC LIMIT 1"),
+		qr/merged what it wrote after split point/, 'after merging its tail, recorded as an event');
+	is($b->safe_psql('postgres', "SELECT count(*) FROM crawl_sessions WHERE seeds[1] LIKE 'http://tail.test/%'"), '7',
+		'the new primary now holds the tail');
+	is($b->safe_psql('postgres', "SELECT count(*) FROM crawl_sessions"), '20', 'and everything else: the union');
+	$a->poll_query_until('postgres', 'SELECT count(*) = 20 FROM crawl_sessions') or die 'no copy';
+	is_deeply(ha_seeds($a), ha_seeds($b), 'tail: both nodes hold identical data');
+	is($a->safe_psql('postgres', "SELECT count(*) FROM pg_replication_slots"), '0',
+		'the slot that recorded the tail is dropped after the merge');
 
-	my ($rc, $out, $err) = $a->psql('postgres', 'SELECT ha_rejoin()');
-	isnt($rc, 0, 'ha_rejoin() refuses too');
-	like($err, qr/rejoin refused/, 'with the reason');
-	($rc, $out, $err) = $a->psql('postgres', "BEGIN READ WRITE; SELECT crawl_start(ARRAY['http://x.test/'])");
-	like($err, qr/does not accept writes/, 'and it accepts no write');
-	is($a->safe_psql('postgres', "SELECT count(*) FROM crawl_sessions WHERE seeds[1] LIKE 'http://new.test/%'"), '0',
-		'nothing of the new primary was pulled in over the tail');
-
-	# the refused node is replaced by a new empty one with the same node id:
+	# the old node is replaced by a new empty one with the same node id:
 	# its ids continue past the ones of that id the primary already holds
 	$a->stop('immediate');
 	my $c = new_node('gamma2', node_id => 3, extra_conf => "crawler_ha.health_check_interval = '1s'\n");
 	ha_set_peer($b, $c);
 	ha_set_peer($c, $b);
 	is($c->safe_psql('postgres', "SELECT ha_setup('standby')"), 'standby', 'a replacement node with the same id joins');
-	$c->poll_query_until('postgres', 'SELECT count(*) = 13 FROM crawl_sessions') or die 'no initial copy';
+	$c->poll_query_until('postgres', 'SELECT count(*) = 20 FROM crawl_sessions') or die 'no initial copy';
 	$c->poll_query_until('postgres', "SELECT healthy FROM ha_status() WHERE NOT is_local") or die;
 	like($c->safe_psql('postgres', 'SELECT ha_failover()'), qr/gamma2 is the primary/, 'and takes over by switchover');
 	my $max_old = $c->safe_psql('postgres', 'SELECT max(id) FROM crawl_sessions WHERE id % 1024 = 3');

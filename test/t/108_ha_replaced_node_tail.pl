@@ -1,7 +1,7 @@
 # A node that replaced a refused old primary (same node id, empty, set up
 # with ha_setup) holds the standby's place like any other: when the primary
 # is killed with an unreplicated tail, the replacement promotes and the old
-# primary's rejoin is refused with its tail kept.
+# primary merges its tail into the replacement before following it.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -34,10 +34,12 @@ $c->start;
 ok(defined ha_wait_writable($c, 120), 'the replacement promoted');
 note($c->safe_psql('postgres', 'SELECT term, split_lsn FROM ha_state'));
 $b->start;
-$b->poll_query_until('postgres',
-	"SELECT EXISTS (SELECT 1 FROM ha_events WHERE kind IN ('rejoin', 'rejoin_refused') AND at > now() - interval '1 min')")
-  or die 'neither';
-is($b->safe_psql('postgres', "SELECT kind FROM ha_events WHERE kind IN ('rejoin', 'rejoin_refused') ORDER BY id DESC LIMIT 1"),
-	'rejoin_refused', 'rb refuses to rejoin: it holds the tail');
-is($b->safe_psql('postgres', "SELECT count(*) FROM crawl_sessions WHERE seeds[1] LIKE 'http://tail.test/%'"), '4', 'tail kept');
+$b->poll_query_until('postgres', "SELECT role = 'standby' AND NOT needs_rejoin FROM ha_state")
+  or die 'rb did not rejoin: ' . $b->safe_psql('postgres', "SELECT string_agg(kind || ': ' || reason, E'\n' ORDER BY id) FROM ha_events");
+like($b->safe_psql('postgres', "SELECT string_agg(kind, ',' ORDER BY id) FROM ha_events WHERE kind IN ('merge', 'rejoin')"),
+	qr/merge,rejoin$/, 'rb merged its tail into the replacement, then rejoined');
+is($c->safe_psql('postgres', "SELECT count(*) FROM crawl_sessions WHERE seeds[1] LIKE 'http://tail.test/%'"), '4',
+	'the replacement holds the tail');
+$b->poll_query_until('postgres', 'SELECT count(*) = 19 FROM crawl_sessions') or die 'no copy';
+is_deeply(ha_seeds($b), ha_seeds($c), 'both hold the union');
 done_testing();

@@ -1,0 +1,105 @@
+-- The merge of an old primary's tail (HA part 2): the pgoutput reader, the
+-- merge rules of ha_merge_rows() on a writable node, bad input with its
+-- SQLSTATE, and wrong callers. The whole flow runs on real nodes in t/112.
+BEGIN;
+SELECT * FROM no_plan();
+
+-- pgoutput messages: type, table, first column; anything else is refused.
+SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x49000040004e000174000000023132'::bytea)),
+          '(I,16384,12)', 'an insert gives its table and key');
+SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x55000040004b00026e7400000001394e000174000000023132'::bytea)),
+          '(U,16384,12)', 'an update with an old key gives the new key');
+SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x44000040004b0001740000000133'::bytea)),
+          '(D,16384,3)', 'a delete gives its key');
+SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x42'::bytea)), '(B,,)', 'a begin is only a type');
+SELECT is((SELECT key FROM ha_pgoutput_change('\x49000040004e00016e'::bytea)), NULL, 'a null key is NULL');
+SELECT is((SELECT count(*) FROM ha_pgoutput_change(NULL)), 1::bigint, 'NULL in, NULL out (strict)');
+SELECT throws_ok(q, '22P03', NULL, 'malformed: ' || q)
+  FROM unnest(ARRAY[
+    $$SELECT * FROM ha_pgoutput_change(''::bytea)$$,
+    $$SELECT * FROM ha_pgoutput_change('\x49'::bytea)$$,
+    $$SELECT * FROM ha_pgoutput_change('\x49000040004e0001740000ffff3132'::bytea)$$,
+    $$SELECT * FROM ha_pgoutput_change('\x4900004000580001'::bytea)$$,
+    $$SELECT * FROM ha_pgoutput_change('\x49000040004e00017a'::bytea)$$,
+    $$SELECT * FROM ha_pgoutput_change('\x44000040004e0001740000000133'::bytea)$$,
+    $$SELECT * FROM ha_pgoutput_change(decode(repeat('49', 100000), 'hex'))$$]) q;
+
+-- A standalone node is writable: merge into it.
+SELECT crawl_start(ARRAY['http://m.test/'], '{"delay_ms": 0}') AS sid \gset
+SELECT crawl_enqueue(:sid, ARRAY['http://m.test/a.png', 'http://m.test/b.png'], 1, 'image') AS n \gset
+CREATE TEMP TABLE other AS
+SELECT 'crawl_sessions'::regclass AS tbl, jsonb_agg(to_jsonb(s) || jsonb_build_object('id', 5, 'seeds', ARRAY['http://o.test/'])) AS rows
+  FROM crawl_sessions s
+UNION ALL
+SELECT 'crawl_frontier', jsonb_agg(to_jsonb(f) || jsonb_build_object('state', 'done', 'lease_owner', 'w', 'result', '{"x": 1}'))
+  FROM crawl_frontier f WHERE f.url = 'http://m.test/a.png'
+UNION ALL
+SELECT 'crawl_frontier', jsonb_agg(to_jsonb(f) || jsonb_build_object('id', 2049, 'session_id', 5, 'state', 'leased',
+                                                                      'lease_owner', 'w', 'lease_expires_at', now()))
+  FROM crawl_frontier f WHERE f.url = 'http://m.test/b.png'
+UNION ALL
+SELECT 'images', jsonb_build_array(jsonb_build_object('id', 2049, 'url', 'http://m.test/a.png', 'file_path', 'x', 'file_size', 7,
+       'sha256', repeat('c', 64), 'session_id', :sid, 'created_at', now(), 'updated_at', now()))
+UNION ALL
+SELECT 'crawl_hosts', jsonb_build_array(jsonb_build_object('host', 'm.test', 'next_fetch_at', '2100-01-01', 'updated_at', now()));
+
+SELECT is(ha_merge_rows('crawl_sessions', rows, '[]', 'old', 1) ->> 'inserted', '1', 'a session only there is inserted')
+  FROM other WHERE tbl = 'crawl_sessions'::regclass;
+SELECT is(ha_merge_rows('crawl_frontier', rows, '[]', 'old', 1) ->> 'replaced', '1', 'a URL done there replaces queued here')
+  FROM other WHERE tbl = 'crawl_frontier'::regclass AND rows::text LIKE '%a.png%';
+SELECT is(state, 'done', 'done wins') FROM crawl_frontier WHERE url = 'http://m.test/a.png';
+SELECT is(ha_merge_rows('crawl_frontier', rows, '[]', 'old', 1) ->> 'inserted', '1', 'a row of a merged session is inserted')
+  FROM other WHERE tbl = 'crawl_frontier'::regclass AND rows::text LIKE '%b.png%';
+SELECT is(state || '/' || coalesce(lease_owner, '-'), 'queued/-', 'a lease of the other term arrives void')
+  FROM crawl_frontier WHERE id = 2049;
+SELECT is(ha_merge_rows('images', rows, '[]', 'old', 1) ->> 'inserted', '1', 'an image only there is inserted')
+  FROM other WHERE tbl = 'images'::regclass;
+SELECT is(images_stored, 1::bigint, 'counters follow the merged rows') FROM crawl_sessions WHERE id = :sid;
+SELECT is(ha_merge_rows('images', jsonb_build_array(to_jsonb(i) || jsonb_build_object('id', 3073, 'sha256', repeat('d', 64))),
+                        '[]', 'other', 2) ->> 'conflicts', '1', 'the same URL with other bytes is a conflict')
+  FROM images i;
+SELECT is(sha256, repeat('c', 64), 'and the row here stays') FROM images;
+SELECT is(count(*), 1::bigint, 'the conflict is an event with the losing row')
+  FROM ha_events WHERE kind = 'conflict' AND detail -> 'other' ->> 'sha256' = repeat('d', 64);
+SELECT is(ha_merge_rows('crawl_hosts', rows, '[]', 'old', 1) ->> 'replaced', '1', 'the later politeness time wins')
+  FROM other WHERE tbl = 'crawl_hosts'::regclass;
+SELECT is(next_fetch_at, '2100-01-01'::timestamptz, 'next_fetch_at moved forward') FROM crawl_hosts WHERE host = 'm.test';
+SELECT is(ha_merge_rows(o.tbl, o.rows, '[]', 'old', 1) - 'table' - 'from_node' - 'from_term' - 'rows' - 'kept' - 'conflicts',
+          '{"inserted": 0, "replaced": 0, "deleted_here": 0}'::jsonb, 'merging again changes nothing: ' || o.tbl)
+  FROM other o;
+SELECT ok(count(*) >= 5, 'every merge call is an event') FROM ha_events WHERE kind = 'merge';
+
+-- Bad input.
+SELECT throws_ok(q, c, NULL, q || ' -> ' || c)
+  FROM (VALUES
+    ('SELECT ha_merge_rows(NULL, ''[]'')', '22004'),
+    ('SELECT ha_merge_rows(''images'', NULL)', '22004'),
+    ('SELECT ha_merge_rows(''pg_class'', ''[]'')', '22023'),
+    ('SELECT ha_merge_rows(''images'', ''{}'')', '22023'),
+    ('SELECT ha_merge_rows(''images'', ''[1]'')', '22023'),
+    ('SELECT ha_merge_rows(''images'', ''[]'', ''"x"'')', '22023'),
+    ('SELECT ha_merge_rows(''images'', ''[]'', ''[]'', repeat(''n'', 102400))', '22001'),
+    ('SELECT ha_merge_rows(''images'', ''[{"url": "http://m.test/z", "sha256": "x''''; DROP TABLE images; --"}]'')', '23502'),
+    ('SELECT ha_merge_rows(''images'', ''[{"id": "9223372036854775808"}]'')', '22003'),
+    ('SELECT * FROM ha_tail_keys(NULL, ''0/0'')', '22004'),
+    ('SELECT * FROM ha_tail_keys(''no_such_slot'', ''0/0'')', '42704'),
+    ('SELECT ha_merge_tail(''x'', ''0/0'', 0)', '22023'),
+    ('SELECT ha_merge_tail(''x'', ''0/0'', NULL)', '22023')
+  ) AS cases(q, c);
+SELECT is(count(*), 1::bigint, 'hostile strings are data, not SQL') FROM pg_class WHERE relname = 'images';
+
+-- Wrong callers: only crawler_ha_admin merges; the internals are superuser-only.
+CREATE ROLE tap_mw LOGIN IN ROLE crawler_ha_writer;
+CREATE ROLE tap_ma LOGIN IN ROLE crawler_ha_admin;
+SET ROLE tap_mw;
+SELECT throws_ok(q, '42501', NULL, 'writer: ' || q || ' is refused')
+  FROM unnest(ARRAY['SELECT ha_merge_rows(''images'', ''[]'')', 'SELECT * FROM ha_tail_keys(''s'', ''0/0'')',
+                    'SELECT ha_merge_tail(NULL, NULL)', 'SELECT * FROM ha_pgoutput_change(''\x42'')']) q;
+RESET ROLE;
+SET ROLE tap_ma;
+SELECT lives_ok('SELECT ha_merge_rows(''images'', ''[]'')', 'admin: ha_merge_rows() is allowed');
+SELECT throws_ok('SELECT ha_merge_tail(NULL, NULL)', '42501', NULL, 'admin: ha_merge_tail() is the worker''s');
+RESET ROLE;
+
+SELECT * FROM finish();
+ROLLBACK;
