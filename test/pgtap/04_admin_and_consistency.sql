@@ -18,7 +18,7 @@ UNION ALL
 SELECT 'crawler_ha_reader', unnest(ARRAY['crawl_status', 'ha_health', 'ha_ping', 'ha_status', 'ha_sync_status', 'image_get'])
 UNION ALL
 SELECT 'crawler_ha_admin', unnest(ARRAY[
-    'crawl_reap_leases', 'ha_check_consistency', 'ha_diff', 'ha_failover', 'ha_health', 'ha_pause', 'ha_ping',
+    'crawl_reap_leases', 'ha_check_consistency', 'ha_diff', 'ha_failover', 'ha_health', 'ha_merge_rows', 'ha_pause', 'ha_ping',
     'ha_promote', 'ha_rejoin', 'ha_resume', 'ha_retention', 'ha_schedule_maintenance', 'ha_set_node_id',
     'ha_setup', 'ha_status', 'ha_sync', 'ha_sync_status']);
 
