@@ -553,7 +553,8 @@ ha_promote(const char *reason, bool switchover, char *msg, size_t msglen)
 			SpinLockAcquire(&ha_shared->mutex);
 			seen = Max(ha_shared->max_term_seen, ha_shared->peer.term);
 			SpinLockRelease(&ha_shared->mutex);
-			new_term = Max(seen, ha_local.term) + 1;
+			/* with a witness, exactly the term it granted (issue 5) */
+			new_term = ha_granted_term > 0 ? ha_granted_term : Max(seen, ha_local.term) + 1;
 		}
 		spi_sql("UPDATE %s.ha_state SET role = 'primary', term = " INT64_FORMAT ", primary_name = %s, "
 				"primary_node_id = %d, fenced = false, needs_rejoin = false, split_lsn = %s",

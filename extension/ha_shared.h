@@ -125,6 +125,15 @@ typedef struct HaShared
 
 	HaRemoteView peer;
 	HaRemoteView witness;
+
+	/* issue 5: the witness and self-fencing (ha_witness.c) */
+	int64		self_fenced_term;	/* writes refuse at once while == term */
+	bool		contact_since_start;	/* reached the witness or the peer */
+	TimestampTz last_contact;	/* last success with the witness or the peer */
+	char		witness_primary[HA_NAME_LEN];	/* the primary the witness knows */
+	char		witness_seen[HA_MSG_LEN];	/* what it hears of the data nodes */
+	char		settings_problem[HA_MSG_LEN];	/* fence order wrong: why */
+	char		grant_state[HA_MSG_LEN];	/* the last answer to a term request */
 } HaShared;
 
 extern HaShared *ha_shared;
@@ -216,5 +225,19 @@ extern void ha_monitor_replication(void);
 extern bool ha_set_paused(bool paused, char *msg, size_t msglen);
 extern void ha_enable_subscription(void);
 extern char *ha_slot_name(int32 node_id);
+
+/* ha_witness.c: the witness's side of a data node, and self-fencing */
+extern int64 ha_granted_term;	/* > 0: ha_promote takes exactly this term */
+extern bool ha_witness_configured(void);
+extern bool ha_witness_order_ok(void);
+extern void ha_witness_check_settings(void);
+extern void ha_witness_tick(void);
+extern void ha_witness_request_grant(const char *reason, TimestampTz first_failure);
+extern bool ha_witness_grant_pending(void);
+extern int	ha_witness_conns(HaConn **out);
+extern TimestampTz ha_witness_next_wakeup(void);
+extern void ha_witness_close(void);
+extern void ha_witness_peer_contact(bool ok);
+extern const char *ha_write_block_reason(const HaShared *snap);
 
 #endif							/* HA_SHARED_H */

@@ -15,6 +15,7 @@
 #include "access/htup_details.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -130,6 +131,25 @@ ha_fence_check(PG_FUNCTION_ARGS)
 							me, max_seen, peer_primary[0] ? peer_primary : "unknown"),
 					 errdetail("This node was the primary of term " INT64_FORMAT " and must rejoin.", term),
 					 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
+
+		/* issue 5: a self-fence, or a restarted primary that reached no one yet */
+		{
+			HaShared	snap;
+			const char *why;
+
+			SpinLockAcquire(&ha_shared->mutex);
+			memcpy(&snap, ha_shared, sizeof(HaShared));
+			SpinLockRelease(&ha_shared->mutex);
+			strlcpy(snap.role, role, HA_ROLE_LEN);
+			snap.term = term;
+			why = ha_write_block_reason(&snap);
+			if (why)
+				ereport(ERROR,
+						(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+						 errmsg("crawler_ha node \"%s\" does not accept writes: %s", me, why),
+						 errdetail("Term " INT64_FORMAT "; a witness is configured.", term),
+						 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
+		}
 
 		/* after a restart, no write before we know whether the peer moved on */
 		if (term > 0 && ha_peer_conninfo != NULL && ha_peer_conninfo[0] != '\0' && (!worker || !checked))
@@ -409,7 +429,8 @@ ha_failover(PG_FUNCTION_ARGS)
 #define STATUS_COLS 19
 
 static void
-put_remote_row(Tuplestorestate *ts, TupleDesc td, const HaRemoteView *v, const char *kind)
+put_remote_row(Tuplestorestate *ts, TupleDesc td, const HaRemoteView *v, const char *kind,
+			   const char *detail)
 {
 	Datum		values[STATUS_COLS];
 	bool		nulls[STATUS_COLS];
@@ -436,8 +457,51 @@ put_remote_row(Tuplestorestate *ts, TupleDesc td, const HaRemoteView *v, const c
 	values[16] = BoolGetDatum(v->needs_rejoin);
 	nulls[17] = true;
 	values[18] = CStringGetTextDatum(v->last_error[0] ? v->last_error
+									 : detail ? detail
 									 : psprintf("%s, lsn %X/%X", kind, LSN_FORMAT_ARGS(v->lsn)));
 	tuplestore_putvalues(ts, td, values, nulls);
+}
+
+/* ha_status() on the witness: what it last heard from each data node. */
+static void
+put_witness_rows(FunctionCallInfo fcinfo, Tuplestorestate *ts, TupleDesc td)
+{
+	char	   *sql = psprintf("SELECT node_name, node_id, role, term, fenced, last_heard, silent_ms, reports "
+							   "FROM %s.ha_witness_seen()", own_schema(fcinfo));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		return;
+	if (SPI_execute(sql, true, 0) == SPI_OK_SELECT)
+	{
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	t = SPI_tuptable->vals[i];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			Datum		values[STATUS_COLS];
+			bool		nulls[STATUS_COLS];
+			bool		isnull;
+			double		silent = DatumGetFloat8(SPI_getbinval(t, d, 7, &isnull));
+
+			memset(nulls, 1, sizeof(nulls));
+			values[0] = CStringGetTextDatum(SPI_getvalue(t, d, 1));
+			nulls[0] = false;
+			values[1] = SPI_getbinval(t, d, 2, &nulls[1]);
+			values[2] = BoolGetDatum(false);
+			nulls[2] = false;
+			values[3] = CStringGetTextDatum(SPI_getvalue(t, d, 3));
+			nulls[3] = false;
+			values[4] = SPI_getbinval(t, d, 4, &nulls[4]);
+			values[5] = BoolGetDatum(silent <= (double) ha_health_check_interval_ms * ha_failure_threshold);
+			nulls[5] = false;
+			values[6] = SPI_getbinval(t, d, 6, &nulls[6]);
+			values[15] = SPI_getbinval(t, d, 5, &nulls[15]);
+			values[18] = CStringGetTextDatum(psprintf("heard %.0f ms ago (%s reports)", silent,
+													  SPI_getvalue(t, d, 8)));
+			nulls[18] = false;
+			tuplestore_putvalues(ts, td, values, nulls);
+		}
+	}
+	SPI_finish();
 }
 
 Datum
@@ -479,15 +543,33 @@ ha_status(PG_FUNCTION_ARGS)
 	values[15] = BoolGetDatum(snap.fenced);
 	values[16] = BoolGetDatum(snap.needs_rejoin);
 	values[17] = BoolGetDatum(snap.paused);
-	values[18] = CStringGetTextDatum(snap.worker_pid == 0 ? "HA worker not running"
-									 : psprintf("primary %s%s", snap.primary_name[0] ? snap.primary_name : "unknown",
-												snap.max_term_seen > snap.term ? "; a newer term exists" : ""));
+	{
+		const char *why = ha_write_block_reason(&snap);
+
+		values[18] = CStringGetTextDatum(snap.worker_pid == 0 ? "HA worker not running"
+										 : strcmp(snap.role, "witness") == 0 ? "witness: grants terms, holds no crawl data"
+										 : psprintf("primary %s%s%s%s%s%s%s",
+													snap.primary_name[0] ? snap.primary_name : "unknown",
+													snap.max_term_seen > snap.term ? "; a newer term exists" : "",
+													why ? "; writes refused: " : "", why ? why : "",
+													snap.settings_problem[0] ? "; ALERT: " : "", snap.settings_problem,
+													snap.grant_state[0] ? psprintf("; witness: %s", snap.grant_state) : ""));
+	}
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 
 	if (snap.peer.configured)
-		put_remote_row(rsinfo->setResult, rsinfo->setDesc, &snap.peer, "peer");
+		put_remote_row(rsinfo->setResult, rsinfo->setDesc, &snap.peer, "peer", NULL);
 	if (snap.witness.configured)
-		put_remote_row(rsinfo->setResult, rsinfo->setDesc, &snap.witness, "witness");
+		put_remote_row(rsinfo->setResult, rsinfo->setDesc, &snap.witness, "witness",
+					   snap.witness.ever_seen
+					   ? psprintf("witness: term " INT64_FORMAT ", primary %s; sees %s", snap.witness.term,
+								  snap.witness_primary[0] ? snap.witness_primary : "none",
+								  snap.witness_seen[0] ? snap.witness_seen : "no data node yet")
+					   : "witness: not reached yet");
+
+	/* on the witness: one row per data node it hears from */
+	if (strcmp(snap.role, "witness") == 0 && snap.state_loaded)
+		put_witness_rows(fcinfo, rsinfo->setResult, rsinfo->setDesc);
 	return (Datum) 0;
 }
 
@@ -516,6 +598,7 @@ ha_health(PG_FUNCTION_ARGS)
 	primary = strcmp(snap.role, "primary") == 0;
 	ro = GetConfigOptionResetString("default_transaction_read_only");
 	writable = primary && !snap.fenced && snap.max_term_seen <= snap.term && snap.first_round_done &&
+		ha_write_block_reason(&snap) == NULL &&
 		!(ro != NULL && strcmp(ro, "on") == 0) && !RecoveryInProgress();
 
 	memset(nulls, 0, sizeof(nulls));

@@ -57,12 +57,14 @@ static void
 worker_exit(int code, Datum arg)
 {
 	ha_conn_close(&probe);
+	ha_witness_close();
 	if (ha_shared)
 	{
 		SpinLockAcquire(&ha_shared->mutex);
 		ha_shared->worker_pid = 0;
 		ha_shared->worker_latch = NULL;
 		ha_shared->first_round_done = false;
+		ha_shared->contact_since_start = false;
 		SpinLockRelease(&ha_shared->mutex);
 	}
 }
@@ -125,6 +127,7 @@ record_probe(void)
 		int			failures = ha_shared->peer.consecutive_failures;
 
 		SpinLockRelease(&ha_shared->mutex);
+		ha_witness_peer_contact(ok);
 		/* logged, never raised; the first failure and each multiple of the threshold */
 		if (!ok && (failures == 1 || failures % ha_failure_threshold == 0))
 			ereport(LOG,
@@ -402,9 +405,14 @@ act_on_check(bool ok)
 		char	   *reason;
 		TimestampTz started = first_failure_at;
 
-		/* part 2: with a witness, promote only on its word and its new term */
 		reason = psprintf("failover: primary %s unreachable for %d checks (%s)",
 						  ha_local.primary_name, peer.consecutive_failures, peer.last_error);
+		/* with a witness, promote only on its word and with the term it grants */
+		if (ha_witness_configured())
+		{
+			ha_witness_request_grant(reason, started);
+			return;
+		}
 		if (ha_promote(reason, false, msg, sizeof(msg)))
 		{
 			double		total = (double) (GetCurrentTimestamp() - started) / 1000.0;
@@ -460,30 +468,14 @@ finish_round(void)
 }
 
 /*
- * How the settings must relate.  With a witness, an isolated primary must
- * fence itself before the standby can promote (issue 5); say so when the
- * settings make that impossible.
+ * How the settings must relate: with a witness, an isolated primary must
+ * fence itself before the standby can promote (ha_witness.c checks, logs,
+ * records an alert and refuses witness-based failover while they do not).
  */
 static void
 check_settings(void)
 {
-	int64		promotion_delay = (int64) ha_health_check_interval_ms * ha_failure_threshold;
-
-	SpinLockAcquire(&ha_shared->mutex);
-	ha_shared->witness.configured = ha_witness_conninfo != NULL && ha_witness_conninfo[0] != '\0';
-	if (ha_shared->witness.configured)
-		strlcpy(ha_shared->witness.last_error, "not checked: witness support comes with HA part 2",
-				sizeof(ha_shared->witness.last_error));
-	SpinLockRelease(&ha_shared->mutex);
-
-	if (ha_witness_conninfo != NULL && ha_witness_conninfo[0] != '\0' &&
-		ha_fence_timeout_ms >= promotion_delay)
-		ereport(WARNING,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("crawler_ha.fence_timeout (%d ms) must be below health_check_interval x failure_threshold (" INT64_FORMAT " ms)",
-						ha_fence_timeout_ms, promotion_delay),
-				 errdetail("An isolated primary must turn read-only before its standby can promote."),
-				 errhint("Lower crawler_ha.fence_timeout or raise the interval or the threshold.")));
+	ha_witness_check_settings();
 }
 
 void
@@ -526,11 +518,8 @@ ha_worker_main(Datum main_arg)
 
 	for (;;)
 	{
-		int			events;
 		long		timeout;
-		int			rc;
 		TimestampTz now;
-		pgsocket	sock = PGINVALID_SOCKET;
 
 		MemoryContextSwitchTo(loop_cxt);
 		CHECK_FOR_INTERRUPTS();
@@ -570,24 +559,53 @@ ha_worker_main(Datum main_arg)
 			ha_local.term > 0 && probe.phase == HA_CONN_IDLE)
 			manage_sync();
 
-		now = GetCurrentTimestamp();
-		events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
-		timeout = (long) ((next_round - now) / 1000);
-		if (probe.phase != HA_CONN_IDLE && probe.conn != NULL && PQsocket(probe.conn) >= 0)
-		{
-			events |= probe.poll_wants;
-			sock = PQsocket(probe.conn);
-			timeout = ha_conn_wait_ms(&probe);
-		}
-		if (ha_replication_mode == HA_MODE_SEMI_SYNC && timeout > 250)
-			timeout = 250;
-		if (timeout < 1)
-			timeout = 1;
+		/* the witness's report and term request, and the fence deadline */
+		ha_witness_tick();
 
-		rc = WaitLatchOrSocket(MyLatch, events, sock, timeout, PG_WAIT_EXTENSION);
-		if (rc & WL_LATCH_SET)
-			ResetLatch(MyLatch);
-		if (probe.phase != HA_CONN_IDLE)
-			ha_conn_step(&probe, rc);
+		/*
+		 * Wait for the peer's and the witness's sockets together, so neither
+		 * a hung peer nor a hung witness delays the other, and wake for the
+		 * next round, every deadline and the fence deadline.
+		 */
+		{
+			HaConn	   *conns[3];
+			int			nconns = 0;
+			WaitEventSet *set;
+			WaitEvent	evs[5];
+			int			n;
+			TimestampTz wake = next_round;
+			TimestampTz wwake = ha_witness_next_wakeup();
+
+			if (probe.phase != HA_CONN_IDLE)
+				conns[nconns++] = &probe;
+			nconns += ha_witness_conns(conns + nconns);
+			if (wwake != 0 && wwake < wake)
+				wake = wwake;
+			for (int i = 0; i < nconns; i++)
+				if (conns[i]->deadline < wake)
+					wake = conns[i]->deadline;
+			now = GetCurrentTimestamp();
+			timeout = (long) ((wake - now) / 1000);
+			if (ha_replication_mode == HA_MODE_SEMI_SYNC && timeout > 250)
+				timeout = 250;
+			if (timeout < 1)
+				timeout = 1;
+
+			set = CreateWaitEventSet(CurrentMemoryContext, 2 + nconns);
+			AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+			AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+			for (int i = 0; i < nconns; i++)
+				if (conns[i]->conn != NULL && PQsocket(conns[i]->conn) >= 0 && conns[i]->poll_wants != 0)
+					AddWaitEventToSet(set, conns[i]->poll_wants, PQsocket(conns[i]->conn), NULL, conns[i]);
+			n = WaitEventSetWait(set, timeout, evs, lengthof(evs), PG_WAIT_EXTENSION);
+			FreeWaitEventSet(set);
+			for (int i = 0; i < n; i++)
+			{
+				if (evs[i].events & WL_LATCH_SET)
+					ResetLatch(MyLatch);
+				else if (evs[i].user_data != NULL)
+					ha_conn_step((HaConn *) evs[i].user_data, evs[i].events);
+			}
+		}
 	}
 }

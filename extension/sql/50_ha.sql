@@ -66,7 +66,8 @@ CREATE TABLE @extschema@.ha_events (
     kind        text NOT NULL CHECK (kind IN ('setup', 'detection', 'recovery', 'failover', 'switchover',
                                               'promotion', 'fence', 'unfence', 'demotion', 'rejoin',
                                               'rejoin_refused', 'merge', 'conflict', 'alert', 'pause', 'resume',
-                                              'sync_degraded', 'sync_restored', 'consistency', 'repair')),
+                                              'sync_degraded', 'sync_restored', 'consistency', 'repair',
+                                              'grant', 'grant_refused', 'term')),
     reason      text NOT NULL,
     duration_ms double precision,
     detail      jsonb NOT NULL DEFAULT '{}'
@@ -234,8 +235,17 @@ DECLARE
     seq    text;
     maxid  bigint;
 BEGIN
-    IF want IS NOT NULL AND want NOT IN ('primary', 'standby') THEN
-        RAISE EXCEPTION 'role must be primary or standby, not %', want USING ERRCODE = 'invalid_parameter_value';
+    IF want IS NOT NULL AND want NOT IN ('primary', 'standby', 'witness') THEN
+        RAISE EXCEPTION 'role must be primary, standby or witness, not %', want USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- issue 5: the witness (52_witness.sql); with one, the settings must fence before a promotion
+    IF want = 'witness' THEN
+        RETURN @extschema@.ha_setup_witness();
+    END IF;
+    PERFORM @extschema@.ha_check_fence_order();
+    IF (SELECT s.role FROM @extschema@.ha_state s) = 'witness' THEN
+        RAISE EXCEPTION 'this node is the witness: it holds no crawl data'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     SELECT * INTO me FROM @extschema@.ha_node;
     -- Read without locking: a set-up standby is read-only, and asking again

@@ -294,9 +294,11 @@ sub ha_writer_start
 		{
 			$i++;
 			my $url = "http://w.test/$tag/$i";
+			my $t0 = Time::HiRes::time();
 			my $out = `timeout 60 psql -XAtq -d "$conninfo" -v ON_ERROR_STOP=1 -c "SELECT crawl_start(ARRAY['$url'])" 2>&1`;
 			chomp $out;
-			if ($? == 0 && $out =~ /^\d+$/) { printf $fh "%s %s %.3f\n", $url, $out, Time::HiRes::time(); }
+			# url, id, when the reply came, when the call began (client clock)
+			if ($? == 0 && $out =~ /^\d+$/) { printf $fh "%s %s %.3f %.3f\n", $url, $out, Time::HiRes::time(), $t0; }
 			else { $out =~ s/\n/ /g; print $eh "$url $out\n"; select(undef, undef, undef, 0.05); }
 		}
 		close $fh;
@@ -332,7 +334,8 @@ sub ha_acked
 	return \%acked;
 }
 
-# ha_acks($w): [ [url, id, time], ... ] in acknowledgement order.
+# ha_acks($w): [ [url, id, time of the reply, time the call began], ... ] in
+# acknowledgement order.
 sub ha_acks
 {
 	my ($w) = @_;
@@ -342,7 +345,7 @@ sub ha_acks
 	{
 		chomp $l;
 		my @f = split / /, $l;
-		push @acks, \@f if @f == 3;
+		push @acks, \@f if @f >= 3;
 	}
 	return \@acks;
 }
