@@ -143,4 +143,30 @@ is($b->safe_psql('postgres', 'SELECT count(*) FROM images WHERE id % 1024 NOT IN
 
 $a->stop;
 $b->stop;
+
+# --- without the old slot: the tail is found by key comparison -----------------
+{
+	my ($c, $d) = ha_pair(names => [ 'gamma', 'delta' ]);
+	$c->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://before.test/' || i]) FROM generate_series(1, 4) i");
+	$d->poll_query_until('postgres', 'SELECT count(*) = 4 FROM crawl_sessions') or die;
+	$d->stop;
+	$c->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://noslot.test/' || i]) FROM generate_series(1, 3) i");
+	$c->kill9;
+	$d->start;
+	ok(defined ha_wait_writable($d, 120), 'no slot: delta promoted');
+	$c->append_conf('postgresql.conf', "crawler_ha.auto_failover = off\n");
+	$c->start;
+	$c->poll_query_until('postgres', "SELECT role = 'standby' AND needs_rejoin FROM ha_state") or die 'gamma did not step down';
+	# the slot that recorded the tail is gone (an operator dropped it)
+	$c->safe_psql('postgres', "SELECT pg_drop_replication_slot('crawler_ha_node_4')");
+	like($c->safe_psql('postgres', 'SELECT ha_rejoin()'), qr/rejoined as standby of delta/, 'ha_rejoin() merges and rejoins');
+	like($c->safe_psql('postgres', "SELECT reason FROM ha_events WHERE kind = 'merge' ORDER BY id DESC LIMIT 1"),
+		qr/found by key comparison: no slot/, 'the tail was found by key comparison');
+	is($d->safe_psql('postgres', "SELECT count(*) FROM crawl_sessions WHERE seeds[1] LIKE 'http://noslot.test/%'"), '3',
+		'the new primary holds the tail');
+	$c->poll_query_until('postgres', 'SELECT count(*) = 7 FROM crawl_sessions') or die 'gamma did not copy';
+	pass('gamma follows delta with the union');
+	$c->stop;
+	$d->stop;
+}
 done_testing();
