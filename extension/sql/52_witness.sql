@@ -178,7 +178,6 @@ DECLARE
     r  text := ha_witness_report.role;
     t  bigint := ha_witness_report.term;
 BEGIN
-    PERFORM @extschema@.ha_witness_require();
     PERFORM @extschema@.ha_witness_check_node(node_id, node_name);
     IF r IS NULL OR r NOT IN ('primary', 'standby') THEN
         RAISE EXCEPTION 'role must be primary or standby' USING ERRCODE = 'invalid_parameter_value';
@@ -191,6 +190,7 @@ BEGIN
         RAISE EXCEPTION 'fence_timeout_ms, interval_ms and promotion_delay_ms must be numbers >= 0'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM @extschema@.ha_witness_require();
     INSERT INTO @extschema@.ha_witness_nodes AS w
            (node_id, node_name, role, term, fenced, lsn, sees_peer, fence_timeout_ms, interval_ms,
             promotion_delay_ms, last_heard, reports)
@@ -256,11 +256,14 @@ DECLARE
     own_ivl   bigint := (SELECT setting::bigint FROM pg_catalog.pg_settings WHERE name = 'crawler_ha.health_check_interval');
     started timestamptz := pg_catalog.pg_postmaster_start_time();
 BEGIN
-    PERFORM @extschema@.ha_witness_require();
     PERFORM @extschema@.ha_witness_check_node(candidate_id, candidate_name);
     IF known_term IS NULL OR known_term < 1 OR peer_silence_ms IS NULL OR peer_silence_ms < 0 THEN
         RAISE EXCEPTION 'known_term must be >= 1 and peer_silence_ms >= 0' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF pg_catalog.length(request_reason) > 1000 THEN
+        RAISE EXCEPTION 'request_reason is too long' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM @extschema@.ha_witness_require();
     -- a grant is durable whatever the caller's setting
     PERFORM pg_catalog.set_config('synchronous_commit', 'on', true);
     -- one grant at a time; reports that adopt a term wait too

@@ -15,12 +15,14 @@ SELECT 'crawler_ha_writer', unnest(ARRAY[
     'crawl_renew', 'crawl_start', 'crawl_status', 'crawl_stop', 'ha_health', 'ha_ping', 'ha_status',
     'image_delete', 'image_get', 'image_record'])
 UNION ALL
-SELECT 'crawler_ha_reader', unnest(ARRAY['crawl_status', 'ha_health', 'ha_ping', 'ha_status', 'ha_sync_status', 'image_get'])
+SELECT 'crawler_ha_reader', unnest(ARRAY['crawl_status', 'ha_health', 'ha_ping', 'ha_status', 'ha_sync_status', 'image_get',
+    'ha_witness_seen'])
 UNION ALL
 SELECT 'crawler_ha_admin', unnest(ARRAY[
     'crawl_reap_leases', 'ha_check_consistency', 'ha_diff', 'ha_failover', 'ha_health', 'ha_merge_rows', 'ha_pause', 'ha_ping',
     'ha_promote', 'ha_rejoin', 'ha_resume', 'ha_retention', 'ha_schedule_maintenance', 'ha_set_node_id',
-    'ha_setup', 'ha_status', 'ha_sync', 'ha_sync_status']);
+    'ha_setup', 'ha_status', 'ha_sync', 'ha_sync_status',
+    'ha_witness_grant', 'ha_witness_report', 'ha_witness_seen']);
 
 SELECT is(ARRAY(SELECT DISTINCT p.proname::text
                   FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
@@ -40,12 +42,19 @@ SELECT throws_ok(q, '42501', NULL, 'writer: ' || q || ' is refused')
                     'SELECT ha_peer_query(''SELECT 1'')', 'SELECT ha_alter_system(''work_mem'', ''1GB'')',
                     'SELECT ha_peer_send(''SELECT 1'')', 'SELECT ha_apply_rows(''images'', ''[]'', ''[]'')',
                     'SELECT ha_record_event(''alert'', ''x'')', 'SELECT crawl_reap_leases()',
-                    'SELECT * FROM ha_schedule_maintenance()']) q;
+                    'SELECT * FROM ha_schedule_maintenance()',
+                    'SELECT * FROM ha_witness_report(2, ''b'', ''primary'', 1, false, NULL, true, 1, 1, 1)',
+                    'SELECT * FROM ha_witness_grant(2, ''b'', 1, 0)', 'SELECT ha_setup_witness()',
+                    'SELECT ha_check_fence_order()', 'SELECT ha_witness_require()',
+                    'SELECT ha_witness_check_node(2, ''b'')']) q;
 RESET ROLE;
 SET ROLE tap_r;
 SELECT throws_ok(q, '42501', NULL, 'reader: ' || q || ' is refused')
   FROM unnest(ARRAY['SELECT ha_sync()', 'SELECT * FROM ha_check_consistency()', 'SELECT ha_retention()',
-                    'SELECT ha_rejoin()']) q;
+                    'SELECT ha_rejoin()',
+                    'SELECT * FROM ha_witness_report(2, ''b'', ''primary'', 1, false, NULL, true, 1, 1, 1)',
+                    'SELECT * FROM ha_witness_grant(2, ''b'', 1, 0)']) q;
+SELECT lives_ok('SELECT * FROM ha_witness_seen()', 'reader: ha_witness_seen() is allowed');
 SELECT lives_ok('SELECT * FROM ha_sync_status()', 'reader: ha_sync_status() is allowed');
 RESET ROLE;
 
@@ -77,7 +86,32 @@ SELECT throws_ok(q, c, NULL, q || ' -> ' || c)
     ('SELECT ha_retention(''1 minute'')', '22023'),
     ('SELECT crawl_reap_leases(NULL)', '22023'),
     ('SELECT crawl_reap_leases(0)', '22023'),
-    ('SELECT crawl_reap_leases(-2147483648)', '22023')
+    ('SELECT crawl_reap_leases(-2147483648)', '22023'),
+    ('SELECT ha_setup(''witness; DROP TABLE images'')', '22023'),
+    ('SELECT * FROM ha_witness_report(NULL, ''b'', ''primary'', 1, false, NULL, true, 1, 1, 1)', '22004'),
+    ('SELECT * FROM ha_witness_report(2, NULL, ''primary'', 1, false, NULL, true, 1, 1, 1)', '22004'),
+    ('SELECT * FROM ha_witness_report(0, ''b'', ''primary'', 1, false, NULL, true, 1, 1, 1)', '22023'),
+    ('SELECT * FROM ha_witness_report(1024, ''b'', ''primary'', 1, false, NULL, true, 1, 1, 1)', '22023'),
+    ('SELECT * FROM ha_witness_report(2, ''b''''; DROP TABLE images; --'', ''primary'', 1, false, NULL, true, 1, 1, 1)', '22023'),
+    ('SELECT * FROM ha_witness_report(2, repeat(''n'', 102400), ''primary'', 1, false, NULL, true, 1, 1, 1)', '22023'),
+    ('SELECT * FROM ha_witness_report(2, ''b'', NULL, 1, false, NULL, true, 1, 1, 1)', '22023'),
+    ('SELECT * FROM ha_witness_report(2, ''b'', ''witness'', 1, false, NULL, true, 1, 1, 1)', '22023'),
+    ('SELECT * FROM ha_witness_report(2, ''b'', ''primary'', NULL, false, NULL, true, 1, 1, 1)', '22023'),
+    ('SELECT * FROM ha_witness_report(2, ''b'', ''primary'', -1, false, NULL, true, 1, 1, 1)', '22023'),
+    ('SELECT * FROM ha_witness_report(2, ''b'', ''primary'', 1, false, NULL, true, NULL, 1, 1)', '22023'),
+    ('SELECT * FROM ha_witness_report(2, ''b'', ''primary'', 1, false, NULL, true, 1, -1, 1)', '22023'),
+    ('SELECT * FROM ha_witness_grant(NULL, ''b'', 1, 0)', '22004'),
+    ('SELECT * FROM ha_witness_grant(2, NULL, 1, 0)', '22004'),
+    ('SELECT * FROM ha_witness_grant(-2147483648, ''b'', 1, 0)', '22023'),
+    ('SELECT * FROM ha_witness_grant(2, ''b c'', 1, 0)', '22023'),
+    ('SELECT * FROM ha_witness_grant(2, ''b'', NULL, 0)', '22023'),
+    ('SELECT * FROM ha_witness_grant(2, ''b'', 0, 0)', '22023'),
+    ('SELECT * FROM ha_witness_grant(2, ''b'', 1, NULL)', '22023'),
+    ('SELECT * FROM ha_witness_grant(2, ''b'', 1, -1)', '22023'),
+    ('SELECT * FROM ha_witness_grant(2, ''b'', 1, 0, repeat(''r'', 102400))', '22023'),
+    -- a data node is not a witness
+    ('SELECT * FROM ha_witness_report(2, ''b'', ''primary'', 1, false, NULL, true, 1, 1, 1)', '55000'),
+    ('SELECT * FROM ha_witness_grant(2, ''b'', 1, 0)', '55000')
   ) AS cases(q, c);
 
 -- Without a peer the checks say so instead of failing obscurely.
