@@ -3,7 +3,11 @@
 # witness for a new term, which it refuses (the primary still reports): no
 # promotion, and the primary keeps accepting writes. After the heal the
 # standby replicates again. Also: the settings' order (fence_timeout below
-# health_check_interval x failure_threshold) is enforced.
+# health_check_interval x failure_threshold) is enforced; and with the standby
+# paused (no promotion), an isolated primary fences itself, stays fenced
+# across a restart, lifts its fence when it reaches the witness again and is
+# still the newest term's primary, and a primary restarted while cut off
+# accepts no write before it has reached the witness or its standby.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -68,5 +72,35 @@ $b->poll_query_until('postgres', "SELECT EXISTS (SELECT 1 FROM ha_events WHERE k
 pass('the worker records an alert');
 like($b->safe_psql('postgres', 'SELECT detail FROM ha_status() WHERE is_local'), qr/ALERT: crawler_ha.fence_timeout/,
 	'ha_status() shows it');
+$b->append_conf('postgresql.conf', "crawler_ha.fence_timeout = '2s'\n");
+$b->reload;
+$b->poll_query_until('postgres', "SELECT current_setting('crawler_ha.fence_timeout') = '2s'") or die;
+
+# self-fence and unfence: beta paused, so alpha stays the newest term's primary
+is($b->safe_psql('postgres', 'SELECT ha_pause()'), 'paused', 'beta paused: it will not promote');
+ha_partition([$a], [ $b, $w ]);
+$a->poll_query_until('postgres', "SELECT fenced AND fence_reason = 'isolation' FROM ha_state")
+  or die 'alpha did not fence itself';
+pass('alpha, cut off from both, fenced itself');
+is($a->safe_psql('postgres', 'SHOW default_transaction_read_only'), 'on', 'read-only');
+$a->restart;
+($rc, $out, $err) = $a->psql('postgres', "SELECT crawl_start(ARRAY['http://fenced.test/'])");
+like($err, qr/does not accept writes: it is fenced/, 'restarted while cut off: still fenced');
+ha_heal();
+$a->poll_query_until('postgres', "SELECT NOT fenced FROM ha_state") or die 'alpha did not lift its fence';
+like($a->safe_psql('postgres', "SELECT reason FROM ha_events WHERE kind = 'unfence' ORDER BY id DESC LIMIT 1"),
+	qr/the witness is reachable again and term 1 is still this node's/, 'unfenced: still the primary of term 1');
+ok(defined CrawlerHA::Test::ha_wait_writable($a, 120), 'alpha accepts writes again');
+
+# restarted while cut off, before any fence: no write until it reaches someone
+$a->stop;
+ha_partition([$a], [ $b, $w ]);
+$a->start;
+($rc, $out, $err) = $a->psql('postgres', "SELECT crawl_start(ARRAY['http://restarted.test/'])");
+like($err, qr/does not accept writes/, 'a primary restarted while cut off refuses writes');
+ha_heal();
+ok(defined CrawlerHA::Test::ha_wait_writable($a, 120), 'once it reaches the witness again it accepts writes');
+is($a->safe_psql('postgres', 'SELECT role, term FROM ha_state'), 'primary|1', 'still the primary of term 1');
+$b->safe_psql('postgres', 'SELECT ha_resume()');
 
 done_testing();
