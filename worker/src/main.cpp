@@ -7,6 +7,7 @@
 #include <chrono>
 #include <clocale>
 #include <cstdio>
+#include <cstdlib>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -370,6 +371,12 @@ int main(int argc, char* argv[]) {
     return 0;
   }
   apply_log_level(cmd.worker.log_level);
+  // kSkipVipsModules: libvips opens every dynamic module it has at start
+  // (ImageMagick, poppler, OpenSlide, JPEG XL, HEIF): 20-30 ms of CPU for
+  // loaders the crawler never uses. With VIPSHOME elsewhere it finds none;
+  // the HEIF one is opened when the first AVIF or HEIC image comes. Set
+  // here, before any thread starts.
+  if (!std::getenv("VIPSHOME")) ::setenv("VIPSHOME", "/nonexistent/crawler-worker", 0);
   curl_global_init(CURL_GLOBAL_DEFAULT);  // libvips starts on a file thread (Crawler)
   int rc = 0;
   if (cmd.name == "crawl") rc = command_crawl(cmd);
