@@ -788,6 +788,7 @@ ha_rejoin(bool manual, char *msg, size_t msglen)
 	{
 		char	   *volatile summary = NULL;
 		bool		failed = false;
+		TimestampTz merge_start = GetCurrentTimestamp();
 
 		step = "merging the tail into the new primary";
 		PG_TRY();
@@ -821,7 +822,7 @@ ha_rejoin(bool manual, char *msg, size_t msglen)
 								 "the new primary %s; it copies the new primary afresh",
 								 ha_local.node_name, LSN_FORMAT_ARGS(split), (long long) tail,
 								 have_old_slot ? "" : ", found by key comparison: no slot", peer.name),
-						-1, summary);
+						ms_since(merge_start), summary);
 	}
 
 	PG_TRY();

@@ -174,6 +174,7 @@ DECLARE
     cur_f @extschema@.crawl_frontier;
     inc_i @extschema@.images;
     cur_i @extschema@.images;
+    pair record;
     summary jsonb;
 BEGIN
     PERFORM @extschema@.ha_assert_writable();
@@ -249,74 +250,107 @@ BEGIN
         END LOOP;
 
     ELSIF tbl = '@extschema@.crawl_frontier'::regclass THEN
-        FOR inc_f IN SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows) LOOP
-            SELECT * INTO cur_f FROM @extschema@.crawl_frontier f
-             WHERE f.id = inc_f.id OR (f.session_id = inc_f.session_id AND f.url = inc_f.url)
-             ORDER BY f.id = inc_f.id DESC LIMIT 1 FOR UPDATE;
-            IF NOT FOUND THEN
-                IF NOT EXISTS (SELECT 1 FROM @extschema@.crawl_sessions c WHERE c.id = inc_f.session_id) THEN
-                    conflicts := conflicts + 1;
-                    PERFORM @extschema@.ha_record_event('conflict',
-                        format('crawl_frontier %s (%s) from %s belongs to session %s, which is not here; not merged',
-                               inc_f.id, left(inc_f.url, 200), from_node, inc_f.session_id), NULL,
-                        jsonb_build_object('table', 'crawl_frontier', 'key', inc_f.id, 'from_node', from_node,
-                                           'from_term', from_term, 'other', to_jsonb(inc_f)));
-                    CONTINUE;
-                END IF;
-                IF inc_f.state = 'leased' THEN
-                    inc_f.state := 'queued';
-                    inc_f.lease_owner := NULL;
-                    inc_f.lease_expires_at := NULL;
-                END IF;
-                INSERT INTO @extschema@.crawl_frontier SELECT (inc_f).*;
-                inserted := inserted || to_jsonb(inc_f.id);
-                sessions := sessions || inc_f.session_id;
-                CONTINUE;
-            END IF;
-            IF inc_f.state IN ('done', 'failed') AND cur_f.state IN ('done', 'failed') AND inc_f.state <> cur_f.state THEN
-                conflicts := conflicts + 1;
-                PERFORM @extschema@.ha_record_event('conflict',
-                    format('%s was %s here and %s on %s (term %s); done wins', left(inc_f.url, 200), cur_f.state,
-                           inc_f.state, from_node, from_term), NULL,
-                    jsonb_build_object('table', 'crawl_frontier', 'key', cur_f.id, 'from_node', from_node,
-                                       'from_term', from_term, 'kept', CASE WHEN cur_f.state = 'done' THEN to_jsonb(cur_f) ELSE to_jsonb(inc_f) END,
-                                       'other', CASE WHEN cur_f.state = 'done' THEN to_jsonb(inc_f) ELSE to_jsonb(cur_f) END));
-            END IF;
-            IF @extschema@.ha_merge_rank(inc_f.state, false) > @extschema@.ha_merge_rank(cur_f.state, true) THEN
-                UPDATE @extschema@.crawl_frontier f
-                   SET state = inc_f.state, result = inc_f.result, last_error = inc_f.last_error,
-                       attempts = greatest(f.attempts, inc_f.attempts), lease_expires_at = NULL,
-                       lease_owner = coalesce(inc_f.lease_owner, f.lease_owner), leased_at = inc_f.leased_at,
-                       updated_at = clock_timestamp()
-                 WHERE f.id = cur_f.id;
-                replaced := replaced || to_jsonb(cur_f.id);
-                sessions := sessions || cur_f.session_id;
-            ELSE
-                kept := kept + 1;
-            END IF;
+        -- Set-based: a tail is mostly rows the new primary lacks or has at an
+        -- earlier state; only conflicts are looked at one by one.
+        FOR inc_f IN SELECT r.* FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows) r
+                      WHERE NOT EXISTS (SELECT 1 FROM @extschema@.crawl_sessions c WHERE c.id = r.session_id) LOOP
+            conflicts := conflicts + 1;
+            PERFORM @extschema@.ha_record_event('conflict',
+                format('crawl_frontier %s (%s) from %s belongs to session %s, which is not here; not merged',
+                       inc_f.id, left(inc_f.url, 200), from_node, inc_f.session_id), NULL,
+                jsonb_build_object('table', 'crawl_frontier', 'key', inc_f.id, 'from_node', from_node,
+                                   'from_term', from_term, 'other', to_jsonb(inc_f)));
+        END LOOP;
+        WITH r AS (SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows)),
+        ins AS (
+            INSERT INTO @extschema@.crawl_frontier AS f
+                   (id, session_id, url, kind, depth, state, host, found_on, lease_owner, leased_at,
+                    lease_expires_at, attempts, last_error, next_fetch_at, result, created_at, updated_at)
+            SELECT r.id, r.session_id, r.url, r.kind, r.depth,
+                   -- a lease of the other term is void
+                   CASE WHEN r.state = 'leased' THEN 'queued' ELSE r.state END, r.host, r.found_on,
+                   CASE WHEN r.state = 'leased' THEN NULL ELSE r.lease_owner END,
+                   r.leased_at, NULL, r.attempts, r.last_error, r.next_fetch_at, r.result, r.created_at, r.updated_at
+              FROM r
+             WHERE EXISTS (SELECT 1 FROM @extschema@.crawl_sessions c WHERE c.id = r.session_id)
+               AND NOT EXISTS (SELECT 1 FROM @extschema@.crawl_frontier x WHERE x.id = r.id)
+               AND NOT EXISTS (SELECT 1 FROM @extschema@.crawl_frontier x WHERE x.session_id = r.session_id AND x.url = r.url)
+            ON CONFLICT DO NOTHING
+            RETURNING f.id, f.session_id)
+        SELECT coalesce(jsonb_agg(ins.id), '[]'), coalesce(array_agg(DISTINCT ins.session_id), '{}')
+          INTO inserted, sessions FROM ins;
+
+        -- rows here under the same id, or the same URL of the session under another id
+        FOR pair IN
+            SELECT r, f FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows) r
+              JOIN @extschema@.crawl_frontier f ON f.id = r.id
+             WHERE r.state IN ('done', 'failed') AND f.state IN ('done', 'failed') AND r.state <> f.state
+            UNION ALL
+            SELECT r, f FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows) r
+              JOIN @extschema@.crawl_frontier f ON f.session_id = r.session_id AND f.url = r.url AND f.id <> r.id
+             WHERE r.state IN ('done', 'failed') AND f.state IN ('done', 'failed') AND r.state <> f.state
+        LOOP
+            inc_f := pair.r;
+            cur_f := pair.f;
+            conflicts := conflicts + 1;
+            PERFORM @extschema@.ha_record_event('conflict',
+                format('%s was %s here and %s on %s (term %s); done wins', left(inc_f.url, 200), cur_f.state,
+                       inc_f.state, from_node, from_term), NULL,
+                jsonb_build_object('table', 'crawl_frontier', 'key', cur_f.id, 'from_node', from_node,
+                                   'from_term', from_term,
+                                   'kept', CASE WHEN cur_f.state = 'done' THEN to_jsonb(cur_f) ELSE to_jsonb(inc_f) END,
+                                   'other', CASE WHEN cur_f.state = 'done' THEN to_jsonb(inc_f) ELSE to_jsonb(cur_f) END));
         END LOOP;
 
-    ELSE  -- images
-        FOR inc_i IN SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.images, rows) LOOP
-            SELECT * INTO cur_i FROM @extschema@.images i WHERE i.url = inc_i.url FOR UPDATE;
-            IF NOT FOUND THEN
-                INSERT INTO @extschema@.images SELECT (inc_i).*;
-                inserted := inserted || to_jsonb(inc_i.id);
-                IF inc_i.session_id IS NOT NULL THEN
-                    sessions := sessions || inc_i.session_id;
-                END IF;
-            ELSIF cur_i.sha256 = inc_i.sha256 THEN
-                kept := kept + 1;
-            ELSE
-                conflicts := conflicts + 1;
-                kept := kept + 1;
-                PERFORM @extschema@.ha_record_event('conflict',
-                    format('%s has other content on %s (term %s): sha256 %s there, %s here; the row here stays',
-                           left(inc_i.url, 200), from_node, from_term, inc_i.sha256, cur_i.sha256), NULL,
-                    jsonb_build_object('table', 'images', 'key', inc_i.url, 'from_node', from_node,
-                                       'from_term', from_term, 'kept', to_jsonb(cur_i), 'other', to_jsonb(inc_i)));
-            END IF;
+        -- the URL's further progress wins
+        WITH r AS (SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows)),
+        m AS (
+            -- the same id, else the same URL of the session (two joins: an OR defeats both indexes)
+            SELECT DISTINCT ON (coalesce(f1.id, f2.id)) r.*, coalesce(f1.id, f2.id) AS cur_id FROM r
+              LEFT JOIN @extschema@.crawl_frontier f1 ON f1.id = r.id
+              LEFT JOIN @extschema@.crawl_frontier f2 ON f1.id IS NULL AND f2.session_id = r.session_id AND f2.url = r.url
+             WHERE coalesce(f1.id, f2.id) IS NOT NULL
+             ORDER BY coalesce(f1.id, f2.id), @extschema@.ha_merge_rank(r.state, false) DESC),
+        up AS (
+            UPDATE @extschema@.crawl_frontier f
+               SET state = m.state, result = m.result, last_error = m.last_error,
+                   attempts = greatest(f.attempts, m.attempts), lease_expires_at = NULL,
+                   lease_owner = coalesce(m.lease_owner, f.lease_owner), leased_at = m.leased_at,
+                   updated_at = clock_timestamp()
+              FROM m
+             WHERE f.id = m.cur_id
+               AND @extschema@.ha_merge_rank(m.state, false) > @extschema@.ha_merge_rank(f.state, true)
+            RETURNING f.id, f.session_id)
+        SELECT coalesce(jsonb_agg(up.id), '[]'), sessions || coalesce(array_agg(DISTINCT up.session_id), '{}')
+          INTO replaced, sessions FROM up;
+        kept := jsonb_array_length(rows) - jsonb_array_length(inserted) - jsonb_array_length(replaced);
+
+    ELSE  -- images: one row per URL
+        WITH ins AS (
+            INSERT INTO @extschema@.images AS i
+            SELECT r.* FROM jsonb_populate_recordset(NULL::@extschema@.images, rows) r
+             WHERE NOT EXISTS (SELECT 1 FROM @extschema@.images x WHERE x.url = r.url)
+            ON CONFLICT DO NOTHING
+            RETURNING i.id, i.session_id)
+        SELECT coalesce(jsonb_agg(ins.id), '[]'),
+               coalesce(array_agg(DISTINCT ins.session_id) FILTER (WHERE ins.session_id IS NOT NULL), '{}')
+          INTO inserted, sessions FROM ins;
+        -- same URL, other bytes: the row here (the newer term) stays
+        FOR pair IN
+            SELECT r, i FROM jsonb_populate_recordset(NULL::@extschema@.images, rows) r
+              JOIN @extschema@.images i ON i.url = r.url
+             WHERE i.sha256 <> r.sha256
+        LOOP
+            inc_i := pair.r;
+            cur_i := pair.i;
+            conflicts := conflicts + 1;
+            PERFORM @extschema@.ha_record_event('conflict',
+                format('%s has other content on %s (term %s): sha256 %s there, %s here; the row here stays',
+                       left(inc_i.url, 200), from_node, from_term, inc_i.sha256, cur_i.sha256), NULL,
+                jsonb_build_object('table', 'images', 'key', inc_i.url, 'from_node', from_node,
+                                   'from_term', from_term, 'kept', to_jsonb(cur_i), 'other', to_jsonb(inc_i)));
         END LOOP;
+        kept := jsonb_array_length(rows) - jsonb_array_length(inserted);
     END IF;
 
     -- Counters follow the merged rows (never downwards: they are statistics

@@ -34,11 +34,11 @@ UNION ALL
 SELECT 'crawl_frontier', jsonb_agg(to_jsonb(f) || jsonb_build_object('state', 'done', 'lease_owner', 'w', 'result', '{"x": 1}'))
   FROM crawl_frontier f WHERE f.url = 'http://m.test/a.png'
 UNION ALL
-SELECT 'crawl_frontier', jsonb_agg(to_jsonb(f) || jsonb_build_object('id', 2049, 'session_id', 5, 'state', 'leased',
+SELECT 'crawl_frontier', jsonb_agg(to_jsonb(f) || jsonb_build_object('id', 5122, 'session_id', 5, 'state', 'leased',
                                                                       'lease_owner', 'w', 'lease_expires_at', now()))
   FROM crawl_frontier f WHERE f.url = 'http://m.test/b.png'
 UNION ALL
-SELECT 'images', jsonb_build_array(jsonb_build_object('id', 2049, 'url', 'http://m.test/a.png', 'file_path', 'x', 'file_size', 7,
+SELECT 'images', jsonb_build_array(jsonb_build_object('id', 3074, 'url', 'http://m.test/a.png', 'file_path', 'x', 'file_size', 7,
        'sha256', repeat('c', 64), 'session_id', :sid, 'created_at', now(), 'updated_at', now()))
 UNION ALL
 SELECT 'crawl_hosts', jsonb_build_array(jsonb_build_object('host', 'm.test', 'next_fetch_at', '2100-01-01', 'updated_at', now()));
@@ -51,11 +51,11 @@ SELECT is(state, 'done', 'done wins') FROM crawl_frontier WHERE url = 'http://m.
 SELECT is(ha_merge_rows('crawl_frontier', rows, '[]', 'old', 1) ->> 'inserted', '1', 'a row of a merged session is inserted')
   FROM other WHERE tbl = 'crawl_frontier'::regclass AND rows::text LIKE '%b.png%';
 SELECT is(state || '/' || coalesce(lease_owner, '-'), 'queued/-', 'a lease of the other term arrives void')
-  FROM crawl_frontier WHERE id = 2049;
+  FROM crawl_frontier WHERE id = 5122;
 SELECT is(ha_merge_rows('images', rows, '[]', 'old', 1) ->> 'inserted', '1', 'an image only there is inserted')
   FROM other WHERE tbl = 'images'::regclass;
 SELECT is(images_stored, 1::bigint, 'counters follow the merged rows') FROM crawl_sessions WHERE id = :sid;
-SELECT is(ha_merge_rows('images', jsonb_build_array(to_jsonb(i) || jsonb_build_object('id', 3073, 'sha256', repeat('d', 64))),
+SELECT is(ha_merge_rows('images', jsonb_build_array(to_jsonb(i) || jsonb_build_object('id', 4098, 'sha256', repeat('d', 64))),
                         '[]', 'other', 2) ->> 'conflicts', '1', 'the same URL with other bytes is a conflict')
   FROM images i;
 SELECT is(sha256, repeat('c', 64), 'and the row here stays') FROM images;
