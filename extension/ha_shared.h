@@ -70,6 +70,7 @@ typedef struct HaRemoteView
 	bool		read_only;
 	XLogRecPtr	lsn;			/* its pg_current_wal_lsn() */
 	XLogRecPtr	split_lsn;		/* where it forked from its old primary */
+	bool		sees_peer;		/* its own last check of its peer (us) succeeded */
 	char		last_error[256];
 } HaRemoteView;
 

@@ -40,6 +40,21 @@ PG_FUNCTION_INFO_V1(ha_request);
 PG_FUNCTION_INFO_V1(ha_status);
 PG_FUNCTION_INFO_V1(ha_health);
 PG_FUNCTION_INFO_V1(ha_failover);
+PG_FUNCTION_INFO_V1(ha_peer_reachable);
+
+/* ha_peer_reachable(): the worker's last check of the peer succeeded. */
+Datum
+ha_peer_reachable(PG_FUNCTION_ARGS)
+{
+	bool		r;
+
+	if (!ha_shmem_ready())
+		PG_RETURN_NULL();
+	SpinLockAcquire(&ha_shared->mutex);
+	r = ha_shared->peer.configured && ha_shared->peer.reachable;
+	SpinLockRelease(&ha_shared->mutex);
+	PG_RETURN_BOOL(r);
+}
 
 static void
 require_preload(void)

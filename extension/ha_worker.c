@@ -75,7 +75,7 @@ parse_ping(PGresult *res, HaRemoteView *v)
 	uint32		hi,
 				lo;
 
-	if (res == NULL || PQntuples(res) != 1 || PQnfields(res) < 11)
+	if (res == NULL || PQntuples(res) != 1 || PQnfields(res) < 12)
 		return;
 	v->node_id = atoi(PQgetvalue(res, 0, 0));
 	strlcpy(v->name, PQgetvalue(res, 0, 1), HA_NAME_LEN);
@@ -87,6 +87,7 @@ parse_ping(PGresult *res, HaRemoteView *v)
 	v->lsn = (sscanf(PQgetvalue(res, 0, 8), "%X/%X", &hi, &lo) == 2) ? (((uint64) hi << 32) | lo) : 0;
 	v->split_lsn = (!PQgetisnull(res, 0, 9) &&
 					sscanf(PQgetvalue(res, 0, 9), "%X/%X", &hi, &lo) == 2) ? (((uint64) hi << 32) | lo) : 0;
+	v->sees_peer = PQgetvalue(res, 0, 11)[0] == 't';
 }
 
 /* Fold the finished probe into shared memory; return whether it succeeded. */
@@ -125,9 +126,16 @@ record_probe(void)
 	}
 	{
 		int			failures = ha_shared->peer.consecutive_failures;
+		bool		standby_blind = strcmp(ha_shared->peer.role, "standby") == 0 && !ha_shared->peer.sees_peer;
 
 		SpinLockRelease(&ha_shared->mutex);
-		ha_witness_peer_contact(ok);
+
+		/*
+		 * Contact that keeps a primary unfenced: a standby that cannot reach
+		 * us may be asking the witness for a term (a one-way cut), so it
+		 * counts only while it reaches us too.
+		 */
+		ha_witness_peer_contact(ok && !standby_blind);
 		/* logged, never raised; the first failure and each multiple of the threshold */
 		if (!ok && (failures == 1 || failures % ha_failure_threshold == 0))
 			ereport(LOG,
@@ -449,7 +457,7 @@ start_probe(void)
 
 	snprintf(query, sizeof(query),
 			 "SELECT node_id, node_name, role, term, primary_name, fenced, needs_rejoin, "
-			 "read_only, lsn, split_lsn, paused FROM %s.ha_ping()", ha_ext_schema());
+			 "read_only, lsn, split_lsn, paused, sees_peer FROM %s.ha_ping()", ha_ext_schema());
 	ha_conn_start(&probe, ha_peer_conninfo, query, ha_response_timeout_ms, "crawler_ha health check");
 }
 

@@ -176,10 +176,20 @@ COMMENT ON FUNCTION @extschema@.ha_assert_writable() IS
     'crawler_ha: raises SQLSTATE 25006, naming the primary, unless this node is the unfenced primary of the newest term it knows';
 
 -- What a peer's health check reads: identity, role, term and WAL position.
+-- Issue 5: whether this node's last check of its peer succeeded (NULL
+-- without preloading). A primary counts its standby as contact against the
+-- self-fence only while the standby also reaches it.
+CREATE FUNCTION @extschema@.ha_peer_reachable()
+RETURNS boolean
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ha_peer_reachable';
+COMMENT ON FUNCTION @extschema@.ha_peer_reachable() IS
+    'crawler_ha: whether the HA worker''s last check of the peer succeeded (internal; read through ha_ping)';
+
 CREATE FUNCTION @extschema@.ha_ping()
 RETURNS TABLE (node_id integer, node_name text, role text, term bigint, primary_name text,
                fenced boolean, needs_rejoin boolean, read_only boolean, lsn pg_lsn,
-               split_lsn pg_lsn, paused boolean)
+               split_lsn pg_lsn, paused boolean, sees_peer boolean)
 LANGUAGE sql
 STABLE
 SECURITY DEFINER
@@ -187,7 +197,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT n.node_id, n.node_name, s.role, s.term, s.primary_name, s.fenced, s.needs_rejoin,
            pg_catalog.current_setting('default_transaction_read_only')::boolean,
-           pg_catalog.pg_current_wal_lsn(), s.split_lsn, s.paused
+           pg_catalog.pg_current_wal_lsn(), s.split_lsn, s.paused, @extschema@.ha_peer_reachable()
     FROM @extschema@.ha_node n, @extschema@.ha_state s;
 $$;
 COMMENT ON FUNCTION @extschema@.ha_ping() IS
@@ -445,7 +455,7 @@ REVOKE ALL ON FUNCTION @extschema@.ha_state_term_guard(), @extschema@.ha_events_
     @extschema@.ha_wake_worker(), @extschema@.ha_request(text, text, boolean),
     @extschema@.ha_setup(text), @extschema@.ha_failover(text, boolean), @extschema@.ha_rejoin(),
     @extschema@.ha_promote(text), @extschema@.ha_pause(), @extschema@.ha_resume(),
-    @extschema@.ha_status(), @extschema@.ha_health(), @extschema@.ha_ping()
+    @extschema@.ha_status(), @extschema@.ha_health(), @extschema@.ha_ping(), @extschema@.ha_peer_reachable()
     FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION @extschema@.ha_setup(text), @extschema@.ha_failover(text, boolean),
