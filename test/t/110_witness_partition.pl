@@ -15,7 +15,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time sleep);
 use List::Util ();
-use CrawlerHA::Test qw(ha_trio ha_conninfo ha_partition ha_heal ha_writer_start ha_writer_stop
+use CrawlerHA::Test qw(ha_trio ha_conninfo ha_partition ha_cut ha_heal ha_writer_start ha_writer_stop
   ha_acks ha_acked ha_seeds ha_wait_writable);
 
 my $conf = <<'CONF';
@@ -101,5 +101,27 @@ my $on_b = ha_seeds($b);
 my @lost = grep { !exists $on_b->{$_} } (keys %{ ha_acked($wa) }, keys %{ ha_acked($wb) });
 is(scalar(@lost), 0, 'no acknowledged write is lost (sync mode)');
 is_deeply(ha_seeds($a), $on_b, 'both nodes hold identical sessions');
+
+# A one-way cut: the standby alpha cannot reach beta (beta refuses it) but
+# beta still reaches alpha, and beta cannot reach the witness. Beta's checks
+# of alpha succeed, but alpha says it does not see beta: that is no contact,
+# so beta fences itself before the witness grants alpha the next term.
+$a->poll_query_until('postgres', "SELECT sees_peer FROM ha_ping()") or die 'alpha does not see beta';
+my $ev = $b->safe_psql('postgres', 'SELECT max(id) FROM ha_events');
+ha_cut($b, [$a]);
+ha_cut($w, [$b]);
+$b->poll_query_until('postgres', "SELECT EXISTS (SELECT 1 FROM ha_events WHERE kind = 'fence' AND id > $ev)")
+  or die 'beta did not fence itself';
+pass('one-way cut: beta, which still reaches alpha, fenced itself');
+ok(defined ha_wait_writable($a, 120), 'one-way cut: alpha became writable');
+is($a->safe_psql('postgres', 'SELECT role, term FROM ha_state'), 'primary|3', 'alpha is the primary of term 3');
+$b->poll_query_until('postgres', "SELECT role = 'standby' AND term = 3 FROM ha_state") or die 'beta did not step down';
+my $fenced_at = $b->safe_psql('postgres', "SELECT max(at) FROM ha_events WHERE kind = 'fence'");
+ok($a->safe_psql('postgres', "SELECT min(at) > '$fenced_at' FROM ha_events WHERE kind = 'promotion' AND term = 3") eq 't',
+	"beta fenced itself (a standby that cannot reach it is no contact) before alpha's promotion");
+ha_heal();
+$b->poll_query_until('postgres', "SELECT role = 'standby' AND term = 3 AND NOT needs_rejoin FROM ha_state")
+  or die 'beta did not rejoin';
+pass('healed: beta rejoined as the standby of alpha');
 
 done_testing();

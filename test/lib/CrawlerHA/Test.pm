@@ -15,7 +15,7 @@ use IO::Handle;
 
 our @EXPORT_OK = qw(new_node shared_dir nginx_serve ha_conninfo ha_set_peer ha_pair ha_multihost
   ha_writer_start ha_writer_stop ha_acked ha_acks ha_seeds ha_wait_writable
-  ha_node_user ha_partition ha_heal ha_witness ha_set_witness ha_trio);
+  ha_node_user ha_partition ha_cut ha_heal ha_witness ha_set_witness ha_trio);
 
 my $next_node_id = 1;
 
@@ -194,6 +194,15 @@ sub _cut
 	$node->poll_query_until('postgres',
 		"SELECT count(pg_terminate_backend(pid)) = 0 FROM pg_stat_activity WHERE usename IN ($list)")
 	  or die $node->name . ': sessions of ' . $list . ' do not end';
+	return;
+}
+
+# ha_cut($node, \@from): a one-way cut: $node refuses connections from the
+# nodes in @from (it still reaches them), until ha_heal.
+sub ha_cut
+{
+	my ($node, $from) = @_;
+	_cut($node, $from);
 	return;
 }
 
