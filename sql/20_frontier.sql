@@ -110,3 +110,43 @@ SELECT crawl_host_set('Bad Host');
 SELECT crawl_host_set('slow.test', '-1 second');
 SELECT crawl_host_set('slow.test', NULL, repeat('x', 600000));
 SELECT crawl_host_set('slow.test', NULL, NULL, now() + interval '30 days');
+
+-- crawl_enqueue_many: crawl_enqueue for many (url, kind, depth, found_on) of
+-- one session, in array order: the same scope, depth and budget rules.
+SELECT crawl_start(ARRAY['http://many.test/'],
+       '{"max_depth": 2, "max_pages": 4, "delay_ms": 0, "per_host": 100}') AS m \gset
+SELECT crawl_enqueue_many(:m,
+       ARRAY['http://many.test/a', 'http://many.test/i.png', 'http://other.test/x', 'http://many.test/a',
+             'http://many.test/deep', 'http://many.test/j.png', 'http://cdn.test/k.png', 'http://many.test/b',
+             'http://many.test/c', 'http://many.test/d'],
+       ARRAY['page', 'image', 'page', 'image', 'page', 'image', 'image', 'page', 'page', 'page'],
+       ARRAY[1, 1, 1, 1, 3, 3, 2, 2, 2, 2],
+       ARRAY['http://many.test/', NULL, 'http://many.test/', 'http://many.test/x', 'http://many.test/',
+             'http://many.test/b', 'http://many.test/b', 'http://many.test/a', 'http://many.test/a',
+             'http://many.test/a']) AS queued;
+SELECT url, kind, depth, found_on FROM crawl_frontier WHERE session_id = :m ORDER BY id;
+SELECT pages_queued, images_found FROM crawl_sessions WHERE id = :m;
+-- Again: nothing new. Empty arrays: nothing.
+SELECT crawl_enqueue_many(:m, ARRAY['http://many.test/a'], ARRAY['page'], ARRAY[1], ARRAY[NULL]::text[]);
+SELECT crawl_enqueue_many(:m, '{}', '{}', '{}', '{}');
+-- Bad calls change nothing.
+SELECT crawl_enqueue_many(NULL, ARRAY['http://many.test/z'], ARRAY['page'], ARRAY[1], ARRAY[NULL]::text[]);
+SELECT crawl_enqueue_many(:m, NULL, ARRAY['page'], ARRAY[1], ARRAY[NULL]::text[]);
+SELECT crawl_enqueue_many(:m, ARRAY['http://many.test/z'], ARRAY['page'], ARRAY[1], NULL);
+SELECT crawl_enqueue_many(:m, ARRAY['http://many.test/z'], ARRAY['page', 'page'], ARRAY[1], ARRAY[NULL]::text[]);
+SELECT crawl_enqueue_many(:m, ARRAY['http://many.test/z'], ARRAY['video'], ARRAY[1], ARRAY[NULL]::text[]);
+SELECT crawl_enqueue_many(:m, ARRAY['http://many.test/z'], ARRAY[NULL]::text[], ARRAY[1], ARRAY[NULL]::text[]);
+SELECT crawl_enqueue_many(:m, ARRAY['http://many.test/z'], ARRAY['page'], ARRAY[NULL]::integer[], ARRAY[NULL]::text[]);
+SELECT crawl_enqueue_many(:m, ARRAY['http://many.test/z'], ARRAY['page'], ARRAY[-1], ARRAY[NULL]::text[]);
+SELECT crawl_enqueue_many(:m, ARRAY['http://many.test/z', 'javascript:alert(1)'], ARRAY['page', 'page'],
+                          ARRAY[1, 1], ARRAY[NULL, NULL]::text[]);
+SELECT crawl_enqueue_many(:m, ARRAY['http://many.test/z'], ARRAY['page'], ARRAY[1], ARRAY['not a url']);
+SELECT crawl_enqueue_many(-5, ARRAY['http://many.test/z'], ARRAY['page'], ARRAY[1], ARRAY[NULL]::text[]);
+SELECT count(*) AS frontier_rows FROM crawl_frontier WHERE session_id = :m;
+-- A claim leaves the caller's settings as they were; a stopped session takes nothing.
+BEGIN;
+SELECT count(*) > 0 AS claimed FROM crawl_claim('w6', 2) WHERE session_id = :m;
+SHOW enable_sort;
+ROLLBACK;
+SELECT crawl_stop(:m);
+SELECT crawl_enqueue_many(:m, ARRAY['http://many.test/late'], ARRAY['page'], ARRAY[1], ARRAY[NULL]::text[]);

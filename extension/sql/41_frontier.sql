@@ -95,6 +95,102 @@ $$;
 COMMENT ON FUNCTION @extschema@.crawl_enqueue(bigint, text[], integer, text, text) IS
     'crawler_ha: queue URLs (kind page or image) found at a depth; URLs already in the session, out of scope, too deep or over the page budget are skipped. Returns how many were newly queued';
 
+-- The links of many pages of one session in one call: what crawl_enqueue()
+-- does for each (url, kind, depth, found_on), in array order, with one fence
+-- check, one session lock and one insert. A worker sends the links of every
+-- page it parsed meanwhile in one call and claims right behind it.
+CREATE FUNCTION @extschema@.crawl_enqueue_many(session bigint, urls text[], kinds text[], depths integer[],
+                                               found_on text[])
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    hosts text[];
+    budget bigint;
+    max_depth integer;
+    pages integer;
+    images integer;
+BEGIN
+    PERFORM @extschema@.ha_assert_writable();
+    IF session IS NULL THEN
+        RAISE EXCEPTION 'session must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF urls IS NULL OR kinds IS NULL OR depths IS NULL OR found_on IS NULL THEN
+        RAISE EXCEPTION 'urls, kinds, depths and found_on must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF cardinality(urls) > 100000 THEN
+        RAISE EXCEPTION 'too many URLs in one call: %', cardinality(urls)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'At most 100000 URLs per call.';
+    ELSIF cardinality(kinds) <> cardinality(urls) OR cardinality(depths) <> cardinality(urls)
+          OR cardinality(found_on) <> cardinality(urls) THEN
+        RAISE EXCEPTION 'urls, kinds, depths and found_on differ in length'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'There is one kind, depth and found_on (or NULL) per URL.';
+    ELSIF array_position(kinds, NULL) IS NOT NULL OR array_position(depths, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'kinds and depths must not contain NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF EXISTS (SELECT 1 FROM unnest(kinds) k WHERE k NOT IN ('page', 'image')) THEN
+        RAISE EXCEPTION 'invalid kind "%"', left((SELECT k FROM unnest(kinds) k WHERE k NOT IN ('page', 'image') LIMIT 1), 100)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'kind is page or image.';
+    ELSIF EXISTS (SELECT 1 FROM unnest(depths) d WHERE d < 0 OR d > 1000) THEN
+        RAISE EXCEPTION 'depth % is out of range', (SELECT d FROM unnest(depths) d WHERE d < 0 OR d > 1000 LIMIT 1)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'depth is between 0 and 1000.';
+    END IF;
+    -- Validate everything before writing anything.
+    PERFORM @extschema@.crawl_url_host(f, 'found_on')
+       FROM (SELECT DISTINCT f FROM unnest(found_on) f WHERE f IS NOT NULL) t;
+    SELECT array_agg(@extschema@.crawl_url_host(u, 'url') ORDER BY o) INTO hosts
+      FROM unnest(urls) WITH ORDINALITY AS t(u, o);
+
+    -- The session row is the lock that keeps the page budget exact.
+    SELECT * INTO s FROM @extschema@.crawl_sessions cs WHERE cs.id = session FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'crawl session % does not exist', session USING ERRCODE = 'no_data_found';
+    END IF;
+    IF s.status <> 'running' OR cardinality(urls) = 0 THEN
+        RETURN 0;  -- a stopped crawl takes no more work; not an error for the worker
+    END IF;
+    max_depth := (s.settings ->> 'max_depth')::integer;
+    budget := greatest((s.settings ->> 'max_pages')::bigint - s.pages_queued, 0);
+
+    WITH candidates AS (
+        SELECT DISTINCT ON (t.u) t.u, t.h, t.k, t.d, t.f, t.o
+          FROM unnest(urls, hosts, kinds, depths, found_on) WITH ORDINALITY AS t(u, h, k, d, f, o)
+         WHERE (t.d <= max_depth OR (t.k = 'image' AND t.d = max_depth + 1))
+           AND ((t.k = 'image' AND (s.settings ->> 'images_any_host')::boolean)
+                OR @extschema@.crawl_in_scope(t.h, s.settings -> 'allowed_domains'))
+         ORDER BY t.u, t.o
+    ), fresh AS (
+        SELECT c.*, count(*) FILTER (WHERE c.k = 'page') OVER (ORDER BY c.o) AS page_number
+          FROM candidates c
+         WHERE NOT EXISTS (SELECT 1 FROM @extschema@.crawl_frontier f
+                            WHERE f.session_id = session AND f.url = c.u)
+    ), kept AS (
+        SELECT * FROM fresh WHERE fresh.k = 'image' OR fresh.page_number <= budget
+    ), new_hosts AS (
+        INSERT INTO @extschema@.crawl_hosts (host)
+        SELECT DISTINCT kept.h FROM kept
+        ON CONFLICT (host) DO NOTHING
+    ), ins AS (
+        INSERT INTO @extschema@.crawl_frontier (session_id, url, kind, depth, host, found_on)
+        SELECT session, kept.u, kept.k, kept.d, kept.h, kept.f FROM kept ORDER BY kept.o
+        ON CONFLICT (session_id, url) DO NOTHING
+        RETURNING kind
+    )
+    SELECT count(*) FILTER (WHERE ins.kind = 'page'), count(*) FILTER (WHERE ins.kind = 'image')
+      INTO pages, images FROM ins;
+
+    IF pages + images > 0 THEN
+        UPDATE @extschema@.crawl_sessions cs
+           SET pages_queued = cs.pages_queued + pages, images_found = cs.images_found + images,
+               updated_at = now()
+         WHERE cs.id = session;
+    END IF;
+    RETURN pages + images;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_enqueue_many(bigint, text[], text[], integer[], text[]) IS
+    'crawler_ha: crawl_enqueue() for many (url, kind, depth, found_on) of one session at once, in array order; returns how many were newly queued';
+
 CREATE FUNCTION @extschema@.crawl_claim(worker text, max_items integer DEFAULT 16,
                                         lease interval DEFAULT '60 s')
 RETURNS TABLE (item_id bigint, session_id bigint, url text, kind text, depth integer, attempts integer,

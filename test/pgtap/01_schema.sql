@@ -64,6 +64,7 @@ INSERT INTO api VALUES
     ('crawl_stop', '{bigint}', 'boolean', true, false),
     ('crawl_status', '{bigint}', 'setof record', true, true),
     ('crawl_enqueue', '{bigint,text[],integer,text,text}', 'integer', true, false),
+    ('crawl_enqueue_many', '{bigint,text[],text[],integer[],text[]}', 'integer', true, false),
     ('crawl_claim', '{text,integer,interval}', 'setof record', true, false),
     ('crawl_renew', '{text,bigint[],interval}', 'integer', true, false),
     ('crawl_release', '{text,bigint[]}', 'integer', true, false),

@@ -36,6 +36,8 @@ SET ROLE tap_crawler;
 SELECT throws_ok(sql, '42501', NULL, 'writer: ' || left(sql, 60) || ' is refused') FROM stmt;
 SELECT lives_ok(format('SELECT public.crawl_enqueue(%s, ARRAY[''http://priv.test/ok''], 1, ''page'')', :s),
                 'writer: the write API works');
+SELECT lives_ok(format('SELECT public.crawl_enqueue_many(%s, ARRAY[''http://priv.test/ok2''], ARRAY[''page''], ARRAY[1], ARRAY[NULL]::text[])', :s),
+                'writer: crawl_enqueue_many works');
 SELECT throws_ok('SELECT public.crawl_url_host(''http://x.test/'')', '42501', NULL, 'writer: internal helpers are not callable');
 SELECT throws_ok('SELECT public.ha_set_node_id(5)', '42501', NULL, 'writer: ha_set_node_id is for the admin');
 RESET ROLE;
@@ -44,6 +46,7 @@ SET ROLE tap_reader;
 SELECT throws_ok(sql, '42501', NULL, 'reader: ' || left(sql, 60) || ' is refused') FROM stmt;
 SELECT throws_ok('SELECT public.crawl_start(ARRAY[''http://x.test/''])', '42501', NULL, 'reader: cannot start a crawl');
 SELECT throws_ok('SELECT * FROM public.crawl_claim(''w'')', '42501', NULL, 'reader: cannot claim');
+SELECT throws_ok('SELECT public.crawl_enqueue_many(1, ''{}'', ''{}'', ''{}'', ''{}'')', '42501', NULL, 'reader: cannot queue links');
 SELECT lives_ok(format('SELECT * FROM public.crawl_status(%s)', :s), 'reader: may read a crawl''s status');
 RESET ROLE;
 

@@ -77,6 +77,16 @@ SELECT replace(replace(replace(sql, ':s', :'s'), ':mine', :'mine'), ':theirs', :
     ('SELECT crawl_enqueue(:s, ARRAY[''http://bad.test/z''], 1, '''')', '22023', 'crawl_enqueue: empty kind'),
     ('SELECT crawl_enqueue(:s, ARRAY[''http://bad.test/z''], 1, ''page''''; DROP TABLE images; --'')', '22023', 'crawl_enqueue: SQL in kind'),
     ('SELECT crawl_enqueue(:s, ARRAY[''http://bad.test/z''], 1, ''page'', ''javascript:void(0)'')', '22023', 'crawl_enqueue: bad found_on'),
+    -- crawl_enqueue_many
+    ('SELECT crawl_enqueue_many(NULL, ARRAY[''http://bad.test/z''], ARRAY[''page''], ARRAY[1], ARRAY[NULL]::text[])', '22004', 'crawl_enqueue_many: NULL session'),
+    ('SELECT crawl_enqueue_many(-7, ARRAY[''http://bad.test/z''], ARRAY[''page''], ARRAY[1], ARRAY[NULL]::text[])', 'P0002', 'crawl_enqueue_many: unknown session'),
+    ('SELECT crawl_enqueue_many(:s, ARRAY[''http://bad.test/z''], NULL, ARRAY[1], ARRAY[NULL]::text[])', '22004', 'crawl_enqueue_many: NULL kinds'),
+    ('SELECT crawl_enqueue_many(:s, ARRAY[''http://bad.test/z''], ARRAY[''page''], ARRAY[1, 2], ARRAY[NULL]::text[])', '22023', 'crawl_enqueue_many: arrays of different lengths'),
+    ('SELECT crawl_enqueue_many(:s, ARRAY[''http://bad.test/z''], ARRAY[''page''''; DROP TABLE images; --''], ARRAY[1], ARRAY[NULL]::text[])', '22023', 'crawl_enqueue_many: SQL in kind'),
+    ('SELECT crawl_enqueue_many(:s, ARRAY[''http://bad.test/z''], ARRAY[''page''], ARRAY[2147483647], ARRAY[NULL]::text[])', '22023', 'crawl_enqueue_many: huge depth'),
+    ('SELECT crawl_enqueue_many(:s, ARRAY[''http://bad.test/z'', ''mailto:a@b.test''], ARRAY[''page'', ''page''], ARRAY[1, 1], ARRAY[NULL, NULL]::text[])', '22023', 'crawl_enqueue_many: one mailto among good URLs'),
+    ('SELECT crawl_enqueue_many(:s, array_fill(''http://bad.test/x''::text, ARRAY[100001]), array_fill(''page''::text, ARRAY[100001]), array_fill(1, ARRAY[100001]), array_fill(NULL::text, ARRAY[100001]))', '22023', 'crawl_enqueue_many: too many URLs'),
+    ('SELECT crawl_enqueue_many(:s, ARRAY[''http://bad.test/z''], ARRAY[''page''], ARRAY[1], ARRAY[''javascript:void(0)''])', '22023', 'crawl_enqueue_many: bad found_on'),
     -- crawl_claim
     ('SELECT * FROM crawl_claim(NULL)', '22004', 'crawl_claim: NULL worker'),
     ('SELECT * FROM crawl_claim('''')', '22023', 'crawl_claim: empty worker'),
