@@ -33,6 +33,9 @@ const StmtDef kStatements[] = {
     {"crawl_fail", "SELECT %s.crawl_fail($1::bigint, $2::text, $3::text, $4::interval) AS state", false},
     {"crawl_enqueue",
      "SELECT %s.crawl_enqueue($1::bigint, $2::text[], $3::integer, $4::text, $5::text) AS queued", false},
+    {"crawl_enqueue_many",
+     "SELECT %s.crawl_enqueue_many($1::bigint, $2::text[], $3::text[], $4::integer[], $5::text[]) AS queued",
+     true},  // an older extension: links go page by page (crawl_enqueue)
     {"crawl_host_set",
      "SELECT %s.crawl_host_set($1::text, $2::interval, $3::text, $4::timestamptz)", false},
     {"image_record",
@@ -118,7 +121,9 @@ DbResult to_result(PGresult* r) {
 // session rows (in order) and claims skip locked rows (but for finishing an
 // idle session), so they do not wait for a results transaction that waits
 // for them.
-bool groupable(Stmt s) { return s == Stmt::crawl_enqueue || s == Stmt::crawl_claim; }
+bool groupable(Stmt s) {
+  return s == Stmt::crawl_enqueue || s == Stmt::crawl_enqueue_many || s == Stmt::crawl_claim;
+}
 
 }  // namespace
 

@@ -31,7 +31,6 @@ bool fsync_dir(const fs::path& dir) {
 
 PendingFile::PendingFile(fs::path root, fs::path tmp_dir)
     : root_(std::move(root)), tmp_dir_(std::move(tmp_dir)), md_(EVP_MD_CTX_new()) {
-  buffer_.reserve(kBufferSize);
   if (!md_ || EVP_DigestInit_ex(md_, EVP_sha256(), nullptr) != 1)
     throw std::runtime_error("OpenSSL: cannot start sha256");
 }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -86,6 +87,10 @@ class Crawler {
   void robots_loaded(const std::string& host, HostRobots& hr);
   void fetch(std::int64_t id);
   void on_page(std::int64_t id, FetchResult&& r);
+  // A page's links and images, found off the loop: queued, then the page
+  // is completed.
+  void on_links(std::int64_t id, const FetchResult& r, const std::vector<std::string>& images,
+                const std::vector<std::string>& pages);
   void on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<PendingFile> file);
   // An image's outcome, back on the loop: recorded, skipped or failed.
   void image_done(std::int64_t id, const FetchResult& r, const ImageInfo& info, const std::string& sha,
@@ -97,9 +102,23 @@ class Crawler {
   void complete(Item& it, long status, std::uint64_t bytes, const std::string& note = "");
   void fail(Item& it, const std::string& error, std::optional<long> retry_after_s);
   bool fetch_failed(Item& it, const FetchResult& r);  // true when it was a failure
-  // Queues links found on `it`; `then` runs after each call's answer.
-  // Returns the number of calls.
-  int enqueue(const Item& it, const std::vector<std::string>& urls, const char* kind,
+  // A parsed page's links not sent before, waiting for crawl_enqueue_many.
+  struct PageLinks {
+    std::int64_t id = 0, session = 0;
+    int depth = 0;    // of the links
+    std::string url;  // the page: their found_on
+    long status = 0;
+    std::uint64_t bytes = 0;
+    std::vector<std::string> pages, images;
+  };
+  std::vector<std::string> unsent(const Item& it, const std::vector<std::string>& found, const char* kind);
+  void send_links();
+  // One page's links with crawl_enqueue, kind by kind, in chunks; the page
+  // is completed after them.
+  void enqueue_each(PageLinks p);
+  // Queues links of one kind found on page `p`; `then` runs after each
+  // call's answer. Returns the number of calls.
+  int enqueue(const PageLinks& p, const std::vector<std::string>& urls, const char* kind,
               const std::function<void()>& then);
   void acknowledged(std::int64_t id, const DbResult& r, const char* what);
   void maybe_finish_stop();
@@ -112,7 +131,8 @@ class Crawler {
   Database& db_;
   FileStore& store_;
   Fetcher fetcher_;
-  boost::asio::thread_pool files_;  // flush, header reading, directories
+  boost::asio::thread_pool parsers_;  // pages
+  boost::asio::thread_pool files_;    // flush, header reading, directories
   struct ToCommit {
     std::int64_t id;
     std::shared_ptr<PendingFile> file;
@@ -125,6 +145,7 @@ class Crawler {
   std::vector<ToCommit> to_commit_;
   bool commit_stop_ = false;
   std::thread committer_;
+  std::thread vips_starter_;
   boost::asio::steady_timer claim_timer_, renew_timer_;
   std::unordered_map<std::int64_t, Item> items_;
   std::unordered_map<std::int64_t, Settings> settings_;
@@ -132,6 +153,8 @@ class Crawler {
   // Per session: URLs (kind letter + URL) sent to crawl_enqueue, and the
   // depth they were sent with.
   std::unordered_map<std::int64_t, std::unordered_map<std::string, int>> sent_;
+  std::deque<PageLinks> waiting_links_;
+  int links_in_flight_ = 0;
   CrawlStats stats_;
   bool claim_in_flight_ = false, claim_again_ = false, stopping_ = false, release_sent_ = false;
   std::chrono::milliseconds idle_delay_{50};

@@ -43,7 +43,7 @@ struct DbResult {
 // Prepared statements, one per API call (and the few SELECTs).
 enum class Stmt {
   crawl_start, crawl_stop, crawl_status, crawl_claim, crawl_renew, crawl_release,
-  crawl_complete, crawl_fail, crawl_enqueue, crawl_host_set, image_record,
+  crawl_complete, crawl_fail, crawl_enqueue, crawl_enqueue_many, crawl_host_set, image_record,
   session_settings, host_robots, sessions_overview, recent_errors, ha_status, count_
 };
 
