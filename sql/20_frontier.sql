@@ -150,3 +150,12 @@ SHOW enable_sort;
 ROLLBACK;
 SELECT crawl_stop(:m);
 SELECT crawl_enqueue_many(:m, ARRAY['http://many.test/late'], ARRAY['page'], ARRAY[1], ARRAY[NULL]::text[]);
+
+-- Claim order: shallowest first, an image as if it were one level deeper, so
+-- the pages a page links to are handed out before its images.
+SELECT crawl_start(ARRAY['http://order.test/'], '{"delay_ms": 0, "per_host": 100}') AS o \gset
+SELECT crawl_enqueue_many(:o,
+       ARRAY['http://order.test/i1.png', 'http://order.test/p1', 'http://order.test/i2.png', 'http://order.test/p2'],
+       ARRAY['image', 'page', 'image', 'page'], ARRAY[1, 1, 2, 2], ARRAY[NULL, NULL, NULL, NULL]::text[]) AS queued;
+SELECT url, kind, depth FROM crawl_claim('w7', 100) WHERE session_id = :o;
+SELECT crawl_stop(:o);

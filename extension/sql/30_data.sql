@@ -60,8 +60,11 @@ CREATE TABLE @extschema@.crawl_frontier (
     CHECK (state <> 'leased' OR (lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL))
 );
 ALTER SEQUENCE @extschema@.crawl_frontier_id_seq OWNED BY @extschema@.crawl_frontier.id;
--- Claims walk queued items host by host, shallowest first.
-CREATE INDEX crawl_frontier_queued_idx ON @extschema@.crawl_frontier (host, depth, id) WHERE state = 'queued';
+-- Claims walk queued items host by host, shallowest first, an image as if
+-- it were one level deeper: the pages a page links to go before its images,
+-- so the next level is found while images fill the idle connections.
+CREATE INDEX crawl_frontier_queued_idx ON @extschema@.crawl_frontier
+    (host, (depth + (kind = 'image')::integer), id) WHERE state = 'queued';
 -- Expired leases are found by expiry; per-host lease counts by host.
 CREATE INDEX crawl_frontier_lease_expiry_idx ON @extschema@.crawl_frontier (lease_expires_at) WHERE state = 'leased';
 CREATE INDEX crawl_frontier_leased_host_idx ON @extschema@.crawl_frontier (host) WHERE state = 'leased';

@@ -227,7 +227,7 @@ BEGIN
     -- A crawl's frontier grows from nothing to thousands of rows in seconds,
     -- long before autovacuum's first ANALYZE. On such estimates the planner
     -- read a host's whole queue and sorted it at every claim (tens of ms for
-    -- 10,000 URLs); the index (host, depth, id) has that order already. So
+    -- 10,000 URLs); crawl_frontier_queued_idx has that order already. So
     -- no sorts while choosing (until the end of this function; an error
     -- undoes the setting with the (sub)transaction).
     sort_setting := pg_catalog.current_setting('enable_sort');
@@ -246,7 +246,7 @@ BEGIN
                   JOIN @extschema@.crawl_sessions s ON s.id = q.session_id
                  WHERE q.host = ch.host AND q.state = 'queued' AND q.next_fetch_at <= t
                    AND s.status = 'running'
-                 ORDER BY q.host, q.depth, q.id LIMIT 1) IS NOT NULL
+                 ORDER BY q.host, q.depth + (q.kind = 'image')::integer, q.id LIMIT 1) IS NOT NULL
          ORDER BY ch.next_fetch_at, ch.host
          LIMIT max_items
          FOR UPDATE OF ch SKIP LOCKED
@@ -259,7 +259,7 @@ BEGIN
               FROM @extschema@.crawl_frontier q
               JOIN @extschema@.crawl_sessions s ON s.id = q.session_id
              WHERE q.host = h.host AND q.state = 'queued' AND q.next_fetch_at <= t AND s.status = 'running'
-             ORDER BY q.host, q.depth, q.id
+             ORDER BY q.host, q.depth + (q.kind = 'image')::integer, q.id
              LIMIT max_items - got
              FOR UPDATE OF q SKIP LOCKED
         LOOP
