@@ -188,10 +188,15 @@ long Crawler::backoff_seconds(int attempts) const {
   return static_cast<long>(std::min(300.0, 2.0 * std::pow(2.0, std::max(0, attempts - 1))));
 }
 
-void Crawler::request_claim() {
+void Crawler::request_claim(bool new_work) {
   // Now, right behind whatever was just queued on the claims' connection;
-  // or as soon as the claim that is out comes back.
+  // or as soon as the claim that is out comes back. After a claim that
+  // found less than it asked for, only new work (or the idle timer) asks
+  // again: a finished transfer alone is no reason to expect more, and each
+  // empty claim is a transaction on the path of the next links.
   if (stopping_) return;
+  if (new_work) queue_short_ = false;
+  else if (queue_short_) return;
   if (claim_in_flight_) claim_again_ = true;
   else claim();
 }
@@ -263,6 +268,7 @@ void Crawler::claim() {
              if (static_cast<int>(r.rows.size()) == want) idle_delay_ = milliseconds(0);
              else if (!r.rows.empty()) idle_delay_ = milliseconds(20);
              else idle_delay_ = std::min(milliseconds(500), std::max(milliseconds(20), idle_delay_ * 2));
+             queue_short_ = static_cast<int>(r.rows.size()) < want;
              if (claim_again_) idle_delay_ = milliseconds(0);  // work came while it was out
              claim_again_ = false;
              if (r.rows.empty() && items_.empty() && on_idle_) on_idle_();
@@ -572,7 +578,7 @@ void Crawler::on_links(std::int64_t id, const FetchResult& r, const std::vector<
   waiting_links_.push_back(std::move(p));
   // One call at a time: the pages parsed while it is out go in the next.
   if (links_in_flight_ == 0) send_links();
-  request_claim();
+  request_claim(true);
 }
 
 std::vector<std::string> Crawler::unsent(const Item& it, const std::vector<std::string>& found, const char* kind) {
@@ -635,6 +641,7 @@ void Crawler::send_links() {
                  if (auto q = std::stoull(r.at(0, "queued").value_or("0")); q > 0) {
                    stats_.queued += q;
                    idle_delay_ = milliseconds(0);
+                   request_claim(true);
                  }
                  for (const auto& p : group)
                    if (auto f = items_.find(p.id); f != items_.end()) complete(f->second, p.status, p.bytes);
@@ -677,7 +684,7 @@ int Crawler::enqueue(const PageLinks& p, const std::vector<std::string>& urls, c
                  stats_.queued += n;
                  // New work: ask for it now rather than after the idle back-off.
                  idle_delay_ = milliseconds(0);
-                 request_claim();
+                 request_claim(true);
                }
                then();
              },
@@ -852,6 +859,7 @@ void Crawler::acknowledged(std::int64_t id, const DbResult& r, const char* what)
   }
   items_.erase(id);
   if (stopping_) maybe_finish_stop();
+  else if (items_.empty()) request_claim(true);  // the session may be over: ask now
   else if (active_items() < static_cast<std::size_t>(opts_.concurrency))
     request_claim();
 }

@@ -77,7 +77,7 @@ class Crawler {
 
   void load_settings(Settings& st, const DbResult& r, std::size_t row);
   void preload_settings();
-  void request_claim();
+  void request_claim(bool new_work = false);
   void schedule_claim(std::chrono::milliseconds after);
   void claim();
   void renew();
@@ -157,6 +157,7 @@ class Crawler {
   int links_in_flight_ = 0;
   CrawlStats stats_;
   bool claim_in_flight_ = false, claim_again_ = false, stopping_ = false, release_sent_ = false;
+  bool queue_short_ = false;  // the last claim found less than it asked for
   std::chrono::milliseconds idle_delay_{50};
   std::function<void()> on_stopped_, on_idle_;
 };
