@@ -249,16 +249,33 @@ bool Database::connect(Shard& sh) {
   }
   sh.schema = PQgetvalue(r, 0, 0);
   PQclear(r);
+  // Every statement prepared in one round trip: a pipeline with a sync point
+  // after each, so that a missing optional one aborts nothing else.
+  bool prepared = PQenterPipelineMode(sh.conn) == 1;
   for (const auto& s : kStatements) {
-    PGresult* p = PQprepare(sh.conn, s.name, format_sql(s.sql, sh.schema).c_str(), 0, nullptr);
+    if (!prepared) break;
+    prepared = PQsendPrepare(sh.conn, s.name, format_sql(s.sql, sh.schema).c_str(), 0, nullptr) == 1 &&
+               PQpipelineSync(sh.conn) == 1;
+  }
+  for (const auto& s : kStatements) {
+    if (!prepared) break;
+    PGresult* p = PQgetResult(sh.conn);
     bool ok = PQresultStatus(p) == PGRES_COMMAND_OK;
     if (!ok && !s.optional) {
       CRAWLER_LOG(error) << "database: cannot prepare " << s.name << ": " << PQresultErrorMessage(p);
-      PQclear(p);
-      disconnect(sh);
-      return false;
+      prepared = false;
     }
     PQclear(p);
+    // the end of this statement's result, then its sync point
+    while (prepared && (p = PQgetResult(sh.conn)) != nullptr) PQclear(p);
+    p = PQgetResult(sh.conn);
+    if (PQresultStatus(p) != PGRES_PIPELINE_SYNC) prepared = false;
+    PQclear(p);
+  }
+  if (!prepared || PQexitPipelineMode(sh.conn) != 1) {
+    if (prepared) CRAWLER_LOG(error) << "database: preparing statements: " << PQerrorMessage(sh.conn);
+    disconnect(sh);
+    return false;
   }
   PQsetnonblocking(sh.conn, 1);
   std::string where = std::string(PQhost(sh.conn)) + ":" + PQport(sh.conn);
