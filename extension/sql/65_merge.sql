@@ -107,8 +107,9 @@ BEGIN
                            tbl, key_col, key_type)
                USING chunk INTO present;
             -- keys the tail deleted here: reported, not applied (see ha_merge_rows)
+            -- (compared as the key's type, so that the primary key's index serves)
             EXECUTE format('SELECT coalesce(jsonb_agg(k), ''[]'') FROM unnest($1) k
-                             WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE t.%I::text = k)', tbl, key_col)
+                             WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE t.%I = k::%s)', tbl, key_col, key_type)
                USING chunk INTO gone;
             res := @extschema@.ha_peer_query(format('SELECT %I.ha_merge_rows(%L::regclass, %L::jsonb, %L::jsonb, %L, %s)::text',
                                                     '@extschema@', tbl::text, present, gone, me.node_name, me.term),

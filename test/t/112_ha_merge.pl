@@ -4,7 +4,8 @@
 # crawl. When the old primary comes back, every row of its tail is merged
 # into the new primary by the documented rules (missing rows inserted, the
 # URL's further progress wins, an image with other content is a recorded
-# conflict where the newer term's row stays), counters follow the rows, the
+# conflict where the newer term's row stays, a row it deleted is kept here and
+# named in the merge event), counters follow the rows, the
 # old slot is dropped only after the merge, and the old primary follows the
 # new one with identical data.
 use strict;
@@ -42,8 +43,14 @@ sub record
 		  . "'http://m.test/', 200, NULL, $item, '$worker')");
 }
 
+# an image both nodes have, which alpha's tail will delete
+my $gone_id = $a->safe_psql('postgres',
+	"SELECT image_record($sid, 'http://m.test/gone.png', repeat('c', 64), 'c/gone.png', 100, 10, 10, 'png', 'image/png')");
+$b->poll_query_until('postgres', "SELECT count(*) = 1 FROM images WHERE id = $gone_id") or die 'no copy of gone.png';
+
 # --- the tail: written on alpha while beta is down ----------------------------
 $b->stop;
+$a->safe_psql('postgres', "SELECT image_delete($gone_id)");
 claim_all($a, 'wa');
 record($a, 'i1.png', 'a', 'wa');     # only alpha ever fetches i1
 record($a, 'i2.png', 'a', 'wa');     # beta will fail it for good: done wins
@@ -57,7 +64,7 @@ $a->kill9;
 # --- the new term on beta ------------------------------------------------------
 $b->start;
 ok(defined ha_wait_writable($b, 120), 'beta promoted without alpha');
-is($b->safe_psql('postgres', "SELECT count(*) FROM images"), '0', 'beta never got the tail');
+is($b->safe_psql('postgres', "SELECT count(*) FROM images WHERE id <> $gone_id"), '0', 'beta never got the tail');
 claim_all($b, 'wb');
 $b->safe_psql('postgres', "SELECT crawl_fail(" . item($b, 'i2.png') . ", 'wb', 'HTTP 500')");
 record($b, 'i3.png', 'b', 'wb');
@@ -93,6 +100,12 @@ is($b->safe_psql('postgres', "SELECT sha256 = repeat('b', 64) FROM images WHERE 
 	'an image with other bytes on each side: the newer term\'s row stays');
 is($b->safe_psql('postgres', "SELECT state FROM crawl_frontier WHERE url = 'http://m.test/i4.png'"), 'done',
 	'failed on alpha, done on beta: done stays');
+is($b->safe_psql('postgres', "SELECT count(*) FROM images WHERE id = $gone_id"), '1',
+	'an image the old primary deleted in its tail is kept');
+is($b->safe_psql('postgres',
+	"SELECT detail -> 'deleted_there' FROM ha_events WHERE kind = 'merge' AND (detail ->> 'table')::regclass = 'images'::regclass"),
+	"[\"$gone_id\"]", 'and the merge event names it')
+  or diag $b->safe_psql('postgres', "SELECT string_agg(detail::text, E'\\n') FROM ha_events WHERE kind = 'merge'");
 is($b->safe_psql('postgres', "SELECT images_stored FROM crawl_sessions WHERE id = $sid"),
 	$b->safe_psql('postgres', "SELECT count(*) FROM images WHERE session_id = $sid"),
 	'the session\'s counters follow the merged rows');
