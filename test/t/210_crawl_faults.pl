@@ -12,6 +12,8 @@ use File::Find;
 use File::Temp qw(tempdir);
 use IPC::Run;
 use Digest::SHA;
+use HTTP::Tiny;
+use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -94,14 +96,15 @@ my %expect_error = (
 	'/bomb.png'          => qr/too large: body larger than 5000000 bytes/,
 	'/page-bomb.html'    => qr/too large: body larger than 1000000 bytes/,
 	'/pixel-bomb.png'    => qr/too many pixels: 100000x100000/,
-	'/private/secret.png' => qr/disallowed by robots\.txt/,);
+	'/private/secret.png' => qr/disallowed by robots\.txt/,
+	'/to-private.png'    => qr{^redirected to \Q${base}\Eprivate/moved\.png: disallowed by robots\.txt$},);
 for my $u (sort keys %expect_error)
 {
 	my ($st, $e) = @{ $state{$u} // [ 'missing', '' ] };
 	is($st, 'failed', "$u ends failed");
 	like($e, $expect_error{$u}, "$u records a clear error") or diag "got: $e";
 }
-for my $u ('/', '/ok.png', '/ok.jpg', '/real-as-text.png', '/binary-page.html')
+for my $u ('/', '/ok.png', '/ok.jpg', '/real-as-text.png', '/binary-page.html', '/moved.png')
 {
 	is($state{$u}[0] // 'missing', 'done', "$u is done");
 }
@@ -117,8 +120,16 @@ is($node->safe_psql('postgres',
 # The images that are images are recorded with their header's facts.
 is($node->safe_psql('postgres',
 		"SELECT string_agg(filename || ' ' || format || ' ' || width || 'x' || height, ', ' ORDER BY filename) FROM images WHERE session_id = $sid"),
-	'ok.jpg jpeg 32x24, ok.png png 64x48, real-as-text.png png 16x16',
-	'three images recorded: type by magic bytes, size from the header');
+	'moved.png png 64x48, ok.jpg jpeg 32x24, ok.png png 64x48, real-as-text.png png 16x16',
+	'four images recorded (one through a redirect): type by magic bytes, size from the header');
+
+# Each hop of a redirect is checked against robots.txt before it is fetched:
+# the server never saw a request for a disallowed path.
+my $seen = decode_json(HTTP::Tiny->new->get("${base}_requests")->{content});
+is($seen->{'/to-private.png'}, 1, 'the redirect into a disallowed path was requested once');
+is($seen->{'/private/moved.png'} // 0, 0, 'its disallowed target was never fetched');
+is($seen->{'/private/secret.png'} // 0, 0, 'nor the disallowed image linked from the page');
+is($seen->{'/ok.png'}, 2, 'a followed redirect fetches its target (ok.png: linked, and behind moved.png)');
 
 # The store: no temporary file left, every file named by its sha256 and
 # referenced by a row.

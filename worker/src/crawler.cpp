@@ -331,9 +331,9 @@ void Crawler::dispatch(std::int64_t id) {
 void Crawler::check_robots(std::int64_t id, Settings& s) {
   if (stopping_) return;
   Item& it = items_.at(id);
-  auto parts = split_url(it.url);
+  auto parts = split_url(it.current());
   if (!parts) {
-    fail(it, "invalid URL", std::nullopt);
+    fail(it, it.at.empty() ? "invalid URL" : "invalid redirect target " + clip(it.at, 500), std::nullopt);
     return;
   }
   std::string host = host_key(*parts);
@@ -356,7 +356,8 @@ void Crawler::check_robots(std::int64_t id, Settings& s) {
   if (found == hr.by_agent.end()) found = hr.by_agent.emplace(agent, Robots::parse(hr.text, agent)).first;
   if (!found->second.allowed(parts->path)) {
     ++stats_.skipped;
-    fail(it, "disallowed by robots.txt", std::nullopt);
+    fail(it, it.at.empty() ? "disallowed by robots.txt" : "redirected to " + clip(it.at, 500) + ": disallowed by robots.txt",
+         std::nullopt);
     return;
   }
   fetch(id);
@@ -433,8 +434,11 @@ void Crawler::fetch(std::int64_t id) {
   Item& it = items_.at(id);
   const Settings& s = settings_[it.session];
   FetchRequest req;
-  req.url = it.url;
+  req.url = it.current();
   req.user_agent = user_agent_for(s);
+  // Each hop of a redirect is checked against robots.txt before it is
+  // fetched (redirected() below), so curl does not follow them itself.
+  req.follow_redirects = false;
   it.in_transfer = true;
   if (it.kind == "image") {
     std::string err;
@@ -516,6 +520,26 @@ bool Crawler::fetch_failed(Item& it, const FetchResult& r) {
   return true;
 }
 
+bool Crawler::redirected(std::int64_t id, Item& it, const FetchResult& r) {
+  if (r.redirect_url.empty() || r.code != CURLE_OK) return false;
+  if (++it.redirects > opts_.max_redirects) {
+    fail(it, "too many redirects (more than " + std::to_string(opts_.max_redirects) + " followed; the last to " +
+             clip(r.redirect_url, 500) + ")",
+         std::nullopt);
+    return true;
+  }
+  auto target = split_url(r.redirect_url);
+  if (!target || (target->scheme != "http" && target->scheme != "https")) {
+    fail(it, "HTTP " + std::to_string(r.status) + " redirect to an unusable Location " + clip(r.redirect_url, 500),
+         std::nullopt);
+    return true;
+  }
+  CRAWLER_LOG(debug) << it.current() << ": HTTP " << r.status << " to " << r.redirect_url;
+  it.at = r.redirect_url;
+  dispatch(id);  // robots.txt of the target's host first, then the fetch
+  return true;
+}
+
 void Crawler::on_page(std::int64_t id, FetchResult&& r) {
   auto f = items_.find(id);
   if (f == items_.end()) return;
@@ -532,6 +556,7 @@ void Crawler::on_page(std::int64_t id, FetchResult&& r) {
     complete(it, r.status, 0, r.refused + "; not parsed");
     return;
   }
+  if (redirected(id, it, r)) return;
   if (fetch_failed(it, r)) return;
   // Parsing takes 1-10 ms for a large page: off the loop, two at a time,
   // while the loop goes on with transfers and the database.
@@ -702,6 +727,7 @@ void Crawler::on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<Pending
     maybe_finish_stop();
     return;
   }
+  if (redirected(id, it, r)) return;  // a new file for the next hop; this one goes with `file`
   if (fetch_failed(it, r)) return;  // `file` goes with this scope: no partial file stays
   if (r.bytes == 0) {
     fail(it, "not an image: the body is empty", std::nullopt);

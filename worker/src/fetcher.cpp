@@ -113,7 +113,7 @@ void Fetcher::launch_waiting() {
     curl_easy_setopt(e, CURLOPT_USERAGENT, t->req.user_agent.c_str());
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");  // every encoding curl can decode
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, t->req.follow_redirects ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, limits_.max_redirects);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -282,6 +282,10 @@ void Fetcher::drain_done() {
     if (curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
       r.retry_after_s = static_cast<long>(ra);
     curl_easy_getinfo(e, CURLINFO_REDIRECT_COUNT, &r.redirects);
+    char* target = nullptr;
+    if (code == CURLE_OK && r.status >= 300 && r.status < 400 &&
+        curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &target) == CURLE_OK && target)
+      r.redirect_url = target;
     curl_easy_getinfo(e, CURLINFO_TOTAL_TIME, &r.seconds);
     if (code != CURLE_OK) {
       if (r.too_large) r.error = "body larger than " + std::to_string(t->req.max_bytes) + " bytes";

@@ -54,7 +54,10 @@ class Crawler {
   struct Item {
     std::int64_t id = 0, session = 0;
     std::string url, kind, found_on;
+    std::string at;             // the redirect target being fetched ("" = url)
     int depth = 0, attempts = 0;
+    int redirects = 0;          // hops followed so far
+    const std::string& current() const { return at.empty() ? url : at; }
     bool final_sent = false;  // complete/fail/image_record queued
     bool in_transfer = false;
     bool processing = false;  // on a file thread (hash, header, rename)
@@ -101,7 +104,8 @@ class Crawler {
   // Reports; the item is forgotten when the database acknowledges.
   void complete(Item& it, long status, std::uint64_t bytes, const std::string& note = "");
   void fail(Item& it, const std::string& error, std::optional<long> retry_after_s);
-  bool fetch_failed(Item& it, const FetchResult& r);  // true when it was a failure
+  bool fetch_failed(Item& it, const FetchResult& r);
+  bool redirected(std::int64_t id, Item& it, const FetchResult& r);  // true when it was a failure
   // A parsed page's links not sent before, waiting for crawl_enqueue_many.
   struct PageLinks {
     std::int64_t id = 0, session = 0;

@@ -34,6 +34,9 @@ struct FetchRequest {
   std::uint64_t max_bytes = 0;   // body cap (after decompression)
   PendingFile* file = nullptr;   // stream the body here; else keep it in memory
   bool first = false;            // ahead of the others in the queue (pages: they lead to more work)
+  // false: a 3xx ends the transfer with its target in redirect_url, so the
+  // caller can check each hop (robots.txt) before it is fetched.
+  bool follow_redirects = true;
   // Called once the response headers are in: return a reason to refuse the
   // body (e.g. a page that is not HTML), or "" to take it.
   std::function<std::string(long status, const std::string& content_type)> accept;
@@ -47,6 +50,7 @@ struct FetchResult {
   long status = 0;            // HTTP status of the last response
   std::string content_type;
   std::string effective_url;  // after redirects
+  std::string redirect_url;   // a 3xx not followed: its absolute target
   long retry_after_s = -1;    // Retry-After in seconds (-1: none)
   std::string body;           // when no file was given (2xx only)
   std::uint64_t bytes = 0;    // body bytes received (2xx only)
