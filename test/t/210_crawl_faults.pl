@@ -110,6 +110,9 @@ for my $u ('/', '/ok.png', '/ok.jpg', '/real-as-text.png', '/binary-page.html', 
 }
 is($node->safe_psql('postgres', "SELECT result->>'note' FROM crawl_frontier WHERE session_id = $sid AND url = '${base}binary-page.html'"),
 	'not a page: Content-Type application/zip; not parsed', 'a link to a non-page is done with a note, not parsed');
+like($node->safe_psql('postgres', "SELECT state || ' ' || (result->>'note') FROM crawl_frontier WHERE session_id = $sid AND url = '${base}offsite.png'"),
+	qr{^done redirected to http://localhost:\d+/ok\.png, outside the crawl's allowed domains: not followed$},
+	'a redirect out of the crawl\'s scope is not followed, and says so');
 is($node->safe_psql('postgres',
 		"SELECT attempts FROM crawl_frontier WHERE session_id = $sid AND url = '${base}500.png'"),
 	'2', 'a transient error (500) is retried up to max_attempts');

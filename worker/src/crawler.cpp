@@ -165,6 +165,10 @@ void Crawler::load_settings(Settings& st, const DbResult& r, std::size_t row) {
   st.max_pixels = to_u64(r.at(row, "max_pixels"), st.max_pixels);
   st.min_width = static_cast<int>(to_u64(r.at(row, "min_width"), 0));
   st.min_height = static_cast<int>(to_u64(r.at(row, "min_height"), 0));
+  st.images_any_host = r.at(row, "images_any_host").value_or("false") == "true";
+  st.allowed_domains.clear();
+  std::istringstream domains(r.at(row, "allowed_domains").value_or(""));  // host names: no spaces
+  for (std::string d; domains >> d;) st.allowed_domains.push_back(d);
 }
 
 void Crawler::preload_settings() {
@@ -532,6 +536,13 @@ bool Crawler::redirected(std::int64_t id, Item& it, const FetchResult& r) {
   if (!target || (target->scheme != "http" && target->scheme != "https")) {
     fail(it, "HTTP " + std::to_string(r.status) + " redirect to an unusable Location " + clip(r.redirect_url, 500),
          std::nullopt);
+    return true;
+  }
+  // The crawl's scope holds for every hop, as crawl_enqueue() holds it for links.
+  const Settings& s = settings_[it.session];
+  if (!(it.kind == "image" && s.images_any_host) && !in_domains(*target, s.allowed_domains)) {
+    ++stats_.skipped;
+    complete(it, r.status, 0, "redirected to " + clip(r.redirect_url, 500) + ", outside the crawl's allowed domains: not followed");
     return true;
   }
   CRAWLER_LOG(debug) << it.current() << ": HTTP " << r.status << " to " << r.redirect_url;

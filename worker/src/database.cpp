@@ -46,7 +46,9 @@ const StmtDef kStatements[] = {
      "SELECT id, status, settings->>'user_agent' AS user_agent, settings->>'robots' AS robots, "
      "settings->>'max_page_bytes' AS max_page_bytes, settings->>'max_image_bytes' AS max_image_bytes, "
      "settings->>'max_pixels' AS max_pixels, settings->>'min_width' AS min_width, "
-     "settings->>'min_height' AS min_height, settings->>'max_attempts' AS max_attempts "
+     "settings->>'min_height' AS min_height, settings->>'max_attempts' AS max_attempts, "
+     "settings->>'images_any_host' AS images_any_host, "
+     "array_to_string(ARRAY(SELECT jsonb_array_elements_text(settings->'allowed_domains')), ' ') AS allowed_domains "
      "FROM %s.crawl_sessions WHERE id = $1::bigint OR ($1::bigint IS NULL AND status = 'running')",
      false},
     {"host_robots",

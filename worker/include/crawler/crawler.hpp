@@ -66,6 +66,8 @@ class Crawler {
     bool loaded = false, loading = false;
     std::string status, user_agent;
     bool robots = true;
+    std::vector<std::string> allowed_domains;  // the crawl's scope, for redirect targets
+    bool images_any_host = false;
     std::uint64_t max_page_bytes = 10485760, max_image_bytes = 52428800, max_pixels = 100000000;
     int min_width = 0, min_height = 0;
     std::vector<std::int64_t> waiters;

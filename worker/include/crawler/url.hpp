@@ -2,6 +2,7 @@
 #pragma once
 #include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 namespace crawler {
@@ -29,6 +30,11 @@ std::optional<UrlParts> split_url(std::string_view url);
 // "host" or "host:port" when the port is not the scheme's default: the key
 // under which robots.txt and politeness are kept.
 std::string host_key(const UrlParts& u);
+
+// Whether the URL's host is one of the crawl's allowed domains or below one
+// (a domain may name a port: "h.test:8080"); the same rule as the
+// extension's crawl_in_scope().
+bool in_domains(const UrlParts& u, const std::vector<std::string>& domains);
 
 // The last path segment, decoded only for display ("" when none).
 std::string url_filename(std::string_view url);
