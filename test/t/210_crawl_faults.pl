@@ -104,7 +104,7 @@ for my $u (sort keys %expect_error)
 	is($st, 'failed', "$u ends failed");
 	like($e, $expect_error{$u}, "$u records a clear error") or diag "got: $e";
 }
-for my $u ('/', '/ok.png', '/ok.jpg', '/real-as-text.png', '/binary-page.html', '/moved.png')
+for my $u ('/', '/ok.png', '/ok.jpg', '/real-as-text.png', '/binary-page.html', '/moved.png', '/nofollow.html')
 {
 	is($state{$u}[0] // 'missing', 'done', "$u is done");
 }
@@ -132,6 +132,9 @@ my $seen = decode_json(HTTP::Tiny->new->get("${base}_requests")->{content});
 is($seen->{'/to-private.png'}, 1, 'the redirect into a disallowed path was requested once');
 is($seen->{'/private/moved.png'} // 0, 0, 'its disallowed target was never fetched');
 is($seen->{'/private/secret.png'} // 0, 0, 'nor the disallowed image linked from the page');
+ok(!exists $state{'/behind-nofollow.html'} && !exists $state{'/behind-noimageindex.png'},
+	'a page\'s X-Robots-Tag nofollow and meta noimageindex are obeyed: neither URL is queued');
+is($seen->{'/behind-nofollow.html'} // 0, 0, 'the link behind nofollow is never requested');
 is($seen->{'/ok.png'}, 2, 'a followed redirect fetches its target (ok.png: linked, and behind moved.png)');
 
 # The store: no temporary file left, every file named by its sha256 and

@@ -571,12 +571,26 @@ void Crawler::on_page(std::int64_t id, FetchResult&& r) {
   if (fetch_failed(it, r)) return;
   // Parsing takes 1-10 ms for a large page: off the loop, two at a time,
   // while the loop goes on with transfers and the database.
-  asio::post(parsers_, [this, id, url = it.url, r = std::move(r)]() mutable {
+  // With robots on, the page's own directives hold too (X-Robots-Tag, meta).
+  const Settings& s = settings_[it.session];
+  std::optional<RobotsDirectives> directives;
+  std::string agent;
+  if (s.robots) {
+    agent = agent_token(user_agent_for(s));
+    directives.emplace();
+    for (const auto& v : r.robots_tags) directives->add(v, agent);
+  }
+  asio::post(parsers_, [this, id, url = it.url, r = std::move(r), directives, agent]() mutable {
     std::string base = r.effective_url.empty() ? url : r.effective_url;
     std::string mt = media_type(r.content_type);
     Links links;
-    if (mt == "text/css") links.images = extract_css(r.body, base);
-    else links = extract_html(r.body, base);
+    if (mt == "text/css") {
+      if (!directives || !directives->noimageindex) links.images = extract_css(r.body, base);
+    } else if (directives) {
+      links = extract_html(r.body, base, *directives, agent);
+    } else {
+      links = extract_html(r.body, base);
+    }
     CRAWLER_LOG(debug) << "page " << url << ": " << links.images.size() << " images, " << links.pages.size() << " links";
     r.body.clear();
     r.body.shrink_to_fit();

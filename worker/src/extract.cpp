@@ -74,8 +74,20 @@ class Collector {
   explicit Collector(std::string base) : base_(std::move(base)) {}
   void set_base(std::string b) { base_ = std::move(b); }
   const std::string& base() const { return base_; }
-  void image(std::string_view ref) { add(ref, links_.images, seen_images_); }
+  void image(std::string_view ref) {
+    if (!robots_.noimageindex) add(ref, links_.images, seen_images_);
+  }
   void page(std::string_view ref) { add(ref, links_.pages, seen_pages_); }
+  // A link (a, area) to a page, which nofollow (the page's, or the link's
+  // own rel="nofollow") concerns when robots directives are obeyed.
+  void link(std::string_view ref, bool rel_nofollow) {
+    if (obey_ && (robots_.nofollow || rel_nofollow)) return;
+    page(ref);
+  }
+  void obey(const RobotsDirectives& d) {
+    robots_ = d;
+    obey_ = true;
+  }
   void srcset(std::string_view v) {
     for (const auto& u : parse_srcset(v)) image(u);
   }
@@ -91,6 +103,8 @@ class Collector {
     if (u && seen.insert(*u).second) to.push_back(*u);
   }
   std::string base_;
+  RobotsDirectives robots_;
+  bool obey_ = false;
   Links links_;
   std::set<std::string> seen_images_, seen_pages_;
 };
@@ -142,7 +156,7 @@ void visit_tag(const Node& node, const std::string& parent, Collector& out) {
   } else if (tag == "a" || tag == "area") {
     std::string href = get(a, "href");
     if (looks_like_image_path(href)) out.image(href);
-    else out.page(href);
+    else out.link(href, tokens(get(a, "rel")).count("nofollow") > 0);
   } else if (tag == "frame" || tag == "iframe") {
     out.page(get(a, "src"));
   }
@@ -409,21 +423,46 @@ bool looks_like_image_path(std::string_view ref) {
   return kExt.count(lower(path.substr(dot + 1))) > 0;
 }
 
-Links extract_html(std::string_view html, std::string_view page_url) {
+namespace {
+Links extract(std::string_view html, std::string_view page_url, const RobotsDirectives* given,
+              std::string_view agent) {
   htmlcxx::HTML::ParserDom parser;
   Tree dom = parser.parseTree(std::string(html));
   Collector out{std::string(page_url)};
-  for (auto it = dom.begin(); it != dom.end(); ++it) {  // the first <base href> wins
-    if (it->isTag() && lower(it->tagName()) == "base") {
+  bool have_base = false;
+  RobotsDirectives robots = given ? *given : RobotsDirectives{};
+  // First pass: the first <base href>, and the robots meta tags (wherever
+  // they are, they hold for the whole page).
+  for (auto it = dom.begin(); it != dom.end(); ++it) {
+    if (!it->isTag()) continue;
+    const std::string tag = lower(it->tagName());
+    if (tag == "base" && !have_base) {
       auto a = attributes_of(*it);
       if (a.count("href")) {
         if (auto b = resolve_url(page_url, a["href"])) out.set_base(*b);
-        break;
+        have_base = true;
       }
+    } else if (tag == "meta" && given) {
+      auto a = attributes_of(*it);
+      std::string name = lower(get(a, "name"));
+      if (name == "robots" || (!agent.empty() && name == lower(agent))) robots.add(get(a, "content"), agent);
+    } else if (tag == "textarea" || tag == "script" || tag == "template" || tag == "xmp") {
+      it.skip_children();
     }
   }
+  if (given) out.obey(robots);
   walk(dom, out);
   return out.take();
+}
+}  // namespace
+
+Links extract_html(std::string_view html, std::string_view page_url) {
+  return extract(html, page_url, nullptr, {});
+}
+
+Links extract_html(std::string_view html, std::string_view page_url, RobotsDirectives given,
+                   std::string_view agent) {
+  return extract(html, page_url, &given, agent);
 }
 
 std::vector<std::string> extract_css(std::string_view css, std::string_view base_url) {

@@ -282,6 +282,10 @@ void Fetcher::drain_done() {
     if (curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
       r.retry_after_s = static_cast<long>(ra);
     curl_easy_getinfo(e, CURLINFO_REDIRECT_COUNT, &r.redirects);
+    // every X-Robots-Tag of the response (an index past the last one ends it)
+    struct curl_header* h = nullptr;
+    for (size_t i = 0; curl_easy_header(e, "X-Robots-Tag", i, CURLH_HEADER, -1, &h) == CURLHE_OK; ++i)
+      r.robots_tags.emplace_back(h->value);
     char* target = nullptr;
     if (code == CURLE_OK && r.status >= 300 && r.status < 400 &&
         curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &target) == CURLE_OK && target)

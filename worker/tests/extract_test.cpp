@@ -118,3 +118,56 @@ TEST(GalleryLinks, ImageExtensionsOnly) {
   EXPECT_FALSE(crawler::looks_like_image_path("a.png/page"));
   EXPECT_FALSE(crawler::looks_like_image_path("a.html"));
 }
+
+namespace {
+const char* kRobotsPage = R"(<html><head><base href="http://b.test/">%META%</head><body>
+<a href="/next.html">next</a> <a rel="nofollow external" href="/sponsored.html">ad</a>
+<a href="/big.jpg">gallery</a> <img src="/pic.png"> <link rel="stylesheet" href="/s.css">
+<iframe src="/frame.html"></iframe></body></html>)";
+std::string robots_page(const std::string& meta) {
+  std::string p = kRobotsPage;
+  return p.replace(p.find("%META%"), 6, meta);
+}
+}  // namespace
+
+TEST(Extract, RelNofollowLinksAreNotFollowed) {
+  auto l = extract_html(robots_page(""), "http://p.test/", {}, "crawler_ha");
+  EXPECT_TRUE(has(l.pages, "http://b.test/next.html"));
+  EXPECT_FALSE(has(l.pages, "http://b.test/sponsored.html"));
+  EXPECT_TRUE(has(l.images, "http://b.test/big.jpg"));
+  EXPECT_TRUE(has(l.images, "http://b.test/pic.png"));
+  // without robots, every link is taken
+  EXPECT_TRUE(has(extract_html(robots_page(""), "http://p.test/").pages, "http://b.test/sponsored.html"));
+}
+
+TEST(Extract, MetaRobotsNofollowKeepsImagesStylesheetsAndFrames) {
+  auto l = extract_html(robots_page(R"(<meta name="Robots" content="noindex, NOFOLLOW">)"), "http://p.test/", {},
+                        "crawler_ha");
+  EXPECT_FALSE(has(l.pages, "http://b.test/next.html"));
+  EXPECT_TRUE(has(l.pages, "http://b.test/s.css"));
+  EXPECT_TRUE(has(l.pages, "http://b.test/frame.html"));
+  EXPECT_TRUE(has(l.images, "http://b.test/pic.png"));
+  EXPECT_TRUE(has(l.images, "http://b.test/big.jpg"));
+}
+
+TEST(Extract, MetaNoimageindexAndAgentSpecificTags) {
+  auto l = extract_html(robots_page(R"(<meta name="robots" content="noimageindex">)"), "http://p.test/", {},
+                        "crawler_ha");
+  EXPECT_TRUE(l.images.empty());
+  EXPECT_TRUE(has(l.pages, "http://b.test/next.html"));
+  // a tag for another crawler does not apply; one for ours does
+  EXPECT_TRUE(has(extract_html(robots_page(R"(<meta name="otherbot" content="none">)"), "http://p.test/", {},
+                               "crawler_ha").pages,
+                  "http://b.test/next.html"));
+  EXPECT_FALSE(has(extract_html(robots_page(R"(<meta name="crawler_ha" content="none">)"), "http://p.test/", {},
+                                "crawler_ha").pages,
+                   "http://b.test/next.html"));
+  // the header's directives (given) hold as well
+  crawler::RobotsDirectives header;
+  header.add("noimageindex", "crawler_ha");
+  EXPECT_TRUE(extract_html(robots_page(""), "http://p.test/", header, "crawler_ha").images.empty());
+  // a meta shown as text is not a directive
+  EXPECT_TRUE(has(extract_html(robots_page(R"(<textarea><meta name="robots" content="none"></textarea>)"),
+                               "http://p.test/", {}, "crawler_ha").pages,
+                  "http://b.test/next.html"));
+}

@@ -72,3 +72,18 @@ TEST(Robots, PercentEscapesCompareCaseInsensitively) {
 TEST(Robots, AgentTokenIsTheProductName) {
   EXPECT_EQ(crawler::agent_token("crawler_ha/0.1 (+https://x.test)"), "crawler_ha");
 }
+
+TEST(RobotsDirectives, XRobotsTagValues) {
+  auto of = [](std::initializer_list<const char*> values) {
+    crawler::RobotsDirectives d;
+    for (const char* v : values) d.add(v, "crawler_ha");
+    return std::make_pair(d.nofollow, d.noimageindex);
+  };
+  EXPECT_EQ(of({"noindex, nofollow"}), std::make_pair(true, false));
+  EXPECT_EQ(of({"NoImageIndex"}), std::make_pair(false, true));
+  EXPECT_EQ(of({"none"}), std::make_pair(true, false));
+  EXPECT_EQ(of({"otherbot: nofollow, noimageindex"}), std::make_pair(false, false));
+  EXPECT_EQ(of({"Crawler_HA: nofollow", "noarchive"}), std::make_pair(true, false));
+  EXPECT_EQ(of({"unavailable_after: 2030-01-01", "noimageindex"}), std::make_pair(false, true));
+  EXPECT_EQ(of({"", " , ,"}), std::make_pair(false, false));
+}

@@ -4,6 +4,8 @@
 #include <string_view>
 #include <vector>
 
+#include "crawler/robots.hpp"
+
 namespace crawler {
 
 struct Links {
@@ -14,6 +16,14 @@ struct Links {
 // Extracts from an HTML document whose address is `page_url` (the first
 // <base href> overrides it for resolution).
 Links extract_html(std::string_view html, std::string_view page_url);
+
+// The same, obeying the page's robots directives: `given` (from the
+// X-Robots-Tag header) with those of its <meta name="robots"> and
+// <meta name="AGENT"> tags. nofollow drops the links to pages (stylesheets
+// and frames, which are part of the page, stay), as does rel="nofollow" on a
+// link; noimageindex drops the images.
+Links extract_html(std::string_view html, std::string_view page_url, RobotsDirectives given,
+                   std::string_view agent);
 
 // Image URLs in CSS text (url() and image-set()), resolved against `base_url`.
 // @import and @font-face sources are not images and are left out.

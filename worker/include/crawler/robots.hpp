@@ -30,6 +30,14 @@ class Robots {
   std::optional<double> crawl_delay_;
 };
 
+// Page-level directives (<meta name="robots">, X-Robots-Tag): which parts of
+// a page a crawler may take. Only the two that concern an image crawler.
+struct RobotsDirectives {
+  bool nofollow = false;      // "nofollow" or "none": no links to pages are followed
+  bool noimageindex = false;  // the page's images are not to be taken
+  void add(std::string_view value, std::string_view agent);
+};
+
 // The product token of a User-Agent string: "crawler_ha/0.1 (+url)" -> "crawler_ha".
 std::string agent_token(std::string_view user_agent);
 
