@@ -525,7 +525,7 @@ bool Crawler::fetch_failed(Item& it, const FetchResult& r) {
 }
 
 bool Crawler::redirected(std::int64_t id, Item& it, const FetchResult& r) {
-  if (r.redirect_url.empty() || r.code != CURLE_OK) return false;
+  if (r.redirect_url.empty()) return false;  // set only for a 3xx that was not followed
   if (++it.redirects > opts_.max_redirects) {
     fail(it, "too many redirects (more than " + std::to_string(opts_.max_redirects) + " followed; the last to " +
              clip(r.redirect_url, 500) + ")",

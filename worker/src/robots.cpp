@@ -34,26 +34,19 @@ std::string canonical_escapes(std::string_view s) {
 
 void RobotsDirectives::add(std::string_view value, std::string_view agent) {
   // "nofollow, noimageindex", or "agent: nofollow" (only for that agent).
-  std::string v(value);
-  for (auto& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  std::string me(agent);
-  for (auto& c : me) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (auto colon = v.find(':'); colon != std::string::npos) {
-    std::string who = v.substr(0, colon);
-    who.erase(0, who.find_first_not_of(" \t"));
-    who.erase(who.find_last_not_of(" \t") + 1);
+  std::string v = lower(value);
+  std::string_view rest = v;
+  if (auto colon = rest.find(':'); colon != std::string_view::npos) {
+    std::string_view who = trim(rest.substr(0, colon));
     // "unavailable_after: <date>" is a directive, not an agent
     if (who != "unavailable_after") {
-      if (who != me && who != "robots") return;
-      v.erase(0, colon + 1);
+      if (who != lower(agent) && who != "robots") return;
+      rest.remove_prefix(colon + 1);
     }
   }
-  for (std::size_t at = 0; at <= v.size();) {
-    std::size_t end = v.find(',', at);
-    if (end == std::string::npos) end = v.size();
-    std::string d = v.substr(at, end - at);
-    d.erase(0, d.find_first_not_of(" \t"));
-    d.erase(d.find_last_not_of(" \t") + 1);
+  for (std::size_t at = 0; at <= rest.size();) {
+    std::size_t end = std::min(rest.find(',', at), rest.size());
+    std::string_view d = trim(rest.substr(at, end - at));
     if (d == "nofollow" || d == "none") nofollow = true;
     if (d == "noimageindex") noimageindex = true;
     at = end + 1;

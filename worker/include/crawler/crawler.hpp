@@ -106,8 +106,9 @@ class Crawler {
   // Reports; the item is forgotten when the database acknowledges.
   void complete(Item& it, long status, std::uint64_t bytes, const std::string& note = "");
   void fail(Item& it, const std::string& error, std::optional<long> retry_after_s);
-  bool fetch_failed(Item& it, const FetchResult& r);
-  bool redirected(std::int64_t id, Item& it, const FetchResult& r);  // true when it was a failure
+  bool fetch_failed(Item& it, const FetchResult& r);  // true when it was a failure
+  // true when it was a redirect: the next hop is dispatched, or the item ended
+  bool redirected(std::int64_t id, Item& it, const FetchResult& r);
   // A parsed page's links not sent before, waiting for crawl_enqueue_many.
   struct PageLinks {
     std::int64_t id = 0, session = 0;
