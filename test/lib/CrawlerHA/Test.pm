@@ -151,11 +151,15 @@ sub _running
 }
 
 # Is $user refused by $node's loaded pg_hba.conf? (Authentication comes
-# before the role lookup, so the role need not exist.)
+# before the role lookup, so the role need not exist.) The query goes in -c,
+# not on stdin: a refused psql exits before reading stdin, and writing to it
+# then fails with a broken pipe.
 sub _refused
 {
 	my ($node, $user) = @_;
-	my ($rc, $out, $err) = $node->psql('postgres', 'SELECT 1', extra_params => [ '-U', $user ]);
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ 'psql', '-X', '-h', $node->host, '-p', $node->port, '-U', $user, '-d', 'postgres',
+			'-c', 'SELECT 1' ], '<', \undef, '>', \$out, '2>', \$err);
 	return $err =~ /pg_hba\.conf rejects/ ? 1 : 0;
 }
 
