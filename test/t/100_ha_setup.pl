@@ -51,6 +51,9 @@ $b->poll_query_until('postgres',
 	"SELECT healthy AND role = 'primary' FROM ha_status() WHERE node_name = 'alpha'")
   or die 'standby never saw a healthy primary';
 pass('the standby sees alpha as a healthy primary in ha_status()');
+# and alpha has made its own first check of beta (the two workers check independently)
+$a->poll_query_until('postgres', "SELECT count(*) > 0 FROM ha_status() WHERE NOT is_local AND last_check IS NOT NULL")
+  or die 'the primary never checked its peer';
 is($a->safe_psql('postgres', "SELECT writable, role FROM ha_health()"), 't|primary', 'ha_health on the primary');
 is($b->safe_psql('postgres', "SELECT writable, role FROM ha_health()"), 'f|standby', 'ha_health on the standby');
 is($a->safe_psql('postgres', "SELECT count(*) FROM ha_status()"), '2', 'ha_status has this node and the peer');
