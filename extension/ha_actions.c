@@ -297,7 +297,49 @@ static bool
 set_read_only_in_txn(bool on)
 {
 	alter_system("default_transaction_read_only", on ? "on" : NULL);
+	/* the fence holds from here, not from whenever the reload is seen */
+	if (on)
+	{
+		SpinLockAcquire(&ha_shared->mutex);
+		ha_shared->server_read_only = true;
+		SpinLockRelease(&ha_shared->mutex);
+	}
 	return true;
+}
+
+/*
+ * The server's default_transaction_read_only, as its configuration files
+ * set it, into shared memory for the write fence.  Every session's own
+ * value can be set by its client (PGOPTIONS, SET) and the worker's own is
+ * forced off, so neither says what the server was told: the files do.
+ * Called by the worker at its start and after every reload.
+ */
+void
+ha_refresh_server_read_only(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		char	   *v;
+		bool		on = false;
+
+		txn_begin("crawler_ha: server read-only setting");
+		v = spi_sql("SELECT setting FROM pg_catalog.pg_file_settings "
+					"WHERE name = 'default_transaction_read_only' AND error IS NULL "
+					"ORDER BY seqno DESC LIMIT 1");
+		if (v != NULL)
+			(void) parse_bool(v, &on);
+		txn_commit();
+		SpinLockAcquire(&ha_shared->mutex);
+		ha_shared->server_read_only = on;
+		SpinLockRelease(&ha_shared->mutex);
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, "reading the server's read-only setting", NULL, 0);
+	}
+	PG_END_TRY();
 }
 
 void
@@ -312,6 +354,7 @@ ha_set_read_only(bool on)
 		txn_begin("crawler_ha: read-only");
 		changed = set_read_only_in_txn(on);
 		txn_commit();
+		ha_refresh_server_read_only();
 		if (changed)
 		{
 			ha_reload_config();
@@ -568,6 +611,7 @@ ha_promote(const char *reason, bool switchover, char *msg, size_t msglen)
 		set_read_only_in_txn(false);
 		txn_commit();
 		ha_reload_config();
+		ha_refresh_server_read_only();
 		raise_max_term(new_term);
 		strlcpy(ha_local.role, "primary", HA_ROLE_LEN);
 		ha_local.term = new_term;
@@ -610,13 +654,88 @@ ha_promote(const char *reason, bool switchover, char *msg, size_t msglen)
 
 /* ---- demotion: a newer term exists elsewhere ---- */
 
+/*
+ * How long a demotion or a fence lets writes in flight finish.  They hold
+ * the ha_state row FOR SHARE until they end, and the UPDATE waits for them.
+ * A write commits in milliseconds; what is still there after this is a
+ * client idle in its transaction, or a commit waiting for a synchronous
+ * standby that is gone, and would hold the demotion up for as long as it
+ * likes.  Those sessions are ended: the demotion ends every client session
+ * a moment later anyway.
+ */
+#define DEMOTE_GRACE_MS 2000
+
+static int
+state_lock_holders_in_txn(bool terminate)
+{
+	char	   *n = spi_sql("SELECT count(*) FILTER (WHERE %s) "
+							"FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+							"WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'RowShareLock' "
+							"AND l.relation = '%s.ha_state'::pg_catalog.regclass "
+							"AND l.database = (SELECT oid FROM pg_catalog.pg_database "
+							"                  WHERE datname = pg_catalog.current_database()) "
+							"AND a.backend_type = 'client backend' AND a.pid <> pg_catalog.pg_backend_pid()",
+							terminate ? "pg_catalog.pg_terminate_backend(a.pid)" : "true",
+							ha_local.schema);
+
+	return n ? atoi(n) : 0;
+}
+
+/*
+ * Lock the state row for the UPDATE that demotes or fences this node,
+ * inside the caller's transaction.  The wait is queued like any UPDATE's
+ * (writes that hold the row finish, later ones wait behind it) but lasts
+ * at most DEMOTE_GRACE_MS; then the client sessions still holding the row
+ * are ended and the lock taken.  If even that fails, the error goes to the
+ * caller, whose next check tries again.  Returns how many sessions ended.
+ */
+static int
+lock_state_row_in_txn(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	int			ended = 0;
+
+	spi_sql("SET LOCAL lock_timeout = %d", DEMOTE_GRACE_MS);
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		spi_sql("SELECT 1 FROM %s.ha_state FOR UPDATE", ha_local.schema);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			ReThrowError(edata);
+		ended = state_lock_holders_in_txn(true);
+		ereport(LOG,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("crawler_ha: ended %d client sessions that still held the state row after %d ms",
+						ended, DEMOTE_GRACE_MS),
+				 errdetail("A transaction left open, or a commit waiting for a synchronous standby that is gone.")));
+		spi_sql("SELECT 1 FROM %s.ha_state FOR UPDATE", ha_local.schema);
+	}
+	PG_END_TRY();
+	return ended;
+}
+
 bool
 ha_demote(int64 new_term, const char *primary_name, int32 primary_id,
 		  bool needs_rejoin, const char *reason)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	TimestampTz t0 = GetCurrentTimestamp();
-	int			ended = 0;
+	volatile int ended = 0;
 
 	/* the fence is up in every backend before anything else happens */
 	raise_max_term(new_term);
@@ -624,7 +743,8 @@ ha_demote(int64 new_term, const char *primary_name, int32 primary_id,
 	PG_TRY();
 	{
 		txn_begin("crawler_ha: demote");
-		/* waits for writes in flight (they hold ha_state FOR SHARE) */
+		/* waits for writes in flight (they hold ha_state FOR SHARE), boundedly */
+		ended = lock_state_row_in_txn();
 		spi_sql("UPDATE %s.ha_state SET role = 'standby', term = GREATEST(term, " INT64_FORMAT "), "
 				"primary_name = %s, primary_node_id = %d, fenced = false, needs_rejoin = %s",
 				ha_local.schema, new_term, quote_literal_cstr(primary_name), primary_id,
@@ -641,7 +761,7 @@ ha_demote(int64 new_term, const char *primary_name, int32 primary_id,
 		}
 		txn_commit();
 		ha_reload_config();
-		ended = ha_terminate_clients(0);
+		ended += ha_terminate_clients(0);
 	}
 	PG_CATCH();
 	{
@@ -742,7 +862,6 @@ ha_rejoin(bool manual, char *msg, size_t msglen)
 	{
 		snprintf(msg, msglen, "the new primary %s has no replication slot %s for this node",
 				 peer.name, my_slot);
-		ha_record_event("rejoin_refused", msg, -1, NULL);
 		return false;
 	}
 
@@ -810,10 +929,10 @@ ha_rejoin(bool manual, char *msg, size_t msglen)
 		PG_END_TRY();
 		if (failed)
 		{
-			ha_record_event("rejoin_refused",
-							psprintf("%s; the data and the slot %s are kept", msg, old_slot), -1,
-							psprintf("{\"changes\": %lld, \"slot\": \"%s\", \"manual\": %s}",
-									 (long long) tail, old_slot, manual ? "true" : "false"));
+			size_t		len = strlen(msg);
+
+			snprintf(msg + len, msglen - len, "; the data and the slot %s (%lld changes) are kept",
+					 have_old_slot ? old_slot : "(none)", (long long) tail);
 			return false;
 		}
 		resync = true;
@@ -885,6 +1004,8 @@ set_fenced(bool fenced, const char *reason)
 	PG_TRY();
 	{
 		txn_begin("crawler_ha: fence");
+		if (fenced)
+			(void) lock_state_row_in_txn();
 		spi_sql("UPDATE %s.ha_state SET fenced = %s", ha_local.schema, fenced ? "true" : "false");
 		record_event_in_txn(fenced ? "fence" : "unfence", reason, -1, NULL);
 		set_read_only_in_txn(fenced);
@@ -1255,6 +1376,28 @@ ha_enable_subscription(void)
 	PG_CATCH();
 	{
 		step_failed(cxt, "enabling the subscription", NULL, 0);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Point the subscription at a new connection string (the peer moved, or
+ * its TLS or user settings changed).  The apply worker reconnects with it.
+ */
+void
+ha_subscription_set_conninfo(const char *conninfo)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		txn_begin("crawler_ha: subscription conninfo");
+		spi_sql("ALTER SUBSCRIPTION " HA_SUBSCRIPTION " CONNECTION %s", quote_literal_cstr(conninfo));
+		txn_commit();
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, "changing the subscription's connection", NULL, 0);
 	}
 	PG_END_TRY();
 }

@@ -135,6 +135,9 @@ typedef struct HaShared
 	char		witness_seen[HA_MSG_LEN];	/* what it hears of the data nodes */
 	char		settings_problem[HA_MSG_LEN];	/* fence order wrong: why */
 	char		grant_state[HA_MSG_LEN];	/* the last answer to a term request */
+
+	char		rejoin_problem[HA_MSG_LEN];	/* why the last rejoin attempt failed */
+	bool		server_read_only;	/* default_transaction_read_only as the server sets it */
 } HaShared;
 
 extern HaShared *ha_shared;
@@ -212,6 +215,8 @@ extern bool ha_remote_query(const char *conninfo, const char *query, int timeout
 extern bool ha_load_local_state(void);
 extern const char *ha_ext_schema(void);
 extern void ha_set_read_only(bool on);
+extern void ha_refresh_server_read_only(void);
+extern void ha_subscription_set_conninfo(const char *conninfo);
 extern void ha_set_sync_standby(bool on);
 extern void ha_reload_config(void);
 extern int	ha_terminate_clients(int except_pid);

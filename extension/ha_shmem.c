@@ -11,6 +11,8 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 
+#include "utils/guc.h"
+
 #include "ha_shared.h"
 
 HaShared   *ha_shared = NULL;
@@ -45,6 +47,16 @@ ha_shmem_startup(void)
 		memset(ha_shared, 0, sizeof(HaShared));
 		SpinLockInit(&ha_shared->mutex);
 		strlcpy(ha_shared->sync_state, "none", HA_ROLE_LEN);
+
+		/*
+		 * The postmaster's value is the server's (no client can set it
+		 * here); the worker keeps it current after every reload.
+		 */
+		{
+			const char *ro = GetConfigOption("default_transaction_read_only", true, false);
+
+			ha_shared->server_read_only = ro != NULL && strcmp(ro, "on") == 0;
+		}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }

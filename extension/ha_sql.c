@@ -175,8 +175,10 @@ ha_fence_check(PG_FUNCTION_ARGS)
 					 errhint("Retry in a moment.")));
 	}
 
-	reset_ro = GetConfigOptionResetString("default_transaction_read_only");
-	if (reset_ro != NULL && strcmp(reset_ro, "on") == 0)
+	/* the server's setting, never the session's: a client can set its own */
+	if (ha_shmem_ready() ? ha_shared->server_read_only
+		: ((reset_ro = GetConfigOption("default_transaction_read_only", true, false)) != NULL &&
+		   strcmp(reset_ro, "on") == 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("crawler_ha node \"%s\" does not accept writes", me),
@@ -563,12 +565,14 @@ ha_status(PG_FUNCTION_ARGS)
 
 		values[18] = CStringGetTextDatum(snap.worker_pid == 0 ? "HA worker not running"
 										 : strcmp(snap.role, "witness") == 0 ? "witness: grants terms, holds no crawl data"
-										 : psprintf("primary %s%s%s%s%s%s%s",
+										 : psprintf("primary %s%s%s%s%s%s%s%s%s",
 													snap.primary_name[0] ? snap.primary_name : "unknown",
 													snap.max_term_seen > snap.term ? "; a newer term exists" : "",
 													why ? "; writes refused: " : "", why ? why : "",
 													snap.settings_problem[0] ? "; ALERT: " : "", snap.settings_problem,
-													snap.grant_state[0] ? psprintf("; witness: %s", snap.grant_state) : ""));
+													snap.grant_state[0] ? psprintf("; witness: %s", snap.grant_state) : "",
+													snap.needs_rejoin && snap.rejoin_problem[0] ? "; rejoin refused: " : "",
+													snap.needs_rejoin ? snap.rejoin_problem : ""));
 	}
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 
@@ -596,7 +600,6 @@ ha_health(PG_FUNCTION_ARGS)
 	Datum		values[12];
 	bool		nulls[12];
 	bool		primary;
-	const char *ro;
 	bool		writable;
 
 	require_preload();
@@ -611,10 +614,8 @@ ha_health(PG_FUNCTION_ARGS)
 	SpinLockRelease(&ha_shared->mutex);
 
 	primary = strcmp(snap.role, "primary") == 0;
-	ro = GetConfigOptionResetString("default_transaction_read_only");
 	writable = primary && !snap.fenced && snap.max_term_seen <= snap.term && snap.first_round_done &&
-		ha_write_block_reason(&snap) == NULL &&
-		!(ro != NULL && strcmp(ro, "on") == 0) && !RecoveryInProgress();
+		ha_write_block_reason(&snap) == NULL && !snap.server_read_only && !RecoveryInProgress();
 
 	memset(nulls, 0, sizeof(nulls));
 	values[0] = CStringGetTextDatum(crawler_ha_display_name());

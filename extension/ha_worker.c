@@ -31,7 +31,10 @@
 static HaConn probe;
 static TimestampTz first_failure_at = 0;
 static bool detection_reported = false;
-static bool rejoin_refused = false;
+/* automatic rejoin: no attempt before rejoin_next_at; refusals back off */
+static TimestampTz rejoin_next_at = 0;
+static int	rejoin_failures = 0;
+static char rejoin_last_msg[HA_MSG_LEN];
 static TimestampTz standby_absent_since = 0;
 static bool lag_alerted = false;
 static TimestampTz last_reenable = 0;
@@ -67,6 +70,47 @@ worker_exit(int code, Datum arg)
 		ha_shared->contact_since_start = false;
 		SpinLockRelease(&ha_shared->mutex);
 	}
+}
+
+/*
+ * After every rejoin attempt.  A refusal is published for ha_status(),
+ * recorded as a rejoin_refused event when its reason is new (or it was
+ * asked for), and the automatic rejoin tries again after 1, 2, 4 ... up to
+ * 30 s: whatever stopped it (the new primary busy or unreachable, a lock
+ * held there) may be gone by then, and a node waiting to rejoin is a
+ * standby that accepts no writes, so it must never give up by itself.
+ */
+static void
+rejoin_done(bool ok, bool manual, const char *msg)
+{
+	int			delay_ms;
+
+	if (ok)
+	{
+		rejoin_failures = 0;
+		rejoin_next_at = 0;
+		rejoin_last_msg[0] = '\0';
+		SpinLockAcquire(&ha_shared->mutex);
+		ha_shared->rejoin_problem[0] = '\0';
+		SpinLockRelease(&ha_shared->mutex);
+		return;
+	}
+	rejoin_failures++;
+	delay_ms = Min(1000 << Min(rejoin_failures - 1, 5), 30000);
+	rejoin_next_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);
+	SpinLockAcquire(&ha_shared->mutex);
+	snprintf(ha_shared->rejoin_problem, HA_MSG_LEN, "%s (attempt %d; the next in %d s)",
+			 msg, rejoin_failures, delay_ms / 1000);
+	SpinLockRelease(&ha_shared->mutex);
+	if (manual || strcmp(msg, rejoin_last_msg) != 0)
+		ha_record_event("rejoin_refused", msg, -1,
+						psprintf("{\"attempt\": %d, \"retry_in_ms\": %d, \"manual\": %s}",
+								 rejoin_failures, delay_ms, manual ? "true" : "false"));
+	else
+		ereport(LOG,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("crawler_ha: rejoin attempt %d refused again: %s", rejoin_failures, msg)));
+	strlcpy(rejoin_last_msg, msg, sizeof(rejoin_last_msg));
 }
 
 static void
@@ -231,7 +275,7 @@ serve_request(void)
 		case HA_REQ_REJOIN:
 			probe_now();
 			ok = ha_rejoin(true, msg, sizeof(msg));
-			rejoin_refused = !ok;
+			rejoin_done(ok, true, msg);
 			break;
 		case HA_REQ_PAUSE:
 		case HA_REQ_RESUME:
@@ -350,7 +394,7 @@ act_on_check(bool ok)
 				/* a newer term exists: we are no longer the primary, whatever we thought */
 				ha_demote(peer.term, peer.name, peer.node_id, true,
 						  psprintf("peer %s is the primary of newer term " INT64_FORMAT, peer.name, peer.term));
-				rejoin_refused = false;
+				rejoin_done(true, false, NULL);
 				is_primary = false;
 			}
 			else if (is_standby && !ha_local.needs_rejoin)
@@ -361,17 +405,13 @@ act_on_check(bool ok)
 			}
 		}
 		if (strcmp(ha_local.role, "standby") == 0 && ha_local.needs_rejoin && automatic &&
-			!rejoin_refused && strcmp(peer.role, "primary") == 0 && peer.term >= ha_local.term)
+			GetCurrentTimestamp() >= rejoin_next_at &&
+			strcmp(peer.role, "primary") == 0 && peer.term >= ha_local.term)
 		{
 			char		msg[HA_MSG_LEN];
+			bool		done = ha_rejoin(false, msg, sizeof(msg));
 
-			if (!ha_rejoin(false, msg, sizeof(msg)))
-			{
-				rejoin_refused = true;
-				ereport(LOG,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("crawler_ha: automatic rejoin did not happen: %s", msg)));
-			}
+			rejoin_done(done, false, msg);
 		}
 		/*
 		 * disable_on_error also stops the subscription when the primary merely
@@ -486,6 +526,45 @@ check_settings(void)
 	ha_witness_check_settings();
 }
 
+/*
+ * A reload.  A connection string that changed is used from the next check
+ * on: the open connection to the old one is closed (it may well still
+ * answer, and would go on being reported), and a standby's subscription is
+ * pointed at the new peer too.
+ */
+static void
+reload_settings(void)
+{
+	char	   *old_peer = pstrdup(ha_peer_conninfo ? ha_peer_conninfo : "");
+	char	   *old_witness = pstrdup(ha_witness_conninfo ? ha_witness_conninfo : "");
+
+	ProcessConfigFile(PGC_SIGHUP);
+	check_settings();
+	ha_refresh_server_read_only();
+	if (strcmp(old_peer, ha_peer_conninfo ? ha_peer_conninfo : "") != 0)
+	{
+		ereport(LOG,
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("crawler_ha: peer_conninfo changed: reconnecting to the peer")));
+		ha_conn_close(&probe);
+		SpinLockAcquire(&ha_shared->mutex);
+		ha_shared->peer.reachable = false;
+		ha_shared->peer.last_error[0] = '\0';
+		SpinLockRelease(&ha_shared->mutex);
+		if (ha_load_local_state() && ha_local.sub_exists && ha_peer_conninfo && ha_peer_conninfo[0] != '\0')
+			ha_subscription_set_conninfo(ha_peer_conninfo);
+	}
+	if (strcmp(old_witness, ha_witness_conninfo ? ha_witness_conninfo : "") != 0)
+	{
+		ereport(LOG,
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("crawler_ha: witness_conninfo changed: reconnecting to the witness")));
+		ha_witness_close();
+	}
+	pfree(old_peer);
+	pfree(old_witness);
+}
+
 void
 ha_worker_main(Datum main_arg)
 {
@@ -520,6 +599,7 @@ ha_worker_main(Datum main_arg)
 			 errmsg("crawler_ha worker started in database \"%s\"", ha_database)));
 
 	check_settings();
+	ha_refresh_server_read_only();
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "crawler_ha worker loop",
 									 ALLOCSET_DEFAULT_SIZES);
 	next_round = GetCurrentTimestamp();
@@ -535,8 +615,7 @@ ha_worker_main(Datum main_arg)
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-			check_settings();
+			reload_settings();
 		}
 
 		if (ha_shared->req_id != ha_shared->done_id)

@@ -67,7 +67,7 @@ CREATE TABLE @extschema@.ha_events (
                                               'promotion', 'fence', 'unfence', 'demotion', 'rejoin',
                                               'rejoin_refused', 'merge', 'conflict', 'alert', 'pause', 'resume',
                                               'sync_degraded', 'sync_restored', 'consistency', 'repair',
-                                              'grant', 'grant_refused', 'term')),
+                                              'grant', 'grant_refused', 'term', 'sync_wait_cancelled')),
     reason      text NOT NULL,
     duration_ms double precision,
     detail      jsonb NOT NULL DEFAULT '{}'
@@ -76,21 +76,23 @@ CREATE INDEX ha_events_at_idx ON @extschema@.ha_events (at);
 COMMENT ON TABLE @extschema@.ha_events IS
     'crawler_ha: history of detections, failovers, switchovers, fencings, rejoins, merges and alerts (per node; each is also sent as NOTIFY crawler_ha_events)';
 
+-- The payload is the event's id and nothing else. NOTIFY needs no privilege
+-- and LISTEN none either: anyone who can connect can send a payload on this
+-- channel or read it. So it carries nothing a listener may act on, only a
+-- reason to read ha_events (SELECT is granted to crawler_ha_reader), where a
+-- forged id finds no row or an old one.
 CREATE FUNCTION @extschema@.ha_events_notify()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM pg_catalog.pg_notify('crawler_ha_events',
-        pg_catalog.json_build_object('id', NEW.id, 'at', NEW.at, 'term', NEW.term, 'node', NEW.node,
-                                     'kind', NEW.kind, 'reason', NEW.reason,
-                                     'duration_ms', NEW.duration_ms)::text);
+    PERFORM pg_catalog.pg_notify('crawler_ha_events', NEW.id::text);
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_events_notify() IS
-    'crawler_ha: sends each new HA event as NOTIFY on channel crawler_ha_events';
+    'crawler_ha: sends the id of each new HA event as NOTIFY on channel crawler_ha_events; listeners read the row from ha_events';
 CREATE TRIGGER ha_events_notify AFTER INSERT ON @extschema@.ha_events
     FOR EACH ROW EXECUTE FUNCTION @extschema@.ha_events_notify();
 

@@ -53,7 +53,8 @@ COMMENT ON FUNCTION @extschema@.ha_tail_keys(name, pg_lsn) IS
 -- On the old primary: merge the tail into the peer (the new primary).
 -- slot NULL: no slot records the tail; compare keys with the peer instead
 -- (rows only here or different here). Returns per-table counts.
-CREATE FUNCTION @extschema@.ha_merge_tail(slot name, split pg_lsn, chunk_rows integer DEFAULT 2000)
+CREATE FUNCTION @extschema@.ha_merge_tail(slot name, split pg_lsn, chunk_rows integer DEFAULT 2000,
+                                           max_wait_ms integer DEFAULT 30000)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -76,6 +77,8 @@ DECLARE
 BEGIN
     IF chunk_rows IS NULL OR chunk_rows < 1 OR chunk_rows > 100000 THEN
         RAISE EXCEPTION 'chunk_rows must be between 1 and 100000' USING ERRCODE = 'invalid_parameter_value';
+    ELSIF max_wait_ms IS NULL OR max_wait_ms < 0 OR max_wait_ms > 3600000 THEN
+        RAISE EXCEPTION 'max_wait_ms must be between 0 and 3600000' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT n.node_name, s.term INTO me FROM @extschema@.ha_node n, @extschema@.ha_state s;
     IF slot IS NOT NULL THEN
@@ -111,9 +114,13 @@ BEGIN
             EXECUTE format('SELECT coalesce(jsonb_agg(k), ''[]'') FROM unnest($1) k
                              WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE t.%I = k::%s)', tbl, key_col, key_type)
                USING chunk INTO gone;
-            res := @extschema@.ha_peer_query(format('SELECT %I.ha_merge_rows(%L::regclass, %L::jsonb, %L::jsonb, %L, %s)::text',
-                                                    '@extschema@', tbl::text, present, gone, me.node_name, me.term),
-                                             600000)::jsonb;
+            -- ha_merge_receive() bounds its lock waits (max_wait_ms), so the
+            -- whole call is bounded too; a failure keeps everything here and
+            -- the rejoin tries again
+            res := @extschema@.ha_peer_query(format('SELECT %I.ha_merge_receive(%L::regclass, %L::jsonb, %L::jsonb, %L, %s, %s)::text',
+                                                    '@extschema@', tbl::text, present, gone, me.node_name, me.term,
+                                                    max_wait_ms),
+                                             max_wait_ms + 60000)::jsonb;
             SELECT jsonb_object_agg(s.key, (s.value::bigint + coalesce((res ->> s.key)::bigint, 0)))
               INTO sums FROM jsonb_each_text(sums) s;
         END LOOP;
@@ -124,7 +131,7 @@ BEGIN
                               'slot', slot, 'split_lsn', split, 'merged', merged, 'tables', total);
 END
 $$;
-COMMENT ON FUNCTION @extschema@.ha_merge_tail(name, pg_lsn, integer) IS
+COMMENT ON FUNCTION @extschema@.ha_merge_tail(name, pg_lsn, integer, integer) IS
     'crawler_ha (internal): on an old primary, sends every row it changed after the split point to ha_merge_rows() on the new primary';
 
 -- The progress a frontier state stands for; a lease from another term is void.

@@ -1,0 +1,116 @@
+-- On the new primary: receiving an old primary's tail without waiting for
+-- ever on locks that only the merge itself can free.
+--
+-- In sync mode the new primary's writers commit and then wait for the
+-- synchronous standby while they still hold their row locks (PostgreSQL
+-- releases locks after that wait). The standby they wait for is the very
+-- node whose rejoin sends the tail: a merge that waits for those locks waits
+-- for itself. So a chunk waits for a lock at most lock_wait_ms at a time;
+-- when it had to give up while no synchronous standby is streaming, the
+-- commits waiting for one are cancelled (PostgreSQL's cancel of a
+-- synchronous wait: the transaction is already committed here, its client
+-- gets a WARNING instead of an acknowledgement, and the rejoining node copies
+-- it with everything else), and the chunk is tried again, until max_wait_ms.
+-- Then it fails with 55P03 naming what held it up, and the rejoin tries again
+-- later. See docs/ha.md, "Rejoin with merge".
+
+-- Cancels the commits of this database that wait for a synchronous standby,
+-- but only while none is streaming: with one, those waits end by themselves.
+-- Returns how many were cancelled.
+CREATE FUNCTION @extschema@.ha_release_sync_waiters(reason text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pids integer[];
+BEGIN
+    IF current_setting('synchronous_standby_names') = ''
+       OR EXISTS (SELECT 1 FROM pg_stat_replication r
+                   WHERE r.sync_state IN ('sync', 'quorum') AND r.state = 'streaming') THEN
+        RETURN 0;
+    END IF;
+    -- chosen first, signalled after: in one WHERE clause the planner may
+    -- evaluate the cancel before the conditions that choose whom
+    SELECT coalesce(array_agg(a.pid ORDER BY a.pid), '{}') INTO pids
+      FROM pg_stat_activity a
+     WHERE a.wait_event_type = 'IPC' AND a.wait_event = 'SyncRep'
+       AND a.datname = current_database() AND a.pid <> pg_backend_pid();
+    SELECT coalesce(array_agg(p ORDER BY p), '{}') INTO pids
+      FROM unnest(pids) p WHERE pg_cancel_backend(p);
+    IF cardinality(pids) > 0 THEN
+        RAISE LOG 'crawler_ha: cancelled % commits waiting for a synchronous standby (pids %): %',
+                  cardinality(pids), pids, reason;
+    END IF;
+    RETURN cardinality(pids);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_release_sync_waiters(text) IS
+    'crawler_ha (internal): cancels the synchronous-replication waits of this database while no synchronous standby streams; returns how many';
+REVOKE ALL ON FUNCTION @extschema@.ha_release_sync_waiters(text) FROM PUBLIC;
+
+-- One chunk of a tail: ha_merge_rows() with bounded lock waits. Returns
+-- ha_merge_rows()'s summary plus the attempts it took and how many
+-- synchronous waits it cancelled.
+CREATE FUNCTION @extschema@.ha_merge_receive(tbl regclass, rows jsonb, deleted_keys jsonb DEFAULT '[]',
+                                             from_node text DEFAULT NULL, from_term bigint DEFAULT NULL,
+                                             max_wait_ms integer DEFAULT 30000, lock_wait_ms integer DEFAULT 500)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    deadline timestamptz;
+    attempts integer := 0;
+    cancelled integer := 0;
+    res jsonb;
+    holders text;
+BEGIN
+    IF max_wait_ms IS NULL OR max_wait_ms < 0 OR max_wait_ms > 3600000 THEN
+        RAISE EXCEPTION 'max_wait_ms must be between 0 and 3600000' USING ERRCODE = 'invalid_parameter_value';
+    ELSIF lock_wait_ms IS NULL OR lock_wait_ms < 10 OR lock_wait_ms > 60000 THEN
+        RAISE EXCEPTION 'lock_wait_ms must be between 10 and 60000' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    deadline := clock_timestamp() + make_interval(secs => max_wait_ms / 1000.0);
+    -- for the rest of this transaction, the merge's own statements included
+    PERFORM set_config('lock_timeout', lock_wait_ms::text, true);
+    LOOP
+        attempts := attempts + 1;
+        BEGIN
+            res := @extschema@.ha_merge_rows(tbl, rows, deleted_keys, from_node, from_term);
+            IF cancelled > 0 THEN
+                PERFORM @extschema@.ha_record_event('sync_wait_cancelled',
+                    format('the merge of %s rows of %s from %s waited for rows locked by commits waiting for '
+                           'the synchronous standby (the merging node): %s such waits cancelled, those '
+                           'commits stay here and the clients got a warning', jsonb_array_length(rows), tbl,
+                           coalesce(from_node, 'unknown'), cancelled),
+                    NULL, jsonb_build_object('table', tbl::text, 'attempts', attempts, 'cancelled', cancelled));
+            END IF;
+            RETURN res || jsonb_build_object('attempts', attempts, 'sync_waits_cancelled', cancelled);
+        EXCEPTION WHEN lock_not_available THEN
+            IF clock_timestamp() >= deadline THEN
+                SELECT string_agg(format('pid %s %s/%s %s', a.pid, a.wait_event_type, a.wait_event, a.state),
+                                  ', ' ORDER BY a.pid)
+                  INTO holders
+                  FROM pg_stat_activity a
+                 WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+                   AND a.backend_xid IS NOT NULL;
+                RAISE EXCEPTION 'the merge of % rows of % could not get its row locks within % ms (% attempts)',
+                                jsonb_array_length(rows), tbl, max_wait_ms, attempts
+                      USING ERRCODE = 'lock_not_available',
+                            DETAIL = 'Transactions in progress: ' || coalesce(holders, 'none') || '.',
+                            HINT = 'The rejoin tries again by itself; see docs/ha.md, "Rejoin with merge".';
+            END IF;
+            cancelled := cancelled + @extschema@.ha_release_sync_waiters(
+                format('the merge of %s rows of %s from %s is waiting for their row locks',
+                       jsonb_array_length(rows), tbl, coalesce(from_node, 'unknown')));
+        END;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_merge_receive(regclass, jsonb, jsonb, text, bigint, integer, integer) IS
+    'crawler_ha: on the primary, ha_merge_rows() with bounded lock waits; cancels commits stuck waiting for the absent synchronous standby (the merging node) that hold the rows up; 55P03 after max_wait_ms';
+
+REVOKE ALL ON FUNCTION @extschema@.ha_merge_receive(regclass, jsonb, jsonb, text, bigint, integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.ha_merge_receive(regclass, jsonb, jsonb, text, bigint, integer, integer) TO crawler_ha_admin;
