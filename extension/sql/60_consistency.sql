@@ -5,10 +5,15 @@
 --
 -- Rows are hashed by type (hash_record_extended: each column's own extended
 -- hash, the same stable functions hash partitioning relies on), so no session
--- setting can change a row's hash. A table with a column type that has no
--- extended hash falls back to hashing row::text, under settings this file's
--- functions pin (TimeZone, DateStyle, IntervalStyle, extra_float_digits,
--- bytea_output) so that both nodes print a row identically.
+-- setting can change a row's hash.
+--
+-- Only the replicated data tables (ha_data_tables()) are ever compared or
+-- repaired. ha_diff, ha_check_consistency and ha_sync are SECURITY DEFINER:
+-- they run as the extension's owner, a superuser. Any other relation could
+-- carry its creator's code, which would then run as that superuser (a
+-- domain's CHECK, a type's hash, cast or output function, a trigger) or hold
+-- rows the caller may not read; so ha_table_key(), which every function here
+-- goes through first, refuses it before anything of it is read.
 
 -- What was checked and repaired, per table (per node, never replicated).
 CREATE TABLE @extschema@.ha_sync_log (
@@ -35,10 +40,36 @@ $$;
 COMMENT ON FUNCTION @extschema@.ha_data_tables() IS
     'crawler_ha: the replicated data tables, parents before children';
 
+-- Raises 22023 unless tbl is one of the replicated data tables (22004 for
+-- NULL). Only the relation's OID is compared: nothing of it is read.
+CREATE FUNCTION @extschema@.ha_require_data_table(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT tbl = ANY (@extschema@.ha_data_tables()) THEN
+        -- schema-qualified, so that a temporary table named like a data table shows as such
+        RAISE EXCEPTION '% is not a crawler_ha data table',
+            coalesce((SELECT format('%I.%I', n.nspname, c.relname)
+                        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl),
+                     tbl::oid::text)
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Consistency checks and repairs compare only the replicated tables: '
+                           || array_to_string(@extschema@.ha_data_tables()::text[], ', ') || '.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_require_data_table(regclass) IS
+    'crawler_ha (internal): raises 22023 unless the table is one of ha_data_tables()';
+
 -- A table's key and the position it is bucketed by: an integer primary key
 -- is its own position; any other single-column key is positioned by its hash
 -- (halved so that differences of positions fit in a bigint). row_hash is the
--- expression that hashes a row t.
+-- expression that hashes a row t. Only for the data tables.
 CREATE FUNCTION @extschema@.ha_table_key(tbl regclass, OUT key_col text, OUT pos_expr text, OUT row_hash text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -46,9 +77,7 @@ AS $$
 DECLARE
     typ oid;
 BEGIN
-    IF tbl IS NULL THEN
-        RAISE EXCEPTION 'table must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
+    PERFORM @extschema@.ha_require_data_table(tbl);
     SELECT a.attname, a.atttypid INTO key_col, typ
       FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
      WHERE i.indrelid = tbl AND i.indisprimary AND i.indnkeyatts = 1;
@@ -62,12 +91,6 @@ BEGIN
                      ELSE format('(hashtextextended(t.%I::text, 0) / 2)', key_col) END;
     key_col := format('t.%I::text', key_col);
     row_hash := 'hash_record_extended(t, 0)';
-    BEGIN
-        -- A row of NULLs still makes every column's hash function be looked up.
-        EXECUTE format('SELECT hash_record_extended(jsonb_populate_record(NULL::%s, ''{}''), 0)', tbl);
-    EXCEPTION WHEN undefined_function THEN
-        row_hash := 'hashtextextended(t::text, 0)';
-    END;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_table_key(regclass) IS
@@ -129,8 +152,6 @@ SET search_path = pg_catalog, pg_temp
 SET jit = off SET work_mem = '64MB'
 -- Listed so that the set_config(..., true) below ends with the function.
 SET enable_indexscan = on SET enable_bitmapscan = on
-SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
-SET extra_float_digits = 3 SET bytea_output = 'hex'
 AS $$
 DECLARE
     k record := @extschema@.ha_table_key(tbl);
@@ -183,8 +204,6 @@ RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 SET jit = off
-SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
-SET extra_float_digits = 3 SET bytea_output = 'hex'
 AS $$
 DECLARE
     k record := @extschema@.ha_table_key(tbl);
@@ -419,6 +438,10 @@ BEGIN
         RAISE EXCEPTION 'tables must be NULL (all data tables) or a list of tables without NULLs'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- Every table is refused or accepted before any is read.
+    FOREACH tbl IN ARRAY coalesce(tables, @extschema@.ha_data_tables()) LOOP
+        PERFORM @extschema@.ha_require_data_table(tbl);
+    END LOOP;
     FOREACH tbl IN ARRAY coalesce(tables, @extschema@.ha_data_tables()) LOOP
         t0 := clock_timestamp();
         PERFORM @extschema@.ha_peer_begin(format('%s.ha_table_summary(%L::regclass)', '@extschema@', tbl::text));
