@@ -52,6 +52,32 @@ BEGIN
 END
 $seqs$;
 
+-- For functions whose writes are this node's own bookkeeping (tables that
+-- are never replicated: ha_node, ha_events, ha_sync_log, the sequences):
+-- their commit need not wait for a synchronous standby, and in
+-- replication_mode = sync with the standby gone it would wait until the
+-- standby is back, which is often the very moment the check, alert or
+-- clean-up is for. Local to the transaction (not to the calling function,
+-- so that it holds at the commit), and only while the transaction has
+-- written nothing yet: a caller's own writes of crawl data earlier in the
+-- same transaction keep waiting for the standby. Returns whether it set it.
+CREATE FUNCTION @extschema@.ha_commit_locally()
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL
+       OR pg_catalog.current_setting('synchronous_commit') IN ('off', 'local') THEN
+        RETURN false;
+    END IF;
+    PERFORM pg_catalog.set_config('synchronous_commit', 'local', true);
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_commit_locally() IS
+    'crawler_ha (internal): the transaction, which has written nothing yet and will write only per-node tables, commits without waiting for a synchronous standby';
+
 CREATE FUNCTION @extschema@.ha_set_node_id(node_id integer, node_name text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
@@ -74,6 +100,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'A node name has 1 to 63 letters, digits, "_", "." or "-".';
     END IF;
+    PERFORM @extschema@.ha_commit_locally();  -- per node: nothing here is replicated
     UPDATE @extschema@.ha_node n
        SET node_id = ha_set_node_id.node_id,
            node_name = COALESCE(ha_set_node_id.node_name, n.node_name);

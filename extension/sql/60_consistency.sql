@@ -416,7 +416,9 @@ COMMENT ON FUNCTION @extschema@.ha_leaf_diff(regclass, jsonb) IS
     'crawler_ha (internal): compare the rows of small key ranges here and on the peer';
 
 -- The original three checks and the range-hash check, per table. Logged in
--- ha_sync_log and, once per call, as an HA event.
+-- ha_sync_log and, once per call, as an HA event: so it runs on the primary
+-- (a standby is read-only), and those per-node rows commit without waiting
+-- for a synchronous standby (ha_commit_locally).
 CREATE FUNCTION @extschema@.ha_check_consistency(tables regclass[] DEFAULT NULL)
 RETURNS TABLE (check_name text, table_name text, local_value text, peer_value text, ok boolean, detail text)
 LANGUAGE plpgsql
@@ -433,6 +435,7 @@ DECLARE
     t0 timestamptz;
     all_ok boolean := true;
     summary jsonb := '{}';
+    st record;
 BEGIN
     IF tables IS NOT NULL AND (cardinality(tables) = 0 OR array_position(tables, NULL) IS NOT NULL) THEN
         RAISE EXCEPTION 'tables must be NULL (all data tables) or a list of tables without NULLs'
@@ -442,6 +445,21 @@ BEGIN
     FOREACH tbl IN ARRAY coalesce(tables, @extschema@.ha_data_tables()) LOOP
         PERFORM @extschema@.ha_require_data_table(tbl);
     END LOOP;
+    SELECT s.role, s.primary_name INTO st FROM @extschema@.ha_state s;
+    IF st.role IS DISTINCT FROM 'primary' THEN
+        RAISE EXCEPTION 'ha_check_consistency() runs on the primary; node % is the %',
+            (SELECT n.node_name FROM @extschema@.ha_node n), coalesce(st.role, 'unknown')
+            USING ERRCODE = 'read_only_sql_transaction',
+                  DETAIL = 'It records each check in this node''s ha_sync_log and ha_events.',
+                  HINT = format('Call it on the primary (%s): it compares both nodes. ha_diff() also works here.',
+                                coalesce(st.primary_name, 'unknown'));
+    ELSIF current_setting('transaction_read_only') = 'on' THEN
+        RAISE EXCEPTION 'ha_check_consistency() needs a read-write transaction'
+            USING ERRCODE = 'read_only_sql_transaction',
+                  DETAIL = 'It records each check in this node''s ha_sync_log and ha_events.',
+                  HINT = 'A fenced primary is read-only: call it on the primary of the newest term. ha_diff() also works here.';
+    END IF;
+    PERFORM @extschema@.ha_commit_locally();
     FOREACH tbl IN ARRAY coalesce(tables, @extschema@.ha_data_tables()) LOOP
         t0 := clock_timestamp();
         PERFORM @extschema@.ha_peer_begin(format('%s.ha_table_summary(%L::regclass)', '@extschema@', tbl::text));
@@ -564,6 +582,9 @@ BEGIN
         RAISE EXCEPTION 'ha_sync runs on the primary, the authority for the data'
             USING ERRCODE = 'read_only_sql_transaction', HINT = 'Call it on the primary; it repairs the standby.';
     END IF;
+    -- Here it writes only ha_sync_log and ha_events (the repair itself is
+    -- the peer's own transaction).
+    PERFORM @extschema@.ha_commit_locally();
     FOREACH tbl IN ARRAY @extschema@.ha_data_tables() LOOP
         t0 := clock_timestamp();
         k := @extschema@.ha_table_key(tbl);

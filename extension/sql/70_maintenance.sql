@@ -43,7 +43,10 @@ COMMENT ON FUNCTION @extschema@.crawl_reap_leases(integer) IS
     'crawler_ha: return expired leases (crashed workers) to the queue; claims do this too, the schedule keeps it going when nobody claims';
 
 -- The scheduled check: on the primary only, and an unreachable peer is an
--- alert event, not a failed job.
+-- alert event, not a failed job. What it writes (the check's log, the alert)
+-- is this node's own and commits without waiting for a synchronous standby:
+-- in replication_mode = sync with the standby gone, the job would otherwise
+-- wait for ever (set outside the block, whose error would undo it).
 CREATE FUNCTION @extschema@.ha_check_job(reason text DEFAULT 'schedule')
 RETURNS boolean
 LANGUAGE plpgsql
@@ -57,12 +60,15 @@ BEGIN
        OR coalesce(current_setting('crawler_ha.peer_conninfo', true), '') = '' THEN
         RETURN false;
     END IF;
-    SELECT count(*) FILTER (WHERE NOT c.ok) INTO bad
-      FROM @extschema@.ha_check_consistency() c WHERE c.check_name = 'range_hash';
-    RETURN bad = 0;
-EXCEPTION WHEN OTHERS THEN
-    PERFORM @extschema@.ha_record_event('alert', 'consistency check (' || reason || ') failed: ' || SQLERRM);
-    RETURN false;
+    PERFORM @extschema@.ha_commit_locally();
+    BEGIN
+        SELECT count(*) FILTER (WHERE NOT c.ok) INTO bad
+          FROM @extschema@.ha_check_consistency() c WHERE c.check_name = 'range_hash';
+        RETURN bad = 0;
+    EXCEPTION WHEN OTHERS THEN
+        PERFORM @extschema@.ha_record_event('alert', 'consistency check (' || reason || ') failed: ' || SQLERRM);
+        RETURN false;
+    END;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_check_job(text) IS
@@ -102,6 +108,7 @@ BEGIN
     IF keep IS NULL OR keep < '1 hour' THEN
         RAISE EXCEPTION 'keep must be at least 1 hour' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM @extschema@.ha_commit_locally();  -- both tables are per node
     DELETE FROM @extschema@.ha_events e WHERE e.at < now() - keep;
     GET DIAGNOSTICS a = ROW_COUNT;
     DELETE FROM @extschema@.ha_sync_log l WHERE l.at < now() - keep;
@@ -134,6 +141,7 @@ BEGIN
                   HINT = 'Add pg_cron to shared_preload_libraries (with crawler_ha), set cron.database_name, restart, '
                          'run CREATE EXTENSION pg_cron there, then call ha_schedule_maintenance() again.';
     END IF;
+    PERFORM @extschema@.ha_commit_locally();  -- pg_cron's tables are per node
     FOR j IN SELECT * FROM (VALUES
         ('crawler_ha_consistency', check_schedule, format('SELECT %s.ha_check_job()', '@extschema@')),
         ('crawler_ha_after_failover', '* * * * *', format('SELECT %s.ha_check_after_events()', '@extschema@')),

@@ -106,6 +106,25 @@ SELECT throws_ok('SELECT ha_table_key(NULL)', '22004', NULL, 'ha_table_key(NULL)
 SELECT is((SELECT count(*) FROM ha_table_key(t)), 1::bigint, 'ha_table_key(' || t::text || ') works')
   FROM unnest(ha_data_tables()) t;
 
+-- A standby, or a read-only transaction, refuses the check up front with
+-- 25006 and says where to run it (it records every check in this node's
+-- ha_sync_log and ha_events), instead of failing at its first INSERT.
+UPDATE ha_state SET role = 'standby', primary_name = 'tap_primary';
+SET ROLE tap_admin;
+SELECT throws_ok('SELECT * FROM ha_check_consistency()', '25006',
+                 format('ha_check_consistency() runs on the primary; node %s is the standby', (SELECT node_name FROM ha_node)),
+                 'on a standby: 25006, naming the node and its role');
+SELECT throws_ok('SELECT * FROM ha_check_consistency(ARRAY[''tap_victim''::regclass])', '22023', NULL,
+                 'on a standby too, another table is refused as such');
+RESET ROLE;
+UPDATE ha_state SET role = 'primary', primary_name = (SELECT node_name FROM ha_node);
+
+-- Bookkeeping on per-node tables commits without waiting for a synchronous
+-- standby, but never at the expense of the caller's own writes: this
+-- transaction has written already, so the setting stays as it was.
+SELECT is(ha_commit_locally(), false, 'a transaction that has written keeps its synchronous_commit');
+SELECT is(current_setting('synchronous_commit'), 'on', 'synchronous_commit is still on');
+
 -- Every SECURITY DEFINER function of the extension pins its search_path to
 -- pg_catalog, pg_temp (pg_temp last: a caller's temporary objects never
 -- shadow anything it names).
@@ -168,6 +187,15 @@ SELECT throws_ok(q, '42501', 'only a superuser may ' || m, 'even with EXECUTE: '
                ('SELECT ha_alter_system(''work_mem'', ''1GB'')', 'call ha_alter_system() directly'),
                ('SELECT ha_request(''pause'')', 'call ha_request() directly')) v(q, m);
 RESET ROLE;
+
+-- Last, as nothing but temporary tables can be written after it: in a
+-- read-only transaction (a fenced primary's) the check refuses up front too.
+SET LOCAL transaction_read_only = on;
+SET ROLE tap_admin;
+SELECT throws_ok('SELECT * FROM ha_check_consistency()', '25006',
+                 'ha_check_consistency() needs a read-write transaction', 'in a read-only transaction: 25006');
+RESET ROLE;
+SELECT is((SELECT last_value FROM pg_temp.tap_spy_calls), 1::bigint, 'the admin''s function never ran but for the insert');
 
 SELECT * FROM finish();
 ROLLBACK;
