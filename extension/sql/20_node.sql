@@ -100,6 +100,11 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'A node name has 1 to 63 letters, digits, "_", "." or "-".';
     END IF;
+    -- The peer's number would make both nodes hand out the same ids.
+    IF node_id = (SELECT s.peer_node_id FROM @extschema@.ha_state s) THEN
+        RAISE EXCEPTION 'node_id % is the peer''s', node_id
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'Every node needs its own number (docs/ids.md).';
+    END IF;
     PERFORM @extschema@.ha_commit_locally();  -- per node: nothing here is replicated
     UPDATE @extschema@.ha_node n
        SET node_id = ha_set_node_id.node_id,

@@ -19,7 +19,8 @@ SELECT 'crawler_ha_reader', unnest(ARRAY['crawl_status', 'ha_health', 'ha_ping',
     'ha_witness_seen'])
 UNION ALL
 SELECT 'crawler_ha_admin', unnest(ARRAY[
-    'crawl_reap_leases', 'ha_check_consistency', 'ha_diff', 'ha_failover', 'ha_health', 'ha_merge_rows', 'ha_pause', 'ha_ping',
+    'crawl_reap_leases', 'ha_check_consistency', 'ha_diff', 'ha_failover', 'ha_health', 'ha_merge_receive', 'ha_merge_rows',
+    'ha_pause', 'ha_ping',
     'ha_promote', 'ha_rejoin', 'ha_resume', 'ha_retention', 'ha_schedule_maintenance', 'ha_set_node_id',
     'ha_setup', 'ha_status', 'ha_sync', 'ha_sync_status',
     'ha_witness_grant', 'ha_witness_report', 'ha_witness_seen']);
@@ -113,6 +114,11 @@ SELECT throws_ok(q, c, NULL, q || ' -> ' || c)
     ('SELECT * FROM ha_witness_report(2, ''b'', ''primary'', 1, false, NULL, true, 1, 1, 1)', '55000'),
     ('SELECT * FROM ha_witness_grant(2, ''b'', 1, 0)', '55000')
   ) AS cases(q, c);
+
+-- The peer's number is refused: both nodes would hand out the same ids.
+UPDATE ha_state SET peer_node_id = 77;
+SELECT throws_ok('SELECT ha_set_node_id(77)', '22023', 'node_id 77 is the peer''s', 'ha_set_node_id(the peer''s id) -> 22023');
+UPDATE ha_state SET peer_node_id = NULL;
 
 -- Without a peer the checks say so instead of failing obscurely.
 SELECT throws_ok('SELECT * FROM ha_diff(''images'')', '08001', NULL, 'ha_diff without a configured peer -> 08001')
