@@ -25,29 +25,37 @@ SELECT images_stored, bytes_stored FROM crawl_sessions WHERE id = :s;
 -- Recording an image can complete its frontier item in the same transaction.
 SELECT crawl_enqueue(:s, ARRAY['http://img.test/b.gif'], 1, 'image', 'http://img.test/');
 SELECT item_id AS item FROM crawl_claim('iw', 10) WHERE url = 'http://img.test/b.gif' \gset
-SELECT image_record(:s, 'http://img.test/b.gif', repeat('ef', 32), 'ef/ef/x.gif', 42, 1, 1, 'gif', 'image/gif',
+SELECT image_record(:s, 'http://img.test/b.gif', repeat('ef', 32), 'ef/ef/' || repeat('ef', 32) || '.gif', 42, 1, 1, 'gif', 'image/gif',
                     item => :item, worker => 'iw') IS NOT NULL AS recorded;
 SELECT state, result ? 'image_id' AS linked FROM crawl_frontier WHERE id = :item;
-SELECT image_record(:s, 'http://img.test/b.gif', repeat('ef', 32), 'ef/ef/x.gif', 42, 1, 1, 'gif', 'image/gif',
+SELECT image_record(:s, 'http://img.test/b.gif', repeat('ef', 32), 'ef/ef/' || repeat('ef', 32) || '.gif', 42, 1, 1, 'gif', 'image/gif',
                     item => :item, worker => 'iw') IS NOT NULL AS retry_is_fine;
 
--- Bad input: a clear error and no row.
+-- Bad input: a clear error and no row. :'p' is a valid file_path.
+SELECT 'ab/ab/' || repeat('ab', 32) || '.png' AS p \gset
 SELECT count(*) AS images_before FROM images;
-SELECT image_record(NULL, 'http://img.test/x.png', repeat('ab', 32), 'p', 1, 1, 1, 'png', 'image/png');
-SELECT image_record(:s, NULL, repeat('ab', 32), 'p', 1, 1, 1, 'png', 'image/png');
-SELECT image_record(:s, 'http://img.test/x.png', NULL, 'p', 1, 1, 1, 'png', 'image/png');
-SELECT image_record(:s, 'http://img.test/x.png', 'ABCD', 'p', 1, 1, 1, 'png', 'image/png');
+SELECT image_record(NULL, 'http://img.test/x.png', repeat('ab', 32), :'p', 1, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, NULL, repeat('ab', 32), :'p', 1, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', NULL, :'p', 1, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', 'ABCD', :'p', 1, 1, 1, 'png', 'image/png');
 SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), NULL, 1, 1, 1, 'png', 'image/png');
 SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), '../../etc/passwd', 1, 1, 1, 'png', 'image/png');
-SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), 'p', -1, 1, 1, 'png', 'image/png');
-SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), 'p', 9223372036854775807, 1, 1, 'png', 'image/png');
-SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), 'p', 1, -1, 1, 'png', 'image/png');
-SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), 'p', 1, 1, 2147483647, 'png', 'image/png');
-SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), 'p', 1, 1, 1, repeat('f', 100000), 'image/png');
-SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), 'p', 1, 1, 1, 'png', 'image/png', http_status => 999);
-SELECT image_record(:s, 'data:image/png;base64,AAAA', repeat('ab', 32), 'p', 1, 1, 1, 'png', 'image/png');
-SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), 'p', 1, 1, 1, 'png', 'image/png', item => 1);
-SELECT image_record(424242, 'http://img.test/x.png', repeat('ab', 32), 'p', 1, 1, 1, 'png', 'image/png');
+-- file_path is the file's place in the content-addressed store, nothing else.
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), '/etc/shadow', 1, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), 'cd/cd/' || repeat('cd', 32) || '.png', 1, 1, 1, 'png', 'image/png');
+-- No control characters in what people read.
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), :'p', 1, 1, 1, 'PNG', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), :'p', 1, 1, 1, 'png', E'image/png\r\nX-Injected: 1');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), :'p', 1, 1, 1, 'png', 'image/png', filename => E'\x1b[31mred.png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), :'p', -1, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), :'p', 9223372036854775807, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), :'p', 1, -1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), :'p', 1, 1, 2147483647, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), :'p', 1, 1, 1, repeat('f', 100000), 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), :'p', 1, 1, 1, 'png', 'image/png', http_status => 999);
+SELECT image_record(:s, 'data:image/png;base64,AAAA', repeat('ab', 32), :'p', 1, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://img.test/x.png', repeat('ab', 32), :'p', 1, 1, 1, 'png', 'image/png', item => 1);
+SELECT image_record(424242, 'http://img.test/x.png', repeat('ab', 32), :'p', 1, 1, 1, 'png', 'image/png');
 SELECT count(*) AS images_after FROM images;
 
 -- get and delete (the original API's GET and DELETE /api/images/{id}).
@@ -56,3 +64,11 @@ SELECT * FROM image_get(NULL);
 SELECT image_delete(:a), image_delete(:a);
 SELECT count(*) AS gone FROM image_get(:a);
 SELECT image_delete(NULL);
+
+-- A stopped session records nothing more; a repeat of what it recorded is
+-- answered as before.
+SELECT crawl_stop(:s);
+SELECT image_record(:s, 'http://img.test/copy.png', repeat('ab', 32), 'ab/ab/' || repeat('ab', 32) || '.png',
+                    1234, 640, 480, 'png', 'image/png') IS NOT NULL AS repeat_is_fine;
+SELECT image_record(:s, 'http://img.test/late.png', repeat('ab', 32), 'ab/ab/' || repeat('ab', 32) || '.png',
+                    1234, 640, 480, 'png', 'image/png');

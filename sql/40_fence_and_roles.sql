@@ -52,7 +52,7 @@ BEGIN READ WRITE;
 SELECT crawl_enqueue(:s, ARRAY['http://roles.test/x'], 1, 'page');
 ROLLBACK;
 SET default_transaction_read_only = off;
-SELECT image_record(:s, 'http://roles.test/i.png', repeat('ab', 32), 'p', 1, 1, 1, 'png', 'image/png');
+SELECT image_record(:s, 'http://roles.test/i.png', repeat('ab', 32), 'ab/ab/' || repeat('ab', 32) || '.png', 1, 1, 1, 'png', 'image/png');
 SELECT * FROM crawl_claim('w');
 -- Reading still works on a read-only node.
 SELECT status FROM crawl_status(:s);

@@ -1,6 +1,102 @@
 -- Argument checks shared by the write API. Internal: no role may call them
 -- directly. Each raises a documented SQLSTATE (docs/api.md) on bad input.
 
+-- The rules themselves, as expressions: each is written once, here, and used
+-- by the checks below, by the write API's set-based statements and by the
+-- merge of an old primary's rows (ha_merge_rows), which refuses what the
+-- write API would refuse. They are SQL-standard bodies: bound to their
+-- functions and operators when the extension is created (no search_path is
+-- consulted when they run), and inlined by the planner into the statements
+-- that use them, so a rule costs no function call on the hot paths.
+
+-- The host (with port, lower case) of an absolute http(s) URL of printable
+-- ASCII with a host, at most 2048 characters; NULL for anything else.
+CREATE FUNCTION @extschema@.crawl_url_host_of(url text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN pg_catalog.length(url) <= 2048 AND url ~ '^[!-~]+$'
+            THEN pg_catalog.lower(pg_catalog.substring(url,
+                     '^[Hh][Tt][Tt][Pp][Ss]?://(?:[^/?#@]*@)?([A-Za-z0-9._~%!$&''()*+,;=\[\]-]+(?::[0-9]{1,5})?)(?:[/?#]|$)'))
+       END;
+COMMENT ON FUNCTION @extschema@.crawl_url_host_of(text) IS
+    'crawler_ha (internal): the host of a valid http(s) URL, NULL for an invalid one';
+
+-- A worker name: 1 to 200 printable ASCII characters without spaces.
+CREATE FUNCTION @extschema@.crawl_worker_ok(worker text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN pg_catalog.length(worker) <= 200 AND worker ~ '^[!-~]+$';
+COMMENT ON FUNCTION @extschema@.crawl_worker_ok(text) IS
+    'crawler_ha (internal): whether a worker name is valid';
+
+CREATE FUNCTION @extschema@.crawl_kind_ok(kind text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN kind IN ('page', 'image');
+COMMENT ON FUNCTION @extschema@.crawl_kind_ok(text) IS
+    'crawler_ha (internal): whether a frontier kind is valid (page or image)';
+
+CREATE FUNCTION @extschema@.crawl_depth_ok(depth integer)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN depth BETWEEN 0 AND 1000;
+COMMENT ON FUNCTION @extschema@.crawl_depth_ok(integer) IS
+    'crawler_ha (internal): whether a frontier depth is valid (0 to 1000)';
+
+-- Text that people read (a file name, a content type) has no control
+-- characters: none of U+0001-U+001F, U+007F-U+009F (NUL is never in text).
+CREATE FUNCTION @extschema@.crawl_text_ok(value text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN value !~ '[\x01-\x1f\x7f-\x9f]';
+COMMENT ON FUNCTION @extschema@.crawl_text_ok(text) IS
+    'crawler_ha (internal): whether a text has no control characters';
+
+-- What a frontier row may hold, by the rules of crawl_enqueue() and
+-- crawl_claim(): NULL for a row the write API could have written, else the
+-- column that breaks a rule. The host is the URL's, as crawl_enqueue() sets it.
+CREATE FUNCTION @extschema@.crawl_item_problem(url text, kind text, depth integer, host text, found_on text,
+                                               lease_owner text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN @extschema@.crawl_url_host_of(url) IS NULL THEN 'url'
+            WHEN host IS DISTINCT FROM @extschema@.crawl_url_host_of(url) THEN 'host'
+            WHEN NOT coalesce(@extschema@.crawl_kind_ok(kind), false) THEN 'kind'
+            WHEN NOT coalesce(@extschema@.crawl_depth_ok(depth), false) THEN 'depth'
+            WHEN found_on IS NOT NULL AND @extschema@.crawl_url_host_of(found_on) IS NULL THEN 'found_on'
+            WHEN lease_owner IS NOT NULL AND NOT @extschema@.crawl_worker_ok(lease_owner) THEN 'lease_owner'
+       END;
+COMMENT ON FUNCTION @extschema@.crawl_item_problem(text, text, integer, text, text, text) IS
+    'crawler_ha (internal): NULL for a frontier row the write API could have written, else the column that breaks a rule';
+
+-- What an image row may hold, by the rules of image_record(): NULL for a row
+-- it could have written, else the column that breaks a rule. file_path is
+-- where the worker's content-addressed store keeps the bytes, relative to
+-- its root: the sha256's first two hex digits, its next two, then the sha256
+-- itself with the extension of the format (ab/cd/abcd...ef.png). It names no
+-- other file and cannot leave the store.
+CREATE FUNCTION @extschema@.image_problem(url text, sha256 text, file_path text, file_size bigint,
+                                          width integer, height integer, format text, content_type text,
+                                          found_on text, http_status integer, filename text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN NOT coalesce(sha256 ~ '^[0-9a-f]{64}$', false) THEN 'sha256'
+            WHEN NOT coalesce(file_path ~ '^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}\.[a-z0-9]{1,16}$'
+                              AND pg_catalog.left(file_path, 71)
+                                  = pg_catalog.substr(sha256, 1, 2) || '/' || pg_catalog.substr(sha256, 3, 2)
+                                    || '/' || sha256 || '.', false) THEN 'file_path'
+            WHEN NOT coalesce(file_size BETWEEN 0 AND 1099511627776, false) THEN 'file_size'
+            WHEN width NOT BETWEEN 0 AND 1000000 OR height NOT BETWEEN 0 AND 1000000 THEN 'width or height'
+            WHEN format !~ '^[a-z0-9][a-z0-9.+-]{0,31}$' THEN 'format'
+            WHEN pg_catalog.length(content_type) > 255 OR NOT @extschema@.crawl_text_ok(content_type) THEN 'content_type'
+            WHEN pg_catalog.length(filename) > 1024 OR NOT @extschema@.crawl_text_ok(filename) THEN 'filename'
+            WHEN http_status NOT BETWEEN 100 AND 599 THEN 'http_status'
+            WHEN @extschema@.crawl_url_host_of(url) IS NULL THEN 'url'
+            WHEN found_on IS NOT NULL AND @extschema@.crawl_url_host_of(found_on) IS NULL THEN 'found_on'
+       END;
+COMMENT ON FUNCTION @extschema@.image_problem(text, text, text, bigint, integer, integer, text, text, text, integer, text) IS
+    'crawler_ha (internal): NULL for an image row image_record() could have written, else the column that breaks a rule';
+
 -- Returns the URL's host (with port, lower case); raises on anything that is
 -- not an absolute http(s) URL of printable ASCII with a host.
 CREATE FUNCTION @extschema@.crawl_url_host(url text, name text DEFAULT 'url')
@@ -19,8 +115,8 @@ BEGIN
             USING ERRCODE = 'string_data_right_truncation',
                   DETAIL = format('It has %s characters; at most 2048 are allowed.', length(url));
     END IF;
-    host := lower(substring(url FROM '^[Hh][Tt][Tt][Pp][Ss]?://(?:[^/?#@]*@)?([^/?#@:]+(?::[0-9]{1,5})?)(?:[/?#]|$)'));
-    IF host IS NULL OR url !~ '^[!-~]+$' OR host !~ '^[a-z0-9._~%!$&''()*+,;=\[\]-]+(:[0-9]+)?$' THEN
+    host := @extschema@.crawl_url_host_of(url);
+    IF host IS NULL THEN
         RAISE EXCEPTION 'invalid % "%"', name, left(url, 200)
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'A URL is an absolute http or https URL with a host, in printable ASCII (percent-encode the rest).';
@@ -44,7 +140,7 @@ BEGIN
         RAISE EXCEPTION 'worker name is too long'
             USING ERRCODE = 'string_data_right_truncation', DETAIL = 'At most 200 characters are allowed.';
     END IF;
-    IF worker !~ '^[!-~]+$' THEN
+    IF NOT @extschema@.crawl_worker_ok(worker) THEN
         RAISE EXCEPTION 'invalid worker name "%"', left(worker, 200)
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'A worker name is 1 to 200 printable ASCII characters without spaces.';
@@ -72,8 +168,29 @@ $$;
 COMMENT ON FUNCTION @extschema@.crawl_check_interval(interval, text, interval, interval) IS
     'crawler_ha (internal): validate an interval argument';
 
+-- An array argument is a list: one dimension (or none, when empty).
+-- array_position() and friends refuse more (0A000) and unnest() would
+-- flatten them silently; a documented 22023 says what is wrong instead.
+CREATE FUNCTION @extschema@.crawl_check_list(value anyarray, name text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF array_ndims(value) > 1 THEN
+        RAISE EXCEPTION '% must be a one-dimensional array', name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('It has %s dimensions.', array_ndims(value));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_check_list(anyarray, text) IS
+    'crawler_ha (internal): refuse an array argument of more than one dimension';
+
 -- The session settings: defaults filled in, every key checked, unknown keys
--- refused (a typo must not silently do nothing).
+-- refused (a typo must not silently do nothing). Whole numbers are stored as
+-- JSON integers whatever their spelling (2.0, 2e0, 20e-1 are 2): every
+-- reader casts them to integer or bigint.
 CREATE FUNCTION @extschema@.crawl_settings(options jsonb, seeds text[])
 RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE
@@ -92,6 +209,7 @@ DECLARE
         'max_image_bytes', '[1,10737418240]', 'max_pixels', '[1,1000000000000]',
         'min_width', '[0,1000000]', 'min_height', '[0,1000000]');
     merged jsonb;
+    numbers jsonb := '{}';
     k text;
     v jsonb;
     n numeric;
@@ -137,6 +255,7 @@ BEGIN
                     USING ERRCODE = 'invalid_parameter_value',
                           DETAIL = format('It must be a whole number in %s.', limits ->> k);
             END IF;
+            numbers := numbers || jsonb_build_object(k, n::bigint);
         ELSE
             RAISE EXCEPTION 'unknown option "%"', left(k, 100)
                 USING ERRCODE = 'invalid_parameter_value',
@@ -144,7 +263,7 @@ BEGIN
                           SELECT jsonb_object_keys(defaults) UNION SELECT 'allowed_domains' ORDER BY 1), ', ') || '.';
         END IF;
     END LOOP;
-    merged := defaults || options;
+    merged := defaults || options || numbers;
     IF NOT options ? 'allowed_domains' THEN
         -- By default a crawl stays on the hosts of its seeds.
         SELECT coalesce(jsonb_agg(DISTINCT h), '[]') INTO domains

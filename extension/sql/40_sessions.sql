@@ -32,6 +32,7 @@ BEGIN
     IF seeds IS NULL THEN
         RAISE EXCEPTION 'seeds must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM @extschema@.crawl_check_list(seeds, 'seeds');
     IF cardinality(seeds) = 0 OR cardinality(seeds) > 10000 THEN
         RAISE EXCEPTION 'a crawl needs between 1 and 10000 seeds, got %', cardinality(seeds)
             USING ERRCODE = 'invalid_parameter_value';

@@ -25,22 +25,28 @@ BEGIN
         RAISE EXCEPTION 'depth must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     ELSIF kind IS NULL THEN
         RAISE EXCEPTION 'kind must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    ELSIF kind NOT IN ('page', 'image') THEN
+    ELSIF NOT @extschema@.crawl_kind_ok(kind) THEN
         RAISE EXCEPTION 'invalid kind "%"', left(kind, 100)
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'kind is page or image.';
-    ELSIF depth < 0 OR depth > 1000 THEN
+    ELSIF NOT @extschema@.crawl_depth_ok(depth) THEN
         RAISE EXCEPTION 'depth % is out of range', depth
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'depth is between 0 and 1000.';
     ELSIF cardinality(urls) > 100000 THEN
         RAISE EXCEPTION 'too many URLs in one call: %', cardinality(urls)
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'At most 100000 URLs per call.';
     END IF;
+    PERFORM @extschema@.crawl_check_list(urls, 'urls');
     IF found_on IS NOT NULL THEN
         PERFORM @extschema@.crawl_url_host(found_on, 'found_on');
     END IF;
-    -- Validate everything before writing anything.
-    SELECT array_agg(@extschema@.crawl_url_host(u, 'url') ORDER BY o) INTO hosts
+    -- Validate everything before writing anything: the rule for every URL in
+    -- one statement, the precise error for the first URL that breaks it.
+    SELECT array_agg(@extschema@.crawl_url_host_of(u) ORDER BY o) INTO hosts
       FROM unnest(urls) WITH ORDINALITY AS t(u, o);
+    IF array_position(hosts, NULL) IS NOT NULL THEN
+        PERFORM @extschema@.crawl_url_host(u, 'url')
+           FROM unnest(urls) WITH ORDINALITY AS t(u, o) WHERE o = array_position(hosts, NULL);
+    END IF;
 
     -- The session row is the lock that keeps the page budget exact.
     SELECT * INTO s FROM @extschema@.crawl_sessions cs WHERE cs.id = session FOR UPDATE;
@@ -119,7 +125,10 @@ BEGIN
         RAISE EXCEPTION 'session must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     ELSIF urls IS NULL OR kinds IS NULL OR depths IS NULL OR found_on IS NULL THEN
         RAISE EXCEPTION 'urls, kinds, depths and found_on must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    ELSIF cardinality(urls) > 100000 THEN
+    END IF;
+    PERFORM @extschema@.crawl_check_list(urls, 'urls'), @extschema@.crawl_check_list(kinds, 'kinds'),
+            @extschema@.crawl_check_list(depths, 'depths'), @extschema@.crawl_check_list(found_on, 'found_on');
+    IF cardinality(urls) > 100000 THEN
         RAISE EXCEPTION 'too many URLs in one call: %', cardinality(urls)
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'At most 100000 URLs per call.';
     ELSIF cardinality(kinds) <> cardinality(urls) OR cardinality(depths) <> cardinality(urls)
@@ -128,18 +137,23 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'There is one kind, depth and found_on (or NULL) per URL.';
     ELSIF array_position(kinds, NULL) IS NOT NULL OR array_position(depths, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'kinds and depths must not contain NULL' USING ERRCODE = 'null_value_not_allowed';
-    ELSIF EXISTS (SELECT 1 FROM unnest(kinds) k WHERE k NOT IN ('page', 'image')) THEN
-        RAISE EXCEPTION 'invalid kind "%"', left((SELECT k FROM unnest(kinds) k WHERE k NOT IN ('page', 'image') LIMIT 1), 100)
+    ELSIF EXISTS (SELECT 1 FROM unnest(kinds) k WHERE NOT @extschema@.crawl_kind_ok(k)) THEN
+        RAISE EXCEPTION 'invalid kind "%"', left((SELECT k FROM unnest(kinds) k WHERE NOT @extschema@.crawl_kind_ok(k) LIMIT 1), 100)
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'kind is page or image.';
-    ELSIF EXISTS (SELECT 1 FROM unnest(depths) d WHERE d < 0 OR d > 1000) THEN
-        RAISE EXCEPTION 'depth % is out of range', (SELECT d FROM unnest(depths) d WHERE d < 0 OR d > 1000 LIMIT 1)
+    ELSIF EXISTS (SELECT 1 FROM unnest(depths) d WHERE NOT @extschema@.crawl_depth_ok(d)) THEN
+        RAISE EXCEPTION 'depth % is out of range', (SELECT d FROM unnest(depths) d WHERE NOT @extschema@.crawl_depth_ok(d) LIMIT 1)
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'depth is between 0 and 1000.';
     END IF;
-    -- Validate everything before writing anything.
+    -- Validate everything before writing anything: the rule for every URL in
+    -- one statement, the precise error for the first URL that breaks it.
     PERFORM @extschema@.crawl_url_host(f, 'found_on')
        FROM (SELECT DISTINCT f FROM unnest(found_on) f WHERE f IS NOT NULL) t;
-    SELECT array_agg(@extschema@.crawl_url_host(u, 'url') ORDER BY o) INTO hosts
+    SELECT array_agg(@extschema@.crawl_url_host_of(u) ORDER BY o) INTO hosts
       FROM unnest(urls) WITH ORDINALITY AS t(u, o);
+    IF array_position(hosts, NULL) IS NOT NULL THEN
+        PERFORM @extschema@.crawl_url_host(u, 'url')
+           FROM unnest(urls) WITH ORDINALITY AS t(u, o) WHERE o = array_position(hosts, NULL);
+    END IF;
 
     -- The session row is the lock that keeps the page budget exact.
     SELECT * INTO s FROM @extschema@.crawl_sessions cs WHERE cs.id = session FOR UPDATE;
@@ -315,6 +329,7 @@ BEGIN
     IF items IS NULL THEN
         RAISE EXCEPTION 'items must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM @extschema@.crawl_check_list(items, 'items');
     PERFORM @extschema@.crawl_check_interval(lease, 'lease', '1 second', '1 day');
     UPDATE @extschema@.crawl_frontier f
        SET lease_expires_at = clock_timestamp() + lease, updated_at = clock_timestamp()
@@ -340,6 +355,7 @@ BEGIN
     IF items IS NULL THEN
         RAISE EXCEPTION 'items must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM @extschema@.crawl_check_list(items, 'items');
     -- A returned lease is not a failed attempt.
     UPDATE @extschema@.crawl_frontier f
        SET state = 'queued', lease_expires_at = NULL, attempts = greatest(f.attempts - 1, 0),
@@ -390,6 +406,23 @@ $$;
 COMMENT ON FUNCTION @extschema@.crawl_refuse_lease(@extschema@.crawl_frontier, text) IS
     'crawler_ha (internal): raise 55000 for a lease the caller does not hold';
 
+-- A stopped session records nothing more: a result that arrives after the
+-- stop (a fetch that was under way) is refused, once, and the worker drops
+-- the item; its lease expires and the item stays queued, never handed out.
+CREATE FUNCTION @extschema@.crawl_refuse_stopped(r @extschema@.crawl_frontier)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'crawl session % is stopped', r.session_id
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              DETAIL = format('A stopped session records nothing more; the result for frontier item %s is not recorded.', r.id);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_refuse_stopped(@extschema@.crawl_frontier) IS
+    'crawler_ha (internal): raise 55000 for a result of a stopped session';
+
 CREATE FUNCTION @extschema@.crawl_complete(item bigint, worker text, result jsonb DEFAULT '{}')
 RETURNS boolean
 LANGUAGE plpgsql
@@ -414,6 +447,8 @@ BEGIN
         RETURN true;  -- a retry after a lost reply: already done
     ELSIF r.state <> 'leased' OR r.lease_owner <> worker THEN
         PERFORM @extschema@.crawl_refuse_lease(r, worker);
+    ELSIF (SELECT s.status FROM @extschema@.crawl_sessions s WHERE s.id = r.session_id) = 'stopped' THEN
+        PERFORM @extschema@.crawl_refuse_stopped(r);
     END IF;
     UPDATE @extschema@.crawl_frontier f
        SET state = 'done', lease_expires_at = NULL, result = crawl_complete.result, last_error = NULL,
@@ -439,6 +474,7 @@ AS $$
 DECLARE
     r @extschema@.crawl_frontier;
     max_attempts integer;
+    session_status text;
     new_state text;
 BEGIN
     PERFORM @extschema@.ha_assert_writable();
@@ -457,8 +493,11 @@ BEGIN
     ELSIF r.state <> 'leased' OR r.lease_owner <> worker THEN
         PERFORM @extschema@.crawl_refuse_lease(r, worker);
     END IF;
-    SELECT (s.settings ->> 'max_attempts')::integer INTO max_attempts
+    SELECT (s.settings ->> 'max_attempts')::integer, s.status INTO max_attempts, session_status
       FROM @extschema@.crawl_sessions s WHERE s.id = r.session_id;
+    IF session_status = 'stopped' THEN
+        PERFORM @extschema@.crawl_refuse_stopped(r);
+    END IF;
     new_state := CASE WHEN retry_after IS NOT NULL AND r.attempts < max_attempts THEN 'queued' ELSE 'failed' END;
     UPDATE @extschema@.crawl_frontier f
        SET state = new_state, lease_expires_at = NULL, last_error = error,

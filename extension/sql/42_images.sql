@@ -3,6 +3,10 @@
 -- The precise diagnosis of a bad image_record() call: raises the documented
 -- SQLSTATE for the first bad argument. image_record() calls it only when its
 -- one-expression fast check fails, so valid calls pay for a single test.
+-- The rules are image_problem()'s (35_validation.sql); this only says which
+-- one failed, with its SQLSTATE. It returns without raising for one call
+-- alone: an exact repeat, in a stopped session, of an image already
+-- recorded, which image_record() answers as before (it changes nothing).
 CREATE FUNCTION @extschema@.image_check(session bigint, url text, sha256 text, file_path text, file_size bigint,
                                         width integer, height integer, format text, content_type text,
                                         found_on text, http_status integer, filename text, item bigint,
@@ -11,6 +15,8 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    problem text;
 BEGIN
     IF session IS NULL THEN
         RAISE EXCEPTION 'session must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -20,25 +26,38 @@ BEGIN
         RAISE EXCEPTION 'file_path must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     ELSIF file_size IS NULL THEN
         RAISE EXCEPTION 'file_size must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    ELSIF sha256 !~ '^[0-9a-f]{64}$' THEN
-        RAISE EXCEPTION 'invalid sha256 "%"', left(sha256, 100)
-            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'sha256 is 64 lower-case hex digits.';
-    ELSIF length(file_path) > 1024 OR file_path !~ '^[!-~]+$' OR file_path ~ '(^|/)\.\.(/|$)' THEN
-        RAISE EXCEPTION 'invalid file_path "%"', left(file_path, 200)
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = 'file_path is 1 to 1024 printable ASCII characters without spaces or "..".';
-    ELSIF file_size < 0 OR file_size > 1099511627776 THEN
-        RAISE EXCEPTION 'file_size % is out of range', file_size USING ERRCODE = 'invalid_parameter_value';
-    ELSIF width < 0 OR height < 0 OR width > 1000000 OR height > 1000000 THEN
-        RAISE EXCEPTION 'image size %x% is out of range', width, height USING ERRCODE = 'invalid_parameter_value';
     ELSIF length(format) > 32 OR length(content_type) > 255 OR length(filename) > 1024 THEN
         RAISE EXCEPTION 'format, content_type or filename is too long' USING ERRCODE = 'string_data_right_truncation',
             DETAIL = 'At most 32, 255 and 1024 characters.';
-    ELSIF http_status NOT BETWEEN 100 AND 599 THEN
-        RAISE EXCEPTION 'http_status % is out of range', http_status USING ERRCODE = 'invalid_parameter_value';
     ELSIF (item IS NULL) <> (worker IS NULL) THEN
         RAISE EXCEPTION 'item and worker go together' USING ERRCODE = 'invalid_parameter_value',
             DETAIL = 'Pass both to complete the frontier item in the same transaction, or neither.';
+    END IF;
+    problem := @extschema@.image_problem(url, sha256, file_path, file_size, width, height, format, content_type,
+                                         found_on, http_status, filename);
+    IF problem = 'sha256' THEN
+        RAISE EXCEPTION 'invalid sha256 "%"', left(sha256, 100)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'sha256 is 64 lower-case hex digits.';
+    ELSIF problem = 'file_path' THEN
+        RAISE EXCEPTION 'invalid file_path "%"', left(file_path, 200)
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'file_path is the file''s place in the content-addressed store: the sha256''s first two hex digits, '
+                           || 'its next two, then the sha256 and an extension of 1 to 16 lower-case letters or digits ('
+                           || left(sha256, 2) || '/' || substr(sha256, 3, 2) || '/' || sha256 || '.png).';
+    ELSIF problem = 'file_size' THEN
+        RAISE EXCEPTION 'file_size % is out of range', file_size USING ERRCODE = 'invalid_parameter_value';
+    ELSIF problem = 'width or height' THEN
+        RAISE EXCEPTION 'image size %x% is out of range', width, height USING ERRCODE = 'invalid_parameter_value';
+    ELSIF problem = 'format' THEN
+        RAISE EXCEPTION 'invalid format %', to_json(format)::text
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'format is 1 to 32 lower-case letters, digits, ".", "+" or "-", starting with a letter or digit.';
+    ELSIF problem IN ('content_type', 'filename') THEN
+        RAISE EXCEPTION '% contains a control character', problem
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Control characters (U+0001 to U+001F, U+007F to U+009F) are not allowed.';
+    ELSIF problem = 'http_status' THEN
+        RAISE EXCEPTION 'http_status % is out of range', http_status USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM @extschema@.crawl_url_host(url, 'url');
     IF found_on IS NOT NULL THEN
@@ -46,6 +65,14 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM @extschema@.crawl_sessions s WHERE s.id = session) THEN
         RAISE EXCEPTION 'crawl session % does not exist', session USING ERRCODE = 'no_data_found';
+    END IF;
+    IF EXISTS (SELECT 1 FROM @extschema@.crawl_sessions s WHERE s.id = session AND s.status = 'stopped') THEN
+        IF EXISTS (SELECT 1 FROM @extschema@.images i WHERE i.url = image_check.url AND i.sha256 = image_check.sha256) THEN
+            RETURN;  -- a repeat: it changes nothing
+        END IF;
+        RAISE EXCEPTION 'crawl session % is stopped', session
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('A stopped session records nothing more; the image %s is not recorded.', left(url, 200));
     END IF;
     RAISE EXCEPTION 'invalid image_record() arguments' USING ERRCODE = 'invalid_parameter_value';
 END
@@ -68,20 +95,12 @@ DECLARE
     inserted boolean;
 BEGIN
     PERFORM @extschema@.ha_assert_writable();
-    -- Fast path: the same rules as image_check(), in one expression.
-    IF NOT coalesce(session IS NOT NULL AND sha256 ~ '^[0-9a-f]{64}$'
-                    AND file_size BETWEEN 0 AND 1099511627776
-                    AND length(file_path) <= 1024 AND file_path ~ '^[!-~]+$' AND file_path !~ '(^|/)\.\.(/|$)'
-                    AND coalesce(width BETWEEN 0 AND 1000000, true) AND coalesce(height BETWEEN 0 AND 1000000, true)
-                    AND coalesce(length(format) <= 32, true) AND coalesce(length(content_type) <= 255, true)
-                    AND coalesce(length(filename) <= 1024, true)
-                    AND coalesce(http_status BETWEEN 100 AND 599, true)
-                    AND (item IS NULL) = (worker IS NULL)
-                    AND length(url) <= 2048 AND url ~ '^[!-~]+$'
-                    AND url ~ '^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@]*@)?[A-Za-z0-9._~%!$&''()*+,;=\[\]-]+(:[0-9]{1,5})?([/?#]|$)'
-                    AND (found_on IS NULL OR (length(found_on) <= 2048 AND found_on ~ '^[!-~]+$'
-                         AND found_on ~ '^[Hh][Tt][Tt][Pp][Ss]?://([^/?#@]*@)?[A-Za-z0-9._~%!$&''()*+,;=\[\]-]+(:[0-9]{1,5})?([/?#]|$)'))
-                    AND EXISTS (SELECT 1 FROM @extschema@.crawl_sessions s WHERE s.id = session), false) THEN
+    -- Fast path: image_problem()'s rules (inlined: one expression) and a
+    -- session that is not stopped; image_check() says what is wrong.
+    IF session IS NULL OR (item IS NULL) <> (worker IS NULL)
+       OR @extschema@.image_problem(url, sha256, file_path, file_size, width, height, format, content_type,
+                                    found_on, http_status, filename) IS NOT NULL
+       OR NOT EXISTS (SELECT 1 FROM @extschema@.crawl_sessions s WHERE s.id = session AND s.status <> 'stopped') THEN
         PERFORM @extschema@.image_check(session, url, sha256, file_path, file_size, width, height, format,
                                         content_type, found_on, http_status, filename, item, worker);
     END IF;

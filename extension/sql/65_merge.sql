@@ -183,6 +183,7 @@ DECLARE
     inc_i @extschema@.images;
     cur_i @extschema@.images;
     pair record;
+    valid jsonb;  -- the rows the write API could have written
     summary jsonb;
 BEGIN
     PERFORM @extschema@.ha_assert_writable();
@@ -260,7 +261,25 @@ BEGIN
     ELSIF tbl = '@extschema@.crawl_frontier'::regclass THEN
         -- Set-based: a tail is mostly rows the new primary lacks or has at an
         -- earlier state; only conflicts are looked at one by one.
-        FOR inc_f IN SELECT r.* FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows) r
+        -- A row the write API could not have written (a javascript: URL, a
+        -- host that is not the URL's) is not merged: a conflict, recorded.
+        FOR pair IN SELECT r, p.rule FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows) r,
+                           LATERAL (SELECT @extschema@.crawl_item_problem(r.url, r.kind, r.depth, r.host, r.found_on,
+                                                                          r.lease_owner) AS rule) p
+                     WHERE p.rule IS NOT NULL LOOP
+            inc_f := pair.r;
+            conflicts := conflicts + 1;
+            PERFORM @extschema@.ha_record_event('conflict',
+                format('crawl_frontier %s (%s) from %s (term %s) breaks the write API''s rule on %s; not merged',
+                       inc_f.id, left(inc_f.url, 200), from_node, from_term, pair.rule), NULL,
+                jsonb_build_object('table', 'crawl_frontier', 'key', inc_f.id, 'from_node', from_node,
+                                   'from_term', from_term, 'rule', pair.rule, 'other', to_jsonb(inc_f)));
+        END LOOP;
+        SELECT coalesce(jsonb_agg(e.v ORDER BY e.n), '[]') INTO valid
+          FROM jsonb_array_elements(rows) WITH ORDINALITY e(v, n),
+               LATERAL jsonb_populate_record(NULL::@extschema@.crawl_frontier, e.v) r
+         WHERE @extschema@.crawl_item_problem(r.url, r.kind, r.depth, r.host, r.found_on, r.lease_owner) IS NULL;
+        FOR inc_f IN SELECT r.* FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, valid) r
                       WHERE NOT EXISTS (SELECT 1 FROM @extschema@.crawl_sessions c WHERE c.id = r.session_id) LOOP
             conflicts := conflicts + 1;
             PERFORM @extschema@.ha_record_event('conflict',
@@ -269,7 +288,7 @@ BEGIN
                 jsonb_build_object('table', 'crawl_frontier', 'key', inc_f.id, 'from_node', from_node,
                                    'from_term', from_term, 'other', to_jsonb(inc_f)));
         END LOOP;
-        WITH r AS (SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows)),
+        WITH r AS (SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, valid)),
         ins AS (
             INSERT INTO @extschema@.crawl_frontier AS f
                    (id, session_id, url, kind, depth, state, host, found_on, lease_owner, leased_at,
@@ -290,11 +309,11 @@ BEGIN
 
         -- rows here under the same id, or the same URL of the session under another id
         FOR pair IN
-            SELECT r, f FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows) r
+            SELECT r, f FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, valid) r
               JOIN @extschema@.crawl_frontier f ON f.id = r.id
              WHERE r.state IN ('done', 'failed') AND f.state IN ('done', 'failed') AND r.state <> f.state
             UNION ALL
-            SELECT r, f FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows) r
+            SELECT r, f FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, valid) r
               JOIN @extschema@.crawl_frontier f ON f.session_id = r.session_id AND f.url = r.url AND f.id <> r.id
              WHERE r.state IN ('done', 'failed') AND f.state IN ('done', 'failed') AND r.state <> f.state
         LOOP
@@ -311,7 +330,7 @@ BEGIN
         END LOOP;
 
         -- the URL's further progress wins
-        WITH r AS (SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows)),
+        WITH r AS (SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, valid)),
         m AS (
             -- the same id, else the same URL of the session (two joins: an OR defeats both indexes)
             SELECT DISTINCT ON (coalesce(f1.id, f2.id)) r.*, coalesce(f1.id, f2.id) AS cur_id FROM r
@@ -331,12 +350,32 @@ BEGIN
             RETURNING f.id, f.session_id)
         SELECT coalesce(jsonb_agg(up.id), '[]'), sessions || coalesce(array_agg(DISTINCT up.session_id), '{}')
           INTO replaced, sessions FROM up;
-        kept := jsonb_array_length(rows) - jsonb_array_length(inserted) - jsonb_array_length(replaced);
+        kept := jsonb_array_length(valid) - jsonb_array_length(inserted) - jsonb_array_length(replaced);
 
     ELSE  -- images: one row per URL
+        -- A row image_record() could not have written (a file_path outside
+        -- the store, control characters) is not merged: a conflict, recorded.
+        FOR pair IN SELECT r, p.rule FROM jsonb_populate_recordset(NULL::@extschema@.images, rows) r,
+                           LATERAL (SELECT @extschema@.image_problem(r.url, r.sha256, r.file_path, r.file_size, r.width,
+                                                                     r.height, r.format, r.content_type, r.found_on,
+                                                                     r.http_status, r.filename) AS rule) p
+                     WHERE p.rule IS NOT NULL LOOP
+            inc_i := pair.r;
+            conflicts := conflicts + 1;
+            PERFORM @extschema@.ha_record_event('conflict',
+                format('images %s (%s) from %s (term %s) breaks the write API''s rule on %s; not merged',
+                       inc_i.id, left(inc_i.url, 200), from_node, from_term, pair.rule), NULL,
+                jsonb_build_object('table', 'images', 'key', inc_i.url, 'from_node', from_node,
+                                   'from_term', from_term, 'rule', pair.rule, 'other', to_jsonb(inc_i)));
+        END LOOP;
+        SELECT coalesce(jsonb_agg(e.v ORDER BY e.n), '[]') INTO valid
+          FROM jsonb_array_elements(rows) WITH ORDINALITY e(v, n),
+               LATERAL jsonb_populate_record(NULL::@extschema@.images, e.v) r
+         WHERE @extschema@.image_problem(r.url, r.sha256, r.file_path, r.file_size, r.width, r.height, r.format,
+                                         r.content_type, r.found_on, r.http_status, r.filename) IS NULL;
         WITH ins AS (
             INSERT INTO @extschema@.images AS i
-            SELECT r.* FROM jsonb_populate_recordset(NULL::@extschema@.images, rows) r
+            SELECT r.* FROM jsonb_populate_recordset(NULL::@extschema@.images, valid) r
              WHERE NOT EXISTS (SELECT 1 FROM @extschema@.images x WHERE x.url = r.url)
             ON CONFLICT DO NOTHING
             RETURNING i.id, i.session_id)
@@ -345,7 +384,7 @@ BEGIN
           INTO inserted, sessions FROM ins;
         -- same URL, other bytes: the row here (the newer term) stays
         FOR pair IN
-            SELECT r, i FROM jsonb_populate_recordset(NULL::@extschema@.images, rows) r
+            SELECT r, i FROM jsonb_populate_recordset(NULL::@extschema@.images, valid) r
               JOIN @extschema@.images i ON i.url = r.url
              WHERE i.sha256 <> r.sha256
         LOOP
@@ -358,7 +397,7 @@ BEGIN
                 jsonb_build_object('table', 'images', 'key', inc_i.url, 'from_node', from_node,
                                    'from_term', from_term, 'kept', to_jsonb(cur_i), 'other', to_jsonb(inc_i)));
         END LOOP;
-        kept := jsonb_array_length(rows) - jsonb_array_length(inserted);
+        kept := jsonb_array_length(valid) - jsonb_array_length(inserted);
     END IF;
 
     -- Counters follow the merged rows (never downwards: they are statistics
