@@ -68,6 +68,16 @@ std::string media_type(const std::string& content_type) {
   return m;
 }
 
+// The content type image_record() is given: a media type is printable ASCII
+// (the database refuses control characters); anything else, or nothing, is
+// recorded as unknown rather than refused with the image.
+Param recorded_media_type(const std::string& content_type) {
+  std::string m = media_type(content_type).substr(0, 200);
+  for (unsigned char c : m)
+    if (c < 0x20 || c >= 0x7f) return Param{};
+  return m.empty() ? Param{} : Param{m};
+}
+
 bool is_html(const std::string& mt) {
   return mt.empty() || mt == "text/html" || mt == "application/xhtml+xml";
 }
@@ -853,11 +863,10 @@ void Crawler::image_done(std::int64_t id, const FetchResult& r, const ImageInfo&
   item.final_sent = true;
   ++stats_.images;
   stats_.bytes += r.bytes;
-  std::string ct = media_type(r.content_type);
   db_.call(Stmt::image_record,
            {std::to_string(item.session), item.url, sha, rel, std::to_string(r.bytes),
             std::to_string(info.width), std::to_string(info.height), info.format,
-            ct.empty() ? Param{} : Param{clip(ct, 200)},
+            recorded_media_type(r.content_type),
             item.found_on.empty() ? Param{} : Param{item.found_on}, std::to_string(r.status),
             url_filename(item.url).empty() ? Param{} : Param{clip(url_filename(item.url), 1000)},
             std::to_string(item.id), opts_.worker_id},
