@@ -31,9 +31,11 @@ for my $n (@sizes)
 	while ($a->safe_psql('postgres', "SELECT count(*) FROM crawl_frontier WHERE state = 'queued' AND kind = 'image'") > 0)
 	{
 		$a->safe_psql('postgres', qq{
-			SELECT count(image_record($sid, c.url, encode(sha256(convert_to(c.url, 'UTF8')), 'hex'), 'x/' || c.item_id,
+			SELECT count(image_record($sid, c.url, h.sha, left(h.sha, 2) || '/' || substr(h.sha, 3, 2) || '/' || h.sha || '.png',
 			                          1000, 10, 10, 'png', 'image/png', 'http://m.test/', 200, NULL, c.item_id, 'w'))
-			  FROM crawl_claim('w', 1000) c WHERE c.kind = 'image'});
+			  FROM crawl_claim('w', 1000) c,
+			       LATERAL (SELECT encode(sha256(convert_to(c.url, 'UTF8')), 'hex') AS sha) h
+			 WHERE c.kind = 'image'});
 	}
 	my $tail = $a->safe_psql('postgres', 'SELECT count(*) FROM images');
 	$a->kill9;

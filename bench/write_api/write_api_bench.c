@@ -60,7 +60,7 @@ next_row(char bufs[NPARAMS][96], const char *values[NPARAMS])
 	snprintf(bufs[0], 96, "%ld", session_id);
 	snprintf(bufs[1], 96, "http://bench.test/img/%ld.png", n);
 	snprintf(bufs[2], 96, "%064lx", n);
-	snprintf(bufs[3], 96, "%02lx/%02lx/%064lx.png", n & 0xff, (n >> 8) & 0xff, n);
+	snprintf(bufs[3], 96, "%.2s/%.2s/%s.png", bufs[2], bufs[2] + 2, bufs[2]);
 	snprintf(bufs[4], 96, "%ld", 1000 + n % 50000);
 	snprintf(bufs[5], 96, "%ld", 100 + n % 900);
 	snprintf(bufs[6], 96, "%ld", 100 + n % 700);

@@ -38,7 +38,7 @@ SELECT 'crawl_frontier', jsonb_agg(to_jsonb(f) || jsonb_build_object('id', 5122,
                                                                       'lease_owner', 'w', 'lease_expires_at', now()))
   FROM crawl_frontier f WHERE f.url = 'http://m.test/b.png'
 UNION ALL
-SELECT 'images', jsonb_build_array(jsonb_build_object('id', 3074, 'url', 'http://m.test/a.png', 'file_path', 'x', 'file_size', 7,
+SELECT 'images', jsonb_build_array(jsonb_build_object('id', 3074, 'url', 'http://m.test/a.png', 'file_path', 'cc/cc/' || repeat('c', 64) || '.png', 'file_size', 7,
        'sha256', repeat('c', 64), 'session_id', :sid, 'created_at', now(), 'updated_at', now()))
 UNION ALL
 SELECT 'crawl_hosts', jsonb_build_array(jsonb_build_object('host', 'm.test', 'next_fetch_at', '2100-01-01', 'updated_at', now()));
@@ -79,7 +79,7 @@ SELECT throws_ok(q, c, NULL, q || ' -> ' || c)
     ('SELECT ha_merge_rows(''images'', ''[1]'')', '22023'),
     ('SELECT ha_merge_rows(''images'', ''[]'', ''"x"'')', '22023'),
     ('SELECT ha_merge_rows(''images'', ''[]'', ''[]'', repeat(''n'', 102400))', '22001'),
-    ('SELECT ha_merge_rows(''images'', ''[{"url": "http://m.test/z", "sha256": "x''''; DROP TABLE images; --"}]'')', '23502'),
+    ('SELECT ha_merge_rows(''images'', jsonb_build_array(jsonb_build_object(''url'', ''http://m.test/z'', ''sha256'', repeat(''c'', 64), ''file_path'', ''cc/cc/'' || repeat(''c'', 64) || ''.png'', ''file_size'', 1, ''filename'', ''x''''; DROP TABLE images; --'')))', '23502'),
     ('SELECT ha_merge_rows(''images'', ''[{"id": "9223372036854775808"}]'')', '22003'),
     ('SELECT * FROM ha_tail_keys(NULL, ''0/0'')', '22004'),
     ('SELECT * FROM ha_tail_keys(''no_such_slot'', ''0/0'')', '42704'),

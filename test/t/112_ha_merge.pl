@@ -39,13 +39,13 @@ sub record
 	my ($node, $url, $sha, $worker) = @_;
 	my $item = item($node, $url);
 	$node->safe_psql('postgres',
-		"SELECT image_record($sid, 'http://m.test/$url', repeat('$sha', 64), '$sha/$url', 100, 10, 10, 'png', 'image/png', "
+		"SELECT image_record($sid, 'http://m.test/$url', repeat('$sha', 64), '$sha$sha/$sha$sha/' || repeat('$sha', 64) || '.png', 100, 10, 10, 'png', 'image/png', "
 		  . "'http://m.test/', 200, NULL, $item, '$worker')");
 }
 
 # an image both nodes have, which alpha's tail will delete
 my $gone_id = $a->safe_psql('postgres',
-	"SELECT image_record($sid, 'http://m.test/gone.png', repeat('c', 64), 'c/gone.png', 100, 10, 10, 'png', 'image/png')");
+	"SELECT image_record($sid, 'http://m.test/gone.png', repeat('c', 64), 'cc/cc/' || repeat('c', 64) || '.png', 100, 10, 10, 'png', 'image/png')");
 $b->poll_query_until('postgres', "SELECT count(*) = 1 FROM images WHERE id = $gone_id") or die 'no copy of gone.png';
 
 # --- the tail: written on alpha while beta is down ----------------------------

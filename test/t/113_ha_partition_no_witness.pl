@@ -21,7 +21,7 @@ sub record_image
 {
 	my ($node, $name, $sha, $worker) = @_;
 	$node->safe_psql('postgres', qq{
-		SELECT image_record($sid, 'http://p.test/$name', repeat('$sha', 64), '$sha/$name', 10, 1, 1, 'png', 'image/png',
+		SELECT image_record($sid, 'http://p.test/$name', repeat('$sha', 64), '$sha$sha/$sha$sha/' || repeat('$sha', 64) || '.png', 10, 1, 1, 'png', 'image/png',
 		                    NULL, 200, NULL, f.id, '$worker')
 		  FROM crawl_frontier f WHERE f.url = 'http://p.test/$name'});
 }

@@ -18,7 +18,7 @@ my $sid = $p->safe_psql('postgres',
 $p->safe_psql('postgres', qq{
 	SELECT crawl_enqueue($sid, ARRAY(SELECT 'http://c.test/p' || i FROM generate_series(1, 300) i), 1, 'page');
 	SELECT count(image_record($sid, 'http://c.test/i' || i || '.png', lpad(to_hex(i), 64, '0'),
-	                          'f/' || i || '.png', i, i, i, 'png', 'image/png'))
+	                          '00/00/' || lpad(to_hex(i), 64, '0') || '.png', i, i, i, 'png', 'image/png'))
 	  FROM generate_series(1, 2000) i;});
 my $catchup = q{SELECT (SELECT count(*) FROM images) || '/' || (SELECT count(*) FROM crawl_frontier)};
 my $want = $p->safe_psql('postgres', $catchup);
@@ -104,7 +104,7 @@ is($p->safe_psql('postgres', "SELECT count(*) FROM ha_sync_status() WHERE last_c
 	'4', 'ha_sync_status has a check and a repair for each data table');
 is($p->safe_psql('postgres', "SELECT count(*) > 0 FROM ha_events WHERE kind = 'repair'"), 't', 'the repair is an event');
 # Replication still works after the repair (the subscription was not disturbed).
-$p->safe_psql('postgres', "SELECT image_record($sid, 'http://c.test/after.png', repeat('a', 64), 'a', 1, 1, 1, 'png', 'image/png')");
+$p->safe_psql('postgres', "SELECT image_record($sid, 'http://c.test/after.png', repeat('a', 64), 'aa/aa/' || repeat('a', 64) || '.png', 1, 1, 1, 'png', 'image/png')");
 $s->poll_query_until('postgres', "SELECT count(*) = 1 FROM images WHERE url = 'http://c.test/after.png'")
   or die;
 pass('replication continues after the repair');
@@ -121,7 +121,7 @@ is(diff_of('images'), '', 'full repair: identical');
 		[ 'psql', '-X', '-q', '-h', $p->host, '-p', $p->port, '-d', 'postgres', '-c', qq{
 		  DO \$\$ BEGIN
 		    FOR i IN 1..60 LOOP
-		      PERFORM image_record($sid, 'http://c.test/live' || i || '.png', repeat('b', 64), 'l', i, 1, 1, 'png', 'image/png');
+		      PERFORM image_record($sid, 'http://c.test/live' || i || '.png', repeat('b', 64), 'bb/bb/' || repeat('b', 64) || '.png', i, 1, 1, 'png', 'image/png');
 		      COMMIT;
 		      PERFORM pg_sleep(0.05);
 		    END LOOP;
