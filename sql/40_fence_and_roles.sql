@@ -43,9 +43,25 @@ SELECT host FROM public.crawl_frontier WHERE url = 'http://roles.test/Mixed';
 RESET search_path;
 DROP SCHEMA hostile CASCADE;
 
--- The fence: a node whose default is read-only refuses every write with 25006,
--- even inside BEGIN READ WRITE or after SET in the session.
-ALTER DATABASE :"DBNAME" SET default_transaction_read_only = on;
+-- The fence: a server whose default is read-only refuses every write with
+-- 25006, even inside BEGIN READ WRITE or after SET in the session. The
+-- server's setting is what counts (the HA worker reads it at each reload),
+-- never a session's own, which its client can change.
+ALTER SYSTEM SET default_transaction_read_only = on;
+SELECT pg_reload_conf();
+DO $$
+BEGIN
+    FOR i IN 1..1000 LOOP
+        BEGIN
+            PERFORM ha_assert_writable();
+        EXCEPTION WHEN read_only_sql_transaction THEN
+            RETURN;
+        END;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RAISE EXCEPTION 'the fence did not see the server turn read-only';
+END
+$$;
 \c
 SELECT crawl_start(ARRAY['http://fence.test/']);
 BEGIN READ WRITE;
@@ -56,7 +72,21 @@ SELECT image_record(:s, 'http://roles.test/i.png', repeat('ab', 32), 'ab/ab/' ||
 SELECT * FROM crawl_claim('w');
 -- Reading still works on a read-only node.
 SELECT status FROM crawl_status(:s);
-ALTER DATABASE :"DBNAME" RESET default_transaction_read_only;
+ALTER SYSTEM RESET default_transaction_read_only;
+SELECT pg_reload_conf();
+DO $$
+BEGIN
+    FOR i IN 1..1000 LOOP
+        BEGIN
+            PERFORM ha_assert_writable();
+            RETURN;
+        EXCEPTION WHEN read_only_sql_transaction THEN
+            PERFORM pg_sleep(0.01);
+        END;
+    END LOOP;
+    RAISE EXCEPTION 'the fence did not see the server turn writable';
+END
+$$;
 \c
 SELECT crawl_enqueue(:s, ARRAY['http://roles.test/after'], 1, 'page');
 
