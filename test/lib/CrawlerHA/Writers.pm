@@ -1,0 +1,288 @@
+# Writers of every kind of write-API call, for the HA tests: each one a child
+# process that calls its function in a loop through a (multi-host) conninfo,
+# as the crawler does, reconnecting after every failure, and records every
+# call that was acknowledged: its result came back and no warning was given
+# (a commit whose synchronous wait was cancelled commits locally with a
+# warning: that write was not acknowledged). writers_lost() then says which
+# acknowledged writes a node lacks.
+#
+# The writers share one crawl session (writers_session): crawl_enqueue locks
+# its row, and crawl_enqueue, image_record and crawl_complete update its
+# counters, so they contend on that row as the crawler's workers do.
+package CrawlerHA::Writers;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use IPC::Run ();
+use Digest::SHA ();
+use Time::HiRes ();
+use POSIX ();
+use IO::Handle;
+use PostgreSQL::Test::Utils ();
+
+our @EXPORT_OK = qw(writers_session writer_start writer_stop writer_count writer_acks writer_errors
+  writers_lost);
+
+my %running;    # pid => 1: writers not stopped yet (each leads its process group)
+
+# A test that dies or bails out leaves no writer behind (nor its psql).
+END
+{
+	local $?;
+	for my $pid (keys %running)
+	{
+		kill 'KILL', -$pid;
+		waitpid($pid, 0);
+	}
+}
+
+# writers_session($primary, $tag): a running session on host $tag.w.test and
+# its subdomains, with no page budget to run out of, no politeness delay, and
+# one queued URL on a host in back-off: no claim ever takes it, so the session
+# is never finished by an empty queue while the claimer drains the rest.
+# Returns the session id.
+sub writers_session
+{
+	my ($node, $tag) = @_;
+	my $opts = qq({"allowed_domains": ["$tag.w.test"], "max_pages": 1000000000, "max_depth": 1000, )
+	  . qq("delay_ms": 0, "per_host": 1000, "robots": false});
+	my $parked = "parked.$tag.w.test";
+	my $id = $node->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://$parked/'], '$opts')");
+	$node->safe_psql('postgres', "SELECT crawl_host_set('$parked', backoff_until => now() + interval '6 days')");
+	return $id;
+}
+
+# The statements of one round of a writer (batch calls, unique keys); each
+# returns one line "ack <key> <value>" when it succeeded.
+sub _round
+{
+	my ($w, $i) = @_;
+	my ($kind, $tag, $s) = @$w{qw(kind tag session)};
+	my @st;
+	for my $j (1 .. $w->{batch})
+	{
+		my $n = $i * $w->{batch} + $j;
+		if ($kind eq 'start')
+		{
+			my $url = "http://seed.$tag.w.test/$n";
+			push @st, "SELECT 'ack $url ' || crawl_start(ARRAY['$url'], '{\"allowed_domains\": [\"$tag.w.test\"]}')";
+		}
+		elsif ($kind eq 'enqueue')
+		{
+			my $url = 'http://h' . ($n % 4) . ".$tag.w.test/page/$n";
+			push @st, "SELECT 'ack $url ' || crawl_enqueue($s, ARRAY['$url'], 1, 'page', 'http://parked.$tag.w.test/')";
+		}
+		elsif ($kind eq 'image')
+		{
+			my $url = "http://img.$tag.w.test/i/$n.jpg";
+			my $sha = Digest::SHA::sha256_hex($url);
+			my $path = substr($sha, 0, 2) . "/" . substr($sha, 2, 2) . "/$sha.jpg";
+			push @st, "SELECT 'ack $url ' || image_record($s, '$url', '$sha', '$path', " . (1000 + $n)
+			  . ", 64, 48, 'jpeg', 'image/jpeg', 'http://parked.$tag.w.test/')";
+		}
+		else { die "unknown writer kind $kind"; }
+	}
+	return @st;
+}
+
+# Run psql with these statements, each its own transaction (autocommit), on
+# one connection. Returns (exit code, stdout, stderr).
+sub _psql
+{
+	my ($w, @sql) = @_;
+	my ($out, $err) = ('', '');
+	my @cmd = ('timeout', '-s', 'KILL', $w->{timeout}, 'psql', '-XAtq', '-d', $w->{conninfo}, '-v', 'ON_ERROR_STOP=1',
+		map { ('-c', $_) } @sql);
+	IPC::Run::run(\@cmd, '<', \undef, '>', \$out, '2>', \$err);
+	return ($? >> 8, $out, $err);
+}
+
+# The "ack <key> <value>" lines of a psql's output, none when it warned.
+sub _acks
+{
+	my ($out, $err) = @_;
+	return () if $err =~ /WARNING/;
+	my @a;
+	for my $l (split /\n/, $out)
+	{
+		push @a, [ $1, $2 ] if $l =~ /^ack (\S+) (\S+)$/;
+	}
+	return @a;
+}
+
+sub _child
+{
+	my ($w) = @_;
+	open(my $fh, '>>', $w->{file}) or die;
+	open(my $eh, '>>', $w->{errors}) or die;
+	$fh->autoflush(1);
+	$eh->autoflush(1);
+	my $deadline = time + $w->{max_seconds};
+	my $i = 0;
+	my $fail = sub {
+		my ($what, $rc, $err) = @_;
+		$err =~ s/\n/ /g;
+		printf $eh "%.3f %s rc=%d %s\n", Time::HiRes::time(), $what, $rc, $err;
+		Time::HiRes::sleep(0.05);
+	};
+	while (!-e $w->{stop} && time < $deadline)
+	{
+		$i++;
+		my $t0 = Time::HiRes::time();
+		if ($w->{kind} eq 'claim')
+		{
+			# claim a few, then complete each in its own transaction
+			my ($rc, $out, $err) = _psql($w,
+				"SELECT 'claimed ' || item_id FROM crawl_claim('$w->{worker}', $w->{batch}, '5 s')");
+			my @items = map { /^claimed (\d+)$/ ? $1 : () } split /\n/, $out;
+			if ($rc != 0 || $err =~ /WARNING/) { $fail->('claim', $rc, $err); next unless @items; }
+			if (!@items) { Time::HiRes::sleep(0.02); next; }
+			my $t1 = Time::HiRes::time();
+			($rc, $out, $err) = _psql($w,
+				map { "SELECT 'ack $_ ' || crawl_complete($_, '$w->{worker}', '{\"http_status\": 200}')" } @items);
+			printf $fh "%s %s %.3f %.3f\n", @$_, Time::HiRes::time(), $t1 for _acks($out, $err);
+			$fail->('complete', $rc, $err) if $rc != 0 || $err =~ /WARNING/;
+			next;
+		}
+		my ($rc, $out, $err) = _psql($w, _round($w, $i));
+		# key, value, when the reply came, when the call began (client clock)
+		printf $fh "%s %s %.3f %.3f\n", @$_, Time::HiRes::time(), $t0 for _acks($out, $err);
+		$fail->($w->{kind}, $rc, $err) if $rc != 0 || $err =~ /WARNING/;
+	}
+	close $fh;
+	close $eh;
+	return;
+}
+
+# writer_start($conninfo, $kind, %opts): a child that writes until stopped.
+# $kind: 'start' (crawl_start, a new session per call, seeds unique),
+# 'enqueue' (crawl_enqueue of unique page URLs into session => $id),
+# 'image' (image_record of unique image URLs into session => $id), or
+# 'claim' (crawl_claim of up to batch items, then crawl_complete of each).
+# tag => the host name part that keeps URLs apart (the session's domain),
+# batch => calls per connection (default 4), max_seconds => the child's own
+# deadline (default 900), timeout => seconds a psql may take (default 60).
+sub writer_start
+{
+	my ($conninfo, $kind, %opts) = @_;
+	my $dir = PostgreSQL::Test::Utils::tempdir();
+	my $w = {
+		kind => $kind,
+		conninfo => $conninfo,
+		tag => $opts{tag} // 'w',
+		session => $opts{session},
+		batch => $opts{batch} // 4,
+		worker => $opts{worker} // "claimer-$kind",
+		max_seconds => $opts{max_seconds} // 900,
+		timeout => $opts{timeout} // 60,
+		file => "$dir/acked",
+		errors => "$dir/errors",
+		stop => "$dir/stop",
+	};
+	die "writer $kind needs a session" if $kind =~ /^(enqueue|image)$/ && !defined $w->{session};
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		POSIX::setpgid(0, 0);
+		_child($w);
+		# no END blocks here: they belong to the parent (they stop the nodes)
+		POSIX::_exit(0);
+	}
+	$w->{pid} = $pid;
+	$running{$pid} = 1;
+	return $w;
+}
+
+sub writer_stop
+{
+	my (@ws) = @_;
+	for my $w (@ws)
+	{
+		next unless $w->{pid};
+		open(my $fh, '>', $w->{stop}) or die;
+		close $fh;
+	}
+	for my $w (@ws)
+	{
+		next unless $w->{pid};
+		waitpid($w->{pid}, 0);
+		delete $running{ $w->{pid} };
+		delete $w->{pid};
+	}
+	return;
+}
+
+# writer_acks($w): [ [key, value, time of the reply, time the call began], ... ]
+sub writer_acks
+{
+	my ($w) = @_;
+	my @acks;
+	open(my $fh, '<', $w->{file}) or return [];
+	while (my $l = <$fh>)
+	{
+		chomp $l;
+		my @f = split / /, $l;
+		push @acks, \@f if @f == 4;
+	}
+	return \@acks;
+}
+
+# writer_count($w): how many acknowledged calls so far.
+sub writer_count
+{
+	my ($w) = @_;
+	open(my $fh, '<', $w->{file}) or return 0;
+	my $n = 0;
+	# not "while (<$fh>)": that assigns $_, the caller's grep or for alias
+	while (defined(my $l = <$fh>)) { $n++ }
+	return $n;
+}
+
+# writer_errors($w, $n): the last $n failures the writer saw (text).
+sub writer_errors
+{
+	my ($w, $n) = @_;
+	open(my $fh, '<', $w->{errors}) or return '';
+	my @l = <$fh>;
+	@l = @l[ -$n .. -1 ] if @l > $n;
+	return join('', @l);
+}
+
+# writers_lost($node, @writers): descriptions of the acknowledged writes that
+# $node lacks (or holds with another id, or not in the state acknowledged).
+sub writers_lost
+{
+	my ($node, @ws) = @_;
+	my %have;
+	$have{start}{ $_->[0] } = $_->[1] for _rows($node, "SELECT seeds[1], id FROM crawl_sessions");
+	$have{image}{ $_->[0] } = $_->[1] for _rows($node, "SELECT url, id FROM images");
+	$have{enqueue}{ $_->[0] } = $_->[1] for _rows($node, "SELECT url, session_id FROM crawl_frontier");
+	$have{claim}{ $_->[0] } = $_->[1] for _rows($node, "SELECT id, state FROM crawl_frontier");
+	my @lost;
+	for my $w (@ws)
+	{
+		my $h = $have{ $w->{kind} };
+		for my $a (@{ writer_acks($w) })
+		{
+			my ($key, $val) = @$a;
+			my $want = $w->{kind} eq 'enqueue' ? $w->{session}    # queued in the writers' session
+			  : $w->{kind} eq 'claim' ? 'done'                     # completed stays done
+			  : $val;                                              # with the id it returned
+			# crawl_enqueue returns how many URLs it queued: 0 was no write
+			next if $w->{kind} eq 'enqueue' && $val eq '0';
+			push @lost, "$w->{kind} $key (acknowledged $val): " . ($h->{$key} // 'missing')
+			  unless defined $h->{$key} && $h->{$key} eq $want;
+		}
+	}
+	return @lost;
+}
+
+sub _rows
+{
+	my ($node, $sql) = @_;
+	return map { [ split /\|/, $_, 2 ] } split /\n/, $node->safe_psql('postgres', $sql);
+}
+
+1;
