@@ -498,13 +498,51 @@ ms_since(TimestampTz t)
 }
 
 /*
+ * Whether this standby's subscription has finished its initial copy.  One
+ * that has not (a rejoin's copy afresh, or a new standby's) lacks the rows
+ * the primary had before it subscribed, and no tail would bring them back:
+ * promoted, the old primary's rejoin would empty itself and copy this
+ * node.  So only a forced failover promotes it.  On false, msg says why.
+ */
+bool
+ha_initial_copy_done(char *msg, size_t msglen)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *volatile pending = NULL;
+
+	PG_TRY();
+	{
+		txn_begin("crawler_ha: initial copy");
+		pending = spi_sql("SELECT count(*) FROM pg_catalog.pg_subscription_rel sr "
+						  "JOIN pg_catalog.pg_subscription s ON s.oid = sr.srsubid "
+						  "WHERE s.subname = '" HA_SUBSCRIPTION "' AND sr.srsubstate <> 'r'");
+		if (pending)
+			pending = MemoryContextStrdup(cxt, pending);
+		txn_commit();
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, "checking the initial copy", msg, msglen);
+		return false;
+	}
+	PG_END_TRY();
+	if (pending != NULL && strcmp(pending, "0") != 0)
+	{
+		snprintf(msg, msglen, "node %s cannot be promoted: the initial copy of %s of its tables is not "
+				 "finished, so it lacks rows the primary had", ha_local.node_name, pending);
+		return false;
+	}
+	return true;
+}
+
+/*
  * Make this standby the primary of a new term.  Order matters: the old
  * subscription is detached (never re-enabled: it would pull the old
  * primary's split-brain writes), the reverse slot exists before the first
  * write, and only then is the new term committed.
  */
 bool
-ha_promote(const char *reason, bool switchover, char *msg, size_t msglen)
+ha_promote(const char *reason, bool switchover, bool force, char *msg, size_t msglen)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	TimestampTz t0 = GetCurrentTimestamp();
@@ -527,6 +565,9 @@ ha_promote(const char *reason, bool switchover, char *msg, size_t msglen)
 		return false;
 	}
 	old_primary_id = ha_local.primary_node_id ? ha_local.primary_node_id : ha_local.peer_node_id;
+
+	if (!force && !ha_initial_copy_done(msg, msglen))
+		return false;
 
 	PG_TRY();
 	{
@@ -1398,6 +1439,38 @@ ha_subscription_set_conninfo(const char *conninfo)
 	PG_CATCH();
 	{
 		step_failed(cxt, "changing the subscription's connection", NULL, 0);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Cancel the commits waiting for an absent synchronous standby that hold
+ * up a merge (66_merge_receive.sql); an event when any were cancelled.
+ */
+void
+ha_release_blocked_merges(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			n = 0;
+
+	PG_TRY();
+	{
+		char	   *v;
+
+		txn_begin("crawler_ha: freeing a merge's way");
+		v = spi_sql("SELECT %s.ha_release_blocked_merges()", ha_local.schema);
+		n = v ? atoi(v) : 0;
+		if (n > 0)
+			record_event_in_txn("sync_wait_cancelled",
+								psprintf("%d commits waiting for the synchronous standby held up a rejoining "
+										 "node's merge (that node is the standby they wait for): their waits "
+										 "were cancelled; the commits stay here and their clients got a warning", n),
+								-1, NULL);
+		txn_commit();
+	}
+	PG_CATCH();
+	{
+		step_failed(cxt, "freeing a merge's way", NULL, 0);
 	}
 	PG_END_TRY();
 }

@@ -217,12 +217,14 @@ extern const char *ha_ext_schema(void);
 extern void ha_set_read_only(bool on);
 extern void ha_refresh_server_read_only(void);
 extern void ha_subscription_set_conninfo(const char *conninfo);
+extern void ha_release_blocked_merges(void);
 extern void ha_set_sync_standby(bool on);
 extern void ha_reload_config(void);
 extern int	ha_terminate_clients(int except_pid);
 extern void ha_record_event(const char *kind, const char *reason, double duration_ms,
 							const char *detail_json);
-extern bool ha_promote(const char *reason, bool switchover, char *msg, size_t msglen);
+extern bool ha_promote(const char *reason, bool switchover, bool force, char *msg, size_t msglen);
+extern bool ha_initial_copy_done(char *msg, size_t msglen);
 extern bool ha_demote(int64 new_term, const char *primary_name, int32 primary_id,
 					  bool needs_rejoin, const char *reason);
 extern bool ha_rejoin(bool manual, char *msg, size_t msglen);

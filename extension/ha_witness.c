@@ -540,7 +540,7 @@ finish_grant(void)
 
 		ha_granted_term = term;
 		promoted = ha_promote(psprintf("%s; term " INT64_FORMAT " granted by the witness", grant_reason, term),
-							  false, msg, sizeof(msg));
+							  false, false, msg, sizeof(msg));
 		ha_granted_term = 0;
 		if (promoted)
 		{

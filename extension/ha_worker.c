@@ -36,6 +36,7 @@ static TimestampTz rejoin_next_at = 0;
 static int	rejoin_failures = 0;
 static char rejoin_last_msg[HA_MSG_LEN];
 static TimestampTz standby_absent_since = 0;
+static bool copy_refusal_reported = false;
 static bool lag_alerted = false;
 static TimestampTz last_reenable = 0;
 
@@ -266,7 +267,7 @@ serve_request(void)
 	switch (kind)
 	{
 		case HA_REQ_PROMOTE:
-			ok = ha_promote(arg[0] ? arg : "requested", true, msg, sizeof(msg));
+			ok = ha_promote(arg[0] ? arg : "requested", true, force, msg, sizeof(msg));
 			break;
 		case HA_REQ_SWITCHOVER:
 			probe_now();
@@ -340,6 +341,39 @@ manage_sync(void)
 			break;
 	}
 	ha_set_sync_standby(want);
+}
+
+/*
+ * A sync-mode primary without its synchronous standby: commits wait for a
+ * standby that may be the node now rejoining, holding row locks its merge
+ * needs.  Free the merge's way (ha_release_blocked_merges), at most every
+ * 200 ms; the loop wakes that often meanwhile.
+ */
+static TimestampTz last_merge_release = 0;
+
+static bool
+sync_standby_missing(void)
+{
+	const char *cur = GetConfigOptionResetString("synchronous_standby_names");
+	bool		streaming;
+
+	SpinLockAcquire(&ha_shared->mutex);
+	streaming = ha_shared->standby_streaming;
+	SpinLockRelease(&ha_shared->mutex);
+	return strcmp(ha_local.role, "primary") == 0 && ha_local.term > 0 &&
+		cur != NULL && strcmp(cur, HA_SUBSCRIPTION) == 0 && !streaming;
+}
+
+static void
+release_blocked_merges(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!ha_local.ext_present || !sync_standby_missing() ||
+		!TimestampDifferenceExceeds(last_merge_release, now, 200))
+		return;
+	last_merge_release = now;
+	ha_release_blocked_merges();
 }
 
 /* The primary's watch over its standby: lag, alerts, sync mode. */
@@ -455,13 +489,22 @@ act_on_check(bool ok)
 
 		reason = psprintf("failover: primary %s unreachable for %d checks (%s)",
 						  ha_local.primary_name, peer.consecutive_failures, peer.last_error);
+		/* a standby still copying lacks data: say so once per outage */
+		if (!ha_initial_copy_done(msg, sizeof(msg)))
+		{
+			if (!copy_refusal_reported)
+				ha_record_event("alert", psprintf("no failover: %s", msg), -1, NULL);
+			copy_refusal_reported = true;
+			return;
+		}
+		copy_refusal_reported = false;
 		/* with a witness, promote only on its word and with the term it grants */
 		if (ha_witness_configured())
 		{
 			ha_witness_request_grant(reason, started);
 			return;
 		}
-		if (ha_promote(reason, false, msg, sizeof(msg)))
+		if (ha_promote(reason, false, false, msg, sizeof(msg)))
 		{
 			double		total = (double) (GetCurrentTimestamp() - started) / 1000.0;
 
@@ -649,6 +692,8 @@ ha_worker_main(Datum main_arg)
 		/* the witness's report and term request, and the fence deadline */
 		ha_witness_tick();
 
+		release_blocked_merges();
+
 		/*
 		 * Wait for the peer's and the witness's sockets together, so neither
 		 * a hung peer nor a hung witness delays the other, and wake for the
@@ -673,7 +718,7 @@ ha_worker_main(Datum main_arg)
 					wake = conns[i]->deadline;
 			now = GetCurrentTimestamp();
 			timeout = (long) ((wake - now) / 1000);
-			if (ha_replication_mode == HA_MODE_SEMI_SYNC && timeout > 250)
+			if ((ha_replication_mode == HA_MODE_SEMI_SYNC || sync_standby_missing()) && timeout > 250)
 				timeout = 250;
 			if (timeout < 1)
 				timeout = 1;

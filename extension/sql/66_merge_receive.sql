@@ -5,14 +5,17 @@
 -- synchronous standby while they still hold their row locks (PostgreSQL
 -- releases locks after that wait). The standby they wait for is the very
 -- node whose rejoin sends the tail: a merge that waits for those locks waits
--- for itself. So a chunk waits for a lock at most lock_wait_ms at a time;
--- when it had to give up while no synchronous standby is streaming, the
--- commits waiting for one are cancelled (PostgreSQL's cancel of a
--- synchronous wait: the transaction is already committed here, its client
--- gets a WARNING instead of an acknowledgement, and the rejoining node copies
--- it with everything else), and the chunk is tried again, until max_wait_ms.
--- Then it fails with 55P03 naming what held it up, and the rejoin tries again
--- later. See docs/ha.md, "Rejoin with merge".
+-- for itself. So while a merge waits in a lock queue, this node's HA worker
+-- cancels those waits for the standby among the sessions ahead of it
+-- (ha_release_blocked_merges), and only while no synchronous standby
+-- streams. That is PostgreSQL's cancel of a synchronous wait: the
+-- transaction is already committed here, its client gets a WARNING instead
+-- of an acknowledgement, and the rejoining node copies it with everything
+-- else. Should one lock wait still last lock_wait_ms (no worker, say), every
+-- commit of this database waiting for the standby is cancelled the same way
+-- and the chunk is tried again, until max_wait_ms; then it fails with 55P03
+-- naming what held it up, and the rejoin tries again later. See docs/ha.md,
+-- "Rejoin with merge".
 
 -- Cancels the commits of this database that wait for a synchronous standby,
 -- but only while none is streaming: with one, those waits end by themselves.
@@ -49,12 +52,60 @@ COMMENT ON FUNCTION @extschema@.ha_release_sync_waiters(text) IS
     'crawler_ha (internal): cancels the synchronous-replication waits of this database while no synchronous standby streams; returns how many';
 REVOKE ALL ON FUNCTION @extschema@.ha_release_sync_waiters(text) FROM PUBLIC;
 
+-- Called by the HA worker of a sync-mode primary several times a second
+-- while no synchronous standby streams: the sessions a merge waits for, and
+-- those they wait for in turn, that are themselves waiting for the absent
+-- standby are cancelled. A merge that waits in the lock queue keeps its
+-- place there, so each session ahead of it that commits and then waits for
+-- the standby is released in turn, and later writers queue behind the
+-- merge. Returns how many were cancelled.
+CREATE FUNCTION @extschema@.ha_release_blocked_merges()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pids integer[];
+BEGIN
+    IF current_setting('synchronous_standby_names') = ''
+       OR EXISTS (SELECT 1 FROM pg_stat_replication r
+                   WHERE r.sync_state IN ('sync', 'quorum') AND r.state = 'streaming') THEN
+        RETURN 0;
+    END IF;
+    WITH RECURSIVE merging AS (
+        SELECT a.pid FROM pg_stat_activity a
+         WHERE a.application_name = 'crawler_ha merge' AND a.wait_event_type = 'Lock'
+           AND a.datname = current_database()
+    ), ahead(pid) AS (
+        SELECT unnest(pg_blocking_pids(m.pid)) FROM merging m
+        UNION
+        SELECT unnest(pg_blocking_pids(h.pid)) FROM ahead h
+    )
+    SELECT coalesce(array_agg(a.pid ORDER BY a.pid), '{}') INTO pids
+      FROM pg_stat_activity a JOIN ahead h ON h.pid = a.pid
+     WHERE a.wait_event_type = 'IPC' AND a.wait_event = 'SyncRep';
+    IF cardinality(pids) = 0 THEN
+        RETURN 0;
+    END IF;
+    SELECT coalesce(array_agg(p ORDER BY p), '{}') INTO pids
+      FROM unnest(pids) p WHERE pg_cancel_backend(p);
+    IF cardinality(pids) > 0 THEN
+        RAISE LOG 'crawler_ha: cancelled % commits waiting for a synchronous standby ahead of a merge (pids %)',
+                  cardinality(pids), pids;
+    END IF;
+    RETURN cardinality(pids);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_release_blocked_merges() IS
+    'crawler_ha (internal): cancels the synchronous-replication waits that hold up a merge (directly or through a lock queue) while no synchronous standby streams; called by the HA worker';
+REVOKE ALL ON FUNCTION @extschema@.ha_release_blocked_merges() FROM PUBLIC;
+
 -- One chunk of a tail: ha_merge_rows() with bounded lock waits. Returns
 -- ha_merge_rows()'s summary plus the attempts it took and how many
 -- synchronous waits it cancelled.
 CREATE FUNCTION @extschema@.ha_merge_receive(tbl regclass, rows jsonb, deleted_keys jsonb DEFAULT '[]',
                                              from_node text DEFAULT NULL, from_term bigint DEFAULT NULL,
-                                             max_wait_ms integer DEFAULT 30000, lock_wait_ms integer DEFAULT 500)
+                                             max_wait_ms integer DEFAULT 30000, lock_wait_ms integer DEFAULT 5000)
 RETURNS jsonb
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -75,6 +126,9 @@ BEGIN
     deadline := clock_timestamp() + make_interval(secs => max_wait_ms / 1000.0);
     -- for the rest of this transaction, the merge's own statements included
     PERFORM set_config('lock_timeout', lock_wait_ms::text, true);
+    -- how this node's HA worker finds the merge and frees its way
+    -- (ha_release_blocked_merges)
+    PERFORM set_config('application_name', 'crawler_ha merge', true);
     LOOP
         attempts := attempts + 1;
         BEGIN
@@ -110,7 +164,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_merge_receive(regclass, jsonb, jsonb, text, bigint, integer, integer) IS
-    'crawler_ha: on the primary, ha_merge_rows() with bounded lock waits; cancels commits stuck waiting for the absent synchronous standby (the merging node) that hold the rows up; 55P03 after max_wait_ms';
+    'crawler_ha: on the primary, ha_merge_rows() with bounded lock waits; commits stuck waiting for the absent synchronous standby (the merging node) that hold the rows up are cancelled; 55P03 after max_wait_ms';
 
 REVOKE ALL ON FUNCTION @extschema@.ha_merge_receive(regclass, jsonb, jsonb, text, bigint, integer, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.ha_merge_receive(regclass, jsonb, jsonb, text, bigint, integer, integer) TO crawler_ha_admin;

@@ -130,15 +130,18 @@ $t0 = time();
 my $res = $b->safe_psql('postgres',
 	"SELECT ha_merge_receive('crawl_sessions', '$rows'::jsonb, '[]', 'alpha', 1)");
 my $merge_s = time() - $t0;
-like($res, qr/"sync_waits_cancelled": [1-9]/, "ha_merge_receive() cancels the wait that held it up: $res");
+like($res, qr/"kept": 1/, "ha_merge_receive() gets the row in spite of the wait that held it: $res");
 cmp_ok($merge_s, '<', 20, sprintf('and finishes (%.1f s)', $merge_s));
 $writer->finish;
 like($w_err, qr/canceling wait for synchronous replication/,
 	'the writer gets PostgreSQL\'s warning: committed here, not acknowledged by a standby');
 is($b->safe_psql('postgres', "SELECT count(*) FROM crawl_frontier WHERE url = 'http://sync.test/a'"), '1',
 	'its write is kept on the primary');
-like($b->safe_psql('postgres', "SELECT reason FROM ha_events WHERE kind = 'sync_wait_cancelled'"),
-	qr/1 such waits cancelled/, 'a sync_wait_cancelled event says what happened');
+# freed by beta's HA worker, which cancels the waits ahead of a waiting
+# merge, or by the merge itself once a lock wait times out
+like($b->safe_psql('postgres', "SELECT string_agg(reason, ' | ') FROM ha_events WHERE kind = 'sync_wait_cancelled'"),
+	qr/1 (such waits cancelled|commits waiting for the synchronous standby held up)/,
+	'a sync_wait_cancelled event says what happened');
 
 # bad input to the new function
 for my $case (
