@@ -1385,6 +1385,13 @@ ha_set_paused(bool paused, char *msg, size_t msglen)
 	PG_TRY();
 	{
 		txn_begin("crawler_ha: pause");
+		/*
+		 * Writes hold the state row FOR SHARE; one left open in a client's
+		 * transaction must not hold up the worker, which does everything
+		 * else too (a failover among them): give up after the grace and
+		 * say why.
+		 */
+		spi_sql("SET LOCAL lock_timeout = %d", DEMOTE_GRACE_MS);
 		if (spi_sql("UPDATE %s.ha_state SET paused = %s WHERE paused <> %s RETURNING 1",
 					ha_local.schema, paused ? "true" : "false", paused ? "true" : "false") != NULL)
 			record_event_in_txn(paused ? "pause" : "resume",
@@ -1394,6 +1401,13 @@ ha_set_paused(bool paused, char *msg, size_t msglen)
 	PG_CATCH();
 	{
 		step_failed(cxt, paused ? "pausing" : "resuming", msg, msglen);
+		{
+			size_t		len = strlen(msg);
+
+			snprintf(msg + len, msglen - len,
+					 "; a client transaction holds this node's state row (a write API call in a transaction "
+					 "left open): end it, or wait for it, and try again");
+		}
 		return false;
 	}
 	PG_END_TRY();

@@ -8,7 +8,8 @@
 # - a merge into a sync-mode primary whose writers wait, row locks held, for
 #   the synchronous standby that is the merging node finishes: the merge
 #   releases those waits instead of waiting for ever (ha_merge_rows alone
-#   waits for them).
+#   waits for them);
+# - a rejoin that cannot proceed says why, and tries again by itself.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -66,6 +67,13 @@ $a->poll_query_until('postgres',
   or die 'the holding transaction did not start';
 pass('a writer sits idle in a transaction that called crawl_start()');
 
+# Pausing alpha needs the state row too: it gives up with the reason, in
+# bounded time, instead of hanging (and the HA worker with it).
+my ($p_rc, $p_out, $p_err) = $a->psql('postgres', 'SELECT ha_pause()', timeout => 60);
+like($p_err, qr/lock timeout.*a client transaction holds this node's state row/s,
+	'ha_pause() while a writer holds its transaction open: refused with the reason, not hung');
+is($a->safe_psql('postgres', 'SELECT paused FROM ha_state'), 'f', 'and not paused');
+
 # beta takes a newer term (as a forced failover would); alpha must step down
 my $t0 = time();
 $b->safe_psql('postgres', "SELECT ha_promote('test: newer term while alpha holds a transaction open')");
@@ -78,8 +86,35 @@ is($a->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE query 
 eval { $hold->kill_kill };
 like($a->safe_psql('postgres', "SELECT string_agg(reason, ' | ') FROM ha_events WHERE kind = 'demotion'"),
 	qr/client sessions ended/, 'the demotion event says sessions were ended');
+
 ok($a->poll_query_until('postgres', "SELECT role = 'standby' AND NOT needs_rejoin FROM ha_state"),
 	'alpha rejoins as the standby of beta');
+
+# --- a rejoin that cannot proceed says why, and tries again by itself ------
+# beta takes the next term while alpha is paused (it steps down all the
+# same, but does not rejoin by itself), and the slot beta made for alpha is
+# dropped: alpha's rejoin cannot proceed
+$a->safe_psql('postgres', "SELECT ha_failover()");
+ok($a->poll_query_until('postgres', "SELECT role = 'primary' FROM ha_state"), 'alpha is the primary again (switchover)');
+$a->safe_psql('postgres', 'SELECT ha_pause()');
+$b->poll_query_until('postgres', "SELECT role = 'standby' AND NOT needs_rejoin FROM ha_state") or die 'beta did not follow';
+my $a_id = $a->safe_psql('postgres', 'SELECT node_id FROM ha_node');
+$b->safe_psql('postgres', "SELECT ha_promote('test: a newer term while alpha is paused')");
+$a->poll_query_until('postgres', "SELECT role = 'standby' AND needs_rejoin FROM ha_state") or die 'alpha did not step down';
+$b->safe_psql('postgres', "SELECT pg_drop_replication_slot('crawler_ha_node_$a_id')");
+$a->safe_psql('postgres', 'SELECT ha_resume()');
+ok( $a->poll_query_until('postgres',
+		"SELECT detail ~ 'rejoin refused: .*no replication slot crawler_ha_node_$a_id .*attempt [2-9]' "
+		  . "FROM ha_status() WHERE is_local"),
+	'a refused rejoin is in ha_status() with its reason, and is attempted again');
+is($a->safe_psql('postgres',
+		"SELECT count(*) FROM ha_events WHERE kind = 'rejoin_refused' AND reason ~ 'no replication slot'"),
+	'1', 'ha_events has the refusal once, not once per attempt');
+$b->safe_psql('postgres', "SELECT pg_create_logical_replication_slot('crawler_ha_node_$a_id', 'pgoutput')");
+ok($a->poll_query_until('postgres', "SELECT role = 'standby' AND NOT needs_rejoin FROM ha_state"),
+	'once the slot is back, alpha rejoins as the standby of beta by itself');
+unlike($a->safe_psql('postgres', "SELECT detail FROM ha_status() WHERE is_local"), qr/rejoin refused/,
+	'and ha_status() no longer reports a refusal');
 
 # --- 3. a changed peer_conninfo is used at once ----------------------------
 my $dead_port = PostgreSQL::Test::Cluster::get_free_port();
