@@ -17,16 +17,16 @@
 -- naming what held it up, and the rejoin tries again later. See docs/ha.md,
 -- "Rejoin with merge".
 
--- Cancels the commits of this database that wait for a synchronous standby,
--- but only while none is streaming: with one, those waits end by themselves.
--- Returns how many were cancelled.
-CREATE FUNCTION @extschema@.ha_release_sync_waiters(reason text)
+-- The one rule for cancelling: only while no synchronous standby streams
+-- (with one, those waits end by themselves), and only sessions of this
+-- database that are waiting for it. Cancels those of pids; returns how many.
+CREATE FUNCTION @extschema@.ha_cancel_sync_waits(pids integer[], reason text)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    pids integer[];
+    waiting integer[];
 BEGIN
     IF current_setting('synchronous_standby_names') = ''
        OR EXISTS (SELECT 1 FROM pg_stat_replication r
@@ -35,18 +35,32 @@ BEGIN
     END IF;
     -- chosen first, signalled after: in one WHERE clause the planner may
     -- evaluate the cancel before the conditions that choose whom
-    SELECT coalesce(array_agg(a.pid ORDER BY a.pid), '{}') INTO pids
+    SELECT coalesce(array_agg(a.pid ORDER BY a.pid), '{}') INTO waiting
       FROM pg_stat_activity a
-     WHERE a.wait_event_type = 'IPC' AND a.wait_event = 'SyncRep'
+     WHERE a.pid = ANY (pids) AND a.wait_event_type = 'IPC' AND a.wait_event = 'SyncRep'
        AND a.datname = current_database() AND a.pid <> pg_backend_pid();
-    SELECT coalesce(array_agg(p ORDER BY p), '{}') INTO pids
-      FROM unnest(pids) p WHERE pg_cancel_backend(p);
-    IF cardinality(pids) > 0 THEN
+    SELECT coalesce(array_agg(p ORDER BY p), '{}') INTO waiting
+      FROM unnest(waiting) p WHERE pg_cancel_backend(p);
+    IF cardinality(waiting) > 0 THEN
         RAISE LOG 'crawler_ha: cancelled % commits waiting for a synchronous standby (pids %): %',
-                  cardinality(pids), pids, reason;
+                  cardinality(waiting), waiting, reason;
     END IF;
-    RETURN cardinality(pids);
+    RETURN cardinality(waiting);
 END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_cancel_sync_waits(integer[], text) IS
+    'crawler_ha (internal): cancels the synchronous-replication waits of the given sessions of this database while no synchronous standby streams; returns how many';
+REVOKE ALL ON FUNCTION @extschema@.ha_cancel_sync_waits(integer[], text) FROM PUBLIC;
+
+-- Every such wait of this database (a merge's fallback).
+CREATE FUNCTION @extschema@.ha_release_sync_waiters(reason text)
+RETURNS integer
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT @extschema@.ha_cancel_sync_waits(
+        (SELECT coalesce(array_agg(a.pid), '{}') FROM pg_stat_activity a
+          WHERE a.wait_event_type = 'IPC' AND a.wait_event = 'SyncRep'), reason);
 $$;
 COMMENT ON FUNCTION @extschema@.ha_release_sync_waiters(text) IS
     'crawler_ha (internal): cancels the synchronous-replication waits of this database while no synchronous standby streams; returns how many';
@@ -61,17 +75,9 @@ REVOKE ALL ON FUNCTION @extschema@.ha_release_sync_waiters(text) FROM PUBLIC;
 -- merge. Returns how many were cancelled.
 CREATE FUNCTION @extschema@.ha_release_blocked_merges()
 RETURNS integer
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    pids integer[];
-BEGIN
-    IF current_setting('synchronous_standby_names') = ''
-       OR EXISTS (SELECT 1 FROM pg_stat_replication r
-                   WHERE r.sync_state IN ('sync', 'quorum') AND r.state = 'streaming') THEN
-        RETURN 0;
-    END IF;
     WITH RECURSIVE merging AS (
         SELECT a.pid FROM pg_stat_activity a
          WHERE a.application_name = 'crawler_ha merge' AND a.wait_event_type = 'Lock'
@@ -81,20 +87,10 @@ BEGIN
         UNION
         SELECT unnest(pg_blocking_pids(h.pid)) FROM ahead h
     )
-    SELECT coalesce(array_agg(a.pid ORDER BY a.pid), '{}') INTO pids
-      FROM pg_stat_activity a JOIN ahead h ON h.pid = a.pid
-     WHERE a.wait_event_type = 'IPC' AND a.wait_event = 'SyncRep';
-    IF cardinality(pids) = 0 THEN
-        RETURN 0;
-    END IF;
-    SELECT coalesce(array_agg(p ORDER BY p), '{}') INTO pids
-      FROM unnest(pids) p WHERE pg_cancel_backend(p);
-    IF cardinality(pids) > 0 THEN
-        RAISE LOG 'crawler_ha: cancelled % commits waiting for a synchronous standby ahead of a merge (pids %)',
-                  cardinality(pids), pids;
-    END IF;
-    RETURN cardinality(pids);
-END
+    SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM ahead) THEN 0
+                ELSE @extschema@.ha_cancel_sync_waits((SELECT array_agg(h.pid) FROM ahead h),
+                                                      'they hold up a merge')
+           END;
 $$;
 COMMENT ON FUNCTION @extschema@.ha_release_blocked_merges() IS
     'crawler_ha (internal): cancels the synchronous-replication waits that hold up a merge (directly or through a lock queue) while no synchronous standby streams; called by the HA worker';
