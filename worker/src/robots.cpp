@@ -19,37 +19,59 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// Upper-cases percent escapes so "%2f" and "%2F" compare equal.
+// One spelling for paths and patterns: percent escapes in upper case, so
+// "%2f" and "%2F" compare equal, and every byte outside ASCII escaped, so a
+// rule written in UTF-8 ("/Ã¼") matches the path a URL carries
+// ("/%C3%BC").
 std::string canonical_escapes(std::string_view s) {
-  std::string r(s);
-  for (std::size_t i = 0; i + 2 < r.size(); ++i)
-    if (r[i] == '%') {
-      r[i + 1] = static_cast<char>(std::toupper(static_cast<unsigned char>(r[i + 1])));
-      r[i + 2] = static_cast<char>(std::toupper(static_cast<unsigned char>(r[i + 2])));
+  static const char hex[] = "0123456789ABCDEF";
+  std::string r;
+  r.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c == '%' && i + 2 < s.size()) {
+      r += '%';
+      r += static_cast<char>(std::toupper(static_cast<unsigned char>(s[i + 1])));
+      r += static_cast<char>(std::toupper(static_cast<unsigned char>(s[i + 2])));
+      i += 2;
+    } else if (c >= 0x80) {
+      r += '%';
+      r += hex[c >> 4];
+      r += hex[c & 0xF];
+    } else {
+      r += static_cast<char>(c);
     }
+  }
   return r;
 }
+
+// Google's parser reads the first 500 KiB of a robots.txt and ignores the rest.
+constexpr std::size_t kMaxRobotsBytes = 500 * 1024;
 
 }  // namespace
 
 void RobotsDirectives::add(std::string_view value, std::string_view agent) {
-  // "nofollow, noimageindex", or "agent: nofollow" (only for that agent).
+  // Directives separated by commas; "agent: d1, d2" makes the directives
+  // after it that agent's, until the next "agent:" ("nofollow, otherbot:
+  // noimageindex" is a nofollow for everyone and a noimageindex for otherbot).
   std::string v = lower(value);
   std::string_view rest = v;
-  if (auto colon = rest.find(':'); colon != std::string_view::npos) {
-    std::string_view who = trim(rest.substr(0, colon));
-    // "unavailable_after: <date>" is a directive, not an agent
-    if (who != "unavailable_after") {
-      if (who != lower(agent) && who != "robots") return;
-      rest.remove_prefix(colon + 1);
-    }
-  }
+  const std::string me = lower(agent);
+  bool for_us = true;
   for (std::size_t at = 0; at <= rest.size();) {
     std::size_t end = std::min(rest.find(',', at), rest.size());
     std::string_view d = trim(rest.substr(at, end - at));
+    at = end + 1;
+    if (auto colon = d.find(':'); colon != std::string_view::npos) {
+      std::string_view who = trim(d.substr(0, colon));
+      // "unavailable_after: <date>" is a directive, not an agent
+      if (who == "unavailable_after") continue;
+      for_us = who == me || who == "robots";
+      d = trim(d.substr(colon + 1));
+    }
+    if (!for_us) continue;
     if (d == "nofollow" || d == "none") nofollow = true;
     if (d == "noimageindex") noimageindex = true;
-    at = end + 1;
   }
 }
 
@@ -69,6 +91,9 @@ Robots Robots::disallow_all() {
 
 Robots Robots::parse(std::string_view text, std::string_view agent) {
   const std::string me = lower(agent);
+  if (text.size() > kMaxRobotsBytes) text = text.substr(0, kMaxRobotsBytes);
+  // a UTF-8 byte order mark would make the first line's key unknown
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   struct Group {
     std::vector<std::string> agents;
     std::vector<Rule> rules;
@@ -88,7 +113,8 @@ Robots Robots::parse(std::string_view text, std::string_view agent) {
     std::string_view value = trim(line.substr(colon + 1));
     if (key == "user-agent") {
       if (!in_agents) groups.emplace_back();
-      groups.back().agents.push_back(lower(value));
+      // "crawler_ha/1.0" names the product crawler_ha, as our own token does
+      groups.back().agents.push_back(value == "*" ? std::string("*") : agent_token(value));
       in_agents = true;
       continue;
     }

@@ -87,3 +87,42 @@ TEST(RobotsDirectives, XRobotsTagValues) {
   EXPECT_EQ(of({"unavailable_after: 2030-01-01", "noimageindex"}), std::make_pair(false, true));
   EXPECT_EQ(of({"", " , ,"}), std::make_pair(false, false));
 }
+
+TEST(Robots, ByteOrderMarkBeforeTheFirstLineIsIgnored) {
+  auto r = Robots::parse("\xEF\xBB\xBFUser-agent: *\nDisallow: /private\n", "crawler_ha");
+  EXPECT_FALSE(r.allowed("/private/x"));
+  EXPECT_TRUE(r.allowed("/public"));
+}
+
+TEST(Robots, UserAgentLineWithAVersionNamesTheProduct) {
+  auto r = Robots::parse("User-agent: *\nDisallow:\n\nUser-agent: Crawler_HA/1.0\nDisallow: /no\n", "crawler_ha");
+  EXPECT_FALSE(r.allowed("/no/thing"));
+}
+
+TEST(Robots, NonAsciiRulesMatchTheirPercentEncodedPaths) {
+  auto r = Robots::parse("User-agent: *\nDisallow: /\xC3\xBC\n", "crawler_ha");
+  EXPECT_FALSE(r.allowed("/%C3%BC/page"));
+  EXPECT_FALSE(r.allowed("/%c3%bc"));
+  EXPECT_TRUE(r.allowed("/u"));
+  auto e = Robots::parse("User-agent: *\nDisallow: /%C3%BC\n", "crawler_ha");
+  EXPECT_FALSE(e.allowed("/\xC3\xBC"));
+}
+
+TEST(Robots, OnlyTheFirst500KiBAreRead) {
+  std::string text = "User-agent: *\n";
+  while (text.size() < 500 * 1024) text += "# filler line to push the next rule past the limit\n";
+  text += "Disallow: /late\n";
+  EXPECT_TRUE(Robots::parse(text, "crawler_ha").allowed("/late"));
+  EXPECT_FALSE(Robots::parse("User-agent: *\nDisallow: /late\n", "crawler_ha").allowed("/late"));
+}
+
+TEST(RobotsDirectives, AnAgentPrefixScopesOnlyWhatFollowsIt) {
+  crawler::RobotsDirectives d;
+  d.add("nofollow, otherbot: noimageindex", "crawler_ha");
+  EXPECT_TRUE(d.nofollow);
+  EXPECT_FALSE(d.noimageindex);
+  crawler::RobotsDirectives e;
+  e.add("otherbot: nofollow, crawler_ha: noimageindex", "crawler_ha");
+  EXPECT_FALSE(e.nofollow);
+  EXPECT_TRUE(e.noimageindex);
+}
