@@ -63,8 +63,13 @@ std::string encode_unsafe(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   // An international host name stays as it is: curl turns it into punycode.
+  // There is a host only after "scheme://" or at the start of "//host":
+  // in "a//b" the "//" is part of a relative path.
   std::size_t host_begin = std::string_view::npos, host_end = 0;
-  if (auto sep = s.find("//"); sep != std::string_view::npos && sep == s.find_first_of("/?#")) {
+  std::string scheme;
+  std::size_t authority = has_scheme(s, &scheme) ? scheme.size() + 1 : 0;
+  if (s.substr(authority, 2) == "//") {
+    auto sep = authority;
     host_begin = sep + 2;
     host_end = s.find_first_of("/?#", host_begin);
     if (host_end == std::string_view::npos) host_end = s.size();
@@ -86,7 +91,7 @@ std::string encode_unsafe(std::string_view s) {
   return out;
 }
 
-std::optional<std::string> finish(CURLU* h) {
+std::optional<std::string> finish_once(CURLU* h) {
   CurlStr scheme;
   if (curl_url_get(h, CURLUPART_SCHEME, &scheme.p, 0) != CURLUE_OK) return std::nullopt;
   std::string sch = lower(scheme.p);
@@ -96,6 +101,10 @@ std::optional<std::string> finish(CURLU* h) {
   std::string hs = lower(host.p);
   if (hs.empty()) return std::nullopt;
   if (curl_url_set(h, CURLUPART_HOST, hs.c_str(), 0) != CURLUE_OK) return std::nullopt;
+  CurlStr port;
+  // port 0 names no server
+  if (curl_url_get(h, CURLUPART_PORT, &port.p, 0) == CURLUE_OK && port.p && std::atoi(port.p) == 0)
+    return std::nullopt;
   curl_url_set(h, CURLUPART_FRAGMENT, nullptr, 0);
   CurlStr full;
   if (curl_url_get(h, CURLUPART_URL, &full.p, CURLU_NO_DEFAULT_PORT) != CURLUE_OK)
@@ -105,6 +114,26 @@ std::optional<std::string> finish(CURLU* h) {
   for (unsigned char c : out)
     if (c <= 0x20 || c >= 0x7f) return std::nullopt;
   return out;
+}
+
+// The canonical form must be a fixed point: parsing it again gives it back.
+// One pass is not always enough ("//8%2e4" decodes to host 8.4, which only a
+// second parse reads as the IPv4 address 8.0.0.4), so parse the result
+// again; a URL that still changes is refused rather than stored under two
+// spellings.
+std::optional<std::string> finish(CURLU* h) {
+  auto once = finish_once(h);
+  if (!once) return std::nullopt;
+  for (int pass = 0; pass < 2; ++pass) {
+    UrlHandle again(curl_url());
+    if (!again || curl_url_set(again.get(), CURLUPART_URL, once->c_str(), 0) != CURLUE_OK)
+      return std::nullopt;
+    auto next = finish_once(again.get());
+    if (!next) return std::nullopt;
+    if (*next == *once) return once;
+    once = std::move(next);
+  }
+  return std::nullopt;
 }
 
 }  // namespace

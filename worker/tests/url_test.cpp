@@ -90,3 +90,26 @@ TEST(Url, FilenameIsTheLastSegment) {
   EXPECT_EQ(crawler::url_filename("http://h.test/a/my%20cat.jpg?x=1"), "my cat.jpg");
   EXPECT_EQ(crawler::url_filename("http://h.test/"), "");
 }
+
+TEST(Url, NormalisationIsAFixedPoint) {
+  auto once = crawler::resolve_url("http://a.test/dir/page.html", "//8%2e4");
+  ASSERT_TRUE(once.has_value());
+  EXPECT_EQ(crawler::normalize_url(*once), once);
+  for (const char* u : {"http://A.test:80/x/../y?q#f", "https://b.test/%7euser/", "http://[::1]:8080/p"}) {
+    auto n = crawler::normalize_url(u);
+    ASSERT_TRUE(n.has_value()) << u;
+    EXPECT_EQ(crawler::normalize_url(*n), n) << u;
+  }
+}
+
+TEST(Url, PortZeroIsRefused) {
+  EXPECT_FALSE(crawler::normalize_url("http://a.test:0/").has_value());
+  EXPECT_FALSE(crawler::resolve_url("http://a.test/", "http://b.test:0/x").has_value());
+  EXPECT_TRUE(crawler::normalize_url("http://a.test:8080/").has_value());
+}
+
+TEST(Url, DoubleSlashInsideARelativePathIsNoHost) {
+  auto r = crawler::resolve_url("http://a.test/dir/page.html", "a//\xC3\xBC.png");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(*r, "http://a.test/dir/a//%C3%BC.png");
+}
