@@ -285,13 +285,28 @@ std::size_t skip_block(std::string_view s, std::size_t i) {
 
 }  // namespace
 
+namespace {
+
+struct NamedEntity {
+  std::string_view name;  // without the semicolon
+  std::string_view utf8;
+  bool legacy;            // also recognised without the semicolon
+};
+
+// Every named character reference of the HTML Standard, sorted by name.
+constexpr NamedEntity kNamedEntities[] = {
+#include "html_entities.inc"
+};
+
+const NamedEntity* find_entity(std::string_view name) {
+  auto it = std::lower_bound(std::begin(kNamedEntities), std::end(kNamedEntities), name,
+                             [](const NamedEntity& e, std::string_view n) { return e.name < n; });
+  return it != std::end(kNamedEntities) && it->name == name ? it : nullptr;
+}
+
+}  // namespace
+
 std::string decode_entities(std::string_view s) {
-  static const std::map<std::string, unsigned long, std::less<>> kNamed = {
-      {"amp", '&'},      {"lt", '<'},      {"gt", '>'},       {"quot", '"'},    {"apos", '\''},
-      {"nbsp", 0xA0},    {"sol", '/'},     {"colon", ':'},    {"period", '.'},  {"comma", ','},
-      {"quest", '?'},    {"equals", '='},  {"num", '#'},      {"percnt", '%'},  {"lpar", '('},
-      {"rpar", ')'},     {"semi", ';'},    {"Tab", '\t'},     {"NewLine", '\n'}, {"plus", '+'},
-      {"lowbar", '_'},   {"hyphen", '-'},  {"dash", 0x2010},  {"copy", 0xA9},   {"reg", 0xAE}};
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -323,13 +338,12 @@ std::string decode_entities(std::string_view s) {
     std::size_t start = j;
     while (j < s.size() && std::isalnum(static_cast<unsigned char>(s[j]))) ++j;
     std::string_view name = s.substr(start, j - start);
-    auto it = kNamed.find(name);
+    const NamedEntity* e = find_entity(name);
     bool semi = j < s.size() && s[j] == ';';
     // Without the semicolon only the legacy entities count, and (in
     // attributes) not when followed by '=' — "?a=1&amp=2" stays as written.
-    bool legacy = name == "amp" || name == "lt" || name == "gt" || name == "quot";
-    if (it != kNamed.end() && (semi || (legacy && !(j < s.size() && s[j] == '=')))) {
-      append_utf8(out, it->second);
+    if (e != nullptr && (semi || (e->legacy && !(j < s.size() && s[j] == '=')))) {
+      out.append(e->utf8);
       i = semi ? j : j - 1;
     } else {
       out.push_back('&');

@@ -171,3 +171,12 @@ TEST(Extract, MetaNoimageindexAndAgentSpecificTags) {
                                "http://p.test/", {}, "crawler_ha").pages,
                   "http://b.test/next.html"));
 }
+
+TEST(Entities, EveryNamedReferenceOfTheHtmlStandard) {
+  EXPECT_EQ(crawler::decode_entities("caf&eacute;.png"), "caf\xC3\xA9.png");
+  EXPECT_EQ(crawler::decode_entities("caf&eacute.png"), "caf\xC3\xA9.png");  // a legacy name
+  EXPECT_EQ(crawler::decode_entities("&hellip;&rarr;&NotNestedGreaterGreater;"),
+            "\xE2\x80\xA6\xE2\x86\x92\xE2\xAA\xA2\xCC\xB8");  // the last is two code points
+  EXPECT_EQ(crawler::decode_entities("&hellip"), "&hellip");   // not legacy: needs its semicolon
+  EXPECT_EQ(crawler::decode_entities("&Eacute;&eacute;"), "\xC3\x89\xC3\xA9");  // names are case-sensitive
+}
