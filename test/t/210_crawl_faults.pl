@@ -95,6 +95,7 @@ my %expect_error = (
 	'/huge-stream.jpg'   => qr/too large: body larger than 5000000 bytes/,
 	'/bomb.png'          => qr/too large: body larger than 5000000 bytes/,
 	'/page-bomb.html'    => qr/too large: body larger than 1000000 bytes/,
+	'/deep.html'         => qr/not parsed: elements nest \d+ deep \(the limit is 10000\)/,
 	'/pixel-bomb.png'    => qr/too many pixels: 100000x100000/,
 	'/private/secret.png' => qr/disallowed by robots\.txt/,
 	'/to-private.png'    => qr{^redirected to \Q${base}\Eprivate/moved\.png: disallowed by robots\.txt$},);

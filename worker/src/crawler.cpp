@@ -594,17 +594,28 @@ void Crawler::on_page(std::int64_t id, FetchResult&& r) {
     std::string base = r.effective_url.empty() ? url : r.effective_url;
     std::string mt = media_type(r.content_type);
     Links links;
-    if (mt == "text/css") {
-      if (!directives || !directives->noimageindex) links.images = extract_css(r.body, base);
-    } else if (directives) {
-      links = extract_html(r.body, base, *directives, agent);
-    } else {
-      links = extract_html(r.body, base);
+    // whatever a page does to the parser costs that page, never the process
+    try {
+      if (mt == "text/css") {
+        if (!directives || !directives->noimageindex) links.images = extract_css(r.body, base);
+      } else if (directives) {
+        links = extract_html(r.body, base, *directives, agent);
+      } else {
+        links = extract_html(r.body, base);
+      }
+    } catch (const std::exception& e) {
+      links = Links{};
+      links.refused = std::string("not parsed: ") + e.what();
     }
     CRAWLER_LOG(debug) << "page " << url << ": " << links.images.size() << " images, " << links.pages.size() << " links";
     r.body.clear();
     r.body.shrink_to_fit();
     asio::post(io_, [this, id, r = std::move(r), links = std::move(links)]() mutable {
+      if (!links.refused.empty()) {
+        auto f = items_.find(id);
+        if (f != items_.end() && !stopping_) fail(f->second, links.refused, std::nullopt);
+        return;
+      }
       on_links(id, r, links.images, links.pages);
     });
   });

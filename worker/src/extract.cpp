@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include "crawler/url.hpp"
 
@@ -179,7 +180,7 @@ void walk(const Tree& dom, Collector& out) {
       std::string inner;
       for (auto c = dom.begin(it); c != dom.end(it); ++c)
         if (!c->isTag() && !c->isComment()) inner += c->text();
-      if (inner.find('<') != std::string::npos) {
+      if (inner.find('<') != std::string::npos && parse_depth(inner) <= kMaxParseDepth) {
         htmlcxx::HTML::ParserDom parser;
         Tree sub = parser.parseTree(inner);
         walk(sub, out);
@@ -437,9 +438,56 @@ bool looks_like_image_path(std::string_view ref) {
   return kExt.count(lower(path.substr(dot + 1))) > 0;
 }
 
+std::size_t parse_depth(std::string_view html) {
+  // Start tags push, an end tag pops down to its open element (if any is
+  // open), as htmlcxx's ParserDom does; counts per name keep each step O(1)
+  // amortised.  Comments, doctypes and processing instructions push nothing.
+  std::vector<std::string> open;
+  std::unordered_map<std::string, std::size_t> open_count;
+  std::size_t deepest = 0;
+  for (std::size_t i = html.find('<'); i != std::string_view::npos && i + 1 < html.size();
+       i = html.find('<', i + 1)) {
+    bool end = html[i + 1] == '/';
+    std::size_t b = i + (end ? 2 : 1);
+    if (b >= html.size() || !std::isalpha(static_cast<unsigned char>(html[b]))) {
+      if (html.compare(i, 4, "<!--") == 0) {
+        auto close = html.find("-->", i + 4);
+        if (close == std::string_view::npos) break;
+        i = close + 2;
+      }
+      continue;
+    }
+    std::size_t e = b;
+    while (e < html.size() && !std::isspace(static_cast<unsigned char>(html[e])) && html[e] != '>' &&
+           html[e] != '/')
+      ++e;
+    std::string name = lower(html.substr(b, e - b));
+    if (!end) {
+      open.push_back(name);
+      ++open_count[name];
+      deepest = std::max(deepest, open.size());
+    } else if (open_count[name] > 0) {
+      for (;;) {
+        std::string top = std::move(open.back());
+        open.pop_back();
+        --open_count[top];
+        if (top == name) break;
+      }
+    }
+    i = e - 1;
+  }
+  return deepest;
+}
+
 namespace {
 Links extract(std::string_view html, std::string_view page_url, const RobotsDirectives* given,
               std::string_view agent) {
+  if (std::size_t depth = parse_depth(html); depth > kMaxParseDepth) {
+    Links refused;
+    refused.refused = "not parsed: elements nest " + std::to_string(depth) + " deep (the limit is " +
+                      std::to_string(kMaxParseDepth) + ")";
+    return refused;
+  }
   htmlcxx::HTML::ParserDom parser;
   Tree dom = parser.parseTree(std::string(html));
   Collector out{std::string(page_url)};

@@ -180,3 +180,27 @@ TEST(Entities, EveryNamedReferenceOfTheHtmlStandard) {
   EXPECT_EQ(crawler::decode_entities("&hellip"), "&hellip");   // not legacy: needs its semicolon
   EXPECT_EQ(crawler::decode_entities("&Eacute;&eacute;"), "\xC3\x89\xC3\xA9");  // names are case-sensitive
 }
+
+TEST(ParseDepth, CountsWhatTheTreeWouldHold) {
+  EXPECT_EQ(crawler::parse_depth("<html><body><p>a</p><p>b</p></body></html>"), 3u);
+  EXPECT_EQ(crawler::parse_depth("<div><img src=a><img src=b></div><p>"), 3u);  // htmlcxx keeps <img> open
+  EXPECT_EQ(crawler::parse_depth("<!-- <a><b><c> --><x></y></x>"), 1u);
+  EXPECT_EQ(crawler::parse_depth("<a><b></a><c>"), 2u);  // </a> closes <b> too
+}
+
+TEST(ParseDepth, APageNestedTooDeepIsRefusedNotParsed) {
+  // <ul> then <li>x 140,000 times: valid HTML that overflowed the stack when
+  // the parser's tree was destroyed, killing the worker
+  std::string page = "<html><body><ul>";
+  for (int i = 0; i < 140000; ++i) page += "<li><a href=\"/p" + std::to_string(i) + "\">x</a>";
+  auto links = crawler::extract_html(page, "http://a.test/");
+  EXPECT_NE(links.refused.find("nest"), std::string::npos) << links.refused;
+  EXPECT_TRUE(links.pages.empty());
+  // one below the limit is parsed
+  std::string ok = "<div>";
+  for (std::size_t i = 0; i + 2 < crawler::kMaxParseDepth; ++i) ok += "<b>";
+  ok += "<a href=\"/x\">x</a>";
+  auto parsed = crawler::extract_html(ok, "http://a.test/");
+  EXPECT_TRUE(parsed.refused.empty());
+  ASSERT_EQ(parsed.pages.size(), 1u);
+}

@@ -11,7 +11,19 @@ namespace crawler {
 struct Links {
   std::vector<std::string> images;  // absolute, normalised, unique, document order
   std::vector<std::string> pages;   // pages, frames and stylesheets to follow
+  std::string refused;              // non-empty: the page was not parsed, and why
 };
+
+// The deepest the parser's tree may get.  htmlcxx keeps every start tag
+// open until its end tag (it knows neither void elements nor implied ends),
+// so a page's depth is what it would build: 135,000 levels overflowed the
+// stack when the tree was destroyed, killing the worker, and the work of an
+// end tag grows with the depth (quadratic pages).  A deeper page is refused
+// (Links::refused), costing one failed URL.
+constexpr std::size_t kMaxParseDepth = 10000;
+
+// The depth htmlcxx's tree would reach for `html`, in one linear pass.
+std::size_t parse_depth(std::string_view html);
 
 // Extracts from an HTML document whose address is `page_url` (the first
 // <base href> overrides it for resolution).
