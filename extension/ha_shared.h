@@ -127,7 +127,7 @@ typedef struct HaShared
 	HaRemoteView peer;
 	HaRemoteView witness;
 
-	/* issue 5: the witness and self-fencing (ha_witness.c) */
+	/* the witness and self-fencing (ha_witness.c) */
 	int64		self_fenced_term;	/* writes refuse at once while == term */
 	bool		contact_since_start;	/* reached the witness or the peer */
 	TimestampTz last_contact;	/* last success with the witness or the peer */
@@ -227,7 +227,7 @@ extern bool ha_promote(const char *reason, bool switchover, bool force, char *ms
 extern bool ha_initial_copy_done(char *msg, size_t msglen);
 extern bool ha_demote(int64 new_term, const char *primary_name, int32 primary_id,
 					  bool needs_rejoin, const char *reason);
-extern bool ha_rejoin(bool manual, char *msg, size_t msglen);
+extern bool ha_rejoin(char *msg, size_t msglen);
 extern bool ha_switchover(bool force, int except_pid, char *msg, size_t msglen);
 extern void ha_monitor_replication(void);
 extern bool ha_set_paused(bool paused, char *msg, size_t msglen);

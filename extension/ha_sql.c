@@ -147,7 +147,7 @@ ha_fence_check(PG_FUNCTION_ARGS)
 					 errdetail("This node was the primary of term " INT64_FORMAT " and must rejoin.", term),
 					 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
 
-		/* issue 5: a self-fence, or a restarted primary that reached no one yet */
+		/* a self-fence, or a restarted primary that reached no one yet */
 		{
 			HaShared	snap;
 			const char *why;

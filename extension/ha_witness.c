@@ -1,6 +1,6 @@
 /*
  * ha_witness.c
- *		A data node's side of the witness (issue 5), run by the HA worker:
+ *		A data node's side of the witness, run by the HA worker:
  *		the report sent every health_check_interval, the request for a new
  *		term when the primary is lost, and self-fencing.
  *

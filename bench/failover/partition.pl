@@ -1,4 +1,4 @@
-# bench/failover/partition.pl: network partitions with a witness (issue 5).
+# bench/failover/partition.pl: network partitions with a witness.
 # A trio (two data nodes, one witness); one writer per data node calls
 # crawl_start() directly on it (not through multi-host), one psql per call,
 # recording when each acknowledged call began and ended. Each cycle cuts the

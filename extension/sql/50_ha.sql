@@ -178,7 +178,7 @@ COMMENT ON FUNCTION @extschema@.ha_assert_writable() IS
     'crawler_ha: raises SQLSTATE 25006, naming the primary, unless this node is the unfenced primary of the newest term it knows';
 
 -- What a peer's health check reads: identity, role, term and WAL position.
--- Issue 5: whether this node's last check of its peer succeeded (NULL
+-- Whether this node's last check of its peer succeeded (NULL
 -- without preloading). A primary counts its standby as contact against the
 -- self-fence only while the standby also reaches it.
 CREATE FUNCTION @extschema@.ha_peer_reachable()
@@ -250,7 +250,7 @@ BEGIN
     IF want IS NOT NULL AND want NOT IN ('primary', 'standby', 'witness') THEN
         RAISE EXCEPTION 'role must be primary, standby or witness, not %', want USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- issue 5: the witness (52_witness.sql); with one, the settings must fence before a promotion
+    -- the witness (52_witness.sql); with one, the settings must fence before a promotion
     IF want = 'witness' THEN
         RETURN @extschema@.ha_setup_witness();
     END IF;

@@ -1,4 +1,4 @@
--- High availability, part 2: the witness and self-fencing (issue 5).
+-- High availability, part 2: the witness and self-fencing.
 --
 -- The witness is a PostgreSQL server with this extension in the role
 -- 'witness': no crawl data, no publication, no subscription. It is passive:

@@ -1,4 +1,4 @@
--- The witness's SQL side (issue 5), on this node turned into a witness inside
+-- The witness's SQL side, on this node turned into a witness inside
 -- the transaction: reports adopt a primary's newer term, a grant is refused
 -- while the primary reports, to a stale or an unknown term, and given once
 -- the primary has been silent long enough; the same candidate asking again

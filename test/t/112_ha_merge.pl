@@ -1,4 +1,4 @@
-# Rejoin with merge (issue 5, section 3), asynchronous loss window made
+# Rejoin with merge (docs/ha.md), asynchronous loss window made
 # deterministic: the standby is down while the primary works on a crawl, the
 # primary dies with that tail, the standby promotes and works on the same
 # crawl. When the old primary comes back, every row of its tail is merged

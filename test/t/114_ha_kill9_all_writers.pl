@@ -1,4 +1,4 @@
-# Issue 10 §1: with several writers of every kind in `sync` mode, an old
+# The sync-mode rejoin deadlock: with several writers of every kind, an old
 # primary's rejoin merged its tail with ha_merge_rows() on the new primary,
 # which waited for a session row locked by writes that were themselves
 # waiting for the synchronous standby -- the rejoining node: writes stopped

@@ -1,5 +1,5 @@
 # The project's own sample site (scripts/gen-sample-site, the one `make demo`
-# crawls): every construct of issue 4 section 2 is found (the generator's
+# crawls): every way of referencing an image it uses is found (the generator's
 # EXPECTED-IMAGES list), images of all nine formats are recorded with their
 # header's size, the same bytes under two URLs make one file and two rows, an
 # HTML page named .jpg is a recorded error, and text is never markup.

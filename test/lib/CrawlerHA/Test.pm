@@ -52,7 +52,7 @@ sub shared_dir
 	return (defined $d && -d $d) ? $d : undef;
 }
 
-# --- HA pairs (issue 3) ---------------------------------------------------
+# --- HA pairs -------------------------------------------------------------
 
 # ha_node_user($node): the role $node uses to connect to the other nodes. Each
 # node has its own, so that a partition can refuse one node's connections
