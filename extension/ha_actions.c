@@ -637,7 +637,7 @@ ha_promote(const char *reason, bool switchover, bool force, char *msg, size_t ms
 			SpinLockAcquire(&ha_shared->mutex);
 			seen = Max(ha_shared->max_term_seen, ha_shared->peer.term);
 			SpinLockRelease(&ha_shared->mutex);
-			/* with a witness, exactly the term it granted (issue 5) */
+			/* with a witness, exactly the term it granted */
 			new_term = ha_granted_term > 0 ? ha_granted_term : Max(seen, ha_local.term) + 1;
 		}
 		spi_sql("UPDATE %s.ha_state SET role = 'primary', term = " INT64_FORMAT ", primary_name = %s, "
@@ -706,17 +706,17 @@ ha_promote(const char *reason, bool switchover, bool force, char *msg, size_t ms
  */
 #define DEMOTE_GRACE_MS 2000
 
+/* End the client sessions that hold the state row; returns how many. */
 static int
-state_lock_holders_in_txn(bool terminate)
+end_state_lock_holders_in_txn(void)
 {
-	char	   *n = spi_sql("SELECT count(*) FILTER (WHERE %s) "
+	char	   *n = spi_sql("SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid)) "
 							"FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
 							"WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'RowShareLock' "
 							"AND l.relation = '%s.ha_state'::pg_catalog.regclass "
 							"AND l.database = (SELECT oid FROM pg_catalog.pg_database "
 							"                  WHERE datname = pg_catalog.current_database()) "
 							"AND a.backend_type = 'client backend' AND a.pid <> pg_catalog.pg_backend_pid()",
-							terminate ? "pg_catalog.pg_terminate_backend(a.pid)" : "true",
 							ha_local.schema);
 
 	return n ? atoi(n) : 0;
@@ -758,7 +758,7 @@ lock_state_row_in_txn(void)
 		CurrentResourceOwner = owner;
 		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
 			ReThrowError(edata);
-		ended = state_lock_holders_in_txn(true);
+		ended = end_state_lock_holders_in_txn();
 		ereport(LOG,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("crawler_ha: ended %d client sessions that still held the state row after %d ms",
@@ -848,7 +848,7 @@ tail_changes_in_txn(const char *slot, XLogRecPtr split)
 }
 
 bool
-ha_rejoin(bool manual, char *msg, size_t msglen)
+ha_rejoin(char *msg, size_t msglen)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	TimestampTz t0 = GetCurrentTimestamp();

@@ -275,7 +275,7 @@ serve_request(void)
 			break;
 		case HA_REQ_REJOIN:
 			probe_now();
-			ok = ha_rejoin(true, msg, sizeof(msg));
+			ok = ha_rejoin(msg, sizeof(msg));
 			rejoin_done(ok, true, msg);
 			break;
 		case HA_REQ_PAUSE:
@@ -443,7 +443,7 @@ act_on_check(bool ok)
 			strcmp(peer.role, "primary") == 0 && peer.term >= ha_local.term)
 		{
 			char		msg[HA_MSG_LEN];
-			bool		done = ha_rejoin(false, msg, sizeof(msg));
+			bool		done = ha_rejoin(msg, sizeof(msg));
 
 			rejoin_done(done, false, msg);
 		}
