@@ -146,6 +146,37 @@ $$;
 COMMENT ON FUNCTION @extschema@.ha_merge_rank(text, boolean) IS
     'crawler_ha (internal): done > failed > leased (here) > queued, for merging frontier rows';
 
+-- Incoming rows checked by the write API's own rule for their table:
+-- checked is [{"row": the row as sent, "rec": it as a record of the table,
+-- "rule": the broken rule or null}, ...]. Each row that breaks a rule is
+-- recorded as a conflict event (not merged); returns the others, as sent.
+CREATE FUNCTION @extschema@.ha_merge_refuse_invalid(tbl text, key text, checked jsonb, from_node text,
+                                                    from_term bigint, OUT valid jsonb, OUT refused integer)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c jsonb;
+BEGIN
+    refused := 0;
+    FOR c IN SELECT x FROM jsonb_array_elements(checked) x WHERE x ->> 'rule' IS NOT NULL LOOP
+        refused := refused + 1;
+        PERFORM @extschema@.ha_record_event('conflict',
+            format('%s %s (%s) from %s (term %s) breaks the write API''s rule on %s; not merged',
+                   tbl, c -> 'rec' ->> 'id', left(c -> 'rec' ->> 'url', 200), from_node, from_term, c ->> 'rule'),
+            NULL,
+            jsonb_build_object('table', tbl, 'key', c -> 'rec' -> key, 'from_node', from_node,
+                               'from_term', from_term, 'rule', c ->> 'rule', 'other', c -> 'rec'));
+    END LOOP;
+    SELECT coalesce(jsonb_agg(x -> 'row' ORDER BY n), '[]') INTO valid
+      FROM jsonb_array_elements(checked) WITH ORDINALITY a(x, n)
+     WHERE x ->> 'rule' IS NULL;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_merge_refuse_invalid(text, text, jsonb, text, bigint) IS
+    'crawler_ha (internal): records a conflict for each merged row that breaks the write API''s rule, returns the others';
+REVOKE ALL ON FUNCTION @extschema@.ha_merge_refuse_invalid(text, text, jsonb, text, bigint) FROM PUBLIC;
+
 -- On the new primary: merge rows an old primary wrote after the split.
 -- The rules (docs/ha.md):
 --   a row missing here is inserted as it is (ids never collide across nodes);
@@ -193,9 +224,9 @@ BEGIN
     PERFORM set_config('synchronous_commit', 'local', true);
     IF tbl IS NULL OR rows IS NULL THEN
         RAISE EXCEPTION 'tbl and rows must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    ELSIF NOT tbl = ANY (@extschema@.ha_data_tables()) THEN
-        RAISE EXCEPTION 'table % is not a crawler_ha data table', tbl USING ERRCODE = 'invalid_parameter_value';
-    ELSIF jsonb_typeof(rows) <> 'array' OR jsonb_typeof(coalesce(deleted_keys, '[]')) <> 'array' THEN
+    END IF;
+    PERFORM @extschema@.ha_require_data_table(tbl);
+    IF jsonb_typeof(rows) <> 'array' OR jsonb_typeof(coalesce(deleted_keys, '[]')) <> 'array' THEN
         RAISE EXCEPTION 'rows and deleted_keys must be JSON arrays' USING ERRCODE = 'invalid_parameter_value';
     ELSIF EXISTS (SELECT 1 FROM jsonb_array_elements(rows) e WHERE jsonb_typeof(e) <> 'object') THEN
         RAISE EXCEPTION 'every row must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
@@ -263,22 +294,14 @@ BEGIN
         -- earlier state; only conflicts are looked at one by one.
         -- A row the write API could not have written (a javascript: URL, a
         -- host that is not the URL's) is not merged: a conflict, recorded.
-        FOR pair IN SELECT r, p.rule FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows) r,
-                           LATERAL (SELECT @extschema@.crawl_item_problem(r.url, r.kind, r.depth, r.host, r.found_on,
-                                                                          r.lease_owner) AS rule) p
-                     WHERE p.rule IS NOT NULL LOOP
-            inc_f := pair.r;
-            conflicts := conflicts + 1;
-            PERFORM @extschema@.ha_record_event('conflict',
-                format('crawl_frontier %s (%s) from %s (term %s) breaks the write API''s rule on %s; not merged',
-                       inc_f.id, left(inc_f.url, 200), from_node, from_term, pair.rule), NULL,
-                jsonb_build_object('table', 'crawl_frontier', 'key', inc_f.id, 'from_node', from_node,
-                                   'from_term', from_term, 'rule', pair.rule, 'other', to_jsonb(inc_f)));
-        END LOOP;
-        SELECT coalesce(jsonb_agg(e.v ORDER BY e.n), '[]') INTO valid
-          FROM jsonb_array_elements(rows) WITH ORDINALITY e(v, n),
-               LATERAL jsonb_populate_record(NULL::@extschema@.crawl_frontier, e.v) r
-         WHERE @extschema@.crawl_item_problem(r.url, r.kind, r.depth, r.host, r.found_on, r.lease_owner) IS NULL;
+        SELECT v.valid, conflicts + v.refused INTO valid, conflicts
+          FROM @extschema@.ha_merge_refuse_invalid('crawl_frontier', 'id',
+                   (SELECT coalesce(jsonb_agg(jsonb_build_object('row', e.v, 'rec', to_jsonb(r),
+                               'rule', @extschema@.crawl_item_problem(r.url, r.kind, r.depth, r.host, r.found_on,
+                                                                      r.lease_owner)) ORDER BY e.n), '[]')
+                      FROM jsonb_array_elements(rows) WITH ORDINALITY e(v, n),
+                           LATERAL jsonb_populate_record(NULL::@extschema@.crawl_frontier, e.v) r),
+                   from_node, from_term) v;
         FOR inc_f IN SELECT r.* FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, valid) r
                       WHERE NOT EXISTS (SELECT 1 FROM @extschema@.crawl_sessions c WHERE c.id = r.session_id) LOOP
             conflicts := conflicts + 1;
@@ -355,24 +378,15 @@ BEGIN
     ELSE  -- images: one row per URL
         -- A row image_record() could not have written (a file_path outside
         -- the store, control characters) is not merged: a conflict, recorded.
-        FOR pair IN SELECT r, p.rule FROM jsonb_populate_recordset(NULL::@extschema@.images, rows) r,
-                           LATERAL (SELECT @extschema@.image_problem(r.url, r.sha256, r.file_path, r.file_size, r.width,
-                                                                     r.height, r.format, r.content_type, r.found_on,
-                                                                     r.http_status, r.filename) AS rule) p
-                     WHERE p.rule IS NOT NULL LOOP
-            inc_i := pair.r;
-            conflicts := conflicts + 1;
-            PERFORM @extschema@.ha_record_event('conflict',
-                format('images %s (%s) from %s (term %s) breaks the write API''s rule on %s; not merged',
-                       inc_i.id, left(inc_i.url, 200), from_node, from_term, pair.rule), NULL,
-                jsonb_build_object('table', 'images', 'key', inc_i.url, 'from_node', from_node,
-                                   'from_term', from_term, 'rule', pair.rule, 'other', to_jsonb(inc_i)));
-        END LOOP;
-        SELECT coalesce(jsonb_agg(e.v ORDER BY e.n), '[]') INTO valid
-          FROM jsonb_array_elements(rows) WITH ORDINALITY e(v, n),
-               LATERAL jsonb_populate_record(NULL::@extschema@.images, e.v) r
-         WHERE @extschema@.image_problem(r.url, r.sha256, r.file_path, r.file_size, r.width, r.height, r.format,
-                                         r.content_type, r.found_on, r.http_status, r.filename) IS NULL;
+        SELECT v.valid, conflicts + v.refused INTO valid, conflicts
+          FROM @extschema@.ha_merge_refuse_invalid('images', 'url',
+                   (SELECT coalesce(jsonb_agg(jsonb_build_object('row', e.v, 'rec', to_jsonb(r),
+                               'rule', @extschema@.image_problem(r.url, r.sha256, r.file_path, r.file_size, r.width,
+                                                                 r.height, r.format, r.content_type, r.found_on,
+                                                                 r.http_status, r.filename)) ORDER BY e.n), '[]')
+                      FROM jsonb_array_elements(rows) WITH ORDINALITY e(v, n),
+                           LATERAL jsonb_populate_record(NULL::@extschema@.images, e.v) r),
+                   from_node, from_term) v;
         WITH ins AS (
             INSERT INTO @extschema@.images AS i
             SELECT r.* FROM jsonb_populate_recordset(NULL::@extschema@.images, valid) r
