@@ -20,6 +20,7 @@ use Time::HiRes ();
 use POSIX ();
 use IO::Handle;
 use PostgreSQL::Test::Utils ();
+use CrawlerHA::Test ();
 
 our @EXPORT_OK = qw(writers_session writer_start writer_stop writer_count writer_acks writer_errors
   writers_lost);
@@ -215,18 +216,11 @@ sub writer_stop
 }
 
 # writer_acks($w): [ [key, value, time of the reply, time the call began], ... ]
+# (the file is written as ha_writer_start's is, and read by ha_acks)
 sub writer_acks
 {
 	my ($w) = @_;
-	my @acks;
-	open(my $fh, '<', $w->{file}) or return [];
-	while (my $l = <$fh>)
-	{
-		chomp $l;
-		my @f = split / /, $l;
-		push @acks, \@f if @f == 4;
-	}
-	return \@acks;
+	return [ grep { @$_ == 4 } @{ CrawlerHA::Test::ha_acks($w) } ];
 }
 
 # writer_count($w): how many acknowledged calls so far.
