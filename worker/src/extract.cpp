@@ -1,13 +1,14 @@
 #include "crawler/extract.hpp"
 
-#include <htmlcxx/html/ParserDom.h>
+#include <htmlcxx/html/ParserSax.h>
 
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
-#include <unordered_map>
+#include <unordered_set>
 
 #include "crawler/url.hpp"
 
@@ -15,7 +16,6 @@ namespace crawler {
 namespace {
 
 using htmlcxx::HTML::Node;
-using Tree = tree<Node>;
 
 std::string lower(std::string_view s) {
   std::string r(s);
@@ -49,6 +49,20 @@ void append_utf8(std::string& out, unsigned long cp) {
   }
 }
 
+bool equals_ci(std::string_view a, std::string_view lower_b) {
+  if (a.size() != lower_b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != lower_b[i]) return false;
+  return true;
+}
+
+bool contains_ci(std::string_view s, std::string_view lower_needle) {
+  if (s.size() < lower_needle.size()) return false;
+  for (std::size_t i = 0; i + lower_needle.size() <= s.size(); ++i)
+    if (equals_ci(s.substr(i, lower_needle.size()), lower_needle)) return true;
+  return false;
+}
+
 // Attributes of a tag, names in lower case, values entity-decoded.
 std::map<std::string, std::string> attributes_of(Node node) {
   node.parseAttributes();
@@ -69,127 +83,143 @@ std::set<std::string> tokens(std::string_view s) {
   return out;
 }
 
-// Collects resolved URLs, keeping first-seen order and dropping repeats.
-class Collector {
+// The tags whose attributes can hold an image or a link; any other tag is
+// looked at only when it has a style attribute.
+bool may_refer(std::string_view tag) {
+  static const std::set<std::string, std::less<>> kTags = {
+      "img",  "source", "meta",  "link", "video",   "input",  "image", "feimage",
+      "a",    "area",   "frame", "iframe", "base", "body", "table",  "td", "th"};
+  return kTags.count(tag) > 0;
+}
+
+// Elements whose content a browser never reads as markup (template content
+// is inert, title is text) although htmlcxx's tokenizer reports tags inside
+// them; script, style, textarea, xmp and plaintext it reads as text itself.
+bool is_inert_container(std::string_view tag) { return tag == "template" || tag == "title"; }
+
+// One pass over htmlcxx's tokenizer (its SAX interface), never building a
+// tree: time and memory are linear in the page, whatever it nests or leaves
+// unclosed.  References are kept as written until the end, because the
+// first <base href> and the robots meta tags hold for the whole page,
+// wherever they stand in it.
+class PageScanner : public htmlcxx::HTML::ParserSax {
  public:
-  explicit Collector(std::string base) : base_(std::move(base)) {}
-  void set_base(std::string b) { base_ = std::move(b); }
-  const std::string& base() const { return base_; }
-  void image(std::string_view ref) {
-    if (!robots_.noimageindex) add(ref, links_.images, seen_images_);
+  struct Ref {
+    enum Kind { kImage, kPage, kLink, kNofollowLink } kind;
+    std::string value;
+  };
+  std::vector<Ref> refs;
+  std::optional<std::string> base;          // the first <base href>, as written
+  std::vector<std::string> robots_metas;    // content of <meta name="robots"|AGENT>
+
+  explicit PageScanner(std::string_view agent) : agent_(lower(agent)) {}
+
+ protected:
+  void foundTag(Node node, bool is_end) override {
+    const std::string tag = lower(node.tagName());
+    if (!inert_.empty()) {  // inside <template> or <title>: only its end counts
+      if (tag == inert_) inert_depth_ += is_end ? -1 : 1;
+      if (inert_depth_ == 0) inert_.clear();
+      return;
+    }
+    if (is_end) {
+      if (tag == "picture" && open_pictures_ > 0) --open_pictures_;
+      if (tag == "style") in_style_ = false;
+      return;
+    }
+    if (is_inert_container(tag)) {
+      inert_ = tag;
+      inert_depth_ = 1;
+      return;
+    }
+    if (tag == "picture") ++open_pictures_;
+    if (tag == "style") in_style_ = true;
+    const bool styled = contains_ci(node.text(), "style");
+    if (!styled && !may_refer(tag)) return;
+    visit(tag, attributes_of(node));
   }
-  void page(std::string_view ref) { add(ref, links_.pages, seen_pages_); }
-  // A link (a, area) to a page, which nofollow (the page's, or the link's
-  // own rel="nofollow") concerns when robots directives are obeyed.
-  void link(std::string_view ref, bool rel_nofollow) {
-    if (obey_ && (robots_.nofollow || rel_nofollow)) return;
-    page(ref);
+
+  void foundText(Node node) override {
+    if (in_style_ && inert_.empty()) css(node.text());
   }
-  void obey(const RobotsDirectives& d) {
-    robots_ = d;
-    obey_ = true;
-  }
-  void srcset(std::string_view v) {
-    for (const auto& u : parse_srcset(v)) image(u);
-  }
-  void css(std::string_view text) {
-    for (const auto& u : css_image_refs(text)) image(u);
-  }
-  Links take() { return std::move(links_); }
 
  private:
-  void add(std::string_view ref, std::vector<std::string>& to, std::set<std::string>& seen) {
-    if (ref.empty()) return;
-    auto u = resolve_url(base_, ref);
-    if (u && seen.insert(*u).second) to.push_back(*u);
+  void image(std::string v) {
+    if (!v.empty()) refs.push_back({Ref::kImage, std::move(v)});
   }
-  std::string base_;
-  RobotsDirectives robots_;
-  bool obey_ = false;
-  Links links_;
-  std::set<std::string> seen_images_, seen_pages_;
-};
-
-void walk(const Tree& dom, Collector& out);
-
-void visit_tag(const Node& node, const std::string& parent, Collector& out) {
-  const std::string tag = lower(node.tagName());
-  auto a = attributes_of(node);
-  if (auto s = a.find("style"); s != a.end()) out.css(s->second);
-  if (a.count("background") && (tag == "body" || tag == "table" || tag == "td" || tag == "th"))
-    out.image(a["background"]);
-
-  if (tag == "img") {
-    out.image(get(a, "src"));
-    out.srcset(get(a, "srcset"));
-    for (const char* lazy : {"data-src", "data-original", "data-lazy-src", "data-full-src"})
-      out.image(get(a, lazy));
-    out.srcset(get(a, "data-srcset"));
-    out.srcset(get(a, "data-lazy-srcset"));
-  } else if (tag == "source") {
-    // <source srcset> selects images (picture); <source src> is video or audio.
-    out.srcset(get(a, "srcset"));
-    out.srcset(get(a, "data-srcset"));
-    if (parent == "picture") out.image(get(a, "data-src"));
-  } else if (tag == "meta") {
-    static const std::set<std::string> kImageMeta = {
-        "og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src"};
-    std::string key = lower(a.count("property") ? a["property"] : get(a, "name"));
-    if (kImageMeta.count(key)) out.image(get(a, "content"));
-  } else if (tag == "link") {
-    auto rel = tokens(get(a, "rel"));
-    if (rel.count("icon") || rel.count("apple-touch-icon") ||
-        rel.count("apple-touch-icon-precomposed") || rel.count("mask-icon") ||
-        rel.count("image_src") || rel.count("apple-touch-startup-image")) {
-      out.image(get(a, "href"));
-    } else if (rel.count("preload") && lower(get(a, "as")) == "image") {
-      out.image(get(a, "href"));
-      out.srcset(get(a, "imagesrcset"));
-    } else if (rel.count("stylesheet")) {
-      out.page(get(a, "href"));
-    }
-  } else if (tag == "video") {
-    out.image(get(a, "poster"));
-  } else if (tag == "input") {
-    if (lower(get(a, "type")) == "image") out.image(get(a, "src"));
-  } else if (tag == "image" || tag == "feimage") {  // SVG
-    out.image(a.count("href") ? a["href"] : get(a, "xlink:href"));
-  } else if (tag == "a" || tag == "area") {
-    std::string href = get(a, "href");
-    if (looks_like_image_path(href)) out.image(href);
-    else out.link(href, tokens(get(a, "rel")).count("nofollow") > 0);
-  } else if (tag == "frame" || tag == "iframe") {
-    out.page(get(a, "src"));
+  void page(std::string v) {
+    if (!v.empty()) refs.push_back({Ref::kPage, std::move(v)});
   }
-}
+  void srcset(std::string_view v) {
+    for (auto& u : parse_srcset(v)) image(std::move(u));
+  }
+  void css(std::string_view text) {
+    for (auto& u : css_image_refs(text)) image(std::move(u));
+  }
 
-void walk(const Tree& dom, Collector& out) {
-  for (auto it = dom.begin(); it != dom.end(); ++it) {
-    if (it->isComment()) continue;
-    if (!it->isTag()) continue;
-    const std::string tag = lower(it->tagName());
-    std::string parent;
-    if (auto p = dom.parent(it); p != nullptr && dom.is_valid(p)) parent = lower(p->tagName());
-    visit_tag(*it, parent, out);
-    if (tag == "style") {
-      for (auto c = dom.begin(it); c != dom.end(it); ++c)
-        if (!c->isTag() && !c->isComment()) out.css(c->text());
-    } else if (tag == "noscript") {
-      // A browser with scripting on reads noscript content as text, and so
-      // may the parser: parse that text again as the markup it is.
-      std::string inner;
-      for (auto c = dom.begin(it); c != dom.end(it); ++c)
-        if (!c->isTag() && !c->isComment()) inner += c->text();
-      if (inner.find('<') != std::string::npos && parse_depth(inner) <= kMaxParseDepth) {
-        htmlcxx::HTML::ParserDom parser;
-        Tree sub = parser.parseTree(inner);
-        walk(sub, out);
+  void visit(const std::string& tag, std::map<std::string, std::string> a) {
+    if (auto s = a.find("style"); s != a.end()) css(s->second);
+    if (a.count("background") && (tag == "body" || tag == "table" || tag == "td" || tag == "th"))
+      image(a["background"]);
+    if (tag == "img") {
+      image(get(a, "src"));
+      srcset(get(a, "srcset"));
+      for (const char* lazy : {"data-src", "data-original", "data-lazy-src", "data-full-src"})
+        image(get(a, lazy));
+      srcset(get(a, "data-srcset"));
+      srcset(get(a, "data-lazy-srcset"));
+    } else if (tag == "source") {
+      // <source srcset> selects images (picture); <source src> is video or audio.
+      srcset(get(a, "srcset"));
+      srcset(get(a, "data-srcset"));
+      if (open_pictures_ > 0) image(get(a, "data-src"));
+    } else if (tag == "meta") {
+      static const std::set<std::string> kImageMeta = {
+          "og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src"};
+      std::string key = lower(a.count("property") ? a["property"] : get(a, "name"));
+      if (kImageMeta.count(key)) image(get(a, "content"));
+      std::string name = lower(get(a, "name"));
+      if (name == "robots" || (!agent_.empty() && name == agent_))
+        robots_metas.push_back(get(a, "content"));
+    } else if (tag == "link") {
+      auto rel = tokens(get(a, "rel"));
+      if (rel.count("icon") || rel.count("apple-touch-icon") ||
+          rel.count("apple-touch-icon-precomposed") || rel.count("mask-icon") ||
+          rel.count("image_src") || rel.count("apple-touch-startup-image")) {
+        image(get(a, "href"));
+      } else if (rel.count("preload") && lower(get(a, "as")) == "image") {
+        image(get(a, "href"));
+        srcset(get(a, "imagesrcset"));
+      } else if (rel.count("stylesheet")) {
+        page(get(a, "href"));
       }
-    } else if (tag == "textarea" || tag == "script" || tag == "template" || tag == "xmp") {
-      it.skip_children();  // never markup
+    } else if (tag == "video") {
+      image(get(a, "poster"));
+    } else if (tag == "input") {
+      if (lower(get(a, "type")) == "image") image(get(a, "src"));
+    } else if (tag == "image" || tag == "feimage") {  // SVG
+      image(a.count("href") ? a["href"] : get(a, "xlink:href"));
+    } else if (tag == "a" || tag == "area") {
+      std::string href = get(a, "href");
+      if (looks_like_image_path(href)) {
+        image(std::move(href));
+      } else if (!href.empty()) {
+        bool nofollow = tokens(get(a, "rel")).count("nofollow") > 0;
+        refs.push_back({nofollow ? Ref::kNofollowLink : Ref::kLink, std::move(href)});
+      }
+    } else if (tag == "frame" || tag == "iframe") {
+      page(get(a, "src"));
+    } else if (tag == "base" && !base && a.count("href")) {
+      base = a["href"];
     }
   }
-}
+
+  std::string agent_;
+  std::string inert_;  // the inert element we are in, if any
+  int inert_depth_ = 0;
+  int open_pictures_ = 0;
+  bool in_style_ = false;
+};
 
 std::string strip_css_comments(std::string_view css) {
   std::string out;
@@ -438,83 +468,54 @@ bool looks_like_image_path(std::string_view ref) {
   return kExt.count(lower(path.substr(dot + 1))) > 0;
 }
 
-std::size_t parse_depth(std::string_view html) {
-  // Start tags push, an end tag pops down to its open element (if any is
-  // open), as htmlcxx's ParserDom does; counts per name keep each step O(1)
-  // amortised.  Comments, doctypes and processing instructions push nothing.
-  std::vector<std::string> open;
-  std::unordered_map<std::string, std::size_t> open_count;
-  std::size_t deepest = 0;
-  for (std::size_t i = html.find('<'); i != std::string_view::npos && i + 1 < html.size();
-       i = html.find('<', i + 1)) {
-    bool end = html[i + 1] == '/';
-    std::size_t b = i + (end ? 2 : 1);
-    if (b >= html.size() || !std::isalpha(static_cast<unsigned char>(html[b]))) {
-      if (html.compare(i, 4, "<!--") == 0) {
-        auto close = html.find("-->", i + 4);
-        if (close == std::string_view::npos) break;
-        i = close + 2;
-      }
-      continue;
-    }
-    std::size_t e = b;
-    while (e < html.size() && !std::isspace(static_cast<unsigned char>(html[e])) && html[e] != '>' &&
-           html[e] != '/')
-      ++e;
-    std::string name = lower(html.substr(b, e - b));
-    if (!end) {
-      open.push_back(name);
-      ++open_count[name];
-      deepest = std::max(deepest, open.size());
-    } else if (open_count[name] > 0) {
-      for (;;) {
-        std::string top = std::move(open.back());
-        open.pop_back();
-        --open_count[top];
-        if (top == name) break;
-      }
-    }
-    i = e - 1;
-  }
-  return deepest;
-}
-
 namespace {
+// Resolves, deduplicates and caps one kind of reference.
+class Resolved {
+ public:
+  explicit Resolved(std::vector<std::string>& to) : to_(to) {}
+  void add(const std::string& base, std::string_view ref, std::size_t& dropped) {
+    auto u = resolve_url(base, ref);
+    if (!u || !seen_.insert(*u).second) return;
+    if (to_.size() >= kMaxLinksPerPage) {
+      ++dropped;
+      return;
+    }
+    to_.push_back(std::move(*u));
+  }
+
+ private:
+  std::vector<std::string>& to_;
+  std::unordered_set<std::string> seen_;
+};
+
 Links extract(std::string_view html, std::string_view page_url, const RobotsDirectives* given,
               std::string_view agent) {
-  if (std::size_t depth = parse_depth(html); depth > kMaxParseDepth) {
-    Links refused;
-    refused.refused = "not parsed: elements nest " + std::to_string(depth) + " deep (the limit is " +
-                      std::to_string(kMaxParseDepth) + ")";
-    return refused;
-  }
-  htmlcxx::HTML::ParserDom parser;
-  Tree dom = parser.parseTree(std::string(html));
-  Collector out{std::string(page_url)};
-  bool have_base = false;
+  PageScanner scan(given ? agent : std::string_view{});
+  scan.parse(html.begin(), html.end());
+  std::string base(page_url);
+  if (scan.base)
+    if (auto b = resolve_url(page_url, *scan.base)) base = std::move(*b);
   RobotsDirectives robots = given ? *given : RobotsDirectives{};
-  // First pass: the first <base href>, and the robots meta tags (wherever
-  // they are, they hold for the whole page).
-  for (auto it = dom.begin(); it != dom.end(); ++it) {
-    if (!it->isTag()) continue;
-    const std::string tag = lower(it->tagName());
-    if (tag == "base" && !have_base) {
-      auto a = attributes_of(*it);
-      if (a.count("href")) {
-        if (auto b = resolve_url(page_url, a["href"])) out.set_base(*b);
-        have_base = true;
-      }
-    } else if (tag == "meta" && given) {
-      auto a = attributes_of(*it);
-      std::string name = lower(get(a, "name"));
-      if (name == "robots" || (!agent.empty() && name == lower(agent))) robots.add(get(a, "content"), agent);
-    } else if (tag == "textarea" || tag == "script" || tag == "template" || tag == "xmp") {
-      it.skip_children();
+  for (const auto& content : scan.robots_metas) robots.add(content, agent);
+  const bool obey = given != nullptr;
+  Links out;
+  Resolved images(out.images), pages(out.pages);
+  for (const auto& r : scan.refs) {
+    switch (r.kind) {
+      case PageScanner::Ref::kImage:
+        if (!(obey && robots.noimageindex)) images.add(base, r.value, out.dropped);
+        break;
+      case PageScanner::Ref::kPage:  // stylesheets and frames are part of the page
+        pages.add(base, r.value, out.dropped);
+        break;
+      case PageScanner::Ref::kLink:
+      case PageScanner::Ref::kNofollowLink:
+        if (obey && (robots.nofollow || r.kind == PageScanner::Ref::kNofollowLink)) break;
+        pages.add(base, r.value, out.dropped);
+        break;
     }
   }
-  if (given) out.obey(robots);
-  walk(dom, out);
-  return out.take();
+  return out;
 }
 }  // namespace
 

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <string>
+#include <vector>
 #include <fstream>
 #include <sstream>
 
@@ -181,26 +183,69 @@ TEST(Entities, EveryNamedReferenceOfTheHtmlStandard) {
   EXPECT_EQ(crawler::decode_entities("&Eacute;&eacute;"), "\xC3\x89\xC3\xA9");  // names are case-sensitive
 }
 
-TEST(ParseDepth, CountsWhatTheTreeWouldHold) {
-  EXPECT_EQ(crawler::parse_depth("<html><body><p>a</p><p>b</p></body></html>"), 3u);
-  EXPECT_EQ(crawler::parse_depth("<div><img src=a><img src=b></div><p>"), 3u);  // htmlcxx keeps <img> open
-  EXPECT_EQ(crawler::parse_depth("<!-- <a><b><c> --><x></y></x>"), 1u);
-  EXPECT_EQ(crawler::parse_depth("<a><b></a><c>"), 2u);  // </a> closes <b> too
+TEST(Extract, APageOfUnclosedElementsIsParsedWhateverItsDepth) {
+  // <ul> then <li><a> 140,000 times, never closed: valid HTML that a tree
+  // parser builds 140,000 deep (its destruction overflowed the stack and
+  // killed the worker).  Read in one pass, it is an ordinary page whose
+  // links beyond kMaxLinksPerPage are counted, not taken.
+  std::string page = "<html><body><ul>";
+  for (int i = 0; i < 140000; ++i)
+    page += "<li><a href=\"/p" + std::to_string(i) + "\">x</a><img src=\"/i" + std::to_string(i % 50) + ".png\">";
+  auto links = crawler::extract_html(page, "http://a.test/");
+  EXPECT_TRUE(links.refused.empty());
+  ASSERT_EQ(links.pages.size(), crawler::kMaxLinksPerPage);
+  EXPECT_EQ(links.pages.front(), "http://a.test/p0");
+  EXPECT_EQ(links.pages.back(), "http://a.test/p" + std::to_string(crawler::kMaxLinksPerPage - 1));
+  EXPECT_EQ(links.images.size(), 50u);
+  EXPECT_EQ(links.dropped, 140000 - crawler::kMaxLinksPerPage);
 }
 
-TEST(ParseDepth, APageNestedTooDeepIsRefusedNotParsed) {
-  // <ul> then <li>x 140,000 times: valid HTML that overflowed the stack when
-  // the parser's tree was destroyed, killing the worker
-  std::string page = "<html><body><ul>";
-  for (int i = 0; i < 140000; ++i) page += "<li><a href=\"/p" + std::to_string(i) + "\">x</a>";
+TEST(Extract, MisnestedAndUnclosedMarkupLosesNothingAroundIt) {
+  std::string page = "<div>";
+  for (int i = 0; i < 1000; ++i) page += "<b><i>x</b></i><br><img src=\"/g" + std::to_string(i) + ".jpg\">";
+  page += "</div><p><a href=\"/after\">after</a>";
   auto links = crawler::extract_html(page, "http://a.test/");
-  EXPECT_NE(links.refused.find("nest"), std::string::npos) << links.refused;
+  EXPECT_EQ(links.images.size(), 1000u);
+  EXPECT_TRUE(has(links.pages, "http://a.test/after"));
+  // a tag that never ends, a comment that never ends: what came before stays
+  auto cut = crawler::extract_html("<img src=/a.png><img src=\"/b.png", "http://a.test/");
+  EXPECT_TRUE(has(cut.images, "http://a.test/a.png"));
+  auto comment = crawler::extract_html("<img src=/a.png><!-- <img src=/c.png>", "http://a.test/");
+  EXPECT_EQ(comment.images, std::vector<std::string>{"http://a.test/a.png"});
+}
+
+TEST(Extract, InertContentGivesNothingAndEndsWhereItsElementEnds) {
+  auto links = crawler::extract_html(
+      "<title>t <img src=/title.png></title>"
+      "<template><img src=/t1.png><template><img src=/t2.png></template><img src=/t3.png></template>"
+      "<script>document.write('<img src=/s.png>')</script>"
+      "<textarea><img src=/ta.png></textarea>"
+      "<img src=/real.png>",
+      "http://a.test/");
+  EXPECT_EQ(links.images, std::vector<std::string>{"http://a.test/real.png"});
+}
+
+TEST(Extract, BaseAndRobotsMetaHoldForTheWholePageWhereverTheyStand) {
+  auto links = crawler::extract_html(
+      "<body><img src=a.png><a href=next.html>n</a>"
+      "<base href=\"http://cdn.test/x/\"><base href=\"http://other.test/\">"
+      "<meta name=robots content=nofollow></body>",
+      "http://a.test/", crawler::RobotsDirectives{}, "crawler_ha");
+  EXPECT_EQ(links.images, std::vector<std::string>{"http://cdn.test/x/a.png"});
   EXPECT_TRUE(links.pages.empty());
-  // one below the limit is parsed
-  std::string ok = "<div>";
-  for (std::size_t i = 0; i + 2 < crawler::kMaxParseDepth; ++i) ok += "<b>";
-  ok += "<a href=\"/x\">x</a>";
-  auto parsed = crawler::extract_html(ok, "http://a.test/");
-  EXPECT_TRUE(parsed.refused.empty());
-  ASSERT_EQ(parsed.pages.size(), 1u);
+}
+
+TEST(Extract, PictureSourcesOnlyInsideAPicture) {
+  auto links = crawler::extract_html(
+      "<picture><source data-src=in.jpg><img src=fallback.jpg></picture><source data-src=out.mp4>",
+      "http://a.test/");
+  EXPECT_EQ(links.images, (std::vector<std::string>{"http://a.test/in.jpg", "http://a.test/fallback.jpg"}));
+}
+
+TEST(Extract, StyleAttributesOnAnyTagAndStyleElements) {
+  auto links = crawler::extract_html(
+      "<section STYLE=\"background:url(s.png)\"></section><style>p{background:url(e.png)}</style>"
+      "<span data-x=\"style\">no</span>",
+      "http://a.test/");
+  EXPECT_EQ(links.images, (std::vector<std::string>{"http://a.test/s.png", "http://a.test/e.png"}));
 }

@@ -1,4 +1,6 @@
-// Finding every image and link in an HTML page or a stylesheet (htmlcxx).
+// Finding every image and link in an HTML page or a stylesheet: one pass
+// over htmlcxx's tokenizer, no tree, so time and memory are linear in the
+// page whatever it nests, leaves unclosed or repeats.
 #pragma once
 #include <string>
 #include <string_view>
@@ -11,22 +13,23 @@ namespace crawler {
 struct Links {
   std::vector<std::string> images;  // absolute, normalised, unique, document order
   std::vector<std::string> pages;   // pages, frames and stylesheets to follow
+  std::size_t dropped = 0;          // distinct URLs left out beyond kMaxLinksPerPage
   std::string refused;              // non-empty: the page was not parsed, and why
 };
 
-// The deepest the parser's tree may get.  htmlcxx keeps every start tag
-// open until its end tag (it knows neither void elements nor implied ends),
-// so a page's depth is what it would build: 135,000 levels overflowed the
-// stack when the tree was destroyed, killing the worker, and the work of an
-// end tag grows with the depth (quadratic pages).  A deeper page is refused
-// (Links::refused), costing one failed URL.
-constexpr std::size_t kMaxParseDepth = 10000;
-
-// The depth htmlcxx's tree would reach for `html`, in one linear pass.
-std::size_t parse_depth(std::string_view html);
+// The most distinct image URLs, and the most distinct page URLs, taken from
+// one page; the rest are counted in Links::dropped.  Parsing is linear in the
+// page (bounded by max_page_bytes), but what its links cost afterwards (the
+// worker's memory, the frontier's rows) grows with their number: a 20 MB page
+// of bare <img> tags names 500,000 images.
+constexpr std::size_t kMaxLinksPerPage = 100000;
 
 // Extracts from an HTML document whose address is `page_url` (the first
-// <base href> overrides it for resolution).
+// <base href> overrides it for resolution).  Content a browser never reads
+// as markup (comments, script, style other than its CSS, textarea, xmp,
+// template, title) gives nothing; noscript content is read as markup (the
+// images a page shows without scripts).  Never throws on any input except
+// std::bad_alloc.
 Links extract_html(std::string_view html, std::string_view page_url);
 
 // The same, obeying the page's robots directives: `given` (from the
