@@ -25,6 +25,10 @@ constexpr std::size_t kEnqueueChunk = 1000;
 constexpr std::size_t kMaxLinksPerCall = 20000;
 // URLs remembered per session as already sent (about 100 bytes each).
 constexpr std::size_t kMaxRemembered = 500000;
+// Robots files whose rules add up to more than this are matched on a thread
+// of their own: a few microseconds per URL below it, up to tens of
+// milliseconds at the 500 KiB a robots.txt may have.
+constexpr std::size_t kInlineRobotsBytes = 16 * 1024;
 
 std::string pg_array(const std::vector<std::string>& v) {
   std::string out = "{";
@@ -123,6 +127,7 @@ Crawler::Crawler(asio::io_context& io, const WorkerOptions& opts, Database& db, 
                                opts.timeout_ms, opts.low_speed_bytes, opts.low_speed_seconds,
                                opts.max_redirects}),
       parsers_(2),
+      robots_checks_(1),
       files_(8),
       claim_timer_(io),
       renew_timer_(io) {
@@ -132,6 +137,7 @@ Crawler::Crawler(asio::io_context& io, const WorkerOptions& opts, Database& db, 
 Crawler::~Crawler() {
   if (vips_starter_.joinable()) vips_starter_.join();
   parsers_.join();
+  robots_checks_.join();
   files_.join();
   {
     std::lock_guard<std::mutex> lock(commit_mu_);
@@ -367,8 +373,28 @@ void Crawler::check_robots(std::int64_t id, Settings& s) {
   }
   std::string agent = agent_token(user_agent_for(s));
   auto found = hr.by_agent.find(agent);
-  if (found == hr.by_agent.end()) found = hr.by_agent.emplace(agent, Robots::parse(hr.text, agent)).first;
-  if (!found->second.allowed(parts->path)) {
+  if (found == hr.by_agent.end())
+    found = hr.by_agent.emplace(agent, std::make_shared<const Robots>(Robots::parse(hr.text, agent))).first;
+  std::shared_ptr<const Robots> robots = found->second;
+  std::string path = parts->path;
+  if (robots->pattern_bytes() <= kInlineRobotsBytes) {
+    robots_decided(id, robots->allowed(path));
+    return;
+  }
+  // Each rule costs a pass over the path: hundreds of kilobytes of rules
+  // take tens of milliseconds per URL, which the loop's transfers and
+  // database calls must not wait for.
+  asio::post(robots_checks_, [this, id, robots = std::move(robots), path = std::move(path)] {
+    bool allowed = robots->allowed(path);
+    asio::post(io_, [this, id, allowed] { robots_decided(id, allowed); });
+  });
+}
+
+void Crawler::robots_decided(std::int64_t id, bool allowed) {
+  auto f = items_.find(id);
+  if (f == items_.end() || stopping_) return;  // stopping: its lease is returned
+  Item& it = f->second;
+  if (!allowed) {
     ++stats_.skipped;
     fail(it, it.at.empty() ? "disallowed by robots.txt" : "redirected to " + clip(it.at, 500) + ": disallowed by robots.txt",
          std::nullopt);

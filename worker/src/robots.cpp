@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <cstdlib>
 
 namespace crawler {
@@ -85,8 +86,21 @@ std::string agent_token(std::string_view ua) {
 
 Robots Robots::disallow_all() {
   Robots r;
-  r.rules_.push_back({"/", false});
+  r.rules_.push_back(compile("/", false));
   return r;
+}
+
+void Robots::order_rules() {
+  // The longest pattern wins, and of two as long, allow; a rule written
+  // twice is matched once.
+  std::sort(rules_.begin(), rules_.end(), [](const Rule& a, const Rule& b) {
+    if (a.length != b.length) return a.length > b.length;
+    if (a.allow != b.allow) return a.allow;
+    return a.pattern < b.pattern;
+  });
+  rules_.erase(std::unique(rules_.begin(), rules_.end(),
+                           [](const Rule& a, const Rule& b) { return a.allow == b.allow && a.pattern == b.pattern; }),
+               rules_.end());
 }
 
 Robots Robots::parse(std::string_view text, std::string_view agent) {
@@ -96,7 +110,7 @@ Robots Robots::parse(std::string_view text, std::string_view agent) {
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   struct Group {
     std::vector<std::string> agents;
-    std::vector<Rule> rules;
+    std::vector<std::pair<std::string, bool>> rules;  // pattern, allow
     std::optional<double> delay;
   };
   std::vector<Group> groups;
@@ -143,51 +157,83 @@ Robots Robots::parse(std::string_view text, std::string_view agent) {
       if (specific ? mine : a == "*") applies = true;
     }
     if (!applies) continue;
-    out.rules_.insert(out.rules_.end(), g.rules.begin(), g.rules.end());
+    for (const auto& [pattern, allow] : g.rules) out.rules_.push_back(compile(pattern, allow));
     if (g.delay) out.crawl_delay_ = g.delay;
   }
+  out.order_rules();
   return out;
 }
 
-bool Robots::matches(std::string_view pattern, std::string_view path) {
-  // Iterative wildcard match: '*' any run, '$' at the end anchors.
-  bool anchored = !pattern.empty() && pattern.back() == '$';
-  if (anchored) pattern.remove_suffix(1);
-  std::size_t p = 0, s = 0, star = std::string_view::npos, mark = 0;
-  while (s < path.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      mark = s;
-    } else if (p < pattern.size() && pattern[p] == path[s]) {
-      ++p, ++s;
-    } else if (p == pattern.size() && !anchored) {
-      return true;  // the pattern is a prefix of the path
-    } else if (star != std::string_view::npos) {
-      p = star + 1;
-      s = ++mark;
-    } else {
-      return false;
+Robots::Rule Robots::compile(std::string pattern, bool allow) {
+  Rule r;
+  r.allow = allow;
+  r.length = pattern.size();
+  r.anchored = !pattern.empty() && pattern.back() == '$';
+  const std::size_t end = pattern.size() - (r.anchored ? 1 : 0);
+  // the failure function of Knuth-Morris-Pratt for each piece: the longest
+  // proper border of each of its prefixes, so a search never steps back
+  r.border.assign(end, 0);
+  for (std::size_t at = 0;;) {
+    std::size_t star = std::min(pattern.find('*', at), end);
+    // "**" is one "*": an empty piece between stars matches anywhere.
+    if (r.pieces.empty() || star > at || star == end) {
+      r.pieces.push_back({static_cast<std::uint32_t>(at), static_cast<std::uint32_t>(star - at)});
+      for (std::size_t i = 1, k = 0; i < star - at; ++i) {
+        while (k > 0 && pattern[at + i] != pattern[at + k]) k = r.border[at + k - 1];
+        if (pattern[at + i] == pattern[at + k]) ++k;
+        r.border[at + i] = static_cast<std::uint32_t>(k);
+      }
     }
+    if (star == end) break;
+    at = star + 1;
   }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
+  r.pattern = std::move(pattern);
+  return r;
+}
+
+std::size_t Robots::find(const Rule& r, Piece piece, std::string_view path, std::size_t from) {
+  if (piece.size == 0) return from;
+  const char* t = r.pattern.data() + piece.begin;
+  const std::uint32_t* border = r.border.data() + piece.begin;
+  for (std::size_t i = from, k = 0; i < path.size(); ++i) {
+    while (k > 0 && path[i] != t[k]) k = border[k - 1];
+    if (path[i] == t[k] && ++k == piece.size) return i + 1;
+  }
+  return std::string_view::npos;
+}
+
+bool Robots::matches(const Rule& r, std::string_view path) {
+  // Only '*' is a wildcard, so the leftmost occurrence of each piece after
+  // the previous one is as good as any: one forward pass, linear in the
+  // path and the pattern (a backtracking match is their product).
+  const auto& pieces = r.pieces;
+  std::string_view first(r.pattern.data() + pieces[0].begin, pieces[0].size);
+  if (path.compare(0, first.size(), first) != 0) return false;
+  if (pieces.size() == 1) return !r.anchored || path.size() == first.size();
+  std::size_t pos = first.size();
+  for (std::size_t i = 1; i + 1 < pieces.size(); ++i) {
+    pos = find(r, pieces[i], path, pos);
+    if (pos == std::string_view::npos) return false;
+  }
+  std::string_view last(r.pattern.data() + pieces.back().begin, pieces.back().size);
+  if (r.anchored)
+    return path.size() >= pos + last.size() && path.compare(path.size() - last.size(), last.size(), last) == 0;
+  return find(r, pieces.back(), path, pos) != std::string_view::npos;
 }
 
 bool Robots::allowed(std::string_view path_in) const {
   std::string path = canonical_escapes(path_in.empty() ? "/" : path_in);
   if (path == "/robots.txt") return true;
-  std::size_t best_len = 0;
-  bool best_allow = true, found = false;
-  for (const auto& r : rules_) {
-    if (!matches(r.pattern, path)) continue;
-    std::size_t len = r.pattern.size();
-    if (!found || len > best_len || (len == best_len && r.allow && !best_allow)) {
-      best_len = len;
-      best_allow = r.allow;
-      found = true;
-    }
-  }
-  return best_allow;
+  // Rules are sorted by precedence: the first that matches decides.
+  for (const auto& r : rules_)
+    if (matches(r, path)) return r.allow;
+  return true;
+}
+
+std::size_t Robots::pattern_bytes() const {
+  std::size_t n = 0;
+  for (const auto& r : rules_) n += r.pattern.size();
+  return n;
 }
 
 }  // namespace crawler

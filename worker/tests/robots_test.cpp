@@ -126,3 +126,60 @@ TEST(RobotsDirectives, AnAgentPrefixScopesOnlyWhatFollowsIt) {
   EXPECT_FALSE(e.nofollow);
   EXPECT_TRUE(e.noimageindex);
 }
+
+namespace {
+// The textbook definition, exponential in the worst case: the reference
+// the linear matcher is compared with.
+bool reference_match(std::string_view pattern, std::string_view path, bool anchored) {
+  if (pattern.empty()) return !anchored || path.empty();
+  if (pattern[0] == '*') {
+    for (std::size_t i = 0; i <= path.size(); ++i)
+      if (reference_match(pattern.substr(1), path.substr(i), anchored)) return true;
+    return false;
+  }
+  return !path.empty() && pattern[0] == path[0] && reference_match(pattern.substr(1), path.substr(1), anchored);
+}
+}  // namespace
+
+TEST(Robots, LinearMatcherAgreesWithTheDefinitionOnRandomPatterns) {
+  // Small alphabets make overlaps, repeats and near misses common.
+  unsigned seed = 12345;
+  auto next = [&seed] { return seed = seed * 1103515245u + 12345u, (seed >> 16) & 0x7fff; };
+  const char alphabet[] = "/ab*";
+  for (int round = 0; round < 20000; ++round) {
+    std::string pattern = "/", path = "/";
+    for (unsigned n = next() % 7; n > 0; --n) pattern += alphabet[next() % 4];
+    for (unsigned n = next() % 9; n > 0; --n) path += alphabet[next() % 3];
+    bool anchored = next() % 3 == 0;
+    std::string line = pattern + (anchored ? "$" : "");
+    auto r = Robots::parse("User-agent: *\nDisallow: " + line + "\n", "crawler_ha");
+    bool expect_match = reference_match(pattern, path, anchored);
+    ASSERT_EQ(!r.allowed(path), expect_match) << "pattern " << line << " path " << path;
+  }
+}
+
+TEST(Robots, HostileWildcardFilesAreMatchedInOnePassPerRule) {
+  // 500 KiB of rules that each almost match a long path: a backtracking
+  // matcher needs the product of their lengths for every rule.
+  std::string text = "User-agent: *\n";
+  for (int i = 0;; ++i) {
+    std::string line = "Disallow: /*a*a*a*a*a*a*a*a*a*a*a*a*b" + std::to_string(i % 1000) + "\n";
+    if (text.size() + line.size() > 500 * 1024) break;  // no line cut by the size limit
+    text += line;
+  }
+  auto r = Robots::parse(text, "crawler_ha");
+  std::string path = "/" + std::string(2000, 'a');
+  EXPECT_TRUE(r.allowed(path));
+  EXPECT_FALSE(r.allowed(path + "b7"));
+  EXPECT_GT(r.pattern_bytes(), 29000u);  // duplicates are matched once: 1,000 distinct rules
+  EXPECT_LT(r.pattern_bytes(), 50000u);
+}
+
+TEST(Robots, PrecedenceHoldsWhateverTheOrderOfTheLines) {
+  auto r = Robots::parse("User-agent: *\nDisallow: /t\nAllow: /t\nAllow: /a/b/\nDisallow: /a/\nDisallow: /*.gif$\nAllow: /*.gif$\n",
+                         "crawler_ha");
+  EXPECT_TRUE(r.allowed("/t"));
+  EXPECT_TRUE(r.allowed("/a/b/x"));
+  EXPECT_FALSE(r.allowed("/a/x"));
+  EXPECT_TRUE(r.allowed("/x.gif"));
+}

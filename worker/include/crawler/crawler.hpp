@@ -75,7 +75,7 @@ class Crawler {
   struct HostRobots {
     bool ready = false, loading = false, temporary_failure = false;
     std::string text;
-    std::map<std::string, Robots> by_agent;
+    std::map<std::string, std::shared_ptr<const Robots>> by_agent;  // shared with a robots_checks_ thread
     std::chrono::steady_clock::time_point expires;
     std::vector<std::int64_t> waiters;
   };
@@ -88,6 +88,8 @@ class Crawler {
   void renew();
   void dispatch(std::int64_t id);
   void check_robots(std::int64_t id, Settings& s);
+  // The robots.txt decision for an item, on the loop: fetched, or failed.
+  void robots_decided(std::int64_t id, bool allowed);
   void load_robots(const std::string& host, const std::string& scheme);
   void robots_loaded(const std::string& host, HostRobots& hr);
   void fetch(std::int64_t id);
@@ -139,6 +141,7 @@ class Crawler {
   FileStore& store_;
   Fetcher fetcher_;
   boost::asio::thread_pool parsers_;  // pages
+  boost::asio::thread_pool robots_checks_;  // allowed() against large robots.txt files
   boost::asio::thread_pool files_;    // flush, header reading, directories
   struct ToCommit {
     std::int64_t id;

@@ -1,6 +1,8 @@
 // robots.txt (RFC 9309): groups by user-agent, allow/disallow with * and $,
 // the longest match wins (allow on a tie), Crawl-delay.
 #pragma once
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,17 +18,35 @@ class Robots {
   static Robots allow_all() { return Robots{}; }
   static Robots disallow_all();
 
-  // `path` is the URL's path and query ("/a/b?c"), percent-encoded.
+  // `path` is the URL's path and query ("/a/b?c"), percent-encoded.  Linear
+  // in the path for each rule, and rules are tried longest first, so the
+  // cost of a call is bounded by the file (at most 500 KiB) times nothing
+  // worse than the path's length.
   bool allowed(std::string_view path) const;
   std::optional<double> crawl_delay() const { return crawl_delay_; }
+  // The total length of the rules that apply: what one allowed() call may
+  // cost, for a caller that keeps costly checks off its event loop.
+  std::size_t pattern_bytes() const;
 
  private:
-  struct Rule {
-    std::string pattern;
-    bool allow;
+  // A pattern split at its '*': each piece is found with its
+  // Knuth-Morris-Pratt table, never by backtracking.
+  struct Piece {
+    std::uint32_t begin, size;  // in the pattern
   };
-  static bool matches(std::string_view pattern, std::string_view path);
-  std::vector<Rule> rules_;
+  struct Rule {
+    std::string pattern;  // as written, escapes canonical
+    std::size_t length = 0;  // precedence: the pattern's length
+    bool allow = false;
+    bool anchored = false;   // ends in '$'
+    std::vector<Piece> pieces;  // at least one; the first is a prefix
+    std::vector<std::uint32_t> border;  // each piece's table, at its place in the pattern
+  };
+  static Rule compile(std::string pattern, bool allow);
+  static std::size_t find(const Rule& r, Piece piece, std::string_view path, std::size_t from);
+  static bool matches(const Rule& r, std::string_view path);
+  void order_rules();
+  std::vector<Rule> rules_;  // by precedence
   std::optional<double> crawl_delay_;
 };
 
