@@ -7,7 +7,6 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <unordered_set>
 
 #include "crawler/url.hpp"
@@ -76,10 +75,15 @@ std::string get(const std::map<std::string, std::string>& a, const std::string& 
   return it == a.end() ? std::string() : it->second;
 }
 
+// The space-separated tokens of an attribute (rel), in lower case.
 std::set<std::string> tokens(std::string_view s) {
   std::set<std::string> out;
-  std::istringstream in{std::string(s)};
-  for (std::string t; in >> t;) out.insert(lower(t));
+  for (std::size_t i = 0; i < s.size();) {
+    while (i < s.size() && is_space(s[i])) ++i;
+    std::size_t b = i;
+    while (i < s.size() && !is_space(s[i])) ++i;
+    if (i > b) out.insert(lower(s.substr(b, i - b)));
+  }
   return out;
 }
 
@@ -204,7 +208,8 @@ class PageScanner : public htmlcxx::HTML::ParserSax {
       if (looks_like_image_path(href)) {
         image(std::move(href));
       } else if (!href.empty()) {
-        bool nofollow = tokens(get(a, "rel")).count("nofollow") > 0;
+        auto rel = a.find("rel");
+        bool nofollow = rel != a.end() && tokens(rel->second).count("nofollow") > 0;
         refs.push_back({nofollow ? Ref::kNofollowLink : Ref::kLink, std::move(href)});
       }
     } else if (tag == "frame" || tag == "iframe") {
@@ -472,9 +477,9 @@ namespace {
 // Resolves, deduplicates and caps one kind of reference.
 class Resolved {
  public:
-  explicit Resolved(std::vector<std::string>& to) : to_(to) {}
-  void add(const std::string& base, std::string_view ref, std::size_t& dropped) {
-    auto u = resolve_url(base, ref);
+  Resolved(const UrlResolver& base, std::vector<std::string>& to) : base_(base), to_(to) {}
+  void add(std::string_view ref, std::size_t& dropped) {
+    auto u = base_.resolve(ref);
     if (!u || !seen_.insert(*u).second) return;
     if (to_.size() >= kMaxLinksPerPage) {
       ++dropped;
@@ -484,6 +489,7 @@ class Resolved {
   }
 
  private:
+  const UrlResolver& base_;
   std::vector<std::string>& to_;
   std::unordered_set<std::string> seen_;
 };
@@ -499,19 +505,20 @@ Links extract(std::string_view html, std::string_view page_url, const RobotsDire
   for (const auto& content : scan.robots_metas) robots.add(content, agent);
   const bool obey = given != nullptr;
   Links out;
-  Resolved images(out.images), pages(out.pages);
+  const UrlResolver resolver(base);
+  Resolved images(resolver, out.images), pages(resolver, out.pages);
   for (const auto& r : scan.refs) {
     switch (r.kind) {
       case PageScanner::Ref::kImage:
-        if (!(obey && robots.noimageindex)) images.add(base, r.value, out.dropped);
+        if (!(obey && robots.noimageindex)) images.add(r.value, out.dropped);
         break;
       case PageScanner::Ref::kPage:  // stylesheets and frames are part of the page
-        pages.add(base, r.value, out.dropped);
+        pages.add(r.value, out.dropped);
         break;
       case PageScanner::Ref::kLink:
       case PageScanner::Ref::kNofollowLink:
         if (obey && (robots.nofollow || r.kind == PageScanner::Ref::kNofollowLink)) break;
-        pages.add(base, r.value, out.dropped);
+        pages.add(r.value, out.dropped);
         break;
     }
   }

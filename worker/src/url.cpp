@@ -121,9 +121,44 @@ std::optional<std::string> finish_once(CURLU* h) {
 // second parse reads as the IPv4 address 8.0.0.4), so parse the result
 // again; a URL that still changes is refused rather than stored under two
 // spellings.
-std::optional<std::string> finish(CURLU* h) {
+// Whether a path reference (and query) is made only of characters curl
+// never rewrites (unreserved ones, '/', and '=' and '&' in a query) and has
+// no "." or ".." segment to remove.  `relative`: it continues a directory.
+bool is_plain_reference(std::string_view ref, bool relative) {
+  bool in_query = false;
+  std::size_t segment_start = relative ? 0 : std::string_view::npos;
+  auto dot_segment = [&](std::size_t end) {
+    if (segment_start == std::string_view::npos) return false;
+    std::string_view seg = ref.substr(segment_start, end - segment_start);
+    return seg == "." || seg == "..";
+  };
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(ref[i]);
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') continue;
+    if (in_query && (c == '=' || c == '&')) continue;
+    if (c == '/' && !in_query) {
+      if (dot_segment(i)) return false;
+      segment_start = i + 1;
+      continue;
+    }
+    if (c == '?' && !in_query) {
+      if (dot_segment(i)) return false;
+      in_query = true;
+      segment_start = std::string_view::npos;
+      continue;
+    }
+    return false;
+  }
+  // curl drops an empty query ("x?")
+  if (in_query) return ref.back() != '?';
+  return !dot_segment(ref.size());
+}
+
+std::optional<std::string> finish(CURLU* h, std::string_view parsed = {}) {
   auto once = finish_once(h);
   if (!once) return std::nullopt;
+  // What was parsed came back unchanged: parsing it again gives it again.
+  if (*once == parsed) return once;
   for (int pass = 0; pass < 2; ++pass) {
     UrlHandle again(curl_url());
     if (!again || curl_url_set(again.get(), CURLUPART_URL, once->c_str(), 0) != CURLUE_OK)
@@ -136,9 +171,9 @@ std::optional<std::string> finish(CURLU* h) {
   return std::nullopt;
 }
 
-}  // namespace
-
-std::optional<std::string> resolve_url(std::string_view base, std::string_view ref) {
+// curl's own resolution of a reference against a base, for the forms
+// UrlResolver does not join itself.
+std::optional<std::string> resolve_with_curl(std::string_view base, std::string_view ref) {
   std::string r = trim(ref);
   std::string scheme;
   if (has_scheme(r, &scheme) && scheme != "http" && scheme != "https") return std::nullopt;
@@ -155,6 +190,12 @@ std::optional<std::string> resolve_url(std::string_view base, std::string_view r
   return finish(h.get());
 }
 
+}  // namespace
+
+std::optional<std::string> resolve_url(std::string_view base, std::string_view ref) {
+  return UrlResolver(base).resolve(ref);
+}
+
 std::optional<std::string> normalize_url(std::string_view url) {
   std::string r = trim(url);
   std::string scheme;
@@ -164,6 +205,49 @@ std::optional<std::string> normalize_url(std::string_view url) {
   std::string enc = encode_unsafe(r);
   if (curl_url_set(h.get(), CURLUPART_URL, enc.c_str(), 0) != CURLUE_OK) return std::nullopt;
   return finish(h.get());
+}
+
+UrlResolver::UrlResolver(std::string_view base) : base_(base) {
+  auto canonical = normalize_url(base);
+  if (!canonical) return;
+  // A canonical URL is "scheme://authority/path[?query]": no fragment, and
+  // always a path.
+  std::size_t path = canonical->find('/', canonical->find("://") + 3);
+  if (path == std::string::npos) return;
+  std::size_t query = canonical->find('?', path);
+  std::size_t last_slash = canonical->rfind('/', query == std::string::npos ? std::string::npos : query);
+  origin_ = canonical->substr(0, path);
+  directory_ = canonical->substr(0, last_slash + 1);
+}
+
+std::optional<std::string> UrlResolver::resolve(std::string_view ref_in) const {
+  if (origin_.empty()) return resolve_with_curl(base_, ref_in);
+  std::string ref = trim(ref_in);
+  // The two commonest forms are joined here as RFC 3986 joins them
+  // ("/abs/path" after the origin, "rel/path" after the base's directory;
+  // curl removes the dot segments): curl's own relative resolution drops
+  // the empty segment of ".//x".  Anything else (a scheme, "//host",
+  // "?query", "#fragment", "", a leading backslash) curl resolves.  Either
+  // way curl parses and normalises the result.
+  std::string joined;
+  const std::string* prefix = &directory_;
+  if (!ref.empty() && ref[0] == '/' && (ref.size() == 1 || ref[1] != '/')) {
+    prefix = &origin_;
+    joined = origin_ + ref;
+  } else {
+    std::size_t end = ref.find_first_of("/?#");
+    std::string_view head = std::string_view(ref).substr(0, end);
+    if (ref.empty() || end == 0 || head.find(':') != std::string_view::npos || ref[0] == '\\')
+      return resolve_with_curl(base_, ref_in);
+    joined = directory_ + ref;
+  }
+  // Appended to a canonical prefix, a reference of plain characters
+  // without dot segments is canonical as it stands: curl would give it back.
+  if (is_plain_reference(ref, prefix == &directory_) && joined.size() <= kMaxUrlLength) return joined;
+  std::string enc = encode_unsafe(joined);
+  UrlHandle h(curl_url());
+  if (!h || curl_url_set(h.get(), CURLUPART_URL, enc.c_str(), 0) != CURLUE_OK) return std::nullopt;
+  return finish(h.get(), enc);
 }
 
 std::optional<UrlParts> split_url(std::string_view url) {

@@ -113,3 +113,51 @@ TEST(Url, DoubleSlashInsideARelativePathIsNoHost) {
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(*r, "http://a.test/dir/a//%C3%BC.png");
 }
+
+TEST(ResolveUrl, TheExamplesOfRfc3986) {
+  // Section 5.4, normal and abnormal examples, fragments dropped and hosts
+  // given their path as the normalisation does.
+  const char* base = "http://a/b/c/d;p?q";
+  const std::pair<const char*, const char*> cases[] = {
+      {"g", "http://a/b/c/g"}, {"./g", "http://a/b/c/g"}, {"g/", "http://a/b/c/g/"}, {"/g", "http://a/g"},
+      {"//g", "http://g/"}, {"?y", "http://a/b/c/d;p?y"}, {"g?y", "http://a/b/c/g?y"},
+      {"#s", "http://a/b/c/d;p?q"}, {"g#s", "http://a/b/c/g"}, {"g?y#s", "http://a/b/c/g?y"},
+      {";x", "http://a/b/c/;x"}, {"g;x", "http://a/b/c/g;x"}, {"g;x?y#s", "http://a/b/c/g;x?y"},
+      {"", "http://a/b/c/d;p?q"}, {".", "http://a/b/c/"}, {"./", "http://a/b/c/"}, {"..", "http://a/b/"},
+      {"../", "http://a/b/"}, {"../g", "http://a/b/g"}, {"../..", "http://a/"}, {"../../", "http://a/"},
+      {"../../g", "http://a/g"}, {"../../../g", "http://a/g"}, {"../../../../g", "http://a/g"},
+      {"/./g", "http://a/g"}, {"/../g", "http://a/g"}, {"g.", "http://a/b/c/g."}, {".g", "http://a/b/c/.g"},
+      {"g..", "http://a/b/c/g.."}, {"..g", "http://a/b/c/..g"}, {"./../g", "http://a/b/g"},
+      {"./g/.", "http://a/b/c/g/"}, {"g/./h", "http://a/b/c/g/h"}, {"g/../h", "http://a/b/c/h"},
+      {"g;x=1/./y", "http://a/b/c/g;x=1/y"}, {"g;x=1/../y", "http://a/b/c/y"},
+      {"g?y/./x", "http://a/b/c/g?y/./x"}, {"g?y/../x", "http://a/b/c/g?y/../x"},
+      {"g#s/./x", "http://a/b/c/g"}, {"g#s/../x", "http://a/b/c/g"},
+      // an empty segment stays (curl's own relative resolution dropped it)
+      {".//", "http://a/b/c//"}, {".//x", "http://a/b/c//x"}};
+  for (const auto& [ref, expected] : cases) EXPECT_EQ(crawler::resolve_url(base, ref), expected) << ref;
+}
+
+TEST(UrlResolver, APlainReferenceIsWhatCurlWouldMakeOfItsJoin) {
+  // References made of the characters the resolver joins without parsing,
+  // and those around them it must leave to curl (dots, escapes, '#', ':'):
+  // whatever it returns is what curl makes of the joined string.
+  const char alphabet[] = "ab./?=&%~_-#:";
+  unsigned seed = 7;
+  auto next = [&seed] { return seed = seed * 1103515245u + 12345u, (seed >> 16) & 0x7fff; };
+  const std::pair<const char*, const char*> bases[] = {  // base, its directory
+      {"http://a.test/d1/d2/page?x=1", "http://a.test/d1/d2/"}, {"http://A.test", "http://a.test/"},
+      {"https://a.test:8443/d/", "https://a.test:8443/d/"}};
+  for (const auto& [base, directory] : bases) {
+    crawler::UrlResolver resolver(base);
+    std::string origin = crawler::normalize_url(base)->substr(0, std::string(directory).find('/', 8));
+    for (int round = 0; round < 20000; ++round) {
+      std::string ref = next() % 2 ? "/" : "";
+      for (unsigned n = next() % 12; n > 0; --n) ref += alphabet[next() % (sizeof alphabet - 1)];
+      if (ref.empty() || ref.rfind("//", 0) == 0 || ref[0] == '?' || ref[0] == '#' ||
+          ref.substr(0, ref.find_first_of("/?#")).find(':') != std::string::npos)
+        continue;  // not a path reference: curl resolves those itself
+      std::string joined = (ref[0] == '/' ? origin : std::string(directory)) + ref;
+      EXPECT_EQ(resolver.resolve(ref), crawler::normalize_url(joined)) << "base " << base << " ref " << ref;
+    }
+  }
+}
