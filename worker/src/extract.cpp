@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <deque>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
@@ -48,32 +50,34 @@ void append_utf8(std::string& out, unsigned long cp) {
   }
 }
 
-bool equals_ci(std::string_view a, std::string_view lower_b) {
-  if (a.size() != lower_b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != lower_b[i]) return false;
-  return true;
-}
-
-bool contains_ci(std::string_view s, std::string_view lower_needle) {
-  if (s.size() < lower_needle.size()) return false;
-  for (std::size_t i = 0; i + lower_needle.size() <= s.size(); ++i)
-    if (equals_ci(s.substr(i, lower_needle.size()), lower_needle)) return true;
+// Whether `s` holds `lower_letters` (lower-case ASCII letters only) in any
+// case: c | 0x20 maps exactly the two cases of a letter to its lower case.
+bool contains_ci(std::string_view s, std::string_view lower_letters) {
+  const std::size_t n = lower_letters.size();
+  for (std::size_t i = 0; i + n <= s.size(); ++i) {
+    std::size_t k = 0;
+    while (k < n && (static_cast<unsigned char>(s[i + k]) | 0x20) == static_cast<unsigned char>(lower_letters[k])) ++k;
+    if (k == n) return true;
+  }
   return false;
 }
 
-// Attributes of a tag, names in lower case, values entity-decoded.
-std::map<std::string, std::string> attributes_of(Node node) {
-  node.parseAttributes();
-  std::map<std::string, std::string> out;
-  for (const auto& [k, v] : node.attributes()) out.emplace(lower(k), decode_entities(v));
-  return out;
-}
+// A tag's attributes as htmlcxx parsed them (names in lower case, the first
+// of a repeated name kept), each value entity-decoded when it is asked for:
+// most tags are asked for two or three of them.
+class Attributes {
+ public:
+  explicit Attributes(Node& node) : map_((node.parseAttributes(), node.attributes())) {}
+  bool has(const std::string& name) const { return map_.count(name) > 0; }
+  std::string get(const std::string& name) const {
+    auto it = map_.find(name);
+    if (it == map_.end()) return {};
+    return it->second.find('&') == std::string::npos ? it->second : decode_entities(it->second);
+  }
 
-std::string get(const std::map<std::string, std::string>& a, const std::string& key) {
-  auto it = a.find(key);
-  return it == a.end() ? std::string() : it->second;
-}
+ private:
+  const std::map<std::string, std::string>& map_;
+};
 
 // The space-separated tokens of an attribute (rel), in lower case.
 std::set<std::string> tokens(std::string_view s) {
@@ -90,7 +94,7 @@ std::set<std::string> tokens(std::string_view s) {
 // The tags whose attributes can hold an image or a link; any other tag is
 // looked at only when it has a style attribute.
 bool may_refer(std::string_view tag) {
-  static const std::set<std::string, std::less<>> kTags = {
+  static const std::unordered_set<std::string_view> kTags = {
       "img",  "source", "meta",  "link", "video",   "input",  "image", "feimage",
       "a",    "area",   "frame", "iframe", "base", "body", "table",  "td", "th"};
   return kTags.count(tag) > 0;
@@ -140,7 +144,7 @@ class PageScanner : public htmlcxx::HTML::ParserSax {
     if (tag == "style") in_style_ = true;
     const bool styled = contains_ci(node.text(), "style");
     if (!styled && !may_refer(tag)) return;
-    visit(tag, attributes_of(node));
+    visit(tag, Attributes(node));
   }
 
   void foundText(Node node) override {
@@ -161,61 +165,59 @@ class PageScanner : public htmlcxx::HTML::ParserSax {
     for (auto& u : css_image_refs(text)) image(std::move(u));
   }
 
-  void visit(const std::string& tag, std::map<std::string, std::string> a) {
-    if (auto s = a.find("style"); s != a.end()) css(s->second);
-    if (a.count("background") && (tag == "body" || tag == "table" || tag == "td" || tag == "th"))
-      image(a["background"]);
+  void visit(const std::string& tag, const Attributes& a) {
+    if (a.has("style")) css(a.get("style"));
+    if (tag == "body" || tag == "table" || tag == "td" || tag == "th") image(a.get("background"));
     if (tag == "img") {
-      image(get(a, "src"));
-      srcset(get(a, "srcset"));
+      image(a.get("src"));
+      srcset(a.get("srcset"));
       for (const char* lazy : {"data-src", "data-original", "data-lazy-src", "data-full-src"})
-        image(get(a, lazy));
-      srcset(get(a, "data-srcset"));
-      srcset(get(a, "data-lazy-srcset"));
+        image(a.get(lazy));
+      srcset(a.get("data-srcset"));
+      srcset(a.get("data-lazy-srcset"));
     } else if (tag == "source") {
       // <source srcset> selects images (picture); <source src> is video or audio.
-      srcset(get(a, "srcset"));
-      srcset(get(a, "data-srcset"));
-      if (open_pictures_ > 0) image(get(a, "data-src"));
+      srcset(a.get("srcset"));
+      srcset(a.get("data-srcset"));
+      if (open_pictures_ > 0) image(a.get("data-src"));
     } else if (tag == "meta") {
       static const std::set<std::string> kImageMeta = {
           "og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src"};
-      std::string key = lower(a.count("property") ? a["property"] : get(a, "name"));
-      if (kImageMeta.count(key)) image(get(a, "content"));
-      std::string name = lower(get(a, "name"));
+      std::string key = lower(a.has("property") ? a.get("property") : a.get("name"));
+      if (kImageMeta.count(key)) image(a.get("content"));
+      std::string name = lower(a.get("name"));
       if (name == "robots" || (!agent_.empty() && name == agent_))
-        robots_metas.push_back(get(a, "content"));
+        robots_metas.push_back(a.get("content"));
     } else if (tag == "link") {
-      auto rel = tokens(get(a, "rel"));
+      auto rel = tokens(a.get("rel"));
       if (rel.count("icon") || rel.count("apple-touch-icon") ||
           rel.count("apple-touch-icon-precomposed") || rel.count("mask-icon") ||
           rel.count("image_src") || rel.count("apple-touch-startup-image")) {
-        image(get(a, "href"));
-      } else if (rel.count("preload") && lower(get(a, "as")) == "image") {
-        image(get(a, "href"));
-        srcset(get(a, "imagesrcset"));
+        image(a.get("href"));
+      } else if (rel.count("preload") && lower(a.get("as")) == "image") {
+        image(a.get("href"));
+        srcset(a.get("imagesrcset"));
       } else if (rel.count("stylesheet")) {
-        page(get(a, "href"));
+        page(a.get("href"));
       }
     } else if (tag == "video") {
-      image(get(a, "poster"));
+      image(a.get("poster"));
     } else if (tag == "input") {
-      if (lower(get(a, "type")) == "image") image(get(a, "src"));
+      if (lower(a.get("type")) == "image") image(a.get("src"));
     } else if (tag == "image" || tag == "feimage") {  // SVG
-      image(a.count("href") ? a["href"] : get(a, "xlink:href"));
+      image(a.has("href") ? a.get("href") : a.get("xlink:href"));
     } else if (tag == "a" || tag == "area") {
-      std::string href = get(a, "href");
+      std::string href = a.get("href");
       if (looks_like_image_path(href)) {
         image(std::move(href));
       } else if (!href.empty()) {
-        auto rel = a.find("rel");
-        bool nofollow = rel != a.end() && tokens(rel->second).count("nofollow") > 0;
+        bool nofollow = a.has("rel") && tokens(a.get("rel")).count("nofollow") > 0;
         refs.push_back({nofollow ? Ref::kNofollowLink : Ref::kLink, std::move(href)});
       }
     } else if (tag == "frame" || tag == "iframe") {
-      page(get(a, "src"));
-    } else if (tag == "base" && !base && a.count("href")) {
-      base = a["href"];
+      page(a.get("src"));
+    } else if (tag == "base" && !base && a.has("href")) {
+      base = a.get("href");
     }
   }
 
@@ -474,24 +476,30 @@ bool looks_like_image_path(std::string_view ref) {
 }
 
 namespace {
-// Resolves, deduplicates and caps one kind of reference.
+// Resolves, deduplicates and caps one kind of reference.  The URLs are kept
+// in a deque, whose elements never move, so the set of those seen holds
+// views of them instead of copies.
 class Resolved {
  public:
-  Resolved(const UrlResolver& base, std::vector<std::string>& to) : base_(base), to_(to) {}
+  explicit Resolved(const UrlResolver& base) : base_(base) {}
   void add(std::string_view ref, std::size_t& dropped) {
     auto u = base_.resolve(ref);
-    if (!u || !seen_.insert(*u).second) return;
-    if (to_.size() >= kMaxLinksPerPage) {
-      ++dropped;
+    if (!u) return;
+    if (kept_.size() >= kMaxLinksPerPage) {
+      if (!seen_.count(*u)) ++dropped;
       return;
     }
-    to_.push_back(std::move(*u));
+    if (!seen_.insert(kept_.emplace_back(std::move(*u))).second) kept_.pop_back();
+  }
+  std::vector<std::string> take() {
+    seen_.clear();
+    return {std::make_move_iterator(kept_.begin()), std::make_move_iterator(kept_.end())};
   }
 
  private:
   const UrlResolver& base_;
-  std::vector<std::string>& to_;
-  std::unordered_set<std::string> seen_;
+  std::deque<std::string> kept_;
+  std::unordered_set<std::string_view> seen_;
 };
 
 Links extract(std::string_view html, std::string_view page_url, const RobotsDirectives* given,
@@ -506,7 +514,7 @@ Links extract(std::string_view html, std::string_view page_url, const RobotsDire
   const bool obey = given != nullptr;
   Links out;
   const UrlResolver resolver(base);
-  Resolved images(resolver, out.images), pages(resolver, out.pages);
+  Resolved images(resolver), pages(resolver);
   for (const auto& r : scan.refs) {
     switch (r.kind) {
       case PageScanner::Ref::kImage:
@@ -522,6 +530,8 @@ Links extract(std::string_view html, std::string_view page_url, const RobotsDire
         break;
     }
   }
+  out.images = images.take();
+  out.pages = pages.take();
   return out;
 }
 }  // namespace
