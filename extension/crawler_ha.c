@@ -19,8 +19,12 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-int			crawler_ha_node_id = 1;
-char	   *crawler_ha_node_name = NULL;
+/*
+ * The settings only seed the ha_node row at CREATE EXTENSION (sql/20_node.sql
+ * reads them there); from then on the row is the node's identity.
+ */
+static int	crawler_ha_node_id = 1;
+static char *crawler_ha_node_name = NULL;
 
 PG_FUNCTION_INFO_V1(crawler_ha_library_version);
 
@@ -30,8 +34,8 @@ _PG_init(void)
 	/*
 	 * The node id partitions every id this node hands out (id % 1024 ==
 	 * node_id), so two nodes must never share one.  It is read when the
-	 * extension is created and by ha_set_node_id(); changing it later does not
-	 * renumber anything.
+	 * extension is created; changing it later renumbers nothing (that is
+	 * ha_set_node_id(), which changes the ha_node row).
 	 */
 	DefineCustomIntVariable("crawler_ha.node_id",
 							"Number of this node (1-1023), unique within the cluster.",
@@ -55,18 +59,6 @@ _PG_init(void)
 	ha_worker_init();
 
 	MarkGUCPrefixReserved("crawler_ha");
-}
-
-/* Name used in messages: the configured one, else "node<id>". */
-const char *
-crawler_ha_display_name(void)
-{
-	static char buf[32];
-
-	if (crawler_ha_node_name != NULL && crawler_ha_node_name[0] != '\0')
-		return crawler_ha_node_name;
-	snprintf(buf, sizeof(buf), "node%d", crawler_ha_node_id);
-	return buf;
 }
 
 /*

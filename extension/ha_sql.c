@@ -87,6 +87,42 @@ own_schema(FunctionCallInfo fcinfo)
 }
 
 /*
+ * This node's number and name as its ha_node row holds them, read in the
+ * caller's transaction.  The row is the one source of the node's identity:
+ * ha_set_node_id() changes it, the peer reads it through ha_ping(), and the
+ * settings crawler_ha.node_id and crawler_ha.node_name only give it its
+ * first values at CREATE EXTENSION.  `name` has room for HA_NAME_LEN bytes;
+ * `id` may be NULL.
+ */
+static void
+node_identity(FunctionCallInfo fcinfo, int32 *id, char *name)
+{
+	char	   *sql = psprintf("SELECT node_id, node_name FROM %s.ha_node", own_schema(fcinfo));
+	bool		isnull;
+	Datum		v;
+	int32		got_id;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("crawler_ha: SPI_connect failed")));
+	if (SPI_execute(sql, true, 2) != SPI_OK_SELECT || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("crawler_ha: ha_node must hold exactly one row")));
+	v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	got_id = isnull ? 0 : DatumGetInt32(v);
+	if (id != NULL)
+		*id = got_id;
+	v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (isnull)
+		snprintf(name, HA_NAME_LEN, "node%d", got_id);
+	else
+		text_to_cstring_buffer(DatumGetTextPP(v), name, HA_NAME_LEN);
+	SPI_finish();
+}
+
+/*
  * ha_fence_check(term, role, fenced, primary_name): the checks of the write
  * fence that need more than the ha_state row the caller locked.
  */
@@ -97,30 +133,39 @@ ha_fence_check(PG_FUNCTION_ARGS)
 	char	   *role = PG_ARGISNULL(1) ? "unknown" : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	bool		fenced = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
 	char	   *primary = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
-	const char *me = crawler_ha_display_name();
+	char		me[HA_NAME_LEN];	/* read only when a write is refused */
 	const char *reset_ro;
 
 	if (RecoveryInProgress())
+	{
+		node_identity(fcinfo, NULL, me);
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("crawler_ha node \"%s\" does not accept writes", me),
 				 errdetail("The server is in recovery."),
 				 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
+	}
 
 	if (strcmp(role, "primary") != 0)
+	{
+		node_identity(fcinfo, NULL, me);
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("crawler_ha node \"%s\" does not accept writes: it is a %s; the primary is \"%s\"",
 						me, role, primary ? primary : "unknown"),
 				 errdetail("Term " INT64_FORMAT ".", term),
 				 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
+	}
 
 	if (fenced)
+	{
+		node_identity(fcinfo, NULL, me);
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("crawler_ha node \"%s\" does not accept writes: it is fenced", me),
 				 errdetail("A switchover or a fence is in progress in term " INT64_FORMAT ".", term),
 				 errhint("Retry on the primary in a moment.")));
+	}
 
 	if (ha_shmem_ready())
 	{
@@ -140,12 +185,15 @@ ha_fence_check(PG_FUNCTION_ARGS)
 		SpinLockRelease(&ha_shared->mutex);
 
 		if (max_seen > term)
+		{
+			node_identity(fcinfo, NULL, me);
 			ereport(ERROR,
 					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 					 errmsg("crawler_ha node \"%s\" does not accept writes: a newer term " INT64_FORMAT " exists; the primary is \"%s\"",
 							me, max_seen, peer_primary[0] ? peer_primary : "unknown"),
 					 errdetail("This node was the primary of term " INT64_FORMAT " and must rejoin.", term),
 					 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
+		}
 
 		/* a self-fence, or a restarted primary that reached no one yet */
 		{
@@ -159,31 +207,40 @@ ha_fence_check(PG_FUNCTION_ARGS)
 			snap.term = term;
 			why = ha_write_block_reason(&snap);
 			if (why)
+			{
+				node_identity(fcinfo, NULL, me);
 				ereport(ERROR,
 						(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 						 errmsg("crawler_ha node \"%s\" does not accept writes: %s", me, why),
 						 errdetail("Term " INT64_FORMAT "; a witness is configured.", term),
 						 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
+			}
 		}
 
 		/* after a restart, no write before we know whether the peer moved on */
 		if (term > 0 && ha_peer_conninfo != NULL && ha_peer_conninfo[0] != '\0' && (!worker || !checked))
+		{
+			node_identity(fcinfo, NULL, me);
 			ereport(ERROR,
 					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 					 errmsg("crawler_ha node \"%s\" does not accept writes yet: its first check of the peer is not done", me),
 					 errdetail("A restarted primary first makes sure no newer term exists."),
 					 errhint("Retry in a moment.")));
+		}
 	}
 
 	/* the server's setting, never the session's: a client can set its own */
 	if (ha_shmem_ready() ? ha_shared->server_read_only
 		: ((reset_ro = GetConfigOption("default_transaction_read_only", true, false)) != NULL &&
 		   strcmp(reset_ro, "on") == 0))
+	{
+		node_identity(fcinfo, NULL, me);
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("crawler_ha node \"%s\" does not accept writes", me),
 				 errdetail("default_transaction_read_only is on for this node."),
 				 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
+	}
 
 	PG_RETURN_VOID();
 }
@@ -381,11 +438,12 @@ ha_failover(PG_FUNCTION_ARGS)
 {
 	char	   *target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	bool		force = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
-	const char *me = crawler_ha_display_name();
+	char		me[HA_NAME_LEN];
 	HaRemoteView peer;
 	char		role[HA_ROLE_LEN];
 
 	require_preload();
+	node_identity(fcinfo, NULL, me);
 	SpinLockAcquire(&ha_shared->mutex);
 	peer = ha_shared->peer;
 	strlcpy(role, ha_shared->role, HA_ROLE_LEN);
@@ -528,6 +586,8 @@ ha_status(PG_FUNCTION_ARGS)
 	HaShared	snap;
 	Datum		values[STATUS_COLS];
 	bool		nulls[STATUS_COLS];
+	int32		node_id;
+	char		node_name[HA_NAME_LEN];
 
 	require_preload();
 #if PG_VERSION_NUM >= 160000
@@ -541,8 +601,9 @@ ha_status(PG_FUNCTION_ARGS)
 	SpinLockRelease(&ha_shared->mutex);
 
 	memset(nulls, 0, sizeof(nulls));
-	values[0] = CStringGetTextDatum(crawler_ha_display_name());
-	values[1] = Int32GetDatum(crawler_ha_node_id);
+	node_identity(fcinfo, &node_id, node_name);
+	values[0] = CStringGetTextDatum(node_name);
+	values[1] = Int32GetDatum(node_id);
 	values[2] = BoolGetDatum(true);
 	values[3] = CStringGetTextDatum(snap.state_loaded ? snap.role : "unknown");
 	values[4] = Int64GetDatum(snap.term);
@@ -599,6 +660,7 @@ ha_health(PG_FUNCTION_ARGS)
 	HaShared	snap;
 	Datum		values[12];
 	bool		nulls[12];
+	char		node_name[HA_NAME_LEN];
 	bool		primary;
 	bool		writable;
 
@@ -618,7 +680,8 @@ ha_health(PG_FUNCTION_ARGS)
 		ha_write_block_reason(&snap) == NULL && !snap.server_read_only && !RecoveryInProgress();
 
 	memset(nulls, 0, sizeof(nulls));
-	values[0] = CStringGetTextDatum(crawler_ha_display_name());
+	node_identity(fcinfo, NULL, node_name);
+	values[0] = CStringGetTextDatum(node_name);
 	values[1] = CStringGetTextDatum(snap.state_loaded ? snap.role : "unknown");
 	values[2] = Int64GetDatum(snap.term);
 	values[3] = BoolGetDatum(writable);

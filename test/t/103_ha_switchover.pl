@@ -11,6 +11,7 @@ use Time::HiRes qw(sleep);
 use CrawlerHA::Test qw(ha_pair ha_multihost ha_writer_start ha_writer_stop ha_acked ha_seeds ha_wait_writable);
 
 my ($a, $b) = ha_pair();
+my ($rc, $out, $err);
 my $w = ha_writer_start(ha_multihost($a, $b), 'switch');
 sleep 0.2 until keys %{ ha_acked($w) } >= 20;
 
@@ -47,8 +48,26 @@ is_deeply($on_a, $on_b, 'both nodes identical');
 like($a->safe_psql('postgres', "SELECT string_agg(kind, ',' ORDER BY id) FROM ha_events"),
 	qr/fence.*switchover.*promotion/, 'alpha recorded fence, switchover, then its promotion');
 
+# The node's identity is its ha_node row: renamed by ha_set_node_id(), the
+# standby is known by its new name to itself (ha_status, ha_health, the
+# target ha_failover accepts) and to its peer, and a switchover to it works.
+my $b_id = $b->safe_psql('postgres', 'SELECT node_id FROM ha_node');
+# (a standby is read-only for clients: the operator's session says otherwise)
+$b->safe_psql('postgres', "SET default_transaction_read_only = off; SELECT ha_set_node_id($b_id, 'gamma')");
+is($b->safe_psql('postgres', "SELECT node_name || ' ' || node_id FROM ha_status() WHERE is_local"), "gamma $b_id",
+	'renamed: ha_status() shows the new name and the same number');
+is($b->safe_psql('postgres', 'SELECT node_name FROM ha_health()'), 'gamma', 'so does ha_health()');
+$a->poll_query_until('postgres', "SELECT count(*) = 1 FROM ha_status() WHERE NOT is_local AND node_name = 'gamma'")
+	or die 'alpha never saw the new name';
+$res = $b->safe_psql('postgres', "SELECT ha_failover('gamma')");
+like($res, qr/gamma is the primary of term 4/, 'a switchover to the renamed node, asked on it by its new name');
+$res = $a->safe_psql('postgres', "SELECT ha_failover('alpha')");
+like($res, qr/alpha is the primary of term 5/, 'and back, asked on the standby by its own name');
+($rc, $out, $err) = $b->psql('postgres', "SELECT ha_failover('beta')");
+like($err, qr/node "gamma" can only promote itself/, 'the old name is no longer this node\'s');
+
 # refusals
-my ($rc, $out, $err) = $a->psql('postgres', "SELECT ha_failover('nosuchnode')");
+($rc, $out, $err) = $a->psql('postgres', "SELECT ha_failover('nosuchnode')");
 like($err, qr/no standby named/, 'an unknown target is refused');
 $b->stop;
 $a->poll_query_until('postgres', "SELECT NOT healthy FROM ha_status() WHERE NOT is_local") or die;
