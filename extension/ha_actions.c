@@ -585,9 +585,8 @@ ha_promote(const char *reason, bool switchover, bool force, char *msg, size_t ms
 			spi_sql("DROP SUBSCRIPTION " HA_SUBSCRIPTION);
 		}
 		if (spi_sql("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = '" HA_PUBLICATION "'") == NULL)
-			spi_sql("CREATE PUBLICATION " HA_PUBLICATION " FOR TABLE %s.images, %s.crawl_sessions, "
-					"%s.crawl_frontier, %s.crawl_hosts",
-					ha_local.schema, ha_local.schema, ha_local.schema, ha_local.schema);
+			spi_sql("CREATE PUBLICATION " HA_PUBLICATION " FOR TABLE %s",
+					spi_sql("SELECT %s.ha_data_table_list()", ha_local.schema));
 		txn_commit();
 
 		/* 2. the reverse slot, before any write of the new term */
@@ -1003,8 +1002,7 @@ ha_rejoin(char *msg, size_t msglen)
 			spi_sql("DROP SUBSCRIPTION " HA_SUBSCRIPTION);
 		}
 		if (resync)
-			spi_sql("TRUNCATE %s.images, %s.crawl_frontier, %s.crawl_sessions, %s.crawl_hosts",
-					ha_local.schema, ha_local.schema, ha_local.schema, ha_local.schema);
+			spi_sql("TRUNCATE %s", spi_sql("SELECT %s.ha_data_table_list()", ha_local.schema));
 		spi_sql("CREATE SUBSCRIPTION " HA_SUBSCRIPTION " CONNECTION %s PUBLICATION " HA_PUBLICATION
 				" WITH (create_slot = false, slot_name = '%s', copy_data = %s, "
 				"disable_on_error = true, synchronous_commit = local)",

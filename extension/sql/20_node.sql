@@ -34,24 +34,6 @@ SELECT s.id,
        COALESCE(NULLIF(pg_catalog.current_setting('crawler_ha.node_name', true), ''), 'node' || s.id)
 FROM (SELECT COALESCE(NULLIF(pg_catalog.current_setting('crawler_ha.node_id', true), ''), '1')::integer AS id) s;
 
--- Node-partitioned ids: each node's sequences step by 1024 from its node id,
--- so every id a node hands out is congruent to its node id modulo 1024. Two
--- nodes can never produce the same id, before or after a failover, and
--- nothing needs fixing at promotion (logical replication does not carry
--- sequences). See docs/ids.md.
-DO $seqs$
-DECLARE
-    n integer := (SELECT node_id FROM @extschema@.ha_node);
-    s text;
-BEGIN
-    FOREACH s IN ARRAY ARRAY['crawl_sessions_id_seq', 'crawl_frontier_id_seq', 'images_id_seq'] LOOP
-        EXECUTE pg_catalog.format(
-            'CREATE SEQUENCE @extschema@.%I AS bigint INCREMENT BY 1024 MINVALUE 1 START WITH %s NO CYCLE',
-            s, n);
-    END LOOP;
-END
-$seqs$;
-
 -- For functions whose writes are this node's own bookkeeping (tables that
 -- are never replicated: ha_node, ha_events, ha_sync_log, the sequences):
 -- their commit need not wait for a synchronous standby, and in
@@ -85,7 +67,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    s text;
+    seq regclass;
     last bigint;
 BEGIN
     IF node_id IS NULL THEN
@@ -110,10 +92,10 @@ BEGIN
        SET node_id = ha_set_node_id.node_id,
            node_name = COALESCE(ha_set_node_id.node_name, n.node_name);
     -- Continue each sequence past everything it produced, in the new residue class.
-    FOREACH s IN ARRAY ARRAY['crawl_sessions_id_seq', 'crawl_frontier_id_seq', 'images_id_seq'] LOOP
-        EXECUTE pg_catalog.format('SELECT last_value FROM @extschema@.%I', s) INTO last;
-        EXECUTE pg_catalog.format('ALTER SEQUENCE @extschema@.%I RESTART WITH %s', s,
-                                  (last / 1024 + 1) * 1024 + ha_set_node_id.node_id);
+    FOR seq IN SELECT i.seq FROM @extschema@.ha_id_sequences() i LOOP
+        EXECUTE pg_catalog.format('SELECT last_value FROM %s', seq) INTO last;
+        EXECUTE pg_catalog.format('ALTER SEQUENCE %s RESTART WITH %s', seq,
+                                  @extschema@.ha_id_after(last, ha_set_node_id.node_id));
     END LOOP;
 END
 $$;

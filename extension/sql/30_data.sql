@@ -1,6 +1,11 @@
--- The crawl data: replicated between the data nodes (see ha_*.sql for the
--- publication). Ids come from the node-partitioned sequences of 20_node.sql.
+-- The crawl data: replicated between the data nodes. Every id comes from a
+-- sequence the id column owns, made node-partitioned at the end of this file.
+-- A new data table goes here and into ha_data_tables() below, which everything
+-- that concerns the replicated data follows (the publication, the copy at a
+-- rejoin, consistency checks, merges, grants), and gets its merge rule in
+-- 65_merge.sql.
 
+CREATE SEQUENCE @extschema@.crawl_sessions_id_seq AS bigint;
 CREATE TABLE @extschema@.crawl_sessions (
     id            bigint PRIMARY KEY DEFAULT pg_catalog.nextval('@extschema@.crawl_sessions_id_seq'),
     status        text NOT NULL DEFAULT 'running'
@@ -37,6 +42,7 @@ CREATE INDEX crawl_hosts_next_fetch_at_idx ON @extschema@.crawl_hosts (next_fetc
 COMMENT ON TABLE @extschema@.crawl_hosts IS
     'crawler_ha: per-host politeness (next allowed fetch, robots.txt Crawl-delay, back-off)';
 
+CREATE SEQUENCE @extschema@.crawl_frontier_id_seq AS bigint;
 CREATE TABLE @extschema@.crawl_frontier (
     id               bigint PRIMARY KEY DEFAULT pg_catalog.nextval('@extschema@.crawl_frontier_id_seq'),
     session_id       bigint NOT NULL REFERENCES @extschema@.crawl_sessions (id) ON DELETE CASCADE,
@@ -73,6 +79,7 @@ CREATE INDEX crawl_frontier_open_idx ON @extschema@.crawl_frontier (session_id) 
 COMMENT ON TABLE @extschema@.crawl_frontier IS
     'crawler_ha: every URL of every session, with its state and lease';
 
+CREATE SEQUENCE @extschema@.images_id_seq AS bigint;
 CREATE TABLE @extschema@.images (
     id           bigint PRIMARY KEY DEFAULT pg_catalog.nextval('@extschema@.images_id_seq'),
     url          text NOT NULL CHECK (pg_catalog.octet_length(url) BETWEEN 1 AND 2048),
@@ -106,3 +113,95 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.crawl_sessions', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.crawl_hosts', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.crawl_frontier', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.images', '');
+
+-- The replicated data tables, parents before children: the one list.
+CREATE FUNCTION @extschema@.ha_data_tables()
+RETURNS regclass[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ARRAY['@extschema@.crawl_sessions', '@extschema@.crawl_hosts',
+                 '@extschema@.crawl_frontier', '@extschema@.images']::pg_catalog.regclass[]
+$$;
+COMMENT ON FUNCTION @extschema@.ha_data_tables() IS
+    'crawler_ha: the replicated data tables, parents before children';
+
+-- The same list as SQL text, each name schema-qualified and quoted, for the
+-- statements that take a list of tables (CREATE PUBLICATION, TRUNCATE).
+CREATE FUNCTION @extschema@.ha_data_table_list()
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.relname), ', ' ORDER BY t.i)
+      FROM pg_catalog.unnest(@extschema@.ha_data_tables()) WITH ORDINALITY AS t(rel, i)
+      JOIN pg_catalog.pg_class c ON c.oid = t.rel
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+$$;
+COMMENT ON FUNCTION @extschema@.ha_data_table_list() IS
+    'crawler_ha (internal): ha_data_tables() as a quoted, comma-separated list for CREATE PUBLICATION and TRUNCATE';
+
+-- How many rows the data tables hold together: a node about to become a
+-- standby or a witness must hold none.
+CREATE FUNCTION @extschema@.ha_data_rows()
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tbl regclass;
+    n bigint;
+    total bigint := 0;
+BEGIN
+    FOREACH tbl IN ARRAY @extschema@.ha_data_tables() LOOP
+        EXECUTE pg_catalog.format('SELECT count(*) FROM %s', tbl) INTO n;
+        total := total + n;
+    END LOOP;
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_data_rows() IS
+    'crawler_ha (internal): the number of rows in all of ha_data_tables()';
+
+-- The id sequences of the data tables: those their columns own.
+CREATE FUNCTION @extschema@.ha_id_sequences()
+RETURNS TABLE (tbl regclass, seq regclass)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.rel, d.objid::pg_catalog.regclass
+      FROM pg_catalog.unnest(@extschema@.ha_data_tables()) WITH ORDINALITY AS t(rel, i)
+      JOIN pg_catalog.pg_depend d
+        ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = t.rel
+       AND d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype = 'a'
+      JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+     ORDER BY t.i
+$$;
+COMMENT ON FUNCTION @extschema@.ha_id_sequences() IS
+    'crawler_ha (internal): each data table with an id sequence, and that sequence';
+
+-- Node-partitioned ids: the first id of node `node_id`'s residue class
+-- (modulo 1024) above `after`; where its sequences continue after `after`.
+-- Every id a node hands out is congruent to its node id modulo 1024, so two
+-- nodes never produce the same id, before or after a failover, and nothing
+-- needs fixing at promotion (logical replication does not carry sequences).
+-- See docs/ids.md.
+CREATE FUNCTION @extschema@.ha_id_after(after bigint, node_id integer)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT (GREATEST(after, 0) / 1024 + 1) * 1024 + node_id $$;
+COMMENT ON FUNCTION @extschema@.ha_id_after(bigint, integer) IS
+    'crawler_ha (internal): the first id of the node''s residue class (modulo 1024) above the given one';
+
+DO $seqs$
+DECLARE
+    n integer := (SELECT node_id FROM @extschema@.ha_node);
+    seq regclass;
+BEGIN
+    FOR seq IN SELECT i.seq FROM @extschema@.ha_id_sequences() i LOOP
+        EXECUTE pg_catalog.format('ALTER SEQUENCE %s INCREMENT BY 1024 MINVALUE 1 START WITH %s RESTART WITH %s NO CYCLE',
+                                  seq, n, n);
+    END LOOP;
+END
+$seqs$;

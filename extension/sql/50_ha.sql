@@ -243,8 +243,8 @@ DECLARE
     ptxt   text;
     slot   text;
     rows   bigint;
-    tbl    text;
-    seq    text;
+    tbl    regclass;
+    seq    regclass;
     maxid  bigint;
 BEGIN
     IF want IS NOT NULL AND want NOT IN ('primary', 'standby', 'witness') THEN
@@ -272,8 +272,7 @@ BEGIN
     -- The publication exists on every data node, so that a promotion only has
     -- to create the reverse slot before it accepts its first write.
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = 'crawler_ha_pub') THEN
-        CREATE PUBLICATION crawler_ha_pub FOR TABLE @extschema@.images, @extschema@.crawl_sessions,
-                                                   @extschema@.crawl_frontier, @extschema@.crawl_hosts;
+        EXECUTE 'CREATE PUBLICATION crawler_ha_pub FOR TABLE ' || @extschema@.ha_data_table_list();
     END IF;
 
     IF pg_catalog.current_setting('crawler_ha.peer_conninfo') <> '' THEN
@@ -346,9 +345,7 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'An old primary follows the new one through ha_rejoin().';
     END IF;
-    SELECT (SELECT count(*) FROM @extschema@.images) + (SELECT count(*) FROM @extschema@.crawl_sessions)
-         + (SELECT count(*) FROM @extschema@.crawl_frontier) + (SELECT count(*) FROM @extschema@.crawl_hosts)
-      INTO rows;
+    rows := @extschema@.ha_data_rows();
     IF rows > 0 THEN
         RAISE EXCEPTION 'node % already holds % rows of crawl data', me.node_name, rows
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -363,14 +360,12 @@ BEGIN
     -- A new node may reuse the id of a node it replaces: continue each id
     -- sequence past every id of this residue the primary already holds, or
     -- the first writes after a promotion would collide with the copied rows.
-    FOR tbl, seq IN SELECT * FROM (VALUES ('crawl_sessions', 'crawl_sessions_id_seq'),
-                                          ('crawl_frontier', 'crawl_frontier_id_seq'),
-                                          ('images', 'images_id_seq')) v(t, s) LOOP
+    FOR tbl, seq IN SELECT i.tbl, i.seq FROM @extschema@.ha_id_sequences() i LOOP
         maxid := @extschema@.ha_peer_query(pg_catalog.format(
-            'SELECT max(id) FROM %I.%I WHERE id %% 1024 = %s', '@extschema@', tbl, me.node_id))::bigint;
+            'SELECT max(id) FROM %s WHERE id %% 1024 = %s', tbl, me.node_id))::bigint;
         IF maxid IS NOT NULL THEN
-            EXECUTE pg_catalog.format('ALTER SEQUENCE @extschema@.%I RESTART WITH %s', seq,
-                                      (maxid / 1024 + 1) * 1024 + me.node_id);
+            EXECUTE pg_catalog.format('ALTER SEQUENCE %s RESTART WITH %s', seq,
+                                      @extschema@.ha_id_after(maxid, me.node_id));
         END IF;
     END LOOP;
 

@@ -88,9 +88,7 @@ BEGIN
         RAISE EXCEPTION 'this node subscribes to a primary: it cannot be the witness'
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    SELECT (SELECT count(*) FROM @extschema@.images) + (SELECT count(*) FROM @extschema@.crawl_sessions)
-         + (SELECT count(*) FROM @extschema@.crawl_frontier) + (SELECT count(*) FROM @extschema@.crawl_hosts)
-      INTO rows;
+    rows := @extschema@.ha_data_rows();
     IF rows > 0 THEN
         RAISE EXCEPTION 'this node holds % rows of crawl data: a witness holds none', rows
             USING ERRCODE = 'object_not_in_prerequisite_state';

@@ -28,18 +28,6 @@ CREATE INDEX ha_sync_log_table_kind_at_idx ON @extschema@.ha_sync_log (table_nam
 COMMENT ON TABLE @extschema@.ha_sync_log IS
     'crawler_ha: results of consistency checks and repairs, per table (per node, never replicated)';
 
--- The replicated tables, parents before children.
-CREATE FUNCTION @extschema@.ha_data_tables()
-RETURNS regclass[]
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT ARRAY['@extschema@.crawl_sessions', '@extschema@.crawl_hosts',
-                 '@extschema@.crawl_frontier', '@extschema@.images']::pg_catalog.regclass[]
-$$;
-COMMENT ON FUNCTION @extschema@.ha_data_tables() IS
-    'crawler_ha: the replicated data tables, parents before children';
-
 -- Raises 22023 unless tbl is one of the replicated data tables (22004 for
 -- NULL). Only the relation's OID is compared: nothing of it is read.
 CREATE FUNCTION @extschema@.ha_require_data_table(tbl regclass)

@@ -19,16 +19,24 @@ BEGIN
 END
 $revoke$;
 
-REVOKE ALL ON @extschema@.crawl_sessions, @extschema@.crawl_hosts, @extschema@.crawl_frontier,
-              @extschema@.images, @extschema@.ha_node FROM PUBLIC;
-REVOKE ALL ON SEQUENCE @extschema@.crawl_sessions_id_seq, @extschema@.crawl_frontier_id_seq,
-                       @extschema@.images_id_seq FROM PUBLIC;
+-- The data tables and their id sequences: read by every role, written only
+-- through the write API.
+DO $data$
+DECLARE
+    tbl regclass;
+BEGIN
+    FOREACH tbl IN ARRAY @extschema@.ha_data_tables() LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM PUBLIC', tbl);
+        EXECUTE pg_catalog.format('GRANT SELECT ON %s TO crawler_ha_writer, crawler_ha_reader, crawler_ha_admin', tbl);
+    END LOOP;
+    FOR tbl IN SELECT i.seq FROM @extschema@.ha_id_sequences() i LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON SEQUENCE %s FROM PUBLIC', tbl);
+    END LOOP;
+END
+$data$;
 
+REVOKE ALL ON @extschema@.ha_node FROM PUBLIC;
 GRANT USAGE ON SCHEMA @extschema@ TO crawler_ha_writer, crawler_ha_reader, crawler_ha_admin;
-
-GRANT SELECT ON @extschema@.crawl_sessions, @extschema@.crawl_hosts, @extschema@.crawl_frontier,
-                @extschema@.images
-   TO crawler_ha_writer, crawler_ha_reader, crawler_ha_admin;
 GRANT SELECT ON @extschema@.ha_node TO crawler_ha_writer, crawler_ha_reader, crawler_ha_admin;
 
 GRANT EXECUTE ON FUNCTION

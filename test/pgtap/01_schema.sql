@@ -105,5 +105,20 @@ SELECT hasnt_role(r) FROM (SELECT 'crawler_ha_nonexistent'::name r) x;
 SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = r), false, r || ' is NOLOGIN')
   FROM unnest(ARRAY['crawler_ha_writer', 'crawler_ha_reader', 'crawler_ha_admin']) r;
 
+-- One list of the replicated tables, and what is derived from it.
+SELECT is(ha_data_tables()::text[], ARRAY['crawl_sessions', 'crawl_hosts', 'crawl_frontier', 'images'],
+          'ha_data_tables(): the data tables, parents before children');
+SELECT is(ha_data_table_list(), 'public.crawl_sessions, public.crawl_hosts, public.crawl_frontier, public.images',
+          'ha_data_table_list(): the same, qualified, for CREATE PUBLICATION and TRUNCATE');
+SELECT is(ARRAY(SELECT tbl::text || ' ' || seq::text FROM ha_id_sequences()),
+          ARRAY['crawl_sessions crawl_sessions_id_seq', 'crawl_frontier crawl_frontier_id_seq', 'images images_id_seq'],
+          'ha_id_sequences(): each data table with an id, and the sequence its id column owns');
+SELECT is(ARRAY[ha_id_after(0, 3), ha_id_after(1027, 3), ha_id_after(5000, 1), ha_id_after(-5, 7), ha_id_after(NULL, 1)],
+          ARRAY[1027, 2051, 5121, 1031, NULL]::bigint[],
+          'ha_id_after(): the first id of the node''s residue class above the given one');
+SELECT is((SELECT count(*) FROM ha_id_sequences() i JOIN pg_sequence s ON s.seqrelid = i.seq
+            WHERE s.seqincrement = 1024 AND s.seqstart = (SELECT node_id FROM ha_node)), 3::bigint,
+          'every id sequence steps by 1024 from this node''s number');
+
 SELECT * FROM finish();
 ROLLBACK;

@@ -102,4 +102,14 @@ sleep 1;
 is($b->safe_psql('postgres', "SELECT count(*) FROM ha_events WHERE reason = 'test event only on alpha'"), '0',
 	'ha_events stay on their node');
 
+# The publication holds exactly the tables of ha_data_tables(), on both nodes.
+for my $n ($a, $b)
+{
+	is($n->safe_psql('postgres',
+			"SELECT string_agg(format('%I.%I', schemaname, tablename), ', ' ORDER BY tablename) "
+			  . "FROM pg_publication_tables WHERE pubname = 'crawler_ha_pub'"),
+		$n->safe_psql('postgres', "SELECT string_agg(t, ', ' ORDER BY t) FROM unnest(string_to_array(ha_data_table_list(), ', ')) t"),
+		$n->name . ': the publication holds exactly ha_data_tables()');
+}
+
 done_testing();
