@@ -6,13 +6,29 @@
 #   make check      install missing Debian packages, build, install, run every test suite
 #   make demo       two local nodes, a generated site, a crawl, a failover in the middle
 #   make bench      the benchmarks in bench/ (not part of check)
+#   make worker-sanitize
+#                   worker/build-sanitize: clang++, AddressSanitizer and
+#                   UndefinedBehaviorSanitizer on crawler-tests and
+#                   crawler-worker, and the libFuzzer harnesses of worker/fuzz/
+#   make fuzz       build worker/build-sanitize, then fuzz each harness for
+#                   FUZZ_SECONDS (default 600, i.e. 10 minutes each) after
+#                   replaying its regressions and seeds; FUZZ_TARGETS= picks
+#                   harnesses (default all: fuzz_extract_html fuzz_url
+#                   fuzz_robots fuzz_image_info fuzz_image_file). Corpora grow
+#                   in worker/build-sanitize/fuzz-work/corpus/; a crash, hang,
+#                   leak or broken property fails with its reproducer in
+#                   worker/build-sanitize/fuzz-work/crashes/ and the command
+#                   that replays it. make check runs the same, 13 s each.
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 CMAKE     ?= cmake
 BUILD_DIR ?= worker/build
+SANITIZE_DIR ?= worker/build-sanitize
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?=
 export PG_CONFIG
 
-.PHONY: all extension worker install install-extension install-worker check installcheck demo bench clean
+.PHONY: all extension worker worker-sanitize fuzz install install-extension install-worker check installcheck demo bench clean
 
 all: extension worker
 
@@ -24,6 +40,18 @@ worker: $(BUILD_DIR)/Makefile
 
 $(BUILD_DIR)/Makefile: worker/CMakeLists.txt
 	$(CMAKE) -S worker -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+# A build directory of its own: the normal build (gcc, RelWithDebInfo) keeps
+# its flags and speed.
+worker-sanitize: $(SANITIZE_DIR)/Makefile
+	$(CMAKE) --build $(SANITIZE_DIR) -j 2
+
+$(SANITIZE_DIR)/Makefile: worker/CMakeLists.txt worker/fuzz/CMakeLists.txt
+	$(CMAKE) -S worker -B $(SANITIZE_DIR) -DCMAKE_CXX_COMPILER=clang++ \
+		-DCRAWLER_SANITIZE=ON -DCRAWLER_FUZZ=ON
+
+fuzz: worker-sanitize
+	worker/fuzz/run --seconds $(FUZZ_SECONDS) --build $(SANITIZE_DIR) $(FUZZ_TARGETS)
 
 install: install-extension install-worker
 
@@ -50,4 +78,4 @@ bench:
 
 clean:
 	$(MAKE) -C extension clean
-	rm -rf $(BUILD_DIR) tmp_check
+	rm -rf $(BUILD_DIR) $(SANITIZE_DIR) tmp_check
