@@ -253,8 +253,14 @@ ha_load_local_state(void)
 
 /* ---- settings: ALTER SYSTEM without SQL ---- */
 
-static void
-alter_system(const char *name, const char *value)
+/*
+ * ALTER SYSTEM SET name = value, or RESET when value is NULL, in
+ * postgresql.auto.conf; the running server sees it at its next reload
+ * (ha_reload_config()).  Not transactional: a caller does it last, once
+ * nothing else can fail.  Needs a transaction (privilege check, lookups).
+ */
+void
+ha_set_system_setting(const char *name, const char *value)
 {
 	AlterSystemStmt *stmt = makeNode(AlterSystemStmt);
 	VariableSetStmt *set = makeNode(VariableSetStmt);
@@ -296,7 +302,7 @@ ha_reload_config(void)
 static bool
 set_read_only_in_txn(bool on)
 {
-	alter_system("default_transaction_read_only", on ? "on" : NULL);
+	ha_set_system_setting("default_transaction_read_only", on ? "on" : NULL);
 	/* the fence holds from here, not from whenever the reload is seen */
 	if (on)
 	{
@@ -390,7 +396,7 @@ ha_set_sync_standby(bool on)
 	PG_TRY();
 	{
 		txn_begin("crawler_ha: synchronous_standby_names");
-		alter_system("synchronous_standby_names", on ? HA_SUBSCRIPTION : NULL);
+		ha_set_system_setting("synchronous_standby_names", on ? HA_SUBSCRIPTION : NULL);
 		txn_commit();
 		ha_reload_config();
 		ereport(LOG,
@@ -623,7 +629,7 @@ ha_promote(const char *reason, bool switchover, bool force, char *msg, size_t ms
 			if (cur == NULL || cur[0] == '\0')
 			{
 				txn_begin("crawler_ha: promote: synchronous standby");
-				alter_system("synchronous_standby_names", HA_SUBSCRIPTION);
+				ha_set_system_setting("synchronous_standby_names", HA_SUBSCRIPTION);
 				txn_commit();
 				ha_reload_config();
 				sleep_ms(200);
@@ -797,7 +803,7 @@ ha_demote(int64 new_term, const char *primary_name, int32 primary_id,
 			const char *cur = GetConfigOptionResetString("synchronous_standby_names");
 
 			if (cur != NULL && strcmp(cur, HA_SUBSCRIPTION) == 0)
-				alter_system("synchronous_standby_names", NULL);
+				ha_set_system_setting("synchronous_standby_names", NULL);
 		}
 		txn_commit();
 		ha_reload_config();
@@ -1252,7 +1258,7 @@ ha_switchover(bool force, int except_pid, char *msg, size_t msglen)
 			const char *cur = GetConfigOptionResetString("synchronous_standby_names");
 
 			if (cur != NULL && strcmp(cur, HA_SUBSCRIPTION) == 0)
-				alter_system("synchronous_standby_names", NULL);
+				ha_set_system_setting("synchronous_standby_names", NULL);
 		}
 		txn_commit();
 		ha_reload_config();

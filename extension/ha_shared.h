@@ -219,6 +219,7 @@ extern void ha_refresh_server_read_only(void);
 extern void ha_subscription_set_conninfo(const char *conninfo);
 extern void ha_release_blocked_merges(void);
 extern void ha_set_sync_standby(bool on);
+extern void ha_set_system_setting(const char *name, const char *value);
 extern void ha_reload_config(void);
 extern int	ha_terminate_clients(int except_pid);
 extern void ha_record_event(const char *kind, const char *reason, double duration_ms,

@@ -249,36 +249,14 @@ ha_fence_check(PG_FUNCTION_ARGS)
 Datum
 ha_alter_system(PG_FUNCTION_ARGS)
 {
-	AlterSystemStmt *stmt = makeNode(AlterSystemStmt);
-	VariableSetStmt *set = makeNode(VariableSetStmt);
-
 	require_superuser("ha_alter_system()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("setting name must not be NULL")));
-	set->name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	if (PG_ARGISNULL(1))
-	{
-		set->kind = VAR_RESET;
-		set->args = NIL;
-	}
-	else
-	{
-		A_Const    *c = makeNode(A_Const);
-
-		c->val.sval.type = T_String;
-		c->val.sval.sval = text_to_cstring(PG_GETARG_TEXT_PP(1));
-		c->location = -1;
-		set->kind = VAR_SET_VALUE;
-		set->args = list_make1(c);
-	}
-	stmt->setstmt = set;
-	AlterSystemSetConfigFile(stmt);
-	if (kill(PostmasterPid, SIGHUP) != 0)
-		ereport(WARNING,
-				(errcode(ERRCODE_SYSTEM_ERROR),
-				 errmsg("could not signal the postmaster to reload: %m")));
+	ha_set_system_setting(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+					PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	ha_reload_config();
 	PG_RETURN_VOID();
 }
 
