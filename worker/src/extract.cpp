@@ -505,7 +505,11 @@ class Resolved {
 Links extract(std::string_view html, std::string_view page_url, const RobotsDirectives* given,
               std::string_view agent) {
   PageScanner scan(given ? agent : std::string_view{});
-  scan.parse(html.begin(), html.end());
+  // htmlcxx's tokenizer reads the byte at the end of its input when a page
+  // ends inside <script>, <style> or another literal element ("...<" or
+  // "...</scr"): a std::string has a NUL there, a string_view need not.
+  const std::string text(html);
+  scan.parse(text.data(), text.data() + text.size());
   std::string base(page_url);
   if (scan.base)
     if (auto b = resolve_url(page_url, *scan.base)) base = std::move(*b);
