@@ -133,115 +133,70 @@ ha_fence_check(PG_FUNCTION_ARGS)
 	char	   *role = PG_ARGISNULL(1) ? "unknown" : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	bool		fenced = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
 	char	   *primary = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
-	char		me[HA_NAME_LEN];	/* read only when a write is refused */
-	const char *reset_ro;
+	char		me[HA_NAME_LEN];
+	HaWriteCheck check;
 
-	if (RecoveryInProgress())
+	ha_check_write(role, term, fenced, &check);
+	if (check.verdict == HA_WRITE_ALLOWED)
+		PG_RETURN_VOID();
+
+	/* the name is read only when a write is refused */
+	node_identity(fcinfo, NULL, me);
+	switch (check.verdict)
 	{
-		node_identity(fcinfo, NULL, me);
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("crawler_ha node \"%s\" does not accept writes", me),
-				 errdetail("The server is in recovery."),
-				 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
-	}
-
-	if (strcmp(role, "primary") != 0)
-	{
-		node_identity(fcinfo, NULL, me);
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("crawler_ha node \"%s\" does not accept writes: it is a %s; the primary is \"%s\"",
-						me, role, primary ? primary : "unknown"),
-				 errdetail("Term " INT64_FORMAT ".", term),
-				 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
-	}
-
-	if (fenced)
-	{
-		node_identity(fcinfo, NULL, me);
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("crawler_ha node \"%s\" does not accept writes: it is fenced", me),
-				 errdetail("A switchover or a fence is in progress in term " INT64_FORMAT ".", term),
-				 errhint("Retry on the primary in a moment.")));
-	}
-
-	if (ha_shmem_ready())
-	{
-		int64		max_seen;
-		bool		checked;
-		bool		worker;
-		char		peer_primary[HA_NAME_LEN];
-		char		peer_name[HA_NAME_LEN];
-
-		SpinLockAcquire(&ha_shared->mutex);
-		max_seen = ha_shared->max_term_seen;
-		checked = ha_shared->first_round_done;
-		worker = ha_shared->worker_pid != 0;
-		strlcpy(peer_name, ha_shared->peer.name, HA_NAME_LEN);
-		strlcpy(peer_primary, strcmp(ha_shared->peer.role, "primary") == 0 ? ha_shared->peer.name : "",
-				HA_NAME_LEN);
-		SpinLockRelease(&ha_shared->mutex);
-
-		if (max_seen > term)
-		{
-			node_identity(fcinfo, NULL, me);
+		case HA_WRITE_IN_RECOVERY:
+			ereport(ERROR,
+					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+					 errmsg("crawler_ha node \"%s\" does not accept writes", me),
+					 errdetail("The server is in recovery."),
+					 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
+			break;
+		case HA_WRITE_NOT_PRIMARY:
+			ereport(ERROR,
+					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+					 errmsg("crawler_ha node \"%s\" does not accept writes: it is a %s; the primary is \"%s\"",
+							me, role, primary ? primary : "unknown"),
+					 errdetail("Term " INT64_FORMAT ".", term),
+					 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
+			break;
+		case HA_WRITE_FENCED:
+			ereport(ERROR,
+					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+					 errmsg("crawler_ha node \"%s\" does not accept writes: it is fenced", me),
+					 errdetail("A switchover or a fence is in progress in term " INT64_FORMAT ".", term),
+					 errhint("Retry on the primary in a moment.")));
+			break;
+		case HA_WRITE_NEWER_TERM:
 			ereport(ERROR,
 					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 					 errmsg("crawler_ha node \"%s\" does not accept writes: a newer term " INT64_FORMAT " exists; the primary is \"%s\"",
-							me, max_seen, peer_primary[0] ? peer_primary : "unknown"),
+							me, check.newer_term, check.newer_primary[0] ? check.newer_primary : "unknown"),
 					 errdetail("This node was the primary of term " INT64_FORMAT " and must rejoin.", term),
 					 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
-		}
-
-		/* a self-fence, or a restarted primary that reached no one yet */
-		{
-			HaShared	snap;
-			const char *why;
-
-			SpinLockAcquire(&ha_shared->mutex);
-			memcpy(&snap, ha_shared, sizeof(HaShared));
-			SpinLockRelease(&ha_shared->mutex);
-			strlcpy(snap.role, role, HA_ROLE_LEN);
-			snap.term = term;
-			why = ha_write_block_reason(&snap);
-			if (why)
-			{
-				node_identity(fcinfo, NULL, me);
-				ereport(ERROR,
-						(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-						 errmsg("crawler_ha node \"%s\" does not accept writes: %s", me, why),
-						 errdetail("Term " INT64_FORMAT "; a witness is configured.", term),
-						 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
-			}
-		}
-
-		/* after a restart, no write before we know whether the peer moved on */
-		if (term > 0 && ha_peer_conninfo != NULL && ha_peer_conninfo[0] != '\0' && (!worker || !checked))
-		{
-			node_identity(fcinfo, NULL, me);
+			break;
+		case HA_WRITE_BLOCKED:
+			ereport(ERROR,
+					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+					 errmsg("crawler_ha node \"%s\" does not accept writes: %s", me, check.why),
+					 errdetail("Term " INT64_FORMAT "; a witness is configured.", term),
+					 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
+			break;
+		case HA_WRITE_UNCHECKED:
 			ereport(ERROR,
 					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 					 errmsg("crawler_ha node \"%s\" does not accept writes yet: its first check of the peer is not done", me),
 					 errdetail("A restarted primary first makes sure no newer term exists."),
 					 errhint("Retry in a moment.")));
-		}
+			break;
+		case HA_WRITE_READ_ONLY:
+		case HA_WRITE_ALLOWED:
+			break;
 	}
-
-	/* the server's setting, never the session's: a client can set its own */
-	if (ha_shmem_ready() ? ha_shared->server_read_only
-		: ((reset_ro = GetConfigOption("default_transaction_read_only", true, false)) != NULL &&
-		   strcmp(reset_ro, "on") == 0))
-	{
-		node_identity(fcinfo, NULL, me);
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("crawler_ha node \"%s\" does not accept writes", me),
-				 errdetail("default_transaction_read_only is on for this node."),
-				 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
-	}
-
+	ereport(ERROR,
+			(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+			 errmsg("crawler_ha node \"%s\" does not accept writes", me),
+			 errdetail("default_transaction_read_only is on for this node."),
+			 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
 	PG_RETURN_VOID();
 }
 
@@ -639,6 +594,7 @@ ha_health(PG_FUNCTION_ARGS)
 	Datum		values[12];
 	bool		nulls[12];
 	char		node_name[HA_NAME_LEN];
+	HaWriteCheck check;
 	bool		primary;
 	bool		writable;
 
@@ -654,8 +610,8 @@ ha_health(PG_FUNCTION_ARGS)
 	SpinLockRelease(&ha_shared->mutex);
 
 	primary = strcmp(snap.role, "primary") == 0;
-	writable = primary && !snap.fenced && snap.max_term_seen <= snap.term && snap.first_round_done &&
-		ha_write_block_reason(&snap) == NULL && !snap.server_read_only && !RecoveryInProgress();
+	ha_check_write(snap.state_loaded ? snap.role : "unknown", snap.term, snap.fenced, &check);
+	writable = check.verdict == HA_WRITE_ALLOWED;
 
 	memset(nulls, 0, sizeof(nulls));
 	node_identity(fcinfo, NULL, node_name);

@@ -1,0 +1,84 @@
+/*
+ * ha_write_rule.c
+ *		The one rule of whether this node may write crawl data.  The write
+ *		fence behind every write API call (ha_fence_check), ha_health()'s
+ *		"writable" column and the load balancers that read it all ask
+ *		ha_check_write(), so they cannot disagree.
+ */
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "utils/guc.h"
+
+#include "ha_shared.h"
+
+void
+ha_check_write(const char *role, int64 term, bool fenced, HaWriteCheck *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->verdict = HA_WRITE_ALLOWED;
+
+	if (RecoveryInProgress())
+	{
+		out->verdict = HA_WRITE_IN_RECOVERY;
+		return;
+	}
+	if (strcmp(role, "primary") != 0)
+	{
+		out->verdict = HA_WRITE_NOT_PRIMARY;
+		return;
+	}
+	if (fenced)
+	{
+		out->verdict = HA_WRITE_FENCED;
+		return;
+	}
+
+	if (ha_shmem_ready())
+	{
+		HaShared	snap;
+
+		SpinLockAcquire(&ha_shared->mutex);
+		memcpy(&snap, ha_shared, sizeof(HaShared));
+		SpinLockRelease(&ha_shared->mutex);
+
+		if (snap.max_term_seen > term)
+		{
+			out->verdict = HA_WRITE_NEWER_TERM;
+			out->newer_term = snap.max_term_seen;
+			if (strcmp(snap.peer.role, "primary") == 0)
+				strlcpy(out->newer_primary, snap.peer.name, HA_NAME_LEN);
+			return;
+		}
+
+		/* a self-fence, or a restarted primary that reached no one yet */
+		strlcpy(snap.role, role, HA_ROLE_LEN);
+		snap.term = term;
+		out->why = ha_write_block_reason(&snap);
+		if (out->why != NULL)
+		{
+			out->verdict = HA_WRITE_BLOCKED;
+			return;
+		}
+
+		/* after a restart, no write before we know whether the peer moved on */
+		if (term > 0 && ha_peer_conninfo != NULL && ha_peer_conninfo[0] != '\0' &&
+			(snap.worker_pid == 0 || !snap.first_round_done))
+		{
+			out->verdict = HA_WRITE_UNCHECKED;
+			return;
+		}
+
+		/* the server's setting, never the session's: a client can set its own */
+		if (snap.server_read_only)
+			out->verdict = HA_WRITE_READ_ONLY;
+		return;
+	}
+
+	{
+		const char *reset_ro = GetConfigOption("default_transaction_read_only", true, false);
+
+		if (reset_ro != NULL && strcmp(reset_ro, "on") == 0)
+			out->verdict = HA_WRITE_READ_ONLY;
+	}
+}
