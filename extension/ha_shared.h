@@ -239,6 +239,12 @@ extern char *ha_slot_name(int32 node_id);
 extern int64 ha_granted_term;	/* > 0: ha_promote takes exactly this term */
 extern bool ha_witness_configured(void);
 extern bool ha_witness_order_ok(void);
+/*
+ * With a witness, an isolated primary must turn read-only before its standby
+ * can promote: fence_timeout below health_check_interval x failure_threshold.
+ * NULL when the settings keep that order, else what is wrong (palloc'd).
+ */
+extern const char *ha_fence_order_problem(void);
 extern void ha_witness_check_settings(void);
 extern void ha_witness_tick(void);
 extern void ha_witness_request_grant(const char *reason, TimestampTz first_failure);

@@ -34,6 +34,7 @@
 
 PG_FUNCTION_INFO_V1(ha_fence_check);
 PG_FUNCTION_INFO_V1(ha_alter_system);
+PG_FUNCTION_INFO_V1(ha_check_fence_order);
 PG_FUNCTION_INFO_V1(ha_peer_query);
 PG_FUNCTION_INFO_V1(ha_wake_worker);
 PG_FUNCTION_INFO_V1(ha_request);
@@ -197,6 +198,24 @@ ha_fence_check(PG_FUNCTION_ARGS)
 			 errmsg("crawler_ha node \"%s\" does not accept writes", me),
 			 errdetail("default_transaction_read_only is on for this node."),
 			 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
+	PG_RETURN_VOID();
+}
+
+/*
+ * ha_check_fence_order(): raises 22023 when the settings break the fence
+ * order (ha_fence_order_problem()), the rule the worker alerts on too.
+ */
+Datum
+ha_check_fence_order(PG_FUNCTION_ARGS)
+{
+	const char *problem = ha_fence_order_problem();
+
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s", problem),
+				 errdetail("With a witness, an isolated primary must turn read-only before its standby can promote."),
+				 errhint("Lower crawler_ha.fence_timeout or raise the interval or the threshold, then reload.")));
 	PG_RETURN_VOID();
 }
 

@@ -65,20 +65,26 @@ ha_witness_order_ok(void)
 	return !ha_witness_configured() || (int64) ha_fence_timeout_ms < promotion_delay_ms();
 }
 
+const char *
+ha_fence_order_problem(void)
+{
+	if (ha_witness_order_ok())
+		return NULL;
+	return psprintf("crawler_ha.fence_timeout (%d ms) must be below health_check_interval x failure_threshold ("
+					INT64_FORMAT " ms)", ha_fence_timeout_ms, promotion_delay_ms());
+}
+
 /* At start and on reload: the witness view, and the settings' order. */
 void
 ha_witness_check_settings(void)
 {
 	bool		configured = ha_witness_configured();
-	bool		ok = ha_witness_order_ok();
+	const char *order = ha_fence_order_problem();
 	char		problem[HA_MSG_LEN];
 
 	problem[0] = '\0';
-	if (!ok)
-		snprintf(problem, sizeof(problem),
-				 "crawler_ha.fence_timeout (%d ms) must be below health_check_interval x failure_threshold ("
-				 INT64_FORMAT " ms): no witness-based failover until it is",
-				 ha_fence_timeout_ms, promotion_delay_ms());
+	if (order != NULL)
+		snprintf(problem, sizeof(problem), "%s: no witness-based failover until it is", order);
 
 	SpinLockAcquire(&ha_shared->mutex);
 	if (configured != ha_shared->witness.configured)
@@ -92,7 +98,7 @@ ha_witness_check_settings(void)
 		ha_conn_close(&report_conn);
 		ha_conn_close(&grant_conn);
 	}
-	if (!ok)
+	if (order != NULL)
 	{
 		/* loud: the promotion this would allow could overlap a primary still writing */
 		ereport(LOG,

@@ -43,24 +43,8 @@ GRANT SELECT ON @extschema@.ha_witness_nodes TO crawler_ha_reader, crawler_ha_ad
 -- read-only before its standby can promote.
 CREATE FUNCTION @extschema@.ha_check_fence_order()
 RETURNS void
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    fence bigint := (SELECT setting::bigint FROM pg_catalog.pg_settings WHERE name = 'crawler_ha.fence_timeout');
-    ivl   bigint := (SELECT setting::bigint FROM pg_catalog.pg_settings WHERE name = 'crawler_ha.health_check_interval');
-    thr   bigint := (SELECT setting::bigint FROM pg_catalog.pg_settings WHERE name = 'crawler_ha.failure_threshold');
-BEGIN
-    IF pg_catalog.current_setting('crawler_ha.witness_conninfo', true) <> '' AND fence >= ivl * thr THEN
-        RAISE EXCEPTION 'crawler_ha.fence_timeout (% ms) must be below health_check_interval x failure_threshold (% ms)',
-            fence, ivl * thr
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = 'With a witness, an isolated primary must turn read-only before its standby can promote.',
-                  HINT = 'Lower crawler_ha.fence_timeout or raise the interval or the threshold, then reload.';
-    END IF;
-END
-$$;
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ha_check_fence_order';
 COMMENT ON FUNCTION @extschema@.ha_check_fence_order() IS
     'crawler_ha: raises 22023 when a witness is configured and fence_timeout >= health_check_interval x failure_threshold (internal; used by ha_setup)';
 
