@@ -156,7 +156,7 @@ publish_local_state(void)
 {
 	SpinLockAcquire(&ha_shared->mutex);
 	ha_shared->state_loaded = ha_local.ext_present;
-	strlcpy(ha_shared->role, ha_local.role, HA_ROLE_LEN);
+	ha_shared->role = ha_local.role;
 	ha_shared->term = ha_local.term;
 	ha_shared->fenced = ha_local.fenced;
 	ha_shared->needs_rejoin = ha_local.needs_rejoin;
@@ -214,7 +214,7 @@ load_state_in_txn(void)
 
 		ha_local.node_id = atoi(SPI_getvalue(t, d, 1));
 		strlcpy(ha_local.node_name, SPI_getvalue(t, d, 2), HA_NAME_LEN);
-		strlcpy(ha_local.role, SPI_getvalue(t, d, 3), HA_ROLE_LEN);
+		ha_local.role = ha_role_from_name(SPI_getvalue(t, d, 3));
 		ha_local.term = strtoi64(SPI_getvalue(t, d, 4), NULL, 10);
 		strlcpy(ha_local.primary_name, SPI_getvalue(t, d, 5), HA_NAME_LEN);
 		ha_local.primary_node_id = atoi(SPI_getvalue(t, d, 6));
@@ -558,16 +558,16 @@ ha_promote(const char *reason, bool switchover, bool force, char *msg, size_t ms
 	int32		old_primary_id;
 	const char *volatile step = "detaching the subscription";
 
-	if (strcmp(ha_local.role, "primary") == 0 && !ha_local.fenced)
+	if (ha_local.role == HA_ROLE_PRIMARY && !ha_local.fenced)
 	{
 		snprintf(msg, msglen, "node %s is already the primary of term " INT64_FORMAT,
 				 ha_local.node_name, ha_local.term);
 		return true;
 	}
-	if (strcmp(ha_local.role, "standby") != 0 || ha_local.needs_rejoin)
+	if (ha_local.role != HA_ROLE_STANDBY || ha_local.needs_rejoin)
 	{
 		snprintf(msg, msglen, "node %s is %s%s and cannot be promoted", ha_local.node_name,
-				 ha_local.role, ha_local.needs_rejoin ? " waiting to rejoin" : "");
+				 ha_role_name(ha_local.role), ha_local.needs_rejoin ? " waiting to rejoin" : "");
 		return false;
 	}
 	old_primary_id = ha_local.primary_node_id ? ha_local.primary_node_id : ha_local.peer_node_id;
@@ -659,7 +659,7 @@ ha_promote(const char *reason, bool switchover, bool force, char *msg, size_t ms
 		ha_reload_config();
 		ha_refresh_server_read_only();
 		raise_max_term(new_term);
-		strlcpy(ha_local.role, "primary", HA_ROLE_LEN);
+		ha_local.role = HA_ROLE_PRIMARY;
 		ha_local.term = new_term;
 		ha_local.fenced = false;
 		ha_local.sub_exists = false;
@@ -816,7 +816,7 @@ ha_demote(int64 new_term, const char *primary_name, int32 primary_id,
 	}
 	PG_END_TRY();
 
-	strlcpy(ha_local.role, "standby", HA_ROLE_LEN);
+	ha_local.role = HA_ROLE_STANDBY;
 	ha_local.term = Max(ha_local.term, new_term);
 	ha_local.needs_rejoin = needs_rejoin;
 	ha_local.fenced = false;
@@ -872,20 +872,20 @@ ha_rejoin(char *msg, size_t msglen)
 	peer = ha_shared->peer;
 	SpinLockRelease(&ha_shared->mutex);
 
-	if (!(strcmp(ha_local.role, "standby") == 0 && ha_local.needs_rejoin) &&
-		!(strcmp(ha_local.role, "primary") == 0 && peer.term > ha_local.term))
+	if (!(ha_local.role == HA_ROLE_STANDBY && ha_local.needs_rejoin) &&
+		!(ha_local.role == HA_ROLE_PRIMARY && peer.term > ha_local.term))
 	{
 		snprintf(msg, msglen, "node %s does not need to rejoin (%s of term " INT64_FORMAT ")",
-				 ha_local.node_name, ha_local.role, ha_local.term);
+				 ha_local.node_name, ha_role_name(ha_local.role), ha_local.term);
 		return true;
 	}
-	if (!peer.reachable || strcmp(peer.role, "primary") != 0 || peer.term < ha_local.term)
+	if (!peer.reachable || peer.role != HA_ROLE_PRIMARY || peer.term < ha_local.term)
 	{
 		snprintf(msg, msglen, "the peer is not a reachable primary of a term >= " INT64_FORMAT,
 				 ha_local.term);
 		return false;
 	}
-	if (strcmp(ha_local.role, "primary") == 0 &&
+	if (ha_local.role == HA_ROLE_PRIMARY &&
 		!ha_demote(peer.term, peer.name, peer.node_id, true, "rejoin requested"))
 	{
 		snprintf(msg, msglen, "could not demote this node");
@@ -1125,7 +1125,7 @@ sleep_ms(long ms)
 }
 
 bool
-ha_switchover(bool force, int except_pid, char *msg, size_t msglen)
+ha_switchover(const char *target_name, bool force, int except_pid, char *msg, size_t msglen)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	TimestampTz t0 = GetCurrentTimestamp();
@@ -1143,7 +1143,7 @@ ha_switchover(bool force, int except_pid, char *msg, size_t msglen)
 	peer = ha_shared->peer;
 	SpinLockRelease(&ha_shared->mutex);
 
-	if (strcmp(ha_local.role, "primary") != 0)
+	if (ha_local.role != HA_ROLE_PRIMARY)
 	{
 		snprintf(msg, msglen, "node %s is not the primary", ha_local.node_name);
 		return false;
@@ -1155,10 +1155,17 @@ ha_switchover(bool force, int except_pid, char *msg, size_t msglen)
 				 peer.name[0] ? peer.name : "peer", peer.consecutive_failures, peer.last_error);
 		return false;
 	}
-	if (strcmp(peer.role, "standby") != 0 || peer.needs_rejoin)
+	/* judged on the check just made: a name heard before may be another node's */
+	if (target_name != NULL && target_name[0] != '\0' && strcmp(target_name, peer.name) != 0)
+	{
+		snprintf(msg, msglen, "no standby named \"%s\": the standby of node %s is \"%s\"",
+				 target_name, ha_local.node_name, peer.name);
+		return false;
+	}
+	if (peer.role != HA_ROLE_STANDBY || peer.needs_rejoin)
 	{
 		snprintf(msg, msglen, "the target \"%s\" is not a standby ready to take over (%s%s)",
-				 peer.name, peer.role, peer.needs_rejoin ? ", waiting to rejoin" : "");
+				 peer.name, ha_role_name(peer.role), peer.needs_rejoin ? ", waiting to rejoin" : "");
 		return false;
 	}
 	/* a standby that just subscribed may need a moment to start streaming */
@@ -1262,7 +1269,7 @@ ha_switchover(bool force, int except_pid, char *msg, size_t msglen)
 		}
 		txn_commit();
 		ha_reload_config();
-		strlcpy(ha_local.role, "standby", HA_ROLE_LEN);
+		ha_local.role = HA_ROLE_STANDBY;
 		ha_local.term = Max(ha_local.term, new_term);
 		ha_local.fenced = false;
 		strlcpy(ha_local.primary_name, peer.name, HA_NAME_LEN);

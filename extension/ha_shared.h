@@ -25,6 +25,20 @@
 #define HA_SLOT_PREFIX		"crawler_ha_node_"
 #define HA_NOTIFY_CHANNEL	"crawler_ha_events"
 
+/* A node's part in the cluster, as its ha_state row names it. */
+typedef enum HaRole
+{
+	HA_ROLE_NONE,				/* not known: state not loaded, or never heard of */
+	HA_ROLE_PRIMARY,
+	HA_ROLE_STANDBY,
+	HA_ROLE_WITNESS
+} HaRole;
+
+/* "primary", "standby", "witness"; anything else (NULL too) is HA_ROLE_NONE. */
+extern HaRole ha_role_from_name(const char *name);
+/* The role's name as ha_state spells it; "" for HA_ROLE_NONE. */
+extern const char *ha_role_name(HaRole role);
+
 typedef enum HaReplicationMode
 {
 	HA_MODE_ASYNC,
@@ -63,7 +77,7 @@ typedef struct HaRemoteView
 	double		latency_ms;
 	int32		node_id;
 	char		name[HA_NAME_LEN];
-	char		role[HA_ROLE_LEN];
+	HaRole		role;
 	int64		term;
 	bool		fenced;
 	bool		needs_rejoin;
@@ -96,7 +110,7 @@ typedef struct HaShared
 
 	/* this node, mirrored from the ha_state table by the worker */
 	bool		state_loaded;
-	char		role[HA_ROLE_LEN];
+	HaRole		role;
 	int64		term;
 	bool		fenced;
 	bool		needs_rejoin;
@@ -149,7 +163,7 @@ typedef struct HaLocal
 	char		schema[NAMEDATALEN * 2 + 3];	/* quoted */
 	int32		node_id;
 	char		node_name[HA_NAME_LEN];
-	char		role[HA_ROLE_LEN];
+	HaRole		role;
 	int64		term;
 	char		primary_name[HA_NAME_LEN];
 	int32		primary_node_id;
@@ -229,7 +243,7 @@ extern bool ha_initial_copy_done(char *msg, size_t msglen);
 extern bool ha_demote(int64 new_term, const char *primary_name, int32 primary_id,
 					  bool needs_rejoin, const char *reason);
 extern bool ha_rejoin(char *msg, size_t msglen);
-extern bool ha_switchover(bool force, int except_pid, char *msg, size_t msglen);
+extern bool ha_switchover(const char *target_name, bool force, int except_pid, char *msg, size_t msglen);
 extern void ha_monitor_replication(void);
 extern bool ha_set_paused(bool paused, char *msg, size_t msglen);
 extern void ha_enable_subscription(void);
@@ -281,6 +295,6 @@ typedef struct HaWriteCheck
  * row, or shared memory's copy of it), with what shared memory knows of the
  * peer, the witness and the server's settings.  Raises nothing; fills `out`.
  */
-extern void ha_check_write(const char *role, int64 term, bool fenced, HaWriteCheck *out);
+extern void ha_check_write(HaRole role, int64 term, bool fenced, HaWriteCheck *out);
 
 #endif							/* HA_SHARED_H */

@@ -137,7 +137,7 @@ ha_fence_check(PG_FUNCTION_ARGS)
 	char		me[HA_NAME_LEN];
 	HaWriteCheck check;
 
-	ha_check_write(role, term, fenced, &check);
+	ha_check_write(ha_role_from_name(role), term, fenced, &check);
 	if (check.verdict == HA_WRITE_ALLOWED)
 		PG_RETURN_VOID();
 
@@ -392,31 +392,26 @@ ha_failover(PG_FUNCTION_ARGS)
 	bool		force = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
 	char		me[HA_NAME_LEN];
 	HaRemoteView peer;
-	char		role[HA_ROLE_LEN];
+	HaRole		role;
 
 	require_preload();
 	node_identity(fcinfo, NULL, me);
 	SpinLockAcquire(&ha_shared->mutex);
 	peer = ha_shared->peer;
-	strlcpy(role, ha_shared->role, HA_ROLE_LEN);
+	role = ha_shared->role;
 	SpinLockRelease(&ha_shared->mutex);
 
-	if (strcmp(role, "primary") == 0)
+	if (role == HA_ROLE_PRIMARY)
 	{
 		if (target != NULL && strcmp(target, me) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("node \"%s\" is already the primary", me)));
-		if (target != NULL && peer.name[0] != '\0' && strcmp(target, peer.name) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("no standby named \"%s\"", target),
-					 errhint("The standby of this node is \"%s\".", peer.name)));
-		/* health and lag are judged by the worker, on a fresh check */
+		/* the target's name, health and lag are judged by the worker, on a fresh check */
 		PG_RETURN_TEXT_P(cstring_to_text(post_request(HA_REQ_SWITCHOVER, target, force)));
 	}
 
-	if (strcmp(role, "standby") == 0)
+	if (role == HA_ROLE_STANDBY)
 	{
 		if (target != NULL && strcmp(target, me) != 0)
 			ereport(ERROR,
@@ -447,7 +442,7 @@ ha_failover(PG_FUNCTION_ARGS)
 
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("node \"%s\" is %s and takes no part in failover", me, role[0] ? role : "not set up")));
+			 errmsg("node \"%s\" is %s and takes no part in failover", me, role != HA_ROLE_NONE ? ha_role_name(role) : "not set up")));
 	PG_RETURN_NULL();
 }
 
@@ -469,7 +464,7 @@ put_remote_row(Tuplestorestate *ts, TupleDesc td, const HaRemoteView *v, const c
 	else
 		nulls[1] = true;
 	values[2] = BoolGetDatum(false);
-	values[3] = CStringGetTextDatum(v->ever_seen ? v->role : "unknown");
+	values[3] = CStringGetTextDatum(v->ever_seen ? ha_role_name(v->role) : "unknown");
 	values[4] = Int64GetDatum(v->term);
 	nulls[4] = !v->ever_seen;
 	values[5] = BoolGetDatum(v->healthy && v->ever_seen);
@@ -557,16 +552,16 @@ ha_status(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(node_name);
 	values[1] = Int32GetDatum(node_id);
 	values[2] = BoolGetDatum(true);
-	values[3] = CStringGetTextDatum(snap.state_loaded ? snap.role : "unknown");
+	values[3] = CStringGetTextDatum(snap.state_loaded ? ha_role_name(snap.role) : "unknown");
 	values[4] = Int64GetDatum(snap.term);
 	values[5] = BoolGetDatum(snap.worker_pid != 0 && snap.state_loaded);
 	nulls[6] = nulls[7] = nulls[8] = true;
 	values[9] = CStringGetTextDatum(ha_replication_mode_name(ha_replication_mode));
-	values[10] = CStringGetTextDatum(strcmp(snap.role, "primary") == 0
+	values[10] = CStringGetTextDatum(snap.role == HA_ROLE_PRIMARY
 									 ? (snap.sync_degraded ? "degraded" : snap.sync_state) : "n/a");
 	values[11] = Int64GetDatum(snap.lag_bytes);
 	values[12] = Float8GetDatum(snap.lag_seconds);
-	nulls[11] = nulls[12] = strcmp(snap.role, "primary") != 0;
+	nulls[11] = nulls[12] = snap.role != HA_ROLE_PRIMARY;
 	values[13] = TimestampTzGetDatum(snap.last_failover);
 	values[14] = Float8GetDatum(snap.last_failover_ms);
 	nulls[13] = nulls[14] = snap.last_failover == 0;
@@ -577,7 +572,7 @@ ha_status(PG_FUNCTION_ARGS)
 		const char *why = ha_write_block_reason(&snap);
 
 		values[18] = CStringGetTextDatum(snap.worker_pid == 0 ? "HA worker not running"
-										 : strcmp(snap.role, "witness") == 0 ? "witness: grants terms, holds no crawl data"
+										 : snap.role == HA_ROLE_WITNESS ? "witness: grants terms, holds no crawl data"
 										 : psprintf("primary %s%s%s%s%s%s%s%s%s",
 													snap.primary_name[0] ? snap.primary_name : "unknown",
 													snap.max_term_seen > snap.term ? "; a newer term exists" : "",
@@ -600,7 +595,7 @@ ha_status(PG_FUNCTION_ARGS)
 					   : "witness: not reached yet");
 
 	/* on the witness: one row per data node it hears from */
-	if (strcmp(snap.role, "witness") == 0 && snap.state_loaded)
+	if (snap.role == HA_ROLE_WITNESS && snap.state_loaded)
 		put_witness_rows(fcinfo, rsinfo->setResult, rsinfo->setDesc);
 	return (Datum) 0;
 }
@@ -628,14 +623,14 @@ ha_health(PG_FUNCTION_ARGS)
 	memcpy(&snap, ha_shared, sizeof(HaShared));
 	SpinLockRelease(&ha_shared->mutex);
 
-	primary = strcmp(snap.role, "primary") == 0;
-	ha_check_write(snap.state_loaded ? snap.role : "unknown", snap.term, snap.fenced, &check);
+	primary = snap.role == HA_ROLE_PRIMARY;
+	ha_check_write(snap.state_loaded ? snap.role : HA_ROLE_NONE, snap.term, snap.fenced, &check);
 	writable = check.verdict == HA_WRITE_ALLOWED;
 
 	memset(nulls, 0, sizeof(nulls));
 	node_identity(fcinfo, NULL, node_name);
 	values[0] = CStringGetTextDatum(node_name);
-	values[1] = CStringGetTextDatum(snap.state_loaded ? snap.role : "unknown");
+	values[1] = CStringGetTextDatum(snap.state_loaded ? ha_role_name(snap.role) : "unknown");
 	values[2] = Int64GetDatum(snap.term);
 	values[3] = BoolGetDatum(writable);
 	values[4] = BoolGetDatum(snap.worker_pid != 0 && snap.state_loaded);

@@ -158,7 +158,7 @@ fence_deadline(void)
 	int64		fenced_term;
 
 	if (!ha_witness_configured() || !ha_local.ext_present ||
-		strcmp(ha_local.role, "primary") != 0 || ha_local.term <= 0)
+		ha_local.role != HA_ROLE_PRIMARY || ha_local.term <= 0)
 	{
 		fence_base = 0;
 		return 0;
@@ -356,7 +356,7 @@ start_report(void)
 			 "SELECT witness_term, primary_name, coalesce(primary_node_id, 0), witness_name, seen "
 			 "FROM %s.ha_witness_report(%d, %s, %s, " INT64_FORMAT ", %s, '%X/%X', %s, %d, %d, " INT64_FORMAT ")",
 			 ha_ext_schema(), ha_local.node_id, quote_literal_cstr(ha_local.node_name),
-			 quote_literal_cstr(ha_local.role), ha_local.term, ha_local.fenced ? "true" : "false",
+			 quote_literal_cstr(ha_role_name(ha_local.role)), ha_local.term, ha_local.fenced ? "true" : "false",
 			 LSN_FORMAT_ARGS(lsn), sees_peer ? "true" : "false", ha_fence_timeout_ms,
 			 ha_health_check_interval_ms, promotion_delay_ms());
 	ha_conn_start(&report_conn, ha_witness_conninfo, report_query, ha_response_timeout_ms,
@@ -403,7 +403,7 @@ finish_report(void)
 			w->term = wterm;
 			w->node_id = 0;
 			strlcpy(w->name, PQgetvalue(r, 0, 3), HA_NAME_LEN);
-			strlcpy(w->role, "witness", HA_ROLE_LEN);
+			w->role = HA_ROLE_WITNESS;
 			strlcpy(ha_shared->witness_primary, wprimary, HA_NAME_LEN);
 			strlcpy(ha_shared->witness_seen, PQgetvalue(r, 0, 4), HA_MSG_LEN);
 			/* contact only counts while the witness knows no newer term */
@@ -437,7 +437,7 @@ finish_report(void)
 	if (!ok)
 		return;
 
-	if (strcmp(ha_local.role, "primary") == 0)
+	if (ha_local.role == HA_ROLE_PRIMARY)
 	{
 		if (wterm > ha_local.term)
 		{
@@ -539,7 +539,7 @@ finish_grant(void)
 	}
 
 	/* the term is ours (durably, at the witness): promote with exactly it */
-	if (strcmp(ha_local.role, "standby") == 0 && !ha_local.needs_rejoin && term > ha_local.term)
+	if (ha_local.role == HA_ROLE_STANDBY && !ha_local.needs_rejoin && term > ha_local.term)
 	{
 		char		msg[HA_MSG_LEN];
 		bool		promoted;
@@ -573,7 +573,7 @@ ha_witness_tick(void)
 		order_alert_pending = false;
 		ha_record_event("alert", ha_shared->settings_problem, -1, NULL);
 	}
-	if (!ha_witness_configured() || strcmp(ha_local.role, "witness") == 0 || ha_local.term <= 0)
+	if (!ha_witness_configured() || ha_local.role == HA_ROLE_WITNESS || ha_local.term <= 0)
 	{
 		ha_witness_close();
 		return;
@@ -604,7 +604,7 @@ ha_witness_tick(void)
 const char *
 ha_write_block_reason(const HaShared *snap)
 {
-	if (strcmp(snap->role, "primary") != 0 || snap->term <= 0)
+	if (snap->role != HA_ROLE_PRIMARY || snap->term <= 0)
 		return NULL;
 	if (snap->self_fenced_term != 0 && snap->self_fenced_term == snap->term)
 		return "it fenced itself: it reached neither its standby nor the witness for crawler_ha.fence_timeout";

@@ -124,7 +124,7 @@ parse_ping(PGresult *res, HaRemoteView *v)
 		return;
 	v->node_id = atoi(PQgetvalue(res, 0, 0));
 	strlcpy(v->name, PQgetvalue(res, 0, 1), HA_NAME_LEN);
-	strlcpy(v->role, PQgetvalue(res, 0, 2), HA_ROLE_LEN);
+	v->role = ha_role_from_name(PQgetvalue(res, 0, 2));
 	v->term = strtoi64(PQgetvalue(res, 0, 3), NULL, 10);
 	v->fenced = PQgetvalue(res, 0, 5)[0] == 't';
 	v->needs_rejoin = PQgetvalue(res, 0, 6)[0] == 't';
@@ -171,7 +171,7 @@ record_probe(void)
 	}
 	{
 		int			failures = ha_shared->peer.consecutive_failures;
-		bool		standby_blind = strcmp(ha_shared->peer.role, "standby") == 0 && !ha_shared->peer.sees_peer;
+		bool		standby_blind = ha_shared->peer.role == HA_ROLE_STANDBY && !ha_shared->peer.sees_peer;
 
 		SpinLockRelease(&ha_shared->mutex);
 
@@ -271,7 +271,7 @@ serve_request(void)
 			break;
 		case HA_REQ_SWITCHOVER:
 			probe_now();
-			ok = ha_switchover(force, pid, msg, sizeof(msg));
+			ok = ha_switchover(arg, force, pid, msg, sizeof(msg));
 			break;
 		case HA_REQ_REJOIN:
 			probe_now();
@@ -360,7 +360,7 @@ sync_standby_missing(void)
 	SpinLockAcquire(&ha_shared->mutex);
 	streaming = ha_shared->standby_streaming;
 	SpinLockRelease(&ha_shared->mutex);
-	return strcmp(ha_local.role, "primary") == 0 && ha_local.term > 0 &&
+	return ha_local.role == HA_ROLE_PRIMARY && ha_local.term > 0 &&
 		cur != NULL && strcmp(cur, HA_SUBSCRIPTION) == 0 && !streaming;
 }
 
@@ -405,8 +405,8 @@ static void
 act_on_check(bool ok)
 {
 	HaRemoteView peer;
-	bool		is_primary = strcmp(ha_local.role, "primary") == 0;
-	bool		is_standby = strcmp(ha_local.role, "standby") == 0;
+	bool		is_primary = ha_local.role == HA_ROLE_PRIMARY;
+	bool		is_standby = ha_local.role == HA_ROLE_STANDBY;
 	bool		automatic;
 
 	SpinLockAcquire(&ha_shared->mutex);
@@ -421,7 +421,7 @@ act_on_check(bool ok)
 		detection_reported = false;
 		first_failure_at = 0;
 
-		if (peer.term > ha_local.term && strcmp(peer.role, "primary") == 0)
+		if (peer.term > ha_local.term && peer.role == HA_ROLE_PRIMARY)
 		{
 			if (is_primary)
 			{
@@ -438,9 +438,9 @@ act_on_check(bool ok)
 						  psprintf("following the primary %s into term " INT64_FORMAT, peer.name, peer.term));
 			}
 		}
-		if (strcmp(ha_local.role, "standby") == 0 && ha_local.needs_rejoin && automatic &&
+		if (ha_local.role == HA_ROLE_STANDBY && ha_local.needs_rejoin && automatic &&
 			GetCurrentTimestamp() >= rejoin_next_at &&
-			strcmp(peer.role, "primary") == 0 && peer.term >= ha_local.term)
+			peer.role == HA_ROLE_PRIMARY && peer.term >= ha_local.term)
 		{
 			char		msg[HA_MSG_LEN];
 			bool		done = ha_rejoin(msg, sizeof(msg));
@@ -455,7 +455,7 @@ act_on_check(bool ok)
 		 * promotion: then the subscription is gone.
 		 */
 		if (is_standby && !ha_local.needs_rejoin && ha_local.sub_exists && !ha_local.sub_enabled &&
-			strcmp(peer.role, "primary") == 0 && peer.term == ha_local.term &&
+			peer.role == HA_ROLE_PRIMARY && peer.term == ha_local.term &&
 			(last_reenable == 0 ||
 			 TimestampDifferenceExceeds(last_reenable, GetCurrentTimestamp(), 30000)))
 		{
@@ -526,7 +526,7 @@ start_round(void)
 		ha_shared->peer.configured = false;
 		ha_shared->first_round_done = true;
 		SpinLockRelease(&ha_shared->mutex);
-		if (have_ext && strcmp(ha_local.role, "primary") == 0 && ha_local.term > 0)
+		if (have_ext && ha_local.role == HA_ROLE_PRIMARY && ha_local.term > 0)
 			primary_duties();
 		return;
 	}
@@ -551,7 +551,7 @@ finish_round(void)
 
 	ha_conn_reset(&probe, ok);
 	act_on_check(ok);
-	if (strcmp(ha_local.role, "primary") == 0 && ha_local.term > 0)
+	if (ha_local.role == HA_ROLE_PRIMARY && ha_local.term > 0)
 		primary_duties();
 	SpinLockAcquire(&ha_shared->mutex);
 	ha_shared->first_round_done = true;
@@ -593,6 +593,7 @@ reload_settings(void)
 		SpinLockAcquire(&ha_shared->mutex);
 		ha_shared->peer.reachable = false;
 		ha_shared->peer.last_error[0] = '\0';
+		ha_shared->peer.name[0] = '\0';	/* the old peer's, until the new one answers */
 		SpinLockRelease(&ha_shared->mutex);
 		if (ha_load_local_state() && ha_local.sub_exists && ha_peer_conninfo && ha_peer_conninfo[0] != '\0')
 			ha_subscription_set_conninfo(ha_peer_conninfo);
@@ -685,7 +686,7 @@ ha_worker_main(Datum main_arg)
 			finish_round();
 
 		/* semi_sync must notice a missing standby within sync_timeout */
-		if (strcmp(ha_local.role, "primary") == 0 && ha_replication_mode == HA_MODE_SEMI_SYNC &&
+		if (ha_local.role == HA_ROLE_PRIMARY && ha_replication_mode == HA_MODE_SEMI_SYNC &&
 			ha_local.term > 0 && probe.phase == HA_CONN_IDLE)
 			manage_sync();
 

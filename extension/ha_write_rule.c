@@ -13,7 +13,7 @@
 #include "ha_shared.h"
 
 void
-ha_check_write(const char *role, int64 term, bool fenced, HaWriteCheck *out)
+ha_check_write(HaRole role, int64 term, bool fenced, HaWriteCheck *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->verdict = HA_WRITE_ALLOWED;
@@ -23,7 +23,7 @@ ha_check_write(const char *role, int64 term, bool fenced, HaWriteCheck *out)
 		out->verdict = HA_WRITE_IN_RECOVERY;
 		return;
 	}
-	if (strcmp(role, "primary") != 0)
+	if (role != HA_ROLE_PRIMARY)
 	{
 		out->verdict = HA_WRITE_NOT_PRIMARY;
 		return;
@@ -46,13 +46,13 @@ ha_check_write(const char *role, int64 term, bool fenced, HaWriteCheck *out)
 		{
 			out->verdict = HA_WRITE_NEWER_TERM;
 			out->newer_term = snap.max_term_seen;
-			if (strcmp(snap.peer.role, "primary") == 0)
+			if (snap.peer.role == HA_ROLE_PRIMARY)
 				strlcpy(out->newer_primary, snap.peer.name, HA_NAME_LEN);
 			return;
 		}
 
 		/* a self-fence, or a restarted primary that reached no one yet */
-		strlcpy(snap.role, role, HA_ROLE_LEN);
+		snap.role = role;
 		snap.term = term;
 		out->why = ha_write_block_reason(&snap);
 		if (out->why != NULL)
