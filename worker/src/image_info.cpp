@@ -158,7 +158,14 @@ void init_image_library(const char* argv0) {
   });
 }
 
-std::optional<std::string> sniff_format(std::string_view h) {
+// The first 4 KiB are what the crawler keeps of a download
+// (PendingFile::head). Nothing past them counts, so that the format never
+// depends on how much of a file a caller passes: an ISO-BMFF ftyp box
+// declaring 4 GiB had its brands read as far as the bytes went.
+constexpr std::size_t kSniffBytes = 4096;
+
+std::optional<std::string> sniff_format(std::string_view whole) {
+  const std::string_view h = whole.substr(0, kSniffBytes);
   if (starts(h, "\xFF\xD8\xFF")) return "jpeg";
   if (starts(h, "\x89PNG\r\n\x1A\n")) return "png";
   if (starts(h, "GIF87a") || starts(h, "GIF89a")) return "gif";
@@ -183,7 +190,7 @@ std::optional<std::string> sniff_format(std::string_view h) {
     if (heic) return "heic";
     return std::nullopt;
   }
-  if (is_svg(h.substr(0, 4096))) return "svg";
+  if (is_svg(h)) return "svg";
   return std::nullopt;
 }
 

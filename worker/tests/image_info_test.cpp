@@ -136,3 +136,14 @@ TEST(Sniff, MagicBytesNotNames) {
   EXPECT_FALSE(crawler::sniff_format(std::string("PK\3\4rest", 8)));
   EXPECT_EQ(crawler::describe_bytes(std::string("PK\3\4rest", 8)), "a ZIP archive");
 }
+
+TEST(Sniff, OnlyTheFirst4KiBCount) {
+  // An ftyp box that declares itself 4 GiB long: brands past the first 4 KiB
+  // (all the crawler keeps of a download) must not name the format.
+  std::string box("\xFF\xFF\xFF\xF0" "ftyp" "isom" "\0\0\0\0", 16);
+  std::string early = box + "avif" + std::string(4096, 'x');
+  std::string late = box + std::string(4096, 'x') + "avif";
+  EXPECT_EQ(crawler::sniff_format(early), "avif");
+  EXPECT_FALSE(crawler::sniff_format(late));
+  EXPECT_EQ(crawler::sniff_format(late), crawler::sniff_format(late.substr(0, 4096)));
+}
