@@ -225,29 +225,6 @@ extern void ha_conn_close(HaConn *hc);
 extern bool ha_remote_query(const char *conninfo, const char *query, int timeout_ms,
 							char **value, char *error, size_t errlen);
 
-/* ha_actions.c: each runs its own transactions; worker only */
-extern bool ha_load_local_state(void);
-extern const char *ha_ext_schema(void);
-extern void ha_set_read_only(bool on);
-extern void ha_refresh_server_read_only(void);
-extern void ha_subscription_set_conninfo(const char *conninfo);
-extern void ha_release_blocked_merges(void);
-extern void ha_set_sync_standby(bool on);
-extern void ha_set_system_setting(const char *name, const char *value);
-extern void ha_reload_config(void);
-extern int	ha_terminate_clients(int except_pid);
-extern void ha_record_event(const char *kind, const char *reason, double duration_ms,
-							const char *detail_json);
-extern bool ha_promote(const char *reason, bool switchover, bool force, char *msg, size_t msglen);
-extern bool ha_initial_copy_done(char *msg, size_t msglen);
-extern bool ha_demote(int64 new_term, const char *primary_name, int32 primary_id,
-					  bool needs_rejoin, const char *reason);
-extern bool ha_rejoin(char *msg, size_t msglen);
-extern bool ha_switchover(const char *target_name, bool force, int except_pid, char *msg, size_t msglen);
-extern void ha_monitor_replication(void);
-extern bool ha_set_paused(bool paused, char *msg, size_t msglen);
-extern void ha_enable_subscription(void);
-extern char *ha_slot_name(int32 node_id);
 
 /* ha_witness.c: the witness's side of a data node, and self-fencing */
 extern int64 ha_granted_term;	/* > 0: ha_promote takes exactly this term */

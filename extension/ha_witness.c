@@ -31,6 +31,11 @@
 
 #include "crawler_ha.h"
 #include "ha_shared.h"
+#include "ha_demote.h"
+#include "ha_events.h"
+#include "ha_promote.h"
+#include "ha_settings.h"
+#include "ha_state.h"
 
 int64		ha_granted_term = 0;
 

@@ -27,6 +27,14 @@
 
 #include "crawler_ha.h"
 #include "ha_shared.h"
+#include "ha_demote.h"
+#include "ha_events.h"
+#include "ha_promote.h"
+#include "ha_rejoin.h"
+#include "ha_replication.h"
+#include "ha_settings.h"
+#include "ha_state.h"
+#include "ha_switchover.h"
 
 static HaConn probe;
 static TimestampTz first_failure_at = 0;

@@ -1,0 +1,157 @@
+/*
+ * ha_demote.c
+ *		Demotion: a newer term exists elsewhere, so this primary steps down.
+ *
+ * Only the HA worker calls these.  Each step runs in its own transaction,
+ * because several of them cannot share one (a logical slot cannot be created
+ * by a transaction that has written; ALTER SYSTEM is not transactional).
+ * Errors are caught, logged with their errcode and returned as text: a
+ * failed step never takes the worker down.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "pgstat.h"
+#include "postmaster/postmaster.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "crawler_ha.h"
+#include "ha_shared.h"
+#include "ha_step.h"
+#include "ha_demote.h"
+#include "ha_events.h"
+#include "ha_settings.h"
+#include "ha_state.h"
+
+/* ---- demotion: a newer term exists elsewhere ---- */
+
+/* End the client sessions that hold the state row; returns how many. */
+static int
+end_state_lock_holders_in_txn(void)
+{
+	char	   *n = ha_spi_sql("SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid)) "
+							"FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+							"WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'RowShareLock' "
+							"AND l.relation = '%s.ha_state'::pg_catalog.regclass "
+							"AND l.database = (SELECT oid FROM pg_catalog.pg_database "
+							"                  WHERE datname = pg_catalog.current_database()) "
+							"AND a.backend_type = 'client backend' AND a.pid <> pg_catalog.pg_backend_pid()",
+							ha_local.schema);
+
+	return n ? atoi(n) : 0;
+}
+
+/*
+ * Lock the state row for the UPDATE that demotes or fences this node,
+ * inside the caller's transaction.  The wait is queued like any UPDATE's
+ * (writes that hold the row finish, later ones wait behind it) but lasts
+ * at most DEMOTE_GRACE_MS; then the client sessions still holding the row
+ * are ended and the lock taken.  If even that fails, the error goes to the
+ * caller, whose next check tries again.  Returns how many sessions ended.
+ */
+int
+ha_lock_state_row_in_txn(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	int			ended = 0;
+
+	ha_spi_sql("SET LOCAL lock_timeout = %d", DEMOTE_GRACE_MS);
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		ha_spi_sql("SELECT 1 FROM %s.ha_state FOR UPDATE", ha_local.schema);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			ReThrowError(edata);
+		ended = end_state_lock_holders_in_txn();
+		ereport(LOG,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("crawler_ha: ended %d client sessions that still held the state row after %d ms",
+						ended, DEMOTE_GRACE_MS),
+				 errdetail("A transaction left open, or a commit waiting for a synchronous standby that is gone.")));
+		ha_spi_sql("SELECT 1 FROM %s.ha_state FOR UPDATE", ha_local.schema);
+	}
+	PG_END_TRY();
+	return ended;
+}
+
+bool
+ha_demote(int64 new_term, const char *primary_name, int32 primary_id,
+		  bool needs_rejoin, const char *reason)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	TimestampTz t0 = GetCurrentTimestamp();
+	volatile int ended = 0;
+
+	/* the fence is up in every backend before anything else happens */
+	ha_raise_max_term(new_term);
+
+	PG_TRY();
+	{
+		ha_txn_begin("crawler_ha: demote");
+		/* waits for writes in flight (they hold ha_state FOR SHARE), boundedly */
+		ended = ha_lock_state_row_in_txn();
+		ha_spi_sql("UPDATE %s.ha_state SET role = 'standby', term = GREATEST(term, " INT64_FORMAT "), "
+				"primary_name = %s, primary_node_id = %d, fenced = false, needs_rejoin = %s",
+				ha_local.schema, new_term, quote_literal_cstr(primary_name), primary_id,
+				needs_rejoin ? "true" : "false");
+		ha_spi_sql("INSERT INTO %s.ha_terms (term, primary_name, primary_node_id, reason) "
+				"VALUES (" INT64_FORMAT ", %s, %d, 'learned from peer') ON CONFLICT (term) DO NOTHING",
+				ha_local.schema, new_term, quote_literal_cstr(primary_name), primary_id);
+		ha_set_read_only_in_txn(true);
+		{
+			const char *cur = GetConfigOptionResetString("synchronous_standby_names");
+
+			if (cur != NULL && strcmp(cur, HA_SUBSCRIPTION) == 0)
+				ha_set_system_setting("synchronous_standby_names", NULL);
+		}
+		ha_txn_commit();
+		ha_reload_config();
+		ended += ha_terminate_clients(0);
+	}
+	PG_CATCH();
+	{
+		ha_step_failed(cxt, "demoting this node", NULL, 0);
+		return false;
+	}
+	PG_END_TRY();
+
+	ha_local.role = HA_ROLE_STANDBY;
+	ha_local.term = Max(ha_local.term, new_term);
+	ha_local.needs_rejoin = needs_rejoin;
+	ha_local.fenced = false;
+	strlcpy(ha_local.primary_name, primary_name, HA_NAME_LEN);
+	ha_local.primary_node_id = primary_id;
+	ha_publish_local_state();
+	ha_record_event("demotion", psprintf("%s; %d client sessions ended%s", reason, ended,
+										 needs_rejoin ? "; needs to rejoin" : ""),
+					ha_ms_since(t0), NULL);
+	return true;
+}

@@ -1,0 +1,39 @@
+/*
+ * ha_demote.h
+ *		Demotion (ha_demote.c): a newer term exists elsewhere.
+ */
+#ifndef HA_DEMOTE_H
+#define HA_DEMOTE_H
+
+#include "ha_shared.h"
+
+/*
+ * How long a demotion or a fence lets writes in flight finish.  They hold
+ * the ha_state row FOR SHARE until they end, and the UPDATE waits for them.
+ * A write commits in milliseconds; what is still there after this is a
+ * client idle in its transaction, or a commit waiting for a synchronous
+ * standby that is gone, and would hold the demotion up for as long as it
+ * likes.  Those sessions are ended: the demotion ends every client session
+ * a moment later anyway.
+ */
+#define DEMOTE_GRACE_MS 2000
+
+/*
+ * Lock the state row for the UPDATE that demotes or fences this node,
+ * inside the caller's transaction.  The wait is queued like any UPDATE's
+ * (writes that hold the row finish, later ones wait behind it) but lasts
+ * at most DEMOTE_GRACE_MS; then the client sessions still holding the row
+ * are ended and the lock taken.  If even that fails, the error goes to the
+ * caller, whose next check tries again.  Returns how many sessions ended.
+ */
+extern int ha_lock_state_row_in_txn(void);
+
+/*
+ * Steps this primary down: a newer term `new_term` exists, whose primary is
+ * `primary_name` (node `primary_id`).  Fences (read-only), records the
+ * demotion with `reason`, ends client sessions; `needs_rejoin` leaves it to
+ * rejoin later.  False when a step failed (logged); the next check retries.
+ */
+extern bool ha_demote(int64 new_term, const char *primary_name, int32 primary_id, bool needs_rejoin, const char *reason);
+
+#endif							/* HA_DEMOTE_H */

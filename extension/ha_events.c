@@ -1,0 +1,117 @@
+/*
+ * ha_events.c
+ *		HA events (ha_events, NOTIFY) and ending client sessions.
+ *
+ * Only the HA worker calls these.  Each step runs in its own transaction,
+ * because several of them cannot share one (a logical slot cannot be created
+ * by a transaction that has written; ALTER SYSTEM is not transactional).
+ * Errors are caught, logged with their errcode and returned as text: a
+ * failed step never takes the worker down.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "pgstat.h"
+#include "postmaster/postmaster.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "crawler_ha.h"
+#include "ha_shared.h"
+#include "ha_events.h"
+#include "ha_step.h"
+
+/* ---- events and client sessions ---- */
+
+void
+ha_record_event_in_txn(const char *kind, const char *reason, double duration_ms,
+					const char *detail_json)
+{
+	Oid			types[4] = {TEXTOID, TEXTOID, FLOAT8OID, TEXTOID};
+	Datum		vals[4];
+	char		nulls[4] = {' ', ' ', duration_ms < 0 ? 'n' : ' ', ' '};
+	int			rc;
+
+	vals[0] = CStringGetTextDatum(kind);
+	vals[1] = CStringGetTextDatum(reason);
+	vals[2] = Float8GetDatum(duration_ms);
+	vals[3] = CStringGetTextDatum(detail_json ? detail_json : "{}");
+	rc = SPI_execute_with_args(psprintf("SELECT %s.ha_record_event($1, $2, $3, $4::jsonb)",
+										ha_local.schema),
+							   4, types, vals, nulls, false, 0);
+	if (rc < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("crawler_ha: could not record event %s", kind)));
+	CommandCounterIncrement();
+}
+
+/* duration_ms < 0 means none. */
+void
+ha_record_event(const char *kind, const char *reason, double duration_ms,
+				const char *detail_json)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	ereport(LOG,
+			(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+			 errmsg("crawler_ha event %s: %s", kind, reason)));
+	if (!ha_local.ext_present)
+		return;
+	PG_TRY();
+	{
+		ha_txn_begin("crawler_ha: event");
+		ha_record_event_in_txn(kind, reason, duration_ms, detail_json);
+		ha_txn_commit();
+	}
+	PG_CATCH();
+	{
+		ha_step_failed(cxt, "recording an event", NULL, 0);
+	}
+	PG_END_TRY();
+}
+
+static int
+terminate_clients_in_txn(int except_pid)
+{
+	char	   *n = ha_spi_sql("SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid)) "
+							"FROM pg_catalog.pg_stat_activity "
+							"WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid() "
+							"AND pid <> %d AND datname = pg_catalog.current_database() "
+							"AND application_name NOT LIKE 'crawler_ha%%'",
+							except_pid);
+
+	return n ? atoi(n) : 0;
+}
+
+int
+ha_terminate_clients(int except_pid)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			n = 0;
+
+	PG_TRY();
+	{
+		ha_txn_begin("crawler_ha: ending client sessions");
+		n = terminate_clients_in_txn(except_pid);
+		ha_txn_commit();
+	}
+	PG_CATCH();
+	{
+		ha_step_failed(cxt, "ending client sessions", NULL, 0);
+	}
+	PG_END_TRY();
+	return n;
+}

@@ -1,0 +1,194 @@
+/*
+ * ha_settings.c
+ *		The server settings HA changes: ALTER SYSTEM without SQL, reload,
+ *		default_transaction_read_only (the fence) and synchronous_standby_names.
+ *
+ * Only the HA worker calls these.  Each step runs in its own transaction,
+ * because several of them cannot share one (a logical slot cannot be created
+ * by a transaction that has written; ALTER SYSTEM is not transactional).
+ * Errors are caught, logged with their errcode and returned as text: a
+ * failed step never takes the worker down.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "pgstat.h"
+#include "postmaster/postmaster.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "crawler_ha.h"
+#include "ha_shared.h"
+#include "ha_settings.h"
+#include "ha_step.h"
+
+/* ---- settings: ALTER SYSTEM without SQL ---- */
+
+/*
+ * ALTER SYSTEM SET name = value, or RESET when value is NULL, in
+ * postgresql.auto.conf; the running server sees it at its next reload
+ * (ha_reload_config()).  Not transactional: a caller does it last, once
+ * nothing else can fail.  Needs a transaction (privilege check, lookups).
+ */
+void
+ha_set_system_setting(const char *name, const char *value)
+{
+	AlterSystemStmt *stmt = makeNode(AlterSystemStmt);
+	VariableSetStmt *set = makeNode(VariableSetStmt);
+
+	set->name = pstrdup(name);
+	if (value == NULL)
+	{
+		set->kind = VAR_RESET;
+		set->args = NIL;
+	}
+	else
+	{
+		A_Const    *c = makeNode(A_Const);
+
+		c->val.sval.type = T_String;
+		c->val.sval.sval = pstrdup(value);
+		c->location = -1;
+		set->kind = VAR_SET_VALUE;
+		set->args = list_make1(c);
+	}
+	stmt->setstmt = set;
+	AlterSystemSetConfigFile(stmt);
+}
+
+void
+ha_reload_config(void)
+{
+	if (kill(PostmasterPid, SIGHUP) != 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("crawler_ha: could not signal the postmaster to reload: %m")));
+}
+
+/*
+ * Both need a transaction around them (privilege check, catalog lookups).
+ * The worker's own session overrides default_transaction_read_only, so its
+ * view of the setting says nothing about the file: always write it.
+ */
+bool
+ha_set_read_only_in_txn(bool on)
+{
+	ha_set_system_setting("default_transaction_read_only", on ? "on" : NULL);
+	/* the fence holds from here, not from whenever the reload is seen */
+	if (on)
+	{
+		SpinLockAcquire(&ha_shared->mutex);
+		ha_shared->server_read_only = true;
+		SpinLockRelease(&ha_shared->mutex);
+	}
+	return true;
+}
+
+/*
+ * The server's default_transaction_read_only, as its configuration files
+ * set it, into shared memory for the write fence.  Every session's own
+ * value can be set by its client (PGOPTIONS, SET) and the worker's own is
+ * forced off, so neither says what the server was told: the files do.
+ * Called by the worker at its start and after every reload.
+ */
+void
+ha_refresh_server_read_only(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		char	   *v;
+		bool		on = false;
+
+		ha_txn_begin("crawler_ha: server read-only setting");
+		v = ha_spi_sql("SELECT setting FROM pg_catalog.pg_file_settings "
+					"WHERE name = 'default_transaction_read_only' AND error IS NULL "
+					"ORDER BY seqno DESC LIMIT 1");
+		if (v != NULL)
+			(void) parse_bool(v, &on);
+		ha_txn_commit();
+		SpinLockAcquire(&ha_shared->mutex);
+		ha_shared->server_read_only = on;
+		SpinLockRelease(&ha_shared->mutex);
+	}
+	PG_CATCH();
+	{
+		ha_step_failed(cxt, "reading the server's read-only setting", NULL, 0);
+	}
+	PG_END_TRY();
+}
+
+void
+ha_set_read_only(bool on)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		bool		changed;
+
+		ha_txn_begin("crawler_ha: read-only");
+		changed = ha_set_read_only_in_txn(on);
+		ha_txn_commit();
+		ha_refresh_server_read_only();
+		if (changed)
+		{
+			ha_reload_config();
+			ereport(LOG,
+					(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+					 errmsg("crawler_ha: default_transaction_read_only turned %s", on ? "on" : "off")));
+		}
+	}
+	PG_CATCH();
+	{
+		ha_step_failed(cxt, "changing default_transaction_read_only", NULL, 0);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * synchronous_standby_names is ours only while it is empty or names our
+ * subscription; an operator's own value is never touched.
+ */
+void
+ha_set_sync_standby(bool on)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	const char *cur = GetConfigOptionResetString("synchronous_standby_names");
+	bool		is_ours = (cur != NULL && strcmp(cur, HA_SUBSCRIPTION) == 0);
+	bool		is_empty = (cur == NULL || cur[0] == '\0');
+
+	if ((on && is_ours) || (!on && is_empty))
+		return;
+	if (!is_ours && !is_empty)
+		return;
+
+	PG_TRY();
+	{
+		ha_txn_begin("crawler_ha: synchronous_standby_names");
+		ha_set_system_setting("synchronous_standby_names", on ? HA_SUBSCRIPTION : NULL);
+		ha_txn_commit();
+		ha_reload_config();
+		ereport(LOG,
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("crawler_ha: synchronous replication %s", on ? "on" : "off")));
+	}
+	PG_CATCH();
+	{
+		ha_step_failed(cxt, "changing synchronous_standby_names", NULL, 0);
+	}
+	PG_END_TRY();
+}

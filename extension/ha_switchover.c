@@ -1,0 +1,315 @@
+/*
+ * ha_switchover.c
+ *		A planned switchover, run on the primary.
+ *
+ * Only the HA worker calls these.  Each step runs in its own transaction,
+ * because several of them cannot share one (a logical slot cannot be created
+ * by a transaction that has written; ALTER SYSTEM is not transactional).
+ * Errors are caught, logged with their errcode and returned as text: a
+ * failed step never takes the worker down.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "pgstat.h"
+#include "postmaster/postmaster.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "crawler_ha.h"
+#include "ha_shared.h"
+#include "ha_demote.h"
+#include "ha_events.h"
+#include "ha_promote.h"
+#include "ha_replication.h"
+#include "ha_settings.h"
+#include "ha_state.h"
+#include "ha_switchover.h"
+#include "ha_step.h"
+
+/* ---- planned switchover, run on the primary ---- */
+
+static bool
+set_fenced(bool fenced, const char *reason)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		ha_txn_begin("crawler_ha: fence");
+		if (fenced)
+			(void) ha_lock_state_row_in_txn();
+		ha_spi_sql("UPDATE %s.ha_state SET fenced = %s", ha_local.schema, fenced ? "true" : "false");
+		ha_record_event_in_txn(fenced ? "fence" : "unfence", reason, -1, NULL);
+		ha_set_read_only_in_txn(fenced);
+		ha_txn_commit();
+		ha_reload_config();
+	}
+	PG_CATCH();
+	{
+		ha_step_failed(cxt, fenced ? "fencing" : "lifting the fence", NULL, 0);
+		return false;
+	}
+	PG_END_TRY();
+	ha_local.fenced = fenced;
+	ha_publish_local_state();
+	return true;
+}
+
+/* The standby's confirmed flush position, as its walsender reports it. */
+static XLogRecPtr
+standby_flush_lsn(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+
+	PG_TRY();
+	{
+		char	   *v;
+
+		ha_txn_begin("crawler_ha: standby position");
+		v = ha_spi_sql("SELECT max(flush_lsn)::text FROM pg_catalog.pg_stat_replication "
+					"WHERE application_name = '" HA_SUBSCRIPTION "'");
+		lsn = ha_parse_lsn(v);
+		ha_txn_commit();
+	}
+	PG_CATCH();
+	{
+		ha_step_failed(cxt, "reading the standby's position", NULL, 0);
+	}
+	PG_END_TRY();
+	return lsn;
+}
+
+static XLogRecPtr
+current_lsn(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+
+	PG_TRY();
+	{
+		ha_txn_begin("crawler_ha: wal position");
+		lsn = ha_parse_lsn(ha_spi_sql("SELECT pg_catalog.pg_current_wal_lsn()::text"));
+		ha_txn_commit();
+	}
+	PG_CATCH();
+	{
+		ha_step_failed(cxt, "reading the WAL position", NULL, 0);
+	}
+	PG_END_TRY();
+	return lsn;
+}
+
+
+bool
+ha_switchover(const char *target_name, bool force, int except_pid, char *msg, size_t msglen)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	TimestampTz t0 = GetCurrentTimestamp();
+	TimestampTz deadline;
+	HaRemoteView peer;
+	XLogRecPtr	target;
+	XLogRecPtr	flushed = InvalidXLogRecPtr;
+	char	   *val = NULL;
+	char		err[256];
+	int64		new_term;
+	int			ended;
+	const char *volatile step;
+
+	SpinLockAcquire(&ha_shared->mutex);
+	peer = ha_shared->peer;
+	SpinLockRelease(&ha_shared->mutex);
+
+	if (ha_local.role != HA_ROLE_PRIMARY)
+	{
+		snprintf(msg, msglen, "node %s is not the primary", ha_local.node_name);
+		return false;
+	}
+	if (!peer.ever_seen || !peer.reachable)
+	{
+		snprintf(msg, msglen, "the target \"%s\" is not healthy: %d consecutive failed checks (%s); "
+				 "force => true does not help a standby that cannot be reached",
+				 peer.name[0] ? peer.name : "peer", peer.consecutive_failures, peer.last_error);
+		return false;
+	}
+	/* judged on the check just made: a name heard before may be another node's */
+	if (target_name != NULL && target_name[0] != '\0' && strcmp(target_name, peer.name) != 0)
+	{
+		snprintf(msg, msglen, "no standby named \"%s\": the standby of node %s is \"%s\"",
+				 target_name, ha_local.node_name, peer.name);
+		return false;
+	}
+	if (peer.role != HA_ROLE_STANDBY || peer.needs_rejoin)
+	{
+		snprintf(msg, msglen, "the target \"%s\" is not a standby ready to take over (%s%s)",
+				 peer.name, ha_role_name(peer.role), peer.needs_rejoin ? ", waiting to rejoin" : "");
+		return false;
+	}
+	/* a standby that just subscribed may need a moment to start streaming */
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Min(ha_response_timeout_ms, 5000));
+	for (;;)
+	{
+		bool		streaming;
+
+		ha_monitor_replication();
+		SpinLockAcquire(&ha_shared->mutex);
+		streaming = ha_shared->standby_streaming;
+		SpinLockRelease(&ha_shared->mutex);
+		if (streaming || force || GetCurrentTimestamp() >= deadline)
+			break;
+		ha_sleep_ms(50);
+	}
+	if (!force && ha_shared->lag_seconds * 1000.0 > ha_replication_lag_threshold_ms)
+	{
+		snprintf(msg, msglen, "the target \"%s\" is %.1f s behind; wait until it catches up, or use force => true",
+				 peer.name, ha_shared->lag_seconds);
+		return false;
+	}
+	if (!force && !ha_shared->standby_streaming)
+	{
+		snprintf(msg, msglen, "the target %s is not receiving changes; use force => true to switch anyway",
+				 peer.name);
+		return false;
+	}
+
+	/* 1. fence: no new writes here, open sessions ended */
+	if (!set_fenced(true, psprintf("switchover to %s", peer.name)))
+	{
+		snprintf(msg, msglen, "could not fence node %s", ha_local.node_name);
+		return false;
+	}
+	ended = ha_terminate_clients(except_pid);
+
+	/* 2. wait until the standby has flushed everything up to here */
+	target = current_lsn();
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ha_response_timeout_ms);
+	while (GetCurrentTimestamp() < deadline)
+	{
+		flushed = standby_flush_lsn();
+		if (target != InvalidXLogRecPtr && flushed >= target)
+			break;
+		ha_sleep_ms(20);
+	}
+	if (flushed < target && !force)
+	{
+		set_fenced(false, "switchover abandoned: the target did not catch up");
+		snprintf(msg, msglen, "the target %s did not confirm LSN %X/%X within %d ms (it has %X/%X); "
+				 "nothing changed", peer.name, LSN_FORMAT_ARGS(target), ha_response_timeout_ms,
+				 LSN_FORMAT_ARGS(flushed));
+		return false;
+	}
+
+	/* 3. promote the target */
+	if (!ha_remote_query(ha_peer_conninfo,
+						 psprintf("SELECT %s.ha_promote(%s)", ha_local.schema,
+								  quote_literal_cstr(psprintf("switchover from %s", ha_local.node_name))),
+						 ha_response_timeout_ms * 2, &val, err, sizeof(err)))
+	{
+		/* did it happen anyway?  the next health check will tell */
+		set_fenced(false, psprintf("switchover abandoned: %s", err));
+		snprintf(msg, msglen, "promoting %s failed: %s", peer.name, err);
+		return false;
+	}
+	SpinLockAcquire(&ha_shared->mutex);
+	new_term = Max(ha_shared->max_term_seen, ha_local.term) + 1;
+	SpinLockRelease(&ha_shared->mutex);
+	if (val != NULL)
+	{
+		const char *p = strstr(val, "term ");
+
+		if (p)
+			new_term = strtoi64(p + 5, NULL, 10);
+	}
+	ha_raise_max_term(new_term);
+
+	/* 4. follow the new primary: our old slot is spent, its slot for us is fresh */
+	step = "following the new primary";
+	PG_TRY();
+	{
+		char	   *old_slot = ha_slot_name(peer.node_id);
+		char	   *my_slot = ha_slot_name(ha_local.node_id);
+		int			tries;
+
+		ha_txn_begin("crawler_ha: switchover: follow");
+		ha_spi_sql("UPDATE %s.ha_state SET role = 'standby', term = GREATEST(term, " INT64_FORMAT "), "
+				"primary_name = %s, primary_node_id = %d, peer_node_id = %d, fenced = false, "
+				"needs_rejoin = false",
+				ha_local.schema, new_term, quote_literal_cstr(peer.name), peer.node_id, peer.node_id);
+		ha_spi_sql("INSERT INTO %s.ha_terms (term, primary_name, primary_node_id, reason) "
+				"VALUES (" INT64_FORMAT ", %s, %d, 'switchover') ON CONFLICT (term) DO NOTHING",
+				ha_local.schema, new_term, quote_literal_cstr(peer.name), peer.node_id);
+		{
+			const char *cur = GetConfigOptionResetString("synchronous_standby_names");
+
+			if (cur != NULL && strcmp(cur, HA_SUBSCRIPTION) == 0)
+				ha_set_system_setting("synchronous_standby_names", NULL);
+		}
+		ha_txn_commit();
+		ha_reload_config();
+		ha_local.role = HA_ROLE_STANDBY;
+		ha_local.term = Max(ha_local.term, new_term);
+		ha_local.fenced = false;
+		strlcpy(ha_local.primary_name, peer.name, HA_NAME_LEN);
+		ha_local.primary_node_id = peer.node_id;
+		ha_publish_local_state();
+
+		/* the target's walsender may take a moment to let go of the slot */
+		step = "dropping the old slot";
+		for (tries = 0; tries < 100; tries++)
+		{
+			char	   *active;
+
+			ha_txn_begin("crawler_ha: switchover: drop old slot");
+			active = ha_spi_sql("SELECT active::text FROM pg_catalog.pg_replication_slots WHERE slot_name = '%s'",
+							 old_slot);
+			if (active != NULL && strcmp(active, "false") == 0)
+				ha_spi_sql("SELECT pg_catalog.pg_drop_replication_slot('%s')", old_slot);
+			ha_txn_commit();
+			if (active == NULL || strcmp(active, "false") == 0)
+				break;
+			ha_sleep_ms(50);
+		}
+
+		step = "subscribing to the new primary";
+		ha_txn_begin("crawler_ha: switchover: subscribe");
+		ha_spi_sql("CREATE SUBSCRIPTION " HA_SUBSCRIPTION " CONNECTION %s PUBLICATION " HA_PUBLICATION
+				" WITH (create_slot = false, slot_name = '%s', copy_data = false, "
+				"disable_on_error = true, synchronous_commit = local)",
+				quote_literal_cstr(ha_peer_conninfo), my_slot);
+		ha_txn_commit();
+		ha_local.sub_exists = true;
+		ha_local.sub_enabled = true;
+	}
+	PG_CATCH();
+	{
+		ha_step_failed(cxt, step, msg, msglen);
+		return false;
+	}
+	PG_END_TRY();
+
+	snprintf(msg, msglen, "switched over: %s is the primary of term " INT64_FORMAT
+			 ", %s follows it (%d sessions ended, %.0f ms)",
+			 peer.name, new_term, ha_local.node_name, ended, ha_ms_since(t0));
+	ha_record_event("switchover", msg, ha_ms_since(t0),
+					psprintf("{\"target_lsn\": \"%X/%X\", \"confirmed_lsn\": \"%X/%X\", \"forced\": %s}",
+							 LSN_FORMAT_ARGS(target), LSN_FORMAT_ARGS(flushed),
+							 force ? "true" : "false"));
+	SpinLockAcquire(&ha_shared->mutex);
+	ha_shared->last_failover = GetCurrentTimestamp();
+	ha_shared->last_failover_ms = ha_ms_since(t0);
+	SpinLockRelease(&ha_shared->mutex);
+	return true;
+}
