@@ -31,6 +31,7 @@
 
 #include "crawler_ha.h"
 #include "ha_shared.h"
+#include "ha_step.h"
 #include "ha_demote.h"
 #include "ha_events.h"
 #include "ha_promote.h"
@@ -211,15 +212,8 @@ run_sql(const char *what, const char *sql, char **value)
 	{
 		int			rc;
 
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		if (SPI_connect() != SPI_OK_CONNECT)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("crawler_ha: SPI_connect failed")));
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, what);
-		rc = SPI_execute(sql, false, 0);
+		ha_txn_begin(what);
+		rc = SPI_execute(sql, false, 0);	/* the statements may be several */
 		if (rc < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
@@ -230,24 +224,11 @@ run_sql(const char *what, const char *sql, char **value)
 
 			*value = v ? MemoryContextStrdup(cxt, v) : NULL;
 		}
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		pgstat_report_activity(STATE_IDLE, NULL);
+		ha_txn_commit();
 	}
 	PG_CATCH();
 	{
-		ErrorData  *ed;
-
-		MemoryContextSwitchTo(cxt);
-		ed = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		pgstat_report_activity(STATE_IDLE, NULL);
-		ereport(LOG,
-				(errcode(ed->sqlerrcode),
-				 errmsg("crawler_ha: %s failed: %s", what, ed->message)));
-		FreeErrorData(ed);
+		ha_step_failed(cxt, what, NULL, 0);
 		ok = false;
 	}
 	PG_END_TRY();
