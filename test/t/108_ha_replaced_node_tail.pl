@@ -24,6 +24,10 @@ $c->safe_psql('postgres', "SELECT ha_setup('standby')");
 $c->poll_query_until('postgres', 'SELECT count(*) = 10 FROM crawl_sessions') or die 'no copy';
 $b->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://three.test/' || i]) FROM generate_series(1, 5) i");
 $c->poll_query_until('postgres', 'SELECT count(*) = 15 FROM crawl_sessions') or die 'no streaming';
+# every table's initial copy done, not only crawl_sessions': a standby whose
+# copy is unfinished is not promoted automatically
+$c->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_subscription_rel WHERE srsubstate <> 'r'")
+  or die 'initial copy unfinished';
 pass('the replacement has the copy and the stream');
 
 # a tail on rb, then rb dies
