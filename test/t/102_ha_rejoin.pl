@@ -86,6 +86,8 @@ sub write_sessions
 	ha_set_peer($c, $b);
 	is($c->safe_psql('postgres', "SELECT ha_setup('standby')"), 'standby', 'a replacement node with the same id joins');
 	$c->poll_query_until('postgres', 'SELECT count(*) = 20 FROM crawl_sessions') or die 'no initial copy';
+	$c->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_subscription_rel WHERE srsubstate <> 'r'")
+	  or die 'initial copy unfinished';
 	$c->poll_query_until('postgres', "SELECT healthy FROM ha_status() WHERE NOT is_local") or die;
 	like($c->safe_psql('postgres', 'SELECT ha_failover()'), qr/gamma2 is the primary/, 'and takes over by switchover');
 	my $max_old = $c->safe_psql('postgres', 'SELECT max(id) FROM crawl_sessions WHERE id % 1024 = 3');
