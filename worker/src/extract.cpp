@@ -4,9 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
-#include <deque>
 #include <iterator>
-#include <map>
 #include <optional>
 #include <set>
 #include <unordered_set>
@@ -62,21 +60,65 @@ bool contains_ci(std::string_view s, std::string_view lower_letters) {
   return false;
 }
 
-// A tag's attributes as htmlcxx parsed them (names in lower case, the first
-// of a repeated name kept), each value entity-decoded when it is asked for:
-// most tags are asked for two or three of them.
+bool is_attr_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
+
+// The attributes of one start tag, read from its text ("<img src=a ...>")
+// as the HTML tokenizer reads them: a name runs to a space, '/', '>' or
+// '='; a value is quoted or runs to a space or '>'; of a repeated name the
+// first counts.  Names compare without case; a value is entity-decoded when
+// it is asked for, since most tags are asked for two or three of many.
+// (htmlcxx's own attribute parser builds a map of every attribute, which
+// a tag of 100,000 attributes makes the costliest thing on its page.)
 class Attributes {
  public:
-  explicit Attributes(Node& node) : map_((node.parseAttributes(), node.attributes())) {}
-  bool has(const std::string& name) const { return map_.count(name) > 0; }
-  std::string get(const std::string& name) const {
-    auto it = map_.find(name);
-    if (it == map_.end()) return {};
-    return it->second.find('&') == std::string::npos ? it->second : decode_entities(it->second);
+  explicit Attributes(std::string_view tag) {
+    std::size_t i = tag.find_first_of(" \t\n\r\f/>");  // past "<name"
+    while (i != std::string_view::npos && i < tag.size()) {
+      while (i < tag.size() && (is_attr_space(tag[i]) || tag[i] == '/')) ++i;
+      if (i >= tag.size() || tag[i] == '>') break;
+      std::size_t name_begin = i++;  // a leading '=' belongs to the name
+      while (i < tag.size() && !is_attr_space(tag[i]) && tag[i] != '/' && tag[i] != '>' && tag[i] != '=') ++i;
+      std::string_view name = tag.substr(name_begin, i - name_begin);
+      std::size_t j = i;
+      while (j < tag.size() && is_attr_space(tag[j])) ++j;
+      std::string_view value;
+      if (j < tag.size() && tag[j] == '=') {
+        ++j;
+        while (j < tag.size() && is_attr_space(tag[j])) ++j;
+        if (j < tag.size() && (tag[j] == '"' || tag[j] == '\'')) {
+          std::size_t close = tag.find(tag[j], j + 1);
+          std::size_t end = close == std::string_view::npos ? tag.size() : close;
+          value = tag.substr(j + 1, end - j - 1);
+          i = close == std::string_view::npos ? tag.size() : close + 1;
+        } else {
+          std::size_t b = j;
+          while (j < tag.size() && !is_attr_space(tag[j]) && tag[j] != '>') ++j;
+          value = tag.substr(b, j - b);
+          i = j;
+        }
+      }
+      attrs_.emplace_back(name, value);
+    }
+  }
+  bool has(std::string_view name) const { return find(name) != nullptr; }
+  std::string get(std::string_view name) const {
+    const std::string_view* v = find(name);
+    if (v == nullptr) return {};
+    return v->find('&') == std::string_view::npos ? std::string(*v) : decode_entities(*v);
   }
 
  private:
-  const std::map<std::string, std::string>& map_;
+  // `lower_name` is in lower case
+  const std::string_view* find(std::string_view lower_name) const {
+    for (const auto& [n, v] : attrs_) {
+      if (n.size() != lower_name.size()) continue;
+      std::size_t k = 0;
+      while (k < n.size() && std::tolower(static_cast<unsigned char>(n[k])) == lower_name[k]) ++k;
+      if (k == n.size()) return &v;
+    }
+    return nullptr;
+  }
+  std::vector<std::pair<std::string_view, std::string_view>> attrs_;
 };
 
 // The space-separated tokens of an attribute (rel), in lower case.
@@ -144,7 +186,7 @@ class PageScanner : public htmlcxx::HTML::ParserSax {
     if (tag == "style") in_style_ = true;
     const bool styled = contains_ci(node.text(), "style");
     if (!styled && !may_refer(tag)) return;
-    visit(tag, Attributes(node));
+    visit(tag, Attributes(node.text()));
   }
 
   void foundText(Node node) override {
@@ -470,18 +512,27 @@ bool looks_like_image_path(std::string_view ref) {
   auto slash = path.rfind('/');
   if (dot == std::string_view::npos || (slash != std::string_view::npos && dot < slash))
     return false;
-  static const std::set<std::string> kExt = {"jpg", "jpeg", "jpe", "jfif", "png", "gif",
-                                             "webp", "bmp", "svg", "avif", "heic", "heif", "ico"};
-  return kExt.count(lower(path.substr(dot + 1))) > 0;
+  std::string_view ext = path.substr(dot + 1);
+  if (ext.size() > 4) return false;  // the longest below: "jpeg", "jfif", "webp", "avif", ...
+  char lower_ext[4];
+  for (std::size_t i = 0; i < ext.size(); ++i)
+    lower_ext[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(ext[i])));
+  std::string_view e(lower_ext, ext.size());
+  static constexpr std::string_view kExt[] = {"jpg", "jpeg", "jpe", "jfif", "png", "gif", "webp",
+                                              "bmp", "svg", "avif", "heic", "heif", "ico"};
+  return std::find(std::begin(kExt), std::end(kExt), e) != std::end(kExt);
 }
 
 namespace {
-// Resolves, deduplicates and caps one kind of reference.  The URLs are kept
-// in a deque, whose elements never move, so the set of those seen holds
-// views of them instead of copies.
+// Resolves, deduplicates and caps one kind of reference.  Room for every
+// reference is reserved up front, so the kept URLs never move and the set
+// of those seen holds views of them instead of copies.
 class Resolved {
  public:
-  explicit Resolved(const UrlResolver& base) : base_(base) {}
+  Resolved(const UrlResolver& base, std::size_t most) : base_(base) {
+    kept_.reserve(std::min(most, kMaxLinksPerPage));
+    seen_.reserve(std::min(most, kMaxLinksPerPage));
+  }
   void add(std::string_view ref, std::size_t& dropped) {
     auto u = base_.resolve(ref);
     if (!u) return;
@@ -493,12 +544,12 @@ class Resolved {
   }
   std::vector<std::string> take() {
     seen_.clear();
-    return {std::make_move_iterator(kept_.begin()), std::make_move_iterator(kept_.end())};
+    return std::move(kept_);
   }
 
  private:
   const UrlResolver& base_;
-  std::deque<std::string> kept_;
+  std::vector<std::string> kept_;  // never reallocated: see the constructor
   std::unordered_set<std::string_view> seen_;
 };
 
@@ -518,7 +569,9 @@ Links extract(std::string_view html, std::string_view page_url, const RobotsDire
   const bool obey = given != nullptr;
   Links out;
   const UrlResolver resolver(base);
-  Resolved images(resolver), pages(resolver);
+  std::size_t n_images = 0;
+  for (const auto& r : scan.refs) n_images += r.kind == PageScanner::Ref::kImage;
+  Resolved images(resolver, n_images), pages(resolver, scan.refs.size() - n_images);
   for (const auto& r : scan.refs) {
     switch (r.kind) {
       case PageScanner::Ref::kImage:

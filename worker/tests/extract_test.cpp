@@ -249,3 +249,17 @@ TEST(Extract, StyleAttributesOnAnyTagAndStyleElements) {
       "http://a.test/");
   EXPECT_EQ(links.images, (std::vector<std::string>{"http://a.test/s.png", "http://a.test/e.png"}));
 }
+
+TEST(Extract, AttributesAreReadAsTheHtmlTokenizerReadsThem) {
+  auto links = crawler::extract_html(
+      "<img/src=a.png>"                                // '/' separates like a space
+      "<IMG SRC='b.png' src=c.png>"                     // the first of a repeated name counts
+      "<img alt=\"x > y\" src = \"d.png\" >"            // '>' inside quotes; spaces around '='
+      "<svg><image xlink:href=\"e.png\"/></svg>"        // a name with ':'
+      "<img data-x=1 src=f&amp;g.png>"                  // entities decoded in the value asked for
+      "<img src=\"unterminated.png",                     // a quote that never closes
+      "http://a.test/");
+  EXPECT_EQ(links.images, (std::vector<std::string>{"http://a.test/a.png", "http://a.test/b.png",
+                                                    "http://a.test/d.png", "http://a.test/e.png",
+                                                    "http://a.test/f&g.png", "http://a.test/unterminated.png"}));
+}
