@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "crawler/extract.hpp"
+#include "crawler/outcome.hpp"
 #include "crawler/image_info.hpp"
 #include "crawler/log.hpp"
 #include "crawler/url.hpp"
@@ -507,56 +508,18 @@ void Crawler::fetch(std::int64_t id) {
 
 bool Crawler::fetch_failed(Item& it, const FetchResult& r) {
   if (r.code == CURLE_ABORTED_BY_CALLBACK && stopping_) return true;  // lease goes back
-  if (r.code == CURLE_OK && r.status >= 200 && r.status < 300) return false;
-  std::string where = (!r.effective_url.empty() && r.effective_url != it.url) ? " at " + r.effective_url : "";
-  if (r.code == CURLE_OK) {
-    long s = r.status;
-    if (s == 429 || s == 503) {
-      long ra = r.retry_after_s >= 0 ? std::min<long>(r.retry_after_s, opts_.max_retry_after_s)
-                                     : backoff_seconds(it.attempts);
-      if (auto p = split_url(it.url)) {
-        // The whole host waits, for every worker.
-        db_.call(Stmt::crawl_host_set, {host_key(*p), Param{}, Param{}, utc_timestamp_after(ra)},
-                 [](DbResult&& r2) {
-                   if (!r2.ok) CRAWLER_LOG(warn) << "crawl_host_set back-off: " << r2.error;
-                 });
-      }
-      fail(it, "HTTP " + std::to_string(s) + where + (r.retry_after_s >= 0 ? " (Retry-After " + std::to_string(r.retry_after_s) + " s)" : ""), ra);
-    } else if (s == 408 || s == 500 || s == 502 || s == 504) {
-      fail(it, "HTTP " + std::to_string(s) + where, backoff_seconds(it.attempts));
-    } else if (s >= 300 && s < 400) {
-      fail(it, "HTTP " + std::to_string(s) + " redirect without a usable Location" + where, std::nullopt);
-    } else {
-      fail(it, "HTTP " + std::to_string(s) + where, std::nullopt);
+  FetchOutcome o = classify_fetch(r, it.url, {backoff_seconds(it.attempts), opts_.max_retry_after_s});
+  if (o.kind == FetchOutcome::Kind::kSuccess) return false;
+  if (o.host_waits) {
+    if (auto p = split_url(it.url)) {
+      // The whole host waits, for every worker.
+      db_.call(Stmt::crawl_host_set, {host_key(*p), Param{}, Param{}, utc_timestamp_after(o.retry_after_s)},
+               [](DbResult&& r2) {
+                 if (!r2.ok) CRAWLER_LOG(warn) << "crawl_host_set back-off: " << r2.error;
+               });
     }
-    return true;
   }
-  switch (r.code) {
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_GOT_NOTHING:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_SSL_CONNECT_ERROR:
-      // Transient: queued again after a back-off, until max_attempts.
-      fail(it, std::string(curl_easy_strerror(r.code)) + ": " + r.error + where, backoff_seconds(it.attempts));
-      break;
-    case CURLE_FILESIZE_EXCEEDED:
-      fail(it, "too large: the declared size is over the limit" + where, std::nullopt);
-      break;
-    case CURLE_TOO_MANY_REDIRECTS:
-      fail(it, "too many redirects (" + r.error + ")", std::nullopt);
-      break;
-    case CURLE_WRITE_ERROR:
-      fail(it, (r.too_large ? "too large: " : "") + r.error + where, std::nullopt);
-      break;
-    default:
-      fail(it, std::string(curl_easy_strerror(r.code)) + ": " + r.error + where, std::nullopt);
-  }
+  fail(it, o.error, o.kind == FetchOutcome::Kind::kRetry ? std::optional<long>(o.retry_after_s) : std::nullopt);
   return true;
 }
 

@@ -1,0 +1,29 @@
+// What one transfer ended with: the fetcher's answer, and what the pure
+// outcome rules (outcome.hpp) read, without Asio or a transfer.
+#pragma once
+#include <curl/curl.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace crawler {
+
+struct FetchResult {
+  CURLcode code = CURLE_OK;
+  std::string error;          // curl's message, or why the body was refused
+  bool too_large = false;     // the body passed max_bytes
+  std::string refused;        // the reason accept() gave
+  long status = 0;            // HTTP status of the last response
+  std::string content_type;
+  std::string effective_url;  // after redirects
+  std::string redirect_url;   // a 3xx not followed: its absolute target
+  std::vector<std::string> robots_tags;  // the X-Robots-Tag header(s) of the response
+  long retry_after_s = -1;    // Retry-After in seconds (-1: none)
+  std::string body;           // when no file was given (2xx only)
+  std::uint64_t bytes = 0;    // body bytes received (2xx only)
+  long redirects = 0;
+  double seconds = 0;
+};
+
+}  // namespace crawler
