@@ -30,6 +30,7 @@
 
 #include "crawler_ha.h"
 #include "ha_shared.h"
+#include "ha_timing.h"
 #include "ha_events.h"
 #include "ha_promote.h"
 #include "ha_settings.h"
@@ -168,7 +169,7 @@ ha_promote(const char *reason, bool switchover, bool force, char *msg, size_t ms
 				ha_set_system_setting("synchronous_standby_names", HA_SUBSCRIPTION);
 				ha_txn_commit();
 				ha_reload_config();
-				ha_sleep_ms(200);
+				ha_sleep_ms(HA_SYNC_NAMES_RELOAD_WAIT_MS);
 			}
 		}
 		ha_txn_begin("crawler_ha: promote: term");

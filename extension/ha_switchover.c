@@ -30,6 +30,7 @@
 
 #include "crawler_ha.h"
 #include "ha_shared.h"
+#include "ha_timing.h"
 #include "ha_demote.h"
 #include "ha_events.h"
 #include "ha_promote.h"
@@ -159,7 +160,8 @@ ha_switchover(const char *target_name, bool force, int except_pid, char *msg, si
 		return false;
 	}
 	/* a standby that just subscribed may need a moment to start streaming */
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Min(ha_response_timeout_ms, 5000));
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   Min(ha_response_timeout_ms, HA_STANDBY_STREAMING_WAIT_MAX_MS));
 	for (;;)
 	{
 		bool		streaming;
@@ -170,7 +172,7 @@ ha_switchover(const char *target_name, bool force, int except_pid, char *msg, si
 		SpinLockRelease(&ha_shared->mutex);
 		if (streaming || force || GetCurrentTimestamp() >= deadline)
 			break;
-		ha_sleep_ms(50);
+		ha_sleep_ms(HA_STREAMING_POLL_MS);
 	}
 	if (!force && ha_shared->lag_seconds * 1000.0 > ha_replication_lag_threshold_ms)
 	{
@@ -201,7 +203,7 @@ ha_switchover(const char *target_name, bool force, int except_pid, char *msg, si
 		flushed = standby_flush_lsn();
 		if (target != InvalidXLogRecPtr && flushed >= target)
 			break;
-		ha_sleep_ms(20);
+		ha_sleep_ms(HA_FLUSH_POLL_MS);
 	}
 	if (flushed < target && !force)
 	{
@@ -268,7 +270,7 @@ ha_switchover(const char *target_name, bool force, int except_pid, char *msg, si
 
 		/* the target's walsender may take a moment to let go of the slot */
 		step = "dropping the old slot";
-		for (tries = 0; tries < 100; tries++)
+		for (tries = 0; tries < HA_SLOT_DROP_TRIES; tries++)
 		{
 			char	   *active;
 
@@ -280,7 +282,7 @@ ha_switchover(const char *target_name, bool force, int except_pid, char *msg, si
 			ha_txn_commit();
 			if (active == NULL || strcmp(active, "false") == 0)
 				break;
-			ha_sleep_ms(50);
+			ha_sleep_ms(HA_SLOT_DROP_RETRY_MS);
 		}
 
 		step = "subscribing to the new primary";

@@ -31,6 +31,7 @@
 
 #include "crawler_ha.h"
 #include "ha_shared.h"
+#include "ha_timing.h"
 #include "ha_step.h"
 #include "ha_demote.h"
 #include "ha_events.h"
@@ -194,7 +195,7 @@ ha_witness_next_wakeup(void)
 	if (f != 0 && (t == 0 || f < t))
 		t = f;
 	if (fence_persist_pending)
-		t = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 200);
+		t = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), HA_FENCE_PERSIST_RETRY_MS);
 	return t;
 }
 

@@ -27,6 +27,7 @@
 
 #include "crawler_ha.h"
 #include "ha_shared.h"
+#include "ha_timing.h"
 #include "ha_demote.h"
 #include "ha_events.h"
 #include "ha_promote.h"
@@ -105,7 +106,7 @@ rejoin_done(bool ok, bool manual, const char *msg)
 		return;
 	}
 	rejoin_failures++;
-	delay_ms = Min(1000 << Min(rejoin_failures - 1, 5), 30000);
+	delay_ms = Min(HA_REJOIN_BACKOFF_FIRST_MS << Min(rejoin_failures - 1, 5), HA_REJOIN_BACKOFF_MAX_MS);
 	rejoin_next_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);
 	SpinLockAcquire(&ha_shared->mutex);
 	snprintf(ha_shared->rejoin_problem, HA_MSG_LEN, "%s (attempt %d; the next in %d s)",
@@ -378,7 +379,7 @@ release_blocked_merges(void)
 	TimestampTz now = GetCurrentTimestamp();
 
 	if (!ha_local.ext_present || !sync_standby_missing() ||
-		!TimestampDifferenceExceeds(last_merge_release, now, 200))
+		!TimestampDifferenceExceeds(last_merge_release, now, HA_MERGE_RELEASE_INTERVAL_MS))
 		return;
 	last_merge_release = now;
 	ha_release_blocked_merges();
@@ -465,7 +466,7 @@ act_on_check(bool ok)
 		if (is_standby && !ha_local.needs_rejoin && ha_local.sub_exists && !ha_local.sub_enabled &&
 			peer.role == HA_ROLE_PRIMARY && peer.term == ha_local.term &&
 			(last_reenable == 0 ||
-			 TimestampDifferenceExceeds(last_reenable, GetCurrentTimestamp(), 30000)))
+			 TimestampDifferenceExceeds(last_reenable, GetCurrentTimestamp(), HA_SUBSCRIPTION_REENABLE_INTERVAL_MS)))
 		{
 			last_reenable = GetCurrentTimestamp();
 			ha_record_event("alert", "the subscription was disabled by an error (see the server log); "
@@ -727,8 +728,8 @@ ha_worker_main(Datum main_arg)
 					wake = conns[i]->deadline;
 			now = GetCurrentTimestamp();
 			timeout = (long) ((wake - now) / 1000);
-			if ((ha_replication_mode == HA_MODE_SEMI_SYNC || sync_standby_missing()) && timeout > 250)
-				timeout = 250;
+			if ((ha_replication_mode == HA_MODE_SEMI_SYNC || sync_standby_missing()) && timeout > HA_SYNC_WATCH_WAKE_MS)
+				timeout = HA_SYNC_WATCH_WAKE_MS;
 			if (timeout < 1)
 				timeout = 1;
 
