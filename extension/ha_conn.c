@@ -339,3 +339,44 @@ ha_remote_query(const char *conninfo, const char *query, int timeout_ms,
 	ha_conn_close(&hc);
 	return ok;
 }
+
+const char *
+ha_result_value(const PGresult *res, const char *name)
+{
+	int			col;
+
+	if (res == NULL || PQntuples(res) < 1)
+		return NULL;
+	col = PQfnumber(res, name);
+	if (col < 0 || PQgetisnull(res, 0, col))
+		return NULL;
+	return PQgetvalue(res, 0, col);
+}
+
+bool
+ha_result_bool(const PGresult *res, const char *name)
+{
+	const char *v = ha_result_value(res, name);
+
+	return v != NULL && v[0] == 't';
+}
+
+XLogRecPtr
+ha_result_lsn(const PGresult *res, const char *name)
+{
+	const char *v = ha_result_value(res, name);
+	uint32		hi,
+				lo;
+
+	if (v == NULL || sscanf(v, "%X/%X", &hi, &lo) != 2)
+		return InvalidXLogRecPtr;
+	return ((uint64) hi << 32) | lo;
+}
+
+int64
+ha_result_int(const PGresult *res, const char *name)
+{
+	const char *v = ha_result_value(res, name);
+
+	return v == NULL ? 0 : strtoi64(v, NULL, 10);
+}

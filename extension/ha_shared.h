@@ -224,6 +224,17 @@ extern void ha_conn_reset(HaConn *hc, bool keep_connection);
 extern void ha_conn_close(HaConn *hc);
 extern bool ha_remote_query(const char *conninfo, const char *query, int timeout_ms,
 							char **value, char *error, size_t errlen);
+/*
+ * The text of column `name` in the first row of `res`; NULL when there is
+ * no row, no such column, or the value is NULL.  Remote answers are read by
+ * column name, so a function that gains or reorders columns on one node
+ * is still read right by the other.
+ */
+extern const char *ha_result_value(const struct pg_result *res, const char *name);
+/* The same as a boolean ("t"), an LSN, or a whole number; absent: false, 0. */
+extern bool ha_result_bool(const struct pg_result *res, const char *name);
+extern XLogRecPtr ha_result_lsn(const struct pg_result *res, const char *name);
+extern int64 ha_result_int(const struct pg_result *res, const char *name);
 
 
 /* ha_witness.c: the witness's side of a data node, and self-fencing */

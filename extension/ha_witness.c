@@ -340,7 +340,7 @@ start_report(void)
 
 	snprintf(report_query, sizeof(report_query),
 			 "SET synchronous_commit = off; "
-			 "SELECT witness_term, primary_name, coalesce(primary_node_id, 0), witness_name, seen "
+			 "SELECT witness_term, primary_name, coalesce(primary_node_id, 0) AS primary_node_id, witness_name, seen "
 			 "FROM %s.ha_witness_report(%d, %s, %s, " INT64_FORMAT ", %s, '%X/%X', %s, %d, %d, " INT64_FORMAT ")",
 			 ha_ext_schema(), ha_local.node_id, quote_literal_cstr(ha_local.node_name),
 			 quote_literal_cstr(ha_role_name(ha_local.role)), ha_local.term, ha_local.fenced ? "true" : "false",
@@ -355,7 +355,8 @@ finish_report(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	bool		ok = (report_conn.phase == HA_CONN_DONE && report_conn.result != NULL &&
-					  PQntuples(report_conn.result) == 1 && PQnfields(report_conn.result) >= 5);
+					  PQntuples(report_conn.result) == 1 &&
+					  ha_result_value(report_conn.result, "witness_term") != NULL);
 	int64		wterm = 0;
 	int32		wprimary_id = 0;
 	char		wprimary[HA_NAME_LEN];
@@ -366,9 +367,11 @@ finish_report(void)
 	{
 		PGresult   *r = report_conn.result;
 
-		wterm = strtoi64(PQgetvalue(r, 0, 0), NULL, 10);
-		strlcpy(wprimary, PQgetvalue(r, 0, 1), HA_NAME_LEN);
-		wprimary_id = atoi(PQgetvalue(r, 0, 2));
+		const char *primary = ha_result_value(r, "primary_name");
+
+		wterm = ha_result_int(r, "witness_term");
+		strlcpy(wprimary, primary ? primary : "", HA_NAME_LEN);
+		wprimary_id = (int32) ha_result_int(r, "primary_node_id");
 	}
 
 	SpinLockAcquire(&ha_shared->mutex);
@@ -389,10 +392,12 @@ finish_report(void)
 			w->last_error[0] = '\0';
 			w->term = wterm;
 			w->node_id = 0;
-			strlcpy(w->name, PQgetvalue(r, 0, 3), HA_NAME_LEN);
+			strlcpy(w->name, ha_result_value(r, "witness_name") ? ha_result_value(r, "witness_name") : "",
+					HA_NAME_LEN);
 			w->role = HA_ROLE_WITNESS;
 			strlcpy(ha_shared->witness_primary, wprimary, HA_NAME_LEN);
-			strlcpy(ha_shared->witness_seen, PQgetvalue(r, 0, 4), HA_MSG_LEN);
+			strlcpy(ha_shared->witness_seen, ha_result_value(r, "seen") ? ha_result_value(r, "seen") : "",
+					HA_MSG_LEN);
 			/* contact only counts while the witness knows no newer term */
 			if (wterm <= ha_local.term)
 			{
@@ -466,7 +471,7 @@ ha_witness_request_grant(const char *reason, TimestampTz first_failure)
 	grant_first_failure = first_failure;
 	strlcpy(grant_reason, reason, sizeof(grant_reason));
 	snprintf(grant_query, sizeof(grant_query),
-			 "SELECT granted, term, primary_name, coalesce(primary_node_id, 0), reason "
+			 "SELECT granted, term, primary_name, coalesce(primary_node_id, 0) AS primary_node_id, reason "
 			 "FROM %s.ha_witness_grant(%d, %s, " INT64_FORMAT ", " INT64_FORMAT ", %s)",
 			 ha_ext_schema(), ha_local.node_id, quote_literal_cstr(ha_local.node_name),
 			 ha_local.term, silence_ms,
@@ -479,16 +484,19 @@ static void
 finish_grant(void)
 {
 	bool		ok = (grant_conn.phase == HA_CONN_DONE && grant_conn.result != NULL &&
-					  PQntuples(grant_conn.result) == 1 && PQnfields(grant_conn.result) >= 5);
+					  PQntuples(grant_conn.result) == 1 &&
+					  ha_result_value(grant_conn.result, "term") != NULL);
 	bool		granted = false;
 	int64		term = 0;
 	char		why[HA_MSG_LEN];
 
 	if (ok)
 	{
-		granted = PQgetvalue(grant_conn.result, 0, 0)[0] == 't';
-		term = strtoi64(PQgetvalue(grant_conn.result, 0, 1), NULL, 10);
-		strlcpy(why, PQgetvalue(grant_conn.result, 0, 4), sizeof(why));
+		const char *reason = ha_result_value(grant_conn.result, "reason");
+
+		granted = ha_result_bool(grant_conn.result, "granted");
+		term = ha_result_int(grant_conn.result, "term");
+		strlcpy(why, reason ? reason : "", sizeof(why));
 	}
 	else
 		strlcpy(why, grant_conn.error[0] ? grant_conn.error : "empty answer", sizeof(why));

@@ -126,22 +126,22 @@ rejoin_done(bool ok, bool manual, const char *msg)
 static void
 parse_ping(PGresult *res, HaRemoteView *v)
 {
-	uint32		hi,
-				lo;
+	const char *name = ha_result_value(res, "node_name");
 
-	if (res == NULL || PQntuples(res) != 1 || PQnfields(res) < 12)
+	/* one row that names the node and its term, or nothing is taken */
+	if (res == NULL || PQntuples(res) != 1 || ha_result_value(res, "node_id") == NULL ||
+		ha_result_value(res, "term") == NULL)
 		return;
-	v->node_id = atoi(PQgetvalue(res, 0, 0));
-	strlcpy(v->name, PQgetvalue(res, 0, 1), HA_NAME_LEN);
-	v->role = ha_role_from_name(PQgetvalue(res, 0, 2));
-	v->term = strtoi64(PQgetvalue(res, 0, 3), NULL, 10);
-	v->fenced = PQgetvalue(res, 0, 5)[0] == 't';
-	v->needs_rejoin = PQgetvalue(res, 0, 6)[0] == 't';
-	v->read_only = PQgetvalue(res, 0, 7)[0] == 't';
-	v->lsn = (sscanf(PQgetvalue(res, 0, 8), "%X/%X", &hi, &lo) == 2) ? (((uint64) hi << 32) | lo) : 0;
-	v->split_lsn = (!PQgetisnull(res, 0, 9) &&
-					sscanf(PQgetvalue(res, 0, 9), "%X/%X", &hi, &lo) == 2) ? (((uint64) hi << 32) | lo) : 0;
-	v->sees_peer = PQgetvalue(res, 0, 11)[0] == 't';
+	v->node_id = (int32) ha_result_int(res, "node_id");
+	strlcpy(v->name, name ? name : "", HA_NAME_LEN);
+	v->role = ha_role_from_name(ha_result_value(res, "role"));
+	v->term = ha_result_int(res, "term");
+	v->fenced = ha_result_bool(res, "fenced");
+	v->needs_rejoin = ha_result_bool(res, "needs_rejoin");
+	v->read_only = ha_result_bool(res, "read_only");
+	v->lsn = ha_result_lsn(res, "lsn");
+	v->split_lsn = ha_result_lsn(res, "split_lsn");
+	v->sees_peer = ha_result_bool(res, "sees_peer");
 }
 
 /* Fold the finished probe into shared memory; return whether it succeeded. */
