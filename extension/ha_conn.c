@@ -76,6 +76,7 @@ ha_conn_reset(HaConn *hc, bool keep_connection)
 	hc->phase = HA_CONN_IDLE;
 	hc->poll_wants = 0;
 	hc->error[0] = '\0';
+	hc->sqlstate[0] = '\0';
 }
 
 static void
@@ -100,6 +101,7 @@ ha_conn_start(HaConn *hc, const char *conninfo, const char *query,
 
 	hc->query = query;
 	hc->error[0] = '\0';
+	hc->sqlstate[0] = '\0';
 	hc->started = GetCurrentTimestamp();
 	hc->deadline = TimestampTzPlusMilliseconds(hc->started, timeout_ms);
 	if (hc->result)
@@ -271,8 +273,17 @@ ha_conn_step(HaConn *hc, int events)
 					default:
 						{
 							const char *m = PQresultErrorMessage(res);
+							const char *f;
 
 							strlcpy(hc->error, (m && m[0]) ? m : "query failed", sizeof(hc->error));
+							f = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+							strlcpy(hc->sqlstate, f && strlen(f) == 5 ? f : "", sizeof(hc->sqlstate));
+							f = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+							strlcpy(hc->err_primary, f ? f : "", sizeof(hc->err_primary));
+							f = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+							strlcpy(hc->err_detail, f ? f : "", sizeof(hc->err_detail));
+							f = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+							strlcpy(hc->err_hint, f ? f : "", sizeof(hc->err_hint));
 							PQclear(res);
 						}
 						break;
@@ -293,6 +304,18 @@ ha_conn_step(HaConn *hc, int events)
 bool
 ha_remote_query(const char *conninfo, const char *query, int timeout_ms,
 				char **value, char *error, size_t errlen)
+{
+	HaRemoteError err;
+	bool		ok = ha_remote_query_diag(conninfo, query, timeout_ms, value, &err);
+
+	if (!ok && error)
+		strlcpy(error, err.message, errlen);
+	return ok;
+}
+
+bool
+ha_remote_query_diag(const char *conninfo, const char *query, int timeout_ms,
+					 char **value, HaRemoteError *err)
 {
 	HaConn		hc;
 	bool		ok;
@@ -334,8 +357,15 @@ ha_remote_query(const char *conninfo, const char *query, int timeout_ms,
 			!PQgetisnull(hc.result, 0, 0))
 			*value = pstrdup(PQgetvalue(hc.result, 0, 0));
 	}
-	else if (error)
-		strlcpy(error, hc.error, errlen);
+	memset(err, 0, sizeof(*err));
+	if (!ok)
+	{
+		strlcpy(err->message, hc.error, sizeof(err->message));
+		strlcpy(err->sqlstate, hc.sqlstate, sizeof(err->sqlstate));
+		strlcpy(err->primary, hc.err_primary, sizeof(err->primary));
+		strlcpy(err->detail, hc.err_detail, sizeof(err->detail));
+		strlcpy(err->hint, hc.err_hint, sizeof(err->hint));
+	}
 	ha_conn_close(&hc);
 	return ok;
 }

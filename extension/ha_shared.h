@@ -214,7 +214,22 @@ typedef struct HaConn
 	const char *query;
 	struct pg_result *result;	/* last PGRES_TUPLES_OK/COMMAND_OK result */
 	char		error[256];
+	/* a query the remote server refused: its SQLSTATE and fields ("" else) */
+	char		sqlstate[6];
+	char		err_primary[256];
+	char		err_detail[256];
+	char		err_hint[256];
 } HaConn;
+
+/* Why a remote query failed, as ha_remote_query_diag() reports it. */
+typedef struct HaRemoteError
+{
+	char		message[256];	/* libpq's whole message */
+	char		sqlstate[6];	/* "": the server never answered the query */
+	char		primary[256];
+	char		detail[256];
+	char		hint[256];
+} HaRemoteError;
 
 extern void ha_conn_start(HaConn *hc, const char *conninfo, const char *query,
 						  int timeout_ms, const char *appname);
@@ -224,6 +239,13 @@ extern void ha_conn_reset(HaConn *hc, bool keep_connection);
 extern void ha_conn_close(HaConn *hc);
 extern bool ha_remote_query(const char *conninfo, const char *query, int timeout_ms,
 							char **value, char *error, size_t errlen);
+/*
+ * ha_remote_query() that keeps the remote error's fields: a query the peer
+ * refused comes back with its SQLSTATE, primary message, detail and hint,
+ * for the caller to raise again as postgres_fdw does.
+ */
+extern bool ha_remote_query_diag(const char *conninfo, const char *query, int timeout_ms,
+								 char **value, HaRemoteError *err);
 /*
  * The text of column `name` in the first row of `res`; NULL when there is
  * no row, no such column, or the value is NULL.  Remote answers are read by

@@ -215,9 +215,12 @@ ha_switchover(const char *target_name, bool force, int except_pid, char *msg, si
 	}
 
 	/* 3. promote the target */
+	/* the term it took, read as a column once the promotion is done */
 	if (!ha_remote_query(ha_peer_conninfo,
-						 psprintf("SELECT %s.ha_promote(%s)", ha_local.schema,
-								  quote_literal_cstr(psprintf("switchover from %s", ha_local.node_name))),
+						 psprintf("SELECT %s.ha_promote(%s); SELECT term FROM %s.ha_state",
+								  ha_local.schema,
+								  quote_literal_cstr(psprintf("switchover from %s", ha_local.node_name)),
+								  ha_local.schema),
 						 ha_response_timeout_ms * 2, &val, err, sizeof(err)))
 	{
 		/* did it happen anyway?  the next health check will tell */
@@ -229,12 +232,7 @@ ha_switchover(const char *target_name, bool force, int except_pid, char *msg, si
 	new_term = Max(ha_shared->max_term_seen, ha_local.term) + 1;
 	SpinLockRelease(&ha_shared->mutex);
 	if (val != NULL)
-	{
-		const char *p = strstr(val, "term ");
-
-		if (p)
-			new_term = strtoi64(p + 5, NULL, 10);
-	}
+		new_term = strtoi64(val, NULL, 10);
 	ha_raise_max_term(new_term);
 
 	/* 4. follow the new primary: our old slot is spent, its slot for us is fresh */

@@ -112,4 +112,14 @@ for my $n ($a, $b)
 		$n->name . ': the publication holds exactly ha_data_tables()');
 }
 
+# A query the peer refuses is raised again with the peer's SQLSTATE, message,
+# detail and hint, as postgres_fdw does, not turned into a connection error.
+my ($rc, $out, $err) = $a->psql('postgres',
+	"DO \$\$ BEGIN PERFORM ha_peer_query('SELECT 1/0'); EXCEPTION WHEN division_by_zero THEN "
+	  . "RAISE EXCEPTION 'peer said: % (%)', SQLERRM, SQLSTATE; END \$\$");
+like($err, qr/peer said: division by zero \(22012\)/, 'a remote error keeps its SQLSTATE and message');
+($rc, $out, $err) = $a->psql('postgres',
+	"SELECT ha_peer_query(\$q\$DO \$x\$ BEGIN RAISE EXCEPTION 'nope' USING DETAIL = 'the detail', HINT = 'the hint', ERRCODE = '22023'; END \$x\$ \$q\$)");
+like($err, qr/ERROR:  nope.*DETAIL:  the detail.*HINT:  the hint/s, 'and its detail and hint');
+
 done_testing();
