@@ -117,3 +117,28 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_status(bigint) IS
     'crawler_ha: a crawl''s counters, queue by state and success rate ((pages fetched + images stored) / (those + errors))';
+
+-- What a worker needs of a session's settings, typed, with crawl_settings()'s
+-- defaults already in (every session has them all): a worker reads them
+-- here, not from crawl_sessions' JSON.  NULL: every running session.
+CREATE FUNCTION @extschema@.crawl_session_settings(session bigint)
+RETURNS TABLE (session_id bigint, status text, user_agent text, robots boolean,
+               max_page_bytes bigint, max_image_bytes bigint, max_pixels bigint,
+               min_width integer, min_height integer, max_attempts integer,
+               images_any_host boolean, allowed_domains text[])
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.id, s.status, s.settings ->> 'user_agent', (s.settings ->> 'robots')::boolean,
+           (s.settings ->> 'max_page_bytes')::bigint, (s.settings ->> 'max_image_bytes')::bigint,
+           (s.settings ->> 'max_pixels')::bigint, (s.settings ->> 'min_width')::integer,
+           (s.settings ->> 'min_height')::integer, (s.settings ->> 'max_attempts')::integer,
+           (s.settings ->> 'images_any_host')::boolean,
+           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(s.settings -> 'allowed_domains'))
+      FROM @extschema@.crawl_sessions s
+     WHERE s.id = session OR (session IS NULL AND s.status = 'running')
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_session_settings(bigint) IS
+    'crawler_ha: a session''s settings as a worker applies them (NULL: every running session)';

@@ -43,6 +43,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.crawl_start(text[], jsonb),
     @extschema@.crawl_stop(bigint),
     @extschema@.crawl_status(bigint),
+    @extschema@.crawl_session_settings(bigint),
     @extschema@.crawl_enqueue(bigint, text[], integer, text, text),
     @extschema@.crawl_enqueue_many(bigint, text[], text[], integer[], text[]),
     @extschema@.crawl_claim(text, integer, interval),

@@ -63,6 +63,7 @@ INSERT INTO api VALUES
     ('crawl_start', '{text[],jsonb}', 'bigint', true, false),
     ('crawl_stop', '{bigint}', 'boolean', true, false),
     ('crawl_status', '{bigint}', 'setof record', true, true),
+    ('crawl_session_settings', '{bigint}', 'setof record', true, false),
     ('crawl_enqueue', '{bigint,text[],integer,text,text}', 'integer', true, false),
     ('crawl_enqueue_many', '{bigint,text[],text[],integer[],text[]}', 'integer', true, false),
     ('crawl_claim', '{text,integer,interval}', 'setof record', true, false),
@@ -119,6 +120,16 @@ SELECT is(ARRAY[ha_id_after(0, 3), ha_id_after(1027, 3), ha_id_after(5000, 1), h
 SELECT is((SELECT count(*) FROM ha_id_sequences() i JOIN pg_sequence s ON s.seqrelid = i.seq
             WHERE s.seqincrement = 1024 AND s.seqstart = (SELECT node_id FROM ha_node)), 3::bigint,
           'every id sequence steps by 1024 from this node''s number');
+
+-- A session's settings as a worker reads them: typed, the defaults in.
+SELECT crawl_start(ARRAY['http://settings.test/a'], '{"max_attempts": 5}') AS settings_sid \gset
+SELECT is((SELECT format('%s %s %s %s %s %s %s', user_agent, robots, max_page_bytes, max_attempts, images_any_host,
+                         allowed_domains, status)
+             FROM crawl_session_settings(:settings_sid)),
+          'crawler_ha/1.0 t 10485760 5 f {settings.test} running',
+          'crawl_session_settings(): the session''s settings, typed, with the defaults');
+SELECT ok((SELECT bool_and(status = 'running') AND count(*) >= 1 FROM crawl_session_settings(NULL)),
+          'crawl_session_settings(NULL): every running session');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -43,13 +43,10 @@ const StmtDef kStatements[] = {
      "$7::integer, $8::text, $9::text, $10::text, $11::integer, $12::text, $13::bigint, $14::text) AS id",
      false},
     {"session_settings",
-     "SELECT id, status, settings->>'user_agent' AS user_agent, settings->>'robots' AS robots, "
-     "settings->>'max_page_bytes' AS max_page_bytes, settings->>'max_image_bytes' AS max_image_bytes, "
-     "settings->>'max_pixels' AS max_pixels, settings->>'min_width' AS min_width, "
-     "settings->>'min_height' AS min_height, settings->>'max_attempts' AS max_attempts, "
-     "settings->>'images_any_host' AS images_any_host, "
-     "array_to_string(ARRAY(SELECT jsonb_array_elements_text(settings->'allowed_domains')), ' ') AS allowed_domains "
-     "FROM %s.crawl_sessions WHERE id = $1::bigint OR ($1::bigint IS NULL AND status = 'running')",
+     "SELECT session_id AS id, status, user_agent, robots::text AS robots, max_page_bytes, max_image_bytes, "
+     "max_pixels, min_width, min_height, max_attempts, images_any_host::text AS images_any_host, "
+     "array_to_string(allowed_domains, ' ') AS allowed_domains "
+     "FROM %s.crawl_session_settings($1::bigint)",
      false},
     {"host_robots",
      "SELECT robots_txt, extract(epoch FROM now() - robots_fetched_at)::bigint AS age "
