@@ -19,6 +19,7 @@
 #include "utils/timestamp.h"
 
 #include "ha_shared.h"
+#include "ha_step.h"
 
 static void
 conn_fail(HaConn *hc, const char *msg)
@@ -394,13 +395,7 @@ ha_result_bool(const PGresult *res, const char *name)
 XLogRecPtr
 ha_result_lsn(const PGresult *res, const char *name)
 {
-	const char *v = ha_result_value(res, name);
-	uint32		hi,
-				lo;
-
-	if (v == NULL || sscanf(v, "%X/%X", &hi, &lo) != 2)
-		return InvalidXLogRecPtr;
-	return ((uint64) hi << 32) | lo;
+	return ha_parse_lsn(ha_result_value(res, name));
 }
 
 int64

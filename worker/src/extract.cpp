@@ -60,8 +60,6 @@ bool contains_ci(std::string_view s, std::string_view lower_letters) {
   return false;
 }
 
-bool is_attr_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
-
 // The attributes of one start tag, read from its text ("<img src=a ...>")
 // as the HTML tokenizer reads them: a name runs to a space, '/', '>' or
 // '='; a value is quoted or runs to a space or '>'; of a repeated name the
@@ -74,17 +72,17 @@ class Attributes {
   explicit Attributes(std::string_view tag) {
     std::size_t i = tag.find_first_of(" \t\n\r\f/>");  // past "<name"
     while (i != std::string_view::npos && i < tag.size()) {
-      while (i < tag.size() && (is_attr_space(tag[i]) || tag[i] == '/')) ++i;
+      while (i < tag.size() && (is_space(tag[i]) || tag[i] == '/')) ++i;
       if (i >= tag.size() || tag[i] == '>') break;
       std::size_t name_begin = i++;  // a leading '=' belongs to the name
-      while (i < tag.size() && !is_attr_space(tag[i]) && tag[i] != '/' && tag[i] != '>' && tag[i] != '=') ++i;
+      while (i < tag.size() && !is_space(tag[i]) && tag[i] != '/' && tag[i] != '>' && tag[i] != '=') ++i;
       std::string_view name = tag.substr(name_begin, i - name_begin);
       std::size_t j = i;
-      while (j < tag.size() && is_attr_space(tag[j])) ++j;
+      while (j < tag.size() && is_space(tag[j])) ++j;
       std::string_view value;
       if (j < tag.size() && tag[j] == '=') {
         ++j;
-        while (j < tag.size() && is_attr_space(tag[j])) ++j;
+        while (j < tag.size() && is_space(tag[j])) ++j;
         if (j < tag.size() && (tag[j] == '"' || tag[j] == '\'')) {
           std::size_t close = tag.find(tag[j], j + 1);
           std::size_t end = close == std::string_view::npos ? tag.size() : close;
@@ -92,7 +90,7 @@ class Attributes {
           i = close == std::string_view::npos ? tag.size() : close + 1;
         } else {
           std::size_t b = j;
-          while (j < tag.size() && !is_attr_space(tag[j]) && tag[j] != '>') ++j;
+          while (j < tag.size() && !is_space(tag[j]) && tag[j] != '>') ++j;
           value = tag.substr(b, j - b);
           i = j;
         }
@@ -605,8 +603,9 @@ Links extract_html(std::string_view html, std::string_view page_url, RobotsDirec
 std::vector<std::string> extract_css(std::string_view css, std::string_view base_url) {
   std::vector<std::string> out;
   std::set<std::string> seen;
+  const UrlResolver base(base_url);  // parsed once for all the stylesheet's references
   for (const auto& ref : css_image_refs(css))
-    if (auto u = resolve_url(base_url, ref); u && seen.insert(*u).second) out.push_back(*u);
+    if (auto u = base.resolve(ref); u && seen.insert(*u).second) out.push_back(*u);
   return out;
 }
 

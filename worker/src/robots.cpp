@@ -87,6 +87,7 @@ std::string agent_token(std::string_view ua) {
 Robots Robots::disallow_all() {
   Robots r;
   r.rules_.push_back(compile("/", false));
+  r.order_rules();
   return r;
 }
 
@@ -101,6 +102,8 @@ void Robots::order_rules() {
   rules_.erase(std::unique(rules_.begin(), rules_.end(),
                            [](const Rule& a, const Rule& b) { return a.allow == b.allow && a.pattern == b.pattern; }),
                rules_.end());
+  pattern_bytes_ = 0;
+  for (const auto& r : rules_) pattern_bytes_ += r.pattern.size();
 }
 
 Robots Robots::parse(std::string_view text, std::string_view agent) {
@@ -230,10 +233,5 @@ bool Robots::allowed(std::string_view path_in) const {
   return true;
 }
 
-std::size_t Robots::pattern_bytes() const {
-  std::size_t n = 0;
-  for (const auto& r : rules_) n += r.pattern.size();
-  return n;
-}
 
 }  // namespace crawler

@@ -26,7 +26,7 @@ class Robots {
   std::optional<double> crawl_delay() const { return crawl_delay_; }
   // The total length of the rules that apply: what one allowed() call may
   // cost, for a caller that keeps costly checks off its event loop.
-  std::size_t pattern_bytes() const;
+  std::size_t pattern_bytes() const { return pattern_bytes_; }
 
  private:
   // A pattern split at its '*': each piece is found with its
@@ -47,6 +47,7 @@ class Robots {
   static bool matches(const Rule& r, std::string_view path);
   void order_rules();
   std::vector<Rule> rules_;  // by precedence
+  std::size_t pattern_bytes_ = 0;  // counted once, in order_rules(): asked for every URL
   std::optional<double> crawl_delay_;
 };
 
