@@ -35,6 +35,41 @@
 
 /* ---- transactions and SPI ---- */
 
+/* the memory context of the innermost ha_step_run() caller, for ha_step_keep() */
+static MemoryContext step_caller_cxt = NULL;
+
+bool
+ha_step_run(const char *what, HaStepBody body, void *arg, char *msg, size_t msglen)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	MemoryContext outer = step_caller_cxt;
+	volatile bool ok = true;
+
+	step_caller_cxt = cxt;
+	PG_TRY();
+	{
+		ha_txn_begin(what);
+		body(arg);
+		ha_txn_commit();
+	}
+	PG_CATCH();
+	{
+		ha_step_failed(cxt, what, msg, msglen);
+		ok = false;
+	}
+	PG_END_TRY();
+	step_caller_cxt = outer;
+	MemoryContextSwitchTo(cxt);
+	return ok;
+}
+
+char *
+ha_step_keep(const char *s)
+{
+	Assert(step_caller_cxt != NULL);
+	return s ? MemoryContextStrdup(step_caller_cxt, s) : NULL;
+}
+
 void
 ha_txn_begin(const char *what)
 {

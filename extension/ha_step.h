@@ -10,6 +10,28 @@
 #include "datatype/timestamp.h"
 #include "utils/palloc.h"
 
+/*
+ * The body of one step: runs inside the transaction ha_step_run() opened,
+ * with SPI connected and a snapshot pushed; it reports failure by raising.
+ * arg is whatever the caller passed to ha_step_run().
+ */
+typedef void (*HaStepBody) (void *arg);
+
+/*
+ * Runs body in a transaction of its own and commits it; true when it
+ * committed.  An error raised inside is caught: logged with its errcode, the
+ * transaction aborted, and when msg is not NULL "<what> failed: <message>"
+ * written into it; false is returned and the worker goes on.  `what` shows in
+ * pg_stat_activity meanwhile.  Must not be called inside another step's
+ * transaction.  This is the only place that catches a step's error.
+ */
+extern bool ha_step_run(const char *what, HaStepBody body, void *arg, char *msg, size_t msglen);
+/*
+ * Inside a step's body: a copy of s (NULL stays NULL) in the memory context
+ * of the ha_step_run() caller, so that it outlives the step's SPI memory.
+ */
+extern char *ha_step_keep(const char *s);
+
 /* Starts a transaction with SPI and a snapshot; `what` shows in pg_stat_activity. */
 extern void ha_txn_begin(const char *what);
 /* Ends SPI and commits the transaction ha_txn_begin() started. */
