@@ -17,11 +17,17 @@
 extern bool ha_initial_copy_done(char *msg, size_t msglen);
 
 /*
- * Make this standby the primary of a new term.  Order matters: the old
- * subscription is detached (never re-enabled: it would pull the old
- * primary's split-brain writes), the reverse slot exists before the first
- * write, and only then is the new term committed.
+ * Makes this standby the primary of a new term: `granted_term` when the
+ * witness granted one (> 0), else one past the newest term heard of.  Order
+ * matters: the old subscription is detached (never re-enabled: it would pull
+ * the old primary's split-brain writes), the reverse slot exists before the
+ * first write, and only then is the new term committed.  `force` promotes a
+ * standby whose initial copy is unfinished.  True when this node is the
+ * primary afterwards (already was, too); msg says what happened or why not.
+ * The state is reloaded from ha_state afterwards, and a promotion event
+ * recorded.
  */
-extern bool ha_promote(const char *reason, bool switchover, bool force, char *msg, size_t msglen);
+extern bool ha_promote(const char *reason, bool switchover, bool force, int64 granted_term,
+					   char *msg, size_t msglen);
 
 #endif							/* HA_PROMOTE_H */

@@ -15,6 +15,8 @@
 #include "storage/latch.h"
 #include "storage/spin.h"
 
+#include "ha_role.h"
+
 #define HA_NAME_LEN			64
 #define HA_ROLE_LEN			16
 #define HA_MSG_LEN			512
@@ -24,15 +26,6 @@
 #define HA_SUBSCRIPTION		"crawler_ha_sub"
 #define HA_SLOT_PREFIX		"crawler_ha_node_"
 #define HA_NOTIFY_CHANNEL	"crawler_ha_events"
-
-/* A node's part in the cluster, as its ha_state row names it. */
-typedef enum HaRole
-{
-	HA_ROLE_NONE,				/* not known: state not loaded, or never heard of */
-	HA_ROLE_PRIMARY,
-	HA_ROLE_STANDBY,
-	HA_ROLE_WITNESS
-} HaRole;
 
 /* "primary", "standby", "witness"; anything else (NULL too) is HA_ROLE_NONE. */
 extern HaRole ha_role_from_name(const char *name);
@@ -146,6 +139,7 @@ typedef struct HaShared
 	bool		contact_since_start;	/* reached the witness or the peer */
 	TimestampTz last_contact;	/* last success with the witness or the peer */
 	char		witness_primary[HA_NAME_LEN];	/* the primary the witness knows */
+	int32		witness_primary_id; /* its node id, 0 when none is known */
 	char		witness_seen[HA_MSG_LEN];	/* what it hears of the data nodes */
 	char		settings_problem[HA_MSG_LEN];	/* fence order wrong: why */
 	char		grant_state[HA_MSG_LEN];	/* the last answer to a term request */
@@ -258,26 +252,6 @@ extern bool ha_result_bool(const struct pg_result *res, const char *name);
 extern XLogRecPtr ha_result_lsn(const struct pg_result *res, const char *name);
 extern int64 ha_result_int(const struct pg_result *res, const char *name);
 
-
-/* ha_witness.c: the witness's side of a data node, and self-fencing */
-extern int64 ha_granted_term;	/* > 0: ha_promote takes exactly this term */
-extern bool ha_witness_configured(void);
-extern bool ha_witness_order_ok(void);
-/*
- * With a witness, an isolated primary must turn read-only before its standby
- * can promote: fence_timeout below health_check_interval x failure_threshold.
- * NULL when the settings keep that order, else what is wrong (palloc'd).
- */
-extern const char *ha_fence_order_problem(void);
-extern void ha_witness_check_settings(void);
-extern void ha_witness_tick(void);
-extern void ha_witness_request_grant(const char *reason, TimestampTz first_failure);
-extern bool ha_witness_grant_pending(void);
-extern int	ha_witness_conns(HaConn **out);
-extern TimestampTz ha_witness_next_wakeup(void);
-extern void ha_witness_close(void);
-extern void ha_witness_peer_contact(bool ok);
-extern const char *ha_write_block_reason(const HaShared *snap);
 
 /* Whether this node may write crawl data, and if not, why (ha_write_rule.c). */
 typedef enum HaWriteVerdict

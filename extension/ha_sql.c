@@ -31,6 +31,7 @@
 
 #include "crawler_ha.h"
 #include "ha_shared.h"
+#include "ha_witness.h"
 #include "ha_settings.h"
 
 PG_FUNCTION_INFO_V1(ha_fence_check);

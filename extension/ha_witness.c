@@ -38,19 +38,15 @@
 #include "ha_promote.h"
 #include "ha_settings.h"
 #include "ha_state.h"
-
-int64		ha_granted_term = 0;
+#include "ha_witness.h"
 
 static HaConn report_conn;
 static HaConn grant_conn;
 static char report_query[2048];
 static char grant_query[2048];
 static TimestampTz next_report = 0;
-static TimestampTz grant_first_failure = 0;
-static char grant_reason[HA_MSG_LEN];
 static bool refusal_recorded = false;	/* once per detection */
 static bool order_alert_pending = false;
-static bool order_alerted_this_detection = false;
 static bool fence_persist_pending = false;
 static TimestampTz fence_base = 0;	/* since when this node is a primary with a witness */
 
@@ -154,7 +150,6 @@ ha_witness_peer_contact(bool ok)
 	ha_shared->contact_since_start = true;
 	SpinLockRelease(&ha_shared->mutex);
 	refusal_recorded = false;
-	order_alerted_this_detection = false;
 }
 
 /* The fence deadline of an unfenced primary with a witness, or 0. */
@@ -199,41 +194,36 @@ ha_witness_next_wakeup(void)
 	return t;
 }
 
-/* ---- one statement in its own transaction, errors logged ---- */
+/* ---- statements in a transaction of their own, errors logged ---- */
+
+typedef struct SqlStep
+{
+	const char *sql;
+	char	   *value;			/* the first value of the last result, or NULL */
+} SqlStep;
+
+static void
+sql_step_body(void *arg)
+{
+	SqlStep    *st = (SqlStep *) arg;
+	int			rc = SPI_execute(st->sql, false, 0);	/* the statements may be several */
+
+	if (rc < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("crawler_ha: SPI failed (%d)", rc)));
+	if (SPI_tuptable != NULL && SPI_processed > 0)
+		st->value = ha_step_keep(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+}
 
 static bool
 run_sql(const char *what, const char *sql, char **value)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	bool		ok = true;
+	SqlStep		st = {sql, NULL};
+	bool		ok = ha_step_run(what, sql_step_body, &st, NULL, 0);
 
 	if (value)
-		*value = NULL;
-	PG_TRY();
-	{
-		int			rc;
-
-		ha_txn_begin(what);
-		rc = SPI_execute(sql, false, 0);	/* the statements may be several */
-		if (rc < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("crawler_ha: SPI failed (%d)", rc)));
-		if (value && SPI_tuptable != NULL && SPI_processed > 0)
-		{
-			char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-			*value = v ? MemoryContextStrdup(cxt, v) : NULL;
-		}
-		ha_txn_commit();
-	}
-	PG_CATCH();
-	{
-		ha_step_failed(cxt, what, NULL, 0);
-		ok = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
+		*value = st.value;
 	return ok;
 }
 
@@ -245,9 +235,10 @@ run_sql(const char *what, const char *sql, char **value)
  * write waiting for a synchronous standby that is cut off ends unacknowledged
  * and releases its lock on ha_state), then persist the fence, read-only on.
  */
-static void
-self_fence(TimestampTz now)
+void
+ha_witness_self_fence(void)
 {
+	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz last;
 	int			ended;
 	bool		first = !fence_persist_pending;
@@ -287,9 +278,8 @@ self_fence(TimestampTz now)
 	ha_load_local_state();
 }
 
-/* Lift a self-fence: the witness says we are still the newest term's primary. */
-static void
-self_unfence(const char *why)
+void
+ha_witness_lift_self_fence(const char *why)
 {
 	char	   *sql;
 
@@ -307,8 +297,8 @@ self_unfence(const char *why)
 	ha_load_local_state();
 }
 
-static bool
-fenced_by_isolation(void)
+bool
+ha_witness_fenced_by_isolation(void)
 {
 	char	   *v = NULL;
 	int64		fenced_term;
@@ -350,7 +340,8 @@ start_report(void)
 				  "crawler_ha witness report");
 }
 
-static void
+/* Fold the finished report into shared memory; true when the witness answered. */
+static bool
 finish_report(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
@@ -396,6 +387,7 @@ finish_report(void)
 					HA_NAME_LEN);
 			w->role = HA_ROLE_WITNESS;
 			strlcpy(ha_shared->witness_primary, wprimary, HA_NAME_LEN);
+			ha_shared->witness_primary_id = wprimary_id;
 			strlcpy(ha_shared->witness_seen, ha_result_value(r, "seen") ? ha_result_value(r, "seen") : "",
 					HA_MSG_LEN);
 			/* contact only counts while the witness knows no newer term */
@@ -426,28 +418,13 @@ finish_report(void)
 				 errmsg("crawler_ha: report to the witness failed (%d in a row): %s",
 						failures, report_conn.error[0] ? report_conn.error : "empty answer")));
 	ha_conn_reset(&report_conn, ok);
-	if (!ok)
-		return;
-
-	if (ha_local.role == HA_ROLE_PRIMARY)
-	{
-		if (wterm > ha_local.term)
-		{
-			ha_demote(wterm, wprimary[0] ? wprimary : "unknown", wprimary_id, true,
-					  psprintf("the witness knows newer term " INT64_FORMAT " (primary %s)",
-							   wterm, wprimary[0] ? wprimary : "unknown"));
-			return;
-		}
-		if (fenced_by_isolation() && (wterm < ha_local.term || wprimary_id == ha_local.node_id))
-			self_unfence(psprintf("the witness is reachable again and term " INT64_FORMAT
-								  " is still this node's", ha_local.term));
-	}
+	return ok;
 }
 
 /* ---- the term request ---- */
 
 void
-ha_witness_request_grant(const char *reason, TimestampTz first_failure)
+ha_witness_request_grant(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz seen;
@@ -455,21 +432,10 @@ ha_witness_request_grant(const char *reason, TimestampTz first_failure)
 
 	if (!ha_witness_configured() || grant_conn.phase != HA_CONN_IDLE)
 		return;
-	if (!ha_witness_order_ok())
-	{
-		if (!order_alerted_this_detection)
-		{
-			order_alerted_this_detection = true;
-			ha_record_event("alert", psprintf("no failover: %s", ha_shared->settings_problem), -1, NULL);
-		}
-		return;
-	}
 	SpinLockAcquire(&ha_shared->mutex);
 	seen = ha_shared->peer.ever_seen ? ha_shared->peer.last_success : ha_shared->worker_started;
 	SpinLockRelease(&ha_shared->mutex);
 	silence_ms = (now - seen) / 1000;
-	grant_first_failure = first_failure;
-	strlcpy(grant_reason, reason, sizeof(grant_reason));
 	snprintf(grant_query, sizeof(grant_query),
 			 "SELECT granted, term, primary_name, coalesce(primary_node_id, 0) AS primary_node_id, reason "
 			 "FROM %s.ha_witness_grant(%d, %s, " INT64_FORMAT ", " INT64_FORMAT ", %s)",
@@ -480,7 +446,8 @@ ha_witness_request_grant(const char *reason, TimestampTz first_failure)
 				  "crawler_ha witness grant");
 }
 
-static void
+/* Read the finished term request: the term granted, or 0 (refused, failed). */
+static int64
 finish_grant(void)
 {
 	bool		ok = (grant_conn.phase == HA_CONN_DONE && grant_conn.result != NULL &&
@@ -517,7 +484,7 @@ finish_grant(void)
 		ereport(LOG,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("crawler_ha: asking the witness for a new term failed: %s", why)));
-		return;
+		return 0;
 	}
 	if (!granted)
 	{
@@ -530,37 +497,27 @@ finish_grant(void)
 			ha_record_event("grant_refused", psprintf("no promotion: the witness refused a new term: %s", why),
 							-1, NULL);
 		}
-		return;
+		return 0;
 	}
 
-	/* the term is ours (durably, at the witness): promote with exactly it */
-	if (ha_local.role == HA_ROLE_STANDBY && !ha_local.needs_rejoin && term > ha_local.term)
-	{
-		char		msg[HA_MSG_LEN];
-		bool		promoted;
-
-		ha_granted_term = term;
-		promoted = ha_promote(psprintf("%s; term " INT64_FORMAT " granted by the witness", grant_reason, term),
-							  false, false, msg, sizeof(msg));
-		ha_granted_term = 0;
-		if (promoted)
-		{
-			double		total = (double) (GetCurrentTimestamp() - grant_first_failure) / 1000.0;
-
-			ha_record_event("failover",
-							psprintf("%s; %.0f ms from the first failed check to writable", msg, total),
-							total, NULL);
-		}
-	}
+	/* the term is ours, durably at the witness: the decision table promotes with it */
+	return term;
 }
 
-/* Called on every turn of the worker's loop. */
-void
-ha_witness_tick(void)
+bool
+ha_witness_isolated(void)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz deadline;
+	TimestampTz deadline = fence_deadline();
 
+	return deadline != 0 && GetCurrentTimestamp() >= deadline;
+}
+
+void
+ha_witness_tick(HaWitnessNews *news)
+{
+	TimestampTz now;
+
+	memset(news, 0, sizeof(*news));
 	if (!ha_local.ext_present)
 		return;
 	if (order_alert_pending)
@@ -577,11 +534,11 @@ ha_witness_tick(void)
 	if (report_conn.phase != HA_CONN_IDLE)
 		ha_conn_step(&report_conn, 0);
 	if (report_conn.phase == HA_CONN_DONE || report_conn.phase == HA_CONN_FAILED)
-		finish_report();
+		news->answered = finish_report();
 	if (grant_conn.phase != HA_CONN_IDLE)
 		ha_conn_step(&grant_conn, 0);
 	if (grant_conn.phase == HA_CONN_DONE || grant_conn.phase == HA_CONN_FAILED)
-		finish_grant();
+		news->granted_term = finish_grant();
 
 	now = GetCurrentTimestamp();
 	if (report_conn.phase == HA_CONN_IDLE && now >= next_report)
@@ -589,10 +546,7 @@ ha_witness_tick(void)
 		next_report = TimestampTzPlusMilliseconds(now, ha_health_check_interval_ms);
 		start_report();
 	}
-
-	deadline = fence_deadline();
-	if (deadline != 0 && GetCurrentTimestamp() >= deadline)
-		self_fence(GetCurrentTimestamp());
+	news->isolated = ha_witness_isolated();
 }
 
 /* Why a write must be refused because of the witness or a self-fence, or NULL. */

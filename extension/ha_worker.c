@@ -28,7 +28,7 @@
 #include "crawler_ha.h"
 #include "ha_shared.h"
 #include "ha_timing.h"
-#include "ha_demote.h"
+#include "ha_act.h"
 #include "ha_events.h"
 #include "ha_promote.h"
 #include "ha_rejoin.h"
@@ -36,18 +36,11 @@
 #include "ha_settings.h"
 #include "ha_state.h"
 #include "ha_switchover.h"
+#include "ha_witness.h"
 
 static HaConn probe;
-static TimestampTz first_failure_at = 0;
-static bool detection_reported = false;
-/* automatic rejoin: no attempt before rejoin_next_at; refusals back off */
-static TimestampTz rejoin_next_at = 0;
-static int	rejoin_failures = 0;
-static char rejoin_last_msg[HA_MSG_LEN];
 static TimestampTz standby_absent_since = 0;
-static bool copy_refusal_reported = false;
 static bool lag_alerted = false;
-static TimestampTz last_reenable = 0;
 
 void
 ha_register_worker(void)
@@ -80,47 +73,6 @@ worker_exit(int code, Datum arg)
 		ha_shared->contact_since_start = false;
 		SpinLockRelease(&ha_shared->mutex);
 	}
-}
-
-/*
- * After every rejoin attempt.  A refusal is published for ha_status(),
- * recorded as a rejoin_refused event when its reason is new (or it was
- * asked for), and the automatic rejoin tries again after 1, 2, 4 ... up to
- * 30 s: whatever stopped it (the new primary busy or unreachable, a lock
- * held there) may be gone by then, and a node waiting to rejoin is a
- * standby that accepts no writes, so it must never give up by itself.
- */
-static void
-rejoin_done(bool ok, bool manual, const char *msg)
-{
-	int			delay_ms;
-
-	if (ok)
-	{
-		rejoin_failures = 0;
-		rejoin_next_at = 0;
-		rejoin_last_msg[0] = '\0';
-		SpinLockAcquire(&ha_shared->mutex);
-		ha_shared->rejoin_problem[0] = '\0';
-		SpinLockRelease(&ha_shared->mutex);
-		return;
-	}
-	rejoin_failures++;
-	delay_ms = Min(HA_REJOIN_BACKOFF_FIRST_MS << Min(rejoin_failures - 1, 5), HA_REJOIN_BACKOFF_MAX_MS);
-	rejoin_next_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);
-	SpinLockAcquire(&ha_shared->mutex);
-	snprintf(ha_shared->rejoin_problem, HA_MSG_LEN, "%s (attempt %d; the next in %d s)",
-			 msg, rejoin_failures, delay_ms / 1000);
-	SpinLockRelease(&ha_shared->mutex);
-	if (manual || strcmp(msg, rejoin_last_msg) != 0)
-		ha_record_event("rejoin_refused", msg, -1,
-						psprintf("{\"attempt\": %d, \"retry_in_ms\": %d, \"manual\": %s}",
-								 rejoin_failures, delay_ms, manual ? "true" : "false"));
-	else
-		ereport(LOG,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("crawler_ha: rejoin attempt %d refused again: %s", rejoin_failures, msg)));
-	strlcpy(rejoin_last_msg, msg, sizeof(rejoin_last_msg));
 }
 
 static void
@@ -276,7 +228,7 @@ serve_request(void)
 	switch (kind)
 	{
 		case HA_REQ_PROMOTE:
-			ok = ha_promote(arg[0] ? arg : "requested", true, force, msg, sizeof(msg));
+			ok = ha_promote(arg[0] ? arg : "requested", true, force, 0, msg, sizeof(msg));
 			break;
 		case HA_REQ_SWITCHOVER:
 			probe_now();
@@ -285,7 +237,7 @@ serve_request(void)
 		case HA_REQ_REJOIN:
 			probe_now();
 			ok = ha_rejoin(msg, sizeof(msg));
-			rejoin_done(ok, true, msg);
+			ha_rejoin_attempted(ok, true, msg);
 			break;
 		case HA_REQ_PAUSE:
 		case HA_REQ_RESUME:
@@ -409,121 +361,6 @@ primary_duties(void)
 	manage_sync();
 }
 
-/* Decide what the last check means for this node. */
-static void
-act_on_check(bool ok)
-{
-	HaRemoteView peer;
-	bool		is_primary = ha_local.role == HA_ROLE_PRIMARY;
-	bool		is_standby = ha_local.role == HA_ROLE_STANDBY;
-	bool		automatic;
-
-	SpinLockAcquire(&ha_shared->mutex);
-	peer = ha_shared->peer;
-	SpinLockRelease(&ha_shared->mutex);
-	automatic = ha_auto_failover && !ha_local.paused;
-
-	if (ok)
-	{
-		if (detection_reported)
-			ha_record_event("recovery", psprintf("peer %s answers again", peer.name), -1, NULL);
-		detection_reported = false;
-		first_failure_at = 0;
-
-		if (peer.term > ha_local.term && peer.role == HA_ROLE_PRIMARY)
-		{
-			if (is_primary)
-			{
-				/* a newer term exists: we are no longer the primary, whatever we thought */
-				ha_demote(peer.term, peer.name, peer.node_id, true,
-						  psprintf("peer %s is the primary of newer term " INT64_FORMAT, peer.name, peer.term));
-				rejoin_done(true, false, NULL);
-				is_primary = false;
-			}
-			else if (is_standby && !ha_local.needs_rejoin)
-			{
-				/* our primary moved on to a newer term (e.g. after a switchover) */
-				ha_demote(peer.term, peer.name, peer.node_id, !ha_local.sub_exists,
-						  psprintf("following the primary %s into term " INT64_FORMAT, peer.name, peer.term));
-			}
-		}
-		if (ha_local.role == HA_ROLE_STANDBY && ha_local.needs_rejoin && automatic &&
-			GetCurrentTimestamp() >= rejoin_next_at &&
-			peer.role == HA_ROLE_PRIMARY && peer.term >= ha_local.term)
-		{
-			char		msg[HA_MSG_LEN];
-			bool		done = ha_rejoin(msg, sizeof(msg));
-
-			rejoin_done(done, false, msg);
-		}
-		/*
-		 * disable_on_error also stops the subscription when the primary merely
-		 * restarted.  While that same primary (same term) is back, enable it
-		 * again, at most every 30 s, each time with an alert: a real apply
-		 * error keeps disabling it and keeps alerting.  Never after a
-		 * promotion: then the subscription is gone.
-		 */
-		if (is_standby && !ha_local.needs_rejoin && ha_local.sub_exists && !ha_local.sub_enabled &&
-			peer.role == HA_ROLE_PRIMARY && peer.term == ha_local.term &&
-			(last_reenable == 0 ||
-			 TimestampDifferenceExceeds(last_reenable, GetCurrentTimestamp(), HA_SUBSCRIPTION_REENABLE_INTERVAL_MS)))
-		{
-			last_reenable = GetCurrentTimestamp();
-			ha_record_event("alert", "the subscription was disabled by an error (see the server log); "
-							"enabling it again since its primary is back in the same term", -1, NULL);
-			ha_enable_subscription();
-		}
-		return;
-	}
-
-	/* the check failed */
-	if (first_failure_at == 0)
-		first_failure_at = probe.started;
-	if (peer.consecutive_failures >= ha_failure_threshold && !detection_reported)
-	{
-		detection_reported = true;
-		ha_record_event("detection",
-						psprintf("peer %s failed %d consecutive checks: %s",
-								 peer.name[0] ? peer.name : "(never seen)",
-								 peer.consecutive_failures, peer.last_error),
-						(double) (GetCurrentTimestamp() - first_failure_at) / 1000.0, NULL);
-	}
-
-	if (is_standby && !ha_local.needs_rejoin && peer.consecutive_failures >= ha_failure_threshold &&
-		automatic && ha_priority > 0 && ha_local.sub_exists)
-	{
-		char		msg[HA_MSG_LEN];
-		char	   *reason;
-		TimestampTz started = first_failure_at;
-
-		reason = psprintf("failover: primary %s unreachable for %d checks (%s)",
-						  ha_local.primary_name, peer.consecutive_failures, peer.last_error);
-		/* a standby still copying lacks data: say so once per outage */
-		if (!ha_initial_copy_done(msg, sizeof(msg)))
-		{
-			if (!copy_refusal_reported)
-				ha_record_event("alert", psprintf("no failover: %s", msg), -1, NULL);
-			copy_refusal_reported = true;
-			return;
-		}
-		copy_refusal_reported = false;
-		/* with a witness, promote only on its word and with the term it grants */
-		if (ha_witness_configured())
-		{
-			ha_witness_request_grant(reason, started);
-			return;
-		}
-		if (ha_promote(reason, false, false, msg, sizeof(msg)))
-		{
-			double		total = (double) (GetCurrentTimestamp() - started) / 1000.0;
-
-			ha_record_event("failover",
-							psprintf("%s; %.0f ms from the first failed check to writable", msg, total),
-							total, NULL);
-		}
-	}
-}
-
 static void
 start_round(void)
 {
@@ -557,9 +394,10 @@ static void
 finish_round(void)
 {
 	bool		ok = record_probe();
+	TimestampTz started = probe.started;
 
 	ha_conn_reset(&probe, ok);
-	act_on_check(ok);
+	ha_act_on_peer_check(ok, started);
 	if (ha_local.role == HA_ROLE_PRIMARY && ha_local.term > 0)
 		primary_duties();
 	SpinLockAcquire(&ha_shared->mutex);
@@ -618,12 +456,58 @@ reload_settings(void)
 	pfree(old_witness);
 }
 
-void
-ha_worker_main(Datum main_arg)
+/*
+ * Wait for the peer's and the witness's sockets together, so neither a hung
+ * peer nor a hung witness delays the other, and wake for the next round,
+ * every deadline and the fence deadline.
+ */
+static void
+wait_for_events(TimestampTz next_round)
 {
-	MemoryContext loop_cxt;
-	TimestampTz next_round;
+	HaConn	   *conns[3];
+	int			nconns = 0;
+	WaitEventSet *set;
+	WaitEvent	evs[5];
+	int			n;
+	TimestampTz wake = next_round;
+	TimestampTz wwake = ha_witness_next_wakeup();
+	long		timeout;
 
+	if (probe.phase != HA_CONN_IDLE)
+		conns[nconns++] = &probe;
+	nconns += ha_witness_conns(conns + nconns);
+	if (wwake != 0 && wwake < wake)
+		wake = wwake;
+	for (int i = 0; i < nconns; i++)
+		if (conns[i]->deadline < wake)
+			wake = conns[i]->deadline;
+	timeout = (long) ((wake - GetCurrentTimestamp()) / 1000);
+	if ((ha_replication_mode == HA_MODE_SEMI_SYNC || sync_standby_missing()) && timeout > HA_SYNC_WATCH_WAKE_MS)
+		timeout = HA_SYNC_WATCH_WAKE_MS;
+	if (timeout < 1)
+		timeout = 1;
+
+	set = CreateWaitEventSet(CurrentMemoryContext, 2 + nconns);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (int i = 0; i < nconns; i++)
+		if (conns[i]->conn != NULL && PQsocket(conns[i]->conn) >= 0 && conns[i]->poll_wants != 0)
+			AddWaitEventToSet(set, conns[i]->poll_wants, PQsocket(conns[i]->conn), NULL, conns[i]);
+	n = WaitEventSetWait(set, timeout, evs, lengthof(evs), PG_WAIT_EXTENSION);
+	FreeWaitEventSet(set);
+	for (int i = 0; i < n; i++)
+	{
+		if (evs[i].events & WL_LATCH_SET)
+			ResetLatch(MyLatch);
+		else if (evs[i].user_data != NULL)
+			ha_conn_step((HaConn *) evs[i].user_data, evs[i].events);
+	}
+}
+
+/* Signals, the database connection, the worker's own settings, shared memory. */
+static void
+worker_start(void)
+{
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -650,7 +534,15 @@ ha_worker_main(Datum main_arg)
 	ereport(LOG,
 			(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
 			 errmsg("crawler_ha worker started in database \"%s\"", ha_database)));
+}
 
+void
+ha_worker_main(Datum main_arg)
+{
+	MemoryContext loop_cxt;
+	TimestampTz next_round;
+
+	worker_start();
 	check_settings();
 	ha_refresh_server_read_only();
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "crawler_ha worker loop",
@@ -659,8 +551,8 @@ ha_worker_main(Datum main_arg)
 
 	for (;;)
 	{
-		long		timeout;
 		TimestampTz now;
+		HaWitnessNews news;
 
 		MemoryContextSwitchTo(loop_cxt);
 		CHECK_FOR_INTERRUPTS();
@@ -700,54 +592,10 @@ ha_worker_main(Datum main_arg)
 			manage_sync();
 
 		/* the witness's report and term request, and the fence deadline */
-		ha_witness_tick();
+		ha_witness_tick(&news);
+		ha_act_on_witness(&news);
 
 		release_blocked_merges();
-
-		/*
-		 * Wait for the peer's and the witness's sockets together, so neither
-		 * a hung peer nor a hung witness delays the other, and wake for the
-		 * next round, every deadline and the fence deadline.
-		 */
-		{
-			HaConn	   *conns[3];
-			int			nconns = 0;
-			WaitEventSet *set;
-			WaitEvent	evs[5];
-			int			n;
-			TimestampTz wake = next_round;
-			TimestampTz wwake = ha_witness_next_wakeup();
-
-			if (probe.phase != HA_CONN_IDLE)
-				conns[nconns++] = &probe;
-			nconns += ha_witness_conns(conns + nconns);
-			if (wwake != 0 && wwake < wake)
-				wake = wwake;
-			for (int i = 0; i < nconns; i++)
-				if (conns[i]->deadline < wake)
-					wake = conns[i]->deadline;
-			now = GetCurrentTimestamp();
-			timeout = (long) ((wake - now) / 1000);
-			if ((ha_replication_mode == HA_MODE_SEMI_SYNC || sync_standby_missing()) && timeout > HA_SYNC_WATCH_WAKE_MS)
-				timeout = HA_SYNC_WATCH_WAKE_MS;
-			if (timeout < 1)
-				timeout = 1;
-
-			set = CreateWaitEventSet(CurrentMemoryContext, 2 + nconns);
-			AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-			AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-			for (int i = 0; i < nconns; i++)
-				if (conns[i]->conn != NULL && PQsocket(conns[i]->conn) >= 0 && conns[i]->poll_wants != 0)
-					AddWaitEventToSet(set, conns[i]->poll_wants, PQsocket(conns[i]->conn), NULL, conns[i]);
-			n = WaitEventSetWait(set, timeout, evs, lengthof(evs), PG_WAIT_EXTENSION);
-			FreeWaitEventSet(set);
-			for (int i = 0; i < n; i++)
-			{
-				if (evs[i].events & WL_LATCH_SET)
-					ResetLatch(MyLatch);
-				else if (evs[i].user_data != NULL)
-					ha_conn_step((HaConn *) evs[i].user_data, evs[i].events);
-			}
-		}
+		wait_for_events(next_round);
 	}
 }

@@ -11,6 +11,7 @@
 #include "utils/guc.h"
 
 #include "ha_shared.h"
+#include "ha_witness.h"
 
 void
 ha_check_write(HaRole role, int64 term, bool fenced, HaWriteCheck *out)
