@@ -155,14 +155,7 @@ ha_demote(int64 new_term, const char *primary_name, int32 primary_id,
 		return false;
 	ha_reload_config();
 	ended = a.ended + ha_terminate_clients(0);
-
-	ha_local.role = HA_ROLE_STANDBY;
-	ha_local.term = Max(ha_local.term, new_term);
-	ha_local.needs_rejoin = needs_rejoin;
-	ha_local.fenced = false;
-	strlcpy(ha_local.primary_name, primary_name, HA_NAME_LEN);
-	ha_local.primary_node_id = primary_id;
-	ha_publish_local_state();
+	ha_refresh_local_state();
 	ha_record_event("demotion", psprintf("%s; %d client sessions ended%s", reason, ended,
 										 needs_rejoin ? "; needs to rejoin" : ""),
 					ha_ms_since(t0), NULL);

@@ -248,12 +248,7 @@ ha_rejoin(char *msg, size_t msglen)
 		!ha_step_run("subscribing to the new primary", subscribe_step, &r, msg, msglen))
 		return false;
 	ha_reload_config();
-
-	ha_local.needs_rejoin = false;
-	ha_local.sub_exists = true;
-	ha_local.sub_enabled = true;
-	ha_local.term = Max(ha_local.term, r.peer.term);
-	ha_publish_local_state();
+	ha_refresh_local_state();
 	snprintf(msg, msglen, "node %s rejoined as standby of %s (term " INT64_FORMAT ")",
 			 ha_local.node_name, r.peer.name, r.peer.term);
 	ha_record_event("rejoin", msg, ha_ms_since(t0), NULL);

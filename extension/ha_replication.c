@@ -136,8 +136,7 @@ ha_set_paused(bool paused, char *msg, size_t msglen)
 				 "left open): end it, or wait for it, and try again");
 		return false;
 	}
-	ha_local.paused = paused;
-	ha_publish_local_state();
+	ha_refresh_local_state();
 	snprintf(msg, msglen, "%s", paused ? "paused" : "resumed");
 	return true;
 }

@@ -142,3 +142,16 @@ ha_load_local_state(void)
 	ha_publish_local_state();
 	return ok && ha_local.ext_present;
 }
+
+/*
+ * ha_load_local_state() after a transition committed; on a failed read the
+ * role is unknown until the next one succeeds (see ha_state.h).
+ */
+void
+ha_refresh_local_state(void)
+{
+	if (ha_load_local_state())
+		return;
+	ha_local.role = HA_ROLE_NONE;
+	ha_publish_local_state();
+}

@@ -70,8 +70,7 @@ set_fenced(bool fenced, const char *reason)
 	if (!ha_step_run(fenced ? "fencing" : "lifting the fence", set_fenced_step, &a, NULL, 0))
 		return false;
 	ha_reload_config();
-	ha_local.fenced = fenced;
-	ha_publish_local_state();
+	ha_refresh_local_state();
 	return true;
 }
 
@@ -299,12 +298,8 @@ follow_new_primary(const HaRemoteView *peer, int64 new_term, char *msg, size_t m
 	if (!ha_step_run("following the new primary", follow_step, &a, msg, msglen))
 		return false;
 	ha_reload_config();
-	ha_local.role = HA_ROLE_STANDBY;
-	ha_local.term = Max(ha_local.term, new_term);
-	ha_local.fenced = false;
-	strlcpy(ha_local.primary_name, peer->name, HA_NAME_LEN);
-	ha_local.primary_node_id = peer->node_id;
-	ha_publish_local_state();
+	/* a standby from here on, also if the slot or the subscription fails below */
+	ha_refresh_local_state();
 
 	/* the target's walsender may take a moment to let go of the slot */
 	for (tries = 0; tries < HA_SLOT_DROP_TRIES; tries++)
@@ -318,8 +313,7 @@ follow_new_primary(const HaRemoteView *peer, int64 new_term, char *msg, size_t m
 
 	if (!ha_step_run("subscribing to the new primary", subscribe_step, &a, msg, msglen))
 		return false;
-	ha_local.sub_exists = true;
-	ha_local.sub_enabled = true;
+	ha_refresh_local_state();
 	return true;
 }
 
