@@ -41,23 +41,20 @@
 /* ---- rejoin ---- */
 
 /*
- * Count the published changes in transactions this node committed after the
- * split point: what the new primary never received.  The old slot of the
- * peer's subscription still holds them; peeking does not consume anything.
+ * Count the published changes (inserts, updates, deletes, truncates) in
+ * transactions this node committed after the split point: what the new
+ * primary never received.  The old slot of the peer's subscription still
+ * holds them; peeking does not consume anything.  ha_tail_changes() reads
+ * and decodes the slot, so that pgoutput is decoded in one place.
  */
 static int64
 tail_changes_in_txn(const char *slot, XLogRecPtr split)
 {
 	char	   *n;
-	char		splitbuf[32];
 
-	snprintf(splitbuf, sizeof(splitbuf), "%X/%X", LSN_FORMAT_ARGS(split));
-	n = ha_spi_sql("WITH ch AS MATERIALIZED (SELECT lsn, xid, pg_catalog.get_byte(data, 0) AS t "
-				"  FROM pg_catalog.pg_logical_slot_peek_binary_changes('%s', NULL, NULL, "
-				"       'proto_version', '1', 'publication_names', '" HA_PUBLICATION "')) "
-				"SELECT count(*) FROM ch WHERE t IN (73, 85, 68, 84) "
-				"AND xid IN (SELECT xid FROM ch WHERE t = 67 AND lsn > '%s'::pg_lsn)",
-				slot, splitbuf);
+	n = ha_spi_sql("SELECT count(*) FROM %s.ha_tail_changes(%s, '%X/%X') "
+				   "WHERE op IN ('I', 'U', 'D', 'T')",
+				   ha_local.schema, quote_literal_cstr(slot), LSN_FORMAT_ARGS(split));
 	return n ? strtoi64(n, NULL, 10) : 0;
 }
 
