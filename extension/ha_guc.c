@@ -94,6 +94,7 @@ check_conninfo(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/* Long on purpose: one Define call per setting, the whole table in one place. */
 static void
 define_settings(void)
 {
