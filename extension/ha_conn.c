@@ -93,6 +93,13 @@ conn_send(HaConn *hc)
 	ha_conn_step(hc, WL_SOCKET_WRITEABLE);
 }
 
+/*
+ * Start one exchange: `query` (kept by pointer, so it must outlive the
+ * exchange) on the healthy connection hc already has, else on a new one to
+ * `conninfo`, answered within timeout_ms.  Never blocks: the caller waits on
+ * hc->poll_wants and calls ha_conn_step() until the phase is DONE or FAILED
+ * (a failure to start is already FAILED on return, hc->error says why).
+ */
 void
 ha_conn_start(HaConn *hc, const char *conninfo, const char *query,
 			  int timeout_ms, const char *appname)

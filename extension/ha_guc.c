@@ -40,6 +40,7 @@ static const struct config_enum_entry replication_mode_options[] = {
 	{NULL, 0, false}
 };
 
+/* A crawler_ha.replication_mode value's name, as the setting spells it. */
 const char *
 ha_replication_mode_name(int mode)
 {
