@@ -93,6 +93,13 @@ conn_send(HaConn *hc)
 	ha_conn_step(hc, WL_SOCKET_WRITEABLE);
 }
 
+/*
+ * Start one exchange: `query` (kept by pointer, so it must outlive the
+ * exchange) on the healthy connection hc already has, else on a new one to
+ * `conninfo`, answered within timeout_ms.  Never blocks: the caller waits on
+ * hc->poll_wants and calls ha_conn_step() until the phase is DONE or FAILED
+ * (a failure to start is already FAILED on return, hc->error says why).
+ */
 void
 ha_conn_start(HaConn *hc, const char *conninfo, const char *query,
 			  int timeout_ms, const char *appname)
@@ -169,6 +176,127 @@ ha_conn_wait_ms(HaConn *hc)
 	return ms < 1 ? 1 : ms;
 }
 
+/* HA_CONN_CONNECTING: drive PQconnectPoll, then send the query once connected. */
+static void
+conn_step_connecting(HaConn *hc, int events)
+{
+	if ((events & hc->poll_wants) == 0)
+		return;
+	switch (PQconnectPoll(hc->conn))
+	{
+		case PGRES_POLLING_READING:
+			hc->poll_wants = WL_SOCKET_READABLE;
+			if (PQsocket(hc->conn) < 0)
+				conn_fail(hc, "connection has no socket");
+			return;
+		case PGRES_POLLING_WRITING:
+			hc->poll_wants = WL_SOCKET_WRITEABLE;
+			if (PQsocket(hc->conn) < 0)
+				conn_fail(hc, "connection has no socket");
+			return;
+		case PGRES_POLLING_OK:
+			if (PQsetnonblocking(hc->conn, 1) != 0)
+			{
+				conn_fail(hc, PQerrorMessage(hc->conn));
+				return;
+			}
+			conn_send(hc);
+			return;
+		default:
+			conn_fail(hc, PQerrorMessage(hc->conn));
+			return;
+	}
+}
+
+/* HA_CONN_FLUSHING: push the query out, reading meanwhile so the server never blocks on us. */
+static void
+conn_step_flushing(HaConn *hc, int events)
+{
+	if (events & WL_SOCKET_READABLE)
+	{
+		if (!PQconsumeInput(hc->conn))
+		{
+			conn_fail(hc, PQerrorMessage(hc->conn));
+			return;
+		}
+	}
+	switch (PQflush(hc->conn))
+	{
+		case 0:
+			hc->phase = HA_CONN_READING;
+			hc->poll_wants = WL_SOCKET_READABLE;
+			return;
+		case 1:
+			hc->poll_wants = WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE;
+			return;
+		default:
+			conn_fail(hc, PQerrorMessage(hc->conn));
+			return;
+	}
+}
+
+/* A failed result's message and fields, kept so that the caller can raise it again. */
+static void
+conn_keep_error(HaConn *hc, const PGresult *res)
+{
+	const char *m = PQresultErrorMessage(res);
+	const char *f;
+
+	strlcpy(hc->error, (m && m[0]) ? m : "query failed", sizeof(hc->error));
+	f = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	strlcpy(hc->sqlstate, f && strlen(f) == 5 ? f : "", sizeof(hc->sqlstate));
+	f = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	strlcpy(hc->err_primary, f ? f : "", sizeof(hc->err_primary));
+	f = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+	strlcpy(hc->err_detail, f ? f : "", sizeof(hc->err_detail));
+	f = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+	strlcpy(hc->err_hint, f ? f : "", sizeof(hc->err_hint));
+}
+
+/*
+ * HA_CONN_READING: take every result that has arrived; the last successful
+ * one is the answer, an error anywhere fails the whole query.  Done once
+ * libpq has no more results.
+ */
+static void
+conn_step_reading(HaConn *hc, int events)
+{
+	if ((events & WL_SOCKET_READABLE) == 0)
+		return;
+	if (!PQconsumeInput(hc->conn))
+	{
+		conn_fail(hc, PQerrorMessage(hc->conn));
+		return;
+	}
+	while (!PQisBusy(hc->conn))
+	{
+		PGresult   *res = PQgetResult(hc->conn);
+
+		if (res == NULL)
+		{
+			if (hc->error[0] != '\0')
+				hc->phase = HA_CONN_FAILED;
+			else
+				hc->phase = HA_CONN_DONE;
+			hc->poll_wants = 0;
+			return;
+		}
+		switch (PQresultStatus(res))
+		{
+			case PGRES_TUPLES_OK:
+			case PGRES_COMMAND_OK:
+				if (hc->result)
+					PQclear(hc->result);
+				hc->result = res;
+				break;
+			default:
+				conn_keep_error(hc, res);
+				PQclear(res);
+				break;
+		}
+	}
+}
+
 /*
  * Advance the state machine after a wait that reported `events` (possibly
  * none: then only the deadline is checked).
@@ -192,106 +320,14 @@ ha_conn_step(HaConn *hc, int events)
 	switch (hc->phase)
 	{
 		case HA_CONN_CONNECTING:
-			if ((events & hc->poll_wants) == 0)
-				return;
-			switch (PQconnectPoll(hc->conn))
-			{
-				case PGRES_POLLING_READING:
-					hc->poll_wants = WL_SOCKET_READABLE;
-					if (PQsocket(hc->conn) < 0)
-						conn_fail(hc, "connection has no socket");
-					return;
-				case PGRES_POLLING_WRITING:
-					hc->poll_wants = WL_SOCKET_WRITEABLE;
-					if (PQsocket(hc->conn) < 0)
-						conn_fail(hc, "connection has no socket");
-					return;
-				case PGRES_POLLING_OK:
-					if (PQsetnonblocking(hc->conn, 1) != 0)
-					{
-						conn_fail(hc, PQerrorMessage(hc->conn));
-						return;
-					}
-					conn_send(hc);
-					return;
-				default:
-					conn_fail(hc, PQerrorMessage(hc->conn));
-					return;
-			}
-
-		case HA_CONN_FLUSHING:
-			if (events & WL_SOCKET_READABLE)
-			{
-				if (!PQconsumeInput(hc->conn))
-				{
-					conn_fail(hc, PQerrorMessage(hc->conn));
-					return;
-				}
-			}
-			switch (PQflush(hc->conn))
-			{
-				case 0:
-					hc->phase = HA_CONN_READING;
-					hc->poll_wants = WL_SOCKET_READABLE;
-					return;
-				case 1:
-					hc->poll_wants = WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE;
-					return;
-				default:
-					conn_fail(hc, PQerrorMessage(hc->conn));
-					return;
-			}
-
-		case HA_CONN_READING:
-			if ((events & WL_SOCKET_READABLE) == 0)
-				return;
-			if (!PQconsumeInput(hc->conn))
-			{
-				conn_fail(hc, PQerrorMessage(hc->conn));
-				return;
-			}
-			while (!PQisBusy(hc->conn))
-			{
-				PGresult   *res = PQgetResult(hc->conn);
-
-				if (res == NULL)
-				{
-					if (hc->error[0] != '\0')
-						hc->phase = HA_CONN_FAILED;
-					else
-						hc->phase = HA_CONN_DONE;
-					hc->poll_wants = 0;
-					return;
-				}
-				switch (PQresultStatus(res))
-				{
-					case PGRES_TUPLES_OK:
-					case PGRES_COMMAND_OK:
-						if (hc->result)
-							PQclear(hc->result);
-						hc->result = res;
-						break;
-					default:
-						{
-							const char *m = PQresultErrorMessage(res);
-							const char *f;
-
-							strlcpy(hc->error, (m && m[0]) ? m : "query failed", sizeof(hc->error));
-							f = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-							strlcpy(hc->sqlstate, f && strlen(f) == 5 ? f : "", sizeof(hc->sqlstate));
-							f = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-							strlcpy(hc->err_primary, f ? f : "", sizeof(hc->err_primary));
-							f = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-							strlcpy(hc->err_detail, f ? f : "", sizeof(hc->err_detail));
-							f = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
-							strlcpy(hc->err_hint, f ? f : "", sizeof(hc->err_hint));
-							PQclear(res);
-						}
-						break;
-				}
-			}
+			conn_step_connecting(hc, events);
 			return;
-
+		case HA_CONN_FLUSHING:
+			conn_step_flushing(hc, events);
+			return;
+		case HA_CONN_READING:
+			conn_step_reading(hc, events);
+			return;
 		default:
 			return;
 	}

@@ -102,54 +102,60 @@ ha_lock_state_row_in_txn(void)
 	return ended;
 }
 
+/* what ha_demote() hands its step, and what it gets back */
+typedef struct DemoteArgs
+{
+	int64		new_term;
+	const char *primary_name;
+	int32		primary_id;
+	bool		needs_rejoin;
+	int			ended;			/* client sessions ended to take the state row */
+} DemoteArgs;
+
+static void
+demote_step(void *arg)
+{
+	DemoteArgs *a = (DemoteArgs *) arg;
+	const char *cur;
+
+	/* waits for writes in flight (they hold ha_state FOR SHARE), boundedly */
+	a->ended = ha_lock_state_row_in_txn();
+	ha_spi_sql("UPDATE %s.ha_state SET role = 'standby', term = GREATEST(term, " INT64_FORMAT "), "
+			"primary_name = %s, primary_node_id = %d, fenced = false, needs_rejoin = %s",
+			ha_local.schema, a->new_term, quote_literal_cstr(a->primary_name), a->primary_id,
+			a->needs_rejoin ? "true" : "false");
+	ha_spi_sql("INSERT INTO %s.ha_terms (term, primary_name, primary_node_id, reason) "
+			"VALUES (" INT64_FORMAT ", %s, %d, 'learned from peer') ON CONFLICT (term) DO NOTHING",
+			ha_local.schema, a->new_term, quote_literal_cstr(a->primary_name), a->primary_id);
+	ha_set_read_only_in_txn(true);
+	cur = GetConfigOptionResetString("synchronous_standby_names");
+	if (cur != NULL && strcmp(cur, HA_SUBSCRIPTION) == 0)
+		ha_set_system_setting("synchronous_standby_names", NULL);
+}
+
+/*
+ * Steps this primary down: a newer term `new_term` exists, whose primary is
+ * `primary_name` (node `primary_id`).  Fences (read-only), records the
+ * demotion with `reason`, ends client sessions; `needs_rejoin` leaves it to
+ * rejoin later.  False when the step failed (logged); the next check
+ * retries.  The fence is up in shared memory before anything else.
+ */
 bool
 ha_demote(int64 new_term, const char *primary_name, int32 primary_id,
 		  bool needs_rejoin, const char *reason)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	TimestampTz t0 = GetCurrentTimestamp();
-	volatile int ended = 0;
+	DemoteArgs	a = {new_term, primary_name, primary_id, needs_rejoin, 0};
+	int			ended;
 
 	/* the fence is up in every backend before anything else happens */
 	ha_raise_max_term(new_term);
 
-	PG_TRY();
-	{
-		ha_txn_begin("crawler_ha: demote");
-		/* waits for writes in flight (they hold ha_state FOR SHARE), boundedly */
-		ended = ha_lock_state_row_in_txn();
-		ha_spi_sql("UPDATE %s.ha_state SET role = 'standby', term = GREATEST(term, " INT64_FORMAT "), "
-				"primary_name = %s, primary_node_id = %d, fenced = false, needs_rejoin = %s",
-				ha_local.schema, new_term, quote_literal_cstr(primary_name), primary_id,
-				needs_rejoin ? "true" : "false");
-		ha_spi_sql("INSERT INTO %s.ha_terms (term, primary_name, primary_node_id, reason) "
-				"VALUES (" INT64_FORMAT ", %s, %d, 'learned from peer') ON CONFLICT (term) DO NOTHING",
-				ha_local.schema, new_term, quote_literal_cstr(primary_name), primary_id);
-		ha_set_read_only_in_txn(true);
-		{
-			const char *cur = GetConfigOptionResetString("synchronous_standby_names");
-
-			if (cur != NULL && strcmp(cur, HA_SUBSCRIPTION) == 0)
-				ha_set_system_setting("synchronous_standby_names", NULL);
-		}
-		ha_txn_commit();
-		ha_reload_config();
-		ended += ha_terminate_clients(0);
-	}
-	PG_CATCH();
-	{
-		ha_step_failed(cxt, "demoting this node", NULL, 0);
+	if (!ha_step_run("demoting this node", demote_step, &a, NULL, 0))
 		return false;
-	}
-	PG_END_TRY();
-
-	ha_local.role = HA_ROLE_STANDBY;
-	ha_local.term = Max(ha_local.term, new_term);
-	ha_local.needs_rejoin = needs_rejoin;
-	ha_local.fenced = false;
-	strlcpy(ha_local.primary_name, primary_name, HA_NAME_LEN);
-	ha_local.primary_node_id = primary_id;
-	ha_publish_local_state();
+	ha_reload_config();
+	ended = a.ended + ha_terminate_clients(0);
+	ha_refresh_local_state();
 	ha_record_event("demotion", psprintf("%s; %d client sessions ended%s", reason, ended,
 										 needs_rejoin ? "; needs to rejoin" : ""),
 					ha_ms_since(t0), NULL);

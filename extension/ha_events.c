@@ -58,60 +58,72 @@ ha_record_event_in_txn(const char *kind, const char *reason, double duration_ms,
 	CommandCounterIncrement();
 }
 
-/* duration_ms < 0 means none. */
+/* what ha_record_event() hands its step */
+typedef struct EventArgs
+{
+	const char *kind;
+	const char *reason;
+	double		duration_ms;
+	const char *detail_json;
+} EventArgs;
+
+static void
+record_event_step(void *arg)
+{
+	EventArgs  *a = (EventArgs *) arg;
+
+	ha_record_event_in_txn(a->kind, a->reason, a->duration_ms, a->detail_json);
+}
+
+/*
+ * Logs the event, then records it in ha_events in a transaction of its own;
+ * a failure to record is logged, never raised.  duration_ms < 0 means none.
+ */
 void
 ha_record_event(const char *kind, const char *reason, double duration_ms,
 				const char *detail_json)
 {
-	MemoryContext cxt = CurrentMemoryContext;
+	EventArgs	a = {kind, reason, duration_ms, detail_json};
 
 	ereport(LOG,
 			(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
 			 errmsg("crawler_ha event %s: %s", kind, reason)));
 	if (!ha_local.ext_present)
 		return;
-	PG_TRY();
-	{
-		ha_txn_begin("crawler_ha: event");
-		ha_record_event_in_txn(kind, reason, duration_ms, detail_json);
-		ha_txn_commit();
-	}
-	PG_CATCH();
-	{
-		ha_step_failed(cxt, "recording an event", NULL, 0);
-	}
-	PG_END_TRY();
+	(void) ha_step_run("recording an event", record_event_step, &a, NULL, 0);
 }
 
-static int
-terminate_clients_in_txn(int except_pid)
+/* what ha_terminate_clients() hands its step, and what it gets back */
+typedef struct TerminateArgs
 {
+	int			except_pid;
+	int			ended;
+} TerminateArgs;
+
+static void
+terminate_clients_step(void *arg)
+{
+	TerminateArgs *a = (TerminateArgs *) arg;
 	char	   *n = ha_spi_sql("SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid)) "
 							"FROM pg_catalog.pg_stat_activity "
 							"WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid() "
 							"AND pid <> %d AND datname = pg_catalog.current_database() "
 							"AND application_name NOT LIKE 'crawler_ha%%'",
-							except_pid);
+							a->except_pid);
 
-	return n ? atoi(n) : 0;
+	a->ended = n ? atoi(n) : 0;
 }
 
+/*
+ * Ends every client session of this server but the worker's own and
+ * `except_pid`, in a transaction of its own; returns how many (0 when the
+ * step failed, which is logged).
+ */
 int
 ha_terminate_clients(int except_pid)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	int			n = 0;
+	TerminateArgs a = {except_pid, 0};
 
-	PG_TRY();
-	{
-		ha_txn_begin("crawler_ha: ending client sessions");
-		n = terminate_clients_in_txn(except_pid);
-		ha_txn_commit();
-	}
-	PG_CATCH();
-	{
-		ha_step_failed(cxt, "ending client sessions", NULL, 0);
-	}
-	PG_END_TRY();
-	return n;
+	(void) ha_step_run("ending client sessions", terminate_clients_step, &a, NULL, 0);
+	return a.ended;
 }

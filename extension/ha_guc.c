@@ -40,6 +40,7 @@ static const struct config_enum_entry replication_mode_options[] = {
 	{NULL, 0, false}
 };
 
+/* A crawler_ha.replication_mode value's name, as the setting spells it. */
 const char *
 ha_replication_mode_name(int mode)
 {
@@ -94,6 +95,7 @@ check_conninfo(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/* Long on purpose: one Define call per setting, the whole table in one place. */
 static void
 define_settings(void)
 {

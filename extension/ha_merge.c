@@ -8,6 +8,10 @@
  * carries the table's OID on this node, so one message gives (table, key).
  * The rows themselves are then read as they are now on this node, which
  * stopped writing when it stepped down.
+ *
+ * This is the one decoder of pgoutput in the extension: the SQL that reads
+ * a slot (ha_tail_changes() in 65_merge.sql) asks it for every message's
+ * type, a commit's included, rather than reading bytes itself.
  */
 #include "postgres.h"
 
@@ -91,10 +95,36 @@ read_tuple_first(MsgReader *r, bool *known)
 }
 
 /*
+ * A truncate's relations (protocol 1: their count, the option bits, an OID
+ * each): the one it names, or InvalidOid when it names several (TRUNCATE of
+ * a list, or cascaded), which one record cannot report.
+ */
+static Oid
+read_truncate_rel(MsgReader *r)
+{
+	uint32		nrels = read_uint(r, 4);
+	Oid			first = InvalidOid;
+
+	(void) read_byte(r);		/* CASCADE, RESTART IDENTITY */
+	for (uint32 i = 0; i < nrels; i++)
+	{
+		Oid			rel = (Oid) read_uint(r, 4);
+
+		if (i == 0)
+			first = rel;
+	}
+	return nrels == 1 ? first : InvalidOid;
+}
+
+/*
  * ha_pgoutput_change(data bytea) -> (op "char", rel oid, key text)
- * One pgoutput (protocol 1) message: for an insert, update or delete, the
- * table's OID and its first column's value; for any other message only its
- * type letter.
+ * One pgoutput (protocol 1) message, whatever its type: op is its type
+ * letter ('B' begin, 'C' commit, 'R' relation, 'I', 'U', 'D', 'T' ...).
+ * For an insert, update or delete, rel is the table's OID on this node and
+ * key its first column's value (NULL when null or an unchanged TOAST value);
+ * for a truncate, rel is the table when it names one and NULL when it names
+ * several; otherwise rel and key are NULL.  A malformed row or truncate
+ * message raises 22P03.
  */
 Datum
 ha_pgoutput_change(PG_FUNCTION_ARGS)
@@ -153,6 +183,16 @@ ha_pgoutput_change(PG_FUNCTION_ARGS)
 		{
 			values[2] = PointerGetDatum(key);
 			nulls[2] = false;
+		}
+	}
+	else if (op == 'T')
+	{
+		Oid			rel = read_truncate_rel(&r);
+
+		if (OidIsValid(rel))
+		{
+			values[1] = ObjectIdGetDatum(rel);
+			nulls[1] = false;
 		}
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

@@ -96,77 +96,91 @@ ha_set_read_only_in_txn(bool on)
 	return true;
 }
 
+static void
+read_server_read_only_step(void *arg)
+{
+	bool	   *on = (bool *) arg;
+	char	   *v = ha_spi_sql("SELECT setting FROM pg_catalog.pg_file_settings "
+							"WHERE name = 'default_transaction_read_only' AND error IS NULL "
+							"ORDER BY seqno DESC LIMIT 1");
+
+	if (v != NULL)
+		(void) parse_bool(v, on);
+}
+
 /*
  * The server's default_transaction_read_only, as its configuration files
  * set it, into shared memory for the write fence.  Every session's own
  * value can be set by its client (PGOPTIONS, SET) and the worker's own is
  * forced off, so neither says what the server was told: the files do.
- * Called by the worker at its start and after every reload.
+ * Called by the worker at its start and after every reload.  A failed read
+ * is logged and leaves shared memory as it was.
  */
 void
 ha_refresh_server_read_only(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
+	bool		on = false;
 
-	PG_TRY();
-	{
-		char	   *v;
-		bool		on = false;
-
-		ha_txn_begin("crawler_ha: server read-only setting");
-		v = ha_spi_sql("SELECT setting FROM pg_catalog.pg_file_settings "
-					"WHERE name = 'default_transaction_read_only' AND error IS NULL "
-					"ORDER BY seqno DESC LIMIT 1");
-		if (v != NULL)
-			(void) parse_bool(v, &on);
-		ha_txn_commit();
-		SpinLockAcquire(&ha_shared->mutex);
-		ha_shared->server_read_only = on;
-		SpinLockRelease(&ha_shared->mutex);
-	}
-	PG_CATCH();
-	{
-		ha_step_failed(cxt, "reading the server's read-only setting", NULL, 0);
-	}
-	PG_END_TRY();
+	if (!ha_step_run("reading the server's read-only setting", read_server_read_only_step, &on, NULL, 0))
+		return;
+	SpinLockAcquire(&ha_shared->mutex);
+	ha_shared->server_read_only = on;
+	SpinLockRelease(&ha_shared->mutex);
 }
 
+/* what ha_set_read_only() hands its step, and what it gets back */
+typedef struct ReadOnlyArgs
+{
+	bool		on;
+	bool		changed;
+} ReadOnlyArgs;
+
+static void
+set_read_only_step(void *arg)
+{
+	ReadOnlyArgs *a = (ReadOnlyArgs *) arg;
+
+	a->changed = ha_set_read_only_in_txn(a->on);
+}
+
+/*
+ * The fence: default_transaction_read_only on or reset, by ALTER SYSTEM in a
+ * transaction of its own, then a reload.  Failures are logged, not raised.
+ */
 void
 ha_set_read_only(bool on)
 {
-	MemoryContext cxt = CurrentMemoryContext;
+	ReadOnlyArgs a = {on, false};
 
-	PG_TRY();
+	if (!ha_step_run("changing default_transaction_read_only", set_read_only_step, &a, NULL, 0))
+		return;
+	ha_refresh_server_read_only();
+	if (a.changed)
 	{
-		bool		changed;
+		ha_reload_config();
+		ereport(LOG,
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("crawler_ha: default_transaction_read_only turned %s", on ? "on" : "off")));
+	}
+}
 
-		ha_txn_begin("crawler_ha: read-only");
-		changed = ha_set_read_only_in_txn(on);
-		ha_txn_commit();
-		ha_refresh_server_read_only();
-		if (changed)
-		{
-			ha_reload_config();
-			ereport(LOG,
-					(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
-					 errmsg("crawler_ha: default_transaction_read_only turned %s", on ? "on" : "off")));
-		}
-	}
-	PG_CATCH();
-	{
-		ha_step_failed(cxt, "changing default_transaction_read_only", NULL, 0);
-	}
-	PG_END_TRY();
+static void
+set_sync_standby_step(void *arg)
+{
+	bool		on = *(bool *) arg;
+
+	ha_set_system_setting("synchronous_standby_names", on ? HA_SUBSCRIPTION : NULL);
 }
 
 /*
  * synchronous_standby_names is ours only while it is empty or names our
- * subscription; an operator's own value is never touched.
+ * subscription; an operator's own value is never touched.  Sets it to our
+ * subscription (on) or resets it, in a transaction of its own, then reloads;
+ * a failure is logged, not raised.
  */
 void
 ha_set_sync_standby(bool on)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	const char *cur = GetConfigOptionResetString("synchronous_standby_names");
 	bool		is_ours = (cur != NULL && strcmp(cur, HA_SUBSCRIPTION) == 0);
 	bool		is_empty = (cur == NULL || cur[0] == '\0');
@@ -176,19 +190,10 @@ ha_set_sync_standby(bool on)
 	if (!is_ours && !is_empty)
 		return;
 
-	PG_TRY();
-	{
-		ha_txn_begin("crawler_ha: synchronous_standby_names");
-		ha_set_system_setting("synchronous_standby_names", on ? HA_SUBSCRIPTION : NULL);
-		ha_txn_commit();
-		ha_reload_config();
-		ereport(LOG,
-				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
-				 errmsg("crawler_ha: synchronous replication %s", on ? "on" : "off")));
-	}
-	PG_CATCH();
-	{
-		ha_step_failed(cxt, "changing synchronous_standby_names", NULL, 0);
-	}
-	PG_END_TRY();
+	if (!ha_step_run("changing synchronous_standby_names", set_sync_standby_step, &on, NULL, 0))
+		return;
+	ha_reload_config();
+	ereport(LOG,
+			(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+			 errmsg("crawler_ha: synchronous replication %s", on ? "on" : "off")));
 }

@@ -61,6 +61,7 @@ ha_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/* While the library is preloaded (ha_worker_init()): asks for HaShared, created at startup. */
 void
 ha_shmem_install_hooks(void)
 {
@@ -74,6 +75,7 @@ ha_shmem_install_hooks(void)
 	shmem_startup_hook = ha_shmem_startup;
 }
 
+/* Whether HaShared exists in this process (only when the library was preloaded). */
 bool
 ha_shmem_ready(void)
 {

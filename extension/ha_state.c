@@ -75,8 +75,9 @@ ha_raise_max_term(int64 term)
 
 /* ---- reading this node's state ---- */
 
+/* The body of ha_load_local_state()'s step: HaLocal from ha_node, ha_state and the subscription. */
 static void
-load_state_in_txn(void)
+load_state_step(void *unused)
 {
 	char	   *nsp;
 	int			rc;
@@ -125,25 +126,32 @@ load_state_in_txn(void)
 	}
 }
 
+/*
+ * Reads ha_node and ha_state in a transaction of its own into HaLocal and
+ * publishes them.  False when the extension is not installed in the
+ * worker's database, or the read failed (logged; then HaLocal counts as not
+ * loaded, which shared memory says too).
+ */
 bool
 ha_load_local_state(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	bool		ok = true;
+	bool		ok = ha_step_run("reading this node's HA state", load_state_step, NULL, NULL, 0);
 
-	PG_TRY();
-	{
-		ha_txn_begin("crawler_ha: reading state");
-		load_state_in_txn();
-		ha_txn_commit();
-	}
-	PG_CATCH();
-	{
-		ha_step_failed(cxt, "reading this node's HA state", NULL, 0);
+	if (!ok)
 		ha_local.ext_present = false;
-		ok = false;
-	}
-	PG_END_TRY();
 	ha_publish_local_state();
 	return ok && ha_local.ext_present;
+}
+
+/*
+ * ha_load_local_state() after a transition committed; on a failed read the
+ * role is unknown until the next one succeeds (see ha_state.h).
+ */
+void
+ha_refresh_local_state(void)
+{
+	if (ha_load_local_state())
+		return;
+	ha_local.role = HA_ROLE_NONE;
+	ha_publish_local_state();
 }

@@ -30,4 +30,15 @@ extern void ha_raise_max_term(int64 term);
  */
 extern bool ha_load_local_state(void);
 
+/*
+ * After a transition committed: ha_load_local_state(), so that HaLocal is
+ * what the transaction left in ha_state rather than a copy patched beside
+ * it.  When that read fails (logged), the role counts as unknown
+ * (HA_ROLE_NONE, published) until a read succeeds, so nothing in the rest
+ * of the worker's round acts on a role the node may no longer have.  The
+ * write fence does not depend on it: a transition raises max_term_seen
+ * (ha_raise_max_term()) or commits its fence before it calls this.
+ */
+extern void ha_refresh_local_state(void);
+
 #endif							/* HA_STATE_H */

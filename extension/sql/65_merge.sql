@@ -11,8 +11,10 @@
 -- rules table by table. Once every chunk is confirmed, the old node drops the
 -- slot, empties its data tables and copies the new primary afresh.
 
--- One pgoutput message: its type, and for a row change the table and the
--- value of its first column (the primary key of every data table).
+-- One pgoutput message: its type, for a row change the table and the value
+-- of its first column (the primary key of every data table), for a truncate
+-- the table when it names one. The one decoder of pgoutput: nothing else
+-- reads a message's bytes.
 CREATE FUNCTION @extschema@.ha_pgoutput_change(data bytea, OUT op "char", OUT rel oid, OUT key text)
 RETURNS record
 LANGUAGE c IMMUTABLE STRICT
@@ -20,10 +22,14 @@ AS 'MODULE_PATHNAME', 'ha_pgoutput_change';
 COMMENT ON FUNCTION @extschema@.ha_pgoutput_change(bytea) IS
     'crawler_ha (internal): type, table and key of one pgoutput message';
 
--- The keys of the data rows that transactions committed after the split
--- point changed, from the old standby's slot (nothing is consumed).
-CREATE FUNCTION @extschema@.ha_tail_keys(slot name, split pg_lsn)
-RETURNS TABLE (tbl regclass, key text)
+-- Every message of the transactions committed after the split point, from
+-- the old standby's slot (nothing is consumed): the tail, one row per
+-- message (begin and commit included), decoded by ha_pgoutput_change(). A
+-- commit's LSN, as the peek reports it, is the end of its commit record,
+-- which is how the subscriber's replication origin (the split point)
+-- counts them.
+CREATE FUNCTION @extschema@.ha_tail_changes(slot name, split pg_lsn)
+RETURNS TABLE (xid xid, op "char", rel oid, key text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -33,18 +39,32 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH ch AS MATERIALIZED (
-        SELECT c.lsn, c.xid, c.data
+        SELECT c.lsn, c.xid, p.op, p.rel, p.key
           FROM pg_logical_slot_peek_binary_changes(slot, NULL, NULL, 'proto_version', '1',
                                                    'publication_names', 'crawler_ha_pub') c
-    ), tail AS (
-        -- 'C': a commit; its LSN is the end of the commit record, as the
-        -- subscriber's replication origin (the split point) counts them
-        SELECT ch.xid FROM ch WHERE get_byte(ch.data, 0) = 67 AND ch.lsn > split
+         CROSS JOIN LATERAL @extschema@.ha_pgoutput_change(c.data) p
     )
-    SELECT DISTINCT p.rel::regclass, p.key
-      FROM ch CROSS JOIN LATERAL @extschema@.ha_pgoutput_change(ch.data) p
-     WHERE ch.xid IN (SELECT t.xid FROM tail t) AND p.op IN ('I', 'U', 'D') AND p.key IS NOT NULL
-       AND p.rel = ANY (@extschema@.ha_data_tables()::oid[]);
+    SELECT ch.xid, ch.op, ch.rel, ch.key
+      FROM ch
+     WHERE ch.xid IN (SELECT t.xid FROM ch t WHERE t.op = 'C' AND t.lsn > split);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_tail_changes(name, pg_lsn) IS
+    'crawler_ha (internal): every pgoutput message (xid, type, table, key) of the transactions committed after the split point, read from a slot without consuming it';
+
+-- The keys of the data rows that transactions committed after the split
+-- point changed: the row changes of the tail.
+CREATE FUNCTION @extschema@.ha_tail_keys(slot name, split pg_lsn)
+RETURNS TABLE (tbl regclass, key text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    SELECT DISTINCT c.rel::regclass, c.key
+      FROM @extschema@.ha_tail_changes(slot, split) c
+     WHERE c.op IN ('I', 'U', 'D') AND c.key IS NOT NULL
+       AND c.rel = ANY (@extschema@.ha_data_tables()::oid[]);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_tail_keys(name, pg_lsn) IS

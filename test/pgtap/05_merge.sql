@@ -12,6 +12,12 @@ SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x55000040004
 SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x44000040004b0001740000000133'::bytea)),
           '(D,16384,3)', 'a delete gives its key');
 SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x42'::bytea)), '(B,,)', 'a begin is only a type');
+SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x4300000000000000100000000000000011000000000000000005'::bytea)),
+          '(C,,)', 'a commit is only a type');
+SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x54000000010000004000'::bytea)),
+          '(T,16384,)', 'a truncate of one table gives the table');
+SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x5400000002000000400000004001'::bytea)),
+          '(T,,)', 'a truncate of several tables gives none');
 SELECT is((SELECT key FROM ha_pgoutput_change('\x49000040004e00016e'::bytea)), NULL, 'a null key is NULL');
 SELECT is((SELECT count(*) FROM ha_pgoutput_change(NULL)), 1::bigint, 'NULL in, NULL out (strict)');
 SELECT throws_ok(q, '22P03', NULL, 'malformed: ' || q)
@@ -22,6 +28,7 @@ SELECT throws_ok(q, '22P03', NULL, 'malformed: ' || q)
     $$SELECT * FROM ha_pgoutput_change('\x4900004000580001'::bytea)$$,
     $$SELECT * FROM ha_pgoutput_change('\x49000040004e00017a'::bytea)$$,
     $$SELECT * FROM ha_pgoutput_change('\x44000040004e0001740000000133'::bytea)$$,
+    $$SELECT * FROM ha_pgoutput_change('\x54000000020000004000'::bytea)$$,
     $$SELECT * FROM ha_pgoutput_change(decode(repeat('49', 100000), 'hex'))$$]) q;
 
 -- A standalone node is writable: merge into it.
@@ -83,6 +90,8 @@ SELECT throws_ok(q, c, NULL, q || ' -> ' || c)
     ('SELECT ha_merge_rows(''images'', ''[{"id": "9223372036854775808"}]'')', '22003'),
     ('SELECT * FROM ha_tail_keys(NULL, ''0/0'')', '22004'),
     ('SELECT * FROM ha_tail_keys(''no_such_slot'', ''0/0'')', '42704'),
+    ('SELECT * FROM ha_tail_changes(NULL, ''0/0'')', '22004'),
+    ('SELECT * FROM ha_tail_changes(''no_such_slot'', ''0/0'')', '42704'),
     ('SELECT ha_merge_tail(''x'', ''0/0'', 0)', '22023'),
     ('SELECT ha_merge_tail(''x'', ''0/0'', NULL)', '22023')
   ) AS cases(q, c);
@@ -94,6 +103,7 @@ CREATE ROLE tap_ma LOGIN IN ROLE crawler_ha_admin;
 SET ROLE tap_mw;
 SELECT throws_ok(q, '42501', NULL, 'writer: ' || q || ' is refused')
   FROM unnest(ARRAY['SELECT ha_merge_rows(''images'', ''[]'')', 'SELECT * FROM ha_tail_keys(''s'', ''0/0'')',
+                    'SELECT * FROM ha_tail_changes(''s'', ''0/0'')',
                     'SELECT ha_merge_tail(NULL, NULL)', 'SELECT * FROM ha_pgoutput_change(''\x42'')']) q;
 RESET ROLE;
 SET ROLE tap_ma;
