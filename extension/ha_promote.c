@@ -248,7 +248,7 @@ ha_promote(const char *reason, bool switchover, bool force, int64 granted_term, 
 	ha_reload_config();
 	ha_refresh_server_read_only();
 	ha_raise_max_term(p.term);
-	ha_load_local_state();
+	ha_refresh_local_state();
 
 	snprintf(msg, msglen, "node %s promoted: primary of term " INT64_FORMAT " (%.0f ms)",
 			 ha_local.node_name, p.term, ha_ms_since(t0));

@@ -35,6 +35,10 @@
 
 /* ---- transactions and SPI ---- */
 
+static void ha_txn_begin(const char *what);
+static void ha_txn_commit(void);
+static void ha_step_failed(MemoryContext cxt, const char *what, char *msg, size_t msglen);
+
 /* the memory context of the innermost ha_step_run() caller, for ha_step_keep() */
 static MemoryContext step_caller_cxt = NULL;
 
@@ -70,7 +74,8 @@ ha_step_keep(const char *s)
 	return s ? MemoryContextStrdup(step_caller_cxt, s) : NULL;
 }
 
-void
+/* Starts a transaction with SPI and a snapshot; `what` shows in pg_stat_activity. */
+static void
 ha_txn_begin(const char *what)
 {
 	SetCurrentStatementStartTimestamp();
@@ -83,7 +88,8 @@ ha_txn_begin(const char *what)
 	pgstat_report_activity(STATE_RUNNING, what);
 }
 
-void
+/* Ends SPI and commits the transaction ha_txn_begin() started. */
+static void
 ha_txn_commit(void)
 {
 	SPI_finish();
@@ -151,7 +157,7 @@ ha_parse_bool(const char *s)
  * Catch an error of one step: log it with its errcode, abort the
  * transaction, and hand the message back.
  */
-void
+static void
 ha_step_failed(MemoryContext cxt, const char *what, char *msg, size_t msglen)
 {
 	ErrorData  *ed;

@@ -32,22 +32,12 @@ extern bool ha_step_run(const char *what, HaStepBody body, void *arg, char *msg,
  */
 extern char *ha_step_keep(const char *s);
 
-/* Starts a transaction with SPI and a snapshot; `what` shows in pg_stat_activity. */
-extern void ha_txn_begin(const char *what);
-/* Ends SPI and commits the transaction ha_txn_begin() started. */
-extern void ha_txn_commit(void);
 /*
  * Runs one statement built like printf in the current step's transaction;
  * for a query, the first value of its first row as text (NULL when none).
  * Raises what the statement raises.
  */
 extern char *ha_spi_sql(const char *fmt,...) pg_attribute_printf(1, 2);
-/*
- * In a PG_CATCH of a step: logs the error with its errcode, aborts the
- * transaction, switches back to `cxt` and, when msg is not NULL, writes
- * "<what> failed: <message>" into it.
- */
-extern void ha_step_failed(MemoryContext cxt, const char *what, char *msg, size_t msglen);
 /* An LSN from its text form; InvalidXLogRecPtr for NULL or garbage. */
 extern XLogRecPtr ha_parse_lsn(const char *s);
 /* A boolean from SPI's text ("t", "on"): anything else, NULL too, is false. */

@@ -275,7 +275,7 @@ ha_witness_self_fence(void)
 	}
 	fence_persist_pending = false;
 	ha_set_read_only(true);
-	ha_load_local_state();
+	ha_refresh_local_state();
 }
 
 void
@@ -294,7 +294,7 @@ ha_witness_lift_self_fence(const char *why)
 	SpinLockAcquire(&ha_shared->mutex);
 	ha_shared->self_fenced_term = 0;
 	SpinLockRelease(&ha_shared->mutex);
-	ha_load_local_state();
+	ha_refresh_local_state();
 }
 
 bool
