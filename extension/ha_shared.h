@@ -179,8 +179,9 @@ extern void ha_worker_init(void);
 extern void ha_shmem_install_hooks(void);
 extern bool ha_shmem_ready(void);
 
-/* ha_worker.c */
+/* ha_worker.c: the worker's entry point, run by the postmaster; never returns. */
 PGDLLEXPORT void ha_worker_main(Datum main_arg);
+/* From _PG_init while preloaded: registers the HA worker (restarted a second after it dies). */
 extern void ha_register_worker(void);
 
 /* ha_conn.c: non-blocking libpq driven by latch waits */
