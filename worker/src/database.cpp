@@ -126,13 +126,6 @@ bool groupable(Stmt s) {
 
 }  // namespace
 
-const Param& DbResult::at(std::size_t row, const std::string& column) const {
-  static const Param null;
-  for (std::size_t c = 0; c < columns.size(); ++c)
-    if (columns[c] == column && row < rows.size()) return rows[row][c];
-  return null;
-}
-
 Database::Database(std::string conninfo, boost::asio::io_context& io, int connections)
     : conninfo_(std::move(conninfo)), io_(io) {
   // Connection 0 carries the calls without a key (claims, renewals, status):
@@ -166,6 +159,10 @@ void Database::call(Stmt s, std::vector<Param> params, Callback done, bool idemp
     ++pending_;
   }
   sh.cv.notify_one();
+}
+
+void Database::answer(Callback done, DbResult&& r) {
+  boost::asio::post(io_, [cb = std::move(done), res = std::move(r)]() mutable { cb(std::move(res)); });
 }
 
 bool Database::stop_now() const {

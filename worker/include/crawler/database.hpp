@@ -27,41 +27,20 @@ struct pg_conn;
 #include <thread>
 #include <vector>
 
+#include "crawler/db_call.hpp"
+
 namespace crawler {
 
-using Param = std::optional<std::string>;  // nullopt is SQL NULL
-
-struct DbResult {
-  bool ok = false;
-  std::string sqlstate;
-  std::string error;  // primary message (+ detail)
-  std::vector<std::string> columns;
-  std::vector<std::vector<Param>> rows;
-  const Param& at(std::size_t row, const std::string& column) const;
-};
-
-// Prepared statements, one per API call (and the few SELECTs).
-enum class Stmt {
-  crawl_start, crawl_stop, crawl_status, crawl_claim, crawl_renew, crawl_release,
-  crawl_complete, crawl_fail, crawl_enqueue, crawl_enqueue_many, crawl_host_set, image_record,
-  session_settings, host_robots, sessions_overview, recent_errors, ha_status, count_
-};
-
-class Database {
+class Database final : public DbCaller {
  public:
-  using Callback = std::function<void(DbResult&&)>;
   Database(std::string conninfo, boost::asio::io_context& io, int connections = 1);
-  ~Database();
+  ~Database() override;
 
-  // Queues a call; `done` runs on the io_context. `idempotent` calls are sent
-  // again after a lost connection; the others then fail with SQLSTATE 08006.
-  // Calls with the same `key` are applied in the order they were made.
-  // `lock_order` (the session) orders the calls of one transaction so that
-  // two transactions take the sessions' row locks in the same order.
+  // DbCaller: answers run on `io`.
   void call(Stmt s, std::vector<Param> params, Callback done, bool idempotent = true,
-            std::uint64_t key = 0, std::int64_t lock_order = 0);
-  // Calls not yet acknowledged.
-  std::size_t pending() const { return pending_; }
+            std::uint64_t key = 0, std::int64_t lock_order = 0) override;
+  void answer(Callback done, DbResult&& r) override;
+  std::size_t pending() const override { return pending_; }
   bool connected() const { return connected_; }
   std::string server() const;     // "host:port" of the current connection
   std::uint64_t reconnects() const { return reconnects_; }

@@ -1,0 +1,32 @@
+// A crawl session's settings as a worker applies them. They have one
+// definition, the extension's crawl_settings() (its defaults and limits);
+// crawl_session_settings() hands them over typed, every one filled in, and
+// this struct is filled only from that answer: it has no defaults of its
+// own that could drift from the extension's.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "crawler/db_call.hpp"
+
+namespace crawler {
+
+struct SessionSettings {
+  std::int64_t session;
+  std::string status;      // running, finished, stopped ...
+  std::string user_agent;  // the session's (a worker's --user-agent overrides it)
+  bool robots;             // robots.txt and the pages' robots directives are obeyed
+  std::uint64_t max_page_bytes, max_image_bytes, max_pixels;
+  int min_width, min_height;                 // smaller images are skipped, not stored
+  bool images_any_host;                      // images may come from outside allowed_domains
+  std::vector<std::string> allowed_domains;  // the crawl's scope (crawl_scope.hpp)
+};
+
+// Row `row` of crawl_session_settings()'s answer (as database.cpp selects
+// it), or why it cannot be read: a column missing, NULL or not of its type
+// is an error, never a fallback, since the extension fills in every setting.
+std::variant<SessionSettings, std::string> read_session_settings(const DbResult& r, std::size_t row);
+
+}  // namespace crawler

@@ -1,0 +1,233 @@
+#include <gtest/gtest.h>
+
+#include "crawler/write_api.hpp"
+
+using namespace crawler;
+
+namespace {
+
+// Records every call instead of sending it; answers when told to.
+class Recorder : public DbCaller {
+ public:
+  struct Sent {
+    Stmt stmt;
+    std::vector<Param> params;
+    Callback done;
+    bool idempotent;
+    std::uint64_t key;
+    std::int64_t lock_order;
+  };
+  void call(Stmt s, std::vector<Param> params, Callback done, bool idempotent, std::uint64_t key,
+            std::int64_t lock_order) override {
+    sent.push_back({s, std::move(params), std::move(done), idempotent, key, lock_order});
+  }
+  void answer(Callback done, DbResult&& r) override { answered.emplace_back(std::move(done), std::move(r)); }
+  std::size_t pending() const override { return sent.size(); }
+
+  std::vector<Sent> sent;
+  std::vector<std::pair<Callback, DbResult>> answered;
+};
+
+DbResult rows(std::vector<std::string> columns, std::vector<std::vector<Param>> values) {
+  DbResult r;
+  r.ok = true;
+  r.columns = std::move(columns);
+  r.rows = std::move(values);
+  return r;
+}
+
+std::vector<Param> P(std::initializer_list<Param> l) { return l; }
+
+}  // namespace
+
+TEST(WriteApi, ClaimSendsWorkerCountAndLeaseAndReadsItemsByColumn) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  std::vector<ClaimedItem> got;
+  api.claim(32, [&](const CallStatus& st, std::vector<ClaimedItem> items) {
+    EXPECT_TRUE(st.ok);
+    got = std::move(items);
+  });
+  ASSERT_EQ(db.sent.size(), 1u);
+  EXPECT_EQ(db.sent[0].stmt, Stmt::crawl_claim);
+  EXPECT_EQ(db.sent[0].params, P({"w1", "32", "60 seconds"}));
+  EXPECT_EQ(db.sent[0].key, 0u);  // the claims' connection
+  // columns in another order than crawl_claim's: read by name
+  db.sent[0].done(rows({"url", "item_id", "session_id", "kind", "depth", "attempts", "found_on"},
+                       {{"http://a.test/", "1025", "3", "image", "2", "1", "http://a.test/p"}}));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, 1025);
+  EXPECT_EQ(got[0].session, 3);
+  EXPECT_EQ(got[0].url, "http://a.test/");
+  EXPECT_EQ(got[0].kind, "image");
+  EXPECT_EQ(got[0].depth, 2);
+  EXPECT_EQ(got[0].found_on, "http://a.test/p");
+}
+
+TEST(WriteApi, AnItemsResultsGoOnItsOwnKeyInSessionLockOrder) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  api.complete(2049, 5, CrawlResult{200, 1234, ""}, [](const CallStatus&) {});
+  api.fail(2049, 5, "HTTP 404", std::nullopt, [](const CallStatus&) {});
+  ASSERT_EQ(db.sent.size(), 2u);
+  for (const auto& s : db.sent) {
+    EXPECT_EQ(s.key, 2049u);
+    EXPECT_EQ(s.lock_order, 5);
+    EXPECT_TRUE(s.idempotent);
+  }
+  EXPECT_EQ(db.sent[0].params, P({"2049", "w1", "{\"http_status\": 200, \"bytes\": 1234}"}));
+  EXPECT_EQ(db.sent[1].params, P({"2049", "w1", "HTTP 404", Param{}}));
+}
+
+TEST(WriteApi, ACompletionNoteIsAJsonString) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  api.complete(1, 1, CrawlResult{301, 0, "redirected to \"x\"\n"}, [](const CallStatus&) {});
+  EXPECT_EQ(db.sent[0].params[2], "{\"http_status\": 301, \"bytes\": 0, \"note\": \"redirected to \\\"x\\\"\\n\"}");
+}
+
+TEST(WriteApi, AFailureIsOneLineAndARetryWaitsAtLeastASecond) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  api.fail(1, 1, std::string("bad\nthing\0", 10), 0L, [](const CallStatus&) {});
+  api.fail(1, 1, "HTTP 503", 40L, [](const CallStatus&) {});
+  EXPECT_EQ(db.sent[0].params[2], "bad thing ");
+  EXPECT_EQ(db.sent[0].params[3], "1 seconds");
+  EXPECT_EQ(db.sent[1].params[3], "40 seconds");
+}
+
+TEST(WriteApi, RecordImageSendsItsFourteenArgumentsInOrder) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  ImageRecord im;
+  im.item = 4097;
+  im.session = 9;
+  im.url = "http://a.test/img/my%20cat.jpg?x=1";
+  im.found_on = "http://a.test/";
+  im.sha256 = std::string(64, 'a');
+  im.file_path = "aa/aa/" + std::string(64, 'a') + ".jpg";
+  im.file_size = 5000;
+  im.width = 640;
+  im.height = 480;
+  im.format = "jpeg";
+  im.content_type = "Image/JPEG; charset=binary";
+  im.http_status = 200;
+  api.record_image(im, [](const CallStatus&) {});
+  ASSERT_EQ(db.sent.size(), 1u);
+  EXPECT_EQ(db.sent[0].stmt, Stmt::image_record);
+  EXPECT_EQ(db.sent[0].params, P({"9", im.url, im.sha256, im.file_path, "5000", "640", "480", "jpeg", "image/jpeg",
+                                  "http://a.test/", "200", "my cat.jpg", "4097", "w1"}));
+  EXPECT_EQ(db.sent[0].key, 4097u);
+  EXPECT_EQ(db.sent[0].lock_order, 9);
+}
+
+TEST(WriteApi, RecordImageLeavesOutWhatItCannotRecord) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  ImageRecord im;
+  im.url = "http://a.test/";  // no file name
+  im.content_type = "image/\x01png";  // not printable: unknown, not refused
+  api.record_image(im, [](const CallStatus&) {});
+  EXPECT_EQ(db.sent[0].params[8], Param{});   // content_type
+  EXPECT_EQ(db.sent[0].params[9], Param{});   // found_on
+  EXPECT_EQ(db.sent[0].params[11], Param{});  // filename
+}
+
+TEST(WriteApi, LinksOfManyPagesAreFourArraysOfOneLength) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  LinkBatch b(3);
+  b.add("http://a.test/\"q\"", "page", 2, "http://a.test/");
+  b.add("http://a.test/x.png", "image", 2, "http://a.test/b\\c");
+  EXPECT_EQ(b.size(), 2u);
+  std::uint64_t queued = 0;
+  api.enqueue_many(b, [&](const CallStatus& st, std::uint64_t n) {
+    EXPECT_TRUE(st.ok);
+    queued = n;
+  });
+  ASSERT_EQ(db.sent.size(), 1u);
+  EXPECT_EQ(db.sent[0].stmt, Stmt::crawl_enqueue_many);
+  EXPECT_EQ(db.sent[0].params,
+            P({"3", "{\"http://a.test/\\\"q\\\"\",\"http://a.test/x.png\"}", "{\"page\",\"image\"}", "{2,2}",
+               "{\"http://a.test/\",\"http://a.test/b\\\\c\"}"}));
+  EXPECT_EQ(db.sent[0].key, 0u);  // the claims' connection: the next claim sees them
+  EXPECT_EQ(db.sent[0].lock_order, 3);
+  db.sent[0].done(rows({"queued"}, {{"2"}}));
+  EXPECT_EQ(queued, 2u);
+}
+
+TEST(WriteApi, ANulByteFailsTheCallUnsentAsTheServerWould) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  LinkBatch b(3);
+  b.add(std::string("http://a.test/\0", 15), "page", 1, "http://a.test/");
+  CallStatus got;
+  api.enqueue_many(b, [&](const CallStatus& st, std::uint64_t) { got = st; });
+  api.enqueue(3, {std::string("x\0", 2)}, 1, "page", "http://a.test/", [&](const CallStatus&, std::uint64_t) {});
+  api.start_crawl({std::string("http://a.test/\0", 15)}, "{}", [&](const CallStatus&, std::int64_t) {});
+  EXPECT_TRUE(db.sent.empty());
+  ASSERT_EQ(db.answered.size(), 3u);  // answered later, on the loop, not inside the call
+  EXPECT_FALSE(got.ok);
+  db.answered[0].first(std::move(db.answered[0].second));
+  EXPECT_FALSE(got.ok);
+  EXPECT_EQ(got.sqlstate, "22021");
+}
+
+TEST(WriteApi, StartIsNeverSentTwice) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  std::int64_t session = 0;
+  api.start_crawl({"http://a.test/"}, "{\"max_depth\": 1}", [&](const CallStatus&, std::int64_t s) { session = s; });
+  ASSERT_EQ(db.sent.size(), 1u);
+  EXPECT_FALSE(db.sent[0].idempotent);
+  EXPECT_EQ(db.sent[0].params, P({"{\"http://a.test/\"}", "{\"max_depth\": 1}"}));
+  db.sent[0].done(rows({"session"}, {{"12"}}));
+  EXPECT_EQ(session, 12);
+}
+
+TEST(WriteApi, RenewAndReleaseSendIdArrays) {
+  Recorder db;
+  WriteApi api(db, "w1", 90);
+  std::optional<long long> renewed;
+  api.renew({1, 1025}, [&](const CallStatus&, std::optional<long long> n) { renewed = n; });
+  api.release({1025}, [](const CallStatus&) {});
+  EXPECT_EQ(db.sent[0].params, P({"w1", "{1,1025}", "90 seconds"}));
+  EXPECT_EQ(db.sent[1].params, P({"w1", "{1025}"}));
+  db.sent[0].done(rows({"renewed"}, {{"1"}}));
+  EXPECT_EQ(renewed, 1);
+}
+
+TEST(WriteApi, HostSettingsAreIntervalsAndTimestamps) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  api.set_host_robots("a.test:8080", 0.25, std::string("User-agent: *\0", 14), [](const CallStatus&) {});
+  api.set_host_robots("b.test", std::nullopt, "", [](const CallStatus&) {});
+  api.set_host_back_off("c.test", 1700000000, [](const CallStatus&) {});
+  EXPECT_EQ(db.sent[0].params, P({"a.test:8080", "0.250000 seconds", "User-agent: *?", Param{}}));
+  EXPECT_EQ(db.sent[1].params, P({"b.test", Param{}, "", Param{}}));
+  EXPECT_EQ(db.sent[2].params, P({"c.test", Param{}, Param{}, "2023-11-14 22:13:20+00"}));
+}
+
+TEST(WriteApi, SessionSettingsComeTypedOrWithTheReasonTheyCannot) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  std::vector<WriteApi::SettingsRow> got;
+  api.session_settings(std::nullopt, [&](const CallStatus&, std::vector<WriteApi::SettingsRow> r) { got = std::move(r); });
+  EXPECT_EQ(db.sent[0].params, P({Param{}}));  // every running session
+  db.sent[0].done(rows({"id", "status"}, {{"1", "running"}}));
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_TRUE(std::holds_alternative<std::string>(got[0]));
+}
+
+TEST(WriteApi, StatusCountsAreReadByName) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  std::optional<SessionStatus> got;
+  api.crawl_status(4, [&](const CallStatus&, std::optional<SessionStatus> s) { got = s; });
+  db.sent[0].done(rows({"status", "pages_fetched", "images_stored", "queued"}, {{"finished", "10", "20", Param{}}}));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->status, "finished");
+  EXPECT_EQ(got->pages_fetched, 10);
+  EXPECT_EQ(got->images_stored, 20);
+  EXPECT_EQ(got->queued, 0);
+}
