@@ -18,6 +18,7 @@
 #include "crawler/log.hpp"
 #include "crawler/options.hpp"
 #include "crawler/url.hpp"
+#include "crawler/write_api.hpp"
 
 namespace asio = boost::asio;
 using namespace crawler;
@@ -48,24 +49,6 @@ std::string human_bytes(double b) {
   return o.str();
 }
 
-std::string pg_text_array(const std::vector<std::string>& v) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    out += (i ? ",\"" : "\"");
-    for (char c : v[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
-long long num(const DbResult& r, const char* col) {
-  const Param& p = r.at(0, col);
-  return p ? std::stoll(*p) : 0;
-}
-
 int command_crawl(const Command& cmd) {
   std::vector<std::string> seeds;
   for (const auto& s : cmd.crawl.seeds) {
@@ -85,12 +68,13 @@ int command_crawl(const Command& cmd) {
     std::cerr << "crawler-worker: " << e.what() << "\n";
     return 2;
   }
-  Crawler crawler(io, cmd.worker, db, *store);
+  WriteApi api(db, cmd.worker.worker_id, cmd.worker.lease_seconds);
+  Crawler crawler(io, cmd.worker, api, *store);
   const bool tty = ::isatty(2);
   long long session = 0;
   int exit_code = 1;
   bool interrupted = false;
-  DbResult last;
+  SessionStatus last;
   auto started = Clock::now();
   auto last_progress = started;
   asio::steady_timer tick(io), give_up(io), stop_deadline(io);
@@ -136,19 +120,20 @@ int command_crawl(const Command& cmd) {
       if (status_in_flight) return;
       status_in_flight = true;
       tick.cancel();
-      db.call(Stmt::crawl_status, {std::to_string(session)}, [&](DbResult&& r) {
+      api.crawl_status(session, [&](const CallStatus& st_call, std::optional<SessionStatus> status) {
         status_in_flight = false;
         if (crawler.stopping()) return;
-        if (r.ok && !r.rows.empty()) {
+        if (status) {
+          const SessionStatus& r = *status;
           last = r;
           double secs = std::chrono::duration<double>(Clock::now() - started).count();
           const auto& st = crawler.stats();
           std::ostringstream line;
-          line << "pages " << num(r, "pages_fetched") << " (" << std::fixed << std::setprecision(1)
-               << st.pages / secs << "/s)  images " << num(r, "images_stored") << " ("
-               << st.images / secs << "/s)  " << human_bytes(static_cast<double>(num(r, "bytes_stored")))
-               << "  queue " << num(r, "queued") << "  leased " << num(r, "leased") << "  errors "
-               << num(r, "errors") << (db.connected() ? "" : "  [database reconnecting]");
+          line << "pages " << r.pages_fetched << " (" << std::fixed << std::setprecision(1)
+               << st.pages / secs << "/s)  images " << r.images_stored << " ("
+               << st.images / secs << "/s)  " << human_bytes(static_cast<double>(r.bytes_stored))
+               << "  queue " << r.queued << "  leased " << r.leased << "  errors "
+               << r.errors << (db.connected() ? "" : "  [database reconnecting]");
           auto now = Clock::now();
           if (tty && now - last_progress >= std::chrono::milliseconds(500)) {
             std::fprintf(stderr, "\r\033[K%s", line.str().c_str());
@@ -157,13 +142,12 @@ int command_crawl(const Command& cmd) {
             CRAWLER_LOG(info) << line.str();
             last_progress = now;
           }
-          if (r.at(0, "status").value_or("running") != "running") {
-            std::string s = *r.at(0, "status");
-            finish(s == "finished" && num(r, "pages_fetched") > 0 ? 0 : 1);
+          if (!r.status.empty() && r.status != "running") {
+            finish(r.status == "finished" && r.pages_fetched > 0 ? 0 : 1);
             return;
           }
-        } else if (!r.ok) {
-          CRAWLER_LOG(warn) << "crawl_status: " << r.error;
+        } else if (!st_call.ok) {
+          CRAWLER_LOG(warn) << "crawl_status: " << st_call.error;
         }
         poll_status();
       });
@@ -179,8 +163,7 @@ int command_crawl(const Command& cmd) {
       io.stop();
     }
   });
-  db.call(Stmt::crawl_start, {pg_text_array(seeds), cmd.crawl.options_json()},
-          [&](DbResult&& r) {
+  api.start_crawl(seeds, cmd.crawl.options_json(), [&](const CallStatus& r, std::int64_t started_session) {
             give_up.cancel();
             if (!r.ok) {
               std::cerr << "crawler-worker: crawl_start failed: " << r.error << " [" << r.sqlstate << "]\n";
@@ -188,13 +171,12 @@ int command_crawl(const Command& cmd) {
               crawler.stop([&] { io.stop(); });
               return;
             }
-            session = std::stoll(*r.at(0, "session"));
+            session = started_session;
             CRAWLER_LOG(info) << "session " << session << " started with " << seeds.size()
                               << " seed(s) as worker " << cmd.worker.worker_id;
             started = Clock::now();
             poll_status();
-          },
-          /*idempotent=*/false);
+          });
   // The first claim goes right behind crawl_start on the same connection
   // (same round trip) and sees the new session.
   crawler.start();
@@ -206,14 +188,14 @@ int command_crawl(const Command& cmd) {
   double secs = std::chrono::duration<double>(Clock::now() - started).count();
   const auto& st = crawler.stats();
   std::ostringstream sum;
-  sum << "session " << session << ": " << last.at(0, "status").value_or("?") << " in " << std::fixed
+  sum << "session " << session << ": " << (last.status.empty() ? "?" : last.status) << " in " << std::fixed
       << std::setprecision(2) << secs << " s\n"
-      << "  pages fetched   " << num(last, "pages_fetched") << "\n"
-      << "  images stored   " << num(last, "images_stored") << " of " << num(last, "images_found")
+      << "  pages fetched   " << last.pages_fetched << "\n"
+      << "  images stored   " << last.images_stored << " of " << last.images_found
       << " found\n"
-      << "  bytes stored    " << human_bytes(static_cast<double>(num(last, "bytes_stored"))) << "\n"
-      << "  failed URLs     " << num(last, "failed") << " (errors " << num(last, "errors")
-      << ", retries " << num(last, "retries") << ")\n"
+      << "  bytes stored    " << human_bytes(static_cast<double>(last.bytes_stored)) << "\n"
+      << "  failed URLs     " << last.failed << " (errors " << last.errors
+      << ", retries " << last.retries << ")\n"
       << "  this worker     " << st.pages << " pages, " << st.images << " images, "
       << human_bytes(static_cast<double>(st.bytes)) << ", " << std::setprecision(1)
       << (st.pages + st.images) / std::max(secs, 0.001) << " URLs/s\n";
@@ -233,7 +215,8 @@ int command_run(const Command& cmd, int argc, const char* const argv[]) {
     std::cerr << "crawler-worker: " << e.what() << "\n";
     return 2;
   }
-  Crawler crawler(io, cmd.worker, db, *store);
+  WriteApi api(db, cmd.worker.worker_id, cmd.worker.lease_seconds);
+  Crawler crawler(io, cmd.worker, api, *store);
   CRAWLER_LOG(info) << "worker " << cmd.worker.worker_id << " serving every running session, "
                     << cmd.worker.concurrency << " transfers at once";
   asio::signal_set stop_signals(io, SIGINT, SIGTERM);

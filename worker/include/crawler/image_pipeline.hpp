@@ -1,0 +1,82 @@
+// A fetched image's file, from its last byte to its place in the store, off
+// the loop: on a file thread the file is flushed and hashed, its header read
+// (image_info.hpp) and judged against the session's limits; then the
+// committer thread renames the files of a whole batch with one syncfs before
+// the renames and one after, so a name in the store always has all its
+// bytes and image_record() never names a file that a crash could lose.
+#pragma once
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "crawler/fetch_result.hpp"
+#include "crawler/image_info.hpp"
+#include "crawler/store.hpp"
+
+namespace crawler {
+
+// The session's limits on an image.
+struct ImageLimits {
+  std::uint64_t max_pixels;  // more is an error (a decompression bomb)
+  int min_width, min_height;  // less is skipped, not stored
+};
+
+// What became of a fetched image.
+struct StoredImage {
+  FetchResult r;  // its transfer (the body went to the file)
+  ImageInfo info;
+  std::string sha256;
+  std::string file_path;  // relative to the store's root; "" unless stored
+  std::string error;      // "" unless it failed
+  bool too_small = false;  // under min_width/min_height: not stored, not an error
+};
+
+class ImagePipeline {
+ public:
+  // Runs on the loop once per stored() image.
+  using Done = std::function<void(std::int64_t item, StoredImage&& image)>;
+  ImagePipeline(boost::asio::io_context& io, FileStore& store, Done done);
+  ~ImagePipeline();  // waits for the files under way
+  ImagePipeline(const ImagePipeline&) = delete;
+  ImagePipeline& operator=(const ImagePipeline&) = delete;
+
+  // Starts libvips (on a thread of its own, at the lowest priority: 2-40 ms
+  // of CPU the first pages need more) and removes temporary files a crash
+  // left in the store.
+  void start();
+  // Takes item `item`'s finished transfer and its file; done() says what
+  // became of it. The file is removed unless it was committed.
+  void store(std::int64_t item, std::shared_ptr<PendingFile> file, FetchResult&& r, ImageLimits limits);
+
+ private:
+  struct ToCommit {
+    std::int64_t item;
+    std::shared_ptr<PendingFile> file;
+    StoredImage image;
+  };
+  // On a file thread: the file flushed, hashed, read and judged; true when
+  // it goes on to the committer.
+  bool prepare(const std::shared_ptr<PendingFile>& file, StoredImage& image, const ImageLimits& limits);
+  void commit_loop();
+  void finished(std::int64_t item, StoredImage&& image);
+
+  boost::asio::io_context& io_;
+  FileStore& store_;
+  Done done_;
+  boost::asio::thread_pool files_{8};  // flush, header reading, directories
+  std::mutex commit_mu_;
+  std::condition_variable commit_cv_;
+  std::vector<ToCommit> to_commit_;
+  bool commit_stop_ = false;
+  std::thread committer_;
+  std::thread vips_starter_;
+};
+
+}  // namespace crawler

@@ -1,0 +1,63 @@
+// The links found on pages, on their way to the frontier: each URL is sent
+// once per session at its shallowest depth, and the pages parsed while a
+// call is out go together in the next crawl_enqueue_many() call (pages of
+// a session up to 20,000 URLs a call), on the claims' connection so that the
+// claim sent behind them sees them. A call the database refuses is sent
+// again page by page with crawl_enqueue(), so one bad link costs only its
+// page.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "crawler/write_api.hpp"
+
+namespace crawler {
+
+// A parsed page's links not sent before.
+struct PageLinks {
+  std::int64_t item = 0, session = 0;
+  int depth = 0;    // of the links
+  std::string url;  // the page: their found_on
+  long status = 0;  // the page's transfer, for its completion
+  std::uint64_t bytes = 0;
+  std::vector<std::string> pages, images;
+};
+
+class LinkBatcher {
+ public:
+  struct Hooks {
+    std::function<void(std::uint64_t queued)> queued;  // new URLs in the frontier: worth a claim now
+    std::function<void(const PageLinks& page)> page_done;  // the page's links are in, or given up: complete it
+    std::function<void()> answered;  // a batch's call came back
+  };
+  LinkBatcher(WriteApi& api, Hooks hooks) : api_(api), hooks_(std::move(hooks)) {}
+
+  // The URLs of `found`, of `kind` ("page" or "image"), that this worker has
+  // not sent for `session` at `depth` or shallower; they count as sent from
+  // now on. The database would skip the others too: most links repeat on
+  // every page of a site.
+  std::vector<std::string> unsent(std::int64_t session, int depth, const std::vector<std::string>& found,
+                                  const char* kind);
+  // Queues a page's links: sent at once when no call is out, else with the
+  // pages parsed meanwhile.
+  void add(PageLinks page);
+
+ private:
+  void send();
+  void send_each(PageLinks page);
+  int send_chunks(const PageLinks& page, const std::vector<std::string>& urls, const char* kind,
+                  const std::function<void()>& then);
+
+  WriteApi& api_;
+  Hooks hooks_;
+  // Per session: URLs (kind letter + URL) sent, and the depth they were sent with.
+  std::unordered_map<std::int64_t, std::unordered_map<std::string, int>> sent_;
+  std::deque<PageLinks> waiting_;
+  int in_flight_ = 0;
+};
+
+}  // namespace crawler

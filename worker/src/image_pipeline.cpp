@@ -1,0 +1,124 @@
+#include "crawler/image_pipeline.hpp"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+
+#include "crawler/log.hpp"
+#include "crawler/media_type.hpp"
+
+namespace crawler {
+namespace asio = boost::asio;
+
+ImagePipeline::ImagePipeline(asio::io_context& io, FileStore& store, Done done)
+    : io_(io), store_(store), done_(std::move(done)) {
+  committer_ = std::thread([this] { commit_loop(); });
+}
+
+ImagePipeline::~ImagePipeline() {
+  if (vips_starter_.joinable()) vips_starter_.join();
+  files_.join();
+  {
+    std::lock_guard<std::mutex> lock(commit_mu_);
+    commit_stop_ = true;
+  }
+  commit_cv_.notify_all();
+  committer_.join();
+}
+
+void ImagePipeline::start() {
+  vips_starter_ = std::thread([] {
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
+    init_image_library("crawler-worker");
+  });
+  int stale = store_.remove_stale_temporaries();
+  if (stale) CRAWLER_LOG(info) << "removed " << stale << " temporary file(s) left by a crash";
+}
+
+void ImagePipeline::store(std::int64_t item, std::shared_ptr<PendingFile> file, FetchResult&& r,
+                          ImageLimits limits) {
+  // Off the loop: writing, header reading and directories may block on
+  // disk; the committer thread syncs and renames.
+  asio::post(files_, [this, item, file = std::move(file), limits, r = std::move(r)]() mutable {
+    StoredImage image;
+    image.r = std::move(r);
+    if (prepare(file, image, limits)) {
+      {
+        std::lock_guard<std::mutex> lock(commit_mu_);
+        to_commit_.push_back(ToCommit{item, std::move(file), std::move(image)});
+      }
+      commit_cv_.notify_one();
+      return;
+    }
+    file.reset();  // an uncommitted temporary file is removed here
+    finished(item, std::move(image));
+  });
+}
+
+bool ImagePipeline::prepare(const std::shared_ptr<PendingFile>& file, StoredImage& image,
+                            const ImageLimits& limits) {
+  if (!file->finish(&image.sha256, false)) {
+    image.error = "store: " + file->error();
+    return false;
+  }
+  auto res = read_image_info(file->temp_path(), file->head());
+  if (auto* e = std::get_if<std::string>(&res)) {
+    image.error = *e;
+    if (!image.r.content_type.empty()) image.error += " (Content-Type " + media_type(image.r.content_type) + ")";
+    return false;
+  }
+  image.info = std::get<ImageInfo>(res);
+  const ImageInfo& info = image.info;
+  std::uint64_t pixels = static_cast<std::uint64_t>(info.width) * static_cast<std::uint64_t>(info.height);
+  if (pixels > limits.max_pixels) {
+    image.error = "too many pixels: " + std::to_string(info.width) + "x" + std::to_string(info.height) +
+                  " is over max_pixels " + std::to_string(limits.max_pixels);
+    return false;
+  }
+  if (info.width < limits.min_width || info.height < limits.min_height) {
+    image.too_small = true;
+    return false;
+  }
+  if (!file->prepare()) {
+    image.error = "store: " + file->error();
+    return false;
+  }
+  return true;
+}
+
+void ImagePipeline::commit_loop() {
+  for (;;) {
+    std::vector<ToCommit> batch;
+    {
+      std::unique_lock<std::mutex> lock(commit_mu_);
+      commit_cv_.wait(lock, [this] { return commit_stop_ || !to_commit_.empty(); });
+      if (to_commit_.empty()) return;
+      batch.swap(to_commit_);
+    }
+    // The bytes of every file are on disk before any is renamed (a name in
+    // the store always has all its bytes), and the renames before
+    // image_record() names them: two syncfs for the whole batch.
+    std::string err;
+    bool synced = store_.sync(&err);
+    for (auto& t : batch) {
+      if (!synced) t.image.error = "store: " + err;
+      else if (!t.file->commit(t.image.info.ext, &t.image.file_path, false))
+        t.image.error = "store: " + t.file->error();
+    }
+    if (synced && !store_.sync(&err))
+      for (auto& t : batch)
+        if (t.image.error.empty()) t.image.error = "store: " + err;
+    for (auto& t : batch) {
+      if (!t.image.error.empty()) t.image.file_path.clear();
+      t.file.reset();  // an uncommitted temporary file is removed here
+      finished(t.item, std::move(t.image));
+    }
+  }
+}
+
+void ImagePipeline::finished(std::int64_t item, StoredImage&& image) {
+  asio::post(io_, [this, item, image = std::move(image)]() mutable { done_(item, std::move(image)); });
+}
+
+}  // namespace crawler
