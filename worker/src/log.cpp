@@ -22,6 +22,13 @@ const char* name(Level l) {
 }  // namespace
 
 void set_log_level(Level min) { g_min = static_cast<int>(min); }
+
+void set_log_level(const std::string& l) {
+  if (l == "debug") set_log_level(Level::debug);
+  else if (l == "warning" || l == "warn") set_log_level(Level::warn);
+  else if (l == "error") set_log_level(Level::error);
+  else set_log_level(Level::info);
+}
 bool log_enabled(Level l) { return static_cast<int>(l) >= g_min; }
 
 void log_line(Level l, const std::string& message) {

@@ -8,6 +8,8 @@ namespace crawler {
 enum class Level { debug, info, warn, error };
 
 void set_log_level(Level min);
+// By name: "debug", "warning" (or "warn"), "error"; anything else is info.
+void set_log_level(const std::string& name);
 bool log_enabled(Level l);
 void log_line(Level l, const std::string& message);
 

@@ -1,0 +1,25 @@
+// The commands of crawler-worker, one file each: crawl (one session to its
+// end, with live progress), run (the service: every running session) and
+// status (sessions, recent errors, ha_status()). Each returns the process's
+// exit status.
+#pragma once
+#include <chrono>
+
+#include "crawler/options.hpp"
+
+namespace crawler {
+
+// How long a stop waits for the database to take back leases and results
+// (the unit's TimeoutStopSec is 30 s).
+constexpr std::chrono::seconds kStopGrace{15};
+
+// 0: the session finished with a page fetched; 1: it ended otherwise or no
+// database answered; 2: a bad seed, store or crawl_start(); 3: interrupted.
+int run_crawl_command(const Command& cmd);
+// Serves every running session until SIGINT/SIGTERM; SIGHUP re-reads the
+// command line and config file (argc, argv) and reloads.
+int run_service_command(const Command& cmd, int argc, const char* const argv[]);
+// Prints sessions, recent errors and ha_status(); 1 when no database answered.
+int run_status_command(const Command& cmd);
+
+}  // namespace crawler

@@ -1,0 +1,180 @@
+// crawler-worker crawl: starts a session with crawl_start(), crawls it with
+// this worker until the database says it is over, shows progress, prints a
+// summary.
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+#include "crawler/commands.hpp"
+#include "crawler/crawler.hpp"
+#include "crawler/database.hpp"
+#include "crawler/log.hpp"
+#include "crawler/progress.hpp"
+#include "crawler/url.hpp"
+#include "crawler/write_api.hpp"
+
+namespace crawler {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+// How long the first answer (crawl_start's) may take.
+constexpr std::chrono::seconds kStartTimeout{60};
+// How often the session's counters are asked for: often enough that a
+// short crawl is not rounded up to whole seconds.
+constexpr std::chrono::milliseconds kStatusInterval{200};
+
+class CrawlCommand {
+ public:
+  CrawlCommand(const Command& cmd, std::vector<std::string> seeds, FileStore& store)
+      : cmd_(cmd),
+        seeds_(std::move(seeds)),
+        db_(cmd.worker.db, io_, cmd.worker.db_connections),
+        api_(db_, cmd.worker.worker_id, cmd.worker.lease_seconds),
+        crawler_(io_, cmd.worker, api_, store) {}
+
+  int run() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (!ec) interrupted(sig);
+    });
+    crawler_.on_idle([this] {
+      if (session_ != 0) ask_status();
+    });
+    give_up_.expires_after(kStartTimeout);
+    give_up_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec && session_ == 0) {
+        std::cerr << "crawler-worker: no database answered within " << kStartTimeout.count() << " s\n";
+        io_.stop();
+      }
+    });
+    api_.start_crawl(seeds_, cmd_.crawl.options_json(),
+                     [this](const CallStatus& st, std::int64_t session) { started(st, session); });
+    // The first claim goes right behind crawl_start on the same connection
+    // (same round trip) and sees the new session.
+    crawler_.start();
+    io_.run();
+    progress_.end();
+    db_.stop(forced_stop_ ? std::chrono::seconds(0) : std::chrono::seconds(10));
+    if (session_ == 0) return exit_code_ == 0 ? 1 : exit_code_;
+    double secs = std::chrono::duration<double>(Clock::now() - started_).count();
+    std::cout << crawl_summary(session_, last_, crawler_.stats(), secs, interrupted_) << std::flush;
+    return exit_code_;
+  }
+
+ private:
+  void started(const CallStatus& st, std::int64_t session) {
+    give_up_.cancel();
+    if (!st.ok) {
+      std::cerr << "crawler-worker: crawl_start failed: " << st.error << " [" << st.sqlstate << "]\n";
+      exit_code_ = 2;
+      crawler_.stop([this] { io_.stop(); });
+      return;
+    }
+    session_ = session;
+    CRAWLER_LOG(info) << "session " << session_ << " started with " << seeds_.size() << " seed(s) as worker "
+                      << cmd_.worker.worker_id;
+    started_ = Clock::now();
+    poll_status();
+  }
+
+  // SIGINT/SIGTERM: leases are returned, within kStopGrace; a second signal ends the process at once.
+  void interrupted(int sig) {
+    interrupted_ = true;
+    CRAWLER_LOG(info) << "signal " << sig << ": stopping (leases are returned)";
+    if (session_ == 0) io_.stop();
+    else finish(3);
+    stop_deadline_.expires_after(kStopGrace);
+    stop_deadline_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      CRAWLER_LOG(warn) << "the database did not answer within " << kStopGrace.count()
+                        << " s: stopping anyway; unreturned leases expire";
+      forced_stop_ = true;
+      io_.stop();
+    });
+    signals_.async_wait([](const boost::system::error_code& ec, int) {
+      if (!ec) std::_Exit(130);  // a second signal: now
+    });
+  }
+
+  void poll_status() {
+    tick_.expires_after(kStatusInterval);
+    tick_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) ask_status();
+    });
+  }
+
+  void ask_status() {
+    if (status_in_flight_) return;
+    status_in_flight_ = true;
+    tick_.cancel();
+    api_.crawl_status(session_, [this](const CallStatus& st, std::optional<SessionStatus> status) {
+      status_in_flight_ = false;
+      if (crawler_.stopping()) return;
+      if (status) {
+        last_ = *status;
+        double secs = std::chrono::duration<double>(Clock::now() - started_).count();
+        progress_.show(progress_line(last_, crawler_.stats(), secs, db_.connected()));
+        if (!last_.status.empty() && last_.status != "running") {
+          finish(last_.status == "finished" && last_.pages_fetched > 0 ? 0 : 1);
+          return;
+        }
+      } else if (!st.ok) {
+        CRAWLER_LOG(warn) << "crawl_status: " << st.error;
+      }
+      poll_status();
+    });
+  }
+
+  void finish(int code) {
+    exit_code_ = code;
+    tick_.cancel();
+    give_up_.cancel();
+    crawler_.stop([this] { io_.stop(); });
+  }
+
+  const Command& cmd_;
+  std::vector<std::string> seeds_;
+  asio::io_context io_;
+  Database db_;
+  WriteApi api_;
+  Crawler crawler_;
+  asio::steady_timer tick_{io_}, give_up_{io_}, stop_deadline_{io_};
+  asio::signal_set signals_{io_, SIGINT, SIGTERM};
+  ProgressDisplay progress_{::isatty(2) != 0};
+  std::int64_t session_ = 0;
+  int exit_code_ = 1;
+  bool interrupted_ = false, forced_stop_ = false, status_in_flight_ = false;
+  SessionStatus last_;
+  Clock::time_point started_ = Clock::now();
+};
+
+}  // namespace
+
+int run_crawl_command(const Command& cmd) {
+  std::vector<std::string> seeds;
+  for (const auto& s : cmd.crawl.seeds) {
+    auto n = normalize_url(s);
+    if (!n) {
+      std::cerr << "crawler-worker: invalid seed \"" << s << "\": an absolute http(s) URL is needed\n";
+      return 2;
+    }
+    seeds.push_back(*n);
+  }
+  std::unique_ptr<FileStore> store;
+  try {
+    store = std::make_unique<FileStore>(cmd.worker.storage);
+  } catch (const std::exception& e) {
+    std::cerr << "crawler-worker: " << e.what() << "\n";
+    return 2;
+  }
+  CrawlCommand crawl(cmd, std::move(seeds), *store);
+  return crawl.run();
+}
+
+}  // namespace crawler

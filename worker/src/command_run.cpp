@@ -1,0 +1,117 @@
+// crawler-worker run: the service. Serves every running session until
+// SIGINT/SIGTERM, reloads on SIGHUP, logs what it has done every minute.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+#include "crawler/commands.hpp"
+#include "crawler/crawler.hpp"
+#include "crawler/database.hpp"
+#include "crawler/log.hpp"
+#include "crawler/progress.hpp"
+#include "crawler/write_api.hpp"
+
+namespace crawler {
+namespace {
+
+namespace asio = boost::asio;
+
+// How often the service logs what it has done.
+constexpr std::chrono::seconds kReportInterval{60};
+
+class ServiceCommand {
+ public:
+  ServiceCommand(const Command& cmd, int argc, const char* const argv[], FileStore& store)
+      : argc_(argc),
+        argv_(argv),
+        db_(cmd.worker.db, io_, cmd.worker.db_connections),
+        api_(db_, cmd.worker.worker_id, cmd.worker.lease_seconds),
+        crawler_(io_, cmd.worker, api_, store) {}
+
+  int run() {
+    stop_signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (!ec) stop(sig);
+    });
+    wait_for_reload();
+    report();
+    crawler_.start();
+    io_.run();
+    db_.stop(forced_stop_ ? std::chrono::seconds(0) : std::chrono::seconds(10));
+    CRAWLER_LOG(info) << "stopped";
+    return 0;
+  }
+
+ private:
+  // Finishes what is under way and returns the leases; without a database
+  // within kStopGrace they expire instead. A second signal ends the
+  // process at once.
+  void stop(int sig) {
+    CRAWLER_LOG(info) << "signal " << sig << ": finishing, returning leases";
+    crawler_.stop([this] { io_.stop(); });
+    stop_deadline_.expires_after(kStopGrace);
+    stop_deadline_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      CRAWLER_LOG(warn) << "the database did not answer within " << kStopGrace.count()
+                        << " s: stopping anyway; unreturned leases expire";
+      forced_stop_ = true;
+      io_.stop();
+    });
+    stop_signals_.async_wait([](const boost::system::error_code& ec, int) {
+      if (!ec) std::_Exit(130);
+    });
+  }
+
+  void wait_for_reload() {
+    hup_.async_wait([this](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      try {
+        Command again = parse_command_line(argc_, argv_);
+        set_log_level(again.worker.log_level);
+        crawler_.reload(again.worker);
+      } catch (const std::exception& e) {
+        CRAWLER_LOG(error) << "reload refused: " << e.what();
+      }
+      wait_for_reload();
+    });
+  }
+
+  void report() {
+    report_.expires_after(kReportInterval);
+    report_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      CRAWLER_LOG(info) << service_line(crawler_.stats(), crawler_.held(), db_.pending());
+      report();
+    });
+  }
+
+  int argc_;
+  const char* const* argv_;
+  asio::io_context io_;
+  Database db_;
+  WriteApi api_;
+  Crawler crawler_;
+  asio::signal_set stop_signals_{io_, SIGINT, SIGTERM}, hup_{io_, SIGHUP};
+  asio::steady_timer stop_deadline_{io_}, report_{io_};
+  bool forced_stop_ = false;
+};
+
+}  // namespace
+
+int run_service_command(const Command& cmd, int argc, const char* const argv[]) {
+  std::unique_ptr<FileStore> store;
+  try {
+    store = std::make_unique<FileStore>(cmd.worker.storage);
+  } catch (const std::exception& e) {
+    std::cerr << "crawler-worker: " << e.what() << "\n";
+    return 2;
+  }
+  ServiceCommand service(cmd, argc, argv, *store);
+  CRAWLER_LOG(info) << "worker " << cmd.worker.worker_id << " serving every running session, "
+                    << cmd.worker.concurrency << " transfers at once";
+  return service.run();
+}
+
+}  // namespace crawler
