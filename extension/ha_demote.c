@@ -58,7 +58,7 @@ end_state_lock_holders_in_txn(void)
  * Lock the state row for the UPDATE that demotes or fences this node,
  * inside the caller's transaction.  The wait is queued like any UPDATE's
  * (writes that hold the row finish, later ones wait behind it) but lasts
- * at most DEMOTE_GRACE_MS; then the client sessions still holding the row
+ * at most HA_DEMOTE_GRACE_MS; then the client sessions still holding the row
  * are ended and the lock taken.  If even that fails, the error goes to the
  * caller, whose next check tries again.  Returns how many sessions ended.
  */
@@ -69,7 +69,7 @@ ha_lock_state_row_in_txn(void)
 	ResourceOwner owner = CurrentResourceOwner;
 	int			ended = 0;
 
-	ha_spi_sql("SET LOCAL lock_timeout = %d", DEMOTE_GRACE_MS);
+	ha_spi_sql("SET LOCAL lock_timeout = %d", HA_DEMOTE_GRACE_MS);
 	BeginInternalSubTransaction(NULL);
 	PG_TRY();
 	{
@@ -94,7 +94,7 @@ ha_lock_state_row_in_txn(void)
 		ereport(LOG,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("crawler_ha: ended %d client sessions that still held the state row after %d ms",
-						ended, DEMOTE_GRACE_MS),
+						ended, HA_DEMOTE_GRACE_MS),
 				 errdetail("A transaction left open, or a commit waiting for a synchronous standby that is gone.")));
 		ha_spi_sql("SELECT 1 FROM %s.ha_state FOR UPDATE", ha_local.schema);
 	}

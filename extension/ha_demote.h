@@ -6,23 +6,14 @@
 #define HA_DEMOTE_H
 
 #include "ha_shared.h"
+#include "ha_timing.h"
 
-/*
- * How long a demotion or a fence lets writes in flight finish.  They hold
- * the ha_state row FOR SHARE until they end, and the UPDATE waits for them.
- * A write commits in milliseconds; what is still there after this is a
- * client idle in its transaction, or a commit waiting for a synchronous
- * standby that is gone, and would hold the demotion up for as long as it
- * likes.  Those sessions are ended: the demotion ends every client session
- * a moment later anyway.
- */
-#define DEMOTE_GRACE_MS 2000
 
 /*
  * Lock the state row for the UPDATE that demotes or fences this node,
  * inside the caller's transaction.  The wait is queued like any UPDATE's
  * (writes that hold the row finish, later ones wait behind it) but lasts
- * at most DEMOTE_GRACE_MS; then the client sessions still holding the row
+ * at most HA_DEMOTE_GRACE_MS; then the client sessions still holding the row
  * are ended and the lock taken.  If even that fails, the error goes to the
  * caller, whose next check tries again.  Returns how many sessions ended.
  */

@@ -112,7 +112,7 @@ set_paused_step(void *arg)
 	 * transaction must not hold up the worker, which does everything else
 	 * too (a failover among them): give up after the grace and say why.
 	 */
-	ha_spi_sql("SET LOCAL lock_timeout = %d", DEMOTE_GRACE_MS);
+	ha_spi_sql("SET LOCAL lock_timeout = %d", HA_DEMOTE_GRACE_MS);
 	if (ha_spi_sql("UPDATE %s.ha_state SET paused = %s WHERE paused <> %s RETURNING 1",
 				ha_local.schema, paused ? "true" : "false", paused ? "true" : "false") != NULL)
 		ha_record_event_in_txn(paused ? "pause" : "resume",
@@ -121,7 +121,7 @@ set_paused_step(void *arg)
 
 /*
  * Maintenance mode on or off (ha_state.paused), giving up after
- * DEMOTE_GRACE_MS behind a transaction holding the state row.  msg (not
+ * HA_DEMOTE_GRACE_MS behind a transaction holding the state row.  msg (not
  * NULL) says what happened, or why not on false.
  */
 bool

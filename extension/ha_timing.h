@@ -36,6 +36,25 @@
 #define HA_SLOT_DROP_RETRY_MS			50
 
 /*
+ * How long a demotion or a fence lets writes in flight finish.  They hold
+ * the ha_state row FOR SHARE until they end, and the UPDATE waits for them.
+ * A write commits in milliseconds; what is still there after this is a
+ * client idle in its transaction, or a commit waiting for a synchronous
+ * standby that is gone, and would hold the demotion up for as long as it
+ * likes.  Those sessions are ended: the demotion ends every client session
+ * a moment later anyway.
+ */
+#define HA_DEMOTE_GRACE_MS				2000
+
+/*
+ * The self-fence waits this long for the state row: writes in flight hold
+ * it, and the client sessions were just ended, so a longer wait means a
+ * stuck session; shared memory refuses writes meanwhile, and the fence is
+ * persisted on the next try (HA_FENCE_PERSIST_RETRY_MS).
+ */
+#define HA_SELF_FENCE_LOCK_TIMEOUT_MS	1000
+
+/*
  * A self-fence that could not be written to ha_state yet is tried again
  * this soon: until it is persisted, a restart would forget it.
  */

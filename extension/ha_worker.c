@@ -38,6 +38,13 @@
 #include "ha_switchover.h"
 #include "ha_witness.h"
 
+/*
+ * A degraded semi_sync primary waits for its standby again only once the
+ * standby is this close: turned on with a long lag, every commit would wait
+ * for the standby to replay all of it.
+ */
+#define HA_SYNC_RESTORE_LAG_BYTES	(1024 * 1024)
+
 static HaConn probe;
 static TimestampTz standby_absent_since = 0;
 static bool lag_alerted = false;
@@ -286,7 +293,7 @@ manage_sync(void)
 									psprintf("no standby for %d ms: writing asynchronously", ha_sync_timeout_ms),
 									-1, NULL);
 				}
-				else if (degraded && streaming && lag < 1024 * 1024)
+				else if (degraded && streaming && lag < HA_SYNC_RESTORE_LAG_BYTES)
 				{
 					degraded = false;
 					ha_record_event("sync_restored", "the standby has caught up: synchronous again", -1, NULL);
