@@ -4,6 +4,7 @@
 #include <cmath>
 #include <ctime>
 
+#include "crawler/crawl_scope.hpp"
 #include "crawler/extract.hpp"
 #include "crawler/log.hpp"
 #include "crawler/media_type.hpp"
@@ -314,8 +315,7 @@ bool Crawler::redirected(std::int64_t id, Item& it, const FetchResult& r) {
     return true;
   }
   // The crawl's scope holds for every hop, as crawl_enqueue() holds it for links.
-  const SessionSettings& s = *it.settings;
-  if (!(it.kind == "image" && s.images_any_host) && !in_domains(*target, s.allowed_domains)) {
+  if (!in_crawl_scope(*target, it.kind, *it.settings)) {
     ++stats_.skipped;
     complete(it, r.status, 0, "redirected to " + clip(r.redirect_url, 500) + ", outside the crawl's allowed domains: not followed");
     return true;
