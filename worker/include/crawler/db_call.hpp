@@ -12,6 +12,8 @@ namespace crawler {
 
 using Param = std::optional<std::string>;  // nullopt is SQL NULL
 
+// An answer: ok with its columns and rows (each value text, or NULL), or
+// the error with its SQLSTATE.
 struct DbResult {
   bool ok = false;
   std::string sqlstate;

@@ -22,7 +22,7 @@ class PgArrayLiteral {
   // NUL byte.
   bool add_text(std::string_view element);
   void add_bigint(std::int64_t element);
-  std::size_t size() const { return size_; }
+  std::size_t size() const { return size_; }  // elements so far
   // The literal, "{}" when empty.
   std::string str() const { return text_ + '}'; }
 

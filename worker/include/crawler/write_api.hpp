@@ -81,6 +81,8 @@ struct StoredRobots {
 class LinkBatch {
  public:
   explicit LinkBatch(std::int64_t session) : session_(session) {}
+  // Appends one link found on `found_on`. A value that cannot be sent (a NUL
+  // byte) makes the whole call fail unsent, as the server would refuse it.
   void add(std::string_view url, std::string_view kind, int depth, std::string_view found_on);
   std::int64_t session() const { return session_; }
   std::size_t size() const { return urls_.size(); }
@@ -92,6 +94,8 @@ class LinkBatch {
   bool refused_ = false;  // an element cannot be sent: the call fails unsent
 };
 
+// The write API's calls (see the top of this file). Answers run on the
+// DbCaller's loop, never inside the call that asked.
 class WriteApi {
  public:
   using Done = std::function<void(const CallStatus&)>;
@@ -103,6 +107,7 @@ class WriteApi {
   // Calls as `worker`, leasing for `lease_seconds`.
   WriteApi(DbCaller& db, std::string worker, int lease_seconds);
   const std::string& worker() const { return worker_; }
+  // Calls not yet answered: the back-pressure on claims.
   std::size_t pending() const { return db_.pending(); }
 
   // crawl_start(): never sent twice (its outcome after a lost reply is unknown).
@@ -112,20 +117,25 @@ class WriteApi {
   // One session's settings, or every running session's (nullopt).
   void session_settings(std::optional<std::int64_t> session, Answer<std::vector<SettingsRow>> done);
 
+  // Leases up to `max_items` URLs of any running session for the lease time.
   void claim(int max_items, Answer<std::vector<ClaimedItem>> done);
   // The number renewed (fewer when some were finished meanwhile).
   void renew(const std::vector<std::int64_t>& items, Answer<std::optional<long long>> done);
+  // Gives leases back unfinished: the items are queued again, the attempt not counted.
   void release(const std::vector<std::int64_t>& items, Done done);
 
+  // An item's success. Its results (complete, fail, record_image) stay in order.
   void complete(std::int64_t item, std::int64_t session, const CrawlResult& result, Done done);
   // A retry after `retry_after_s` (at least 1 s), or a final failure (nullopt).
   void fail(std::int64_t item, std::int64_t session, std::string_view error,
             std::optional<long> retry_after_s, Done done);
+  // A stored image's row, and its item completed, in one transaction.
   void record_image(const ImageRecord& image, Done done);
 
   // Links of one kind found on one page, at one depth; the number newly queued.
   void enqueue(std::int64_t session, const std::vector<std::string>& urls, int depth, std::string_view kind,
                const std::string& found_on, Answer<std::uint64_t> done);
+  // Links of many pages of one session at once; the number newly queued.
   void enqueue_many(const LinkBatch& batch, Answer<std::uint64_t> done);
 
   // The robots.txt a worker fetched, and its Crawl-delay, for every worker;
@@ -134,6 +144,7 @@ class WriteApi {
                        std::string_view robots_txt, Done done);
   // The whole host waits until `until`, for every worker (429, 503).
   void set_host_back_off(const std::string& host, std::time_t until, Done done);
+  // The host's robots.txt as some worker stored it (nullopt: none yet).
   void stored_robots(const std::string& host, Answer<std::optional<StoredRobots>> done);
 
  private:
