@@ -18,6 +18,27 @@ SELECT crawl_enqueue(:s, ARRAY['http://site.test/i.png', 'http://cdn.test/j.png'
 SELECT url, kind, depth, host, found_on FROM crawl_frontier WHERE session_id = :s ORDER BY id;
 SELECT pages_queued, images_found FROM crawl_sessions WHERE id = :s;
 
+-- A redirect may go where a link may: the same rule (crawl_scope_ok).
+SELECT u, k, crawl_redirect_allowed(:s, u, k) AS allowed
+  FROM (VALUES ('http://site.test/moved', 'page'), ('https://www.site.test:8443/x', 'page'),
+               ('http://other.test/x', 'page'), ('http://notsite.test/x', 'page'),
+               ('http://cdn.test/j.png', 'image'), ('HTTP://SITE.TEST/Upper', 'page')) v(u, k);
+-- The rule itself, under other settings: images from anywhere only when allowed.
+SELECT crawl_scope_ok('{"images_any_host": true, "allowed_domains": ["a.test"]}', 'cdn.test', 'image') AS any_host_image,
+       crawl_scope_ok('{"images_any_host": true, "allowed_domains": ["a.test"]}', 'cdn.test', 'page') AS any_host_page,
+       crawl_scope_ok('{"images_any_host": false, "allowed_domains": ["a.test"]}', 'img.a.test:8080', 'image') AS subdomain_port,
+       crawl_scope_ok('{"images_any_host": false, "allowed_domains": []}', 'a.test', 'page') AS no_domains;
+-- Bad input: its SQLSTATE, nothing else.
+\set VERBOSITY sqlstate
+SELECT crawl_redirect_allowed(NULL, 'http://site.test/', 'page');
+SELECT crawl_redirect_allowed(:s, NULL, 'page');
+SELECT crawl_redirect_allowed(:s, 'http://site.test/', NULL);
+SELECT crawl_redirect_allowed(:s, 'http://site.test/', 'video');
+SELECT crawl_redirect_allowed(:s, 'javascript:alert(1)', 'page');
+SELECT crawl_redirect_allowed(:s, 'http://site.test/' || repeat('x', 100000), 'page');
+SELECT crawl_redirect_allowed(-5, 'http://site.test/', 'page');
+\set VERBOSITY default
+
 -- Bad enqueues change nothing.
 SELECT crawl_enqueue(NULL, ARRAY['http://site.test/z'], 1, 'page');
 SELECT crawl_enqueue(:s, NULL, 1, 'page');

@@ -288,3 +288,16 @@ AS $$
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_in_scope(text, jsonb) IS
     'crawler_ha (internal): whether a host is within a crawl''s allowed domains';
+
+-- The crawl's scope for one URL of `kind` on `host`, under a session's
+-- settings: an image on any host when images_any_host is on, else a host
+-- within allowed_domains. The one statement of the rule: the enqueue
+-- functions filter links by it, and workers ask crawl_redirect_allowed(),
+-- which applies it, before they follow a redirect.
+CREATE FUNCTION @extschema@.crawl_scope_ok(settings jsonb, host text, kind text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN (kind = 'image' AND (settings ->> 'images_any_host')::boolean)
+       OR @extschema@.crawl_in_scope(host, settings -> 'allowed_domains');
+COMMENT ON FUNCTION @extschema@.crawl_scope_ok(jsonb, text, text) IS
+    'crawler_ha (internal): whether a URL of this kind on this host is inside a crawl with these settings';

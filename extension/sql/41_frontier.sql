@@ -2,6 +2,42 @@
 -- A claimed URL is never lost (leases expire back into the queue) and never
 -- handed out twice at once (FOR UPDATE SKIP LOCKED, completion needs the lease).
 
+-- Whether a worker may follow a redirect of an item of `kind` in `session`
+-- to `url`: the scope crawl_enqueue() holds links to (crawl_scope_ok), so a
+-- redirect cannot take a crawl where a link could not. A read: it needs no
+-- write fence, and a standby answers it too.
+CREATE FUNCTION @extschema@.crawl_redirect_allowed(session bigint, url text, kind text)
+RETURNS boolean
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    settings jsonb;
+    host text;
+BEGIN
+    IF session IS NULL THEN
+        RAISE EXCEPTION 'session must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF url IS NULL THEN
+        RAISE EXCEPTION 'url must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF kind IS NULL THEN
+        RAISE EXCEPTION 'kind must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF NOT @extschema@.crawl_kind_ok(kind) THEN
+        RAISE EXCEPTION 'invalid kind "%"', left(kind, 100)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'kind is page or image.';
+    END IF;
+    host := @extschema@.crawl_url_host(url, 'url');
+    SELECT cs.settings INTO settings FROM @extschema@.crawl_sessions cs WHERE cs.id = session;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'crawl session % does not exist', session USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN coalesce(@extschema@.crawl_scope_ok(settings, host, kind), false);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_redirect_allowed(bigint, text, text) IS
+    'crawler_ha: whether a worker may follow a redirect of a session''s item to this URL (the crawl''s scope)';
+
 CREATE FUNCTION @extschema@.crawl_enqueue(session bigint, urls text[], depth integer, kind text,
                                           found_on text DEFAULT NULL)
 RETURNS integer
@@ -67,8 +103,7 @@ BEGIN
     WITH candidates AS (
         SELECT DISTINCT ON (t.u) t.u, t.h, t.o
           FROM unnest(urls, hosts) WITH ORDINALITY AS t(u, h, o)
-         WHERE (kind = 'image' AND (s.settings ->> 'images_any_host')::boolean)
-            OR @extschema@.crawl_in_scope(t.h, s.settings -> 'allowed_domains')
+         WHERE @extschema@.crawl_scope_ok(s.settings, t.h, kind)
          ORDER BY t.u, t.o
     ), fresh AS (
         SELECT c.u, c.h FROM candidates c
@@ -170,8 +205,7 @@ BEGIN
         SELECT DISTINCT ON (t.u) t.u, t.h, t.k, t.d, t.f, t.o
           FROM unnest(urls, hosts, kinds, depths, found_on) WITH ORDINALITY AS t(u, h, k, d, f, o)
          WHERE (t.d <= max_depth OR (t.k = 'image' AND t.d = max_depth + 1))
-           AND ((t.k = 'image' AND (s.settings ->> 'images_any_host')::boolean)
-                OR @extschema@.crawl_in_scope(t.h, s.settings -> 'allowed_domains'))
+           AND @extschema@.crawl_scope_ok(s.settings, t.h, t.k)
          ORDER BY t.u, t.o
     ), fresh AS (
         SELECT c.*, count(*) FILTER (WHERE c.k = 'page') OVER (ORDER BY c.o) AS page_number

@@ -44,6 +44,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.crawl_stop(bigint),
     @extschema@.crawl_status(bigint),
     @extschema@.crawl_session_settings(bigint),
+    @extschema@.crawl_redirect_allowed(bigint, text, text),
     @extschema@.crawl_enqueue(bigint, text[], integer, text, text),
     @extschema@.crawl_enqueue_many(bigint, text[], text[], integer[], text[]),
     @extschema@.crawl_claim(text, integer, interval),

@@ -64,6 +64,7 @@ INSERT INTO api VALUES
     ('crawl_stop', '{bigint}', 'boolean', true, false),
     ('crawl_status', '{bigint}', 'setof record', true, true),
     ('crawl_session_settings', '{bigint}', 'setof record', true, false),
+    ('crawl_redirect_allowed', '{bigint,text,text}', 'boolean', true, false),
     ('crawl_enqueue', '{bigint,text[],integer,text,text}', 'integer', true, false),
     ('crawl_enqueue_many', '{bigint,text[],text[],integer[],text[]}', 'integer', true, false),
     ('crawl_claim', '{text,integer,interval}', 'setof record', true, false),

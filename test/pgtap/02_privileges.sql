@@ -47,6 +47,7 @@ SELECT throws_ok(sql, '42501', NULL, 'reader: ' || left(sql, 60) || ' is refused
 SELECT throws_ok('SELECT public.crawl_start(ARRAY[''http://x.test/''])', '42501', NULL, 'reader: cannot start a crawl');
 SELECT throws_ok('SELECT * FROM public.crawl_claim(''w'')', '42501', NULL, 'reader: cannot claim');
 SELECT throws_ok('SELECT public.crawl_enqueue_many(1, ''{}'', ''{}'', ''{}'', ''{}'')', '42501', NULL, 'reader: cannot queue links');
+SELECT throws_ok('SELECT public.crawl_redirect_allowed(1, ''http://x.test/'', ''page'')', '42501', NULL, 'reader: cannot ask the crawl''s scope (a worker''s call)');
 SELECT lives_ok(format('SELECT * FROM public.crawl_status(%s)', :s), 'reader: may read a crawl''s status');
 RESET ROLE;
 

@@ -100,6 +100,15 @@ SELECT replace(replace(replace(replace(sql, ':path', $$'aa/aa/' || repeat('a', 6
     ('SELECT crawl_enqueue(:s, ARRAY[''http://bad.test/z''], 1, ''page''''; DROP TABLE images; --'')', '22023', 'crawl_enqueue: SQL in kind'),
     ('SELECT crawl_enqueue(:s, ARRAY[''http://bad.test/z''], 1, ''page'', ''javascript:void(0)'')', '22023', 'crawl_enqueue: bad found_on'),
     ('SELECT crawl_enqueue(:s, ARRAY[[''http://bad.test/z'']], 1, ''page'')', '22023', 'crawl_enqueue: two-dimensional urls'),
+    -- crawl_redirect_allowed
+    ('SELECT crawl_redirect_allowed(NULL, ''http://bad.test/z'', ''page'')', '22004', 'crawl_redirect_allowed: NULL session'),
+    ('SELECT crawl_redirect_allowed(-7, ''http://bad.test/z'', ''page'')', 'P0002', 'crawl_redirect_allowed: unknown session'),
+    ('SELECT crawl_redirect_allowed(:s, NULL, ''page'')', '22004', 'crawl_redirect_allowed: NULL url'),
+    ('SELECT crawl_redirect_allowed(:s, '''', ''page'')', '22023', 'crawl_redirect_allowed: empty url'),
+    ('SELECT crawl_redirect_allowed(:s, ''http://bad.test/'' || repeat(''q'', 102400), ''page'')', '22001', 'crawl_redirect_allowed: a 100 kB url'),
+    ('SELECT crawl_redirect_allowed(:s, ''file:///etc/passwd'', ''page'')', '22023', 'crawl_redirect_allowed: file url'),
+    ('SELECT crawl_redirect_allowed(:s, ''http://bad.test/z'', NULL)', '22004', 'crawl_redirect_allowed: NULL kind'),
+    ('SELECT crawl_redirect_allowed(:s, ''http://bad.test/z'', ''page''''; DROP TABLE images; --'')', '22023', 'crawl_redirect_allowed: SQL in kind'),
     -- crawl_enqueue_many
     ('SELECT crawl_enqueue_many(NULL, ARRAY[''http://bad.test/z''], ARRAY[''page''], ARRAY[1], ARRAY[NULL]::text[])', '22004', 'crawl_enqueue_many: NULL session'),
     ('SELECT crawl_enqueue_many(-7, ARRAY[''http://bad.test/z''], ARRAY[''page''], ARRAY[1], ARRAY[NULL]::text[])', 'P0002', 'crawl_enqueue_many: unknown session'),

@@ -11,8 +11,8 @@ CREATE TEMP TABLE allowed (role name, fn text);
 GRANT SELECT ON allowed TO PUBLIC;
 INSERT INTO allowed
 SELECT 'crawler_ha_writer', unnest(ARRAY[
-    'crawl_claim', 'crawl_complete', 'crawl_enqueue', 'crawl_enqueue_many', 'crawl_fail', 'crawl_host_set', 'crawl_release',
-    'crawl_renew', 'crawl_session_settings', 'crawl_start', 'crawl_status', 'crawl_stop', 'ha_health', 'ha_ping', 'ha_status',
+    'crawl_claim', 'crawl_complete', 'crawl_enqueue', 'crawl_enqueue_many', 'crawl_fail', 'crawl_host_set',
+    'crawl_redirect_allowed', 'crawl_release', 'crawl_renew', 'crawl_session_settings', 'crawl_start', 'crawl_status', 'crawl_stop', 'ha_health', 'ha_ping', 'ha_status',
     'image_delete', 'image_get', 'image_record'])
 UNION ALL
 SELECT 'crawler_ha_reader', unnest(ARRAY['crawl_status', 'ha_health', 'ha_ping', 'ha_status', 'ha_sync_status', 'image_get',

@@ -114,6 +114,8 @@ is($node->safe_psql('postgres', "SELECT result->>'note' FROM crawl_frontier WHER
 like($node->safe_psql('postgres', "SELECT state || ' ' || (result->>'note') FROM crawl_frontier WHERE session_id = $sid AND url = '${base}offsite.png'"),
 	qr{^done redirected to http://localhost:\d+/ok\.png, outside the crawl's allowed domains: not followed$},
 	'a redirect out of the crawl\'s scope is not followed, and says so');
+
+
 is($node->safe_psql('postgres',
 		"SELECT attempts FROM crawl_frontier WHERE session_id = $sid AND url = '${base}500.png'"),
 	'2', 'a transient error (500) is retried up to max_attempts');
@@ -160,6 +162,24 @@ ok($node->safe_psql('postgres', "SELECT backoff_until IS NOT NULL FROM crawl_hos
 	'429/503 set a host-wide back-off');
 like($node->safe_psql('postgres', "SELECT robots_txt FROM crawl_hosts WHERE host = '127.0.0.1:$port'"),
 	qr/Disallow: \/private\//, 'robots.txt is shared through crawl_hosts');
+
+# The same redirect in a crawl that takes images from any host: the
+# extension's scope (crawl_redirect_allowed) lets the worker follow it.
+{
+	my $any_storage = tempdir(CLEANUP => 1);
+	my ($any_out, $any_err) = ('', '');
+	IPC::Run::run([
+			$worker, 'crawl', '--db', $db, '--storage', $any_storage, '--seed', "${base}offsite.html",
+			'--images-any-host', '--delay-ms', '0', '--max-depth', '1' ],
+		'>', \$any_out, '2>', \$any_err, IPC::Run::timeout(120));
+	is($? >> 8, 0, 'images from any host: the crawl completes') or diag $any_err;
+	my $any = $node->safe_psql('postgres', 'SELECT max(id) FROM crawl_sessions');
+	is($node->safe_psql('postgres',
+			"SELECT state || ' ' || coalesce(result->>'note', '-') FROM crawl_frontier WHERE session_id = $any AND url = '${base}offsite.png'"),
+		'done -', 'images from any host: the redirect to another host is followed');
+	is($node->safe_psql('postgres', "SELECT count(*) FROM images WHERE session_id = $any"),
+		'1', 'images from any host: the image behind it is recorded');
+}
 
 $fs->kill_kill;
 done_testing();

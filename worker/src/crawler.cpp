@@ -4,7 +4,6 @@
 #include <cmath>
 #include <ctime>
 
-#include "crawler/crawl_scope.hpp"
 #include "crawler/extract.hpp"
 #include "crawler/log.hpp"
 #include "crawler/media_type.hpp"
@@ -314,17 +313,46 @@ bool Crawler::redirected(std::int64_t id, Item& it, const FetchResult& r) {
          std::nullopt);
     return true;
   }
-  // The crawl's scope holds for every hop, as crawl_enqueue() holds it for links.
-  if (!in_crawl_scope(*target, it.kind, *it.settings)) {
-    ++stats_.skipped;
-    complete(it, r.status, 0, "redirected to " + clip(r.redirect_url, 500) + ", outside the crawl's allowed domains: not followed");
+  CRAWLER_LOG(debug) << it.current() << ": HTTP " << r.status << " to " << r.redirect_url;
+  enter(it, Stage::kClaimed);
+  // The crawl's scope holds for every hop, as crawl_enqueue() holds it for
+  // links; the extension rules it. The rule is a function of the host and
+  // the kind (crawl_scope_ok), and the current URL is inside the crawl, so
+  // a hop on the same host needs no question.
+  auto current = split_url(it.current());
+  if (current && host_key(*current) == host_key(*target)) {
+    follow_redirect(id, r.redirect_url);
     return true;
   }
-  CRAWLER_LOG(debug) << it.current() << ": HTTP " << r.status << " to " << r.redirect_url;
-  it.at = r.redirect_url;
-  enter(it, Stage::kClaimed);
-  dispatch(id);  // robots.txt of the target's host first, then the fetch
+  api_.redirect_allowed(it.session, r.redirect_url, it.kind,
+                        [this, id, status = r.status, url = r.redirect_url](const CallStatus& st, bool allowed) {
+                          auto f = items_.find(id);
+                          if (f == items_.end() || stopping_) return;  // stopping: its lease is returned
+                          Item& item = f->second;
+                          if (!st.ok && st.sqlstate.rfind("22", 0) == 0) {
+                            fail(item, "HTTP " + std::to_string(status) + " redirect to an unusable Location " +
+                                           clip(url, 500) + ": " + st.error,
+                                 std::nullopt);
+                          } else if (!st.ok) {
+                            fail(item, "could not check the crawl's scope for the redirect to " + clip(url, 500) +
+                                           ": " + st.error,
+                                 30);
+                          } else if (!allowed) {
+                            ++stats_.skipped;
+                            complete(item, status, 0,
+                                     "redirected to " + clip(url, 500) +
+                                         ", outside the crawl's allowed domains: not followed");
+                          } else {
+                            follow_redirect(id, url);
+                          }
+                        });
   return true;
+}
+
+void Crawler::follow_redirect(std::int64_t id, const std::string& url) {
+  Item& it = items_.at(id);
+  it.at = url;
+  dispatch(id);  // robots.txt of the target's host first, then the fetch
 }
 
 void Crawler::on_page(std::int64_t id, FetchResult&& r) {

@@ -44,14 +44,14 @@ const StmtDef kStatements[] = {
      false},
     {"session_settings",
      "SELECT session_id AS id, status, user_agent, robots::text AS robots, max_page_bytes, max_image_bytes, "
-     "max_pixels, min_width, min_height, max_attempts, images_any_host::text AS images_any_host, "
-     "array_to_string(allowed_domains, ' ') AS allowed_domains "
+     "max_pixels, min_width, min_height "
      "FROM %s.crawl_session_settings($1::bigint)",
      false},
     {"host_robots",
      "SELECT robots_txt, extract(epoch FROM now() - robots_fetched_at)::bigint AS age "
      "FROM %s.crawl_hosts WHERE host = $1::text",
      false},
+    {"redirect_allowed", "SELECT %s.crawl_redirect_allowed($1::bigint, $2::text, $3::text) AS allowed", false},
     {"sessions_overview",
      "SELECT s.id, s.status, to_char(s.started_at, 'YYYY-MM-DD HH24:MI:SS') AS started, "
      "s.pages_fetched, s.images_stored, s.bytes_stored, s.errors, "

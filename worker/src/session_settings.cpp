@@ -1,7 +1,6 @@
 #include "crawler/session_settings.hpp"
 
 #include <charconv>
-#include <sstream>
 
 namespace crawler {
 namespace {
@@ -66,12 +65,7 @@ std::variant<SessionSettings, std::string> read_session_settings(const DbResult&
   in.number("max_pixels", s.max_pixels);
   in.number("min_width", s.min_width);
   in.number("min_height", s.min_height);
-  in.boolean("images_any_host", s.images_any_host);
-  std::string domains;
-  in.text("allowed_domains", domains);  // host names, joined by spaces (they hold none)
   if (!in.error().empty()) return in.error();
-  std::istringstream words(domains);
-  for (std::string d; words >> d;) s.allowed_domains.push_back(d);
   return s;
 }
 

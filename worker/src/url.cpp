@@ -275,17 +275,6 @@ std::string host_key(const UrlParts& u) {
   return default_port ? u.host : u.host + ":" + std::to_string(u.port);
 }
 
-bool in_domains(const UrlParts& u, const std::vector<std::string>& domains) {
-  auto within = [](const std::string& host, const std::string& d) {
-    return host == d || (host.size() > d.size() && host.compare(host.size() - d.size(), d.size(), d) == 0 &&
-                         host[host.size() - d.size() - 1] == '.');
-  };
-  std::string key = host_key(u);
-  for (const auto& d : domains)
-    if (within(key, d) || within(u.host, d)) return true;
-  return false;
-}
-
 std::string url_filename(std::string_view url) {
   auto p = split_url(url);
   if (!p) return {};

@@ -183,6 +183,14 @@ void WriteApi::set_host_back_off(const std::string& host, std::time_t until, Don
   db_.call(Stmt::crawl_host_set, {host, Param{}, Param{}, pg_timestamp_utc(until)}, status_answer(std::move(done)));
 }
 
+void WriteApi::redirect_allowed(std::int64_t session, const std::string& url, std::string_view kind,
+                                Answer<bool> done) {
+  db_.call(Stmt::redirect_allowed, {std::to_string(session), url, std::string(kind)},
+           [done = std::move(done)](DbResult&& r) {
+             done(CallStatus::of(r), r.ok && !r.rows.empty() && r.at(0, "allowed") == Param{"t"});
+           });
+}
+
 void WriteApi::stored_robots(const std::string& host, Answer<std::optional<StoredRobots>> done) {
   db_.call(Stmt::host_robots, {host}, [done = std::move(done)](DbResult&& r) {
     std::optional<StoredRobots> stored;

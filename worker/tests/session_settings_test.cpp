@@ -10,9 +10,8 @@ DbResult answer() {
   DbResult r;
   r.ok = true;
   r.columns = {"id", "status", "user_agent", "robots", "max_page_bytes", "max_image_bytes", "max_pixels",
-               "min_width", "min_height", "max_attempts", "images_any_host", "allowed_domains"};
-  r.rows = {{"7", "running", "crawler_ha/1", "true", "1048576", "2097152", "3000000", "16", "32", "3", "false",
-             "a.test b.test:8080"}};
+               "min_width", "min_height"};
+  r.rows = {{"7", "running", "crawler_ha/1", "true", "1048576", "2097152", "3000000", "16", "32"}};
   return r;
 }
 void drop(DbResult& r, const std::string& column) {
@@ -42,21 +41,11 @@ TEST(SessionSettings, EveryColumnIsRead) {
   EXPECT_EQ(s.max_pixels, 3000000u);
   EXPECT_EQ(s.min_width, 16);
   EXPECT_EQ(s.min_height, 32);
-  EXPECT_FALSE(s.images_any_host);
-  EXPECT_EQ(s.allowed_domains, (std::vector<std::string>{"a.test", "b.test:8080"}));
-}
-
-TEST(SessionSettings, NoDomainsIsAnEmptyScope) {
-  DbResult r = answer();
-  set(r, "allowed_domains", "");
-  auto parsed = read_session_settings(r, 0);
-  ASSERT_TRUE(std::holds_alternative<SessionSettings>(parsed));
-  EXPECT_TRUE(std::get<SessionSettings>(parsed).allowed_domains.empty());
 }
 
 TEST(SessionSettings, AMissingColumnIsAnErrorNotADefault) {
   for (const char* column : {"id", "status", "user_agent", "robots", "max_page_bytes", "max_image_bytes",
-                             "max_pixels", "min_width", "min_height", "images_any_host", "allowed_domains"}) {
+                             "max_pixels", "min_width", "min_height"}) {
     DbResult r = answer();
     drop(r, column);
     auto parsed = read_session_settings(r, 0);
@@ -76,7 +65,7 @@ TEST(SessionSettings, ANullSettingIsAnError) {
 TEST(SessionSettings, AValueNotOfItsTypeIsAnError) {
   for (auto [column, value] : std::vector<std::pair<const char*, const char*>>{
            {"robots", "yes"}, {"max_page_bytes", "-1"}, {"max_page_bytes", "12abc"}, {"min_width", "99999999999"},
-           {"images_any_host", "t"}}) {
+           {"robots", "t"}}) {
     DbResult r = answer();
     set(r, column, value);
     auto parsed = read_session_settings(r, 0);

@@ -74,18 +74,6 @@ TEST(Url, HostKeyKeepsOnlyNonDefaultPorts) {
   EXPECT_EQ(b->path, "/x?y=1");
 }
 
-TEST(Url, InDomainsIsTheDomainOrBelowIt) {
-  auto in = [](const char* url, std::vector<std::string> d) { return crawler::in_domains(*crawler::split_url(url), d); };
-  EXPECT_TRUE(in("http://h.test/x", {"h.test"}));
-  EXPECT_TRUE(in("http://cdn.h.test/x", {"other.test", "h.test"}));
-  EXPECT_FALSE(in("http://evilh.test/x", {"h.test"}));
-  EXPECT_FALSE(in("http://h.test.evil/x", {"h.test"}));
-  EXPECT_TRUE(in("http://h.test:8080/x", {"h.test"}));         // a domain without a port: any port
-  EXPECT_TRUE(in("http://h.test:8080/x", {"h.test:8080"}));
-  EXPECT_FALSE(in("http://h.test:9090/x", {"h.test:8080"}));
-  EXPECT_FALSE(in("http://h.test/x", {}));
-}
-
 TEST(Url, FilenameIsTheLastSegment) {
   EXPECT_EQ(crawler::url_filename("http://h.test/a/my%20cat.jpg?x=1"), "my cat.jpg");
   EXPECT_EQ(crawler::url_filename("http://h.test/"), "");

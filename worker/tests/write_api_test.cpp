@@ -231,3 +231,26 @@ TEST(WriteApi, StatusCountsAreReadByName) {
   EXPECT_EQ(got->images_stored, 20);
   EXPECT_EQ(got->queued, 0);
 }
+
+TEST(WriteApi, ARedirectsScopeIsTheExtensionsAnswer) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  std::vector<std::pair<bool, bool>> got;  // (ok, allowed)
+  auto keep = [&](const CallStatus& st, bool allowed) { got.emplace_back(st.ok, allowed); };
+  api.redirect_allowed(7, "http://cdn.test/a.png", "image", keep);
+  api.redirect_allowed(7, "http://other.test/", "page", keep);
+  api.redirect_allowed(7, "http://x.test/\x7f", "page", keep);
+  ASSERT_EQ(db.sent.size(), 3u);
+  EXPECT_EQ(db.sent[0].stmt, Stmt::redirect_allowed);
+  EXPECT_EQ(db.sent[0].params, P({"7", "http://cdn.test/a.png", "image"}));
+  db.sent[0].done(rows({"allowed"}, {{"t"}}));
+  db.sent[1].done(rows({"allowed"}, {{"f"}}));
+  DbResult refused;
+  refused.sqlstate = "22023";
+  refused.error = "invalid url";
+  db.sent[2].done(std::move(refused));
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0], std::make_pair(true, true));
+  EXPECT_EQ(got[1], std::make_pair(true, false));
+  EXPECT_EQ(got[2], std::make_pair(false, false));  // refused: never allowed
+}

@@ -77,6 +77,8 @@ class Crawler {
   bool fetch_failed(Item& it, const FetchResult& r);  // true when it was a failure
   // true when it was a redirect: the next hop is dispatched, or the item ended
   bool redirected(std::int64_t id, Item& it, const FetchResult& r);
+  // The next hop of a redirect the crawl's scope allows: dispatched again.
+  void follow_redirect(std::int64_t id, const std::string& url);
   // Reports; the item is forgotten when the database answers.
   void complete(Item& it, long status, std::uint64_t bytes, const std::string& note = "");
   void fail(Item& it, const std::string& error, std::optional<long> retry_after_s);

@@ -11,7 +11,7 @@
 namespace crawler {
 
 enum class Stage {
-  kClaimed,      // leased; waiting for its session's settings or its host's robots.txt
+  kClaimed,      // leased; waiting for its session's settings, its host's robots.txt, or a redirect's scope
   kFetching,     // a transfer is out (a stop waits for it to end)
   kParsing,      // a page's body on a parser thread
   kStoring,      // an image's file on a file thread or the committer

@@ -19,9 +19,9 @@ struct SessionSettings {
   std::string user_agent;  // the session's (a worker's --user-agent overrides it)
   bool robots;             // robots.txt and the pages' robots directives are obeyed
   std::uint64_t max_page_bytes, max_image_bytes, max_pixels;
-  int min_width, min_height;                 // smaller images are skipped, not stored
-  bool images_any_host;                      // images may come from outside allowed_domains
-  std::vector<std::string> allowed_domains;  // the crawl's scope (crawl_scope.hpp)
+  int min_width, min_height;  // smaller images are skipped, not stored
+  // The crawl's scope is not here: the extension applies it to every link,
+  // and a worker asks it for every redirect (WriteApi::redirect_allowed).
 };
 
 // Row `row` of crawl_session_settings()'s answer (as database.cpp selects

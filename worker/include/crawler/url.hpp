@@ -47,12 +47,6 @@ std::optional<UrlParts> split_url(std::string_view url);
 // under which robots.txt and politeness are kept.
 std::string host_key(const UrlParts& u);
 
-// Whether the URL's host is one of the crawl's allowed domains or below one
-// (a domain may name a port: "h.test:8080"); the same rule as the
-// extension's crawl_in_scope(), for the host half of the crawl's scope
-// (crawl_scope.hpp, whose test holds the two to each other).
-bool in_domains(const UrlParts& u, const std::vector<std::string>& domains);
-
 // The last path segment, decoded only for display ("" when none).
 std::string url_filename(std::string_view url);
 

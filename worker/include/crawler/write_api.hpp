@@ -144,6 +144,11 @@ class WriteApi {
                        std::string_view robots_txt, Done done);
   // The whole host waits until `until`, for every worker (429, 503).
   void set_host_back_off(const std::string& host, std::time_t until, Done done);
+  // Whether a redirect of an item of `kind` in `session` may be followed to
+  // `url`: the crawl's scope, as the extension rules it for links too
+  // (crawl_redirect_allowed()). A URL the extension refuses fails the call
+  // with its SQLSTATE (22xxx).
+  void redirect_allowed(std::int64_t session, const std::string& url, std::string_view kind, Answer<bool> done);
   // The host's robots.txt as some worker stored it (nullopt: none yet).
   void stored_robots(const std::string& host, Answer<std::optional<StoredRobots>> done);
 
