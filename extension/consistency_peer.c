@@ -20,6 +20,8 @@
 #include "utils/wait_event.h"
 
 #include "ha_shared.h"
+#include "ha_conn.h"
+#include "ha_guc.h"
 
 PG_FUNCTION_INFO_V1(ha_peer_send);
 PG_FUNCTION_INFO_V1(ha_peer_receive);

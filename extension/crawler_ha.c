@@ -14,6 +14,7 @@
 
 #include "crawler_ha.h"
 #include "ha_shared.h"
+#include "ha_guc.h"
 
 PG_MODULE_MAGIC;
 

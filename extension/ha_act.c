@@ -24,6 +24,7 @@
 #include "ha_state.h"
 #include "ha_timing.h"
 #include "ha_witness.h"
+#include "ha_guc.h"
 
 /*
  * At most this many actions follow one event: a step-down, its rejoin, and

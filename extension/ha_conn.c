@@ -19,6 +19,7 @@
 #include "utils/timestamp.h"
 
 #include "ha_shared.h"
+#include "ha_conn.h"
 #include "ha_step.h"
 
 static void

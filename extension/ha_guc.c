@@ -17,6 +17,7 @@
 #include "utils/guc.h"
 
 #include "ha_shared.h"
+#include "ha_guc.h"
 
 char	   *ha_peer_conninfo = NULL;
 char	   *ha_witness_conninfo = NULL;

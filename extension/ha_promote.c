@@ -29,6 +29,7 @@
 
 #include "crawler_ha.h"
 #include "ha_shared.h"
+#include "ha_guc.h"
 #include "ha_timing.h"
 #include "ha_events.h"
 #include "ha_promote.h"

@@ -31,6 +31,8 @@
 
 #include "crawler_ha.h"
 #include "ha_shared.h"
+#include "ha_conn.h"
+#include "ha_guc.h"
 #include "ha_demote.h"
 #include "ha_events.h"
 #include "ha_rejoin.h"

@@ -1,7 +1,9 @@
 /*
  * ha_shared.h
- *		High availability: settings, the shared-memory picture of this node
- *		and its peers, and the entry points of the ha_*.c files.
+ *		The shared-memory picture of this node and its peers (HaShared), what
+ *		the worker last read of this node (HaLocal), and the names every node
+ *		uses.  Settings are in ha_guc.h, remote queries in ha_conn.h, the
+ *		write rule in ha_write_rule.h.
  *
  * One background worker per data node owns every change of HA state
  * (promote, demote, rejoin, switchover); SQL functions only read shared
@@ -31,29 +33,6 @@
 extern HaRole ha_role_from_name(const char *name);
 /* The role's name as ha_state spells it; "" for HA_ROLE_NONE. */
 extern const char *ha_role_name(HaRole role);
-
-typedef enum HaReplicationMode
-{
-	HA_MODE_ASYNC,
-	HA_MODE_SYNC,
-	HA_MODE_SEMI_SYNC
-} HaReplicationMode;
-
-/* ---- settings (ha_guc.c) ---- */
-extern char *ha_peer_conninfo;
-extern char *ha_witness_conninfo;
-extern char *ha_database;
-extern int	ha_health_check_interval_ms;
-extern int	ha_failure_threshold;
-extern int	ha_response_timeout_ms;
-extern bool ha_auto_failover;
-extern int	ha_replication_mode;
-extern int	ha_sync_timeout_ms;
-extern int	ha_replication_lag_threshold_ms;
-extern int	ha_fence_timeout_ms;
-extern int	ha_priority;
-
-extern const char *ha_replication_mode_name(int mode);
 
 /* ---- what one probe of a remote node saw (ha_shmem.c) ---- */
 typedef struct HaRemoteView
@@ -172,9 +151,6 @@ typedef struct HaLocal
 extern HaLocal ha_local;
 extern bool ha_preloaded;
 
-/* ha_guc.c */
-extern void ha_worker_init(void);
-
 /* ha_shmem.c */
 extern void ha_shmem_install_hooks(void);
 extern bool ha_shmem_ready(void);
@@ -183,103 +159,5 @@ extern bool ha_shmem_ready(void);
 PGDLLEXPORT void ha_worker_main(Datum main_arg);
 /* From _PG_init while preloaded: registers the HA worker (restarted a second after it dies). */
 extern void ha_register_worker(void);
-
-/* ha_conn.c: non-blocking libpq driven by latch waits */
-typedef enum HaConnPhase
-{
-	HA_CONN_IDLE,
-	HA_CONN_CONNECTING,
-	HA_CONN_FLUSHING,
-	HA_CONN_READING,
-	HA_CONN_DONE,
-	HA_CONN_FAILED
-} HaConnPhase;
-
-struct pg_conn;
-struct pg_result;
-
-typedef struct HaConn
-{
-	struct pg_conn *conn;
-	bool		fd_reserved;
-	HaConnPhase phase;
-	int			poll_wants;		/* WL_SOCKET_* the state machine waits for */
-	TimestampTz started;
-	TimestampTz deadline;
-	const char *query;
-	struct pg_result *result;	/* last PGRES_TUPLES_OK/COMMAND_OK result */
-	char		error[256];
-	/* a query the remote server refused: its SQLSTATE and fields ("" else) */
-	char		sqlstate[6];
-	char		err_primary[256];
-	char		err_detail[256];
-	char		err_hint[256];
-} HaConn;
-
-/* Why a remote query failed, as ha_remote_query_diag() reports it. */
-typedef struct HaRemoteError
-{
-	char		message[256];	/* libpq's whole message */
-	char		sqlstate[6];	/* "": the server never answered the query */
-	char		primary[256];
-	char		detail[256];
-	char		hint[256];
-} HaRemoteError;
-
-extern void ha_conn_start(HaConn *hc, const char *conninfo, const char *query,
-						  int timeout_ms, const char *appname);
-extern void ha_conn_step(HaConn *hc, int events);
-extern long ha_conn_wait_ms(HaConn *hc);
-extern void ha_conn_reset(HaConn *hc, bool keep_connection);
-extern void ha_conn_close(HaConn *hc);
-extern bool ha_remote_query(const char *conninfo, const char *query, int timeout_ms,
-							char **value, char *error, size_t errlen);
-/*
- * ha_remote_query() that keeps the remote error's fields: a query the peer
- * refused comes back with its SQLSTATE, primary message, detail and hint,
- * for the caller to raise again as postgres_fdw does.
- */
-extern bool ha_remote_query_diag(const char *conninfo, const char *query, int timeout_ms,
-								 char **value, HaRemoteError *err);
-/*
- * The text of column `name` in the first row of `res`; NULL when there is
- * no row, no such column, or the value is NULL.  Remote answers are read by
- * column name, so a function that gains or reorders columns on one node
- * is still read right by the other.
- */
-extern const char *ha_result_value(const struct pg_result *res, const char *name);
-/* The same as a boolean ("t"), an LSN, or a whole number; absent: false, 0. */
-extern bool ha_result_bool(const struct pg_result *res, const char *name);
-extern XLogRecPtr ha_result_lsn(const struct pg_result *res, const char *name);
-extern int64 ha_result_int(const struct pg_result *res, const char *name);
-
-
-/* Whether this node may write crawl data, and if not, why (ha_write_rule.c). */
-typedef enum HaWriteVerdict
-{
-	HA_WRITE_ALLOWED,
-	HA_WRITE_IN_RECOVERY,		/* the server is a physical standby */
-	HA_WRITE_NOT_PRIMARY,		/* a standby or a witness */
-	HA_WRITE_FENCED,			/* a switchover or a fence is in progress */
-	HA_WRITE_NEWER_TERM,		/* a newer term exists: this node must rejoin */
-	HA_WRITE_BLOCKED,			/* self-fenced, or no contact since its start */
-	HA_WRITE_UNCHECKED,			/* restarted: its first check of the peer is pending */
-	HA_WRITE_READ_ONLY			/* the server's default_transaction_read_only is on */
-} HaWriteVerdict;
-
-typedef struct HaWriteCheck
-{
-	HaWriteVerdict verdict;
-	const char *why;			/* HA_WRITE_BLOCKED: the reason */
-	int64		newer_term;		/* HA_WRITE_NEWER_TERM: the newest term heard of */
-	char		newer_primary[HA_NAME_LEN];	/* its primary, "" when unknown */
-} HaWriteCheck;
-
-/*
- * The rule, for a node in `role` of `term`, `fenced` or not (its ha_state
- * row, or shared memory's copy of it), with what shared memory knows of the
- * peer, the witness and the server's settings.  Raises nothing; fills `out`.
- */
-extern void ha_check_write(HaRole role, int64 term, bool fenced, HaWriteCheck *out);
 
 #endif							/* HA_SHARED_H */

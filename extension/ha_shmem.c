@@ -14,6 +14,7 @@
 #include "utils/guc.h"
 
 #include "ha_shared.h"
+#include "ha_guc.h"
 
 HaShared   *ha_shared = NULL;
 

@@ -31,6 +31,9 @@
 
 #include "crawler_ha.h"
 #include "ha_shared.h"
+#include "ha_write_rule.h"
+#include "ha_conn.h"
+#include "ha_guc.h"
 #include "ha_witness.h"
 #include "ha_settings.h"
 

@@ -7,6 +7,7 @@
 #define HA_WITNESS_H
 
 #include "ha_shared.h"
+#include "ha_conn.h"
 
 /* What one turn of ha_witness_tick() brought, for the decision table. */
 typedef struct HaWitnessNews

@@ -11,6 +11,8 @@
 #include "utils/guc.h"
 
 #include "ha_shared.h"
+#include "ha_write_rule.h"
+#include "ha_guc.h"
 #include "ha_witness.h"
 
 void
