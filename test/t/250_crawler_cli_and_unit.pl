@@ -49,6 +49,25 @@ is($rc, 2, 'a seed that is not http(s) is refused');
 my $node = new_node('cli');
 $node->safe_psql('postgres', 'CREATE ROLE crawler LOGIN IN ROLE crawler_ha_writer');
 my $db = 'host=' . $node->host . ' port=' . $node->port . ' dbname=postgres user=crawler';
+# The defaults --help names are the extension's (crawl_settings() applies
+# them when an option is not given): the help must say what happens.
+{
+	my ($hrc, $help) = run_worker('--help');
+	my %unit = ('MiB' => 1024 * 1024, 'million' => 1000000, '' => 1);
+	for my $o ([ 'max-depth', 'max_depth' ], [ 'max-pages', 'max_pages' ], [ 'per-host', 'per_host' ],
+		[ 'delay-ms', 'delay_ms' ], [ 'max-attempts', 'max_attempts' ],
+		[ 'max-page-bytes', 'max_page_bytes' ], [ 'max-image-bytes', 'max_image_bytes' ],
+		[ 'max-pixels', 'max_pixels' ])
+	{
+		my ($opt, $key) = @$o;
+		# the option's own lines only (its description may wrap)
+		my ($n, $u) = $help =~ /--\Q$opt\E\b(?:(?!\n\s*-).)*?\(default\s+(\d+)(?:\s+(MiB|million))?\)/s;
+		my $sql = $node->safe_psql('postgres',
+			"SELECT crawl_settings('{}', ARRAY['http://x.test/']) ->> '$key'");
+		is(defined $n ? $n * $unit{ $u // '' } : 'missing', $sql, "--help names crawl_settings()'s default of --$opt");
+	}
+}
+
 my $sid = $node->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://127.0.0.1:9/'], '{\"robots\": false}')");
 
 # the same options from a config file

@@ -194,57 +194,68 @@ void Database::disconnect(Shard& sh) {
   if (sh.index == 0) connected_ = false;
 }
 
-bool Database::connect(Shard& sh) {
-  disconnect(sh);
-  // libpq picks the writable host of a multi-host conninfo.
+namespace {
+
+// The connection's keywords: the user's conninfo, with libpq asked to pick
+// the writable host of a multi-host conninfo and to give up on a host after
+// 10 s, unless the conninfo says otherwise. nullopt: the conninfo is invalid.
+std::optional<std::vector<std::pair<std::string, std::string>>> connection_params(const std::string& conninfo) {
   bool has_tsa = false, has_timeout = false;
   char* err = nullptr;
-  if (PQconninfoOption* opts = PQconninfoParse(conninfo_.c_str(), &err)) {
-    for (PQconninfoOption* o = opts; o->keyword; ++o) {
-      if (!o->val || !*o->val) continue;
-      if (std::string(o->keyword) == "target_session_attrs") has_tsa = true;
-      if (std::string(o->keyword) == "connect_timeout") has_timeout = true;
-    }
-    PQconninfoFree(opts);
-  } else {
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (!opts) {
     CRAWLER_LOG(error) << "invalid --db conninfo: " << (err ? err : "?");
     PQfreemem(err);
-    return false;
+    return std::nullopt;
   }
-  std::vector<const char*> keys = {"dbname", "application_name"};
-  std::vector<const char*> vals = {conninfo_.c_str(), "crawler-worker"};
-  if (!has_tsa) {
-    keys.push_back("target_session_attrs");
-    vals.push_back("read-write");
+  for (PQconninfoOption* o = opts; o->keyword; ++o) {
+    if (!o->val || !*o->val) continue;
+    if (std::string(o->keyword) == "target_session_attrs") has_tsa = true;
+    if (std::string(o->keyword) == "connect_timeout") has_timeout = true;
   }
-  if (!has_timeout) {
-    keys.push_back("connect_timeout");
-    vals.push_back("10");
+  PQconninfoFree(opts);
+  std::vector<std::pair<std::string, std::string>> params = {{"dbname", conninfo},
+                                                             {"application_name", "crawler-worker"}};
+  if (!has_tsa) params.emplace_back("target_session_attrs", "read-write");
+  if (!has_timeout) params.emplace_back("connect_timeout", "10");
+  return params;
+}
+
+}  // namespace
+
+bool Database::open(Shard& sh) {
+  auto params = connection_params(conninfo_);
+  if (!params) return false;
+  std::vector<const char*> keys, vals;
+  for (const auto& [k, v] : *params) {
+    keys.push_back(k.c_str());
+    vals.push_back(v.c_str());
   }
   keys.push_back(nullptr);
   vals.push_back(nullptr);
   sh.conn = PQconnectdbParams(keys.data(), vals.data(), 1);
-  if (PQstatus(sh.conn) != CONNECTION_OK) {
-    std::string m = PQerrorMessage(sh.conn);
-    while (!m.empty() && m.back() == '\n') m.pop_back();
-    for (auto& ch : m)
-      if (ch == '\n') ch = ' ';
-    CRAWLER_LOG(warn) << "database: cannot connect: " << m;
-    disconnect(sh);
-    return false;
-  }
+  if (PQstatus(sh.conn) == CONNECTION_OK) return true;
+  std::string m = PQerrorMessage(sh.conn);
+  while (!m.empty() && m.back() == '\n') m.pop_back();
+  for (auto& ch : m)
+    if (ch == '\n') ch = ' ';
+  CRAWLER_LOG(warn) << "database: cannot connect: " << m;
+  return false;
+}
+
+bool Database::read_schema(Shard& sh) {
   PGresult* r = PQexec(sh.conn,
                        "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e "
                        "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
                        "WHERE e.extname = 'crawler_ha'");
-  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-    CRAWLER_LOG(error) << "database: the crawler_ha extension is not installed in this database";
-    PQclear(r);
-    disconnect(sh);
-    return false;
-  }
-  sh.schema = PQgetvalue(r, 0, 0);
+  bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+  if (ok) sh.schema = PQgetvalue(r, 0, 0);
+  else CRAWLER_LOG(error) << "database: the crawler_ha extension is not installed in this database";
   PQclear(r);
+  return ok;
+}
+
+bool Database::prepare_statements(Shard& sh) {
   // Every statement prepared in one round trip: a pipeline with a sync point
   // after each, so that a missing optional one aborts nothing else.
   bool prepared = PQenterPipelineMode(sh.conn) == 1;
@@ -268,8 +279,14 @@ bool Database::connect(Shard& sh) {
     if (PQresultStatus(p) != PGRES_PIPELINE_SYNC) prepared = false;
     PQclear(p);
   }
-  if (!prepared || PQexitPipelineMode(sh.conn) != 1) {
-    if (prepared) CRAWLER_LOG(error) << "database: preparing statements: " << PQerrorMessage(sh.conn);
+  if (prepared && PQexitPipelineMode(sh.conn) == 1) return true;
+  if (prepared) CRAWLER_LOG(error) << "database: preparing statements: " << PQerrorMessage(sh.conn);
+  return false;
+}
+
+bool Database::connect(Shard& sh) {
+  disconnect(sh);
+  if (!open(sh) || !read_schema(sh) || !prepare_statements(sh)) {
     disconnect(sh);
     return false;
   }
@@ -286,29 +303,11 @@ bool Database::connect(Shard& sh) {
   return true;
 }
 
-std::size_t Database::execute(Shard& sh, std::vector<Op>& batch, bool* lost) {
-  *lost = false;
-  std::vector<std::vector<const char*>> values(batch.size());
-  if (PQenterPipelineMode(sh.conn) != 1) {
-    *lost = true;
-    return 0;
-  }
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    for (const auto& p : batch[i].params) values[i].push_back(p ? p->c_str() : nullptr);
-    const char* name = kStatements[static_cast<int>(batch[i].stmt)].name;
-    // Each call is followed by a sync: its own implicit transaction.
-    if (PQsendQueryPrepared(sh.conn, name, static_cast<int>(values[i].size()), values[i].data(),
-                            nullptr, nullptr, 0) != 1 ||
-        PQpipelineSync(sh.conn) != 1) {
-      *lost = true;
-      return 0;
-    }
-  }
-  std::vector<std::optional<DbResult>> results(batch.size());
+std::size_t Database::read_answers(Shard& sh, std::vector<std::optional<DbResult>>& results, bool* lost) {
   std::size_t answered = 0;
   bool awaiting_sync = false;
   auto deadline = Clock::now() + kReplyTimeout;
-  while (answered < batch.size()) {
+  while (answered < results.size()) {
     int f = PQflush(sh.conn);
     if (f < 0) {
       *lost = true;
@@ -329,7 +328,7 @@ std::size_t Database::execute(Shard& sh, std::vector<Op>& batch, bool* lost) {
       *lost = true;
       break;
     }
-    while (answered < batch.size() && !PQisBusy(sh.conn)) {
+    while (answered < results.size() && !PQisBusy(sh.conn)) {
       PGresult* r = PQgetResult(sh.conn);
       if (!r) {
         awaiting_sync = true;  // end of this call's results
@@ -350,7 +349,11 @@ std::size_t Database::execute(Shard& sh, std::vector<Op>& batch, bool* lost) {
       break;
     }
   }
-  if (!*lost) PQexitPipelineMode(sh.conn);
+  return answered;
+}
+
+std::size_t Database::deliver_answers(Shard& sh, std::vector<Op>& batch, std::vector<std::optional<DbResult>>& results,
+                                      std::size_t answered, bool* lost) {
   // Deliver what was answered, except the refusals that a reconnect cures
   // and the deadlocks and serialization failures that a second try cures
   // (every call is idempotent).
@@ -375,6 +378,30 @@ std::size_t Database::execute(Shard& sh, std::vector<Op>& batch, bool* lost) {
     for (auto it = again.rbegin(); it != again.rend(); ++it) sh.queue.push_front(std::move(*it));
   }
   return done;
+}
+
+std::size_t Database::execute(Shard& sh, std::vector<Op>& batch, bool* lost) {
+  *lost = false;
+  std::vector<std::vector<const char*>> values(batch.size());
+  if (PQenterPipelineMode(sh.conn) != 1) {
+    *lost = true;
+    return 0;
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    for (const auto& p : batch[i].params) values[i].push_back(p ? p->c_str() : nullptr);
+    const char* name = kStatements[static_cast<int>(batch[i].stmt)].name;
+    // Each call is followed by a sync: its own implicit transaction.
+    if (PQsendQueryPrepared(sh.conn, name, static_cast<int>(values[i].size()), values[i].data(),
+                            nullptr, nullptr, 0) != 1 ||
+        PQpipelineSync(sh.conn) != 1) {
+      *lost = true;
+      return 0;
+    }
+  }
+  std::vector<std::optional<DbResult>> results(batch.size());
+  std::size_t answered = read_answers(sh, results, lost);
+  if (!*lost) PQexitPipelineMode(sh.conn);
+  return deliver_answers(sh, batch, results, answered, lost);
 }
 
 Database::BatchOutcome Database::execute_transaction(Shard& sh, std::vector<Op>& batch) {
@@ -432,6 +459,88 @@ Database::BatchOutcome Database::execute_transaction(Shard& sh, std::vector<Op>&
   return BatchOutcome::committed;
 }
 
+bool Database::take_batch(Shard& sh, std::vector<Op>& batch) {
+  std::unique_lock<std::mutex> lock(sh.mu);
+  sh.cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_ || !sh.queue.empty(); });
+  if (stopping_ && (sh.queue.empty() || stop_now())) {
+    // Unanswered calls at the deadline are dropped: their leases expire.
+    pending_ -= sh.queue.size();
+    sh.queue.clear();
+    return false;
+  }
+  // On connection 0 a run of links and claims is one transaction (one
+  // commit for a page's links and the claim behind them); anything else
+  // there goes on its own.
+  bool group = !sh.queue.empty() && (sh.index > 0 || groupable(sh.queue.front().stmt));
+  while (!sh.queue.empty() && batch.size() < kMaxBatch &&
+         (sh.index > 0 || (group && groupable(sh.queue.front().stmt)) || batch.empty())) {
+    batch.push_back(std::move(sh.queue.front()));
+    sh.queue.pop_front();
+  }
+  return true;
+}
+
+bool Database::ensure_connected(Shard& sh, std::vector<Op>& batch, std::chrono::milliseconds& backoff) {
+  if (sh.conn && PQstatus(sh.conn) == CONNECTION_OK) return true;
+  if (!connect(sh)) {
+    {
+      std::lock_guard<std::mutex> lock(sh.mu);
+      for (auto it = batch.rbegin(); it != batch.rend(); ++it) sh.queue.push_front(std::move(*it));
+    }
+    std::unique_lock<std::mutex> lock(sh.mu);
+    sh.cv.wait_for(lock, backoff, [&] { return stop_now(); });
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    return false;
+  }
+  if (sh.connects++ > 0) {
+    ++reconnects_;
+    CRAWLER_LOG(info) << "database: reconnected; resending " << batch.size() << " call(s)";
+  }
+  backoff = std::chrono::milliseconds(200);
+  return true;
+}
+
+bool Database::send_batch(Shard& sh, std::vector<Op>& batch, std::size_t* done) {
+  bool lost = false;
+  *done = 0;
+  // Results are batched into one transaction, and so are links with the
+  // claim behind them; renewals, releases and status calls are not: they
+  // wait for item rows that a results batch holds while it waits for a
+  // session row.
+  BatchOutcome outcome = batch.size() > 1 && (sh.index > 0 || groupable(batch.front().stmt))
+                             ? execute_transaction(sh, batch)
+                             : BatchOutcome::statement_failed;
+  if (outcome == BatchOutcome::committed) return true;
+  if (outcome == BatchOutcome::lost) return false;
+  // One call failed and the batch is rolled back: each on its own now, so
+  // every call gets its own answer. An explicit transaction outlives the
+  // sync after an error: end it first.
+  if (PQtransactionStatus(sh.conn) != PQTRANS_IDLE) {
+    PQsetnonblocking(sh.conn, 0);
+    PGresult* rb = PQexec(sh.conn, "ROLLBACK");
+    PQclear(rb);
+    PQsetnonblocking(sh.conn, 1);
+  }
+  if (PQstatus(sh.conn) != CONNECTION_OK || PQtransactionStatus(sh.conn) != PQTRANS_IDLE) return false;
+  *done = execute(sh, batch, &lost);
+  return !lost;
+}
+
+void Database::requeue_after_loss(Shard& sh, std::vector<Op>& batch, std::size_t done) {
+  disconnect(sh);
+  std::vector<Op> again;
+  for (std::size_t i = done; i < batch.size(); ++i) {
+    if (batch[i].idempotent) {
+      again.push_back(std::move(batch[i]));
+    } else {
+      deliver(batch[i], DbResult{false, "08006",
+                                 "the database connection was lost; the outcome is unknown", {}, {}});
+    }
+  }
+  std::lock_guard<std::mutex> lock(sh.mu);
+  for (auto it = again.rbegin(); it != again.rend(); ++it) sh.queue.push_front(std::move(*it));
+}
+
 void Database::run(Shard& sh) {
   auto backoff = std::chrono::milliseconds(200);
   // Connect at once, not when the first call comes: that call is usually on
@@ -439,26 +548,8 @@ void Database::run(Shard& sh) {
   if (connect(sh)) sh.connects = 1;
   for (;;) {
     std::vector<Op> batch;
-    {
-      std::unique_lock<std::mutex> lock(sh.mu);
-      sh.cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_ || !sh.queue.empty(); });
-      if (stopping_ && (sh.queue.empty() || stop_now())) {
-        // Unanswered calls at the deadline are dropped: their leases expire.
-        pending_ -= sh.queue.size();
-        sh.queue.clear();
-        break;
-      }
-      if (sh.queue.empty()) continue;
-      // On connection 0 a run of links and claims is one transaction (one
-      // commit for a page's links and the claim behind them); anything else
-      // there goes on its own.
-      bool group = sh.index > 0 || groupable(sh.queue.front().stmt);
-      while (!sh.queue.empty() && batch.size() < kMaxBatch &&
-             (sh.index > 0 || (group && groupable(sh.queue.front().stmt)) || batch.empty())) {
-        batch.push_back(std::move(sh.queue.front()));
-        sh.queue.pop_front();
-      }
-    }
+    if (!take_batch(sh, batch)) break;
+    if (batch.empty()) continue;
     // Row locks on sessions in one order in every transaction: no deadlock
     // between a batch of results and a batch of links. Calls about one item
     // keep their order (same session). Claims go last: they see the links.
@@ -466,64 +557,9 @@ void Database::run(Shard& sh) {
       return std::make_pair(a.stmt == Stmt::crawl_claim, a.lock_order) <
              std::make_pair(b.stmt == Stmt::crawl_claim, b.lock_order);
     });
-    if (!sh.conn || PQstatus(sh.conn) != CONNECTION_OK) {
-      if (!connect(sh)) {
-        {
-          std::lock_guard<std::mutex> lock(sh.mu);
-          for (auto it = batch.rbegin(); it != batch.rend(); ++it) sh.queue.push_front(std::move(*it));
-        }
-        std::unique_lock<std::mutex> lock(sh.mu);
-        sh.cv.wait_for(lock, backoff, [&] { return stop_now(); });
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
-        continue;
-      }
-      if (sh.connects++ > 0) {
-        ++reconnects_;
-        CRAWLER_LOG(info) << "database: reconnected; resending " << batch.size() << " call(s)";
-      }
-      backoff = std::chrono::milliseconds(200);
-    }
-    bool lost = false;
+    if (!ensure_connected(sh, batch, backoff)) continue;
     std::size_t done = 0;
-    // Results are batched into one transaction, and so are links with the
-    // claim behind them; renewals, releases and status calls are not: they
-    // wait for item rows that a results batch holds while it waits for a
-    // session row.
-    BatchOutcome outcome = batch.size() > 1 && (sh.index > 0 || groupable(batch.front().stmt))
-                               ? execute_transaction(sh, batch)
-                               : BatchOutcome::statement_failed;
-    if (outcome == BatchOutcome::committed) continue;
-    if (outcome == BatchOutcome::lost) {
-      lost = true;
-    } else {
-      // One call failed and the batch is rolled back: each on its own now,
-      // so every call gets its own answer. An explicit transaction outlives
-      // the sync after an error: end it first.
-      if (PQtransactionStatus(sh.conn) != PQTRANS_IDLE) {
-        PQsetnonblocking(sh.conn, 0);
-        PGresult* rb = PQexec(sh.conn, "ROLLBACK");
-        PQclear(rb);
-        PQsetnonblocking(sh.conn, 1);
-      }
-      if (PQstatus(sh.conn) != CONNECTION_OK || PQtransactionStatus(sh.conn) != PQTRANS_IDLE) {
-        lost = true;
-      } else {
-        done = execute(sh, batch, &lost);
-      }
-      if (!lost) continue;
-    }
-    disconnect(sh);
-    std::vector<Op> again;
-    for (std::size_t i = done; i < batch.size(); ++i) {
-      if (batch[i].idempotent) {
-        again.push_back(std::move(batch[i]));
-      } else {
-        deliver(batch[i], DbResult{false, "08006",
-                                   "the database connection was lost; the outcome is unknown", {}, {}});
-      }
-    }
-    std::lock_guard<std::mutex> lock(sh.mu);
-    for (auto it = again.rbegin(); it != again.rend(); ++it) sh.queue.push_front(std::move(*it));
+    if (!send_batch(sh, batch, &done)) requeue_after_loss(sh, batch, done);
   }
 }
 

@@ -95,93 +95,91 @@ std::string default_worker_id() {
 
 }  // namespace
 
-Command parse_command_line(int argc, const char* const argv[]) {
-  Command cmd;
-  WorkerOptions& w = cmd.worker;
-  CrawlRequest& c = cmd.crawl;
+// The options, by the commands that take them, each bound to its field of
+// `cmd`. The crawl options' defaults named in their help are the extension's
+// (crawl_settings()), which applies them when an option is not given:
+// t/250 holds the help text to them.
+struct OptionGroups {
+  po::options_description common{"Options of every command"};
+  po::options_description worker{"Worker options (crawl and run)"};
+  po::options_description crawl{"Crawl options (crawl)"};
+  po::options_description status{"Status options (status)"};
 
-  po::options_description common("Options of every command");
-  common.add_options()
-      ("help,h", "show this help")
-      ("version", "show the version")
-      ("config", po::value<std::string>(&cmd.config_file),
-       "read options from this file too (key = value lines, the long option names; "
-       "the command line wins)")
-      ("db", po::value<std::string>(&w.db),
-       "libpq conninfo of the database, e.g. 'host=a,b dbname=crawl "
-       "target_session_attrs=read-write' (target_session_attrs=read-write is added when absent)")
-      ("log-level", po::value<std::string>(&w.log_level)->default_value("info"),
-       "debug, info, warning or error");
+  explicit OptionGroups(Command& cmd) {
+    WorkerOptions& w = cmd.worker;
+    CrawlRequest& c = cmd.crawl;
+    common.add_options()
+        ("help,h", "show this help")
+        ("version", "show the version")
+        ("config", po::value<std::string>(&cmd.config_file),
+         "read options from this file too (key = value lines, the long option names; "
+         "the command line wins)")
+        ("db", po::value<std::string>(&w.db),
+         "libpq conninfo of the database, e.g. 'host=a,b dbname=crawl "
+         "target_session_attrs=read-write' (target_session_attrs=read-write is added when absent)")
+        ("log-level", po::value<std::string>(&w.log_level)->default_value("info"),
+         "debug, info, warning or error");
 
-  po::options_description worker("Worker options (crawl and run)");
-  worker.add_options()
-      ("storage", po::value<std::string>(&w.storage),
-       "directory of the content-addressed image store (ab/cd/<sha256>.<ext>)")
-      ("worker-id", po::value<std::string>(&w.worker_id),
-       "name of this worker in leases (default hostname:pid)")
-      ("concurrency", po::value<int>(&w.concurrency)->default_value(16),
-       "transfers at once in this worker")
-      ("host-connections", po::value<int>(&w.host_connections)->default_value(8),
-       "connections per host in this worker (the session's per_host limits leases)")
-      ("claim-batch", po::value<int>(&w.claim_batch)->default_value(32),
-       "URLs leased per crawl_claim() call")
-      ("lease-seconds", po::value<int>(&w.lease_seconds)->default_value(60),
-       "lease length; leases are renewed every third of it while work runs")
-      ("connect-timeout-ms", po::value<int>(&w.connect_timeout_ms)->default_value(10000),
-       "TCP/TLS connect timeout")
-      ("timeout-ms", po::value<int>(&w.timeout_ms)->default_value(120000),
-       "timeout of one whole transfer")
-      ("low-speed-bytes", po::value<int>(&w.low_speed_bytes)->default_value(1000),
-       "a transfer slower than this many bytes per second ...")
-      ("low-speed-seconds", po::value<int>(&w.low_speed_seconds)->default_value(20),
-       "... for this many seconds is abandoned as a timeout")
-      ("max-redirects", po::value<int>(&w.max_redirects)->default_value(5),
-       "redirects followed per URL")
-      ("max-retry-after", po::value<int>(&w.max_retry_after_s)->default_value(3600),
-       "longest Retry-After (seconds) honoured; longer ones are capped")
-      ("max-pending-writes", po::value<int>(&w.max_pending_writes)->default_value(2000),
-       "finished results kept in memory until the database acknowledges them; "
-       "at this many, new fetches wait")
-      ("db-connections", po::value<int>(&w.db_connections)->default_value(1),
-       "database connections for results (one more carries claims and status); the calls "
-       "about one URL always use the same one, in order. Each sends its results in batches of "
-       "one transaction; two such connections can deadlock on the session's counters (retried "
-       "after deadlock_timeout), so 1 is usually fastest")
-      ("user-agent", po::value<std::string>(&w.user_agent),
-       "User-Agent sent (crawl: stored as the session's user_agent; run: overrides sessions)");
+    worker.add_options()
+        ("storage", po::value<std::string>(&w.storage),
+         "directory of the content-addressed image store (ab/cd/<sha256>.<ext>)")
+        ("worker-id", po::value<std::string>(&w.worker_id),
+         "name of this worker in leases (default hostname:pid)")
+        ("concurrency", po::value<int>(&w.concurrency)->default_value(16),
+         "transfers at once in this worker")
+        ("host-connections", po::value<int>(&w.host_connections)->default_value(8),
+         "connections per host in this worker (the session's per_host limits leases)")
+        ("claim-batch", po::value<int>(&w.claim_batch)->default_value(32),
+         "URLs leased per crawl_claim() call")
+        ("lease-seconds", po::value<int>(&w.lease_seconds)->default_value(60),
+         "lease length; leases are renewed every third of it while work runs")
+        ("connect-timeout-ms", po::value<int>(&w.connect_timeout_ms)->default_value(10000),
+         "TCP/TLS connect timeout")
+        ("timeout-ms", po::value<int>(&w.timeout_ms)->default_value(120000),
+         "timeout of one whole transfer")
+        ("low-speed-bytes", po::value<int>(&w.low_speed_bytes)->default_value(1000),
+         "a transfer slower than this many bytes per second ...")
+        ("low-speed-seconds", po::value<int>(&w.low_speed_seconds)->default_value(20),
+         "... for this many seconds is abandoned as a timeout")
+        ("max-redirects", po::value<int>(&w.max_redirects)->default_value(5),
+         "redirects followed per URL")
+        ("max-retry-after", po::value<int>(&w.max_retry_after_s)->default_value(3600),
+         "longest Retry-After (seconds) honoured; longer ones are capped")
+        ("max-pending-writes", po::value<int>(&w.max_pending_writes)->default_value(2000),
+         "finished results kept in memory until the database acknowledges them; "
+         "at this many, new fetches wait")
+        ("db-connections", po::value<int>(&w.db_connections)->default_value(1),
+         "database connections for results (one more carries claims and status); the calls "
+         "about one URL always use the same one, in order. Each sends its results in batches of "
+         "one transaction; two such connections can deadlock on the session's counters (retried "
+         "after deadlock_timeout), so 1 is usually fastest")
+        ("user-agent", po::value<std::string>(&w.user_agent),
+         "User-Agent sent (crawl: stored as the session's user_agent; run: overrides sessions)");
 
-  po::options_description crawl("Crawl options (crawl)");
-  crawl.add_options()
-      ("seed", po::value<std::vector<std::string>>(&c.seeds)->composing(),
-       "start URL (repeat for several)")
-      ("max-depth", po::value<int>(), "pages deeper than this are not followed (default 5)")
-      ("max-pages", po::value<int>(), "at most this many pages per session (default 100000)")
-      ("per-host", po::value<int>(), "leased URLs per host at once, across all workers (default 2)")
-      ("delay-ms", po::value<int>(), "politeness delay between two fetches of one host (default 1000)")
-      ("max-attempts", po::value<int>(), "tries per URL before it fails for good (default 3)")
-      ("allow-domain", po::value<std::vector<std::string>>(&c.allow_domains)->composing(),
-       "follow pages on this domain and its subdomains (repeat; default the seeds' hosts)")
-      ("images-any-host", po::bool_switch(&c.images_any_host), "store images from any host (CDNs)")
-      ("no-robots", po::bool_switch(&c.no_robots), "ignore robots.txt")
-      ("min-width", po::value<int>(), "images narrower than this are not stored")
-      ("min-height", po::value<int>(), "images lower than this are not stored")
-      ("max-page-bytes", po::value<long long>(), "largest page body (default 10 MiB)")
-      ("max-image-bytes", po::value<long long>(), "largest image body (default 50 MiB)")
-      ("max-pixels", po::value<long long>(), "largest width*height (default 100 million)");
+    crawl.add_options()
+        ("seed", po::value<std::vector<std::string>>(&c.seeds)->composing(),
+         "start URL (repeat for several)")
+        ("max-depth", po::value<int>(), "pages deeper than this are not followed (default 5)")
+        ("max-pages", po::value<int>(), "at most this many pages per session (default 100000)")
+        ("per-host", po::value<int>(), "leased URLs per host at once, across all workers (default 2)")
+        ("delay-ms", po::value<int>(), "politeness delay between two fetches of one host (default 1000)")
+        ("max-attempts", po::value<int>(), "tries per URL before it fails for good (default 3)")
+        ("allow-domain", po::value<std::vector<std::string>>(&c.allow_domains)->composing(),
+         "follow pages on this domain and its subdomains (repeat; default the seeds' hosts)")
+        ("images-any-host", po::bool_switch(&c.images_any_host), "store images from any host (CDNs)")
+        ("no-robots", po::bool_switch(&c.no_robots), "ignore robots.txt")
+        ("min-width", po::value<int>(), "images narrower than this are not stored")
+        ("min-height", po::value<int>(), "images lower than this are not stored")
+        ("max-page-bytes", po::value<long long>(), "largest page body (default 10 MiB)")
+        ("max-image-bytes", po::value<long long>(), "largest image body (default 50 MiB)")
+        ("max-pixels", po::value<long long>(), "largest width*height (default 100 million)");
 
-  po::options_description status("Status options (status)");
-  status.add_options()("session", po::value<long long>(), "show this session only");
+    status.add_options()("session", po::value<long long>(), "show this session only");
 
-  po::options_description hidden;
-  hidden.add_options()("command", po::value<std::string>(&cmd.name));
-  po::positional_options_description pos;
-  pos.add("command", 1);
+  }
+};
 
-  po::options_description all;
-  all.add(common).add(worker).add(crawl).add(status).add(hidden);
-  po::options_description visible;
-  visible.add(common).add(worker).add(crawl).add(status);
-
+std::string help_text(const po::options_description& visible) {
   std::ostringstream help;
   help << "crawler-worker " << CRAWLER_VERSION
        << ": crawls web sites for images into crawler_ha (PostgreSQL)\n\n"
@@ -195,7 +193,53 @@ Command parse_command_line(int argc, const char* const argv[]) {
           "  crawler-worker status --db CONNINFO [--session ID]\n"
           "      sessions, queue, recent errors and ha_status()\n\n"
        << visible;
-  cmd.help_text = help.str();
+  return help.str();
+}
+
+// What no option parser checks: the command, what it requires, the ranges.
+void check_command(Command& cmd) {
+  WorkerOptions& w = cmd.worker;
+  CrawlRequest& c = cmd.crawl;
+  if (cmd.name != "crawl" && cmd.name != "run" && cmd.name != "status")
+    throw std::runtime_error("unknown command \"" + cmd.name +
+                             "\": use crawl, run or status (see crawler-worker --help)");
+  if (w.db.empty()) throw std::runtime_error("--db CONNINFO is required");
+  if (cmd.name != "status" && w.storage.empty())
+    throw std::runtime_error("--storage DIR is required");
+  if (cmd.name == "crawl" && c.seeds.empty())
+    throw std::runtime_error("crawl needs at least one --seed URL");
+  auto positive = [](int v, const char* name) {
+    if (v < 1) throw std::runtime_error(std::string("--") + name + " must be at least 1");
+  };
+  positive(w.concurrency, "concurrency");
+  positive(w.host_connections, "host-connections");
+  positive(w.claim_batch, "claim-batch");
+  positive(w.lease_seconds, "lease-seconds");
+  positive(w.max_pending_writes, "max-pending-writes");
+  positive(w.db_connections, "db-connections");
+  positive(w.timeout_ms, "timeout-ms");
+  positive(w.connect_timeout_ms, "connect-timeout-ms");
+  if (w.lease_seconds < 3) throw std::runtime_error("--lease-seconds must be at least 3");
+  if (w.worker_id.empty()) w.worker_id = default_worker_id();
+  if (c.per_host && *c.per_host > w.host_connections) w.host_connections = *c.per_host;
+}
+
+Command parse_command_line(int argc, const char* const argv[]) {
+  Command cmd;
+  WorkerOptions& w = cmd.worker;
+  CrawlRequest& c = cmd.crawl;
+  OptionGroups groups(cmd);
+
+  po::options_description hidden;
+  hidden.add_options()("command", po::value<std::string>(&cmd.name));
+  po::positional_options_description pos;
+  pos.add("command", 1);
+
+  po::options_description all;
+  all.add(groups.common).add(groups.worker).add(groups.crawl).add(groups.status).add(hidden);
+  po::options_description visible;
+  visible.add(groups.common).add(groups.worker).add(groups.crawl).add(groups.status);
+  cmd.help_text = help_text(visible);
 
   po::variables_map vm;
   try {
@@ -230,29 +274,7 @@ Command parse_command_line(int argc, const char* const argv[]) {
   copy_opt(vm, "max-pixels", c.max_pixels);
   if (vm.count("session")) cmd.session = vm["session"].as<long long>();
   c.user_agent = w.user_agent;
-
-  if (cmd.name != "crawl" && cmd.name != "run" && cmd.name != "status")
-    throw std::runtime_error("unknown command \"" + cmd.name +
-                             "\": use crawl, run or status (see crawler-worker --help)");
-  if (w.db.empty()) throw std::runtime_error("--db CONNINFO is required");
-  if (cmd.name != "status" && w.storage.empty())
-    throw std::runtime_error("--storage DIR is required");
-  if (cmd.name == "crawl" && c.seeds.empty())
-    throw std::runtime_error("crawl needs at least one --seed URL");
-  auto positive = [](int v, const char* name) {
-    if (v < 1) throw std::runtime_error(std::string("--") + name + " must be at least 1");
-  };
-  positive(w.concurrency, "concurrency");
-  positive(w.host_connections, "host-connections");
-  positive(w.claim_batch, "claim-batch");
-  positive(w.lease_seconds, "lease-seconds");
-  positive(w.max_pending_writes, "max-pending-writes");
-  positive(w.db_connections, "db-connections");
-  positive(w.timeout_ms, "timeout-ms");
-  positive(w.connect_timeout_ms, "connect-timeout-ms");
-  if (w.lease_seconds < 3) throw std::runtime_error("--lease-seconds must be at least 3");
-  if (w.worker_id.empty()) w.worker_id = default_worker_id();
-  if (c.per_host && *c.per_host > w.host_connections) w.host_connections = *c.per_host;
+  check_command(cmd);
   return cmd;
 }
 

@@ -22,6 +22,7 @@ struct pg_conn;
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <thread>
@@ -67,11 +68,32 @@ class Database final : public DbCaller {
     std::uint64_t connects = 0;
   };
   void run(Shard& sh);
+  // Connects, finds the extension's schema and prepares every statement;
+  // false (and no connection) when any of it fails, which is logged.
   bool connect(Shard& sh);
+  bool open(Shard& sh);                // the connection itself
+  bool read_schema(Shard& sh);         // where crawler_ha is installed
+  bool prepare_statements(Shard& sh);  // every statement in one round trip
   void disconnect(Shard& sh);
   // Sends a batch in one pipeline, each call its own transaction; returns
   // how many got a final answer.
   std::size_t execute(Shard& sh, std::vector<Op>& batch, bool* connection_lost);
+  // execute()'s halves: the answers of a pipeline of calls each followed by
+  // a sync (how many came, within kReplyTimeout), and their delivery (how
+  // many were final: a deadlock's call goes back to the queue, a refusal a
+  // reconnect cures stops the delivery and sets *lost).
+  std::size_t read_answers(Shard& sh, std::vector<std::optional<DbResult>>& results, bool* lost);
+  std::size_t deliver_answers(Shard& sh, std::vector<Op>& batch, std::vector<std::optional<DbResult>>& results,
+                              std::size_t answered, bool* lost);
+  // run()'s steps. The next batch from the queue (false: stop); a connection
+  // for it (false: the batch is queued again after a back-off); the batch
+  // sent, as one transaction or call by call (false: the connection was
+  // lost after *done calls were answered); and after a loss the idempotent
+  // rest queued again, the others answered 08006.
+  bool take_batch(Shard& sh, std::vector<Op>& batch);
+  bool ensure_connected(Shard& sh, std::vector<Op>& batch, std::chrono::milliseconds& backoff);
+  bool send_batch(Shard& sh, std::vector<Op>& batch, std::size_t* done);
+  void requeue_after_loss(Shard& sh, std::vector<Op>& batch, std::size_t done);
   // Sends a batch as one transaction; on `committed` every call is answered.
   enum class BatchOutcome { committed, statement_failed, lost };
   BatchOutcome execute_transaction(Shard& sh, std::vector<Op>& batch);
