@@ -150,6 +150,24 @@ $$;
 COMMENT ON FUNCTION @extschema@.crawl_check_worker(text) IS
     'crawler_ha (internal): validate a worker name';
 
+-- A frontier item's kind: page or image.
+CREATE FUNCTION @extschema@.crawl_check_kind(kind text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF kind IS NULL THEN
+        RAISE EXCEPTION 'kind must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF NOT @extschema@.crawl_kind_ok(kind) THEN
+        RAISE EXCEPTION 'invalid kind "%"', left(kind, 100)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'kind is page or image.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_check_kind(text) IS
+    'crawler_ha (internal): validate a frontier item''s kind';
+
 CREATE FUNCTION @extschema@.crawl_check_interval(value interval, name text, lo interval, hi interval)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE

@@ -21,12 +21,8 @@ BEGIN
         RAISE EXCEPTION 'session must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     ELSIF url IS NULL THEN
         RAISE EXCEPTION 'url must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    ELSIF kind IS NULL THEN
-        RAISE EXCEPTION 'kind must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    ELSIF NOT @extschema@.crawl_kind_ok(kind) THEN
-        RAISE EXCEPTION 'invalid kind "%"', left(kind, 100)
-            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'kind is page or image.';
     END IF;
+    PERFORM @extschema@.crawl_check_kind(kind);
     host := @extschema@.crawl_url_host(url, 'url');
     SELECT cs.settings INTO settings FROM @extschema@.crawl_sessions cs WHERE cs.id = session;
     IF NOT FOUND THEN
@@ -59,12 +55,9 @@ BEGIN
         RAISE EXCEPTION 'urls must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     ELSIF depth IS NULL THEN
         RAISE EXCEPTION 'depth must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    ELSIF kind IS NULL THEN
-        RAISE EXCEPTION 'kind must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    ELSIF NOT @extschema@.crawl_kind_ok(kind) THEN
-        RAISE EXCEPTION 'invalid kind "%"', left(kind, 100)
-            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'kind is page or image.';
-    ELSIF NOT @extschema@.crawl_depth_ok(depth) THEN
+    END IF;
+    PERFORM @extschema@.crawl_check_kind(kind);
+    IF NOT @extschema@.crawl_depth_ok(depth) THEN
         RAISE EXCEPTION 'depth % is out of range', depth
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'depth is between 0 and 1000.';
     ELSIF cardinality(urls) > 100000 THEN

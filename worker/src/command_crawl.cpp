@@ -89,17 +89,7 @@ class CrawlCommand {
     CRAWLER_LOG(info) << "signal " << sig << ": stopping (leases are returned)";
     if (session_ == 0) io_.stop();
     else finish(3);
-    stop_deadline_.expires_after(kStopGrace);
-    stop_deadline_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      CRAWLER_LOG(warn) << "the database did not answer within " << kStopGrace.count()
-                        << " s: stopping anyway; unreturned leases expire";
-      forced_stop_ = true;
-      io_.stop();
-    });
-    signals_.async_wait([](const boost::system::error_code& ec, int) {
-      if (!ec) std::_Exit(130);  // a second signal: now
-    });
+    arm_stop_deadline(io_, stop_deadline_, signals_, forced_stop_);
   }
 
   void poll_status() {

@@ -51,17 +51,7 @@ class ServiceCommand {
   void stop(int sig) {
     CRAWLER_LOG(info) << "signal " << sig << ": finishing, returning leases";
     crawler_.stop([this] { io_.stop(); });
-    stop_deadline_.expires_after(kStopGrace);
-    stop_deadline_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      CRAWLER_LOG(warn) << "the database did not answer within " << kStopGrace.count()
-                        << " s: stopping anyway; unreturned leases expire";
-      forced_stop_ = true;
-      io_.stop();
-    });
-    stop_signals_.async_wait([](const boost::system::error_code& ec, int) {
-      if (!ec) std::_Exit(130);
-    });
+    arm_stop_deadline(io_, stop_deadline_, stop_signals_, forced_stop_);
   }
 
   void wait_for_reload() {

@@ -3,6 +3,9 @@
 // status (sessions, recent errors, ha_status()). Each returns the process's
 // exit status.
 #pragma once
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 
 #include "crawler/options.hpp"
@@ -12,6 +15,12 @@ namespace crawler {
 // How long a stop waits for the database to take back leases and results
 // (the unit's TimeoutStopSec is 30 s).
 constexpr std::chrono::seconds kStopGrace{15};
+
+// Once a stop has begun: when the database has not answered within
+// kStopGrace, the loop stops anyway (unreturned leases expire) and `forced`
+// is set; a second signal on `signals` ends the process at once (exit 130).
+void arm_stop_deadline(boost::asio::io_context& io, boost::asio::steady_timer& deadline,
+                       boost::asio::signal_set& signals, bool& forced);
 
 // 0: the session finished with a page fetched; 1: it ended otherwise or no
 // database answered; 2: a bad seed, store or crawl_start(); 3: interrupted.

@@ -1,0 +1,25 @@
+// The stop that crawl and run share: a bounded wait for the database, and a
+// second signal that ends the process at once.
+#include <cstdlib>
+
+#include "crawler/commands.hpp"
+#include "crawler/log.hpp"
+
+namespace crawler {
+
+void arm_stop_deadline(boost::asio::io_context& io, boost::asio::steady_timer& deadline,
+                       boost::asio::signal_set& signals, bool& forced) {
+  deadline.expires_after(kStopGrace);
+  deadline.async_wait([&io, &forced](const boost::system::error_code& ec) {
+    if (ec) return;
+    CRAWLER_LOG(warn) << "the database did not answer within " << kStopGrace.count()
+                      << " s: stopping anyway; unreturned leases expire";
+    forced = true;
+    io.stop();
+  });
+  signals.async_wait([](const boost::system::error_code& ec, int) {
+    if (!ec) std::_Exit(130);  // a second signal: now
+  });
+}
+
+}  // namespace crawler
