@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "crawler/commands.hpp"
+#include "crawler/crawl_stack.hpp"
 #include "crawler/crawler.hpp"
 #include "crawler/database.hpp"
 #include "crawler/log.hpp"
@@ -35,9 +36,7 @@ class CrawlCommand {
   CrawlCommand(const Command& cmd, std::vector<std::string> seeds, FileStore& store)
       : cmd_(cmd),
         seeds_(std::move(seeds)),
-        db_(cmd.worker.db, io_, cmd.worker.db_connections),
-        api_(db_, cmd.worker.worker_id, cmd.worker.lease_seconds),
-        crawler_(io_, cmd.worker, api_, store) {}
+        stack_(cmd.worker, store) {}
 
   int run() {
     signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
@@ -130,10 +129,11 @@ class CrawlCommand {
 
   const Command& cmd_;
   std::vector<std::string> seeds_;
-  asio::io_context io_;
-  Database db_;
-  WriteApi api_;
-  Crawler crawler_;
+  CrawlStack stack_;
+  asio::io_context& io_ = stack_.io;
+  Database& db_ = stack_.db;
+  WriteApi& api_ = stack_.api;
+  Crawler& crawler_ = stack_.crawler;
   asio::steady_timer tick_{io_}, give_up_{io_}, stop_deadline_{io_};
   asio::signal_set signals_{io_, SIGINT, SIGTERM};
   ProgressDisplay progress_{::isatty(2) != 0};

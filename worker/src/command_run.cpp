@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "crawler/commands.hpp"
+#include "crawler/crawl_stack.hpp"
 #include "crawler/crawler.hpp"
 #include "crawler/database.hpp"
 #include "crawler/log.hpp"
@@ -27,9 +28,7 @@ class ServiceCommand {
   ServiceCommand(const Command& cmd, int argc, const char* const argv[], FileStore& store)
       : argc_(argc),
         argv_(argv),
-        db_(cmd.worker.db, io_, cmd.worker.db_connections),
-        api_(db_, cmd.worker.worker_id, cmd.worker.lease_seconds),
-        crawler_(io_, cmd.worker, api_, store) {}
+        stack_(cmd.worker, store) {}
 
   int run() {
     stop_signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
@@ -79,10 +78,11 @@ class ServiceCommand {
 
   int argc_;
   const char* const* argv_;
-  asio::io_context io_;
-  Database db_;
-  WriteApi api_;
-  Crawler crawler_;
+  CrawlStack stack_;
+  asio::io_context& io_ = stack_.io;
+  Database& db_ = stack_.db;
+  WriteApi& api_ = stack_.api;
+  Crawler& crawler_ = stack_.crawler;
   asio::signal_set stop_signals_{io_, SIGINT, SIGTERM}, hup_{io_, SIGHUP};
   asio::steady_timer stop_deadline_{io_}, report_{io_};
   bool forced_stop_ = false;
