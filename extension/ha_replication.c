@@ -11,22 +11,8 @@
  */
 #include "postgres.h"
 
-#include <signal.h>
-
-#include "access/xact.h"
-#include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "lib/stringinfo.h"
-#include "miscadmin.h"
-#include "nodes/parsenodes.h"
-#include "pgstat.h"
-#include "postmaster/postmaster.h"
-#include "storage/latch.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
-#include "utils/guc.h"
-#include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "crawler_ha.h"

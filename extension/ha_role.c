@@ -5,6 +5,7 @@
  */
 #include "postgres.h"
 
+
 #include "ha_shared.h"
 
 HaRole

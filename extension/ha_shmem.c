@@ -10,7 +10,6 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
-
 #include "utils/guc.h"
 
 #include "ha_shared.h"

@@ -18,15 +18,10 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "access/xlog.h"
 #include "executor/spi.h"
 #include "libpq-fe.h"
-#include "miscadmin.h"
-#include "pgstat.h"
 #include "utils/builtins.h"
-#include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "crawler_ha.h"
