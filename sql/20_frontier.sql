@@ -28,6 +28,9 @@ SELECT crawl_scope_ok('{"images_any_host": true, "allowed_domains": ["a.test"]}'
        crawl_scope_ok('{"images_any_host": true, "allowed_domains": ["a.test"]}', 'cdn.test', 'page') AS any_host_page,
        crawl_scope_ok('{"images_any_host": false, "allowed_domains": ["a.test"]}', 'img.a.test:8080', 'image') AS subdomain_port,
        crawl_scope_ok('{"images_any_host": false, "allowed_domains": []}', 'a.test', 'page') AS no_domains;
+-- The depth rule: pages to max_depth, images one level further.
+SELECT d, crawl_depth_within(2, d, 'page') AS page, crawl_depth_within(2, d, 'image') AS image
+  FROM generate_series(1, 4) d;
 -- Bad input: its SQLSTATE, nothing else.
 \set VERBOSITY sqlstate
 SELECT crawl_redirect_allowed(NULL, 'http://site.test/', 'page');

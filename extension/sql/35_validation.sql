@@ -319,3 +319,13 @@ RETURN (kind = 'image' AND (settings ->> 'images_any_host')::boolean)
        OR @extschema@.crawl_in_scope(host, settings -> 'allowed_domains');
 COMMENT ON FUNCTION @extschema@.crawl_scope_ok(jsonb, text, text) IS
     'crawler_ha (internal): whether a URL of this kind on this host is inside a crawl with these settings';
+
+-- The crawl's depth for a URL of `kind` found at `depth`: a page up to
+-- max_depth, an image one level further (the images of the deepest pages
+-- are fetched). The one statement of the rule, for both enqueue functions.
+CREATE FUNCTION @extschema@.crawl_depth_within(max_depth integer, depth integer, kind text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN depth <= max_depth + CASE WHEN kind = 'image' THEN 1 ELSE 0 END;
+COMMENT ON FUNCTION @extschema@.crawl_depth_within(integer, integer, text) IS
+    'crawler_ha (internal): whether a URL of this kind at this depth is within a crawl''s max_depth';

@@ -86,7 +86,7 @@ BEGIN
         RETURN 0;  -- a stopped crawl takes no more work; not an error for the worker
     END IF;
     max_depth := (s.settings ->> 'max_depth')::integer;
-    IF (kind = 'page' AND depth > max_depth) OR (kind = 'image' AND depth > max_depth + 1) THEN
+    IF NOT @extschema@.crawl_depth_within(max_depth, depth, kind) THEN
         RETURN 0;
     END IF;
     budget := CASE WHEN kind = 'page'
@@ -197,7 +197,7 @@ BEGIN
     WITH candidates AS (
         SELECT DISTINCT ON (t.u) t.u, t.h, t.k, t.d, t.f, t.o
           FROM unnest(urls, hosts, kinds, depths, found_on) WITH ORDINALITY AS t(u, h, k, d, f, o)
-         WHERE (t.d <= max_depth OR (t.k = 'image' AND t.d = max_depth + 1))
+         WHERE @extschema@.crawl_depth_within(max_depth, t.d, t.k)
            AND @extschema@.crawl_scope_ok(s.settings, t.h, t.k)
          ORDER BY t.u, t.o
     ), fresh AS (
