@@ -13,12 +13,12 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
-#include "crawler_ha.h"
 #include "ha_shared.h"
 #include "ha_guc.h"
 #include "ha_timing.h"
 #include "ha_events.h"
 #include "ha_promote.h"
+#include "ha_replication.h"
 #include "ha_settings.h"
 #include "ha_state.h"
 #include "ha_step.h"
@@ -71,9 +71,7 @@ detach_subscription(void *arg)
 		p->split = ha_step_keep(ha_spi_sql("SELECT os.remote_lsn::text FROM pg_catalog.pg_replication_origin_status os "
 										   "JOIN pg_catalog.pg_subscription s ON os.external_id = 'pg_' || s.oid "
 										   "WHERE s.subname = '" HA_SUBSCRIPTION "'"));
-		ha_spi_sql("ALTER SUBSCRIPTION " HA_SUBSCRIPTION " DISABLE");
-		ha_spi_sql("ALTER SUBSCRIPTION " HA_SUBSCRIPTION " SET (slot_name = NONE)");
-		ha_spi_sql("DROP SUBSCRIPTION " HA_SUBSCRIPTION);
+		ha_drop_subscription_in_txn();
 	}
 	if (ha_spi_sql("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = '" HA_PUBLICATION "'") == NULL)
 		ha_spi_sql("CREATE PUBLICATION " HA_PUBLICATION " FOR TABLE %s",

@@ -14,13 +14,13 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "crawler_ha.h"
 #include "ha_shared.h"
 #include "ha_conn.h"
 #include "ha_guc.h"
 #include "ha_demote.h"
 #include "ha_events.h"
 #include "ha_rejoin.h"
+#include "ha_replication.h"
 #include "ha_settings.h"
 #include "ha_state.h"
 #include "ha_step.h"
@@ -159,18 +159,10 @@ subscribe_step(void *arg)
 {
 	Rejoin	   *r = (Rejoin *) arg;
 
-	if (ha_spi_sql("SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = '" HA_SUBSCRIPTION "'") != NULL)
-	{
-		ha_spi_sql("ALTER SUBSCRIPTION " HA_SUBSCRIPTION " DISABLE");
-		ha_spi_sql("ALTER SUBSCRIPTION " HA_SUBSCRIPTION " SET (slot_name = NONE)");
-		ha_spi_sql("DROP SUBSCRIPTION " HA_SUBSCRIPTION);
-	}
+	ha_drop_subscription_in_txn();
 	if (r->resync)
 		ha_spi_sql("TRUNCATE %s", ha_spi_sql("SELECT %s.ha_data_table_list()", ha_local.schema));
-	ha_spi_sql("CREATE SUBSCRIPTION " HA_SUBSCRIPTION " CONNECTION %s PUBLICATION " HA_PUBLICATION
-			" WITH (create_slot = false, slot_name = '%s', copy_data = %s, "
-			"disable_on_error = true, synchronous_commit = local)",
-			quote_literal_cstr(ha_peer_conninfo), r->my_slot, r->resync ? "true" : "false");
+	ha_create_subscription_in_txn(r->my_slot, r->resync);
 	ha_spi_sql("UPDATE %s.ha_state SET role = 'standby', term = GREATEST(term, " INT64_FORMAT "), "
 			"primary_name = %s, primary_node_id = %d, peer_node_id = %d, fenced = false, "
 			"needs_rejoin = false",

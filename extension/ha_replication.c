@@ -15,11 +15,11 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "crawler_ha.h"
 #include "ha_shared.h"
-#include "ha_demote.h"
 #include "ha_events.h"
+#include "ha_guc.h"
 #include "ha_replication.h"
+#include "ha_timing.h"
 #include "ha_state.h"
 #include "ha_step.h"
 
@@ -149,6 +149,25 @@ set_conninfo_step(void *arg)
 	const char *conninfo = (const char *) arg;
 
 	ha_spi_sql("ALTER SUBSCRIPTION " HA_SUBSCRIPTION " CONNECTION %s", quote_literal_cstr(conninfo));
+}
+
+void
+ha_drop_subscription_in_txn(void)
+{
+	if (ha_spi_sql("SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = '" HA_SUBSCRIPTION "'") == NULL)
+		return;
+	ha_spi_sql("ALTER SUBSCRIPTION " HA_SUBSCRIPTION " DISABLE");
+	ha_spi_sql("ALTER SUBSCRIPTION " HA_SUBSCRIPTION " SET (slot_name = NONE)");
+	ha_spi_sql("DROP SUBSCRIPTION " HA_SUBSCRIPTION);
+}
+
+void
+ha_create_subscription_in_txn(const char *slot, bool copy_data)
+{
+	ha_spi_sql("CREATE SUBSCRIPTION " HA_SUBSCRIPTION " CONNECTION %s PUBLICATION " HA_PUBLICATION
+			   " WITH (create_slot = false, slot_name = %s, copy_data = %s, "
+			   "disable_on_error = true, synchronous_commit = local)",
+			   quote_literal_cstr(ha_peer_conninfo), quote_literal_cstr(slot), copy_data ? "true" : "false");
 }
 
 /*

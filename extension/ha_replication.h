@@ -28,6 +28,23 @@ extern bool ha_set_paused(bool paused, char *msg, size_t msglen);
 extern void ha_enable_subscription(void);
 
 /*
+ * Inside a step's transaction: drops this node's subscription when it
+ * exists, leaving its slot on the node it subscribed to (the slot is
+ * detached first, or DROP would drop it there: a promotion keeps it as the
+ * old primary's tail, a rejoin reuses the one made for it).
+ */
+extern void ha_drop_subscription_in_txn(void);
+
+/*
+ * Inside a step's transaction: subscribes this node to the peer
+ * (crawler_ha.peer_conninfo) over the existing slot `slot`, copying the
+ * tables first when `copy_data`.  An apply error disables the subscription
+ * (the worker enables it again while the same primary is back); the apply
+ * worker commits locally, never waiting for a synchronous standby.
+ */
+extern void ha_create_subscription_in_txn(const char *slot, bool copy_data);
+
+/*
  * Point the subscription at a new connection string (the peer moved, or
  * its TLS or user settings changed).  The apply worker reconnects with it.
  */

@@ -14,7 +14,6 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
-#include "crawler_ha.h"
 #include "ha_shared.h"
 #include "ha_conn.h"
 #include "ha_guc.h"
@@ -62,43 +61,46 @@ set_fenced(bool fenced, const char *reason)
 	return true;
 }
 
-static void
-standby_flush_lsn_step(void *arg)
+/* one LSN read by a query of its own */
+typedef struct LsnQuery
 {
-	XLogRecPtr *lsn = (XLogRecPtr *) arg;
+	const char *sql;
+	XLogRecPtr	lsn;
+} LsnQuery;
 
-	*lsn = ha_parse_lsn(ha_spi_sql("SELECT max(flush_lsn)::text FROM pg_catalog.pg_stat_replication "
-								   "WHERE application_name = '" HA_SUBSCRIPTION "'"));
+static void
+read_lsn_step(void *arg)
+{
+	LsnQuery   *q = (LsnQuery *) arg;
+
+	q->lsn = ha_parse_lsn(ha_spi_sql("%s", q->sql));
+}
+
+/* The LSN the query reads, in a step of its own; invalid when unknown or the step failed (logged). */
+static XLogRecPtr
+read_lsn(const char *what, const char *sql)
+{
+	LsnQuery	q = {sql, InvalidXLogRecPtr};
+
+	if (!ha_step_run(what, read_lsn_step, &q, NULL, 0))
+		return InvalidXLogRecPtr;
+	return q.lsn;
 }
 
 /* The standby's confirmed flush position, as its walsender reports it (invalid when unknown). */
 static XLogRecPtr
 standby_flush_lsn(void)
 {
-	XLogRecPtr	lsn = InvalidXLogRecPtr;
-
-	if (!ha_step_run("reading the standby's position", standby_flush_lsn_step, &lsn, NULL, 0))
-		return InvalidXLogRecPtr;
-	return lsn;
-}
-
-static void
-current_lsn_step(void *arg)
-{
-	XLogRecPtr *lsn = (XLogRecPtr *) arg;
-
-	*lsn = ha_parse_lsn(ha_spi_sql("SELECT pg_catalog.pg_current_wal_lsn()::text"));
+	return read_lsn("reading the standby's position",
+					"SELECT max(flush_lsn)::text FROM pg_catalog.pg_stat_replication "
+					"WHERE application_name = '" HA_SUBSCRIPTION "'");
 }
 
 /* This node's WAL insert position (invalid when it could not be read). */
 static XLogRecPtr
 current_lsn(void)
 {
-	XLogRecPtr	lsn = InvalidXLogRecPtr;
-
-	if (!ha_step_run("reading the WAL position", current_lsn_step, &lsn, NULL, 0))
-		return InvalidXLogRecPtr;
-	return lsn;
+	return read_lsn("reading the WAL position", "SELECT pg_catalog.pg_current_wal_lsn()::text");
 }
 
 /*
@@ -265,10 +267,7 @@ subscribe_step(void *arg)
 {
 	FollowArgs *a = (FollowArgs *) arg;
 
-	ha_spi_sql("CREATE SUBSCRIPTION " HA_SUBSCRIPTION " CONNECTION %s PUBLICATION " HA_PUBLICATION
-			" WITH (create_slot = false, slot_name = '%s', copy_data = false, "
-			"disable_on_error = true, synchronous_commit = local)",
-			quote_literal_cstr(ha_peer_conninfo), a->my_slot);
+	ha_create_subscription_in_txn(a->my_slot, false);
 }
 
 /*
