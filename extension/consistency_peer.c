@@ -19,7 +19,6 @@
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
-#include "ha_shared.h"
 #include "ha_conn.h"
 #include "ha_guc.h"
 

@@ -13,7 +13,6 @@
 #include "utils/guc.h"
 
 #include "crawler_ha.h"
-#include "ha_shared.h"
 #include "ha_guc.h"
 
 PG_MODULE_MAGIC;

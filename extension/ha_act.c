@@ -13,7 +13,6 @@
 
 #include "utils/timestamp.h"
 
-#include "crawler_ha.h"
 #include "ha_act.h"
 #include "ha_decide.h"
 #include "ha_demote.h"
@@ -21,7 +20,6 @@
 #include "ha_promote.h"
 #include "ha_rejoin.h"
 #include "ha_replication.h"
-#include "ha_state.h"
 #include "ha_timing.h"
 #include "ha_witness.h"
 #include "ha_guc.h"
@@ -47,12 +45,10 @@ static TimestampTz last_reenable = 0;
 
 /* ---- the facts ---- */
 
-/* What the facts were built from, for the actions that need names and ids. */
+/* What the actions need beyond the facts: names, and the peer's last error. */
 typedef struct Seen
 {
 	HaRemoteView peer;
-	int64		witness_term;
-	int32		witness_primary_id;
 	char		witness_primary[HA_NAME_LEN];
 } Seen;
 
@@ -64,8 +60,8 @@ gather_facts(HaFacts *f, Seen *seen, const HaWitnessNews *news, int64 granted_te
 	memset(f, 0, sizeof(*f));
 	SpinLockAcquire(&ha_shared->mutex);
 	seen->peer = ha_shared->peer;
-	seen->witness_term = ha_shared->witness.term;
-	seen->witness_primary_id = ha_shared->witness_primary_id;
+	f->witness_term = ha_shared->witness.term;
+	f->witness_primary_id = ha_shared->witness_primary_id;
 	strlcpy(seen->witness_primary, ha_shared->witness_primary, HA_NAME_LEN);
 	SpinLockRelease(&ha_shared->mutex);
 
@@ -83,8 +79,6 @@ gather_facts(HaFacts *f, Seen *seen, const HaWitnessNews *news, int64 granted_te
 
 	f->witness_configured = ha_witness_configured();
 	f->witness_answered_now = news != NULL && news->answered;
-	f->witness_term = seen->witness_term;
-	f->witness_primary_id = seen->witness_primary_id;
 	f->fence_order_ok = ha_witness_order_ok();
 	f->grant_pending = ha_witness_grant_pending();
 	f->granted_term = granted_term;
@@ -167,9 +161,9 @@ perform(HaAction action, const HaFacts *f, const Seen *seen)
 				ha_rejoin_attempted(true, false, NULL); /* a fresh start for the rejoin */
 			break;
 		case HA_ACT_STEP_DOWN_FOR_WITNESS:
-			ha_demote(seen->witness_term, wprimary, seen->witness_primary_id, true,
+			ha_demote(f->witness_term, wprimary, f->witness_primary_id, true,
 					  psprintf("the witness knows newer term " INT64_FORMAT " (primary %s)",
-							   seen->witness_term, wprimary));
+							   f->witness_term, wprimary));
 			break;
 		case HA_ACT_SELF_FENCE:
 			ha_witness_self_fence();
@@ -208,6 +202,19 @@ perform(HaAction action, const HaFacts *f, const Seen *seen)
 }
 
 /*
+ * Whether an action can change the facts: a transition or the subscription
+ * switched on.  After a notice (a refusal's alert, a term request) nothing
+ * changed that would make the table choose otherwise, so the round ends
+ * instead of gathering the facts (a query, for the initial copy) again.
+ */
+static bool
+changes_facts(HaAction action)
+{
+	return action != HA_ACT_REFUSE_COPYING && action != HA_ACT_REFUSE_FENCE_ORDER &&
+		action != HA_ACT_REQUEST_TERM;
+}
+
+/*
  * Decide and act until the table has nothing more to do.  A granted term is
  * offered to the first decision only: the witness granted it for this
  * moment, and a failed promotion asks for a new one.
@@ -239,6 +246,8 @@ decide_and_act(const HaWitnessNews *news)
 				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
 				 errmsg("crawler_ha: %s: %s", ha_action_name(action), ha_rules[rule].why)));
 		perform(action, &f, &seen);
+		if (!changes_facts(action))
+			return;
 		done[n] = action;
 	}
 }

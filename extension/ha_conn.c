@@ -18,7 +18,6 @@
 #include "storage/latch.h"
 #include "utils/timestamp.h"
 
-#include "ha_shared.h"
 #include "ha_conn.h"
 #include "ha_step.h"
 

@@ -16,7 +16,6 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
-#include "crawler_ha.h"
 #include "ha_shared.h"
 #include "ha_step.h"
 #include "ha_demote.h"

@@ -15,7 +15,6 @@
 #include "executor/spi.h"
 #include "utils/builtins.h"
 
-#include "crawler_ha.h"
 #include "ha_shared.h"
 #include "ha_events.h"
 #include "ha_step.h"

@@ -20,7 +20,6 @@
 #include "funcapi.h"
 #include "utils/builtins.h"
 
-#include "crawler_ha.h"
 
 PG_FUNCTION_INFO_V1(ha_pgoutput_change);
 

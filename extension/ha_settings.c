@@ -17,7 +17,6 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
-#include "crawler_ha.h"
 #include "ha_shared.h"
 #include "ha_settings.h"
 #include "ha_step.h"

@@ -21,7 +21,6 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-#include "crawler_ha.h"
 #include "ha_shared.h"
 #include "ha_write_rule.h"
 #include "ha_conn.h"

@@ -22,8 +22,6 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "crawler_ha.h"
-#include "ha_shared.h"
 #include "ha_step.h"
 
 /* ---- transactions and SPI ---- */

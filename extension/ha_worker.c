@@ -24,7 +24,6 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "crawler_ha.h"
 #include "ha_shared.h"
 #include "ha_conn.h"
 #include "ha_guc.h"
