@@ -15,11 +15,6 @@ namespace crawler {
 namespace asio = boost::asio;
 using std::chrono::milliseconds;
 
-namespace {
-
-std::string clip(std::string_view s, std::size_t n = 4000) { return one_line(s, n); }
-
-}  // namespace
 
 Crawler::Crawler(asio::io_context& io, const WorkerOptions& opts, WriteApi& api, FileStore& store)
     : io_(io),
@@ -220,7 +215,7 @@ void Crawler::check_robots(std::int64_t id) {
   Item& it = items_.at(id);
   auto parts = split_url(it.current());
   if (!parts) {
-    fail(it, it.at.empty() ? "invalid URL" : "invalid redirect target " + clip(it.at, 500), std::nullopt);
+    fail(it, it.at.empty() ? "invalid URL" : "invalid redirect target " + one_line(it.at, 500), std::nullopt);
     return;
   }
   robots_.check(*parts, user_agent_for(*it.settings), [this, id, host = host_key(*parts)](RobotsCache::Verdict v) {
@@ -235,7 +230,7 @@ void Crawler::check_robots(std::int64_t id) {
         ++stats_.skipped;
         fail(item,
              item.at.empty() ? "disallowed by robots.txt"
-                             : "redirected to " + clip(item.at, 500) + ": disallowed by robots.txt",
+                             : "redirected to " + one_line(item.at, 500) + ": disallowed by robots.txt",
              std::nullopt);
         return;
       case RobotsCache::Verdict::kAllowed:
@@ -303,13 +298,13 @@ bool Crawler::redirected(std::int64_t id, Item& it, const FetchResult& r) {
   if (r.redirect_url.empty()) return false;  // set only for a 3xx that was not followed
   if (++it.redirects > opts_.max_redirects) {
     fail(it, "too many redirects (more than " + std::to_string(opts_.max_redirects) + " followed; the last to " +
-             clip(r.redirect_url, 500) + ")",
+             one_line(r.redirect_url, 500) + ")",
          std::nullopt);
     return true;
   }
   auto target = split_url(r.redirect_url);
   if (!target || (target->scheme != "http" && target->scheme != "https")) {
-    fail(it, "HTTP " + std::to_string(r.status) + " redirect to an unusable Location " + clip(r.redirect_url, 500),
+    fail(it, "HTTP " + std::to_string(r.status) + " redirect to an unusable Location " + one_line(r.redirect_url, 500),
          std::nullopt);
     return true;
   }
@@ -331,16 +326,16 @@ bool Crawler::redirected(std::int64_t id, Item& it, const FetchResult& r) {
                           Item& item = f->second;
                           if (!st.ok && st.sqlstate.rfind("22", 0) == 0) {
                             fail(item, "HTTP " + std::to_string(status) + " redirect to an unusable Location " +
-                                           clip(url, 500) + ": " + st.error,
+                                           one_line(url, 500) + ": " + st.error,
                                  std::nullopt);
                           } else if (!st.ok) {
-                            fail(item, "could not check the crawl's scope for the redirect to " + clip(url, 500) +
+                            fail(item, "could not check the crawl's scope for the redirect to " + one_line(url, 500) +
                                            ": " + st.error,
                                  30);
                           } else if (!allowed) {
                             ++stats_.skipped;
                             complete(item, status, 0,
-                                     "redirected to " + clip(url, 500) +
+                                     "redirected to " + one_line(url, 500) +
                                          ", outside the crawl's allowed domains: not followed");
                           } else {
                             follow_redirect(id, url);
