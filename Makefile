@@ -7,23 +7,23 @@
 #   make demo       two local nodes, a generated site, a crawl, a failover in the middle
 #   make bench      the benchmarks in bench/ (not part of check)
 #   make worker-sanitize
-#                   worker/build-sanitize: clang++, AddressSanitizer and
+#                   build-sanitize: clang++, AddressSanitizer and
 #                   UndefinedBehaviorSanitizer on crawler-tests and
 #                   crawler-worker, and the libFuzzer harnesses of worker/fuzz/
-#   make fuzz       build worker/build-sanitize, then fuzz each harness for
+#   make fuzz       build build-sanitize, then fuzz each harness for
 #                   FUZZ_SECONDS (default 600, i.e. 10 minutes each) after
 #                   replaying its regressions and seeds; FUZZ_TARGETS= picks
 #                   harnesses (default all: fuzz_extract_html fuzz_url
 #                   fuzz_robots fuzz_image_info fuzz_image_file). Corpora grow
-#                   in worker/build-sanitize/fuzz-work/corpus/; a crash, hang,
+#                   in build-sanitize/fuzz-work/corpus/; a crash, hang,
 #                   leak or broken property fails with its reproducer in
-#                   worker/build-sanitize/fuzz-work/crashes/ and the command
+#                   build-sanitize/fuzz-work/crashes/ and the command
 #                   that replays it. make check runs the same, 13 s each.
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 CMAKE     ?= cmake
-BUILD_DIR ?= worker/build
-SANITIZE_DIR ?= worker/build-sanitize
+BUILD_DIR ?= build
+SANITIZE_DIR ?= build-sanitize
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?=
 export PG_CONFIG
@@ -38,16 +38,16 @@ extension:
 worker: $(BUILD_DIR)/Makefile
 	$(CMAKE) --build $(BUILD_DIR) -j 2
 
-$(BUILD_DIR)/Makefile: worker/CMakeLists.txt
-	$(CMAKE) -S worker -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+$(BUILD_DIR)/Makefile: CMakeLists.txt common/CMakeLists.txt worker/CMakeLists.txt
+	$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
 # A build directory of its own: the normal build (gcc, RelWithDebInfo) keeps
 # its flags and speed.
 worker-sanitize: $(SANITIZE_DIR)/Makefile
 	$(CMAKE) --build $(SANITIZE_DIR) -j 2
 
-$(SANITIZE_DIR)/Makefile: worker/CMakeLists.txt worker/fuzz/CMakeLists.txt
-	$(CMAKE) -S worker -B $(SANITIZE_DIR) -DCMAKE_CXX_COMPILER=clang++ \
+$(SANITIZE_DIR)/Makefile: CMakeLists.txt common/CMakeLists.txt worker/CMakeLists.txt worker/fuzz/CMakeLists.txt
+	$(CMAKE) -S . -B $(SANITIZE_DIR) -DCMAKE_CXX_COMPILER=clang++ \
 		-DCRAWLER_SANITIZE=ON -DCRAWLER_FUZZ=ON
 
 fuzz: worker-sanitize
