@@ -1,7 +1,8 @@
 #include "crawler/store.hpp"
 
+#include "crawler/sha256.hpp"
+
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,20 +31,16 @@ bool fsync_dir(const fs::path& dir) {
 }  // namespace
 
 PendingFile::PendingFile(fs::path root, fs::path tmp_dir)
-    : root_(std::move(root)), tmp_dir_(std::move(tmp_dir)), md_(EVP_MD_CTX_new()) {
-  if (!md_ || EVP_DigestInit_ex(md_, EVP_sha256(), nullptr) != 1)
-    throw std::runtime_error("OpenSSL: cannot start sha256");
-}
+    : root_(std::move(root)), tmp_dir_(std::move(tmp_dir)), md_(std::make_unique<Sha256>()) {}
 
 PendingFile::~PendingFile() {
   if (fd_ >= 0) ::close(fd_);
   if (!committed_ && !temp_.empty()) ::unlink(temp_.c_str());
-  EVP_MD_CTX_free(md_);
 }
 
 bool PendingFile::write(const char* data, std::size_t n) {
   if (head_.size() < kHeadSize) head_.append(data, std::min(n, kHeadSize - head_.size()));
-  EVP_DigestUpdate(md_, data, n);
+  md_->update(data, n);
   size_ += n;
   buffer_.append(data, n);
   return buffer_.size() < kBufferSize || flush();
@@ -83,15 +80,7 @@ bool PendingFile::finish(std::string* sha256_hex, bool sync) {
     error_ = errno_text("fsync");
     return false;
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(md_, digest, &len);
-  static const char* hex = "0123456789abcdef";
-  sha_.clear();
-  for (unsigned int i = 0; i < len; ++i) {
-    sha_ += hex[digest[i] >> 4];
-    sha_ += hex[digest[i] & 15];
-  }
+  sha_ = md_->hex_digest();
   *sha256_hex = sha_;
   return true;
 }
@@ -101,7 +90,7 @@ bool PendingFile::prepare() {
     error_ = "commit before finish";
     return false;
   }
-  fs::path dir = root_ / sha_.substr(0, 2) / sha_.substr(2, 2);
+  fs::path dir = (root_ / blob_relative_path(sha_, "x")).parent_path();
   std::error_code ec;
   if (fs::is_directory(dir, ec)) return true;
   fs::create_directories(dir, ec);
@@ -114,7 +103,7 @@ bool PendingFile::prepare() {
 
 bool PendingFile::commit(const std::string& ext, std::string* relative_path, bool sync) {
   if (!prepare()) return false;
-  fs::path rel = fs::path(sha_.substr(0, 2)) / sha_.substr(2, 2) / (sha_ + "." + ext);
+  fs::path rel = blob_relative_path(sha_, ext);
   fs::path dest = root_ / rel;
   ::close(fd_);
   fd_ = -1;
@@ -144,6 +133,24 @@ FileStore::FileStore(fs::path root) : root_(std::move(root)), tmp_(root_ / ".tmp
   if (ec) throw std::runtime_error("storage " + tmp_.string() + ": " + ec.message());
   if (::access(tmp_.c_str(), W_OK) != 0)
     throw std::runtime_error(errno_text(("storage " + tmp_.string()).c_str()));
+}
+
+fs::path blob_relative_path(const std::string& sha256, const std::string& ext) {
+  return fs::path(sha256.substr(0, 2)) / sha256.substr(2, 2) / (sha256 + "." + ext);
+}
+
+std::optional<fs::path> FileStore::find(const std::string& sha256) const {
+  if (!is_sha256_hex(sha256)) return std::nullopt;
+  fs::path dir = (root_ / blob_relative_path(sha256, "x")).parent_path();
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    // <sha256>.<ext>: the name, a dot, then the extension.
+    if (name.size() > 65 && name.compare(0, 64, sha256) == 0 && name[64] == '.' &&
+        e.is_regular_file(ec))
+      return e.path();
+  }
+  return std::nullopt;
 }
 
 std::unique_ptr<PendingFile> FileStore::create(std::string* error) {

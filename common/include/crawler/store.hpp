@@ -8,12 +8,17 @@
 #pragma once
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
-struct evp_md_ctx_st;
-
 namespace crawler {
+
+class Sha256;
+
+// Where a blob lives under the store root: ab/cd/<sha256>.<ext> (the first
+// two hex digits, the next two). `sha256` is 64 hex digits.
+std::filesystem::path blob_relative_path(const std::string& sha256, const std::string& ext);
 
 class PendingFile {
  public:
@@ -46,7 +51,7 @@ class PendingFile {
   bool flush();
   std::filesystem::path root_, tmp_dir_, temp_;
   int fd_ = -1;
-  evp_md_ctx_st* md_ = nullptr;
+  std::unique_ptr<Sha256> md_;
   std::string buffer_, head_, sha_, error_;
   std::uint64_t size_ = 0;
   bool committed_ = false;
@@ -59,6 +64,9 @@ class FileStore {
   // A new pending file (its temporary file is made when needed); nullptr
   // with *error set when it cannot be started.
   std::unique_ptr<PendingFile> create(std::string* error);
+  // The stored file of a blob, whatever its extension; nullopt when the
+  // store does not hold it or `sha256` is not 64 lower-case hex digits.
+  std::optional<std::filesystem::path> find(const std::string& sha256) const;
   // Removes temporary files of processes that are gone (after a crash).
   int remove_stale_temporaries();
   // Everything written to the store's file system so far, on disk
