@@ -1,0 +1,47 @@
+// The node agent's settings: a config file (key = value, as the worker's)
+// and the command line, the command line winning. One struct for every part
+// of the agent (HTTP server, file sync, scrub, orphans), so that each part
+// reads its settings from one place.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace crawler::agent {
+
+struct AgentConfig {
+  // --- this node ---
+  std::string db;                   // libpq conninfo of this node's own PostgreSQL
+  std::string store;                // root of this node's content-addressed store
+  std::string log_level = "info";
+
+  // --- the application port (blob routes) ---
+  std::string listen = "127.0.0.1:8000";  // address:port; [v6]:port
+  std::string tls_cert_file;        // PEM certificate chain
+  std::string tls_key_file;         // PEM private key
+  bool plain_http = false;          // serve without TLS: only when set explicitly
+  std::string token_file;           // bearer token for writes and agent-to-agent calls
+  bool read_token_required = false; // reads need the token too
+  std::uint64_t max_blob_bytes = 256ull << 20;  // a larger PUT is refused (413)
+  int max_connections = 256;        // accepted at once; more wait in the backlog
+  int header_timeout_ms = 10000;    // a request's headers must arrive within this
+  int idle_timeout_ms = 30000;      // no byte read or written for this long ends it
+  int keep_alive_timeout_ms = 60000;  // an idle kept-alive connection is closed
+
+  // --- talking to the peer's agent (file sync, sync-mode copies) ---
+  std::string ca_file;              // CA bundle that verifies the peer's certificate
+                                    // (empty: the system's)
+  int peer_timeout_ms = 10000;      // connect and idle timeout of a peer transfer
+
+  // --- file sync ---
+  int sync_concurrency = 4;         // blobs fetched from the peer at once
+  std::uint64_t sync_bandwidth_bytes = 0;  // bytes/s for all fetches together; 0: no limit
+  int sync_poll_ms = 200;           // how often the wanted queue is read when idle
+
+  // --- scrub ---
+  std::uint64_t scrub_bytes_per_second = 32ull << 20;  // re-hashing rate; 0: no scrub
+  // --- orphan removal ---
+  int orphan_grace_s = 6 * 3600;    // longer than any lease (the extension refuses less)
+  int orphan_sweep_s = 600;         // how often orphans are looked for
+};
+
+}  // namespace crawler::agent
