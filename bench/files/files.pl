@@ -1,0 +1,149 @@
+# bench/files/files.pl: what storing image files through the node agents
+# costs, against peers measured in the same run. Run through bench/files/run.
+#  1. Crawl: the same generated site (FILES_IMAGES small PNGs), crawled by
+#     crawler-worker storing to a local directory and through the primary's
+#     agent (TLS, async replication), FILES_ROUNDS rounds each, alternating;
+#     each round under its own loopback address (127.0.0.K) so that every
+#     round's URLs are new. Wall time ratio, agents / local.
+#  2. File sync lag, from the agent rounds: for each new blob, from its row's
+#     image_record() on the primary (images.created_at) to the standby's
+#     agent holding it (ha_blobs.stored_at on the standby), p50 and p99.
+#  3. Catch-up: FILES_CATCHUP_MB of 1 MiB blobs recorded on the primary; the
+#     standby's agent restarts on an empty store and fetches everything; MB/s
+#     against rsync -a of the primary's store from an rsync daemon on
+#     loopback into an empty directory, same bytes, same run.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Time::HiRes qw(time sleep);
+use File::Path qw(make_path remove_tree);
+use IPC::Run;
+use Digest::SHA;
+use CrawlerHA::Test qw(ha_pair ha_multihost);
+use CrawlerHA::Agent qw(agent_start agent_stop agent_kill agent_pki agent_curl agent_blob_files);
+
+my $images = $ENV{FILES_IMAGES} // 2000;
+my $rounds = $ENV{FILES_ROUNDS} // 3;
+my $catchup_mb = $ENV{FILES_CATCHUP_MB} // 200;
+my $worker = $ENV{CRAWLER_WORKER} or die 'CRAWLER_WORKER';
+my $tmp = PostgreSQL::Test::Utils::tempdir();
+
+sub median { my @s = sort { $a <=> $b } @_; return @s % 2 ? $s[$#s / 2] : ($s[@s / 2 - 1] + $s[@s / 2]) / 2; }
+sub pct { my ($p, @v) = @_; my @s = sort { $a <=> $b } @v; return $s[ int(($#s) * $p / 100 + 0.5) ]; }
+sub out { my ($l) = @_; print "$l\n"; }
+
+# --- the site, served by nginx on every 127.0.0.K of the rounds -------------
+system("$ENV{TESTDIR}/../scripts/gen-sample-site", '--bench-images', $images, '--bench-pages', 100, "$tmp/site") == 0 or die;
+my $port = PostgreSQL::Test::Cluster::get_free_port();
+my $listen = join '', map { "listen 127.0.0.$_:$port; " } 2 .. (2 * $rounds + 1);
+open my $nc, '>', "$tmp/nginx.conf" or die;
+print $nc "worker_processes 2; daemon off; pid $tmp/nginx.pid; error_log $tmp/nginx.err;\n"
+  . "events { worker_connections 1024; }\nhttp { include /etc/nginx/mime.types; access_log off; keepalive_requests 100000;\n"
+  . "client_body_temp_path $tmp/b; proxy_temp_path $tmp/p; fastcgi_temp_path $tmp/f; uwsgi_temp_path $tmp/u; scgi_temp_path $tmp/s;\n"
+  . "server { $listen root $tmp/site; } }\n";
+close $nc;
+my $nginx = IPC::Run::start([ '/usr/sbin/nginx', '-e', 'stderr', '-p', $tmp, '-c', "$tmp/nginx.conf" ]);
+sleep 0.5;
+
+my ($p, $s) = ha_pair(names => [ 'files_a', 'files_b' ]);
+$_->safe_psql('postgres', 'BEGIN READ WRITE; CREATE ROLE crawler LOGIN IN ROLE crawler_ha_writer; COMMIT') for ($p, $s);
+my $ap = agent_start($p, args => [ '--log-level', 'info' ]);
+my $as = agent_start($s, args => [ '--log-level', 'info' ]);
+my $pki = agent_pki();
+my $db = ha_multihost($p, $s) . ' user=crawler';
+
+sub crawl
+{
+	my ($mode, $k) = @_;
+	my @store = $mode eq 'local'
+	  ? ('--storage', "$tmp/local$k")
+	  : ('--storage-agent', '--agent-token-file', $pki->{token_file}, '--agent-ca-file', $pki->{ca}, '--spool', "$tmp/spool$k");
+	my @cmd = ($worker, 'crawl', '--db', $db, @store, '--seed', "http://127.0.0.$k:$port/", '--delay-ms', '0',
+		'--per-host', '64', '--concurrency', '16', '--host-connections', '16', '--no-robots', '--max-depth', '1000',
+		'--log-level', 'warning');
+	my ($o, $e) = ('', '');
+	my $t0 = time;
+	IPC::Run::run(\@cmd, '>', \$o, '2>', \$e) or die "crawl $mode failed: $e";
+	my $wall = time - $t0;
+	my $sid = $p->safe_psql('postgres', 'SELECT max(id) FROM crawl_sessions');
+	my $n = $p->safe_psql('postgres', "SELECT count(*) FROM images WHERE session_id = $sid");
+	die "crawl $mode stored $n of $images" unless $n == $images;
+	return ($wall, $sid);
+}
+
+# --- 1 and 2 ----------------------------------------------------------------
+my (@local, @agent, @lag);
+my $k = 2;
+for my $r (1 .. $rounds)
+{
+	for my $mode ($r % 2 ? ('local', 'agent') : ('agent', 'local'))
+	{
+		my ($wall, $sid) = crawl($mode, $k++);
+		if ($mode eq 'local') { push @local, $wall; next; }
+		push @agent, $wall;
+		$s->poll_query_until('postgres', 'SELECT blobs_missing = 0 FROM ha_file_sync_status()') or die 'sync';
+		my %made = map { split /\|/ } split /\n/, $p->safe_psql('postgres',
+			"SELECT sha256, extract(epoch FROM min(created_at)) FROM images WHERE session_id = $sid GROUP BY 1");
+		my %held = map { split /\|/ } split /\n/, $s->safe_psql('postgres',
+			'SELECT sha256, extract(epoch FROM stored_at) FROM ha_blobs');
+		push @lag, map { $held{$_} - $made{$_} } grep { defined $held{$_} } keys %made;
+	}
+	out(sprintf('# round %d: local %.2f s, agents %.2f s', $r, $local[-1], $agent[-1]));
+}
+out('| crawl of ' . $images . ' images | median wall s | rounds |');
+out('|---|---|---|');
+out(sprintf('| --storage DIR (local) | %.2f | %s |', median(@local), join(' ', map { sprintf '%.2f', $_ } @local)));
+out(sprintf('| --storage-agent (TLS, async) | %.2f | %s |', median(@agent), join(' ', map { sprintf '%.2f', $_ } @agent)));
+out(sprintf('| ratio agents / local | %.2fx | goal <= 1.3x |', median(@agent) / median(@local)));
+out('');
+out('| file sync lag, row commit to blob on the standby | p50 ms | p99 ms | max ms | blobs |');
+out('|---|---|---|---|---|');
+out(sprintf('| async, during the crawls | %.0f | %.0f | %.0f | %d |', 1000 * pct(50, @lag), 1000 * pct(99, @lag),
+	1000 * pct(100, @lag), scalar @lag));
+
+# --- 3: catch-up ------------------------------------------------------------
+my $sid = $p->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://catchup.test/'])");
+for my $i (1 .. $catchup_mb)
+{
+	my $f = "$tmp/blob";
+	open my $fh, '>:raw', $f or die;
+	print $fh pack('N', $i) x (262144);    # 1 MiB, distinct per blob, incompressible enough for a copy
+	close $fh;
+	my $sha = Digest::SHA->new(256)->addfile($f)->hexdigest;
+	my ($code, $body) = agent_curl($ap, '-T', $f, "/api/blobs/$sha.bin");
+	die "PUT $code $body" unless $code =~ /^20/;
+	$p->safe_psql('postgres', "SELECT image_record($sid, 'http://catchup.test/$i.bin', '$sha', '"
+		  . substr($sha, 0, 2) . '/' . substr($sha, 2, 2) . "/$sha.bin', 1048576, NULL, NULL, 'bin', 'application/octet-stream')");
+}
+$s->poll_query_until('postgres', "SELECT count(*) > 0 FROM images WHERE url = 'http://catchup.test/$catchup_mb.bin'") or die;
+$s->poll_query_until('postgres', 'SELECT blobs_missing = 0 FROM ha_file_sync_status()') or die 'sync';
+my $bytes = $p->safe_psql('postgres', 'SELECT sum(size) FROM ha_blobs');
+agent_stop($as);
+remove_tree($as->{store});
+my $t0 = time;
+$as = agent_start($s, agent => $as, args => [ '--log-level', 'info' ]);
+$s->poll_query_until('postgres', 'SELECT blobs_missing = 0 AND blobs_held > 0 FROM ha_file_sync_status()') or die 'catch-up';
+my $agent_s = time - $t0;
+
+# rsync: a daemon on loopback serving the primary's store, into an empty dir.
+my $rport = PostgreSQL::Test::Cluster::get_free_port();
+open my $rc, '>', "$tmp/rsyncd.conf" or die;
+print $rc "use chroot = no\npid file = $tmp/rsyncd.pid\n[store]\npath = $ap->{store}\nread only = yes\n";
+close $rc;
+my $rsyncd = IPC::Run::start([ 'rsync', '--daemon', '--no-detach', "--config=$tmp/rsyncd.conf", "--port=$rport", '--address=127.0.0.1' ]);
+sleep 0.5;
+$t0 = time;
+IPC::Run::run([ 'rsync', '-a', '--exclude=.tmp', '--exclude=.store-id', '--exclude=.corrupt', "rsync://127.0.0.1:$rport/store/", "$tmp/rsync-copy/" ]) or die 'rsync';
+my $rsync_s = time - $t0;
+$rsyncd->kill_kill;
+out('');
+out('| catch-up of an empty store | MB | seconds | MB/s |');
+out('|---|---|---|---|');
+out(sprintf('| crawler-ha agent (TLS, verified by sha256, fsynced) | %.0f | %.2f | %.0f |', $bytes / 1048576, $agent_s, $bytes / 1048576 / $agent_s));
+out(sprintf('| rsync -a from an rsync daemon on loopback | %.0f | %.2f | %.0f |', $bytes / 1048576, $rsync_s, $bytes / 1048576 / $rsync_s));
+out(sprintf('| ratio of rates, agent / rsync | %.2fx | goal >= 1.00x | |', $rsync_s / $agent_s));
+
+agent_stop($_) for ($ap, $as);
+$nginx->kill_kill;
+$_->stop for ($p, $s);
