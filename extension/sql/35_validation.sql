@@ -186,6 +186,18 @@ $$;
 COMMENT ON FUNCTION @extschema@.crawl_check_interval(interval, text, interval, interval) IS
     'crawler_ha (internal): validate an interval argument';
 
+-- The longest lease a worker may take or renew to (crawl_claim,
+-- crawl_renew): the one number both check against, and the shortest grace
+-- before an agent may delete an unreferenced blob (blob_orphans), since a
+-- worker that uploaded a blob records its row while it holds the lease.
+CREATE FUNCTION @extschema@.crawl_lease_max()
+RETURNS interval
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT interval '1 day' $$;
+COMMENT ON FUNCTION @extschema@.crawl_lease_max() IS
+    'crawler_ha (internal): the longest lease crawl_claim and crawl_renew grant; the shortest orphan grace of blob_orphans';
+
 -- An array argument is a list: one dimension (or none, when empty).
 -- array_position() and friends refuse more (0A000) and unnest() would
 -- flatten them silently; a documented 22023 says what is wrong instead.

@@ -259,7 +259,7 @@ BEGIN
         RAISE EXCEPTION 'max_items % is out of range', max_items
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'max_items is between 1 and 10000.';
     END IF;
-    PERFORM @extschema@.crawl_check_interval(lease, 'lease', '1 second', '1 day');
+    PERFORM @extschema@.crawl_check_interval(lease, 'lease', '1 second', @extschema@.crawl_lease_max());
 
     -- Leases of crashed workers come back to the queue (70_maintenance.sql);
     -- the fence above already holds for this transaction.
@@ -357,7 +357,7 @@ BEGIN
         RAISE EXCEPTION 'items must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     PERFORM @extschema@.crawl_check_list(items, 'items');
-    PERFORM @extschema@.crawl_check_interval(lease, 'lease', '1 second', '1 day');
+    PERFORM @extschema@.crawl_check_interval(lease, 'lease', '1 second', @extschema@.crawl_lease_max());
     UPDATE @extschema@.crawl_frontier f
        SET lease_expires_at = clock_timestamp() + lease, updated_at = clock_timestamp()
      WHERE f.id = ANY (items) AND f.state = 'leased' AND f.lease_owner = worker;
