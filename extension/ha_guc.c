@@ -22,6 +22,7 @@
 char	   *ha_peer_conninfo = NULL;
 char	   *ha_witness_conninfo = NULL;
 char	   *ha_database = NULL;
+char	   *ha_agent_url = NULL;
 int			ha_health_check_interval_ms = 5000;
 int			ha_failure_threshold = 3;
 int			ha_response_timeout_ms = 30000;
@@ -96,6 +97,69 @@ check_conninfo(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/*
+ * crawler_ha.agent_url: empty, or an http:// or https:// URL of at most
+ * HA_AGENT_URL_LEN bytes, printable ASCII only.  Workers are handed it
+ * (crawl_blob_target()) and the peer reads it (ha_ping()), so it must be a
+ * URL they can put on a request line as it is; no user:password@ either,
+ * since a reloaded value is written to the server log.  The messages never
+ * quote the value.
+ */
+static bool
+check_agent_url(char **newval, void **extra, GucSource source)
+{
+	const char *v = *newval;
+	const char *host;
+	size_t		len;
+
+	if (v == NULL || v[0] == '\0')
+		return true;
+	len = strlen(v);
+	if (len > HA_AGENT_URL_LEN)
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("crawler_ha.agent_url is longer than %d bytes", HA_AGENT_URL_LEN);
+		return false;
+	}
+	for (size_t i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) v[i];
+
+		if (c <= 0x20 || c >= 0x7f)
+		{
+			GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+			GUC_check_errmsg("crawler_ha.agent_url contains a space, a control character or a non-ASCII byte");
+			GUC_check_errhint("Percent-encode the path; use an IP address or an ASCII (punycode) host name.");
+			return false;
+		}
+	}
+	if (strncmp(v, "http://", 7) == 0)
+		host = v + 7;
+	else if (strncmp(v, "https://", 8) == 0)
+		host = v + 8;
+	else
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("crawler_ha.agent_url must start with http:// or https://");
+		GUC_check_errhint("For example https://10.0.0.5:8000, the address workers and the peer's agent reach this node's agent at.");
+		return false;
+	}
+	if (host[0] == '\0' || host[0] == '/' || host[0] == ':' || host[0] == '?' || host[0] == '#')
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("crawler_ha.agent_url has no host");
+		return false;
+	}
+	if (strcspn(host, "@") < strcspn(host, "/?#"))
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("crawler_ha.agent_url must not contain user information (user:password@)");
+		GUC_check_errdetail("Changed settings are written to the server log.");
+		return false;
+	}
+	return true;
+}
+
 /* Long on purpose: one Define call per setting, the whole table in one place. */
 static void
 define_settings(void)
@@ -113,6 +177,18 @@ define_settings(void)
 							   &ha_witness_conninfo, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   check_conninfo, NULL, NULL);
+
+	/*
+	 * Reloadable, so set in postgresql.conf or by ALTER SYSTEM: a superuser's
+	 * (or an explicit GRANT SET ON PARAMETER's).  Readable by anyone: it is
+	 * the address workers are handed anyway.
+	 */
+	DefineCustomStringVariable("crawler_ha.agent_url",
+							   "URL of this node's crawler-ha agent (its blob store), e.g. https://10.0.0.5:8000.",
+							   "Empty means no agent. Workers upload blobs there (crawl_blob_target()); the peer reads it through ha_ping().",
+							   &ha_agent_url, "",
+							   PGC_SIGHUP, 0,
+							   check_agent_url, NULL, NULL);
 
 	/* a PGC_POSTMASTER setting can only be created while preloading */
 	if (process_shared_preload_libraries_in_progress)

@@ -17,6 +17,7 @@ typedef enum HaReplicationMode
 extern char *ha_peer_conninfo;
 extern char *ha_witness_conninfo;
 extern char *ha_database;
+extern char *ha_agent_url;
 extern int	ha_health_check_interval_ms;
 extern int	ha_failure_threshold;
 extern int	ha_response_timeout_ms;

@@ -22,6 +22,7 @@
 #define HA_NAME_LEN			64
 #define HA_ROLE_LEN			16
 #define HA_MSG_LEN			512
+#define HA_AGENT_URL_LEN	512		/* crawler_ha.agent_url's longest value */
 
 /* Object names used on every node (the extension is not relocatable). */
 #define HA_PUBLICATION		"crawler_ha_pub"
@@ -57,6 +58,7 @@ typedef struct HaRemoteView
 	XLogRecPtr	lsn;			/* its pg_current_wal_lsn() */
 	XLogRecPtr	split_lsn;		/* where it forked from its old primary */
 	bool		sees_peer;		/* its own last check of its peer (us) succeeded */
+	char		agent_url[HA_AGENT_URL_LEN + 1];	/* its crawler_ha.agent_url, "" when unset */
 	char		last_error[256];
 } HaRemoteView;
 

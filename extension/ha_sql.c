@@ -462,7 +462,8 @@ ha_failover(PG_FUNCTION_ARGS)
 
 /* ---- ha_status() and ha_health() ---- */
 
-#define STATUS_COLS 19
+#define STATUS_COLS 20
+#define STATUS_AGENT_URL 19		/* appended last: callers read columns by position too */
 
 static void
 put_remote_row(Tuplestorestate *ts, TupleDesc td, const HaRemoteView *v, const char *kind,
@@ -495,6 +496,9 @@ put_remote_row(Tuplestorestate *ts, TupleDesc td, const HaRemoteView *v, const c
 	values[18] = CStringGetTextDatum(v->last_error[0] ? v->last_error
 									 : detail ? detail
 									 : psprintf("%s, lsn %X/%X", kind, LSN_FORMAT_ARGS(v->lsn)));
+	/* the peer's agent as its last answered ping said; a witness has none */
+	values[STATUS_AGENT_URL] = CStringGetTextDatum(v->agent_url);
+	nulls[STATUS_AGENT_URL] = v->agent_url[0] == '\0';
 	tuplestore_putvalues(ts, td, values, nulls);
 }
 
@@ -596,6 +600,8 @@ ha_status(PG_FUNCTION_ARGS)
 													snap.needs_rejoin && snap.rejoin_problem[0] ? "; rejoin refused: " : "",
 													snap.needs_rejoin ? snap.rejoin_problem : ""));
 	}
+	values[STATUS_AGENT_URL] = CStringGetTextDatum(ha_agent_url ? ha_agent_url : "");
+	nulls[STATUS_AGENT_URL] = ha_agent_url == NULL || ha_agent_url[0] == '\0';
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 
 	if (snap.peer.configured)

@@ -101,6 +101,9 @@ parse_ping(PGresult *res, HaRemoteView *v)
 	v->lsn = ha_result_lsn(res, "lsn");
 	v->split_lsn = ha_result_lsn(res, "split_lsn");
 	v->sees_peer = ha_result_bool(res, "sees_peer");
+	/* absent (a peer whose ha_ping() predates it) or NULL: "" */
+	strlcpy(v->agent_url, ha_result_value(res, "agent_url") ? ha_result_value(res, "agent_url") : "",
+			sizeof(v->agent_url));
 }
 
 /* Fold the finished probe into shared memory; return whether it succeeded. */
@@ -391,9 +394,13 @@ start_probe(void)
 {
 	static char query[NAMEDATALEN * 2 + 200];
 
-	snprintf(query, sizeof(query),
-			 "SELECT node_id, node_name, role, term, primary_name, fenced, needs_rejoin, "
-			 "read_only, lsn, split_lsn, paused, sees_peer FROM %s.ha_ping()", ha_ext_schema());
+	/*
+	 * Every column, read by name (parse_ping): a peer whose ha_ping() lacks
+	 * one that this build reads (agent_url, during an upgrade of one node
+	 * at a time) still answers the check instead of failing it, which would
+	 * count as the peer being down.
+	 */
+	snprintf(query, sizeof(query), "SELECT * FROM %s.ha_ping()", ha_ext_schema());
 	ha_conn_start(&probe, ha_peer_conninfo, query, ha_response_timeout_ms, "crawler_ha health check");
 }
 
@@ -448,6 +455,7 @@ reload_settings(void)
 		ha_shared->peer.reachable = false;
 		ha_shared->peer.last_error[0] = '\0';
 		ha_shared->peer.name[0] = '\0';	/* the old peer's, until the new one answers */
+		ha_shared->peer.agent_url[0] = '\0';
 		SpinLockRelease(&ha_shared->mutex);
 		if (ha_load_local_state() && ha_local.sub_exists && ha_peer_conninfo && ha_peer_conninfo[0] != '\0')
 			ha_subscription_set_conninfo(ha_peer_conninfo);

@@ -67,7 +67,8 @@ CREATE TABLE @extschema@.ha_events (
                                               'promotion', 'fence', 'unfence', 'demotion', 'rejoin',
                                               'rejoin_refused', 'merge', 'conflict', 'alert', 'pause', 'resume',
                                               'sync_degraded', 'sync_restored', 'consistency', 'repair',
-                                              'grant', 'grant_refused', 'term', 'sync_wait_cancelled')),
+                                              'grant', 'grant_refused', 'term', 'sync_wait_cancelled',
+                                              'blob_store', 'blob_corrupt', 'blob_repaired')),
     reason      text NOT NULL,
     duration_ms double precision,
     detail      jsonb NOT NULL DEFAULT '{}'
@@ -191,7 +192,7 @@ COMMENT ON FUNCTION @extschema@.ha_peer_reachable() IS
 CREATE FUNCTION @extschema@.ha_ping()
 RETURNS TABLE (node_id integer, node_name text, role text, term bigint, primary_name text,
                fenced boolean, needs_rejoin boolean, read_only boolean, lsn pg_lsn,
-               split_lsn pg_lsn, paused boolean, sees_peer boolean)
+               split_lsn pg_lsn, paused boolean, sees_peer boolean, agent_url text)
 LANGUAGE sql
 STABLE
 SECURITY DEFINER
@@ -199,11 +200,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT n.node_id, n.node_name, s.role, s.term, s.primary_name, s.fenced, s.needs_rejoin,
            pg_catalog.current_setting('default_transaction_read_only')::boolean,
-           pg_catalog.pg_current_wal_lsn(), s.split_lsn, s.paused, @extschema@.ha_peer_reachable()
+           pg_catalog.pg_current_wal_lsn(), s.split_lsn, s.paused, @extschema@.ha_peer_reachable(),
+           NULLIF(pg_catalog.current_setting('crawler_ha.agent_url', true), '')
     FROM @extschema@.ha_node n, @extschema@.ha_state s;
 $$;
 COMMENT ON FUNCTION @extschema@.ha_ping() IS
-    'crawler_ha: this node''s identity, role, term and WAL position, as read by the peer''s health check';
+    'crawler_ha: this node''s identity, role, term, WAL position and agent URL (NULL when unset), as read by the peer''s health check';
 
 CREATE FUNCTION @extschema@.ha_status()
 RETURNS TABLE (node_name text, node_id integer, is_local boolean, role text, term bigint,
@@ -211,17 +213,24 @@ RETURNS TABLE (node_name text, node_id integer, is_local boolean, role text, ter
                consecutive_failures integer, replication_mode text, sync_state text,
                lag_bytes bigint, lag_seconds double precision, last_failover timestamptz,
                last_failover_ms double precision, fenced boolean, needs_rejoin boolean,
-               paused boolean, detail text)
+               paused boolean, detail text, agent_url text)
 LANGUAGE c
+-- As the owner: it reads ha_node, which crawler_ha_agent may not read
+-- directly; it takes no argument, so nothing of the caller's runs.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ha_status';
 COMMENT ON FUNCTION @extschema@.ha_status() IS
-    'crawler_ha: one row per node (this one, the peer, the witness) as this node sees them now';
+    'crawler_ha: one row per node (this one, the peer, the witness) as this node sees them now; agent_url is this node''s crawler_ha.agent_url, the peer''s as its last answered health check said, NULL when unset or unknown and for the witness';
 
 CREATE FUNCTION @extschema@.ha_health()
 RETURNS TABLE (node_name text, role text, term bigint, writable boolean, healthy boolean,
                fenced boolean, needs_rejoin boolean, paused boolean, peer_healthy boolean,
                lag_bytes bigint, lag_seconds double precision, checked_at timestamptz)
 LANGUAGE c
+-- As the owner, for the same reason as ha_status().
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ha_health';
 COMMENT ON FUNCTION @extschema@.ha_health() IS
     'crawler_ha: this node in one row, for load balancers and monitoring';
