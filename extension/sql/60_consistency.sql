@@ -494,13 +494,35 @@ BEGIN
         all_ok := all_ok AND n_diff = 0;
         summary := summary || jsonb_build_object(tbl::text, n_diff);
     END LOOP;
+    -- Rows whose blob their node's store lacks (invariant 9), counted on each
+    -- node against its own store; a node without a store (no agent) has
+    -- nothing to count against and is not checked. Missing blobs are not a
+    -- difference between the nodes' rows: they do not change all_ok.
+    IF '@extschema@.images'::regclass = ANY (coalesce(tables, @extschema@.ha_data_tables())) THEN
+        PERFORM @extschema@.ha_peer_begin(format('%s.ha_blob_missing_summary()', '@extschema@'));
+        here := @extschema@.ha_blob_missing_summary();
+        there := @extschema@.ha_peer_end();
+        check_name := 'blobs_missing';
+        table_name := '@extschema@.images'::regclass::text;
+        local_value := here ->> 'rows'; peer_value := there ->> 'rows';
+        ok := coalesce((here ->> 'rows')::bigint, 0) = 0 AND coalesce((there ->> 'rows')::bigint, 0) = 0;
+        detail := format('images rows whose blob the node''s store lacks: here %s, on the peer %s',
+                         CASE WHEN (here ->> 'attached')::boolean
+                              THEN format('%s (%s blobs, %s queued)', here ->> 'rows', here ->> 'blobs', here ->> 'queued')
+                              ELSE 'not checked (no blob store attached)' END,
+                         CASE WHEN (there ->> 'attached')::boolean
+                              THEN format('%s (%s blobs, %s queued)', there ->> 'rows', there ->> 'blobs', there ->> 'queued')
+                              ELSE 'not checked (no blob store attached)' END);
+        RETURN NEXT;
+        summary := summary || jsonb_build_object('blobs_missing', jsonb_build_object('here', here, 'peer', there));
+    END IF;
     PERFORM @extschema@.ha_record_event('consistency',
         CASE WHEN all_ok THEN 'consistency check: identical' ELSE 'consistency check: rows differ' END,
         NULL, jsonb_build_object('differing', summary));
 END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_check_consistency(regclass[]) IS
-    'crawler_ha: compare this node with its peer (row counts, latest record, key range, range hashes naming every differing row); NULL means every data table';
+    'crawler_ha: compare this node with its peer (row counts, latest record, key range, range hashes naming every differing row) and, with images, count on each node the rows whose blob its store lacks (blobs_missing); NULL means every data table';
 
 -- Applied on the node being repaired (called there by ha_sync through the
 -- peer connection): upsert the given rows, delete the given keys. Triggers

@@ -76,3 +76,28 @@ GRANT EXECUTE ON FUNCTION
    TO crawler_ha_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.ha_sync_status() TO crawler_ha_reader;
 GRANT SELECT ON @extschema@.ha_sync_log TO crawler_ha_admin, crawler_ha_reader;
+
+-- File sync. Workers ask where to upload a blob. The agent calls the blob_*
+-- functions and reads the node's HA state, and reads no table: everything
+-- it learns comes through a function.
+GRANT EXECUTE ON FUNCTION @extschema@.crawl_blob_target() TO crawler_ha_writer;
+GRANT USAGE ON SCHEMA @extschema@ TO crawler_ha_agent;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.blob_store_attach(text),
+    @extschema@.blob_inventory(text[], bigint[]),
+    @extschema@.blob_requeue_missing(),
+    @extschema@.blob_stored(text, bigint),
+    @extschema@.blob_stored_many(text[], bigint[]),
+    @extschema@.blob_wanted(integer),
+    @extschema@.blob_fetch_failed(text, text),
+    @extschema@.blob_scrub_next(integer),
+    @extschema@.blob_verified(text),
+    @extschema@.blob_corrupt(text, text),
+    @extschema@.blob_orphans(interval, integer),
+    @extschema@.blob_referenced(text[]),
+    @extschema@.blob_removed(text),
+    @extschema@.ha_status(),
+    @extschema@.ha_health(),
+    @extschema@.ha_file_sync_status()
+   TO crawler_ha_agent;
+GRANT EXECUTE ON FUNCTION @extschema@.ha_file_sync_status() TO crawler_ha_reader, crawler_ha_admin;
