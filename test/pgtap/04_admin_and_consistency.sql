@@ -12,18 +12,24 @@ GRANT SELECT ON allowed TO PUBLIC;
 INSERT INTO allowed
 SELECT 'crawler_ha_writer', unnest(ARRAY[
     'crawl_claim', 'crawl_complete', 'crawl_enqueue', 'crawl_enqueue_many', 'crawl_fail', 'crawl_host_set',
+    'crawl_blob_target',
     'crawl_redirect_allowed', 'crawl_release', 'crawl_renew', 'crawl_session_settings', 'crawl_start', 'crawl_status', 'crawl_stop', 'ha_health', 'ha_ping', 'ha_status',
     'image_delete', 'image_get', 'image_record'])
 UNION ALL
 SELECT 'crawler_ha_reader', unnest(ARRAY['crawl_status', 'ha_health', 'ha_ping', 'ha_status', 'ha_sync_status', 'image_get',
-    'ha_witness_seen'])
+    'ha_witness_seen', 'ha_file_sync_status'])
 UNION ALL
 SELECT 'crawler_ha_admin', unnest(ARRAY[
-    'crawl_reap_leases', 'ha_check_consistency', 'ha_diff', 'ha_failover', 'ha_health', 'ha_merge_receive', 'ha_merge_rows',
+    'crawl_reap_leases', 'ha_check_consistency', 'ha_diff', 'ha_failover', 'ha_file_sync_status', 'ha_health', 'ha_merge_receive', 'ha_merge_rows',
     'ha_pause', 'ha_ping',
     'ha_promote', 'ha_rejoin', 'ha_resume', 'ha_retention', 'ha_schedule_maintenance', 'ha_set_node_id',
     'ha_setup', 'ha_status', 'ha_sync', 'ha_sync_status',
-    'ha_witness_grant', 'ha_witness_report', 'ha_witness_seen']);
+    'ha_witness_grant', 'ha_witness_report', 'ha_witness_seen'])
+UNION ALL
+SELECT 'crawler_ha_agent', unnest(ARRAY[
+    'blob_corrupt', 'blob_fetch_failed', 'blob_inventory', 'blob_orphans', 'blob_referenced', 'blob_removed',
+    'blob_requeue_missing', 'blob_scrub_next', 'blob_store_attach', 'blob_stored', 'blob_stored_many',
+    'blob_verified', 'blob_wanted', 'ha_file_sync_status', 'ha_health', 'ha_status']);
 
 SELECT is(ARRAY(SELECT DISTINCT p.proname::text
                   FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
@@ -31,7 +37,7 @@ SELECT is(ARRAY(SELECT DISTINCT p.proname::text
                  WHERE has_function_privilege(r, p.oid, 'EXECUTE') ORDER BY 1),
           ARRAY(SELECT a.fn FROM allowed a WHERE a.role = r ORDER BY 1),
           r || ' may execute exactly its functions')
-  FROM unnest(ARRAY['crawler_ha_writer', 'crawler_ha_reader', 'crawler_ha_admin']::name[]) r;
+  FROM unnest(ARRAY['crawler_ha_writer', 'crawler_ha_reader', 'crawler_ha_admin', 'crawler_ha_agent']::name[]) r;
 
 -- Wrong callers, for real: a login role in each group.
 CREATE ROLE tap_w LOGIN IN ROLE crawler_ha_writer;
