@@ -1,11 +1,7 @@
 #include "crawler/fetcher.hpp"
 
-#include <poll.h>
-#include <unistd.h>
-
 #include <boost/asio/post.hpp>
 #include <algorithm>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <stdexcept>
 
 #include "crawler/log.hpp"
@@ -28,48 +24,27 @@ struct Fetcher::Transfer {
   }
 };
 
-// Asio's view of one of curl's sockets. It never owns the descriptor.
-struct Fetcher::Watch {
-  explicit Watch(asio::io_context& io, curl_socket_t s) : sd(io) { sd.assign(s); }
-  ~Watch() { let_go(); }
-  // Stops waiting and deregisters the descriptor from the reactor at once:
-  // a pending handler may keep this object alive a little longer, and curl
-  // may reuse the descriptor number for its next socket meanwhile. Asio
-  // never closes it; curl does.
-  void let_go() {
-    if (!sd.is_open()) return;
-    boost::system::error_code ec;
-    sd.cancel(ec);
-    sd.release();
-  }
-  asio::posix::stream_descriptor sd;
-  int want = 0;  // CURL_POLL_IN / OUT / INOUT
-  bool reading = false, writing = false;
-};
-
 Fetcher::Fetcher(asio::io_context& io, FetchLimits limits)
-    : io_(io), limits_(limits), multi_(curl_multi_init()), share_(curl_share_init()), timer_(io) {
-  if (!multi_ || !share_) throw std::runtime_error("libcurl: cannot create a multi handle");
-  curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-  curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &Fetcher::on_socket);
-  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
-  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &Fetcher::on_timer);
-  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
-  curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(limits_.host_connections));
-  curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(limits_.concurrency));
-  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(limits_.concurrency * 2));
-  curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    : io_(io),
+      limits_(limits),
+      share_(curl_share_init(), &curl_share_cleanup),
+      multi_(io, [this](CURL* easy, CURLcode code) { finished(easy, code); }) {
+  if (!share_) throw std::runtime_error("libcurl: cannot create a share handle");
+  curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  CURLM* m = multi_.handle();
+  curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(limits_.host_connections));
+  curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(limits_.concurrency));
+  curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, static_cast<long>(limits_.concurrency * 2));
+  curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 }
 
 Fetcher::~Fetcher() {
-  timer_.cancel();
-  for (auto& [easy, t] : running_) curl_multi_remove_handle(multi_, easy);
+  for (auto& [easy, t] : running_) multi_.remove(easy);
   running_.clear();
   waiting_.clear();
-  curl_multi_cleanup(multi_);  // closes pooled connections via on_close_socket
-  curl_share_cleanup(share_);
-  watches_.clear();
+  // The multi handle (and its pooled connections) goes next, the share
+  // handle after it (members' order).
 }
 
 std::uint64_t Fetcher::start(FetchRequest req, Handler done) {
@@ -104,12 +79,10 @@ void Fetcher::launch_waiting() {
     t->easy = e;
     curl_easy_setopt(e, CURLOPT_URL, t->req.url.c_str());
     curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
-    curl_easy_setopt(e, CURLOPT_SHARE, share_);
+    curl_easy_setopt(e, CURLOPT_SHARE, share_.get());
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Fetcher::on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &Fetcher::on_close_socket);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
     curl_easy_setopt(e, CURLOPT_USERAGENT, t->req.user_agent.c_str());
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");  // every encoding curl can decode
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
@@ -130,7 +103,7 @@ void Fetcher::launch_waiting() {
       curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(t->req.max_bytes));
     CURL* key = e;
     running_.emplace(key, std::move(t));
-    CURLMcode rc = curl_multi_add_handle(multi_, e);
+    CURLMcode rc = multi_.add(e);
     if (rc != CURLM_OK) {
       auto node = running_.extract(key);
       node.mapped()->result.code = CURLE_FAILED_INIT;
@@ -173,147 +146,49 @@ std::size_t Fetcher::on_write(char* p, std::size_t size, std::size_t n, void* tp
   return len;
 }
 
-int Fetcher::on_socket(CURL*, curl_socket_t s, int what, void* self_p, void*) {
-  auto* self = static_cast<Fetcher*>(self_p);
-  if (what == CURL_POLL_REMOVE) {
-    self->forget_socket(s);
-    return 0;
+void Fetcher::finished(CURL* e, CURLcode code) {
+  auto node = running_.extract(e);
+  if (node.empty()) return;
+  auto t = std::move(node.mapped());
+  FetchResult& r = t->result;
+  r.code = code;
+  char* eff = nullptr;
+  curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &eff);
+  if (eff) r.effective_url = eff;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r.status);
+  char* ct = nullptr;
+  curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct);
+  if (ct) r.content_type = ct;
+  curl_off_t ra = -1;
+  if (curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+    r.retry_after_s = static_cast<long>(ra);
+  curl_easy_getinfo(e, CURLINFO_REDIRECT_COUNT, &r.redirects);
+  // every X-Robots-Tag of the response (an index past the last one ends it)
+  struct curl_header* h = nullptr;
+  for (size_t i = 0; curl_easy_header(e, "X-Robots-Tag", i, CURLH_HEADER, -1, &h) == CURLHE_OK; ++i)
+    r.robots_tags.emplace_back(h->value);
+  char* target = nullptr;
+  if (code == CURLE_OK && r.status >= 300 && r.status < 400 &&
+      curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &target) == CURLE_OK && target)
+    r.redirect_url = target;
+  curl_easy_getinfo(e, CURLINFO_TOTAL_TIME, &r.seconds);
+  if (code != CURLE_OK) {
+    if (r.too_large) r.error = "body larger than " + std::to_string(t->req.max_bytes) + " bytes";
+    else if (!r.refused.empty()) r.error = r.refused;
+    else r.error = t->errbuf[0] ? t->errbuf : curl_easy_strerror(code);
   }
-  auto& w = self->watches_[s];
-  if (!w) w = std::make_shared<Watch>(self->io_, s);
-  w->want = what;
-  // Never call back into curl from here: arming only waits.
-  self->arm(s);
-  return 0;
-}
-
-int Fetcher::on_close_socket(void* self_p, curl_socket_t s) {
-  static_cast<Fetcher*>(self_p)->forget_socket(s);  // Asio lets go first
-  return ::close(s);
-}
-
-void Fetcher::forget_socket(curl_socket_t s) {
-  auto it = watches_.find(s);
-  if (it == watches_.end()) return;
-  it->second->let_go();
-  watches_.erase(it);
-}
-
-void Fetcher::arm(curl_socket_t s) {
-  auto it = watches_.find(s);
-  if (it == watches_.end()) return;
-  std::shared_ptr<Watch> w = it->second;
-  // Asio's epoll reactor is edge-triggered: data that curl left unread (it
-  // reads a bounded amount per call) raises no new edge. So look first.
-  auto ready = [s](short events) {
-    pollfd p{s, events, 0};
-    return ::poll(&p, 1, 0) > 0 && (p.revents & (events | POLLERR | POLLHUP));
-  };
-  if ((w->want & CURL_POLL_IN) && !w->reading) {
-    w->reading = true;
-    auto handler = [this, s, w](const boost::system::error_code& ec) {
-      w->reading = false;
-      if (ec == asio::error::operation_aborted) return;
-      auto it2 = watches_.find(s);
-      if (it2 == watches_.end() || it2->second != w) return;  // socket gone or reused
-      action(s, ec ? CURL_CSELECT_ERR : CURL_CSELECT_IN);
-    };
-    if (ready(POLLIN)) asio::post(io_, [handler] { handler({}); });
-    else w->sd.async_wait(asio::posix::stream_descriptor::wait_read, handler);
-  }
-  if ((w->want & CURL_POLL_OUT) && !w->writing) {
-    w->writing = true;
-    auto handler = [this, s, w](const boost::system::error_code& ec) {
-      w->writing = false;
-      if (ec == asio::error::operation_aborted) return;
-      auto it2 = watches_.find(s);
-      if (it2 == watches_.end() || it2->second != w) return;
-      action(s, ec ? CURL_CSELECT_ERR : CURL_CSELECT_OUT);
-    };
-    if (ready(POLLOUT)) asio::post(io_, [handler] { handler({}); });
-    else w->sd.async_wait(asio::posix::stream_descriptor::wait_write, handler);
-  }
-}
-
-void Fetcher::action(curl_socket_t s, int ev_bitmask) {
-  int still_running = 0;
-  in_action_ = true;
-  curl_multi_socket_action(multi_, s, ev_bitmask, &still_running);
-  in_action_ = false;
-  drain_done();
-  if (s != CURL_SOCKET_TIMEOUT) arm(s);  // still wanted: wait again
-}
-
-int Fetcher::on_timer(CURLM*, long timeout_ms, void* self_p) {
-  auto* self = static_cast<Fetcher*>(self_p);
-  if (timeout_ms < 0) {
-    self->timer_.cancel();
-    return 0;
-  }
-  // Only schedule: the timer fires from the loop, even for 0 ms.
-  self->timer_.expires_after(std::chrono::milliseconds(timeout_ms));
-  self->timer_.async_wait([self](const boost::system::error_code& ec) {
-    if (!ec) self->action(CURL_SOCKET_TIMEOUT, 0);
-  });
-  return 0;
-}
-
-void Fetcher::drain_done() {
-  std::vector<std::unique_ptr<Transfer>> finished;
-  int left = 0;
-  while (CURLMsg* m = curl_multi_info_read(multi_, &left)) {
-    if (m->msg != CURLMSG_DONE) continue;
-    CURL* e = m->easy_handle;
-    CURLcode code = m->data.result;
-    curl_multi_remove_handle(multi_, e);
-    auto node = running_.extract(e);
-    if (node.empty()) continue;
-    auto t = std::move(node.mapped());
-    FetchResult& r = t->result;
-    r.code = code;
-    char* eff = nullptr;
-    curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &eff);
-    if (eff) r.effective_url = eff;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r.status);
-    char* ct = nullptr;
-    curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct);
-    if (ct) r.content_type = ct;
-    curl_off_t ra = -1;
-    if (curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
-      r.retry_after_s = static_cast<long>(ra);
-    curl_easy_getinfo(e, CURLINFO_REDIRECT_COUNT, &r.redirects);
-    // every X-Robots-Tag of the response (an index past the last one ends it)
-    struct curl_header* h = nullptr;
-    for (size_t i = 0; curl_easy_header(e, "X-Robots-Tag", i, CURLH_HEADER, -1, &h) == CURLHE_OK; ++i)
-      r.robots_tags.emplace_back(h->value);
-    char* target = nullptr;
-    if (code == CURLE_OK && r.status >= 300 && r.status < 400 &&
-        curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &target) == CURLE_OK && target)
-      r.redirect_url = target;
-    curl_easy_getinfo(e, CURLINFO_TOTAL_TIME, &r.seconds);
-    if (code != CURLE_OK) {
-      if (r.too_large) r.error = "body larger than " + std::to_string(t->req.max_bytes) + " bytes";
-      else if (!r.refused.empty()) r.error = r.refused;
-      else r.error = t->errbuf[0] ? t->errbuf : curl_easy_strerror(code);
-    }
-    if (t->discard) r.bytes = 0;
-    finished.push_back(std::move(t));
-  }
-  // Handlers run after curl is done with its bookkeeping; they may start
-  // new transfers.
-  for (auto& t : finished) {
-    auto done = std::move(t->done);
-    FetchResult r = std::move(t->result);
-    t.reset();
-    done(std::move(r));
-  }
+  if (t->discard) r.bytes = 0;
+  auto done = std::move(t->done);
+  FetchResult result = std::move(r);
+  t.reset();
+  done(std::move(result));
   if (!waiting_.empty()) launch_waiting();
 }
 
 void Fetcher::cancel_all() {
   std::vector<std::unique_ptr<Transfer>> all;
   for (auto& [e, t] : running_) {
-    curl_multi_remove_handle(multi_, e);
+    multi_.remove(e);
     all.push_back(std::move(t));
   }
   running_.clear();

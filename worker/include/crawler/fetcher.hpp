@@ -1,14 +1,13 @@
-// HTTP transfers: one Boost.Asio io_context drives libcurl's multi-socket
-// API (the pattern of curl's multi-uv.c / ephiperfifo.c). Asio only waits on
-// curl's sockets; curl opens and closes them (the descriptor is released
-// from Asio before curl closes it).
+// HTTP transfers of the crawl: pages and images, on libcurl's multi-socket
+// API driven by the loop (curl_multi.hpp), at most `concurrency` at once
+// (the rest wait here, so curl's timeouts measure transfers, not queues).
 #pragma once
 #include <curl/curl.h>
 
+#include "crawler/curl_multi.hpp"
 #include "crawler/fetch_result.hpp"
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -62,27 +61,18 @@ class Fetcher {
 
  private:
   struct Transfer;
-  struct Watch;
-  static int on_socket(CURL*, curl_socket_t, int what, void* self, void*);
-  static int on_timer(CURLM*, long timeout_ms, void* self);
-  static int on_close_socket(void* self, curl_socket_t s);
   static std::size_t on_write(char* p, std::size_t size, std::size_t n, void* t);
-  void arm(curl_socket_t s);
-  void action(curl_socket_t s, int ev_bitmask);
-  void drain_done();
+  // A transfer curl finished: its result read and its handler called.
+  void finished(CURL* easy, CURLcode code);
   void launch_waiting();
-  void forget_socket(curl_socket_t s);
 
   boost::asio::io_context& io_;
   FetchLimits limits_;
-  CURLM* multi_ = nullptr;
-  CURLSH* share_ = nullptr;
-  boost::asio::steady_timer timer_;
-  std::unordered_map<curl_socket_t, std::shared_ptr<Watch>> watches_;
+  std::unique_ptr<CURLSH, decltype(&curl_share_cleanup)> share_;  // outlives multi_
+  CurlMulti multi_;
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> running_;
   std::deque<std::unique_ptr<Transfer>> waiting_;
   std::uint64_t next_id_ = 1;
-  bool in_action_ = false;
 };
 
 }  // namespace crawler
