@@ -45,6 +45,11 @@ class CrawlCommand {
     crawler_.on_idle([this] {
       if (session_ != 0) ask_status();
     });
+    crawler_.on_fatal([this](const std::string& why) {
+      std::cerr << "crawler-worker: " << why << "\n";
+      finish(2);  // a misconfiguration, as a bad option is
+      arm_stop_deadline(io_, stop_deadline_, signals_, forced_stop_);
+    });
     give_up_.expires_after(kStartTimeout);
     give_up_.async_wait([this](const boost::system::error_code& ec) {
       if (!ec && session_ == 0) {
@@ -108,7 +113,7 @@ class CrawlCommand {
       if (status) {
         last_ = *status;
         double secs = std::chrono::duration<double>(Clock::now() - started_).count();
-        progress_.show(progress_line(last_, crawler_.stats(), secs, db_.connected()));
+        progress_.show(progress_line(last_, crawler_.stats(), secs, db_.connected(), crawler_.upload_backlog()));
         if (!last_.status.empty() && last_.status != "running") {
           finish(last_.status == "finished" && last_.pages_fetched > 0 ? 0 : 1);
           return;
@@ -158,7 +163,7 @@ int run_crawl_command(const Command& cmd) {
   }
   std::unique_ptr<FileStore> store;
   try {
-    store = std::make_unique<FileStore>(cmd.worker.storage);
+    store = std::make_unique<FileStore>(download_root(cmd.worker));
   } catch (const std::exception& e) {
     std::cerr << "crawler-worker: " << e.what() << "\n";
     return 2;

@@ -36,11 +36,19 @@ class ServiceCommand {
     });
     wait_for_reload();
     report();
+    crawler_.on_fatal([this](const std::string& why) {
+      // A misconfiguration no retry cures: stop, and exit with an error so
+      // that it shows (systemd logs it and restarts after RestartSec).
+      CRAWLER_LOG(error) << why << "; stopping";
+      failed_ = true;
+      crawler_.stop([this] { io_.stop(); });
+      arm_stop_deadline(io_, stop_deadline_, stop_signals_, forced_stop_);
+    });
     crawler_.start();
     io_.run();
     db_.stop(forced_stop_ ? std::chrono::seconds(0) : std::chrono::seconds(10));
     CRAWLER_LOG(info) << "stopped";
-    return 0;
+    return failed_ ? 1 : 0;
   }
 
  private:
@@ -71,7 +79,7 @@ class ServiceCommand {
     report_.expires_after(kReportInterval);
     report_.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
-      CRAWLER_LOG(info) << service_line(crawler_.stats(), crawler_.held(), db_.pending());
+      CRAWLER_LOG(info) << service_line(crawler_.stats(), crawler_.held(), db_.pending(), crawler_.upload_backlog());
       report();
     });
   }
@@ -85,7 +93,7 @@ class ServiceCommand {
   Crawler& crawler_ = stack_.crawler;
   asio::signal_set stop_signals_{io_, SIGINT, SIGTERM}, hup_{io_, SIGHUP};
   asio::steady_timer stop_deadline_{io_}, report_{io_};
-  bool forced_stop_ = false;
+  bool forced_stop_ = false, failed_ = false;
 };
 
 }  // namespace
@@ -93,7 +101,7 @@ class ServiceCommand {
 int run_service_command(const Command& cmd, int argc, const char* const argv[]) {
   std::unique_ptr<FileStore> store;
   try {
-    store = std::make_unique<FileStore>(cmd.worker.storage);
+    store = std::make_unique<FileStore>(download_root(cmd.worker));
   } catch (const std::exception& e) {
     std::cerr << "crawler-worker: " << e.what() << "\n";
     return 2;

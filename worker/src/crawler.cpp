@@ -16,11 +16,13 @@ namespace asio = boost::asio;
 using std::chrono::milliseconds;
 
 
-Crawler::Crawler(asio::io_context& io, const WorkerOptions& opts, WriteApi& api, FileStore& store)
+Crawler::Crawler(asio::io_context& io, const WorkerOptions& opts, WriteApi& api, FileStore& store,
+                 BlobUploader* uploader)
     : io_(io),
       opts_(opts),
       api_(api),
       store_(store),
+      uploader_(uploader),
       fetcher_(io, FetchLimits{opts.concurrency, opts.host_connections, opts.connect_timeout_ms,
                                opts.timeout_ms, opts.low_speed_bytes, opts.low_speed_seconds,
                                opts.max_redirects}),
@@ -37,7 +39,8 @@ Crawler::Crawler(asio::io_context& io, const WorkerOptions& opts, WriteApi& api,
                         if (auto f = items_.find(p.item); f != items_.end()) complete(f->second, p.status, p.bytes);
                       },
                       [this] { request_claim(); }}),
-      images_(io, store, [this](std::int64_t id, StoredImage&& image) { image_stored(id, std::move(image)); }),
+      images_(io, store, uploader != nullptr,
+              [this](std::int64_t id, StoredImage&& image) { image_stored(id, std::move(image)); }),
       parsers_(2),
       claim_timer_(io),
       renew_timer_(io) {}
@@ -54,6 +57,7 @@ void Crawler::start() {
 void Crawler::reload(const WorkerOptions& opts) {
   opts_.user_agent = opts.user_agent;
   opts_.max_pending_writes = opts.max_pending_writes;
+  opts_.max_spool_bytes = opts.max_spool_bytes;
   opts_.claim_batch = opts.claim_batch;
   settings_.forget();
   robots_.forget();
@@ -103,6 +107,13 @@ void Crawler::claim() {
   if (stopping_ || claim_in_flight_) return;
   // Back-pressure: results wait in memory until the database has them.
   if (api_.pending() >= static_cast<std::size_t>(opts_.max_pending_writes)) {
+    schedule_claim(milliseconds(100));
+    return;
+  }
+  // The same for files waiting for the agent: while none answers, finished
+  // downloads stay bounded in number (memory) and in bytes (the spool).
+  if (uploader_ && (uploader_->pending() >= static_cast<std::size_t>(opts_.max_pending_writes) ||
+                    uploader_->spooled_bytes() >= static_cast<std::uint64_t>(opts_.max_spool_bytes))) {
     schedule_claim(milliseconds(100));
     return;
   }
@@ -484,8 +495,57 @@ void Crawler::image_stored(std::int64_t id, StoredImage&& image) {
                  std::to_string(image.info.height));
     return;
   }
+  if (image.spooled) upload(item, std::move(image));
+  else record(item, std::move(image));
+}
+
+void Crawler::upload(Item& item, StoredImage&& image) {
+  enter(item, Stage::kUploading);
+  std::shared_ptr<PendingFile> file = std::move(image.spooled);
+  std::string sha256 = image.sha256, ext = image.info.ext;
+  uploader_->upload(std::move(file), sha256, ext,
+                    [this, id = item.id, image = std::move(image)](const UploadOutcome& o) mutable {
+                      uploaded(id, std::move(image), o);
+                    });
+}
+
+void Crawler::uploaded(std::int64_t id, StoredImage&& image, const UploadOutcome& o) {
+  auto f = items_.find(id);
+  if (f == items_.end()) return;
+  Item& item = f->second;
+  switch (o.verdict) {
+    case UploadVerdict::kStored:
+      // The bytes are durable at the primary's node: only now the row.
+      record(item, std::move(image));
+      return;
+    case UploadVerdict::kStopped:
+      give_back(item);
+      return;
+    case UploadVerdict::kUnauthorized:
+      // Not this image's fault: its lease goes back, the worker stops.
+      give_back(item);
+      fatal(o.error);
+      return;
+    case UploadVerdict::kTooLarge:
+      fail(item, o.error, std::nullopt);
+      return;
+    case UploadVerdict::kStoreFull:
+      // A full disk is the operator's to fix: retried by the attempts rule,
+      // late enough to give them a chance.
+      fail(item, o.error, 300);
+      return;
+    case UploadVerdict::kBadFile:
+    case UploadVerdict::kRejected:
+    case UploadVerdict::kTryAgain:  // never given by the uploader; a retry all the same
+      fail(item, o.error, backoff_seconds(item.attempts));
+      return;
+  }
+}
+
+void Crawler::record(Item& item, StoredImage&& image) {
   enter(item, Stage::kReported);
   ++stats_.images;
+  const FetchResult& r = image.r;
   stats_.bytes += r.bytes;
   ImageRecord rec;
   rec.item = item.id;
@@ -500,8 +560,38 @@ void Crawler::image_stored(std::int64_t id, StoredImage&& image) {
   rec.format = image.info.format;
   rec.content_type = r.content_type;
   rec.http_status = r.status;
-  api_.record_image(rec, [this, id](const CallStatus& st) { acknowledged(id, st, "image_record"); });
+  api_.record_image(rec, [this, id = item.id](const CallStatus& st) { acknowledged(id, st, "image_record"); });
   request_claim();
+}
+
+void Crawler::give_back(Item& item) {
+  enter(item, Stage::kClaimed);
+  if (!stopping_ || !release_sent_) {
+    // A stop returns it with the others (returned_on_stop(kClaimed)).
+    maybe_finish_stop();
+    return;
+  }
+  // The stop's batch of leases went back already: this one on its own.
+  api_.release({item.id}, [this, id = item.id](const CallStatus& st) {
+    if (!st.ok) CRAWLER_LOG(warn) << "crawl_release: " << st.error << "; the lease will expire";
+    items_.erase(id);
+    maybe_finish_stop();
+  });
+}
+
+void Crawler::fatal(const std::string& why) {
+  if (fatal_) return;
+  fatal_ = true;
+  if (on_fatal_) on_fatal_(why);
+  else {
+    CRAWLER_LOG(error) << why;
+    stop(nullptr);
+  }
+}
+
+std::optional<UploadBacklog> Crawler::upload_backlog() const {
+  if (!uploader_) return std::nullopt;
+  return uploader_->backlog();
 }
 
 // ---- Reports ----
@@ -545,6 +635,7 @@ void Crawler::stop(std::function<void()> done) {
   on_stopped_ = std::move(done);
   claim_timer_.cancel();
   fetcher_.cancel_all();  // their handlers see CURLE_ABORTED_BY_CALLBACK
+  if (uploader_) uploader_->stop();  // an agent that does not answer does not hold the stop up
   maybe_finish_stop();
 }
 

@@ -69,6 +69,8 @@ const StmtDef kStatements[] = {
      "ORDER BY updated_at DESC LIMIT 20",
      false},
     {"ha_status", "SELECT * FROM %s.ha_status()", true},
+    {"crawl_blob_target", "SELECT agent_url, replication_mode, sync_timeout_ms FROM %s.crawl_blob_target()",
+     true},  // an extension without file sync: only --storage works
 };
 static_assert(sizeof(kStatements) / sizeof(kStatements[0]) == static_cast<std::size_t>(Stmt::count_));
 

@@ -11,8 +11,8 @@
 namespace crawler {
 namespace asio = boost::asio;
 
-ImagePipeline::ImagePipeline(asio::io_context& io, FileStore& store, Done done)
-    : io_(io), store_(store), done_(std::move(done)) {
+ImagePipeline::ImagePipeline(asio::io_context& io, FileStore& store, bool spool, Done done)
+    : io_(io), store_(store), spool_(spool), done_(std::move(done)) {
   committer_ = std::thread([this] { commit_loop(); });
 }
 
@@ -39,20 +39,28 @@ void ImagePipeline::start() {
 void ImagePipeline::store(std::int64_t item, std::shared_ptr<PendingFile> file, FetchResult&& r,
                           ImageLimits limits) {
   // Off the loop: writing, header reading and directories may block on
-  // disk; the committer thread syncs and renames.
+  // disk; the committer thread syncs and renames (unless spooling).
   asio::post(files_, [this, item, file = std::move(file), limits, r = std::move(r)]() mutable {
     StoredImage image;
     image.r = std::move(r);
-    if (prepare(file, image, limits)) {
-      {
-        std::lock_guard<std::mutex> lock(commit_mu_);
-        to_commit_.push_back(ToCommit{item, std::move(file), std::move(image)});
-      }
-      commit_cv_.notify_one();
+    if (!prepare(file, image, limits)) {
+      file.reset();  // an uncommitted temporary file is removed here
+      finished(item, std::move(image));
       return;
     }
-    file.reset();  // an uncommitted temporary file is removed here
-    finished(item, std::move(image));
+    if (spool_) {
+      // No fsync, no rename: a spooled file that a crash loses is fetched
+      // again (its lease expires); only the agent's copy must be durable.
+      image.file_path = blob_relative_path(image.sha256, image.info.ext).string();
+      image.spooled = std::move(file);
+      finished(item, std::move(image));
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(commit_mu_);
+      to_commit_.push_back(ToCommit{item, std::move(file), std::move(image)});
+    }
+    commit_cv_.notify_one();
   });
 }
 
@@ -80,7 +88,7 @@ bool ImagePipeline::prepare(const std::shared_ptr<PendingFile>& file, StoredImag
     image.too_small = true;
     return false;
   }
-  if (!file->prepare()) {
+  if (!spool_ && !file->prepare()) {
     image.error = "store: " + file->error();
     return false;
   }

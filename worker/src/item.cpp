@@ -8,6 +8,7 @@ const char* stage_name(Stage s) {
     case Stage::kFetching: return "fetching";
     case Stage::kParsing: return "parsing";
     case Stage::kStoring: return "storing";
+    case Stage::kUploading: return "uploading";
     case Stage::kLinksQueued: return "links queued";
     case Stage::kReported: return "reported";
   }
@@ -16,10 +17,11 @@ const char* stage_name(Stage s) {
 
 bool stage_may_follow(Stage from, Stage to) {
   switch (to) {
-    case Stage::kClaimed: return from == Stage::kFetching;
+    case Stage::kClaimed: return from == Stage::kFetching || from == Stage::kUploading;
     case Stage::kFetching: return from == Stage::kClaimed;
     case Stage::kParsing:
     case Stage::kStoring: return from == Stage::kFetching;
+    case Stage::kUploading: return from == Stage::kStoring;
     case Stage::kLinksQueued: return from == Stage::kParsing;
     case Stage::kReported: return from != Stage::kReported;
   }
@@ -31,7 +33,8 @@ int work_quarters(Stage s) {
     case Stage::kClaimed:
     case Stage::kFetching:
     case Stage::kParsing: return 4;
-    case Stage::kStoring: return 1;
+    case Stage::kStoring:
+    case Stage::kUploading: return 1;
     case Stage::kLinksQueued:
     case Stage::kReported: return 0;
   }

@@ -1,6 +1,11 @@
 #include "crawler/options.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <boost/program_options.hpp>
 #include <fstream>
@@ -80,6 +85,47 @@ std::string CrawlRequest::options_json() const {
   return o.str();
 }
 
+std::string read_agent_token(const std::string& path) {
+  auto refuse = [&](const std::string& why) { return std::runtime_error("--agent-token-file " + path + ": " + why); };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) throw refuse(std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw refuse("not a regular file");
+  }
+  // A token others can read is a token others have; one they can write is
+  // one they choose. ssh refuses such keys for the same reason.
+  if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+    ::close(fd);
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw refuse(std::string("its group or others may access it (mode ") + mode + "); chmod 600 it");
+  }
+  std::string token;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      throw refuse(std::strerror(errno));
+    }
+    if (n == 0) break;
+    token.append(buf, static_cast<std::size_t>(n));
+    if (token.size() > 4096) {
+      ::close(fd);
+      throw refuse("longer than 4096 bytes: not a token");
+    }
+  }
+  ::close(fd);
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  if (token.empty()) throw refuse("empty");
+  for (unsigned char c : token)
+    if (c <= 0x20 || c >= 0x7f) throw refuse("a token is printable ASCII without spaces (it goes into an HTTP header)");
+  return token;
+}
+
 namespace {
 
 template <typename T>
@@ -122,7 +168,23 @@ struct OptionGroups {
 
     worker.add_options()
         ("storage", po::value<std::string>(&w.storage),
-         "directory of the content-addressed image store (ab/cd/<sha256>.<ext>)")
+         "directory of the content-addressed image store (ab/cd/<sha256>.<ext>) on this "
+         "machine; or --storage-agent")
+        ("storage-agent", po::bool_switch(&w.storage_agent),
+         "store images through the primary node's agent (PUT /api/blobs/<sha256>.<ext>) instead "
+         "of --storage: the database names it (crawl_blob_target()), also after a failover; a "
+         "row is recorded only once its file is stored there")
+        ("agent-token-file", po::value<std::string>(&w.agent_token_file),
+         "file holding the agents' bearer token (required with --storage-agent; must not be "
+         "accessible to group or others)")
+        ("agent-ca-file", po::value<std::string>(&w.agent_ca_file),
+         "CA certificates (PEM) that verify the agents' TLS certificates (default the system's)")
+        ("spool", po::value<std::string>(&w.spool),
+         "with --storage-agent: directory where downloaded images wait for their upload "
+         "(default /var/tmp/crawler-worker; a file is removed once the agent has it)")
+        ("max-spool-bytes", po::value<long long>(&w.max_spool_bytes)->default_value(1LL << 30),
+         "with --storage-agent: at this many bytes of images waiting for the agent (also while "
+         "no agent answers), no new URLs are claimed")
         ("worker-id", po::value<std::string>(&w.worker_id),
          "name of this worker in leases (default hostname:pid)")
         ("concurrency", po::value<int>(&w.concurrency)->default_value(16),
@@ -188,6 +250,7 @@ std::string help_text(const po::options_description& visible) {
           "      start a crawl session (crawl_start()), crawl it to the end, print a summary;\n"
           "      exit status 0 when the session finished with at least one page fetched\n"
           "  crawler-worker run --db CONNINFO --storage DIR [options]\n"
+          "  crawler-worker run --db CONNINFO --storage-agent --agent-token-file FILE [options]\n"
           "      the service: work on every running session; SIGTERM stops gracefully\n"
           "      (leases returned), SIGHUP re-reads the config file\n"
           "  crawler-worker status --db CONNINFO [--session ID]\n"
@@ -204,8 +267,19 @@ void check_command(Command& cmd) {
     throw std::runtime_error("unknown command \"" + cmd.name +
                              "\": use crawl, run or status (see crawler-worker --help)");
   if (w.db.empty()) throw std::runtime_error("--db CONNINFO is required");
-  if (cmd.name != "status" && w.storage.empty())
-    throw std::runtime_error("--storage DIR is required");
+  if (cmd.name != "status") {
+    if (w.storage.empty() && !w.storage_agent)
+      throw std::runtime_error("--storage DIR or --storage-agent is required");
+    if (!w.storage.empty() && w.storage_agent)
+      throw std::runtime_error("--storage and --storage-agent exclude each other: files go to one place");
+    if (w.storage_agent) {
+      if (w.agent_token_file.empty())
+        throw std::runtime_error("--storage-agent needs --agent-token-file FILE");
+      w.agent_token = read_agent_token(w.agent_token_file);
+      if (w.spool.empty()) w.spool = kDefaultSpool;
+      if (w.max_spool_bytes < 1) throw std::runtime_error("--max-spool-bytes must be at least 1");
+    }
+  }
   if (cmd.name == "crawl" && c.seeds.empty())
     throw std::runtime_error("crawl needs at least one --seed URL");
   auto positive = [](int v, const char* name) {
@@ -262,6 +336,10 @@ Command parse_command_line(int argc, const char* const argv[]) {
     cmd.name = "version";
     return cmd;
   }
+  if (!w.storage_agent)
+    for (const char* agent_only : {"agent-token-file", "agent-ca-file", "spool"})
+      if (vm.count(agent_only))
+        throw std::runtime_error(std::string("--") + agent_only + " applies only with --storage-agent");
   copy_opt(vm, "max-depth", c.max_depth);
   copy_opt(vm, "max-pages", c.max_pages);
   copy_opt(vm, "per-host", c.per_host);

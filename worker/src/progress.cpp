@@ -21,12 +21,24 @@ std::string human_bytes(double b) {
   return o.str();
 }
 
-std::string progress_line(const SessionStatus& r, const CrawlStats& st, double secs, bool db_connected) {
+std::string upload_text(const UploadBacklog& u) {
+  if (u.uploads == 0 && !u.agent_down) return "";
+  std::string text = "uploads " + std::to_string(u.uploads) + " (" + human_bytes(static_cast<double>(u.bytes)) +
+                     " spooled)";
+  if (u.agent_down) text += " [agent unavailable]";
+  return text;
+}
+
+std::string progress_line(const SessionStatus& r, const CrawlStats& st, double secs, bool db_connected,
+                          const std::optional<UploadBacklog>& uploads) {
   std::ostringstream line;
   line << "pages " << r.pages_fetched << " (" << std::fixed << std::setprecision(1) << st.pages / secs
        << "/s)  images " << r.images_stored << " (" << st.images / secs << "/s)  "
        << human_bytes(static_cast<double>(r.bytes_stored)) << "  queue " << r.queued << "  leased " << r.leased
-       << "  errors " << r.errors << (db_connected ? "" : "  [database reconnecting]");
+       << "  errors " << r.errors;
+  if (uploads)
+    if (std::string u = upload_text(*uploads); !u.empty()) line << "  " << u;
+  line << (db_connected ? "" : "  [database reconnecting]");
   return line.str();
 }
 
@@ -46,10 +58,14 @@ std::string crawl_summary(std::int64_t session, const SessionStatus& last, const
   return sum.str();
 }
 
-std::string service_line(const CrawlStats& s, std::size_t leases_held, std::size_t writes_pending) {
+std::string service_line(const CrawlStats& s, std::size_t leases_held, std::size_t writes_pending,
+                         const std::optional<UploadBacklog>& uploads) {
   std::ostringstream line;
   line << "so far: " << s.pages << " pages, " << s.images << " images, " << human_bytes(static_cast<double>(s.bytes))
        << ", " << s.errors << " errors, " << leases_held << " leases held, " << writes_pending << " writes pending";
+  if (uploads)
+    line << ", " << uploads->uploads << " uploads pending (" << human_bytes(static_cast<double>(uploads->bytes))
+         << " spooled)" << (uploads->agent_down ? ", agent unavailable" : "");
   return line.str();
 }
 

@@ -200,4 +200,24 @@ void WriteApi::stored_robots(const std::string& host, Answer<std::optional<Store
   });
 }
 
+void WriteApi::blob_target(Answer<std::optional<BlobTarget>> done) {
+  db_.call(Stmt::crawl_blob_target, {}, [done = std::move(done)](DbResult&& r) {
+    std::optional<BlobTarget> target;
+    if (r.ok && !r.rows.empty() && r.at(0, "agent_url")) {
+      target.emplace();
+      target->agent_url = *r.at(0, "agent_url");
+      target->replication_mode = r.at(0, "replication_mode").value_or("");
+      target->sync_timeout_ms = static_cast<int>(to_ll(r.at(0, "sync_timeout_ms"), 0));
+    }
+    CallStatus st = CallStatus::of(r);
+    if (st.ok && !target) {
+      // A row without a URL is no place to upload to: an error, as 55000 is.
+      st.ok = false;
+      st.sqlstate = "55000";
+      st.error = "crawl_blob_target() returned no agent_url";
+    }
+    done(st, std::move(target));
+  });
+}
+
 }  // namespace crawler

@@ -6,7 +6,7 @@ using namespace crawler;
 
 namespace {
 const Stage kAll[] = {Stage::kClaimed, Stage::kFetching, Stage::kParsing,
-                      Stage::kStoring, Stage::kLinksQueued, Stage::kReported};
+                      Stage::kStoring, Stage::kUploading, Stage::kLinksQueued, Stage::kReported};
 }
 
 TEST(ItemStage, APageGoesFromClaimToItsLinksToItsReport) {
@@ -23,6 +23,24 @@ TEST(ItemStage, AnImageIsStoredThenReported) {
   EXPECT_TRUE(it.enter(Stage::kFetching));
   EXPECT_TRUE(it.enter(Stage::kStoring));
   EXPECT_TRUE(it.enter(Stage::kReported));
+}
+
+TEST(ItemStage, AnImageForTheAgentIsStoredThenUploadedThenReported) {
+  Item it;
+  EXPECT_TRUE(it.enter(Stage::kFetching));
+  EXPECT_TRUE(it.enter(Stage::kStoring));
+  EXPECT_FALSE(it.enter(Stage::kClaimed));  // a stored file is on its way: nothing to give back yet
+  EXPECT_TRUE(it.enter(Stage::kUploading));
+  EXPECT_TRUE(it.enter(Stage::kReported));
+}
+
+TEST(ItemStage, AnUploadAbandonedByAStopGoesBackToClaimed) {
+  Item it;
+  EXPECT_TRUE(it.enter(Stage::kFetching));
+  EXPECT_TRUE(it.enter(Stage::kStoring));
+  EXPECT_TRUE(it.enter(Stage::kUploading));
+  EXPECT_TRUE(it.enter(Stage::kClaimed));
+  EXPECT_FALSE(returned_on_stop(Stage::kUploading));  // the stop waits for the uploader's word
 }
 
 TEST(ItemStage, ARedirectOrAnAbandonedTransferGoesBackToClaimed) {
@@ -53,6 +71,7 @@ TEST(ItemStage, StoringImagesCountAQuarterReportedItemsNothing) {
   EXPECT_EQ(work_quarters(Stage::kFetching), 4);
   EXPECT_EQ(work_quarters(Stage::kParsing), 4);
   EXPECT_EQ(work_quarters(Stage::kStoring), 1);
+  EXPECT_EQ(work_quarters(Stage::kUploading), 1);
   EXPECT_EQ(work_quarters(Stage::kLinksQueued), 0);
   EXPECT_EQ(work_quarters(Stage::kReported), 0);
 }

@@ -254,3 +254,37 @@ TEST(WriteApi, ARedirectsScopeIsTheExtensionsAnswer) {
   EXPECT_EQ(got[1], std::make_pair(true, false));
   EXPECT_EQ(got[2], std::make_pair(false, false));  // refused: never allowed
 }
+
+TEST(WriteApi, TheBlobTargetIsThePrimarysAgentReadByName) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  std::vector<std::pair<CallStatus, std::optional<BlobTarget>>> got;
+  auto keep = [&](const CallStatus& st, std::optional<BlobTarget> t) { got.emplace_back(st, std::move(t)); };
+  api.blob_target(keep);
+  api.blob_target(keep);
+  api.blob_target(keep);
+  ASSERT_EQ(db.sent.size(), 3u);
+  EXPECT_EQ(db.sent[0].stmt, Stmt::crawl_blob_target);
+  EXPECT_TRUE(db.sent[0].params.empty());
+  EXPECT_TRUE(db.sent[0].idempotent);  // a read: sent again after a reconnect
+  EXPECT_EQ(db.sent[0].key, 0u);
+  // columns in another order: read by name
+  db.sent[0].done(rows({"sync_timeout_ms", "agent_url", "replication_mode"}, {{"10000", "https://10.0.0.5:8000", "sync"}}));
+  DbResult no_agent;
+  no_agent.sqlstate = "55000";
+  no_agent.error = "node a has no agent";
+  db.sent[1].done(std::move(no_agent));
+  db.sent[2].done(rows({"agent_url", "replication_mode", "sync_timeout_ms"}, {{Param{}, "async", "0"}}));
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_TRUE(got[0].first.ok);
+  ASSERT_TRUE(got[0].second);
+  EXPECT_EQ(got[0].second->agent_url, "https://10.0.0.5:8000");
+  EXPECT_EQ(got[0].second->replication_mode, "sync");
+  EXPECT_EQ(got[0].second->sync_timeout_ms, 10000);
+  EXPECT_FALSE(got[1].first.ok);
+  EXPECT_EQ(got[1].first.sqlstate, "55000");
+  EXPECT_FALSE(got[1].second);
+  EXPECT_FALSE(got[2].first.ok);  // no URL is no target
+  EXPECT_EQ(got[2].first.sqlstate, "55000");
+  EXPECT_FALSE(got[2].second);
+}

@@ -32,7 +32,8 @@ struct DbResult {
 enum class Stmt {
   crawl_start, crawl_stop, crawl_status, crawl_claim, crawl_renew, crawl_release,
   crawl_complete, crawl_fail, crawl_enqueue, crawl_enqueue_many, crawl_host_set, image_record,
-  session_settings, host_robots, redirect_allowed, sessions_overview, recent_errors, ha_status, count_
+  session_settings, host_robots, redirect_allowed, sessions_overview, recent_errors, ha_status,
+  crawl_blob_target, count_
 };
 
 // What sends calls to the database and delivers their answers on the event

@@ -3,9 +3,10 @@
 // session's settings (settings_cache.hpp), its host's robots.txt
 // (robots_cache.hpp), the transfer, what the transfer means
 // (outcome.hpp), then a page's links (link_batcher.hpp) or an image's file
-// (image_pipeline.hpp), and reports the outcome through the write API
-// (write_api.hpp); it renews the leases while working and returns them on a
-// clean stop.
+// (image_pipeline.hpp), with --storage-agent uploaded to the primary's agent
+// (blob_uploader.hpp) before its row is recorded, and reports the outcome
+// through the write API (write_api.hpp); it renews the leases while working
+// and returns them on a clean stop.
 #pragma once
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -19,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "crawler/blob_uploader.hpp"
 #include "crawler/fetcher.hpp"
 #include "crawler/image_pipeline.hpp"
 #include "crawler/item.hpp"
@@ -38,7 +40,10 @@ struct CrawlStats {
 
 class Crawler {
  public:
-  Crawler(boost::asio::io_context& io, const WorkerOptions& opts, WriteApi& api, FileStore& store);
+  // `store` is where downloads are written: the store, or the spool when
+  // `uploader` (not null with --storage-agent) takes the files to the agent.
+  Crawler(boost::asio::io_context& io, const WorkerOptions& opts, WriteApi& api, FileStore& store,
+          BlobUploader* uploader = nullptr);
   ~Crawler();
   // Starts claiming, renewing and the image library.
   void start();
@@ -54,6 +59,12 @@ class Crawler {
   // Called when a claim found nothing and this worker holds nothing: the
   // session may be over (the crawl command then asks at once).
   void on_idle(std::function<void()> f) { on_idle_ = std::move(f); }
+  // Called once when this worker cannot go on as configured (the agent
+  // refused its token): the caller logs it, stops the crawler and exits
+  // with an error. Without it the crawler stops itself.
+  void on_fatal(std::function<void(const std::string&)> f) { on_fatal_ = std::move(f); }
+  // What waits for the agent; nullopt without --storage-agent.
+  std::optional<UploadBacklog> upload_backlog() const;
 
  private:
   // Leases.
@@ -74,6 +85,14 @@ class Crawler {
                 const std::vector<std::string>& pages);
   void on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<PendingFile> file);
   void image_stored(std::int64_t id, StoredImage&& image);
+  // The image's file to the agent; recorded once the agent has it.
+  void upload(Item& item, StoredImage&& image);
+  void uploaded(std::int64_t id, StoredImage&& image, const UploadOutcome& o);
+  // The row of an image whose file is stored (locally or at the agent).
+  void record(Item& item, StoredImage&& image);
+  // An item nothing was written for goes back to the queue unfinished.
+  void give_back(Item& item);
+  void fatal(const std::string& why);
   bool fetch_failed(Item& it, const FetchResult& r);  // true when it was a failure
   // true when it was a redirect: the next hop is dispatched, or the item ended
   bool redirected(std::int64_t id, Item& it, const FetchResult& r);
@@ -93,6 +112,7 @@ class Crawler {
   WorkerOptions opts_;
   WriteApi& api_;
   FileStore& store_;
+  BlobUploader* uploader_;
   Fetcher fetcher_;
   SettingsCache settings_;
   RobotsCache robots_;
@@ -104,8 +124,10 @@ class Crawler {
   CrawlStats stats_;
   bool claim_in_flight_ = false, claim_again_ = false, stopping_ = false, release_sent_ = false;
   bool queue_short_ = false;  // the last claim found less than it asked for
+  bool fatal_ = false;
   std::chrono::milliseconds idle_delay_{50};
   std::function<void()> on_stopped_, on_idle_;
+  std::function<void(const std::string&)> on_fatal_;
 };
 
 }  // namespace crawler

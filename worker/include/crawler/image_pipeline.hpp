@@ -4,6 +4,9 @@
 // committer thread renames the files of a whole batch with one syncfs before
 // the renames and one after, so a name in the store always has all its
 // bytes and image_record() never names a file that a crash could lose.
+// With the agent as the store (--storage-agent) nothing is renamed: the
+// judged file stays in the spool, and goes with the result to the uploader
+// (blob_uploader.hpp), which makes it durable where it belongs.
 #pragma once
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -33,7 +36,9 @@ struct StoredImage {
   FetchResult r;  // its transfer (the body went to the file)
   ImageInfo info;
   std::string sha256;
-  std::string file_path;  // relative to the store's root; "" unless stored
+  std::string file_path;  // relative to the store's root; "" unless stored (or to be uploaded)
+  // The file itself, left in the spool for the uploader (spool mode only).
+  std::shared_ptr<PendingFile> spooled;
   std::string error;      // "" unless it failed
   bool too_small = false;  // under min_width/min_height: not stored, not an error
 };
@@ -42,7 +47,9 @@ class ImagePipeline {
  public:
   // Runs on the loop once per stored() image.
   using Done = std::function<void(std::int64_t item, StoredImage&& image)>;
-  ImagePipeline(boost::asio::io_context& io, FileStore& store, Done done);
+  // `spool`: the files are not renamed into `store` but handed over in
+  // StoredImage::spooled, with the path the agent will store them under.
+  ImagePipeline(boost::asio::io_context& io, FileStore& store, bool spool, Done done);
   ~ImagePipeline();  // waits for the files under way
   ImagePipeline(const ImagePipeline&) = delete;
   ImagePipeline& operator=(const ImagePipeline&) = delete;
@@ -69,6 +76,7 @@ class ImagePipeline {
 
   boost::asio::io_context& io_;
   FileStore& store_;
+  bool spool_;
   Done done_;
   boost::asio::thread_pool files_{8};  // flush, header reading, directories
   std::mutex commit_mu_;

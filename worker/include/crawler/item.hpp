@@ -15,6 +15,7 @@ enum class Stage {
   kFetching,     // a transfer is out (a stop waits for it to end)
   kParsing,      // a page's body on a parser thread
   kStoring,      // an image's file on a file thread or the committer
+  kUploading,    // an image's file on its way to the primary's agent (--storage-agent)
   kLinksQueued,  // a page's links wait for the database; the page is completed after them
   kReported,     // complete, fail or image_record sent; forgotten when the database answers
 };
@@ -22,14 +23,15 @@ enum class Stage {
 // The stage's name, for logs.
 const char* stage_name(Stage s);
 // Whether an item may go from `from` to `to`: claimed to fetching, back to
-// claimed (a redirect's next hop, or a transfer abandoned by a stop), on to
-// parsing or storing, to links queued, and to reported from any stage but
-// the last.
+// claimed (a redirect's next hop, or a transfer or an upload abandoned by a
+// stop), on to parsing or storing, from storing to uploading, to links
+// queued, and to reported from any stage but the last.
 bool stage_may_follow(Stage from, Stage to);
 // How much of a transfer slot an item takes, in quarters: claimed, fetching
 // and parsing items are whole work, an image being stored needs no
 // connection and counts a quarter (transfers go on meanwhile, memory stays
-// bounded), an item whose result is written counts nothing (max_pending_writes
+// bounded), so does one being uploaded (the spool's limits bound those), an
+// item whose result is written counts nothing (max_pending_writes
 // bounds those).
 int work_quarters(Stage s);
 // Whether a stop gives the item's lease back with crawl_release(): nothing

@@ -9,7 +9,15 @@ namespace crawler {
 // How this worker process fetches and talks to the database.
 struct WorkerOptions {
   std::string db;                 // libpq conninfo, several hosts allowed
-  std::string storage;            // root of the content-addressed store
+  std::string storage;            // root of the content-addressed store ("" with storage_agent)
+  // Files go to the primary's node agent (PUT /api/blobs/) instead of a
+  // local store; they wait in `spool` until the agent has them.
+  bool storage_agent = false;
+  std::string agent_token_file;   // the agents' bearer token (owner-only file)
+  std::string agent_token;        // read from agent_token_file by the parser
+  std::string agent_ca_file;      // CA bundle for the agents' TLS ("" = the system's)
+  std::string spool;              // staging directory of downloads awaiting upload
+  long long max_spool_bytes = 1LL << 30;  // bytes waiting for the agent before claiming pauses
   std::string worker_id;          // default: hostname:pid
   int concurrency = 16;           // transfers at once
   int host_connections = 8;       // connections per host (curl)
@@ -54,5 +62,19 @@ struct Command {
 Command parse_command_line(int argc, const char* const argv[]);
 
 std::string json_string(const std::string& s);  // a JSON string literal
+
+// The default --spool directory.
+constexpr const char* kDefaultSpool = "/var/tmp/crawler-worker";
+
+// The bearer token in `path`: its content without the trailing newline.
+// Throws std::runtime_error, fit for the user, when the file cannot be
+// read, is not a regular file, can be read or written by its group or by
+// others (a secret), is empty, or holds anything but printable ASCII
+// without spaces (it goes into an HTTP header).
+std::string read_agent_token(const std::string& path);
+
+// Where downloaded files are written: the store, or the spool when files
+// go to the agent.
+inline const std::string& download_root(const WorkerOptions& w) { return w.storage_agent ? w.spool : w.storage; }
 
 }  // namespace crawler

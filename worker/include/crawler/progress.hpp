@@ -3,6 +3,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "crawler/crawler.hpp"
@@ -13,13 +14,20 @@ namespace crawler {
 // 1234567 -> "1.2 MB" (powers of 1000).
 std::string human_bytes(double bytes);
 // The live line: the session's counters (every worker's, from the database)
-// and this worker's rates over `seconds`.
-std::string progress_line(const SessionStatus& session, const CrawlStats& mine, double seconds, bool db_connected);
+// and this worker's rates over `seconds`; with --storage-agent what waits
+// for the agent when anything does.
+std::string progress_line(const SessionStatus& session, const CrawlStats& mine, double seconds, bool db_connected,
+                          const std::optional<UploadBacklog>& uploads = std::nullopt);
 // The summary the crawl command prints when it ends.
 std::string crawl_summary(std::int64_t session, const SessionStatus& last, const CrawlStats& mine, double seconds,
                           bool interrupted);
-// The service's line of what it has done so far.
-std::string service_line(const CrawlStats& mine, std::size_t leases_held, std::size_t writes_pending);
+// The service's line of what it has done so far (and, with
+// --storage-agent, the uploads waiting and their bytes in the spool).
+std::string service_line(const CrawlStats& mine, std::size_t leases_held, std::size_t writes_pending,
+                         const std::optional<UploadBacklog>& uploads = std::nullopt);
+// "uploads 3 (1.2 MB spooled)", with "[agent unavailable]" while no agent
+// answers; "" when nothing waits and the agent is fine.
+std::string upload_text(const UploadBacklog& uploads);
 
 // Shows the live line: on a terminal in place, at most every 500 ms;
 // otherwise logged every 10 s.

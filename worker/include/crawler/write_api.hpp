@@ -76,6 +76,14 @@ struct StoredRobots {
   long long age_s = 0;
 };
 
+// Where a worker uploads blobs (a row of crawl_blob_target()): the agent of
+// the node the worker is connected to, which is the writable primary.
+struct BlobTarget {
+  std::string agent_url;         // e.g. https://10.0.0.5:8000, no trailing path
+  std::string replication_mode;  // async, sync or semi_sync
+  int sync_timeout_ms = 0;       // how long a semi_sync primary waits for its standby
+};
+
 // Links of one session for one crawl_enqueue_many() call, encoded as they
 // are added: a batch of 20,000 URLs is copied once, into its literal.
 class LinkBatch {
@@ -151,6 +159,11 @@ class WriteApi {
   void redirect_allowed(std::int64_t session, const std::string& url, std::string_view kind, Answer<bool> done);
   // The host's robots.txt as some worker stored it (nullopt: none yet).
   void stored_robots(const std::string& host, Answer<std::optional<StoredRobots>> done);
+  // Where blobs go now (crawl_blob_target()); nullopt with the error when
+  // the node has no agent (55000) or the call failed otherwise. A standby's
+  // 25006 never reaches the caller: the database layer reconnects to the
+  // primary and asks again.
+  void blob_target(Answer<std::optional<BlobTarget>> done);
 
  private:
   // A call that cannot be sent, answered as the server would answer it.
