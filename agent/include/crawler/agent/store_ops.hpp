@@ -1,0 +1,29 @@
+// The file operations file sync makes on the store beyond FileStore's own:
+// putting a fetched file in place durably, moving a bad copy aside,
+// removing an orphan durably. Each returns false with a reason rather than
+// throwing: they run on file sync's threads.
+#pragma once
+#include <filesystem>
+#include <string>
+
+namespace crawler::agent {
+
+// fsyncs a directory (after a rename into it or an unlink from it).
+bool fsync_directory(const std::filesystem::path& dir);
+
+// Renames the complete, fsynced file `from` to <root>/<relative> (making
+// ab/ and ab/cd/ when needed, each new directory's parent fsynced too) and
+// fsyncs the destination directory: after true the blob survives a crash.
+bool install_file(const std::filesystem::path& from, const std::filesystem::path& root,
+                  const std::filesystem::path& relative, std::string* error);
+
+// Moves a bad copy out of the store's names, to
+// <root>/.corrupt/<file name>.<UTC timestamp>, kept for an operator to look
+// at. Returns where it went, or empty (error set) when it could not.
+std::filesystem::path move_aside(const std::filesystem::path& root, const std::filesystem::path& file,
+                                 std::string* error);
+
+// Unlinks `file` and fsyncs its directory; true also when it was gone.
+bool remove_durably(const std::filesystem::path& file, std::string* error);
+
+}  // namespace crawler::agent

@@ -1,0 +1,298 @@
+#include "crawler/agent/follower.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "crawler/agent/inventory.hpp"
+#include "crawler/agent/node_db.hpp"
+#include "crawler/agent/peer_client.hpp"
+#include "crawler/agent/store_ops.hpp"
+#include "crawler/log.hpp"
+#include "crawler/sha256.hpp"
+#include "crawler/sql_literal.hpp"
+#include "crawler/store.hpp"
+
+namespace crawler::agent {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+constexpr std::size_t kStoredBatch = 1000;  // blob_stored_many takes at most 10000
+
+FetchOutcome failed(const Wanted& w, std::string why) {
+  FetchOutcome o;
+  o.sha256 = w.sha256;
+  o.error = std::move(why);
+  return o;
+}
+
+// The store already holds the blob when a file of that name hashes right
+// (an upload that came first, a fetch whose record was lost); a bad copy is
+// moved aside so that the fetch replaces it.
+bool already_held(const Wanted& w, const FileStore& store, FetchOutcome* out) {
+  auto existing = store.find(w.sha256);
+  if (!existing) return false;
+  std::string error;
+  auto got = sha256_file(*existing, &error);
+  if (got && *got == w.sha256) {
+    std::error_code ec;
+    out->sha256 = w.sha256;
+    out->ok = true;
+    out->size = fs::file_size(*existing, ec);
+    CRAWLER_LOG(info) << "file sync: " << w.sha256 << " is already in the store, verified; recorded";
+    return true;
+  }
+  std::string why;
+  fs::path aside = move_aside(store.root(), *existing, &why);
+  CRAWLER_LOG(warn) << "file sync: the store's copy " << existing->string() << " of " << w.sha256
+                    << (got ? " hashes to " + *got : " cannot be read: " + error) << "; "
+                    << (aside.empty() ? why : "moved to " + aside.string()) << "; fetching it";
+  return false;
+}
+}  // namespace
+
+FetchOutcome fetch_blob(const Wanted& w, const std::string& peer_url, PeerClient& client,
+                        const FileStore& store, SyncStats& stats) {
+  std::string sha, ext;
+  // The row's path comes from the database (replicated from the peer): it
+  // is used only when it is exactly where the store keeps this blob.
+  if (!parse_blob_path(w.file_path, &sha, &ext) || sha != w.sha256)
+    return failed(w, "file_path " + one_line(w.file_path, 200) + " is not ab/cd/<sha256>.<ext> of this blob");
+  FetchOutcome out;
+  if (already_held(w, store, &out)) return out;
+  if (peer_url.empty()) return failed(w, "the peer's agent is not known (ha_status() names no agent_url)");
+
+  fs::path part = store.root() / ".tmp" / ("fetch-" + w.sha256 + ".part");
+  std::string url = peer_url + "/api/blobs/" + w.sha256;
+  auto started = Clock::now();
+  Download d = client.download(url, part, w.file_size);
+  stats.bytes_fetched += d.received;
+  if (d.restarted)
+    CRAWLER_LOG(info) << "file sync: " << url << " answered a Range request with the whole body; fetched again from the start";
+  std::error_code ec;
+  if (!d.ok && d.status != 416) {
+    if (d.discard) fs::remove(part, ec);
+    return failed(w, "GET " + url + ": " + d.error +
+                         (d.discard || d.size == 0 ? "" : " (" + std::to_string(d.size) + " bytes kept to resume)"));
+  }
+  // 416: nothing follows the bytes we hold; they may be the whole blob.
+  std::string error;
+  auto got = sha256_file(part, &error);
+  if (!got) return failed(w, "cannot hash " + part.string() + ": " + error);
+  if (*got != w.sha256) {
+    fs::remove(part, ec);
+    return failed(w, "GET " + url + ": the " + std::to_string(d.size) + " bytes received hash to " + *got +
+                         (d.status == 416 ? " (HTTP 416 to a resume)" : "") + "; discarded");
+  }
+  if (w.file_size && d.size != w.file_size)
+    CRAWLER_LOG(warn) << "file sync: " << w.sha256 << " has " << d.size << " bytes, its row says " << w.file_size
+                      << "; the hash is right, so it is kept";
+  if (!install_file(part, store.root(), w.file_path, &error)) return failed(w, error);
+  out.sha256 = w.sha256;
+  out.ok = true;
+  out.size = d.size;
+  stats.blobs_fetched++;
+  CRAWLER_LOG(debug) << "file sync: fetched " << w.sha256 << " (" << d.size << " bytes"
+                     << (d.resumed ? ", resumed" : "") << ") from " << peer_url << " in "
+                     << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()
+                     << " ms";
+  return out;
+}
+
+Follower::Follower(const AgentConfig& config, const FileStore& store, NodeView& view, TokenFile& token,
+                   Stopper& stop, SyncStats& stats)
+    : config_(config), store_(store), view_(view), token_(token), stop_(stop), stats_(stats) {}
+
+Follower::~Follower() { join(); }
+
+void Follower::start() {
+  int n = std::max(1, config_.sync_concurrency);
+  if (config_.sync_bandwidth_bytes) pacer_ = std::make_unique<SharedPacer>(config_.sync_bandwidth_bytes);
+  threads_.emplace_back([this] { poll_loop(); });
+  for (int i = 0; i < n; ++i) threads_.emplace_back([this, i] { transfer_loop(i); });
+}
+
+void Follower::wake() { cv_.notify_all(); }
+
+void Follower::join() {
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+void Follower::transfer_loop(int index) {
+  try {
+    PeerSettings ps;
+    ps.ca_file = config_.ca_file;
+    ps.timeout_ms = config_.peer_timeout_ms;
+    ps.download_pacer = pacer_.get();  // the bandwidth is for all transfers together
+    PeerClient client(ps, token_, stop_);
+    for (;;) {
+      Wanted w;
+      {
+        std::unique_lock<std::mutex> lock(m_);
+        while (todo_.empty() && !stop_.stopped()) cv_.wait_for(lock, std::chrono::milliseconds(200));
+        if (stop_.stopped()) return;
+        w = std::move(todo_.front());
+        todo_.pop_front();
+        ++busy_;
+      }
+      stats_.fetches_in_flight++;
+      FetchOutcome o;
+      try {
+        o = fetch_blob(w, view_.peer_url(), client, store_, stats_);
+      } catch (const std::exception& e) {
+        o = failed(w, e.what());
+      }
+      stats_.fetches_in_flight--;
+      if (!o.ok) {
+        stats_.fetch_failures++;
+        // Interrupted by stop(): not the blob's fault; it is handed out
+        // again after blob_wanted's 60 s.
+        if (stop_.stopped()) {
+          std::lock_guard<std::mutex> lock(m_);
+          --busy_;
+          return;
+        }
+        CRAWLER_LOG(warn) << "file sync: fetch of " << w.sha256 << " (attempt " << (w.attempts + 1)
+                          << ") failed: " << o.error;
+      }
+      {
+        std::lock_guard<std::mutex> lock(m_);
+        --busy_;
+        done_.push_back(std::move(o));
+      }
+      cv_.notify_all();
+    }
+  } catch (const std::exception& e) {
+    CRAWLER_LOG(error) << "file sync: transfer thread " << index << " ended: " << e.what();
+  }
+}
+
+bool Follower::flush(NodeDb& db) {
+  std::vector<FetchOutcome> outcomes;
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    outcomes.swap(done_);
+  }
+  if (outcomes.empty()) return true;
+  std::vector<FetchOutcome> keep;  // not recorded: the connection broke
+  std::vector<const FetchOutcome*> ok;
+  for (const auto& o : outcomes)
+    if (o.ok) ok.push_back(&o);
+  for (std::size_t i = 0; i < ok.size(); i += kStoredBatch) {
+    PgArrayLiteral shas, sizes;
+    std::size_t end = std::min(ok.size(), i + kStoredBatch);
+    for (std::size_t j = i; j < end; ++j) {
+      shas.add_text(ok[j]->sha256);
+      sizes.add_bigint(static_cast<std::int64_t>(ok[j]->size));
+    }
+    DbResult r = db.call("SELECT " + db.fn("blob_stored_many") + "($1::text[], $2::bigint[])",
+                         {shas.str(), sizes.str()});
+    if (!r.ok) {
+      CRAWLER_LOG(error) << "file sync: blob_stored_many of " << (end - i) << " fetched blobs failed: "
+                         << r.sqlstate << " " << r.error;
+      for (std::size_t j = i; j < end; ++j) keep.push_back(*ok[j]);
+    }
+  }
+  for (const auto& o : outcomes) {
+    if (o.ok) continue;
+    DbResult r = db.call("SELECT " + db.fn("blob_fetch_failed") + "($1, $2)",
+                         {o.sha256, valid_text(o.error, 1000)});
+    if (!r.ok) {
+      CRAWLER_LOG(error) << "file sync: blob_fetch_failed(" << o.sha256 << ") failed: " << r.sqlstate << " "
+                         << r.error;
+      if (r.sqlstate == "08006") keep.push_back(o);
+    }
+  }
+  if (keep.empty()) return true;
+  std::lock_guard<std::mutex> lock(m_);
+  done_.insert(done_.end(), keep.begin(), keep.end());
+  return false;
+}
+
+void Follower::poll_loop() {
+  NodeDb db(config_.db, "follower");
+  const int n = std::max(1, config_.sync_concurrency);
+  auto poll = std::chrono::milliseconds(std::max(10, config_.sync_poll_ms));
+  bool waiting_for_peer_logged = false;
+  auto last_summary = Clock::now();
+  std::uint64_t last_fetched = 0, last_failures = 0, last_bytes = 0;
+  try {
+    while (!stop_.stopped()) {
+      if (!stats_.attached) {
+        stop_.sleep_for(poll);
+        continue;
+      }
+      if (!db.ensure(stop_)) break;
+      if (!flush(db)) {
+        stop_.sleep_for(std::chrono::seconds(1));
+        continue;
+      }
+      if (Clock::now() - last_summary >= std::chrono::seconds(10)) {
+        std::uint64_t f = stats_.blobs_fetched, e = stats_.fetch_failures, b = stats_.bytes_fetched;
+        if (f != last_fetched || e != last_failures)
+          CRAWLER_LOG(info) << "file sync: fetched " << (f - last_fetched) << " blobs (" << (b - last_bytes)
+                            << " bytes) and " << (e - last_failures) << " failures in the last "
+                            << std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - last_summary).count()
+                            << " s; " << stats_.fetches_in_flight << " in flight";
+        last_summary = Clock::now();
+        last_fetched = f, last_failures = e, last_bytes = b;
+      }
+      std::string peer = view_.peer_url();
+      if (peer.empty()) {
+        // blob_wanted() hands rows out for 60 s: ask only when they can be
+        // fetched.
+        if (!waiting_for_peer_logged)
+          CRAWLER_LOG(info) << "file sync: no peer agent known; fetching waits for ha_status() to name one";
+        waiting_for_peer_logged = true;
+        stop_.sleep_for(poll);
+        continue;
+      }
+      waiting_for_peer_logged = false;
+      int room;
+      {
+        std::lock_guard<std::mutex> lock(m_);
+        // Enough queued to keep every transfer thread busy while the next
+        // poll runs, not more: what is handed out waits 60 s to be retried
+        // after a crash.
+        room = 2 * n - static_cast<int>(todo_.size()) - busy_;
+      }
+      std::size_t got = 0;
+      if (room > 0) {
+        DbResult r = db.call("SELECT sha256, file_path, file_size, attempts FROM " + db.fn("blob_wanted") + "($1)",
+                             {std::to_string(room)});
+        if (!r.ok) {
+          CRAWLER_LOG(error) << "file sync: blob_wanted failed: " << r.sqlstate << " " << r.error;
+          stop_.sleep_for(std::chrono::seconds(1));
+          continue;
+        }
+        std::lock_guard<std::mutex> lock(m_);
+        for (std::size_t i = 0; i < r.rows.size(); ++i) {
+          Wanted w;
+          w.sha256 = r.at(i, "sha256").value_or("");
+          w.file_path = r.at(i, "file_path").value_or("");
+          w.file_size = std::stoull(r.at(i, "file_size").value_or("0"));
+          w.attempts = std::stoi(r.at(i, "attempts").value_or("0"));
+          todo_.push_back(std::move(w));
+        }
+        got = r.rows.size();
+      }
+      if (got) {
+        CRAWLER_LOG(debug) << "file sync: " << got << " wanted blobs to fetch from " << peer;
+        cv_.notify_all();
+      }
+      // Asked again at once while the queue gives work and there is room;
+      // otherwise after the poll interval or when an outcome arrives.
+      std::unique_lock<std::mutex> lock(m_);
+      if (got > 0 && static_cast<int>(got) == room) continue;
+      cv_.wait_for(lock, got ? std::chrono::milliseconds(50) : poll,
+                   [this] { return !done_.empty() || stop_.stopped(); });
+    }
+  } catch (const std::exception& e) {
+    CRAWLER_LOG(error) << "file sync: the follower's database thread ended: " << e.what();
+  }
+  flush(db);
+}
+
+}  // namespace crawler::agent
