@@ -127,9 +127,10 @@ void BlobUploader::ask_target() {
       back_off();
       return;
     }
-    if (!target_ || target_->agent_url != target->agent_url)
+    if (target->agent_url != announced_url_)  // a retry that finds the same agent says nothing new
       CRAWLER_LOG(info) << "blobs go to the agent " << target->agent_url << " (replication mode "
                         << target->replication_mode << ")";
+    announced_url_ = target->agent_url;
     target_ = std::move(target);
     // The epoch at the question: a reconnect while it was out makes the
     // answer suspect, and the next pump() asks again.

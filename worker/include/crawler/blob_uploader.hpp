@@ -125,6 +125,7 @@ class BlobUploader {
   std::optional<BlobTarget> target_;
   std::uint64_t target_epoch_ = 0;
   std::chrono::steady_clock::time_point target_read_at_;
+  std::string announced_url_;  // the agent last logged as the target
   std::size_t pending_ = 0;
   std::uint64_t spooled_bytes_ = 0;
   bool agent_down_ = false;
