@@ -25,7 +25,8 @@ if(CRAWLER_BUILD_TESTS)
   add_executable(agent-sync-tests
     ${CMAKE_CURRENT_LIST_DIR}/tests/sync_store_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/tests/sync_logic_test.cpp
-    ${CMAKE_CURRENT_LIST_DIR}/tests/sync_fetch_test.cpp)
+    ${CMAKE_CURRENT_LIST_DIR}/tests/sync_fetch_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/tests/sync_db_test.cpp)
   target_link_libraries(agent-sync-tests PRIVATE crawler_agent_sync GTest::gtest GTest::gtest_main)
   # The fetch tests run a real nginx (nginx-light) on a free port.
   find_program(CRAWLER_NGINX nginx PATHS /usr/sbin /usr/local/sbin)
