@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace crawler::agent {
 
@@ -22,10 +23,14 @@ struct AgentConfig {
   std::string token_file;           // bearer token for writes and agent-to-agent calls
   bool read_token_required = false; // reads need the token too
   std::uint64_t max_blob_bytes = 256ull << 20;  // a larger PUT is refused (413)
-  int max_connections = 256;        // accepted at once; more wait in the backlog
+  int max_connections = 256;        // served at once; more are answered 503 and closed
   int header_timeout_ms = 10000;    // a request's headers must arrive within this
   int idle_timeout_ms = 30000;      // no byte read or written for this long ends it
   int keep_alive_timeout_ms = 60000;  // an idle kept-alive connection is closed
+  int max_header_bytes = 16 * 1024; // a request's header block; more is refused (431)
+  int threads = 2;                  // threads running the HTTP server's event loop
+  int shutdown_timeout_ms = 10000;  // SIGTERM: requests in flight may finish within this
+  std::string port_file;            // the bound port is written here (tests use listen :0)
 
   // --- talking to the peer's agent (file sync, sync-mode copies) ---
   std::string ca_file;              // CA bundle that verifies the peer's certificate
@@ -43,5 +48,21 @@ struct AgentConfig {
   int orphan_grace_s = 6 * 3600;    // longer than any lease (the extension refuses less)
   int orphan_sweep_s = 600;         // how often orphans are looked for
 };
+
+// The settings of `crawler-ha agent`: `args` is its command line after
+// the command name; `--config FILE` reads FILE too (key = value, the long
+// option names, `_` or `-`), the command line winning. Sets *help when
+// --help was asked (nothing else is checked then). Throws
+// crawler::ConfigError with a message for the user.
+AgentConfig parse_agent_config(const std::vector<std::string>& args, bool* help);
+
+// The options of `crawler-ha agent`, their defaults and meanings.
+std::string agent_options_help();
+
+// What is wrong with the settings themselves, one sentence each (empty:
+// nothing): required settings missing, numbers out of range, no TLS
+// without plain_http, a listen address that is not ADDRESS:PORT. Files are
+// not opened here; the agent's start checks the store and the token file.
+std::vector<std::string> agent_config_problems(const AgentConfig& config);
 
 }  // namespace crawler::agent

@@ -1,0 +1,40 @@
+// The commands of crawler-ha, one file each; main.cpp dispatches to them.
+#pragma once
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "crawler/agent/blob_events.hpp"
+#include "crawler/agent/config.hpp"
+
+namespace crawler {
+class FileStore;
+}
+
+namespace crawler::agent {
+
+// What stands behind BlobEvents in a running agent (file sync), with its
+// own start and stop: the agent command starts it after the server is
+// bound and stops it after the server has drained.
+struct EventsService {
+  std::shared_ptr<BlobEvents> events;
+  std::function<void()> start;                       // may throw std::runtime_error
+  std::function<void(std::chrono::milliseconds)> stop;
+};
+using MakeEvents = std::function<EventsService(const AgentConfig&, FileStore&, boost::asio::io_context&)>;
+
+// `crawler-ha agent [--config FILE] [--option value ...]`: checks the
+// settings, the token file and the store (refusing to start, exit status
+// 2, with a message per problem), then serves until SIGTERM or SIGINT
+// (exit 0 once requests in flight are answered or shutdown_timeout_ms
+// passed). SIGHUP re-reads the token file. Exit status 1 when it cannot
+// run (the address cannot be bound, TLS files unusable).
+int run_agent_command(const std::vector<std::string>& args, const MakeEvents& make_events);
+
+// `crawler-ha version`: the version, and the libraries that matter.
+int run_version_command(const std::vector<std::string>& args);
+
+}  // namespace crawler::agent

@@ -1,0 +1,55 @@
+// The application port of the node agent: an HTTP/1.1 server (Boost.Beast,
+// TLS or plain) serving the blob routes. It stores bytes in the FileStore
+// and tells BlobEvents about them; it holds no other state.
+#pragma once
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+
+#include "crawler/agent/blob_events.hpp"
+#include "crawler/agent/config.hpp"
+
+namespace crawler {
+class FileStore;
+}
+
+namespace crawler::agent {
+
+class BearerToken;
+
+class Server {
+ public:
+  // Nothing is bound until start(). `store`, `events`, `token` and `io`
+  // must outlive the server; `io` may be run by several threads (each
+  // connection keeps to its own strand).
+  Server(const AgentConfig& config, FileStore& store, BlobEvents& events, BearerToken& token,
+         boost::asio::io_context& io);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Builds the TLS context (unless plain_http), binds `listen` and starts
+  // accepting on the loop; logs "listening on ADDRESS:PORT" with the port
+  // actually bound. Throws std::runtime_error saying why when the address
+  // cannot be bound or the certificate or key cannot be used.
+  void start();
+
+  // The bound address (its port is the real one when `listen` said 0).
+  boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+  // Stops accepting; each connection closes once its request in flight is
+  // answered (an idle one at once). `done` runs on the loop when none is
+  // left, or after `wait` with the rest cut off. Call from any thread.
+  void stop(std::chrono::milliseconds wait, std::function<void()> done);
+
+  // Connections being served now (refused ones excluded).
+  std::size_t connections() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace crawler::agent

@@ -1,0 +1,35 @@
+# The node agent's HTTP side: settings, the application port's server
+# (Beast over Asio, TLS by OpenSSL) and the blob routes, and the commands
+# main.cpp dispatches to. Included by agent/CMakeLists.txt.
+add_library(crawler_agent_server STATIC
+  ${CMAKE_CURRENT_LIST_DIR}/src/config.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/command_agent.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/command_version.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/listen_address.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/bearer_token.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/byte_range.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/blob_name.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/router.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/tls.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/responses.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/server.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/connection.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/request_handler.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/blob_put.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/blob_get.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/blob_queries.cpp)
+target_include_directories(crawler_agent_server PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include)
+target_link_libraries(crawler_agent_server PUBLIC crawler_common Boost::boost Boost::program_options
+  OpenSSL::SSL OpenSSL::Crypto nlohmann_json::nlohmann_json Threads::Threads)
+
+if(CRAWLER_BUILD_TESTS)
+  add_executable(agent-server-tests
+    ${CMAKE_CURRENT_LIST_DIR}/tests/server_units_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/tests/server_config_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/tests/server_test_harness.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/tests/server_http_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/tests/server_put_test.cpp)
+  target_link_libraries(agent-server-tests PRIVATE crawler_agent_server PkgConfig::CURL
+    GTest::gtest GTest::gtest_main)
+  gtest_discover_tests(agent-server-tests DISCOVERY_TIMEOUT 30)
+endif()

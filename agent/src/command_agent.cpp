@@ -1,0 +1,125 @@
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <boost/asio/signal_set.hpp>
+
+#include "crawler/agent/commands.hpp"
+#include "crawler/agent/server/bearer_token.hpp"
+#include "crawler/agent/server/server.hpp"
+#include "crawler/config_file.hpp"
+#include "crawler/log.hpp"
+#include "crawler/store.hpp"
+
+namespace crawler::agent {
+namespace asio = boost::asio;
+
+namespace {
+
+int refuse(const std::string& why) {
+  std::cerr << "crawler-ha agent: " << why << "\n";
+  return 2;
+}
+
+// A store the agent cannot write to would fail every PUT: found at start
+// by writing (and dropping) a small file through the store's own code.
+bool store_writable(FileStore& store, std::string* error) {
+  auto probe = store.create(error);
+  if (!probe) return false;
+  std::string sha;
+  if (!probe->write("probe", 5) || !probe->finish(&sha, false)) {
+    *error = probe->error();
+    return false;
+  }
+  return true;  // the probe's temporary file goes with it
+}
+
+// Written whole, then renamed: a test reading it never sees half a number.
+void write_port_file(const std::string& path, unsigned short port) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << port << "\n";
+    if (!out) throw std::runtime_error("cannot write port file " + tmp);
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace
+
+int run_agent_command(const std::vector<std::string>& args, const MakeEvents& make_events) {
+  AgentConfig config;
+  bool help = false;
+  try {
+    config = parse_agent_config(args, &help);
+  } catch (const ConfigError& e) {
+    return refuse(e.what());
+  }
+  if (help) {
+    std::cout << "Usage: crawler-ha agent [--config FILE] [options]\n\n" << agent_options_help();
+    return 0;
+  }
+  set_log_level(config.log_level);
+  auto problems = agent_config_problems(config);
+  if (!problems.empty()) {
+    for (const auto& p : problems) std::cerr << "crawler-ha agent: " << p << "\n";
+    return 2;
+  }
+  BearerToken token;
+  std::string error;
+  if (!token.load(config.token_file, &error)) return refuse(error);
+  std::unique_ptr<FileStore> store;
+  try {
+    store = std::make_unique<FileStore>(config.store);
+  } catch (const std::exception& e) {
+    return refuse(std::string("store unusable: ") + e.what());
+  }
+  if (!store_writable(*store, &error)) return refuse("store " + config.store + " is not writable: " + error);
+  if (int n = store->remove_stale_temporaries())
+    CRAWLER_LOG(info) << "removed " << n << " temporary file(s) of a crashed process from the store";
+
+  asio::io_context io(config.threads);
+  EventsService service = make_events(config, *store, io);
+  Server server(config, *store, *service.events, token, io);
+  try {
+    server.start();
+    if (!config.port_file.empty()) write_port_file(config.port_file, server.local_endpoint().port());
+    service.start();
+  } catch (const std::exception& e) {
+    std::cerr << "crawler-ha agent: " << e.what() << "\n";
+    return 1;
+  }
+
+  asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_signal;
+  on_signal = [&](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    if (signal == SIGHUP) {
+      std::string why;
+      if (token.load(config.token_file, &why)) CRAWLER_LOG(info) << "SIGHUP: token file re-read";
+      else CRAWLER_LOG(error) << "SIGHUP: " << why << "; the previous token stays in use";
+      signals.async_wait(on_signal);
+      return;
+    }
+    CRAWLER_LOG(info) << "signal " << signal << ": stopping (requests in flight have "
+                      << config.shutdown_timeout_ms << " ms)";
+    server.stop(std::chrono::milliseconds(config.shutdown_timeout_ms), [&] {
+      signals.cancel();
+      io.stop();
+    });
+  };
+  signals.async_wait(on_signal);
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < config.threads; ++i) threads.emplace_back([&] { io.run(); });
+  io.run();
+  for (auto& t : threads) t.join();
+  service.stop(std::chrono::milliseconds(config.shutdown_timeout_ms));
+  CRAWLER_LOG(info) << "stopped";
+  return 0;
+}
+
+}  // namespace crawler::agent

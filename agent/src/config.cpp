@@ -1,0 +1,133 @@
+#include "crawler/agent/config.hpp"
+
+#include <boost/program_options.hpp>
+#include <sstream>
+
+#include "crawler/agent/server/listen_address.hpp"
+#include "crawler/config_file.hpp"
+
+namespace po = boost::program_options;
+
+namespace crawler::agent {
+namespace {
+
+// Each option bound to its field of `c`; the struct's initializers are the
+// defaults, so a default is written in one place only.
+po::options_description agent_options(AgentConfig& c) {
+  po::options_description node{"This node"};
+  node.add_options()
+      ("help,h", "show this help")
+      ("config", po::value<std::string>(), "read settings from this file too (key = value lines, "
+       "the long option names with - or _; the command line wins)")
+      ("db", po::value(&c.db), "libpq conninfo of this node's own PostgreSQL")
+      ("store", po::value(&c.store), "root directory of this node's content-addressed blob store")
+      ("log-level", po::value(&c.log_level)->default_value(c.log_level),
+       "debug, info, warning or error");
+
+  po::options_description http{"Application port (blob routes)"};
+  http.add_options()
+      ("listen", po::value(&c.listen)->default_value(c.listen),
+       "ADDRESS:PORT to serve on ([::]:8000 for IPv6; port 0 picks a free port)")
+      ("tls-cert-file", po::value(&c.tls_cert_file), "PEM certificate chain")
+      ("tls-key-file", po::value(&c.tls_key_file), "PEM private key")
+      ("plain-http", po::value(&c.plain_http)->default_value(c.plain_http)->implicit_value(true),
+       "serve plain HTTP, without TLS (only on a trusted network)")
+      ("token-file", po::value(&c.token_file),
+       "file holding the bearer token of writes and agent-to-agent calls (mode 600; "
+       "SIGHUP re-reads it)")
+      ("read-token-required",
+       po::value(&c.read_token_required)->default_value(c.read_token_required)->implicit_value(true),
+       "reads (GET, HEAD, status) need the token too")
+      ("max-blob-bytes", po::value(&c.max_blob_bytes)->default_value(c.max_blob_bytes),
+       "largest blob a PUT may store (larger: 413)")
+      ("max-connections", po::value(&c.max_connections)->default_value(c.max_connections),
+       "connections served at once; more are answered 503 and closed")
+      ("header-timeout-ms", po::value(&c.header_timeout_ms)->default_value(c.header_timeout_ms),
+       "a request's headers (and the TLS handshake) must arrive within this")
+      ("idle-timeout-ms", po::value(&c.idle_timeout_ms)->default_value(c.idle_timeout_ms),
+       "a body that moves no byte for this long ends its connection")
+      ("keep-alive-timeout-ms",
+       po::value(&c.keep_alive_timeout_ms)->default_value(c.keep_alive_timeout_ms),
+       "a kept-alive connection idle between requests for this long is closed")
+      ("max-header-bytes", po::value(&c.max_header_bytes)->default_value(c.max_header_bytes),
+       "largest header block of a request (larger: 431)")
+      ("threads", po::value(&c.threads)->default_value(c.threads), "event loop threads")
+      ("shutdown-timeout-ms",
+       po::value(&c.shutdown_timeout_ms)->default_value(c.shutdown_timeout_ms),
+       "on SIGTERM, requests in flight may finish within this")
+      ("port-file", po::value(&c.port_file), "write the bound port to this file once listening");
+
+  po::options_description sync{"File sync, scrub and orphan removal"};
+  sync.add_options()
+      ("ca-file", po::value(&c.ca_file), "CA bundle that verifies the peer agent's certificate "
+       "(default: the system's)")
+      ("peer-timeout-ms", po::value(&c.peer_timeout_ms)->default_value(c.peer_timeout_ms),
+       "connect and idle timeout of a transfer from the peer")
+      ("sync-concurrency", po::value(&c.sync_concurrency)->default_value(c.sync_concurrency),
+       "blobs fetched from the peer at once")
+      ("sync-bandwidth-bytes",
+       po::value(&c.sync_bandwidth_bytes)->default_value(c.sync_bandwidth_bytes),
+       "bytes per second for all fetches together (0: no limit)")
+      ("sync-poll-ms", po::value(&c.sync_poll_ms)->default_value(c.sync_poll_ms),
+       "how often the wanted queue is read when idle")
+      ("scrub-bytes-per-second",
+       po::value(&c.scrub_bytes_per_second)->default_value(c.scrub_bytes_per_second),
+       "re-hashing rate of stored blobs (0: no scrub)")
+      ("orphan-grace-s", po::value(&c.orphan_grace_s)->default_value(c.orphan_grace_s),
+       "an unreferenced blob is kept this long before removal")
+      ("orphan-sweep-s", po::value(&c.orphan_sweep_s)->default_value(c.orphan_sweep_s),
+       "how often orphans are looked for");
+
+  po::options_description all;
+  all.add(node).add(http).add(sync);
+  return all;
+}
+
+}  // namespace
+
+AgentConfig parse_agent_config(const std::vector<std::string>& args, bool* help) {
+  AgentConfig config;
+  po::options_description options = agent_options(config);
+  po::variables_map vm = read_config(args, options);
+  *help = vm.count("help") > 0;
+  return config;
+}
+
+std::string agent_options_help() {
+  AgentConfig defaults;
+  std::ostringstream out;
+  out << agent_options(defaults);
+  return out.str();
+}
+
+std::vector<std::string> agent_config_problems(const AgentConfig& c) {
+  std::vector<std::string> problems;
+  auto at_least = [&](long long value, long long min, const char* name) {
+    if (value < min)
+      problems.push_back(std::string(name) + " is " + std::to_string(value) + ": it must be at least " +
+                         std::to_string(min));
+  };
+  if (c.store.empty()) problems.push_back("store is required: the directory of the blob store");
+  if (c.token_file.empty())
+    problems.push_back("token_file is required: writes are refused without a token");
+  if (c.plain_http && (!c.tls_cert_file.empty() || !c.tls_key_file.empty()))
+    problems.push_back("plain_http is set together with a TLS certificate or key: choose one");
+  if (!c.plain_http && (c.tls_cert_file.empty() || c.tls_key_file.empty()))
+    problems.push_back(
+        "no TLS certificate and key (tls_cert_file, tls_key_file): set both, or plain_http = true "
+        "to serve without TLS on a trusted network");
+  if (c.max_blob_bytes == 0) problems.push_back("max_blob_bytes is 0: no blob could be stored");
+  at_least(c.max_connections, 1, "max_connections");
+  at_least(c.header_timeout_ms, 1, "header_timeout_ms");
+  at_least(c.idle_timeout_ms, 1, "idle_timeout_ms");
+  at_least(c.keep_alive_timeout_ms, 1, "keep_alive_timeout_ms");
+  // A request line and a few ordinary headers must fit.
+  at_least(c.max_header_bytes, 1024, "max_header_bytes");
+  at_least(c.threads, 1, "threads");
+  at_least(c.shutdown_timeout_ms, 0, "shutdown_timeout_ms");
+  std::string error;
+  if (!parse_listen_address(c.listen, &error)) problems.push_back(error);
+  return problems;
+}
+
+}  // namespace crawler::agent

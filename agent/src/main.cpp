@@ -1,0 +1,56 @@
+// crawler-ha: the node program. The first argument names a command; each
+// command is a function of its own file (commands.hpp).
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "crawler/agent/commands.hpp"
+#include "crawler/agent/file_sync.hpp"
+
+using namespace crawler::agent;
+
+namespace {
+
+// File sync is what stands behind the blob routes' events in the real
+// program (tests put a recorder there).
+EventsService make_file_sync(const AgentConfig& config, crawler::FileStore& store,
+                             boost::asio::io_context& io) {
+  auto sync = std::make_shared<FileSync>(config, store, io);
+  return {sync, [sync] { sync->start(); }, [sync](std::chrono::milliseconds wait) { sync->stop(wait); }};
+}
+
+int help(const std::vector<std::string>&);
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const std::vector<std::string>& args);
+};
+
+const Command kCommands[] = {
+    {"agent", "run the node agent: blob store routes and file sync, until SIGTERM",
+     [](const std::vector<std::string>& args) { return run_agent_command(args, make_file_sync); }},
+    {"version", "print the version", run_version_command},
+    {"help", "this help (crawler-ha agent --help: the agent's settings)", help},
+};
+
+int help(const std::vector<std::string>&) {
+  std::cout << "crawler-ha " << CRAWLER_VERSION << ": the node program of crawler_ha\n\nUsage:\n";
+  for (const Command& c : kCommands) std::cout << "  crawler-ha " << c.name << "\n      " << c.summary << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char* argv[]) {
+  std::string name = argc > 1 ? argv[1] : "help";
+  if (name == "--help" || name == "-h") name = "help";
+  if (name == "--version") name = "version";
+  std::vector<std::string> args(argv + std::min(argc, 2), argv + argc);
+  for (const Command& c : kCommands)
+    if (name == c.name) return c.run(args);
+  std::cerr << "crawler-ha: unknown command \"" << name << "\" (see crawler-ha help)\n";
+  return 2;
+}

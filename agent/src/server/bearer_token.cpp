@@ -1,0 +1,88 @@
+#include "crawler/agent/server/bearer_token.hpp"
+
+#include <openssl/crypto.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "crawler/sha256.hpp"
+
+namespace crawler::agent {
+namespace {
+
+std::string digest_of(std::string_view s) {
+  Sha256 h;
+  h.update(s.data(), s.size());
+  return h.hex_digest();
+}
+
+std::string_view trimmed(std::string_view s) {
+  const char* space = " \t\r\n";
+  std::size_t b = s.find_first_not_of(space);
+  if (b == std::string_view::npos) return {};
+  std::size_t e = s.find_last_not_of(space);
+  return s.substr(b, e - b + 1);
+}
+
+}  // namespace
+
+bool BearerToken::load(const std::string& path, std::string* error) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    *error = "token file " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    *error = "token file " + path + " is not a regular file";
+    return false;
+  }
+  if (st.st_mode & 077) {
+    *error = "token file " + path + " is open to group or others (mode " +
+             [&] {
+               char m[8];
+               std::snprintf(m, sizeof m, "%03o", st.st_mode & 0777);
+               return std::string(m);
+             }() +
+             "): chmod 600 it";
+    return false;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = "token file " + path + " cannot be read: " + std::strerror(errno);
+    return false;
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  const std::string text = content.str();
+  std::string_view token = trimmed(text);
+  if (token.empty()) {
+    *error = "token file " + path + " is empty";
+    return false;
+  }
+  auto digest = std::make_shared<const std::string>(digest_of(token));
+  std::lock_guard<std::mutex> lock(mutex_);
+  digest_ = std::move(digest);
+  return true;
+}
+
+bool BearerToken::accepts(std::string_view authorization) const {
+  std::shared_ptr<const std::string> expected;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    expected = digest_;
+  }
+  if (!expected) return false;
+  constexpr std::string_view scheme = "bearer ";
+  if (authorization.size() <= scheme.size()) return false;
+  for (std::size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i]) return false;
+  // Hashing first makes both sides 64 bytes whatever was sent, so the
+  // comparison's time says nothing about the token's length or content.
+  const std::string presented = digest_of(authorization.substr(scheme.size()));
+  return CRYPTO_memcmp(presented.data(), expected->data(), presented.size()) == 0;
+}
+
+}  // namespace crawler::agent

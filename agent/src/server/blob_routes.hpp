@@ -1,0 +1,26 @@
+// The blob routes: store a blob (PUT), serve one (GET, HEAD), and answer
+// the peer's and the operators' questions (referenced, file-sync status).
+// Authorization is checked before these run.
+#pragma once
+#include "crawler/agent/server/blob_name.hpp"
+#include "exchange.hpp"
+#include "server_state.hpp"
+
+namespace crawler::agent {
+
+// PUT /api/blobs/<sha256>.<ext>: streams the body into the store, checks
+// its hash against the name, commits, then blob_put() and replicate();
+// 201 when stored, 200 when it was there already (the body is not read).
+awaitable<void> put_blob(Exchange& x, ServerState& state, const BlobName& name);
+
+// GET and HEAD /api/blobs/<sha256>[.<ext>]: the stored file, with
+// conditional and single-range requests.
+awaitable<void> get_blob(Exchange& x, ServerState& state, const BlobName& name);
+
+// POST /api/blobs/referenced: {"sha256":[...]} -> {"referenced":[...]}.
+awaitable<void> post_referenced(Exchange& x, ServerState& state);
+
+// GET and HEAD /api/file-sync/status: BlobEvents::status() as it is.
+awaitable<void> get_file_sync_status(Exchange& x, ServerState& state);
+
+}  // namespace crawler::agent

@@ -1,0 +1,64 @@
+// What the listener and every connection share: the settings, the store
+// and events, the TLS context, and the set of live connections (to bound
+// them and to stop them).
+#pragma once
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "crawler/agent/blob_events.hpp"
+#include "crawler/agent/config.hpp"
+#include "crawler/agent/server/bearer_token.hpp"
+#include "crawler/store.hpp"
+
+namespace crawler::agent {
+
+// A live connection, as the server sees it to stop it.
+class ConnectionHandle {
+ public:
+  virtual ~ConnectionHandle() = default;
+  // Closes the connection if it waits for a request; one in the middle of
+  // a request closes after answering it (it sees State::stopping).
+  virtual void request_stop() = 0;
+  // Cuts the connection now, whatever it does.
+  virtual void cut() = 0;
+};
+
+struct ServerState {
+  ServerState(const AgentConfig& c, FileStore& s, BlobEvents& e, BearerToken& t, boost::asio::io_context& i)
+      : config(c), store(s), events(e), token(t), io(i) {}
+
+  const AgentConfig config;
+  FileStore& store;
+  BlobEvents& events;
+  BearerToken& token;
+  boost::asio::io_context& io;
+  std::optional<boost::asio::ssl::context> tls;
+  std::atomic<bool> stopping{false};
+
+  // Registers a connection to be served; false when max_connections are
+  // served already (the caller refuses it).
+  bool admit(std::uint64_t* id, std::weak_ptr<ConnectionHandle> connection);
+  void forget(std::uint64_t id);
+  // Refused connections being answered 503; bounded too, so that a flood
+  // costs no more than max_connections more.
+  bool admit_refusal();
+  void forget_refusal();
+  std::size_t live() const;
+  // Every live connection, to stop or cut.
+  std::vector<std::shared_ptr<ConnectionHandle>> all() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::uint64_t, std::weak_ptr<ConnectionHandle>> connections_;
+  std::uint64_t next_id_ = 1;
+  std::size_t refusing_ = 0;
+};
+
+}  // namespace crawler::agent
