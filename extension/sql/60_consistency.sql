@@ -502,8 +502,9 @@ BEGIN
         PERFORM @extschema@.ha_peer_begin(format('%s.ha_blob_missing_summary()', '@extschema@'));
         here := @extschema@.ha_blob_missing_summary();
         there := @extschema@.ha_peer_end();
+        -- A row of its own table name: each data table keeps its four checks.
         check_name := 'blobs_missing';
-        table_name := '@extschema@.images'::regclass::text;
+        table_name := '@extschema@.ha_blobs'::regclass::text;
         local_value := here ->> 'rows'; peer_value := there ->> 'rows';
         ok := coalesce((here ->> 'rows')::bigint, 0) = 0 AND coalesce((there ->> 'rows')::bigint, 0) = 0;
         detail := format('images rows whose blob the node''s store lacks: here %s, on the peer %s',
