@@ -1,8 +1,11 @@
-# crawler_ha: the extension (extension/, PGXS) and the crawler worker
-# (worker/, CMake), built and tested together.
+# crawler_ha: the extension (extension/, PGXS) and the C++ programs (one
+# CMake project at the root: common/, worker/ for crawler-worker, agent/ for
+# the node program crawler-ha), built and tested together.
 #
-#   make            build both
-#   make install    install both (as root)
+#   make            build the extension and both programs
+#   make install    install the extension, crawler-worker, crawler-ha and
+#                   their systemd units (as root)
+#   make programs   build crawler-worker and crawler-ha only (build/)
 #   make check      install missing Debian packages, build, install, run every test suite
 #   make demo       two local nodes, a generated site, a crawl, a failover in the middle
 #   make bench      the benchmarks in bench/ (not part of check)
@@ -28,17 +31,22 @@ FUZZ_SECONDS ?= 600
 FUZZ_TARGETS ?=
 export PG_CONFIG
 
-.PHONY: all extension worker worker-sanitize fuzz install install-extension install-worker check installcheck demo bench clean
+.PHONY: all extension programs worker agent worker-sanitize fuzz install install-extension install-programs install-worker check installcheck demo bench clean
 
-all: extension worker
+all: extension programs
 
 extension:
 	$(MAKE) -C extension
 
-worker: $(BUILD_DIR)/Makefile
+# Both programs come from the one CMake project: building it builds both.
+programs: $(BUILD_DIR)/Makefile
 	$(CMAKE) --build $(BUILD_DIR) -j 2
 
-$(BUILD_DIR)/Makefile: CMakeLists.txt common/CMakeLists.txt worker/CMakeLists.txt
+# Older names of the same build, kept for scripts and habits.
+worker agent: programs
+
+$(BUILD_DIR)/Makefile: CMakeLists.txt common/CMakeLists.txt worker/CMakeLists.txt agent/CMakeLists.txt \
+		$(wildcard agent/*.cmake)
 	$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
 # A build directory of its own: the normal build (gcc, RelWithDebInfo) keeps
@@ -53,13 +61,17 @@ $(SANITIZE_DIR)/Makefile: CMakeLists.txt common/CMakeLists.txt worker/CMakeLists
 fuzz: worker-sanitize
 	worker/fuzz/run --seconds $(FUZZ_SECONDS) --build $(SANITIZE_DIR) $(FUZZ_TARGETS)
 
-install: install-extension install-worker
+install: install-extension install-programs
 
 install-extension: extension
 	$(MAKE) -C extension install
 
-install-worker: worker
+# crawler-worker and crawler-ha with their systemd units (CMake's install
+# rules in worker/ and agent/).
+install-programs: programs
 	$(CMAKE) --install $(BUILD_DIR)
+
+install-worker: install-programs
 
 # Everything: dependencies, build, install, then the suites as an
 # unprivileged user against servers the harness starts and stops.

@@ -4,7 +4,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -258,33 +260,60 @@ void disk_full_scenario(const fs::path& mount_point) {
   }
 }
 
-TEST(Put, DiskFullAnswers507AndReadsGoOn) {
-  TempDir dir;
+// Runs `scenario` with a fresh 1 MiB tmpfs mounted at a temporary
+// directory: as root directly, else re-running this test (`test_name`)
+// under unshare as root of a user and mount namespace; skips only when
+// neither can mount.
+void on_small_tmpfs(const std::string& test_name, const std::function<void(const fs::path&)>& scenario) {
   if (const char* inner = std::getenv("AGENT_TEST_IN_NAMESPACE")) {
     ASSERT_TRUE(mount_small_tmpfs(inner)) << std::strerror(errno);
-    disk_full_scenario(inner);
-    ::umount(inner);
+    scenario(inner);
+    ::umount2(inner, MNT_DETACH);
     return;
   }
+  TempDir dir;
   if (::geteuid() == 0) {
     if (!mount_small_tmpfs(dir.path)) GTEST_SKIP() << "root, but mount(tmpfs) failed: " << std::strerror(errno);
-    disk_full_scenario(dir.path);
-    ::umount(dir.path.c_str());
+    scenario(dir.path);
+    ::umount2(dir.path.c_str(), MNT_DETACH);
     return;
   }
-  // Not root: this very test again, as root of a new user and mount namespace.
   char self[4096];
   ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
   ASSERT_GT(n, 0);
   self[n] = '\0';
-  std::string cmd = "AGENT_TEST_IN_NAMESPACE='" + dir.path.string() +
-                    "' unshare --user --map-root-user --mount '" + std::string(self) +
-                    "' --gtest_filter=Put.DiskFullAnswers507AndReadsGoOn >" + (dir.path / "out").string() + " 2>&1";
+  fs::create_directories(dir.path / "mnt");
+  std::string cmd = "AGENT_TEST_IN_NAMESPACE='" + (dir.path / "mnt").string() +
+                    "' unshare --user --map-root-user --mount '" + std::string(self) + "' --gtest_filter=" +
+                    test_name + " >'" + (dir.path / "out").string() + "' 2>&1";
   int rc = std::system(cmd.c_str());
   std::string out = read_file(dir.path / "out");
-  if (out.find("unshare failed") != std::string::npos || out.find("unshare:") == 0)
-    GTEST_SKIP() << "neither root nor a user namespace: " << out;
+  if (out.rfind("unshare", 0) == 0) GTEST_SKIP() << "neither root nor a user namespace: " << out;
   EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << out;
+}
+
+TEST(Put, DiskFullAnswers507AndReadsGoOn) {
+  on_small_tmpfs("Put.DiskFullAnswers507AndReadsGoOn", disk_full_scenario);
+}
+
+TEST(Put, ReadOnlyStoreAnswers503AndReadsGoOn) {
+  on_small_tmpfs("Put.ReadOnlyStoreAnswers503AndReadsGoOn", [](const fs::path& mount_point) {
+    Agent agent(false, {}, mount_point / "store");
+    std::string small = pattern(1000, 5);
+    ASSERT_EQ(fetch(agent, put(small, sha256_of(small))).status, 201);
+    ASSERT_EQ(::mount(nullptr, mount_point.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr), 0)
+        << std::strerror(errno);
+    std::string big = pattern(200000, 6);
+    Reply r = fetch(agent, put(big, sha256_of(big)));
+    EXPECT_EQ(r.status, 503) << r.curl_error << r.body;
+    if (!r.body.empty()) {
+      EXPECT_EQ(nlohmann::json::parse(r.body)["error"], "store_unwritable");
+    }
+    EXPECT_TRUE(agent.temporaries().empty());
+    Request get;
+    get.path = "/api/blobs/" + sha256_of(small);
+    EXPECT_EQ(fetch(agent, get).body, small);
+  });
 }
 
 }  // namespace
