@@ -54,7 +54,8 @@ $(BUILD_DIR)/Makefile: CMakeLists.txt common/CMakeLists.txt worker/CMakeLists.tx
 worker-sanitize: $(SANITIZE_DIR)/Makefile
 	$(CMAKE) --build $(SANITIZE_DIR) -j 2
 
-$(SANITIZE_DIR)/Makefile: CMakeLists.txt common/CMakeLists.txt worker/CMakeLists.txt worker/fuzz/CMakeLists.txt
+$(SANITIZE_DIR)/Makefile: CMakeLists.txt common/CMakeLists.txt worker/CMakeLists.txt worker/fuzz/CMakeLists.txt \
+		agent/CMakeLists.txt $(wildcard agent/*.cmake)
 	$(CMAKE) -S . -B $(SANITIZE_DIR) -DCMAKE_CXX_COMPILER=clang++ \
 		-DCRAWLER_SANITIZE=ON -DCRAWLER_FUZZ=ON
 

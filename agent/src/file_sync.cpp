@@ -313,6 +313,16 @@ void FileSync::replicate(const std::string& sha256, const fs::path& file,
   s.replicator.replicate(sha256, file, std::move(on_loop));
 }
 
+std::optional<std::string> FileSync::upload_refusal() const {
+  auto facts = impl_->view.get();
+  if (!facts) return std::nullopt;  // unknown: replicate() judges, and refuses if it must
+  if (facts->role != "primary")
+    return "this node is " + (facts->role.empty() ? std::string("of unknown role") : "the " + facts->role) +
+           ", not the primary: upload to the agent crawl_blob_target() names";
+  if (facts->fenced) return "this node is fenced: upload to the agent crawl_blob_target() names";
+  return std::nullopt;
+}
+
 void FileSync::referenced(std::vector<std::string> sha256s,
                           std::function<void(std::optional<std::vector<std::string>>, std::string error)> done) {
   Impl& s = *impl_;

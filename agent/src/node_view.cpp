@@ -6,13 +6,15 @@
 namespace crawler::agent {
 
 std::optional<NodeFacts> read_node_facts(NodeDb& db) {
-  // One statement: the local row's role and mode, the peer row's agent
-  // URL (the row that is neither local nor the witness), the timeout in ms
-  // whatever unit it was written in.
+  // One statement, one call of ha_status(): the local row's role, mode and
+  // fence, the peer row's agent URL (the row that is neither local nor the
+  // witness), the timeout in ms whatever unit it was written in.
   DbResult r = db.call(
-      "SELECT (SELECT s.role FROM " + db.fn("ha_status") + "() s WHERE s.is_local) AS role, "
-      "(SELECT s.replication_mode FROM " + db.fn("ha_status") + "() s WHERE s.is_local) AS mode, "
-      "(SELECT s.agent_url FROM " + db.fn("ha_status") + "() s "
+      "WITH s AS MATERIALIZED (SELECT * FROM " + db.fn("ha_status") + "()) "
+      "SELECT (SELECT s.role FROM s WHERE s.is_local) AS role, "
+      "(SELECT s.replication_mode FROM s WHERE s.is_local) AS mode, "
+      "(SELECT s.fenced FROM s WHERE s.is_local) AS fenced, "
+      "(SELECT s.agent_url FROM s "
       "  WHERE NOT s.is_local AND s.role IS DISTINCT FROM 'witness' AND s.agent_url IS NOT NULL "
       "  ORDER BY s.node_id LIMIT 1) AS peer, "
       "(SELECT p.setting FROM pg_catalog.pg_settings p WHERE p.name = 'crawler_ha.sync_timeout') AS timeout");
@@ -23,6 +25,7 @@ std::optional<NodeFacts> read_node_facts(NodeDb& db) {
   NodeFacts f;
   f.role = r.at(0, "role").value_or("");
   f.replication_mode = r.at(0, "mode").value_or("");
+  f.fenced = r.at(0, "fenced").value_or("f") == "t";
   f.peer_agent_url = r.at(0, "peer").value_or("");
   while (!f.peer_agent_url.empty() && f.peer_agent_url.back() == '/') f.peer_agent_url.pop_back();
   if (auto t = r.at(0, "timeout")) {

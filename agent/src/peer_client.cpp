@@ -1,5 +1,7 @@
 #include "crawler/agent/peer_client.hpp"
 
+#include "crawler/agent/blob_events.hpp"
+
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -248,6 +250,8 @@ Reply PeerClient::put_file(const std::string& url, const fs::path& file, long ti
   }
   common_options();
   std::unique_ptr<curl_slist, SlistFree> headers(common_headers("application/octet-stream", true));
+  // Appended to a list that is never empty, so the head stays the same.
+  curl_slist_append(headers.get(), (std::string(kPeerCopyHeader) + ": 1").c_str());
   curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, headers.get());
   curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl_, CURLOPT_UPLOAD, 1L);

@@ -229,6 +229,38 @@ TEST(Put, ReplicationFailureAnswers503AndKeepsTheBlob) {
   EXPECT_EQ(read_file(stored_path(agent, sha, "png")), body);
 }
 
+TEST(Put, WorkerUploadToANodeThatIsNotPrimaryAnswers503AndStoresNothing) {
+  Agent agent(false);
+  agent.events().not_primary("this node is the standby, not the primary");
+  std::string body = pattern(1000, 7);
+  std::string sha = sha256_of(body);
+  Reply r = fetch(agent, put(body, sha));
+  EXPECT_EQ(r.status, 503);
+  auto j = nlohmann::json::parse(r.body);
+  EXPECT_EQ(j["error"], "not_primary");
+  EXPECT_NE(j["message"].get<std::string>().find("standby"), std::string::npos);
+  EXPECT_FALSE(fs::exists(stored_path(agent, sha, "png")));
+  EXPECT_TRUE(agent.events().puts().empty());
+  EXPECT_TRUE(agent.temporaries().empty());
+}
+
+TEST(Put, PeerCopyToANodeThatIsNotPrimaryIsStored) {
+  Agent agent(false);
+  agent.events().not_primary("this node is the standby, not the primary");
+  std::string body = pattern(1000, 8);
+  std::string sha = sha256_of(body);
+  Request req = put(body, sha);
+  req.headers.push_back(std::string(crawler::agent::kPeerCopyHeader) + ": 1");
+  Reply r = fetch(agent, req);
+  EXPECT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(read_file(stored_path(agent, sha, "png")), body);
+  // A copy without the token is still refused: the header grants nothing.
+  Request anonymous = put(body, sha);
+  anonymous.headers.push_back(std::string(crawler::agent::kPeerCopyHeader) + ": 1");
+  anonymous.token = false;
+  EXPECT_EQ(fetch(agent, anonymous).status, 401);
+}
+
 // A store on a 1 MiB tmpfs; the test body runs where mounting is allowed
 // (as root, or in a user namespace entered by re-running this test under
 // unshare).

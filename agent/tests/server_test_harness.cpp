@@ -93,6 +93,15 @@ void RecordingEvents::database_down(bool down) {
   std::lock_guard<std::mutex> lock(mutex_);
   database_down_ = down;
 }
+void RecordingEvents::not_primary(std::string why) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  not_primary_ = std::move(why);
+}
+std::optional<std::string> RecordingEvents::upload_refusal() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (not_primary_.empty()) return std::nullopt;
+  return not_primary_;
+}
 void RecordingEvents::referenced_answer(std::vector<std::string> names) {
   std::lock_guard<std::mutex> lock(mutex_);
   referenced_ = std::move(names);

@@ -46,6 +46,7 @@ class RecordingEvents : public crawler::agent::BlobEvents {
   void referenced(std::vector<std::string> sha256s,
                   std::function<void(std::optional<std::vector<std::string>>, std::string error)> done) override;
   void status(std::function<void(std::optional<std::string> json, std::string error)> done) override;
+  std::optional<std::string> upload_refusal() const override;
 
   std::vector<Put> puts() const;
   std::vector<std::string> replicated() const;
@@ -55,6 +56,8 @@ class RecordingEvents : public crawler::agent::BlobEvents {
   void fail_replication(std::string why);
   void database_down(bool down);
   void referenced_answer(std::vector<std::string> names);
+  // Uploads from workers are refused with this reason ("" takes them).
+  void not_primary(std::string why);
 
  private:
   mutable std::mutex mutex_;
@@ -62,6 +65,7 @@ class RecordingEvents : public crawler::agent::BlobEvents {
   std::vector<std::string> replicated_, query_, referenced_;
   std::string replication_error_;
   bool database_down_ = false;
+  std::string not_primary_;
 };
 
 // The server under test, running on two loop threads.

@@ -55,6 +55,14 @@ awaitable<void> record_and_replicate(Exchange& x, ServerState& state, const std:
 }  // namespace
 
 awaitable<void> put_blob(Exchange& x, ServerState& state, const BlobName& name) {
+  // A worker's upload belongs on the primary's node; a copy from the peer
+  // agent is taken wherever it arrives.
+  if (x.request().find(kPeerCopyHeader) == x.request().end()) {
+    if (auto why = state.events.upload_refusal()) {
+      co_await x.respond(error_response(http::status::service_unavailable, "not_primary", *why));
+      co_return;
+    }
+  }
   // Already stored: the same name is the same bytes, so the body is not
   // worth reading, whatever its length (a retry after a lost answer, or another worker's copy).
   if (auto existing = state.store.find(name.sha256)) {

@@ -12,6 +12,11 @@
 
 namespace crawler::agent {
 
+// The header the peer agent's copies carry (PUT by the replicator), so that
+// a standby takes them while it refuses workers' uploads. It grants no
+// right: the bearer token does that; it only says which kind of PUT this is.
+inline constexpr const char* kPeerCopyHeader = "X-Crawler-HA-Peer-Copy";
+
 class BlobEvents {
  public:
   virtual ~BlobEvents() = default;
@@ -32,6 +37,15 @@ class BlobEvents {
   // server's event loop.
   virtual void replicate(const std::string& sha256, const std::filesystem::path& file,
                          std::function<void(bool ok, std::string error)> done) = 0;
+
+  // Why a worker's PUT must go elsewhere: this node is known not to be the
+  // primary (a standby, a fenced or demoted node); nullopt when it may take
+  // uploads (the primary, or nothing known yet: the PUT then fails later if
+  // the database cannot judge it). A worker that stored an image on a node
+  // that is no longer the primary would commit its row on the new primary
+  // while the file is only on the other node. Copies from the peer agent
+  // are not asked. Called on the loop; never blocks.
+  virtual std::optional<std::string> upload_refusal() const = 0;
 
   // For the peer's orphan sweep (POST /api/blobs/referenced): which of these
   // blobs a row of this node's database references (blob_referenced()).

@@ -45,7 +45,7 @@ struct AgentConfig {
   // --- scrub ---
   std::uint64_t scrub_bytes_per_second = 32ull << 20;  // re-hashing rate; 0: no scrub
   // --- orphan removal ---
-  int orphan_grace_s = 6 * 3600;    // longer than any lease (the extension refuses less)
+  int orphan_grace_s = 2 * 86400;   // longer than crawl_lease_max() (1 day), which the extension enforces
   int orphan_sweep_s = 600;         // how often orphans are looked for
 };
 

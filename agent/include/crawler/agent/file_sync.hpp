@@ -43,6 +43,7 @@ class FileSync final : public BlobEvents {
   void referenced(std::vector<std::string> sha256s,
                   std::function<void(std::optional<std::vector<std::string>>, std::string error)> done) override;
   void status(std::function<void(std::optional<std::string> json, std::string error)> done) override;
+  std::optional<std::string> upload_refusal() const override;
 
  private:
   struct Impl;

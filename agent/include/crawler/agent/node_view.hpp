@@ -15,6 +15,7 @@ class NodeDb;
 struct NodeFacts {
   std::string role;              // this node's: primary, standby, ... ("" unknown)
   std::string replication_mode;  // async | sync | semi_sync ("" unknown)
+  bool fenced = false;           // this node fenced itself or was fenced
   std::string peer_agent_url;    // no trailing '/'; "" when unknown
   long sync_timeout_ms = 10000;  // crawler_ha.sync_timeout
   std::chrono::steady_clock::time_point read_at{};
