@@ -140,6 +140,8 @@ bool FileSync::Impl::flush_puts(NodeDb& db) {
     batch.assign(std::make_move_iterator(puts.begin()), std::make_move_iterator(puts.begin() + n));
     puts.erase(puts.begin(), puts.begin() + n);
   }
+  // Every upload in the batch was noted before it was queued, so before now.
+  auto noted_by = Clock::now();
   PgArrayLiteral shas, sizes;
   for (const auto& p : batch) {
     shas.add_text(p.sha256);
@@ -148,6 +150,10 @@ bool FileSync::Impl::flush_puts(NodeDb& db) {
   DbResult r = db.call("SELECT " + db.fn("blob_stored_many") + "($1::text[], $2::bigint[])",
                        {shas.str(), sizes.str()});
   if (r.ok) {
+    std::vector<std::string> recorded;
+    recorded.reserve(batch.size());
+    for (const auto& p : batch) recorded.push_back(p.sha256);
+    recent.forget_recorded(recorded, noted_by);
     stats.puts_recorded += batch.size();
     CRAWLER_LOG(debug) << "file sync: recorded " << batch.size() << " uploads (blob_stored_many)";
     return true;
@@ -316,9 +322,11 @@ void FileSync::replicate(const std::string& sha256, const fs::path& file,
 std::optional<std::string> FileSync::upload_refusal() const {
   auto facts = impl_->view.get();
   if (!facts) return std::nullopt;  // unknown: replicate() judges, and refuses if it must
+  if (facts->role.empty() || facts->role == "unknown")
+    return std::string("this node's role is not known yet (ha_status()): upload to the agent "
+                       "crawl_blob_target() names");
   if (facts->role != "primary")
-    return "this node is " + (facts->role.empty() ? std::string("of unknown role") : "the " + facts->role) +
-           ", not the primary: upload to the agent crawl_blob_target() names";
+    return "this node is the " + facts->role + ", not the primary: upload to the agent crawl_blob_target() names";
   if (facts->fenced) return "this node is fenced: upload to the agent crawl_blob_target() names";
   return std::nullopt;
 }

@@ -27,6 +27,20 @@ void RecentPuts::note(const std::string& sha256) {
   }
 }
 
+bool RecentPuts::is_recent(const std::string& sha256) {
+  std::lock_guard<std::mutex> lock(m_);
+  auto it = seen_.find(sha256);
+  return it != seen_.end() && Clock::now() - it->second <= window_;
+}
+
+void RecentPuts::forget_recorded(const std::vector<std::string>& sha256s, Clock::time_point noted_by) {
+  std::lock_guard<std::mutex> lock(m_);
+  for (const auto& sha : sha256s) {
+    auto it = seen_.find(sha);
+    if (it != seen_.end() && it->second <= noted_by) seen_.erase(it);
+  }
+}
+
 bool RecentPuts::remove_unless_recent(const std::string& sha256, const std::function<void()>& remove) {
   std::lock_guard<std::mutex> lock(m_);
   auto it = seen_.find(sha256);
@@ -84,6 +98,13 @@ bool sweep_once(const AgentConfig& config, const FileStore& store, NodeDb& db, P
   for (const auto& sha : candidates) {
     if (there.count(sha)) {
       ++kept_peer;
+      continue;
+    }
+    // Uploaded again and not yet recorded: its row must not go (the
+    // queued record would otherwise be the only thing between the file
+    // and the next sweep).
+    if (recent.is_recent(sha)) {
+      ++kept_here;
       continue;
     }
     DbResult d = db.call("SELECT " + db.fn("blob_removed") + "($1)", {sha});

@@ -104,6 +104,23 @@ TEST(OrphanSweep, RecentPutKeepsTheFile) {
   EXPECT_TRUE(none.remove_unless_recent("a", [&] { ++removed; }));
 }
 
+TEST(OrphanSweep, ARecordedPutIsForgottenUnlessNotedAgain) {
+  RecentPuts recent(600s);
+  recent.note("a");
+  recent.note("b");
+  auto flushed = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(2ms);
+  recent.note("b");  // uploaded again after the batch was taken
+  recent.forget_recorded({"a", "b", "c"}, flushed);
+  EXPECT_FALSE(recent.is_recent("a"));
+  EXPECT_TRUE(recent.is_recent("b"));
+  EXPECT_FALSE(recent.is_recent("c"));
+  int removed = 0;
+  EXPECT_TRUE(recent.remove_unless_recent("a", [&] { ++removed; }));
+  EXPECT_FALSE(recent.remove_unless_recent("b", [&] { ++removed; }));
+  EXPECT_EQ(removed, 1);
+}
+
 TEST(Status, MergesTheAgentsFigures) {
   SyncStats s;
   s.blobs_fetched = 3;

@@ -15,7 +15,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes ();
 use CrawlerHA::Test qw(ha_pair new_node);
-use CrawlerHA::Agent qw(agent_start agent_stop agent_kill agent_pki agent_curl agent_blob_files);
+use CrawlerHA::Agent qw(agent_start agent_stop agent_kill agent_pki agent_curl agent_blob_files agent_wait_log);
 
 my @agents;
 END { eval { agent_kill($_) } for @agents; }
@@ -33,6 +33,10 @@ my @sweep = ('--orphan-grace-s', '86401', '--orphan-sweep-s', '1', '--max-blob-b
 my $ap = agent_start($p, args => \@sweep);
 my $as = agent_start($s, args => \@sweep);
 push @agents, $ap, $as;
+# semi_sync copies to the peer agent that ha_status() names; until an agent
+# has read it, an upload is answered without the copy (as the database's
+# semi_sync does without a standby).
+ok(agent_wait_log($_, qr/file sync: peer agent https/), $_->{node}->name . "'s agent knows its peer") for ($ap, $as);
 
 # --- uploads ---------------------------------------------------------------
 my $png = "\x89PNG\r\n\x1a\n" . ('x' x 5000);
@@ -118,8 +122,12 @@ SKIP:
 	# A lone primary whose agent's store is a 4 MiB tmpfs.
 	my $solo = new_node('blob_full');
 	$solo->safe_psql('postgres', "SELECT ha_setup('primary')");
+	$solo->poll_query_until('postgres', "SELECT role = 'primary' FROM ha_health()")
+	  or die 'the lone node did not become primary';
 	my $fa = agent_start($solo, store => "$small/store", args => \@sweep);
 	push @agents, $fa;
+	# Uploads go to the primary only: wait until the agent has read its role.
+	agent_wait_log($fa, qr/file sync: this node is primary/) or die 'the agent did not learn its role';
 	my $one = 'p' x 2_500_000;
 	my $onef = put_file('one.bin', $one);
 	($code, $body) = agent_curl($fa, '-T', $onef, '/api/blobs/' . sha256_hex($one) . '.bin');
@@ -153,7 +161,7 @@ ok(!agent_blob_files($ap)->{$psha}, 'and from the disk');
 
 # A blob only the peer's rows reference is never removed: the standby stops
 # replicating, the primary records a row for $sha, the standby's copy ages.
-$s->safe_psql('postgres', 'ALTER SUBSCRIPTION crawler_ha_sub DISABLE');
+$s->safe_psql('postgres', 'BEGIN READ WRITE; ALTER SUBSCRIPTION crawler_ha_sub DISABLE; COMMIT');
 my $sid = $p->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://example.test/'])");
 $p->safe_psql('postgres', "SELECT image_record($sid, 'http://example.test/a.png', '$sha', "
 	  . "'" . substr($sha, 0, 2) . '/' . substr($sha, 2, 2) . "/$sha.png', 5008, 1, 1, 'png', 'image/png')");
@@ -162,7 +170,7 @@ $s->safe_psql('postgres', "BEGIN READ WRITE; UPDATE ha_blobs SET last_put_at = $
 sleep 4;
 ok(agent_blob_files($as)->{$sha}, 'a blob the peer\'s rows reference is kept, however old');
 is($s->safe_psql('postgres', "SELECT count(*) FROM ha_blobs WHERE sha256 = '$sha'"), '1', 'and stays in the bookkeeping');
-$s->safe_psql('postgres', 'ALTER SUBSCRIPTION crawler_ha_sub ENABLE');
+$s->safe_psql('postgres', 'BEGIN READ WRITE; ALTER SUBSCRIPTION crawler_ha_sub ENABLE; COMMIT');
 
 agent_stop($_) for ($ap, $as);
 $_->stop for ($p, $s);

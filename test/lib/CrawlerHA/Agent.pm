@@ -134,20 +134,23 @@ sub agent_kill
 sub agent_url { return $_[0]->{url}; }
 
 # agent_curl($a, @args): runs curl against the agent (CA and token set);
-# returns (http_code, body). Paths in @args are relative to the agent's URL
-# when they start with '/'.
+# returns (http_code, body). An argument that starts with '/' and is not an
+# existing file is a route, relative to the agent's URL.
 sub agent_curl
 {
 	my ($a, @args) = @_;
 	my $p = agent_pki();
 	my $no_token = grep { $_ eq '--no-token' } @args;
 	@args = grep { $_ ne '--no-token' } @args;
-	@args = map { m{^/} ? $a->{url} . $_ : $_ } @args;
+	# A route, not a file to upload: starts with '/' and names no file here.
+	@args = map { m{^/} && !-e $_ ? $a->{url} . $_ : $_ } @args;
 	my @cmd = ('curl', '-sS', '--cacert', $p->{ca}, '-o', '-', '-w', '\n%{http_code}',
 		($no_token ? () : ('-H', "Authorization: Bearer $p->{token}")), @args);
 	my ($out, $err) = ('', '');
 	IPC::Run::run(\@cmd, '>', \$out, '2>', \$err);
 	my ($body, $code) = $out =~ /\A(.*)\n(\d{3})\z/s ? ($1, $2) : ($out, '000');
+	# No answer at all: say why (curl's error), once, where the test log shows it.
+	Test::More::diag("curl @args: $err") if $code eq '000' && $err ne '';
 	return ($code, $body);
 }
 

@@ -27,12 +27,19 @@ namespace crawler::agent {
 
 // Keeps a blob that was just uploaded from being unlinked by a sweep that
 // decided before the upload was recorded (blob_stored is batched): uploads
-// note the blob here, and the sweep unlinks under the same lock only blobs
-// not noted within the window.
+// note the blob here until their record commits, the sweep passes over
+// noted blobs before it asks blob_removed(), and it unlinks under the same
+// lock only blobs not noted (an upload that lands between the two).
 class RecentPuts {
  public:
   explicit RecentPuts(std::chrono::seconds window = std::chrono::minutes(10)) : window_(window) {}
   void note(const std::string& sha256);
+  // Whether `sha256` was noted within the window.
+  bool is_recent(const std::string& sha256);
+  // Drops the notes of uploads that were noted at or before `noted_by` and
+  // are now recorded in ha_blobs: from then on the row's last_put_at keeps
+  // them through the grace period. An upload noted again later stays.
+  void forget_recorded(const std::vector<std::string>& sha256s, std::chrono::steady_clock::time_point noted_by);
   // Runs `remove` (under the lock) unless `sha256` was noted within the
   // window; false when it was kept.
   bool remove_unless_recent(const std::string& sha256, const std::function<void()>& remove);
