@@ -321,7 +321,11 @@ void FileSync::replicate(const std::string& sha256, const fs::path& file,
 
 std::optional<std::string> FileSync::upload_refusal() const {
   auto facts = impl_->view.get();
-  if (!facts) return std::nullopt;  // unknown: replicate() judges, and refuses if it must
+  // Nothing read yet, or the database has stopped answering: the role is
+  // unknown, and a sync promise could not be kept anyway.
+  if (!facts)
+    return std::string("this agent has no recent ha_status() from its database: upload to the agent "
+                       "crawl_blob_target() names");
   if (facts->role.empty() || facts->role == "unknown")
     return std::string("this node's role is not known yet (ha_status()): upload to the agent "
                        "crawl_blob_target() names");

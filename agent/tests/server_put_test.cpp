@@ -254,6 +254,10 @@ TEST(Put, PeerCopyToANodeThatIsNotPrimaryIsStored) {
   Reply r = fetch(agent, req);
   EXPECT_EQ(r.status, 201) << r.body;
   EXPECT_EQ(read_file(stored_path(agent, sha, "png")), body);
+  // Recorded, and not sent back onward: two nodes that both believe they
+  // are primary would otherwise copy it to each other for ever.
+  EXPECT_EQ(agent.events().puts().size(), 1u);
+  EXPECT_TRUE(agent.events().replicated().empty());
   // A copy without the token is still refused: the header grants nothing.
   Request anonymous = put(body, sha);
   anonymous.headers.push_back(std::string(crawler::agent::kPeerCopyHeader) + ": 1");

@@ -87,8 +87,21 @@ is($s->safe_psql('postgres', "SELECT count(*) FROM crawl_frontier WHERE session_
 open my $fx, '<', "$site/EXPECTED-IMAGES" or die $!;
 my @expected = sort grep { length && !/^#/ } map { chomp; $_ } <$fx>;
 close $fx;
-is($s->safe_psql('postgres', "SELECT count(*) FROM images WHERE session_id = $sid"), scalar(@expected),
-	'every image of the site has its row on the new primary');
+my @found = sort split /\n/, $s->safe_psql('postgres',
+	"SELECT substr(url, length('$base') + 1) FROM crawl_frontier WHERE session_id = $sid AND kind = 'image'");
+is_deeply(\@found, \@expected, 'every image of the site was found');
+# The site holds one file named .jpg that is HTML: recorded as a per-URL
+# error, with no row. Every other image has its row on the new primary.
+is($s->safe_psql('postgres', "SELECT string_agg(substr(url, length('$base') + 1), ' ') FROM crawl_frontier "
+	  . "WHERE session_id = $sid AND kind = 'image' AND state = 'failed'"),
+	'/img/not-really.jpg', 'the one image that failed is the HTML page named .jpg');
+is($s->safe_psql('postgres', "SELECT count(*) FROM images WHERE session_id = $sid"), scalar(@expected) - 1,
+	'every other image of the site has its row on the new primary')
+  or diag 'frontier entries of images with no row: '
+  . $s->safe_psql('postgres', "SELECT string_agg(url || ' ' || state || ' ' || coalesce(last_error, '-'), E'\\n') "
+	  . "FROM crawl_frontier f WHERE session_id = $sid AND kind = 'image' "
+	  . "AND NOT EXISTS (SELECT 1 FROM images i WHERE i.session_id = f.session_id AND i.url = f.url)")
+  . "\nworker's log:\n$err";
 
 # Every row on the new primary has its blob there, verified by hash: those
 # from before the kill were copied to it before their rows committed, those
@@ -125,7 +138,8 @@ ok($p->poll_query_until('postgres', "SELECT role = 'standby' AND NOT needs_rejoi
 	'the old primary rejoined as the standby');
 $ap = agent_start($p, agent => $ap, args => \@fast);
 $agents[0] = $ap;
-ok($p->poll_query_until('postgres', "SELECT count(*) = $n FROM images"), 'its rows caught up');
+my $rows_s = $s->safe_psql('postgres', 'SELECT count(*) FROM images');
+ok($p->poll_query_until('postgres', "SELECT count(*) = $rows_s FROM images"), "its rows caught up ($rows_s rows)");
 ($n, $missing) = $wait_all->($p, $ap, 120);
 ok(defined $n, 'the returning node\'s store caught up: every row has its blob') or diag "missing: @$missing";
 is_deeply([ sort keys %{ agent_blob_files($ap) } ], [ sort keys %{ agent_blob_files($as) } ],

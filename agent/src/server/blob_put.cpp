@@ -34,10 +34,17 @@ bool expects_continue(const http::request_header<>& req) {
 
 // blob_put() then replicate(); answers `ok` when the copy is where the
 // replication mode wants it, 503 replication_failed when not (the blob
-// stays: it is valid, and a retried PUT finds it).
+// stays: it is valid, and a retried PUT finds it). A copy from the peer
+// agent is only recorded: sending it back would loop between two nodes
+// that both believe they are primary.
 awaitable<void> record_and_replicate(Exchange& x, ServerState& state, const std::string& sha256,
                                      std::uint64_t size, const std::string& relative, bool created) {
   state.events.blob_put(sha256, size, created);
+  if (x.request().find(kPeerCopyHeader) != x.request().end()) {
+    co_await x.respond(json_response(created ? http::status::created : http::status::ok,
+                                     stored(sha256, size, relative, created)));
+    co_return;
+  }
   std::filesystem::path file = state.store.root() / relative;
   auto [ok, error] = co_await await_callback<bool, std::string>([&](auto done) {
     state.events.replicate(sha256, file, std::move(done));
