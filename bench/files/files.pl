@@ -1,10 +1,12 @@
 # bench/files/files.pl: what storing image files through the node agents
 # costs, against peers measured in the same run. Run through bench/files/run.
-#  1. Crawl: the same generated site (FILES_IMAGES small PNGs), crawled by
-#     crawler-worker storing to a local directory and through the primary's
-#     agent (TLS, async replication), FILES_ROUNDS rounds each, alternating;
-#     each round under its own loopback address (127.0.0.K) so that every
-#     round's URLs are new. Wall time ratio, agents / local.
+#  1. Crawl: generated sites of FILES_IMAGES small PNGs (one site per crawl,
+#     no bytes in common, each under its own loopback address 127.0.0.K),
+#     crawled by crawler-worker storing to a local directory (the agents
+#     stopped: a pair without them) and through the primary's agent (TLS,
+#     async replication), FILES_ROUNDS rounds each, alternating, on the same
+#     pair. A local round's rows are deleted after it (their files are in no
+#     agent's store). Wall time ratio, agents / local.
 #  2. File sync lag, from the agent rounds: for each new blob, from its row's
 #     image_record() on the primary (images.created_at) to the standby's
 #     agent holding it (ha_blobs.stored_at on the standby), p50 and p99.
@@ -21,11 +23,12 @@ use File::Path qw(make_path remove_tree);
 use IPC::Run;
 use Digest::SHA;
 use CrawlerHA::Test qw(ha_pair ha_multihost);
-use CrawlerHA::Agent qw(agent_start agent_stop agent_kill agent_pki agent_curl agent_blob_files);
+use CrawlerHA::Agent qw(agent_start agent_stop agent_kill agent_pki agent_curl agent_blob_files agent_wait_log);
 
 my $images = $ENV{FILES_IMAGES} // 2000;
 my $rounds = $ENV{FILES_ROUNDS} // 3;
 my $catchup_mb = $ENV{FILES_CATCHUP_MB} // 200;
+my $agent_log = $ENV{FILES_AGENT_LOG} // 'info';  # debug: one line per blob
 my $worker = $ENV{CRAWLER_WORKER} or die 'CRAWLER_WORKER';
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 
@@ -33,23 +36,31 @@ sub median { my @s = sort { $a <=> $b } @_; return @s % 2 ? $s[$#s / 2] : ($s[@s
 sub pct { my ($p, @v) = @_; my @s = sort { $a <=> $b } @v; return $s[ int(($#s) * $p / 100 + 0.5) ]; }
 sub out { my ($l) = @_; print "$l\n"; }
 
-# --- the site, served by nginx on every 127.0.0.K of the rounds -------------
-system("$ENV{TESTDIR}/../scripts/gen-sample-site", '--bench-images', $images, '--bench-pages', 100, "$tmp/site") == 0 or die;
+# --- the sites, one per crawl, served by nginx on 127.0.0.K ------------------
+# Each crawl gets a site of its own (no image bytes in common): a blob stored
+# by an earlier round would make the next one cheaper, and a local round's
+# rows would send the standby's agent after blobs no agent holds.
 my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $listen = join '', map { "listen 127.0.0.$_:$port; " } 2 .. (2 * $rounds + 1);
+my $servers = '';
+for my $k (2 .. (2 * $rounds + 1))
+{
+	system("$ENV{TESTDIR}/../scripts/gen-sample-site", '--bench-images', $images, '--bench-pages', 100,
+		'--bench-variant', $k, "$tmp/site$k") == 0 or die;
+	$servers .= "server { listen 127.0.0.$k:$port; root $tmp/site$k; }\n";
+}
 open my $nc, '>', "$tmp/nginx.conf" or die;
 print $nc "worker_processes 2; daemon off; pid $tmp/nginx.pid; error_log $tmp/nginx.err;\n"
   . "events { worker_connections 1024; }\nhttp { include /etc/nginx/mime.types; access_log off; keepalive_requests 100000;\n"
   . "client_body_temp_path $tmp/b; proxy_temp_path $tmp/p; fastcgi_temp_path $tmp/f; uwsgi_temp_path $tmp/u; scgi_temp_path $tmp/s;\n"
-  . "server { $listen root $tmp/site; } }\n";
+  . "$servers}\n";
 close $nc;
 my $nginx = IPC::Run::start([ '/usr/sbin/nginx', '-e', 'stderr', '-p', $tmp, '-c', "$tmp/nginx.conf" ]);
 sleep 0.5;
 
 my ($p, $s) = ha_pair(names => [ 'files_a', 'files_b' ]);
 $_->safe_psql('postgres', 'BEGIN READ WRITE; CREATE ROLE crawler LOGIN IN ROLE crawler_ha_writer; COMMIT') for ($p, $s);
-my $ap = agent_start($p, args => [ '--log-level', 'info' ]);
-my $as = agent_start($s, args => [ '--log-level', 'info' ]);
+my $ap = agent_start($p, args => [ '--log-level', $agent_log ]);
+my $as = agent_start($s, args => [ '--log-level', $agent_log ]);
 my $pki = agent_pki();
 my $db = ha_multihost($p, $s) . ' user=crawler';
 
@@ -79,8 +90,21 @@ for my $r (1 .. $rounds)
 {
 	for my $mode ($r % 2 ? ('local', 'agent') : ('agent', 'local'))
 	{
+		if ($mode eq 'local')
+		{
+			agent_stop($_) for grep { $_->{harness} } ($ap, $as);
+			my ($wall, $sid) = crawl($mode, $k++);
+			push @local, $wall;
+			$p->safe_psql('postgres', "SELECT count(image_delete(id)) FROM images WHERE session_id = $sid");
+			$s->poll_query_until('postgres', "SELECT count(*) = 0 FROM images WHERE session_id = $sid") or die 'delete';
+			next;
+		}
+		for my $a (grep { !$_->{harness} } ($ap, $as))
+		{
+			agent_start($a->{node}, agent => $a, args => [ '--log-level', $agent_log ]);
+			agent_wait_log($a, qr/file sync: peer agent https/) or die 'peer';
+		}
 		my ($wall, $sid) = crawl($mode, $k++);
-		if ($mode eq 'local') { push @local, $wall; next; }
 		push @agent, $wall;
 		$s->poll_query_until('postgres', 'SELECT blobs_missing = 0 FROM ha_file_sync_status()') or die 'sync';
 		my %made = map { split /\|/ } split /\n/, $p->safe_psql('postgres',
@@ -122,7 +146,7 @@ my $bytes = $p->safe_psql('postgres', 'SELECT sum(size) FROM ha_blobs');
 agent_stop($as);
 remove_tree($as->{store});
 my $t0 = time;
-$as = agent_start($s, agent => $as, args => [ '--log-level', 'info' ]);
+$as = agent_start($s, agent => $as, args => [ '--log-level', $agent_log ]);
 $s->poll_query_until('postgres', 'SELECT blobs_missing = 0 AND blobs_held > 0 FROM ha_file_sync_status()') or die 'catch-up';
 my $agent_s = time - $t0;
 

@@ -80,6 +80,10 @@ struct Server::State {
         co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         continue;
       }
+      // A response is written as header and body (or file pieces): with
+      // Nagle's algorithm the second small write waits for the client's
+      // delayed ACK, about 40 ms per small blob.
+      socket.set_option(tcp::no_delay(true), ec);
       serve_connection(self->shared, std::move(socket));
     }
   }

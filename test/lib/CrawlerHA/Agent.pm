@@ -87,7 +87,8 @@ sub agent_start
 		'--listen', "127.0.0.1:$a->{port}",
 		'--tls-cert-file', $p->{cert}, '--tls-key-file', $p->{key}, '--ca-file', $p->{ca},
 		'--token-file', $p->{token_file},
-		'--log-level', 'debug',
+		# debug unless the caller chose a level (the option may be given once)
+		((grep { $_ eq '--log-level' } @{ $a->{args} // [] }) ? () : ('--log-level', 'debug')),
 		@{ $a->{args} // [] });
 	open my $lf, '>>', $a->{log} or die $!;
 	print $lf "### started: @cmd\n";
