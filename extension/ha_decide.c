@@ -25,6 +25,16 @@ automatic(const HaFacts *f)
 	return f->auto_failover && !f->paused;
 }
 
+/*
+ * Term 0: never set up. ha_setup() chooses this node's role, and a step-down
+ * decided here would end ha_setup('standby')'s own session halfway.
+ */
+static bool
+never_set_up(const HaFacts *f)
+{
+	return f->term == 0;
+}
+
 static bool
 peer_is_newer_primary(const HaFacts *f)
 {
@@ -113,6 +123,8 @@ primary_lost_with_witness(const HaFacts *f)
 
 const HaRule ha_rules[] = {
 	/* a primary */
+	{HA_ROLE_PRIMARY, never_set_up, HA_ACT_NONE,
+	"never set up (term 0): ha_setup() chooses the role, nothing is decided here"},
 	{HA_ROLE_PRIMARY, peer_is_newer_primary, HA_ACT_STEP_DOWN_FOR_PEER,
 	"the peer is the primary of a newer term: step down, then rejoin it"},
 	{HA_ROLE_PRIMARY, witness_knows_newer_term, HA_ACT_STEP_DOWN_FOR_WITNESS,

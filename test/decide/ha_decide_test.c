@@ -94,6 +94,19 @@ test_primary_rows(void)
 	HaFacts		f = primary();
 
 	expect("a healthy primary does nothing", &f, HA_ACT_NONE);
+
+	/* A node being set up as the standby still has the default row. */
+	f.term = 0;
+	f.peer_role = HA_ROLE_PRIMARY;
+	f.peer_term = 1;
+	expect("a node never set up (term 0) does not step down for a primary", &f, HA_ACT_NONE);
+	f.witness_configured = 1;
+	f.witness_answered_now = 1;
+	f.witness_term = 1;
+	f.isolated = 1;
+	expect("nor for the witness, nor fences itself", &f, HA_ACT_NONE);
+
+	f = primary();
 	f.peer_role = HA_ROLE_PRIMARY;
 	f.peer_term = 4;
 	expect("a primary seeing a newer term's primary steps down", &f, HA_ACT_STEP_DOWN_FOR_PEER);
