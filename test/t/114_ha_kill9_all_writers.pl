@@ -187,6 +187,11 @@ sub run_mode
 	my $done = 0;
 	for my $cycle (1 .. $cycles)
 	{
+		# The standby must hold every row first: after a rejoin that merged it
+		# copies the primary afresh, and a failover during that copy is
+		# refused by design (test/decide covers that rule), not a failover to test.
+		$s->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_subscription_rel WHERE srsubstate <> 'r'")
+		  or diag("$mode cycle $cycle: " . $s->name . "'s initial copy did not finish");
 		# a random moment: writes of every kind are in flight
 		my $delay = 0.2 + rand(2.0);
 		sleep $delay;

@@ -48,8 +48,10 @@ push @agents, $ap, $as;
 
 is($p->safe_psql('postgres', 'SELECT agent_url FROM crawl_blob_target()'), $ap->{url},
 	'a worker learns the primary\'s agent from the database');
-is($s->safe_psql('postgres', 'SELECT agent_url FROM ha_status() WHERE NOT is_local AND role = \'primary\''),
-	$ap->{url}, 'the standby knows the primary\'s agent through the ping');
+# The standby hears the primary's agent_url with its next health check.
+ok($s->poll_query_until('postgres',
+		"SELECT agent_url = '$ap->{url}' FROM ha_status() WHERE NOT is_local AND role = 'primary'"),
+	'the standby knows the primary\'s agent through the ping');
 
 my $pki = agent_pki();
 my $spool = tempdir(CLEANUP => 1);
