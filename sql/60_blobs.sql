@@ -69,6 +69,20 @@ SELECT image_delete(id) FROM images WHERE url = 'http://blob.test/early.png';
 UPDATE ha_blob_wanted SET next_try_at = now();
 SELECT count(*) AS handed FROM blob_wanted(10);
 SELECT count(*) AS wanted_left FROM ha_blob_wanted;
+-- Hundreds of stale entries ahead of a live one do not hide it: one call
+-- drops them all and hands the live one out.
+SELECT count(image_record(:s, 'http://blob.test/stale/' || g || '.png', h, substr(h, 1, 2) || '/' || substr(h, 3, 2) || '/' || h || '.png',
+                          1, 1, 1, 'png', 'image/png')) AS stale_rows
+  FROM generate_series(1, 250) g, LATERAL (SELECT lpad(to_hex(g), 64, '0') AS h) x;
+SELECT count(image_delete(id)) AS deleted FROM images WHERE url LIKE 'http://blob.test/stale/%';
+SELECT image_record(:s, 'http://blob.test/live.png', repeat('d', 64), 'dd/dd/' || repeat('d', 64) || '.png',
+                    40, 1, 1, 'png', 'image/png') IS NOT NULL AS recorded;
+UPDATE ha_blob_wanted SET next_try_at = now();
+SELECT count(*) AS queued FROM ha_blob_wanted;
+SELECT left(sha256, 1) AS handed FROM blob_wanted(1);
+SELECT count(*) AS wanted_left FROM ha_blob_wanted;
+SELECT count(image_delete(id)) AS deleted FROM images WHERE url = 'http://blob.test/live.png';
+DELETE FROM ha_blob_wanted WHERE sha256 = repeat('d', 64);
 
 -- The scrub: never verified first; a corrupt blob is wanted again, and
 -- storing it again is a repair; both are HA events.

@@ -445,9 +445,31 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    batch   integer := greatest(max_rows, 100);
+    dropped bigint;
 BEGIN
     PERFORM @extschema@.ha_blob_check_rows(max_rows);
     PERFORM @extschema@.ha_blob_begin(false);
+    -- Entries gone stale (their rows deleted before the blob came, or the
+    -- blob stored meanwhile) are dropped first, a batch at a time while whole
+    -- batches are stale: otherwise they fill max_rows, nothing is handed
+    -- out, and a queue behind thousands of them moves max_rows per poll.
+    FOR pass IN 1 .. 100 LOOP
+        WITH due AS (
+            SELECT w.sha256
+              FROM @extschema@.ha_blob_wanted w
+             WHERE w.next_try_at <= now()
+             ORDER BY w.wanted_since, w.sha256
+             LIMIT batch
+               FOR UPDATE SKIP LOCKED)
+        DELETE FROM @extschema@.ha_blob_wanted w USING due d
+         WHERE w.sha256 = d.sha256
+           AND (EXISTS (SELECT 1 FROM @extschema@.ha_blobs b WHERE b.sha256 = w.sha256)
+                OR NOT EXISTS (SELECT 1 FROM @extschema@.images i WHERE i.sha256 = w.sha256));
+        GET DIAGNOSTICS dropped = ROW_COUNT;
+        EXIT WHEN dropped < batch;
+    END LOOP;
     RETURN QUERY
     WITH due AS (
         SELECT w.sha256,
