@@ -29,6 +29,8 @@ my $images = $ENV{FILES_IMAGES} // 2000;
 my $rounds = $ENV{FILES_ROUNDS} // 3;
 my $catchup_mb = $ENV{FILES_CATCHUP_MB} // 200;
 my $agent_log = $ENV{FILES_AGENT_LOG} // 'info';  # debug: one line per blob
+# FILES_AGENT_ARGS: more agent options, e.g. '--sync-concurrency 4'
+my @agent_args = ('--log-level', $agent_log, split(' ', $ENV{FILES_AGENT_ARGS} // ''));
 my $worker = $ENV{CRAWLER_WORKER} or die 'CRAWLER_WORKER';
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 
@@ -59,8 +61,8 @@ sleep 0.5;
 
 my ($p, $s) = ha_pair(names => [ 'files_a', 'files_b' ]);
 $_->safe_psql('postgres', 'BEGIN READ WRITE; CREATE ROLE crawler LOGIN IN ROLE crawler_ha_writer; COMMIT') for ($p, $s);
-my $ap = agent_start($p, args => [ '--log-level', $agent_log ]);
-my $as = agent_start($s, args => [ '--log-level', $agent_log ]);
+my $ap = agent_start($p, args => \@agent_args);
+my $as = agent_start($s, args => \@agent_args);
 my $pki = agent_pki();
 my $db = ha_multihost($p, $s) . ' user=crawler';
 
@@ -101,7 +103,7 @@ for my $r (1 .. $rounds)
 		}
 		for my $a (grep { !$_->{harness} } ($ap, $as))
 		{
-			agent_start($a->{node}, agent => $a, args => [ '--log-level', $agent_log ]);
+			agent_start($a->{node}, agent => $a, args => \@agent_args);
 			agent_wait_log($a, qr/file sync: peer agent https/) or die 'peer';
 		}
 		my ($wall, $sid) = crawl($mode, $k++);
@@ -146,7 +148,7 @@ my $bytes = $p->safe_psql('postgres', 'SELECT sum(size) FROM ha_blobs');
 agent_stop($as);
 remove_tree($as->{store});
 my $t0 = time;
-$as = agent_start($s, agent => $as, args => [ '--log-level', $agent_log ]);
+$as = agent_start($s, agent => $as, args => \@agent_args);
 $s->poll_query_until('postgres', 'SELECT blobs_missing = 0 AND blobs_held > 0 FROM ha_file_sync_status()') or die 'catch-up';
 my $agent_s = time - $t0;
 

@@ -38,7 +38,10 @@ struct AgentConfig {
   int peer_timeout_ms = 10000;      // connect and idle timeout of a peer transfer
 
   // --- file sync ---
-  int sync_concurrency = 4;         // blobs fetched from the peer at once
+  // Blobs fetched from the peer at once. Each fetch ends in fsyncs; many at
+  // once share the file system journal's commits (bench/files: 4 gave a lag
+  // p99 of 2.5 s and 15 MB/s catch-up, 16 gave 0.3 s and 29 MB/s).
+  int sync_concurrency = 16;
   std::uint64_t sync_bandwidth_bytes = 0;  // bytes/s for all fetches together; 0: no limit
   int sync_poll_ms = 200;           // how often the wanted queue is read when idle
 
