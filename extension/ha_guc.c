@@ -179,9 +179,10 @@ define_settings(void)
 							   check_conninfo, NULL, NULL);
 
 	/*
-	 * Reloadable, so set in postgresql.conf or by ALTER SYSTEM: a superuser's
-	 * (or an explicit GRANT SET ON PARAMETER's).  Readable by anyone: it is
-	 * the address workers are handed anyway.
+	 * Reloadable, so set in postgresql.conf or by ALTER SYSTEM: a superuser's,
+	 * or a role's granted ALTER SYSTEM ON PARAMETER (SET cannot change a
+	 * reload-only setting).  Readable by anyone: it is the address workers
+	 * are handed anyway.
 	 */
 	DefineCustomStringVariable("crawler_ha.agent_url",
 							   "URL of this node's crawler-ha agent (its blob store), e.g. https://10.0.0.5:8000.",

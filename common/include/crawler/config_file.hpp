@@ -1,6 +1,7 @@
 // Settings from a key = value config file and the command line, the
-// command line winning: the one way both programs read their options, so
-// that a mistake in either is reported to the user the same way.
+// command line winning, a mistake reported with the file and the line.
+// crawler-ha reads its options this way; crawler-worker still has its own
+// reader (worker/src/options.cpp) and is to move here.
 #pragma once
 #include <boost/program_options.hpp>
 #include <stdexcept>
