@@ -143,16 +143,16 @@ bool FileSync::Impl::flush_puts(NodeDb& db) {
   // Every upload in the batch was noted before it was queued, so before now.
   auto noted_by = Clock::now();
   PgArrayLiteral shas, sizes;
+  std::vector<std::string> recorded;
+  recorded.reserve(batch.size());
   for (const auto& p : batch) {
     shas.add_text(p.sha256);
     sizes.add_bigint(static_cast<std::int64_t>(p.size));
+    recorded.push_back(p.sha256);
   }
   DbResult r = db.call("SELECT " + db.fn("blob_stored_many") + "($1::text[], $2::bigint[])",
                        {shas.str(), sizes.str()});
   if (r.ok) {
-    std::vector<std::string> recorded;
-    recorded.reserve(batch.size());
-    for (const auto& p : batch) recorded.push_back(p.sha256);
     recent.forget_recorded(recorded, noted_by);
     stats.puts_recorded += batch.size();
     CRAWLER_LOG(debug) << "file sync: recorded " << batch.size() << " uploads (blob_stored_many)";

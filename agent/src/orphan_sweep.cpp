@@ -27,10 +27,14 @@ void RecentPuts::note(const std::string& sha256) {
   }
 }
 
-bool RecentPuts::is_recent(const std::string& sha256) {
-  std::lock_guard<std::mutex> lock(m_);
+bool RecentPuts::noted_locked(const std::string& sha256) const {
   auto it = seen_.find(sha256);
   return it != seen_.end() && Clock::now() - it->second <= window_;
+}
+
+bool RecentPuts::is_recent(const std::string& sha256) {
+  std::lock_guard<std::mutex> lock(m_);
+  return noted_locked(sha256);
 }
 
 void RecentPuts::forget_recorded(const std::vector<std::string>& sha256s, Clock::time_point noted_by) {
@@ -43,8 +47,7 @@ void RecentPuts::forget_recorded(const std::vector<std::string>& sha256s, Clock:
 
 bool RecentPuts::remove_unless_recent(const std::string& sha256, const std::function<void()>& remove) {
   std::lock_guard<std::mutex> lock(m_);
-  auto it = seen_.find(sha256);
-  if (it != seen_.end() && Clock::now() - it->second <= window_) return false;
+  if (noted_locked(sha256)) return false;
   remove();
   return true;
 }

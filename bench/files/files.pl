@@ -94,7 +94,7 @@ for my $r (1 .. $rounds)
 	{
 		if ($mode eq 'local')
 		{
-			agent_stop($_) for grep { $_->{harness} } ($ap, $as);
+			agent_stop($_) for ($ap, $as);
 			my ($wall, $sid) = crawl($mode, $k++);
 			push @local, $wall;
 			$p->safe_psql('postgres', "SELECT count(image_delete(id)) FROM images WHERE session_id = $sid");

@@ -155,14 +155,17 @@ sub agent_curl
 	return ($code, $body);
 }
 
-# agent_wait_log($a, $regex, $max_s): true once the agent's log matches.
+# agent_wait_log($a, $regex, $max_s): true once the agent's log, since its
+# latest start (the log is appended to across restarts), matches.
 sub agent_wait_log
 {
 	my ($a, $re, $max) = @_;
 	my $t0 = Time::HiRes::time();
 	while (Time::HiRes::time() - $t0 < ($max // 60))
 	{
-		return 1 if PostgreSQL::Test::Utils::slurp_file($a->{log}) =~ $re;
+		my $log = PostgreSQL::Test::Utils::slurp_file($a->{log});
+		my $run = rindex($log, '### started: ');
+		return 1 if substr($log, $run < 0 ? 0 : $run) =~ $re;
 		Time::HiRes::sleep(0.1);
 	}
 	return 0;

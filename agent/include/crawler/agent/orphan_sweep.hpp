@@ -45,6 +45,8 @@ class RecentPuts {
   bool remove_unless_recent(const std::string& sha256, const std::function<void()>& remove);
 
  private:
+  // Noted within the window; m_ held.
+  bool noted_locked(const std::string& sha256) const;
   std::chrono::seconds window_;
   std::mutex m_;
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> seen_;
