@@ -439,6 +439,23 @@ COMMENT ON FUNCTION @extschema@.blob_stored_many(text[], bigint[]) IS
 -- handed out is not handed out again for 60 s, so that an agent asking
 -- while its fetches run does not fetch twice; blob_stored() ends the entry,
 -- blob_fetch_failed() sets its next try.
+-- A wanted entry is stale when this node holds the blob already or no row
+-- references it any more (deleted before the blob came). Asked for one
+-- entry at a time, by index: inside a query over many entries the planner
+-- hashes whole tables instead (a scan of every images row per poll).
+CREATE FUNCTION @extschema@.ha_blob_stale(sha256 text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM @extschema@.ha_blobs b WHERE b.sha256 = ha_blob_stale.sha256)
+        OR NOT EXISTS (SELECT 1 FROM @extschema@.images i WHERE i.sha256 = ha_blob_stale.sha256);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_blob_stale(text) IS
+    'crawler_ha (internal): whether a wanted blob is held already or referenced by no row';
+
 CREATE FUNCTION @extschema@.blob_wanted(max_rows integer)
 RETURNS TABLE (sha256 text, file_path text, file_size bigint, wanted_since timestamptz, attempts integer)
 LANGUAGE plpgsql
@@ -446,45 +463,45 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    batch   integer := greatest(max_rows, 100);
-    dropped bigint;
+    batch integer := greatest(max_rows, 100);
+    due   text[];
+    stale text[];
 BEGIN
     PERFORM @extschema@.ha_blob_check_rows(max_rows);
     PERFORM @extschema@.ha_blob_begin(false);
-    -- Entries gone stale (their rows deleted before the blob came, or the
-    -- blob stored meanwhile) are dropped first, a batch at a time while whole
+    -- Every step works on arrays of names, looked up by primary key: with
+    -- the entries joined in one query instead, a plan made from stale
+    -- statistics (a queue just filled by an inventory) judged each entry
+    -- once per entry in the queue.
+    --
+    -- Entries gone stale are dropped first, a batch at a time while whole
     -- batches are stale: otherwise they fill max_rows, nothing is handed
     -- out, and a queue behind thousands of them moves max_rows per poll.
     FOR pass IN 1 .. 100 LOOP
-        WITH due AS (
-            SELECT w.sha256
+        SELECT coalesce(array_agg(w.sha256), '{}') INTO due
+          FROM (SELECT w.sha256
+                  FROM @extschema@.ha_blob_wanted w
+                 WHERE w.next_try_at <= now()
+                 ORDER BY w.wanted_since, w.sha256
+                 LIMIT batch
+                   FOR UPDATE SKIP LOCKED) w;
+        SELECT coalesce(array_agg(h), '{}') INTO stale FROM unnest(due) h WHERE @extschema@.ha_blob_stale(h);
+        DELETE FROM @extschema@.ha_blob_wanted w WHERE w.sha256 = ANY (stale);
+        EXIT WHEN cardinality(stale) < batch;
+    END LOOP;
+    SELECT coalesce(array_agg(w.sha256), '{}') INTO due
+      FROM (SELECT w.sha256
               FROM @extschema@.ha_blob_wanted w
              WHERE w.next_try_at <= now()
              ORDER BY w.wanted_since, w.sha256
-             LIMIT batch
-               FOR UPDATE SKIP LOCKED)
-        DELETE FROM @extschema@.ha_blob_wanted w USING due d
-         WHERE w.sha256 = d.sha256
-           AND (EXISTS (SELECT 1 FROM @extschema@.ha_blobs b WHERE b.sha256 = w.sha256)
-                OR NOT EXISTS (SELECT 1 FROM @extschema@.images i WHERE i.sha256 = w.sha256));
-        GET DIAGNOSTICS dropped = ROW_COUNT;
-        EXIT WHEN dropped < batch;
-    END LOOP;
+             LIMIT max_rows
+               FOR UPDATE SKIP LOCKED) w;
+    SELECT coalesce(array_agg(h), '{}') INTO stale FROM unnest(due) h WHERE @extschema@.ha_blob_stale(h);
+    DELETE FROM @extschema@.ha_blob_wanted w WHERE w.sha256 = ANY (stale);
     RETURN QUERY
-    WITH due AS (
-        SELECT w.sha256,
-               EXISTS (SELECT 1 FROM @extschema@.ha_blobs b WHERE b.sha256 = w.sha256)
-               OR NOT EXISTS (SELECT 1 FROM @extschema@.images i WHERE i.sha256 = w.sha256) AS stale
-          FROM @extschema@.ha_blob_wanted w
-         WHERE w.next_try_at <= now()
-         ORDER BY w.wanted_since, w.sha256
-         LIMIT max_rows
-           FOR UPDATE SKIP LOCKED),
-    dropped AS (
-        DELETE FROM @extschema@.ha_blob_wanted w USING due d WHERE w.sha256 = d.sha256 AND d.stale),
-    handed AS (
+    WITH handed AS (
         UPDATE @extschema@.ha_blob_wanted w SET next_try_at = now() + interval '60 s'
-          FROM due d WHERE w.sha256 = d.sha256 AND NOT d.stale
+         WHERE w.sha256 = ANY (due) AND w.sha256 <> ALL (stale)
         RETURNING w.sha256, w.file_path, w.file_size, w.wanted_since, w.attempts)
     SELECT h.sha256, h.file_path, h.file_size, h.wanted_since, h.attempts
       FROM handed h ORDER BY h.wanted_since, h.sha256;
