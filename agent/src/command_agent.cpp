@@ -11,6 +11,7 @@
 #include "crawler/agent/server/bearer_token.hpp"
 #include "crawler/agent/server/server.hpp"
 #include "crawler/config_file.hpp"
+#include "crawler/store_sync.hpp"
 #include "crawler/log.hpp"
 #include "crawler/store.hpp"
 
@@ -81,9 +82,12 @@ int run_agent_command(const std::vector<std::string>& args, const MakeEvents& ma
   if (int n = store->remove_stale_temporaries())
     CRAWLER_LOG(info) << "removed " << n << " temporary file(s) of a crashed process from the store";
 
+  // One group sync for everything that writes the store: uploads and
+  // fetches share its syncfs() calls.
+  StoreSync durability(store->root());
   asio::io_context io(config.threads);
-  EventsService service = make_events(config, *store, io);
-  Server server(config, *store, *service.events, token, io);
+  EventsService service = make_events(config, *store, durability, io);
+  Server server(config, *store, durability, *service.events, token, io);
   try {
     server.start();
     if (!config.port_file.empty()) write_port_file(config.port_file, server.local_endpoint().port());

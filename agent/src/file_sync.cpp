@@ -67,9 +67,9 @@ void remove_stale_parts(const fs::path& root) {
 }  // namespace
 
 struct FileSync::Impl {
-  Impl(const AgentConfig& c, FileStore& s, boost::asio::io_context& i)
+  Impl(const AgentConfig& c, FileStore& s, StoreSync& d, boost::asio::io_context& i)
       : config(c), store(s), io(i), token(c.token_file),
-        follower(config, store, view, token, stop, stats),
+        follower(config, store, d, view, token, stop, stats),
         replicator(config, view, token, stop, stats, std::max(4, c.sync_concurrency)) {}
 
   AgentConfig config;
@@ -210,8 +210,8 @@ void FileSync::Impl::db_loop() {
   run_tasks(none);
 }
 
-FileSync::FileSync(const AgentConfig& config, FileStore& store, boost::asio::io_context& io)
-    : impl_(std::make_unique<Impl>(config, store, io)) {}
+FileSync::FileSync(const AgentConfig& config, FileStore& store, StoreSync& durability, boost::asio::io_context& io)
+    : impl_(std::make_unique<Impl>(config, store, durability, io)) {}
 
 FileSync::~FileSync() {
   if (impl_->started && !impl_->stopped) stop(std::chrono::milliseconds(0));

@@ -11,6 +11,7 @@
 #include "crawler/sha256.hpp"
 #include "crawler/sql_literal.hpp"
 #include "crawler/store.hpp"
+#include "crawler/store_sync.hpp"
 
 namespace crawler::agent {
 namespace fs = std::filesystem;
@@ -18,6 +19,8 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 constexpr std::size_t kStoredBatch = 1000;  // blob_stored_many takes at most 10000
+// How long a fetched blob may wait for others to be recorded with it.
+constexpr std::chrono::milliseconds kBatchWait(50);
 
 FetchOutcome failed(const Wanted& w, std::string why) {
   FetchOutcome o;
@@ -51,8 +54,8 @@ bool already_held(const Wanted& w, const FileStore& store, FetchOutcome* out) {
 }
 }  // namespace
 
-FetchOutcome fetch_blob(const Wanted& w, const std::string& peer_url, PeerClient& client,
-                        const FileStore& store, SyncStats& stats) {
+FetchOutcome fetch_verified(const Wanted& w, const std::string& peer_url, PeerClient& client,
+                            const FileStore& store, SyncStats& stats) {
   std::string sha, ext;
   // The row's path comes from the database (replicated from the peer): it
   // is used only when it is exactly where the store keeps this blob.
@@ -75,9 +78,11 @@ FetchOutcome fetch_blob(const Wanted& w, const std::string& peer_url, PeerClient
     return failed(w, "GET " + url + ": " + d.error +
                          (d.discard || d.size == 0 ? "" : " (" + std::to_string(d.size) + " bytes kept to resume)"));
   }
-  // 416: nothing follows the bytes we hold; they may be the whole blob.
+  // 416: nothing follows the bytes we hold; they may be the whole blob
+  // (only then is the part file read again to hash it).
   std::string error;
-  auto got = sha256_file(part, &error);
+  std::optional<std::string> got = d.sha256;
+  if (d.sha256.empty()) got = sha256_file(part, &error);
   if (!got) return failed(w, "cannot hash " + part.string() + ": " + error);
   if (*got != w.sha256) {
     fs::remove(part, ec);
@@ -87,10 +92,11 @@ FetchOutcome fetch_blob(const Wanted& w, const std::string& peer_url, PeerClient
   if (w.file_size && d.size != w.file_size)
     CRAWLER_LOG(warn) << "file sync: " << w.sha256 << " has " << d.size << " bytes, its row says " << w.file_size
                       << "; the hash is right, so it is kept";
-  if (!install_file(part, store.root(), w.file_path, &error)) return failed(w, error);
   out.sha256 = w.sha256;
   out.ok = true;
   out.size = d.size;
+  out.part = part;
+  out.file_path = w.file_path;
   stats.blobs_fetched++;
   CRAWLER_LOG(debug) << "file sync: fetched " << w.sha256 << " (" << d.size << " bytes"
                      << (d.resumed ? ", resumed" : "") << ") from " << peer_url << " in "
@@ -99,9 +105,44 @@ FetchOutcome fetch_blob(const Wanted& w, const std::string& peer_url, PeerClient
   return out;
 }
 
-Follower::Follower(const AgentConfig& config, const FileStore& store, NodeView& view, TokenFile& token,
-                   Stopper& stop, SyncStats& stats)
-    : config_(config), store_(store), view_(view), token_(token), stop_(stop), stats_(stats) {}
+void install_fetched(std::vector<FetchOutcome>& batch, const FileStore& store, StoreSync& durability) {
+  auto fail_all = [&](const std::string& why) {
+    for (auto& o : batch) {
+      if (!o.ok) continue;
+      o.ok = false;
+      o.error = why;
+    }
+  };
+  bool renames = std::any_of(batch.begin(), batch.end(), [](const FetchOutcome& o) { return o.ok && !o.part.empty(); });
+  std::string error;
+  // The bytes on disk before any of their names: a crash never leaves a
+  // name over bytes that were not written.
+  if (renames && !durability.wait(&error)) return fail_all(error + " (before putting the fetched blobs in place)");
+  for (auto& o : batch) {
+    if (!o.ok || o.part.empty()) continue;
+    if (!install_file(o.part, store.root(), o.file_path, &error)) {
+      o.ok = false;
+      o.error = error;
+    }
+    o.part.clear();
+  }
+  // The names on disk before the record. Blobs found already in the store
+  // are covered too: an upload may have put one there and still be
+  // waiting for its own sync.
+  if (!durability.wait(&error)) fail_all(error + " (after putting the fetched blobs in place)");
+}
+
+FetchOutcome fetch_blob(const Wanted& w, const std::string& peer_url, PeerClient& client,
+                        const FileStore& store, StoreSync& durability, SyncStats& stats) {
+  std::vector<FetchOutcome> one{fetch_verified(w, peer_url, client, store, stats)};
+  install_fetched(one, store, durability);
+  return std::move(one.front());
+}
+
+Follower::Follower(const AgentConfig& config, const FileStore& store, StoreSync& durability, NodeView& view,
+                   TokenFile& token, Stopper& stop, SyncStats& stats)
+    : config_(config), store_(store), durability_(durability), view_(view), token_(token), stop_(stop),
+      stats_(stats) {}
 
 Follower::~Follower() { join(); }
 
@@ -140,7 +181,7 @@ void Follower::transfer_loop(int index) {
       stats_.fetches_in_flight++;
       FetchOutcome o;
       try {
-        o = fetch_blob(w, view_.peer_url(), client, store_, stats_);
+        o = fetch_verified(w, view_.peer_url(), client, store_, stats_);
       } catch (const std::exception& e) {
         o = failed(w, e.what());
       }
@@ -176,6 +217,7 @@ bool Follower::flush(NodeDb& db) {
     outcomes.swap(done_);
   }
   if (outcomes.empty()) return true;
+  install_fetched(outcomes, store_, durability_);
   std::vector<FetchOutcome> keep;  // not recorded: the connection broke
   std::vector<const FetchOutcome*> ok;
   for (const auto& o : outcomes)
@@ -282,12 +324,20 @@ void Follower::poll_loop() {
         CRAWLER_LOG(debug) << "file sync: " << got << " wanted blobs to fetch from " << peer;
         cv_.notify_all();
       }
-      // Asked again at once while the queue gives work and there is room;
-      // otherwise after the poll interval or when an outcome arrives.
+      // Asked again at once while the queue gives work and there is room.
+      // Otherwise outcomes are recorded a batch at a time: when half the
+      // transfers have one, when nothing else is in flight, or after at
+      // most kBatchWait (a call per blob costs the node more than the
+      // fetch); the queue is asked again after the poll interval.
       std::unique_lock<std::mutex> lock(m_);
       if (got > 0 && static_cast<int>(got) == room) continue;
-      cv_.wait_for(lock, got ? std::chrono::milliseconds(50) : poll,
-                   [this] { return !done_.empty() || stop_.stopped(); });
+      auto batch_ready = [this, n] {
+        return stop_.stopped() || static_cast<int>(done_.size()) >= std::max(1, n / 2) ||
+               (!done_.empty() && todo_.empty() && busy_ == 0);
+      };
+      if (!batch_ready() && done_.empty())
+        cv_.wait_for(lock, got ? kBatchWait : poll, [&] { return batch_ready() || !done_.empty(); });
+      if (!batch_ready() && !done_.empty()) cv_.wait_for(lock, kBatchWait, batch_ready);
     }
   } catch (const std::exception& e) {
     CRAWLER_LOG(error) << "file sync: the follower's database thread ended: " << e.what();

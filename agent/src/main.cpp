@@ -16,8 +16,8 @@ namespace {
 // File sync is what stands behind the blob routes' events in the real
 // program (tests put a recorder there).
 EventsService make_file_sync(const AgentConfig& config, crawler::FileStore& store,
-                             boost::asio::io_context& io) {
-  auto sync = std::make_shared<FileSync>(config, store, io);
+                             crawler::StoreSync& durability, boost::asio::io_context& io) {
+  auto sync = std::make_shared<FileSync>(config, store, durability, io);
   return {sync, [sync] { sync->start(); }, [sync](std::chrono::milliseconds wait) { sync->stop(wait); }};
 }
 

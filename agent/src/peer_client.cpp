@@ -10,9 +10,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <memory>
+#include <vector>
 #include <stdexcept>
 
+#include "crawler/sha256.hpp"
 #include "crawler/sql_literal.hpp"
 
 namespace crawler::agent {
@@ -54,7 +57,25 @@ struct Sink {
   std::uint64_t file_size = 0;  // the part file's size as written
   std::string error_body;
   std::string write_error;
+  // The part file's hash as it is written: the bytes kept from before a
+  // resume, then each piece received, so that no one reads the file again.
+  std::unique_ptr<Sha256> md;
 };
+
+// Hashes the first `n` bytes of the part file (what a resume keeps).
+bool hash_prefix(Sink* s, std::uint64_t n) {
+  std::vector<char> buf(256 * 1024);
+  std::uint64_t off = 0;
+  while (off < n) {
+    ssize_t r = ::pread(s->fd, buf.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), n - off)),
+                        static_cast<off_t>(off));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    s->md->update(buf.data(), static_cast<std::size_t>(r));
+    off += static_cast<std::uint64_t>(r);
+  }
+  return true;
+}
 
 size_t on_header(char* data, size_t size, size_t n, void* p) {
   auto* s = static_cast<Sink*>(p);
@@ -86,12 +107,15 @@ bool decide(Sink* s) {
       return false;
     }
     if (::lseek(s->fd, static_cast<off_t>(s->have), SEEK_SET) < 0) return false;
+    s->md = std::make_unique<Sha256>();
+    if (!hash_prefix(s, s->have)) return false;
     s->file_size = s->have;
     s->resumed = true;
     s->to_file = true;
   } else if (status == 200) {
     // The whole body from its first byte: whatever the part file held goes.
     if (::ftruncate(s->fd, 0) != 0 || ::lseek(s->fd, 0, SEEK_SET) < 0) return false;
+    s->md = std::make_unique<Sha256>();
     s->restarted = s->have > 0;
     s->file_size = 0;
     s->to_file = true;
@@ -123,6 +147,7 @@ size_t on_body(char* data, size_t size, size_t n, void* p) {
     }
     off += static_cast<std::size_t>(w);
   }
+  s->md->update(data, len);
   s->written += len;
   s->file_size += len;
   // Sleeping here holds the socket unread: TCP slows the peer down.
@@ -178,7 +203,7 @@ Download PeerClient::download(const std::string& url, const fs::path& part, std:
   s.max_bytes = max_bytes;
   s.pacer = settings_.download_pacer;
   s.stop = &stop_;
-  s.fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  s.fd = ::open(part.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);  // read too: a resume hashes the kept bytes
   if (s.fd < 0) {
     d.error = "cannot open " + part.string() + ": " + std::strerror(errno);
     return d;
@@ -225,10 +250,9 @@ Download PeerClient::download(const std::string& url, const fs::path& part, std:
   } else if (!s.to_file) {
     d.error = "HTTP " + std::to_string(d.status) +
               (s.error_body.empty() ? "" : ": " + one_line(s.error_body, 300));
-  } else if (d.error.empty() && ::fsync(s.fd) != 0) {
-    d.error = "fsync of " + part.string() + ": " + std::strerror(errno);
   } else if (d.error.empty()) {
     d.ok = true;
+    d.sha256 = s.md->hex_digest();
   }
   if (::fstat(s.fd, &st) == 0) d.size = static_cast<std::uint64_t>(st.st_size);
   ::close(s.fd);

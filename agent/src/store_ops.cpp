@@ -41,13 +41,16 @@ bool make_dirs(const fs::path& root, const fs::path& dir, std::string* error) {
 
 bool install_file(const fs::path& from, const fs::path& root, const fs::path& relative, std::string* error) {
   fs::path dest = root / relative;
-  if (!make_dirs(root, dest.parent_path(), error)) return false;
+  std::error_code ec;
+  if (!fs::is_directory(dest.parent_path(), ec)) {
+    fs::create_directories(dest.parent_path(), ec);
+    if (ec) {
+      *error = "cannot create " + dest.parent_path().string() + ": " + ec.message();
+      return false;
+    }
+  }
   if (::rename(from.c_str(), dest.c_str()) != 0) {
     *error = "cannot rename " + from.string() + " to " + dest.string() + ": " + std::strerror(errno);
-    return false;
-  }
-  if (!fsync_directory(dest.parent_path())) {
-    *error = "cannot fsync " + dest.parent_path().string() + ": " + std::strerror(errno);
     return false;
   }
   return true;

@@ -144,9 +144,10 @@ Agent::Agent(bool tls, std::function<void(crawler::agent::AgentConfig&)> tweak,
   config_.keep_alive_timeout_ms = 5000;
   if (tweak) tweak(config_);
   store_ = std::make_unique<crawler::FileStore>(config_.store);
+  durability_ = std::make_unique<crawler::StoreSync>(store_->root());
   std::string error;
   if (!token_.load(config_.token_file, &error)) throw std::runtime_error(error);
-  server_ = std::make_unique<crawler::agent::Server>(config_, *store_, events_, token_, io_);
+  server_ = std::make_unique<crawler::agent::Server>(config_, *store_, *durability_, events_, token_, io_);
   server_->start();
   port_ = server_->local_endpoint().port();
   work_.emplace(io_.get_executor());

@@ -20,6 +20,7 @@
 #include "crawler/agent/server/bearer_token.hpp"
 #include "crawler/agent/server/server.hpp"
 #include "crawler/store.hpp"
+#include "crawler/store_sync.hpp"
 
 namespace test {
 
@@ -94,6 +95,7 @@ class Agent {
   std::filesystem::path cert_;
   crawler::agent::AgentConfig config_;
   std::unique_ptr<crawler::FileStore> store_;
+  std::unique_ptr<crawler::StoreSync> durability_;
   crawler::agent::BearerToken token_;
   RecordingEvents events_;
   boost::asio::io_context io_;

@@ -14,6 +14,7 @@
 #include "crawler/agent/file_sync.hpp"
 #include "crawler/sha256.hpp"
 #include "crawler/store.hpp"
+#include "crawler/store_sync.hpp"
 
 namespace fs = std::filesystem;
 using namespace crawler::agent;
@@ -84,8 +85,9 @@ TEST_F(SyncDb, AttachInventoryPutsAndReferenced) {
   put_blob(root, "two", "jpg");
   std::ofstream(root / "junk.txt") << "x";
   crawler::FileStore store(root);
+  crawler::StoreSync durability(root);
   {
-    FileSync sync(config, store, io);
+    FileSync sync(config, store, durability, io);
     sync.start();
     ASSERT_TRUE(wait_for(sync, [](const nlohmann::json& j) {
       return j["agent"]["store_attached"] == true && j["blobs_held"] == 2;
@@ -120,7 +122,7 @@ TEST_F(SyncDb, AttachInventoryPutsAndReferenced) {
     sync.stop(std::chrono::seconds(5));
   }
   // The same store again: attached without an inventory, nothing lost.
-  FileSync again(config, store, io);
+  FileSync again(config, store, durability, io);
   again.start();
   ASSERT_TRUE(wait_for(again, [](const nlohmann::json& j) {
     return j["agent"]["store_attached"] == true && j["blobs_held"] == 3;
@@ -133,7 +135,8 @@ TEST_F(SyncDb, ScrubFindsACorruptCopy) {
   // Same size, other bytes: the inventory records it, the scrub finds it.
   std::ofstream(root / crawler::blob_relative_path(sha, "png"), std::ios::binary) << "scrub mX";
   crawler::FileStore store(root);
-  FileSync sync(config, store, io);
+  crawler::StoreSync durability(root);
+  FileSync sync(config, store, durability, io);
   sync.start();
   ASSERT_TRUE(wait_for(sync, [](const nlohmann::json& j) { return j["blobs_held"] == 0; }))
       << status(sync).dump();
@@ -151,8 +154,9 @@ TEST(SyncNoDb, AnswersWithoutTheDatabase) {
   config.db = "host=/nonexistent-socket-dir port=1 connect_timeout=1";
   config.store = root.string();
   crawler::FileStore store(root);
+  crawler::StoreSync durability(root);
   boost::asio::io_context io;
-  FileSync sync(config, store, io);
+  FileSync sync(config, store, durability, io);
   sync.start();
   int answers = 0;
   sync.status([&](std::optional<std::string> j, std::string e) {

@@ -19,6 +19,7 @@
 #include "crawler/agent/peer_client.hpp"
 #include "crawler/sha256.hpp"
 #include "crawler/store.hpp"
+#include "crawler/store_sync.hpp"
 
 extern char** environ;
 namespace fs = std::filesystem;
@@ -129,6 +130,7 @@ class Peer : public ::testing::Test {
     std::string t = (fs::temp_directory_path() / "sync-store-XXXXXX").string();
     root = ::mkdtemp(t.data());
     store = std::make_unique<crawler::FileStore>(root);
+    durability = std::make_unique<crawler::StoreSync>(root);
   }
   void TearDown() override { fs::remove_all(root); }
 
@@ -137,6 +139,7 @@ class Peer : public ::testing::Test {
 
   fs::path root;
   std::unique_ptr<crawler::FileStore> store;
+  std::unique_ptr<crawler::StoreSync> durability;
   Stopper stop;
   TokenFile token{dir / "token"};
   SyncStats stats;
@@ -151,6 +154,7 @@ TEST_F(Peer, DownloadsWholeBlob) {
   EXPECT_FALSE(d.resumed);
   EXPECT_EQ(d.size, body.size());
   EXPECT_EQ(read(part()), body);
+  EXPECT_EQ(d.sha256, sha);  // hashed as it arrived
 }
 
 TEST_F(Peer, ResumesAPartialFileWithRange) {
@@ -162,6 +166,7 @@ TEST_F(Peer, ResumesAPartialFileWithRange) {
   EXPECT_TRUE(d.resumed);
   EXPECT_EQ(d.received, body.size() - 300000);
   EXPECT_EQ(read(part()), body);
+  EXPECT_EQ(d.sha256, sha);  // the kept bytes hashed, then the rest as it arrived
 }
 
 TEST_F(Peer, StartsOverWhenRangeIsIgnored) {
@@ -172,6 +177,7 @@ TEST_F(Peer, StartsOverWhenRangeIsIgnored) {
   EXPECT_EQ(d.status, 200);
   EXPECT_TRUE(d.restarted);
   EXPECT_EQ(read(part()), body);
+  EXPECT_EQ(d.sha256, sha);  // the discarded bytes are not in the hash
 }
 
 TEST_F(Peer, CompletePartAnswered416) {
@@ -180,9 +186,10 @@ TEST_F(Peer, CompletePartAnswered416) {
   Download d = c.download(url + "/api/blobs/" + sha, part(), body.size());
   EXPECT_FALSE(d.ok);
   EXPECT_EQ(d.status, 416);
+  EXPECT_TRUE(d.sha256.empty());
   EXPECT_EQ(read(part()), body);  // left for the hash to judge
   // fetch_blob takes it as the whole blob once it hashes right.
-  FetchOutcome o = fetch_blob(wanted(), url, c, *store, stats);
+  FetchOutcome o = fetch_blob(wanted(), url, c, *store, *durability, stats);
   EXPECT_TRUE(o.ok) << o.error;
 }
 
@@ -221,7 +228,7 @@ TEST_F(Peer, BandwidthLimitSlowsTheTransfer) {
 TEST_F(Peer, FetchBlobInstallsVerifiedFile) {
   write(part(), body.substr(0, 5000));  // resumed
   PeerClient c(PeerSettings{}, token, stop);
-  FetchOutcome o = fetch_blob(wanted(), url, c, *store, stats);
+  FetchOutcome o = fetch_blob(wanted(), url, c, *store, *durability, stats);
   ASSERT_TRUE(o.ok) << o.error;
   EXPECT_EQ(o.size, body.size());
   fs::path dest = root / wanted().file_path;
@@ -229,7 +236,7 @@ TEST_F(Peer, FetchBlobInstallsVerifiedFile) {
   EXPECT_FALSE(fs::exists(part()));
   EXPECT_EQ(stats.blobs_fetched, 1u);
   // Asked again: already held, verified, nothing fetched.
-  FetchOutcome again = fetch_blob(wanted(), url, c, *store, stats);
+  FetchOutcome again = fetch_blob(wanted(), url, c, *store, *durability, stats);
   EXPECT_TRUE(again.ok);
   EXPECT_EQ(stats.blobs_fetched, 1u);
 }
@@ -237,13 +244,13 @@ TEST_F(Peer, FetchBlobInstallsVerifiedFile) {
 TEST_F(Peer, HashMismatchDeletesThePartial) {
   write(part(), std::string(5000, 'x'));  // wrong bytes; the rest resumes after them
   PeerClient c(PeerSettings{}, token, stop);
-  FetchOutcome o = fetch_blob(wanted(), url, c, *store, stats);
+  FetchOutcome o = fetch_blob(wanted(), url, c, *store, *durability, stats);
   EXPECT_FALSE(o.ok);
   EXPECT_NE(o.error.find("hash to"), std::string::npos) << o.error;
   EXPECT_FALSE(fs::exists(part()));
   EXPECT_FALSE(store->find(sha));
   // The next attempt starts clean and succeeds.
-  FetchOutcome o2 = fetch_blob(wanted(), url, c, *store, stats);
+  FetchOutcome o2 = fetch_blob(wanted(), url, c, *store, *durability, stats);
   EXPECT_TRUE(o2.ok) << o2.error;
 }
 
@@ -251,7 +258,7 @@ TEST_F(Peer, BadCopyInStoreIsMovedAsideAndRefetched) {
   fs::path dest = root / wanted().file_path;
   write(dest, "rotten");
   PeerClient c(PeerSettings{}, token, stop);
-  FetchOutcome o = fetch_blob(wanted(), url, c, *store, stats);
+  FetchOutcome o = fetch_blob(wanted(), url, c, *store, *durability, stats);
   ASSERT_TRUE(o.ok) << o.error;
   EXPECT_EQ(read(dest), body);
   ASSERT_TRUE(fs::exists(root / ".corrupt"));
@@ -262,15 +269,15 @@ TEST_F(Peer, MissingBlobAndHostilePathFail) {
   PeerClient c(PeerSettings{}, token, stop);
   std::string other = sha_of("other");
   Wanted w{other, other.substr(0, 2) + "/" + other.substr(2, 2) + "/" + other + ".bin", 5, 0};
-  FetchOutcome o = fetch_blob(w, url, c, *store, stats);
+  FetchOutcome o = fetch_blob(w, url, c, *store, *durability, stats);
   EXPECT_FALSE(o.ok);
   EXPECT_NE(o.error.find("HTTP 404"), std::string::npos) << o.error;
   Wanted hostile = wanted();
   hostile.file_path = "../../" + sha + ".bin";
-  o = fetch_blob(hostile, url, c, *store, stats);
+  o = fetch_blob(hostile, url, c, *store, *durability, stats);
   EXPECT_FALSE(o.ok);
   EXPECT_NE(o.error.find("is not ab/cd/"), std::string::npos) << o.error;
-  o = fetch_blob(wanted(), "", c, *store, stats);
+  o = fetch_blob(wanted(), "", c, *store, *durability, stats);
   EXPECT_FALSE(o.ok);
 }
 
@@ -279,7 +286,7 @@ TEST_F(Peer, UnreachablePeerKeepsThePartial) {
   PeerSettings s;
   s.timeout_ms = 500;
   PeerClient c(s, token, stop);
-  FetchOutcome o = fetch_blob(wanted(), "http://127.0.0.1:" + std::to_string(free_port()), c, *store, stats);
+  FetchOutcome o = fetch_blob(wanted(), "http://127.0.0.1:" + std::to_string(free_port()), c, *store, *durability, stats);
   EXPECT_FALSE(o.ok);
   EXPECT_EQ(read(part()), body.substr(0, 100));
 }

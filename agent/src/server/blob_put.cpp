@@ -27,6 +27,16 @@ nlohmann::json stored(const std::string& sha256, std::uint64_t size, const std::
   return {{"sha256", sha256}, {"size", size}, {"path", path}, {"created", created}};
 }
 
+// Waits for a group sync of the store (StoreSync): what this node wrote
+// before the call is on disk when it returns true.
+awaitable<bool> durable(ServerState& state, std::string* error) {
+  auto [ok, why] = co_await await_callback<bool, std::string>([&](auto done) {
+    state.durability.request(std::move(done));
+  });
+  if (!ok) *error = why;
+  co_return ok;
+}
+
 bool expects_continue(const http::request_header<>& req) {
   auto e = req.find(http::field::expect);
   return e != req.end() && boost::beast::iequals(e->value(), "100-continue");
@@ -77,6 +87,14 @@ awaitable<void> put_blob(Exchange& x, ServerState& state, const BlobName& name) 
     std::uint64_t size = std::filesystem::file_size(*existing, ec);
     std::string relative =
         blob_relative_path(name.sha256, existing->extension().string().substr(1)).string();
+    // Its name may still be on its way to the disk (another upload or a
+    // fetch between its rename and its group sync): this answer promises
+    // durability too.
+    std::string error;
+    if (!co_await durable(state, &error)) {
+      co_await x.respond(store_failure(EIO, error));
+      co_return;
+    }
     co_await record_and_replicate(x, state, name.sha256, size, relative, false);
     co_return;
   }
@@ -121,8 +139,10 @@ awaitable<void> put_blob(Exchange& x, ServerState& state, const BlobName& name) 
     if (piece.done) break;
   }
 
+  // No fsync per file: the bytes, then the name, reach the disk in group
+  // syncs shared with every upload and fetch in flight (StoreSync).
   std::string actual;
-  if (!pending->finish(&actual)) {
+  if (!pending->finish(&actual, false)) {
     int error_number = errno;
     error = pending->error();
     pending.reset();
@@ -139,8 +159,15 @@ awaitable<void> put_blob(Exchange& x, ServerState& state, const BlobName& name) 
     co_await x.respond(std::move(res));
     co_return;
   }
+  // The bytes on disk before the name exists: a crash never leaves a name
+  // over bytes that were not written.
+  if (!co_await durable(state, &error)) {
+    pending.reset();
+    co_await x.respond(store_failure(EIO, error));
+    co_return;
+  }
   std::string relative;
-  if (!pending->commit(name.ext, &relative)) {
+  if (!pending->commit(name.ext, &relative, false)) {
     int error_number = errno;
     error = pending->error();
     pending.reset();
@@ -149,6 +176,11 @@ awaitable<void> put_blob(Exchange& x, ServerState& state, const BlobName& name) 
   }
   std::uint64_t size = pending->size();
   pending.reset();
+  // The name on disk before anyone is told the blob is stored.
+  if (!co_await durable(state, &error)) {
+    co_await x.respond(store_failure(EIO, error));
+    co_return;
+  }
   CRAWLER_LOG(debug) << "stored " << relative << " (" << size << " bytes) from " << x.client();
   co_await record_and_replicate(x, state, name.sha256, size, relative, true);
 }

@@ -106,9 +106,9 @@ struct Server::State {
   }
 };
 
-Server::Server(const AgentConfig& config, FileStore& store, BlobEvents& events, BearerToken& token,
-               asio::io_context& io)
-    : state_(std::make_shared<State>(std::make_shared<ServerState>(config, store, events, token, io))) {}
+Server::Server(const AgentConfig& config, FileStore& store, StoreSync& durability, BlobEvents& events,
+               BearerToken& token, asio::io_context& io)
+    : state_(std::make_shared<State>(std::make_shared<ServerState>(config, store, durability, events, token, io))) {}
 
 Server::~Server() {
   error_code ec;

@@ -16,6 +16,7 @@
 #include "crawler/agent/config.hpp"
 #include "crawler/agent/server/bearer_token.hpp"
 #include "crawler/store.hpp"
+#include "crawler/store_sync.hpp"
 
 namespace crawler::agent {
 
@@ -31,11 +32,13 @@ class ConnectionHandle {
 };
 
 struct ServerState {
-  ServerState(const AgentConfig& c, FileStore& s, BlobEvents& e, BearerToken& t, boost::asio::io_context& i)
-      : config(c), store(s), events(e), token(t), io(i) {}
+  ServerState(const AgentConfig& c, FileStore& s, StoreSync& d, BlobEvents& e, BearerToken& t,
+              boost::asio::io_context& i)
+      : config(c), store(s), durability(d), events(e), token(t), io(i) {}
 
   const AgentConfig config;
   FileStore& store;
+  StoreSync& durability;  // an upload's bytes, then its name, on disk before the answer
   BlobEvents& events;
   BearerToken& token;
   boost::asio::io_context& io;

@@ -12,6 +12,7 @@
 
 namespace crawler {
 class FileStore;
+class StoreSync;
 }
 
 namespace crawler::agent {
@@ -24,7 +25,7 @@ struct EventsService {
   std::function<void()> start;                       // may throw std::runtime_error
   std::function<void(std::chrono::milliseconds)> stop;
 };
-using MakeEvents = std::function<EventsService(const AgentConfig&, FileStore&, boost::asio::io_context&)>;
+using MakeEvents = std::function<EventsService(const AgentConfig&, FileStore&, StoreSync&, boost::asio::io_context&)>;
 
 // `crawler-ha agent [--config FILE] [--option value ...]`: checks the
 // settings, the token file and the store (refusing to start, exit status

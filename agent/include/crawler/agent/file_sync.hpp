@@ -17,15 +17,17 @@
 
 namespace crawler {
 class FileStore;
+class StoreSync;
 }
 
 namespace crawler::agent {
 
 class FileSync final : public BlobEvents {
  public:
-  // Nothing runs and nothing connects until start(). `io` is the server's
-  // loop: every callback of BlobEvents runs there.
-  FileSync(const AgentConfig& config, FileStore& store, boost::asio::io_context& io);
+  // Nothing runs and nothing connects until start(). `durability` is the
+  // store's group syncs, shared with the server's uploads. `io` is the
+  // server's loop: every callback of BlobEvents runs there.
+  FileSync(const AgentConfig& config, FileStore& store, StoreSync& durability, boost::asio::io_context& io);
   ~FileSync() override;
 
   // Connects to the node's database (retrying in the background when it is

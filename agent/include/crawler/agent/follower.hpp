@@ -2,8 +2,10 @@
 // lacks (blob_wanted), from the peer's agent, into the store. One thread
 // asks the database and records outcomes in batches (blob_stored_many,
 // blob_fetch_failed); sync_concurrency threads transfer, each with its own
-// connection to the peer. A blob is in the store only once its bytes hash
-// to its name, fsynced, renamed into place and the directory fsynced.
+// connection to the peer and hashes as it receives. The recording thread
+// puts each batch of verified fetches in place (their bytes on disk, then
+// their names: group syncs shared with the uploads, StoreSync) and only
+// then records it.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -24,6 +26,7 @@
 
 namespace crawler {
 class FileStore;
+class StoreSync;
 }
 
 namespace crawler::agent {
@@ -42,19 +45,34 @@ struct FetchOutcome {
   bool ok = false;
   std::uint64_t size = 0;
   std::string error;
+  // A verified fetch not yet in place: its part file, and where it goes
+  // (install_fetched). Empty once installed, or when it was already held.
+  std::filesystem::path part;
+  std::string file_path;
 };
 
-// Fetches one blob into the store (or finds it already there, verified):
-// the whole procedure of a transfer thread, outside the class so that it is
-// tested against a real HTTP server without a database.
+// Fetches one blob into a part file and checks its sha256 (or finds it
+// already in the store, verified): a transfer thread's work. An ok outcome
+// with a part still needs install_fetched before it is recorded.
+FetchOutcome fetch_verified(const Wanted& w, const std::string& peer_url, PeerClient& client,
+                            const FileStore& store, SyncStats& stats);
+
+// Puts a batch of verified fetches in place durably: one group sync for
+// their bytes, the renames, one group sync for their names (which also
+// covers blobs found already held). An outcome that fails here is no
+// longer ok and says why.
+void install_fetched(std::vector<FetchOutcome>& batch, const FileStore& store, StoreSync& durability);
+
+// fetch_verified and install_fetched for one blob: what the tests drive
+// against a real HTTP server without a database.
 FetchOutcome fetch_blob(const Wanted& w, const std::string& peer_url, PeerClient& client,
-                        const FileStore& store, SyncStats& stats);
+                        const FileStore& store, StoreSync& durability, SyncStats& stats);
 
 class Follower {
  public:
   // Every reference outlives this.
-  Follower(const AgentConfig& config, const FileStore& store, NodeView& view, TokenFile& token,
-           Stopper& stop, SyncStats& stats);
+  Follower(const AgentConfig& config, const FileStore& store, StoreSync& durability, NodeView& view,
+           TokenFile& token, Stopper& stop, SyncStats& stats);
   ~Follower();
   // Starts the threads; they end after stop.stop() and wake().
   void start();
@@ -69,6 +87,7 @@ class Follower {
   bool flush(class NodeDb& db);
   const AgentConfig& config_;
   const FileStore& store_;
+  StoreSync& durability_;
   NodeView& view_;
   TokenFile& token_;
   Stopper& stop_;

@@ -25,13 +25,14 @@ struct PeerSettings {
 
 // What a download did to the part file.
 struct Download {
-  bool ok = false;           // the part file holds the whole body (status 200 or 206), fsynced
+  bool ok = false;           // the part file holds the whole body (status 200 or 206), not fsynced
   long status = 0;           // the answer's HTTP status; 0 when none came
   bool resumed = false;      // a Range request was answered with 206 and appended to
   bool restarted = false;    // the part file was emptied (200 to a Range request)
   bool discard = false;      // the part file is useless: the caller removes it
   std::uint64_t received = 0;  // body bytes written by this call
   std::uint64_t size = 0;      // the part file's size afterwards
+  std::string sha256;          // when ok: the part file's sha256 (hex), hashed as it was written
   std::string error;           // why not ok (curl's error, the status and the body's start)
 };
 

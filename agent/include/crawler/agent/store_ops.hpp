@@ -1,5 +1,5 @@
 // The file operations file sync makes on the store beyond FileStore's own:
-// putting a fetched file in place durably, moving a bad copy aside,
+// putting a fetched file in place, moving a bad copy aside,
 // removing an orphan durably. Each returns false with a reason rather than
 // throwing: they run on file sync's threads.
 #pragma once
@@ -11,9 +11,10 @@ namespace crawler::agent {
 // fsyncs a directory (after a rename into it or an unlink from it).
 bool fsync_directory(const std::filesystem::path& dir);
 
-// Renames the complete, fsynced file `from` to <root>/<relative> (making
-// ab/ and ab/cd/ when needed, each new directory's parent fsynced too) and
-// fsyncs the destination directory: after true the blob survives a crash.
+// Renames the complete file `from` to <root>/<relative>, making ab/ and
+// ab/cd/ when needed. Nothing is fsynced here: the caller has made `from`'s
+// bytes durable before (a StoreSync wait), and makes the new name durable
+// after, both in group syncs shared with the other writers.
 bool install_file(const std::filesystem::path& from, const std::filesystem::path& root,
                   const std::filesystem::path& relative, std::string* error);
 

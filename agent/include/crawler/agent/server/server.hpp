@@ -13,6 +13,7 @@
 
 namespace crawler {
 class FileStore;
+class StoreSync;
 }
 
 namespace crawler::agent {
@@ -21,11 +22,11 @@ class BearerToken;
 
 class Server {
  public:
-  // Nothing is bound until start(). `store`, `events`, `token` and `io`
-  // must outlive the server; `io` may be run by several threads (each
-  // connection keeps to its own strand).
-  Server(const AgentConfig& config, FileStore& store, BlobEvents& events, BearerToken& token,
-         boost::asio::io_context& io);
+  // Nothing is bound until start(). `store`, `durability` (the store's
+  // group syncs), `events`, `token` and `io` must outlive the server; `io`
+  // may be run by several threads (each connection keeps to its own strand).
+  Server(const AgentConfig& config, FileStore& store, StoreSync& durability, BlobEvents& events,
+         BearerToken& token, boost::asio::io_context& io);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
