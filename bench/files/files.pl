@@ -32,6 +32,9 @@ my $agent_log = $ENV{FILES_AGENT_LOG} // 'info';  # debug: one line per blob
 # FILES_AGENT_ARGS: more agent options, e.g. '--sync-concurrency 4'
 my @agent_args = ('--log-level', $agent_log, split(' ', $ENV{FILES_AGENT_ARGS} // ''));
 my $worker = $ENV{CRAWLER_WORKER} or die 'CRAWLER_WORKER';
+# FILES_PERF=FILE: a system-wide perf profile (perf record -a -g) of each
+# crawl, FILE.N for the Nth crawl (needs kernel.perf_event_paranoid = -1)
+my $perf = $ENV{FILES_PERF} // '';
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 
 sub median { my @s = sort { $a <=> $b } @_; return @s % 2 ? $s[$#s / 2] : ($s[@s / 2 - 1] + $s[@s / 2]) / 2; }
@@ -59,7 +62,19 @@ close $nc;
 my $nginx = IPC::Run::start([ '/usr/sbin/nginx', '-e', 'stderr', '-p', $tmp, '-c', "$tmp/nginx.conf" ]);
 sleep 0.5;
 
-my ($p, $s) = ha_pair(names => [ 'files_a', 'files_b' ]);
+# A server set up as in production, not as the test framework's (1 MB of
+# shared buffers, every statement logged, fsync off): those settings make
+# every SQL call the agents add cost several times what it costs a real
+# node, and fsync off would flatter the local crawl's commits.
+my $server_conf = "shared_buffers = '256MB'\nlog_statement = 'none'\nfsync = on\n"
+  . "log_min_duration_statement = -1\nlog_replication_commands = off\n";
+# FILES_STATEMENTS=1: pg_stat_statements on both nodes, the costliest
+# statements of the crawls printed after them
+my $statements = $ENV{FILES_STATEMENTS} // '';
+$server_conf .= "shared_preload_libraries = 'crawler_ha,pg_cron,pg_stat_statements'\npg_stat_statements.track = all\n"
+  if $statements;
+my ($p, $s) = ha_pair(names => [ 'files_a', 'files_b' ], conf => $server_conf);
+$_->safe_psql('postgres', 'BEGIN READ WRITE; CREATE EXTENSION pg_stat_statements; COMMIT') for ($statements ? ($p, $s) : ());
 $_->safe_psql('postgres', 'BEGIN READ WRITE; CREATE ROLE crawler LOGIN IN ROLE crawler_ha_writer; COMMIT') for ($p, $s);
 my $ap = agent_start($p, args => \@agent_args);
 my $as = agent_start($s, args => \@agent_args);
@@ -76,9 +91,16 @@ sub crawl
 		'--per-host', '64', '--concurrency', '16', '--host-connections', '16', '--no-robots', '--max-depth', '1000',
 		'--log-level', 'warning');
 	my ($o, $e) = ('', '');
+	my $profiler;
+	if ($perf)
+	{
+		$profiler = IPC::Run::start(['perf', 'record', '-a', '-g', '-F', '997', '-o', "$perf.$k"], '>', \my $po, '2>', \my $pe);
+		sleep 0.5;
+	}
 	my $t0 = time;
 	IPC::Run::run(\@cmd, '>', \$o, '2>', \$e) or die "crawl $mode failed: $e";
 	my $wall = time - $t0;
+	if ($profiler) { $profiler->signal('INT'); $profiler->finish; }
 	my $sid = $p->safe_psql('postgres', 'SELECT max(id) FROM crawl_sessions');
 	my $n = $p->safe_psql('postgres', "SELECT count(*) FROM images WHERE session_id = $sid");
 	die "crawl $mode stored $n of $images" unless $n == $images;
@@ -116,6 +138,16 @@ for my $r (1 .. $rounds)
 		push @lag, map { $held{$_} - $made{$_} } grep { defined $held{$_} } keys %made;
 	}
 	out(sprintf('# round %d: local %.2f s, agents %.2f s', $r, $local[-1], $agent[-1]));
+}
+if ($statements)
+{
+	for my $n ($p, $s)
+	{
+		out('# statements on ' . $n->name . ' (calls, total ms, query)');
+		out("#   $_") for split /\n/, $n->safe_psql('postgres',
+			"SELECT calls || ' ' || round(total_exec_time) || ' ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 110) "
+			  . 'FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12');
+	}
 }
 out('| crawl of ' . $images . ' images | median wall s | rounds |');
 out('|---|---|---|');
