@@ -433,12 +433,6 @@ $$;
 COMMENT ON FUNCTION @extschema@.blob_stored_many(text[], bigint[]) IS
     'crawler_ha: blob_stored() for at most 10000 blobs at once; returns how many distinct blobs were recorded';
 
--- The blobs to fetch now: due (next_try_at passed), oldest first, at most
--- max_rows (1 to 10000). Entries that are held meanwhile or that no local
--- row references any more leave the list instead of being returned. What is
--- handed out is not handed out again for 60 s, so that an agent asking
--- while its fetches run does not fetch twice; blob_stored() ends the entry,
--- blob_fetch_failed() sets its next try.
 -- A wanted entry is stale when this node holds the blob already or no row
 -- references it any more (deleted before the blob came). Asked for one
 -- entry at a time, by index: inside a query over many entries the planner
@@ -456,6 +450,37 @@ $$;
 COMMENT ON FUNCTION @extschema@.ha_blob_stale(text) IS
     'crawler_ha (internal): whether a wanted blob is held already or referenced by no row';
 
+-- Locks up to n due entries of the wanted queue (oldest first, skipping
+-- those another transaction holds), removes the stale ones and returns the
+-- names taken and those removed. It works on arrays of names, looked up by
+-- primary key: with the entries joined in one query instead, a plan made
+-- from stale statistics (a queue just filled by an inventory) judged each
+-- entry once per entry in the queue.
+CREATE FUNCTION @extschema@.ha_blob_take_due(n integer, OUT due text[], OUT stale text[])
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    SELECT coalesce(array_agg(w.sha256), '{}') INTO due
+      FROM (SELECT w.sha256
+              FROM @extschema@.ha_blob_wanted w
+             WHERE w.next_try_at <= now()
+             ORDER BY w.wanted_since, w.sha256
+             LIMIT n
+               FOR UPDATE SKIP LOCKED) w;
+    SELECT coalesce(array_agg(h), '{}') INTO stale FROM unnest(due) h WHERE @extschema@.ha_blob_stale(h);
+    DELETE FROM @extschema@.ha_blob_wanted w WHERE w.sha256 = ANY (stale);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_blob_take_due(integer) IS
+    'crawler_ha (internal): lock up to n due wanted entries, drop the stale ones; the names taken and dropped';
+
+-- The blobs to fetch now: due (next_try_at passed), oldest first, at most
+-- max_rows (1 to 10000). Entries that are held meanwhile or that no local
+-- row references any more leave the list instead of being returned. What is
+-- handed out is not handed out again for 60 s, so that an agent asking
+-- while its fetches run does not fetch twice; blob_stored() ends the entry,
+-- blob_fetch_failed() sets its next try.
 CREATE FUNCTION @extschema@.blob_wanted(max_rows integer)
 RETURNS TABLE (sha256 text, file_path text, file_size bigint, wanted_since timestamptz, attempts integer)
 LANGUAGE plpgsql
@@ -469,35 +494,14 @@ DECLARE
 BEGIN
     PERFORM @extschema@.ha_blob_check_rows(max_rows);
     PERFORM @extschema@.ha_blob_begin(false);
-    -- Every step works on arrays of names, looked up by primary key: with
-    -- the entries joined in one query instead, a plan made from stale
-    -- statistics (a queue just filled by an inventory) judged each entry
-    -- once per entry in the queue.
-    --
     -- Entries gone stale are dropped first, a batch at a time while whole
     -- batches are stale: otherwise they fill max_rows, nothing is handed
     -- out, and a queue behind thousands of them moves max_rows per poll.
     FOR pass IN 1 .. 100 LOOP
-        SELECT coalesce(array_agg(w.sha256), '{}') INTO due
-          FROM (SELECT w.sha256
-                  FROM @extschema@.ha_blob_wanted w
-                 WHERE w.next_try_at <= now()
-                 ORDER BY w.wanted_since, w.sha256
-                 LIMIT batch
-                   FOR UPDATE SKIP LOCKED) w;
-        SELECT coalesce(array_agg(h), '{}') INTO stale FROM unnest(due) h WHERE @extschema@.ha_blob_stale(h);
-        DELETE FROM @extschema@.ha_blob_wanted w WHERE w.sha256 = ANY (stale);
+        SELECT t.due, t.stale INTO due, stale FROM @extschema@.ha_blob_take_due(batch) t;
         EXIT WHEN cardinality(stale) < batch;
     END LOOP;
-    SELECT coalesce(array_agg(w.sha256), '{}') INTO due
-      FROM (SELECT w.sha256
-              FROM @extschema@.ha_blob_wanted w
-             WHERE w.next_try_at <= now()
-             ORDER BY w.wanted_since, w.sha256
-             LIMIT max_rows
-               FOR UPDATE SKIP LOCKED) w;
-    SELECT coalesce(array_agg(h), '{}') INTO stale FROM unnest(due) h WHERE @extschema@.ha_blob_stale(h);
-    DELETE FROM @extschema@.ha_blob_wanted w WHERE w.sha256 = ANY (stale);
+    SELECT t.due, t.stale INTO due, stale FROM @extschema@.ha_blob_take_due(max_rows) t;
     RETURN QUERY
     WITH handed AS (
         UPDATE @extschema@.ha_blob_wanted w SET next_try_at = now() + interval '60 s'
