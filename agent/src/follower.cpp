@@ -113,6 +113,8 @@ void install_fetched(std::vector<FetchOutcome>& batch, const FileStore& store, S
       o.error = why;
     }
   };
+  // A batch of failures has nothing to make durable.
+  if (std::none_of(batch.begin(), batch.end(), [](const FetchOutcome& o) { return o.ok; })) return;
   bool renames = std::any_of(batch.begin(), batch.end(), [](const FetchOutcome& o) { return o.ok && !o.part.empty(); });
   std::string error;
   // The bytes on disk before any of their names: a crash never leaves a

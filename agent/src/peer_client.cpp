@@ -7,13 +7,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <memory>
-#include <vector>
 #include <stdexcept>
+#include <vector>
 
 #include "crawler/sha256.hpp"
 #include "crawler/sql_literal.hpp"
