@@ -19,8 +19,19 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 constexpr std::size_t kStoredBatch = 1000;  // blob_stored_many takes at most 10000
+// A catch-up of thousands of small blobs is paid per batch (two group syncs,
+// a blob_stored_many, a blob_wanted): batches of four outcomes per transfer
+// thread, with eight per thread handed out so that the threads keep
+// fetching while one is recorded.
+constexpr int kRecordPerTransfer = 4;
+constexpr int kPipelinePerTransfer = 8;
 // How long a fetched blob may wait for others to be recorded with it.
 constexpr std::chrono::milliseconds kBatchWait(50);
+// After a poll that found the queue drained (a crawl's trickle of new rows),
+// the next one waits this long: the node then pays for ten polls and ten
+// records a second rather than one of each per fetched blob, and a blob
+// waits at most this much more (the lag goal is a second).
+constexpr std::chrono::milliseconds kTricklePollSpacing(100);
 
 FetchOutcome failed(const Wanted& w, std::string why) {
   FetchOutcome o;
@@ -265,7 +276,8 @@ void Follower::poll_loop() {
   try {
     while (!stop_.stopped()) {
       if (!stats_.attached) {
-        stop_.sleep_for(poll);
+        std::unique_lock<std::mutex> lock(m_);
+        cv_.wait_for(lock, poll, [this] { return stats_.attached || stop_.stopped(); });
         continue;
       }
       if (!db.ensure(stop_)) break;
@@ -297,12 +309,13 @@ void Follower::poll_loop() {
       int room;
       {
         std::lock_guard<std::mutex> lock(m_);
-        // Enough queued to keep every transfer thread busy while the next
-        // poll runs, not more: what is handed out waits 60 s to be retried
-        // after a crash.
-        room = 2 * n - static_cast<int>(todo_.size()) - busy_;
+        // Enough handed out to keep every transfer thread busy while a
+        // batch is recorded and the next poll runs, not more: what is
+        // handed out waits 60 s to be retried after a crash.
+        room = kPipelinePerTransfer * n - static_cast<int>(todo_.size() + done_.size()) - busy_;
       }
       std::size_t got = 0;
+      const auto polled_at = Clock::now();
       if (room > 0) {
         DbResult r = db.call("SELECT sha256, file_path, file_size, attempts FROM " + db.fn("blob_wanted") + "($1)",
                              {std::to_string(room)});
@@ -327,19 +340,22 @@ void Follower::poll_loop() {
         cv_.notify_all();
       }
       // Asked again at once while the queue gives work and there is room.
-      // Otherwise outcomes are recorded a batch at a time: when half the
-      // transfers have one, when nothing else is in flight, or after at
+      // Otherwise outcomes are recorded a batch at a time: when there are
+      // kRecordPerTransfer per transfer, when nothing else is in flight, or after at
       // most kBatchWait (a call per blob costs the node more than the
-      // fetch); the queue is asked again after the poll interval.
+      // fetch); the queue is asked again after the poll interval when it
+      // was empty, after kTricklePollSpacing when it gave less than room.
       std::unique_lock<std::mutex> lock(m_);
       if (got > 0 && static_cast<int>(got) == room) continue;
       auto batch_ready = [this, n] {
-        return stop_.stopped() || static_cast<int>(done_.size()) >= std::max(1, n / 2) ||
+        return stop_.stopped() || static_cast<int>(done_.size()) >= kRecordPerTransfer * n ||
                (!done_.empty() && todo_.empty() && busy_ == 0);
       };
       if (!batch_ready() && done_.empty())
         cv_.wait_for(lock, got ? kBatchWait : poll, [&] { return batch_ready() || !done_.empty(); });
       if (!batch_ready() && !done_.empty()) cv_.wait_for(lock, kBatchWait, batch_ready);
+      if (room > 0 && got > 0)
+        cv_.wait_until(lock, polled_at + kTricklePollSpacing, [this] { return stop_.stopped(); });
     }
   } catch (const std::exception& e) {
     CRAWLER_LOG(error) << "file sync: the follower's database thread ended: " << e.what();

@@ -33,8 +33,18 @@ my $agent_log = $ENV{FILES_AGENT_LOG} // 'info';  # debug: one line per blob
 my @agent_args = ('--log-level', $agent_log, split(' ', $ENV{FILES_AGENT_ARGS} // ''));
 my $worker = $ENV{CRAWLER_WORKER} or die 'CRAWLER_WORKER';
 # FILES_PERF=FILE: a system-wide perf profile (perf record -a -g) of each
-# crawl, FILE.N for the Nth crawl (needs kernel.perf_event_paranoid = -1)
+# crawl, FILE.N for the Nth crawl, and of the catch-up, FILE.catchup (needs
+# kernel.perf_event_paranoid = -1)
 my $perf = $ENV{FILES_PERF} // '';
+sub profile_start
+{
+	my ($file) = @_;
+	return undef unless $perf;
+	my $profiler = IPC::Run::start(['perf', 'record', '-a', '-g', '-F', '997', '-o', $file], '>', \my $po, '2>', \my $pe);
+	sleep 0.5;
+	return $profiler;
+}
+sub profile_end { my ($profiler) = @_; if ($profiler) { $profiler->signal('INT'); $profiler->finish; } }
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 
 sub median { my @s = sort { $a <=> $b } @_; return @s % 2 ? $s[$#s / 2] : ($s[@s / 2 - 1] + $s[@s / 2]) / 2; }
@@ -91,16 +101,11 @@ sub crawl
 		'--per-host', '64', '--concurrency', '16', '--host-connections', '16', '--no-robots', '--max-depth', '1000',
 		'--log-level', 'warning');
 	my ($o, $e) = ('', '');
-	my $profiler;
-	if ($perf)
-	{
-		$profiler = IPC::Run::start(['perf', 'record', '-a', '-g', '-F', '997', '-o', "$perf.$k"], '>', \my $po, '2>', \my $pe);
-		sleep 0.5;
-	}
+	my $profiler = profile_start("$perf.$k");
 	my $t0 = time;
 	IPC::Run::run(\@cmd, '>', \$o, '2>', \$e) or die "crawl $mode failed: $e";
 	my $wall = time - $t0;
-	if ($profiler) { $profiler->signal('INT'); $profiler->finish; }
+	profile_end($profiler);
 	my $sid = $p->safe_psql('postgres', 'SELECT max(id) FROM crawl_sessions');
 	my $n = $p->safe_psql('postgres', "SELECT count(*) FROM images WHERE session_id = $sid");
 	die "crawl $mode stored $n of $images" unless $n == $images;
@@ -179,10 +184,12 @@ $s->poll_query_until('postgres', 'SELECT blobs_missing = 0 FROM ha_file_sync_sta
 my $bytes = $p->safe_psql('postgres', 'SELECT sum(size) FROM ha_blobs');
 agent_stop($as);
 remove_tree($as->{store});
+my $profiler = profile_start("$perf.catchup");
 my $t0 = time;
 $as = agent_start($s, agent => $as, args => \@agent_args);
 $s->poll_query_until('postgres', 'SELECT blobs_missing = 0 AND blobs_held > 0 FROM ha_file_sync_status()') or die 'catch-up';
 my $agent_s = time - $t0;
+profile_end($profiler);
 
 # rsync: a daemon on loopback serving the primary's store, into an empty dir.
 my $rport = PostgreSQL::Test::Cluster::get_free_port();

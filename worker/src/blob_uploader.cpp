@@ -26,6 +26,8 @@ constexpr std::chrono::seconds kTargetMaxAge{30};
 constexpr std::chrono::seconds kFailureLogInterval{30};
 // The most of an answer's body kept (the agent's answers are short JSON).
 constexpr std::size_t kMaxAnswer = 4096;
+// Bodies larger than this ask "Expect: 100-continue" before they are sent.
+constexpr std::uint64_t kExpectContinueAbove = 64 * 1024;
 }  // namespace
 
 struct BlobUploader::Transfer {
@@ -162,7 +164,9 @@ void BlobUploader::start(Job&& job) {
   }
   t->easy = e;
   t->headers = curl_slist_append(t->headers, ("Authorization: Bearer " + settings_.token).c_str());
-  t->headers = curl_slist_append(t->headers, "Expect: 100-continue");
+  // 100-continue lets the agent refuse a large body before it is sent; for
+  // a small one the extra round trip and answer cost more than the bytes.
+  t->headers = curl_slist_append(t->headers, t->job.size > kExpectContinueAbove ? "Expect: 100-continue" : "Expect:");
   t->headers = curl_slist_append(t->headers, "Content-Type: application/octet-stream");
   curl_easy_setopt(e, CURLOPT_URL, (base + "/api/blobs/" + t->job.name).c_str());
   curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
