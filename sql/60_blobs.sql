@@ -88,6 +88,11 @@ DELETE FROM ha_blob_wanted WHERE sha256 = repeat('d', 64);
 -- storing it again is a repair; both are HA events.
 SELECT left(sha256, 1) AS sha, size FROM blob_scrub_next(2);
 SELECT blob_verified(repeat('0', 64)) AS verified, blob_verified(repeat('9', 64)) AS unknown;
+-- A pass bounded by when it began skips what was verified since; no bound
+-- (NULL) returns every held blob.
+SELECT bool_and(s.sha256 <> repeat('0', 64)) AS skips_verified_since, count(*) AS older
+  FROM blob_scrub_next(100, (SELECT verified_at FROM ha_blobs WHERE sha256 = repeat('0', 64))) s;
+SELECT (SELECT count(*) FROM blob_scrub_next(100, NULL)) = (SELECT count(*) FROM ha_blobs) AS unbounded_all;
 SELECT blob_corrupt(repeat('a', 64), E'hash mismatch\r\n') AS requeued_a;
 SELECT blob_corrupt(repeat('b', 64), 'hash mismatch') AS requeued_b;
 SELECT left(sha256, 1) AS wanted, corrupt_at IS NOT NULL AS corrupt FROM ha_blob_wanted ORDER BY 1;

@@ -92,6 +92,7 @@ void run_scrub(const AgentConfig& config, const FileStore& store, Stopper& stop,
     Pacer pacer(config.scrub_bytes_per_second);
     std::set<std::string> pass;  // verified in this pass
     auto pass_started = std::chrono::steady_clock::now();
+    std::string pass_began;  // the database's time at the pass's start: what came later is not re-hashed
     std::uint64_t pass_bytes = 0;
     while (!stop.stopped()) {
       if (!stats.attached) {
@@ -99,14 +100,24 @@ void run_scrub(const AgentConfig& config, const FileStore& store, Stopper& stop,
         continue;
       }
       if (!db.ensure(stop)) break;
-      DbResult r = db.call("SELECT sha256, size FROM " + db.fn("blob_scrub_next") + "($1)", {std::to_string(kBatch)});
+      if (pass_began.empty()) {
+        DbResult t = db.call("SELECT now()::text", {});
+        if (!t.ok || t.rows.empty() || !t.rows[0][0]) {
+          CRAWLER_LOG(error) << "file sync: scrub: cannot read the database's time: " << t.sqlstate << " " << t.error;
+          stop.sleep_for(std::chrono::seconds(5));
+          continue;
+        }
+        pass_began = *t.rows[0][0];
+      }
+      DbResult r = db.call("SELECT sha256, size FROM " + db.fn("blob_scrub_next") + "($1, $2::timestamptz)",
+                           {std::to_string(kBatch), pass_began});
       if (!r.ok) {
         CRAWLER_LOG(error) << "file sync: blob_scrub_next failed: " << r.sqlstate << " " << r.error;
         stop.sleep_for(std::chrono::seconds(5));
         continue;
       }
-      // The least recently verified blob was verified in this pass: the
-      // pass is over.
+      // Nothing verified before the pass began is left (or the next was
+      // verified in this pass and its record failed): the pass is over.
       if (r.rows.empty() || pass.count(r.at(0, "sha256").value_or(""))) {
         if (!pass.empty()) {
           double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - pass_started).count();
@@ -114,6 +125,7 @@ void run_scrub(const AgentConfig& config, const FileStore& store, Stopper& stop,
                             << " bytes re-hashed in " << secs << " s";
         }
         pass.clear();
+        pass_began.clear();
         pass_bytes = 0;
         if (!stop.sleep_for(kPassPause)) break;
         pass_started = std::chrono::steady_clock::now();

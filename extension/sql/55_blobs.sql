@@ -537,8 +537,11 @@ COMMENT ON FUNCTION @extschema@.blob_fetch_failed(text, text) IS
     'crawler_ha: a fetch of the blob failed: attempts + 1, next try after an exponential back-off of at most 60 s, error kept (1000 characters)';
 
 -- The next blobs to verify: the least recently verified first (never
--- verified ones, e.g. from an inventory, before all others).
-CREATE FUNCTION @extschema@.blob_scrub_next(max_rows integer)
+-- verified ones, e.g. from an inventory, before all others). A scrub pass
+-- passes the time it began as verified_before: blobs stored since then were
+-- hashed as they arrived, and re-hashing them at once (during a crawl or a
+-- catch-up) would only take the node's CPU from them.
+CREATE FUNCTION @extschema@.blob_scrub_next(max_rows integer, verified_before timestamptz DEFAULT NULL)
 RETURNS TABLE (sha256 text, size bigint)
 LANGUAGE plpgsql
 STABLE
@@ -549,12 +552,13 @@ BEGIN
     PERFORM @extschema@.ha_blob_check_rows(max_rows);
     RETURN QUERY
     SELECT b.sha256, b.size FROM @extschema@.ha_blobs b
+     WHERE verified_before IS NULL OR b.verified_at IS NULL OR b.verified_at < verified_before
      ORDER BY b.verified_at NULLS FIRST, b.sha256
      LIMIT max_rows;
 END
 $$;
-COMMENT ON FUNCTION @extschema@.blob_scrub_next(integer) IS
-    'crawler_ha: up to max_rows held blobs to verify, least recently verified first';
+COMMENT ON FUNCTION @extschema@.blob_scrub_next(integer, timestamptz) IS
+    'crawler_ha: up to max_rows held blobs to verify, least recently verified first; with verified_before, only those never verified or verified before it (a pass does not re-hash what was stored or verified since it began)';
 
 -- The blob's bytes hash to its name: verified now. false when it is not
 -- held here (removed meanwhile).

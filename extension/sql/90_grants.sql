@@ -90,7 +90,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.blob_stored_many(text[], bigint[]),
     @extschema@.blob_wanted(integer),
     @extschema@.blob_fetch_failed(text, text),
-    @extschema@.blob_scrub_next(integer),
+    @extschema@.blob_scrub_next(integer, timestamptz),
     @extschema@.blob_verified(text),
     @extschema@.blob_corrupt(text, text),
     @extschema@.blob_orphans(interval, integer),

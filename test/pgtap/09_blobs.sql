@@ -14,7 +14,7 @@ INSERT INTO fn VALUES
     ('blob_stored_many', '{text[],bigint[]}', 'integer', true, false, false),
     ('blob_wanted', '{integer}', 'setof record', true, false, false),
     ('blob_fetch_failed', '{text,text}', 'void', true, false, false),
-    ('blob_scrub_next', '{integer}', 'setof record', true, false, false),
+    ('blob_scrub_next', '{integer,"timestamp with time zone"}', 'setof record', true, false, false),
     ('blob_verified', '{text}', 'boolean', true, false, false),
     ('blob_corrupt', '{text,text}', 'boolean', true, false, false),
     ('blob_orphans', '{interval,integer}', 'setof text', true, false, false),
@@ -39,7 +39,7 @@ SELECT is(pg_get_function_result(format('public.%s', f)::regprocedure), r, f || 
   FROM (VALUES
     ('crawl_blob_target()', 'TABLE(agent_url text, replication_mode text, sync_timeout_ms integer)'),
     ('blob_wanted(integer)', 'TABLE(sha256 text, file_path text, file_size bigint, wanted_since timestamp with time zone, attempts integer)'),
-    ('blob_scrub_next(integer)', 'TABLE(sha256 text, size bigint)'),
+    ('blob_scrub_next(integer,timestamptz)', 'TABLE(sha256 text, size bigint)'),
     ('blob_orphans(interval,integer)', 'TABLE(sha256 text)'),
     ('ha_file_sync_status()', 'TABLE(blobs_held bigint, bytes_held bigint, blobs_missing bigint, bytes_missing bigint, '
                               'oldest_missing_since timestamp with time zone, oldest_missing_age_s double precision, '
@@ -96,6 +96,8 @@ SELECT lives_ok(q, 'agent: ' || q)
     'SELECT * FROM blob_wanted(10)',
     'SELECT blob_fetch_failed(repeat(''4'', 64), ''x'')',
     'SELECT * FROM blob_scrub_next(10)',
+    'SELECT * FROM blob_scrub_next(10, now())',
+    'SELECT * FROM blob_scrub_next(10, ''-infinity'')',
     'SELECT blob_verified(repeat(''2'', 64))',
     'SELECT blob_corrupt(repeat(''3'', 64), ''bad'')',
     'SELECT * FROM blob_orphans(''1 day'', 10)',
