@@ -114,7 +114,7 @@ for my $n ($a, $b)
 
 # A query the peer refuses is raised again with the peer's SQLSTATE, message,
 # detail and hint, as postgres_fdw does, not turned into a connection error.
-my ($rc, $out, $err) = $a->psql('postgres',
+($rc, $out, $err) = $a->psql('postgres',
 	"DO \$\$ BEGIN PERFORM ha_peer_query('SELECT 1/0'); EXCEPTION WHEN division_by_zero THEN "
 	  . "RAISE EXCEPTION 'peer said: % (%)', SQLERRM, SQLSTATE; END \$\$");
 like($err, qr/peer said: division by zero \(22012\)/, 'a remote error keeps its SQLSTATE and message');
