@@ -41,15 +41,20 @@ bool make_dirs(const fs::path& root, const fs::path& dir, std::string* error) {
 
 bool install_file(const fs::path& from, const fs::path& root, const fs::path& relative, std::string* error) {
   fs::path dest = root / relative;
-  std::error_code ec;
-  if (!fs::is_directory(dest.parent_path(), ec)) {
+  // The rename is tried first: ab/cd/ exists for all but the first blobs
+  // of a store, and a stat per blob is a system call a catch-up of
+  // thousands of blobs pays for nothing.
+  int rc = ::rename(from.c_str(), dest.c_str());
+  if (rc != 0 && errno == ENOENT) {
+    std::error_code ec;
     fs::create_directories(dest.parent_path(), ec);
     if (ec) {
       *error = "cannot create " + dest.parent_path().string() + ": " + ec.message();
       return false;
     }
+    rc = ::rename(from.c_str(), dest.c_str());
   }
-  if (::rename(from.c_str(), dest.c_str()) != 0) {
+  if (rc != 0) {
     *error = "cannot rename " + from.string() + " to " + dest.string() + ": " + std::strerror(errno);
     return false;
   }

@@ -179,6 +179,22 @@ TEST(Inventory, EmptyStoreCallsNothing) {
   EXPECT_EQ(calls, 0);
 }
 
+TEST(StoreOps, InstallMakesDirectoriesOnlyWhenMissingAndReportsAMissingSource) {
+  TempDir d;
+  std::string error;
+  write(d.path / ".tmp/one.part", "one");
+  write(d.path / ".tmp/two.part", "two");
+  fs::path first = fs::path("ab/cd") / (kA + ".png");
+  fs::path second = fs::path("ab/cd") / (kA + ".jpg");
+  ASSERT_TRUE(install_file(d.path / ".tmp/one.part", d.path, first, &error)) << error;  // makes ab/cd/
+  ASSERT_TRUE(install_file(d.path / ".tmp/two.part", d.path, second, &error)) << error;  // ab/cd/ exists
+  EXPECT_TRUE(fs::exists(d.path / first));
+  EXPECT_TRUE(fs::exists(d.path / second));
+  // A part file that is gone: an error naming the rename.
+  EXPECT_FALSE(install_file(d.path / ".tmp/gone.part", d.path, fs::path("ef/01") / (kA + ".png"), &error));
+  EXPECT_NE(error.find("cannot rename"), std::string::npos) << error;
+}
+
 TEST(StoreOps, InstallMovesAsideAndRemoves) {
   TempDir d;
   write(d.path / ".tmp/fetch.part", "hello");
