@@ -340,11 +340,12 @@ void Follower::poll_loop() {
         cv_.notify_all();
       }
       // Asked again at once while the queue gives work and there is room.
-      // Otherwise outcomes are recorded a batch at a time: when there are
-      // kRecordPerTransfer per transfer, when nothing else is in flight, or after at
-      // most kBatchWait (a call per blob costs the node more than the
-      // fetch); the queue is asked again after the poll interval when it
-      // was empty, after kTricklePollSpacing when it gave less than room.
+      // Otherwise outcomes are recorded a batch at a time: at
+      // kRecordPerTransfer outcomes per transfer thread, when nothing else
+      // is in flight, or after at most kBatchWait (a call per blob costs
+      // the node more than the fetch); the queue is asked again after the
+      // poll interval when it was empty, after kTricklePollSpacing when it
+      // gave less than room.
       std::unique_lock<std::mutex> lock(m_);
       if (got > 0 && static_cast<int>(got) == room) continue;
       auto batch_ready = [this, n] {
