@@ -17,7 +17,9 @@ add_library(crawler_agent_server STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/server/request_handler.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/blob_put.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/blob_get.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/src/server/blob_queries.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/blob_queries.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/blob_bundle_route.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/request_body.cpp)
 target_include_directories(crawler_agent_server PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include)
 target_link_libraries(crawler_agent_server PUBLIC crawler_common Boost::boost Boost::program_options
   OpenSSL::SSL OpenSSL::Crypto nlohmann_json::nlohmann_json Threads::Threads)
@@ -28,8 +30,10 @@ if(CRAWLER_BUILD_TESTS)
     ${CMAKE_CURRENT_LIST_DIR}/tests/server_config_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/tests/server_test_harness.cpp
     ${CMAKE_CURRENT_LIST_DIR}/tests/server_http_test.cpp
-    ${CMAKE_CURRENT_LIST_DIR}/tests/server_put_test.cpp)
-  target_link_libraries(agent-server-tests PRIVATE crawler_agent_server PkgConfig::CURL
+    ${CMAKE_CURRENT_LIST_DIR}/tests/server_put_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/tests/server_bundle_test.cpp)
+  # crawler_agent_sync: the follower's client reads the bundle route.
+  target_link_libraries(agent-server-tests PRIVATE crawler_agent_server crawler_agent_sync PkgConfig::CURL
     GTest::gtest GTest::gtest_main)
   gtest_discover_tests(agent-server-tests DISCOVERY_TIMEOUT 30)
 endif()

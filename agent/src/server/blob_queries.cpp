@@ -3,6 +3,7 @@
 
 #include "await_callback.hpp"
 #include "blob_routes.hpp"
+#include "request_body.hpp"
 #include "crawler/sha256.hpp"
 #include "responses.hpp"
 
@@ -45,30 +46,10 @@ std::optional<std::vector<std::string>> referenced_query(const std::string& body
 }  // namespace
 
 awaitable<void> post_referenced(Exchange& x, ServerState& state) {
-  if (auto length = x.content_length(); length && *length > kMaxQueryBytes) {
-    co_await x.respond(error_response(http::status::payload_too_large, "query_too_large",
-                                      "a referenced query is at most " + std::to_string(kMaxQueryBytes) + " bytes"));
-    co_return;
-  }
-  x.limit_body(kMaxQueryBytes);
-  std::string body;
-  std::vector<char> buffer(64 * 1024);
-  for (;;) {
-    BodyPiece piece = co_await x.read_body(buffer.data(), buffer.size());
-    if (piece.status == BodyPiece::too_large) {
-      co_await x.respond(error_response(http::status::payload_too_large, "query_too_large",
-                                        "a referenced query is at most " + std::to_string(kMaxQueryBytes) + " bytes"));
-      co_return;
-    }
-    if (piece.status == BodyPiece::broken) {
-      x.abandon();
-      co_return;
-    }
-    body.append(buffer.data(), piece.size);
-    if (piece.done) break;
-  }
+  auto body = co_await read_small_body(x, kMaxQueryBytes, "query_too_large", "a referenced query");
+  if (!body) co_return;
   std::string why;
-  auto names = referenced_query(body, &why);
+  auto names = referenced_query(*body, &why);
   if (!names) {
     co_await x.respond(error_response(http::status::bad_request, "bad_query", why));
     co_return;

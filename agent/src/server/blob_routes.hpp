@@ -17,6 +17,11 @@ awaitable<void> put_blob(Exchange& x, ServerState& state, const BlobName& name);
 // conditional and single-range requests.
 awaitable<void> get_blob(Exchange& x, ServerState& state, const BlobName& name);
 
+// POST /api/blobs/bundle: {"blobs":["<sha256>[.<ext>]",...]} -> the held
+// blobs in one body (crawler/blob_bundle.hpp), in the order asked; a read,
+// authorized as GET is.
+awaitable<void> post_bundle(Exchange& x, ServerState& state);
+
 // POST /api/blobs/referenced: {"sha256":[...]} -> {"referenced":[...]}.
 awaitable<void> post_referenced(Exchange& x, ServerState& state);
 

@@ -18,6 +18,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <nlohmann/json.hpp>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <vector>
@@ -152,8 +153,7 @@ class Connection final : public Exchange,
     responded_ = true;
   }
 
-  awaitable<void> respond_file(http::response_header<> header, int fd, std::uint64_t offset,
-                               std::uint64_t count) override {
+  awaitable<void> respond_parts(http::response_header<> header, std::vector<BodyPart> parts) override {
     http::response<http::empty_body> res{std::move(header)};
     res.version(11);
     keep_or_close(res);
@@ -167,28 +167,44 @@ class Connection final : public Exchange,
       if (ec) close_ = true;
       co_return;
     }
-    std::vector<char> piece(static_cast<std::size_t>(std::min<std::uint64_t>(count, kFilePiece)));
-    while (count > 0) {
-      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(count, piece.size()));
-      ssize_t n = ::pread(fd, piece.data(), want, static_cast<off_t>(offset));
-      if (n <= 0) {
-        if (n < 0 && errno == EINTR) continue;
-        // The header promised bytes that cannot come: only closing tells.
-        CRAWLER_LOG(error) << "reading a blob for " << client_ << " failed at byte " << offset << ": "
-                           << (n < 0 ? std::strerror(errno) : "file shrank");
-        close_ = true;
-        co_return;
+    std::uint64_t total = 0;
+    for (const auto& p : parts) total += p.lead.size() + p.count;
+    // Small parts share a write (and a TLS record): a bundle of small blobs
+    // is not two writes per blob.
+    std::vector<char> piece(static_cast<std::size_t>(std::min<std::uint64_t>(total, kFilePiece)));
+    std::size_t filled = 0;
+    for (auto& p : parts) {
+      for (std::size_t done = 0; done < p.lead.size();) {
+        std::size_t n = std::min(p.lead.size() - done, piece.size() - filled);
+        std::memcpy(piece.data() + filled, p.lead.data() + done, n);
+        filled += n;
+        done += n;
+        if (filled == piece.size()) {
+          if (!co_await send_body_bytes(piece.data(), filled)) co_return;
+          filled = 0;
+        }
       }
-      lowest.expires_after(std::chrono::milliseconds(config_.idle_timeout_ms));
-      co_await asio::async_write(stream_, asio::buffer(piece.data(), static_cast<std::size_t>(n)),
-                                 asio::redirect_error(kUseAwaitable, ec));
-      if (ec) {
-        close_ = true;
-        co_return;
+      while (p.count > 0) {
+        std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(p.count, piece.size() - filled));
+        ssize_t n = ::pread(p.fd, piece.data() + filled, want, static_cast<off_t>(p.offset));
+        if (n <= 0) {
+          if (n < 0 && errno == EINTR) continue;
+          // The header promised bytes that cannot come: only closing tells.
+          CRAWLER_LOG(error) << "reading a blob for " << client_ << " failed at byte " << p.offset << ": "
+                             << (n < 0 ? std::strerror(errno) : "file shrank");
+          close_ = true;
+          co_return;
+        }
+        filled += static_cast<std::size_t>(n);
+        p.offset += static_cast<std::uint64_t>(n);
+        p.count -= static_cast<std::uint64_t>(n);
+        if (filled == piece.size()) {
+          if (!co_await send_body_bytes(piece.data(), filled)) co_return;
+          filled = 0;
+        }
       }
-      offset += static_cast<std::uint64_t>(n);
-      count -= static_cast<std::uint64_t>(n);
     }
+    if (filled > 0) co_await send_body_bytes(piece.data(), filled);
   }
 
   void abandon() override {
@@ -197,6 +213,16 @@ class Connection final : public Exchange,
   }
 
  private:
+  // Writes `n` bytes of an answer's body; false (the connection then
+  // closes) when the client is gone or stalls past the idle timeout.
+  awaitable<bool> send_body_bytes(const char* data, std::size_t n) {
+    error_code ec;
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::milliseconds(config_.idle_timeout_ms));
+    co_await asio::async_write(stream_, asio::buffer(data, n), asio::redirect_error(kUseAwaitable, ec));
+    if (ec) close_ = true;
+    co_return !ec;
+  }
+
   awaitable<void> serve() {
     auto& lowest = beast::get_lowest_layer(stream_);
     error_code ec;

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace crawler::agent {
 
@@ -30,6 +31,15 @@ struct BodyPiece {
   Status status = data;
   std::size_t size = 0;
   bool done = false;  // the whole body has been read
+};
+
+// A piece of an answer's body: the `lead` bytes, then `count` bytes of the
+// open file `fd` from `offset` (none when count is 0).
+struct BodyPart {
+  std::string lead;
+  int fd = -1;
+  std::uint64_t offset = 0;
+  std::uint64_t count = 0;
 };
 
 class Exchange {
@@ -58,10 +68,19 @@ class Exchange {
   // without reading the rest. An answer of 400 or more is logged with the
   // client's address and the body's "error" and "message".
   virtual awaitable<void> respond(http::response<http::string_body> response) = 0;
-  // Sends `header` (its Content-Length set by the caller), then `count`
-  // bytes of the file `fd` from `offset`, in pieces (HEAD: the header only).
-  virtual awaitable<void> respond_file(http::response_header<> header, int fd, std::uint64_t offset,
-                                       std::uint64_t count) = 0;
+  // Sends `header` (its Content-Length set by the caller: the sum of the
+  // parts), then the parts in order, gathered into writes of up to 256 KiB
+  // (HEAD: the header only). A file that ends before its count closes the
+  // connection: the length promised cannot be kept.
+  virtual awaitable<void> respond_parts(http::response_header<> header, std::vector<BodyPart> parts) = 0;
+  // respond_parts() with one part: `count` bytes of `fd` from `offset`.
+  awaitable<void> respond_file(http::response_header<> header, int fd, std::uint64_t offset, std::uint64_t count) {
+    std::vector<BodyPart> parts(1);
+    parts[0].fd = fd;
+    parts[0].offset = offset;
+    parts[0].count = count;
+    return respond_parts(std::move(header), std::move(parts));
+  }
   // Ends the connection without an answer (a client that cut its upload).
   virtual void abandon() = 0;
 };

@@ -22,7 +22,9 @@ awaitable<void> handle_request(Exchange& x, ServerState& state) {
     co_await x.respond(std::move(res));
     co_return;
   }
-  bool reads = req.method() == http::verb::get || req.method() == http::verb::head;
+  // A bundle is a read too: its POST body only names the blobs.
+  bool reads = req.method() == http::verb::get || req.method() == http::verb::head ||
+               route.id == RouteId::blob_bundle;
   if (!reads || state.config.read_token_required) {
     auto header = req.find(http::field::authorization);
     if (header == req.end() || !state.token.accepts(std_view(header->value()))) {
@@ -36,6 +38,10 @@ awaitable<void> handle_request(Exchange& x, ServerState& state) {
   }
   if (route.id == RouteId::blob_referenced) {
     co_await post_referenced(x, state);
+    co_return;
+  }
+  if (route.id == RouteId::blob_bundle) {
+    co_await post_bundle(x, state);
     co_return;
   }
   if (route.id == RouteId::file_sync_status) {

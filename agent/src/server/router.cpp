@@ -14,9 +14,11 @@ struct Entry {
   std::string_view allow;
 };
 
-// Exact paths first: /api/blobs/referenced is not a blob name.
-constexpr std::array<Entry, 3> kRoutes{{
+// Exact paths first: /api/blobs/referenced and /api/blobs/bundle are not
+// blob names.
+constexpr std::array<Entry, 4> kRoutes{{
     {RouteId::blob_referenced, "/api/blobs/referenced", {http::verb::post}, "POST"},
+    {RouteId::blob_bundle, "/api/blobs/bundle", {http::verb::post}, "POST"},
     {RouteId::file_sync_status, "/api/file-sync/status", {http::verb::get, http::verb::head},
      "GET, HEAD"},
     {RouteId::blob, "/api/blobs/", {http::verb::get, http::verb::head, http::verb::put},

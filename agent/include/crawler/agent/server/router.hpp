@@ -11,6 +11,7 @@ namespace crawler::agent {
 enum class RouteId {
   blob,             // /api/blobs/<name>: GET, HEAD, PUT
   blob_referenced,  // /api/blobs/referenced: POST
+  blob_bundle,      // /api/blobs/bundle: POST (a read)
   file_sync_status, // /api/file-sync/status: GET, HEAD
   not_found,
 };
