@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "crawler/agent/inventory.hpp"
 #include "crawler/agent/node_db.hpp"
@@ -23,8 +24,8 @@ constexpr std::size_t kStoredBatch = 1000;  // blob_stored_many takes at most 10
 // a blob_stored_many, a blob_wanted): batches of four outcomes per transfer
 // thread, with eight per thread handed out so that the threads keep
 // fetching while one is recorded.
-constexpr int kRecordPerTransfer = 4;
-constexpr int kPipelinePerTransfer = 8;
+constexpr int kRecordPerTransfer = 16;
+constexpr int kPipelinePerTransfer = 32;
 // How long a fetched blob may wait for others to be recorded with it.
 constexpr std::chrono::milliseconds kBatchWait(50);
 // After a poll that found the queue drained (a crawl's trickle of new rows),
@@ -32,6 +33,8 @@ constexpr std::chrono::milliseconds kBatchWait(50);
 // records a second rather than one of each per fetched blob, and a blob
 // waits at most this much more (the lag goal is a second).
 constexpr std::chrono::milliseconds kTricklePollSpacing(100);
+// At most this many small blobs in one bundle request.
+constexpr std::size_t kBundleMax = 32;
 
 FetchOutcome failed(const Wanted& w, std::string why) {
   FetchOutcome o;
@@ -65,8 +68,11 @@ bool already_held(const Wanted& w, const FileStore& store, FetchOutcome* out) {
 }
 }  // namespace
 
-FetchOutcome fetch_verified(const Wanted& w, const std::string& peer_url, PeerClient& client,
-                            const FileStore& store, SyncStats& stats) {
+namespace {
+// What settles a wanted blob without a transfer: a path that is not where
+// the store keeps it, a good copy already held, no peer to ask.
+std::optional<FetchOutcome> settled_without_transfer(const Wanted& w, const std::string& peer_url,
+                                                     const FileStore& store) {
   std::string sha, ext;
   // The row's path comes from the database (replicated from the peer): it
   // is used only when it is exactly where the store keeps this blob.
@@ -75,11 +81,17 @@ FetchOutcome fetch_verified(const Wanted& w, const std::string& peer_url, PeerCl
   FetchOutcome out;
   if (already_held(w, store, &out)) return out;
   if (peer_url.empty()) return failed(w, "the peer's agent is not known (ha_status() names no agent_url)");
+  return std::nullopt;
+}
 
-  fs::path part = store.root() / ".tmp" / ("fetch-" + w.sha256 + ".part");
-  std::string url = peer_url + "/api/blobs/" + w.sha256;
-  auto started = Clock::now();
-  Download d = client.download(url, part, w.file_size);
+fs::path part_file(const FileStore& store, const Wanted& w) {
+  return store.root() / ".tmp" / ("fetch-" + w.sha256 + ".part");
+}
+
+// The outcome of a download of `w` into `part` from `url`: verified by its
+// hash, or failed (a useless part file removed, a resumable one kept).
+FetchOutcome judge_download(const Wanted& w, const std::string& url, const Download& d, const fs::path& part,
+                            const FileStore& store, SyncStats& stats, Clock::time_point started) {
   stats.bytes_fetched += d.received;
   if (d.restarted)
     CRAWLER_LOG(info) << "file sync: " << url << " answered a Range request with the whole body; fetched again from the start";
@@ -103,34 +115,92 @@ FetchOutcome fetch_verified(const Wanted& w, const std::string& peer_url, PeerCl
   if (w.file_size && d.size != w.file_size)
     CRAWLER_LOG(warn) << "file sync: " << w.sha256 << " has " << d.size << " bytes, its row says " << w.file_size
                       << "; the hash is right, so it is kept";
+  FetchOutcome out;
   out.sha256 = w.sha256;
   out.ok = true;
   out.size = d.size;
   out.part = part;
   out.file_path = w.file_path;
   stats.blobs_fetched++;
+  // Its directory now, on this thread: a failure here is retried, and
+  // reported, when the blob is put in place.
+  std::string ignored;
+  make_blob_directory(store.root(), w.file_path, &ignored);
   CRAWLER_LOG(debug) << "file sync: fetched " << w.sha256 << " (" << d.size << " bytes"
-                     << (d.resumed ? ", resumed" : "") << ") from " << peer_url << " in "
+                     << (d.resumed ? ", resumed" : "") << ") from " << url << " in "
                      << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()
                      << " ms";
   return out;
 }
+}  // namespace
 
-void install_fetched(std::vector<FetchOutcome>& batch, const FileStore& store, StoreSync& durability) {
-  auto fail_all = [&](const std::string& why) {
-    for (auto& o : batch) {
-      if (!o.ok) continue;
-      o.ok = false;
-      o.error = why;
+FetchOutcome fetch_verified(const Wanted& w, const std::string& peer_url, PeerClient& client,
+                            const FileStore& store, SyncStats& stats) {
+  if (auto settled = settled_without_transfer(w, peer_url, store)) return std::move(*settled);
+  fs::path part = part_file(store, w);
+  std::string url = peer_url + "/api/blobs/" + w.sha256;
+  auto started = Clock::now();
+  Download d = client.download(url, part, w.file_size);
+  return judge_download(w, url, d, part, store, stats, started);
+}
+
+bool bundles_well(const Wanted& w) { return w.file_size > 0 && w.file_size <= kBundleBlobBytes; }
+
+std::vector<FetchOutcome> fetch_bundle(const std::vector<Wanted>& wanted, const std::string& peer_url,
+                                       PeerClient& client, const FileStore& store, SyncStats& stats) {
+  std::vector<FetchOutcome> outcomes(wanted.size());
+  std::vector<std::size_t> asked;  // indexes into `wanted` of what goes in the bundle
+  std::vector<BundleItem> items;
+  for (std::size_t i = 0; i < wanted.size(); ++i) {
+    const Wanted& w = wanted[i];
+    if (auto settled = settled_without_transfer(w, peer_url, store)) {
+      outcomes[i] = std::move(*settled);
+      continue;
     }
-  };
-  // A batch of failures has nothing to make durable.
-  if (std::none_of(batch.begin(), batch.end(), [](const FetchOutcome& o) { return o.ok; })) return;
-  bool renames = std::any_of(batch.begin(), batch.end(), [](const FetchOutcome& o) { return o.ok && !o.part.empty(); });
+    BundleItem item;
+    item.name = fs::path(w.file_path).filename().string();  // <sha256>.<ext>, checked above
+    item.sha256 = w.sha256;
+    item.part = part_file(store, w);
+    item.max_bytes = w.file_size;
+    items.push_back(std::move(item));
+    asked.push_back(i);
+  }
+  if (items.empty()) return outcomes;
+  const std::string url = peer_url + "/api/blobs/bundle";
+  auto started = Clock::now();
+  BundleDownload got = client.download_bundle(url, items);
+  // A peer agent without the route (an older version), or one that finds
+  // the bundle too large (rows that understate sizes): one by one.
+  if (got.status == 404 || got.status == 405 || got.status == 413) {
+    CRAWLER_LOG(debug) << "file sync: " << url << " answered " << got.status << "; fetching " << items.size()
+                       << " blobs one at a time";
+    for (std::size_t i : asked) outcomes[i] = fetch_verified(wanted[i], peer_url, client, store, stats);
+    return outcomes;
+  }
+  for (std::size_t k = 0; k < asked.size(); ++k)
+    outcomes[asked[k]] = judge_download(wanted[asked[k]], url + " (" + items[k].name + ")", got.items[k],
+                                        items[k].part, store, stats, started);
+  return outcomes;
+}
+
+namespace {
+// Fails the ok outcomes of `batch` (those with a part file still to put in
+// place when `parts_only`) with `why`.
+void fail_ok(std::vector<FetchOutcome>& batch, const std::string& why, bool parts_only) {
+  for (auto& o : batch) {
+    if (!o.ok || (parts_only && o.part.empty())) continue;
+    o.ok = false;
+    o.error = why;
+  }
+}
+
+bool has_parts(const std::vector<FetchOutcome>& batch) {
+  return std::any_of(batch.begin(), batch.end(), [](const FetchOutcome& o) { return o.ok && !o.part.empty(); });
+}
+}  // namespace
+
+void put_in_place(std::vector<FetchOutcome>& batch, const FileStore& store) {
   std::string error;
-  // The bytes on disk before any of their names: a crash never leaves a
-  // name over bytes that were not written.
-  if (renames && !durability.wait(&error)) return fail_all(error + " (before putting the fetched blobs in place)");
   for (auto& o : batch) {
     if (!o.ok || o.part.empty()) continue;
     if (!install_file(o.part, store.root(), o.file_path, &error)) {
@@ -139,10 +209,21 @@ void install_fetched(std::vector<FetchOutcome>& batch, const FileStore& store, S
     }
     o.part.clear();
   }
+}
+
+void install_fetched(std::vector<FetchOutcome>& batch, const FileStore& store, StoreSync& durability) {
+  // A batch of failures has nothing to make durable.
+  if (std::none_of(batch.begin(), batch.end(), [](const FetchOutcome& o) { return o.ok; })) return;
+  std::string error;
+  // The bytes on disk before any of their names: a crash never leaves a
+  // name over bytes that were not written.
+  if (has_parts(batch) && !durability.wait(&error))
+    return fail_ok(batch, error + " (before putting the fetched blobs in place)", true);
+  put_in_place(batch, store);
   // The names on disk before the record. Blobs found already in the store
   // are covered too: an upload may have put one there and still be
   // waiting for its own sync.
-  if (!durability.wait(&error)) fail_all(error + " (after putting the fetched blobs in place)");
+  if (!durability.wait(&error)) fail_ok(batch, error + " (after putting the fetched blobs in place)", false);
 }
 
 FetchOutcome fetch_blob(const Wanted& w, const std::string& peer_url, PeerClient& client,
@@ -182,39 +263,56 @@ void Follower::transfer_loop(int index) {
     ps.download_pacer = pacer_.get();  // the bandwidth is for all transfers together
     PeerClient client(ps, token_, stop_);
     for (;;) {
-      Wanted w;
+      std::vector<Wanted> work;
       {
         std::unique_lock<std::mutex> lock(m_);
         while (todo_.empty() && !stop_.stopped()) cv_.wait_for(lock, std::chrono::milliseconds(200));
         if (stop_.stopped()) return;
-        w = std::move(todo_.front());
+        work.push_back(std::move(todo_.front()));
         todo_.pop_front();
-        ++busy_;
+        // Small blobs go together: the other small ones waiting join this
+        // one's bundle, a share of them each so that every thread has some.
+        if (bundles_well(work.front())) {
+          const std::size_t threads = static_cast<std::size_t>(std::max(1, config_.sync_concurrency));
+          const std::size_t share = std::clamp<std::size_t>((todo_.size() + threads - 1) / threads + 1, 1, kBundleMax);
+          for (auto it = todo_.begin(); it != todo_.end() && work.size() < share;) {
+            if (!bundles_well(*it)) {
+              ++it;
+              continue;
+            }
+            work.push_back(std::move(*it));
+            it = todo_.erase(it);
+          }
+        }
+        busy_ += static_cast<int>(work.size());
       }
-      stats_.fetches_in_flight++;
-      FetchOutcome o;
+      stats_.fetches_in_flight += static_cast<int>(work.size());
+      std::vector<FetchOutcome> outcomes;
       try {
-        o = fetch_verified(w, view_.peer_url(), client, store_, stats_);
+        if (work.size() == 1) outcomes.push_back(fetch_verified(work.front(), view_.peer_url(), client, store_, stats_));
+        else outcomes = fetch_bundle(work, view_.peer_url(), client, store_, stats_);
       } catch (const std::exception& e) {
-        o = failed(w, e.what());
+        outcomes.clear();
+        for (const auto& w : work) outcomes.push_back(failed(w, e.what()));
       }
-      stats_.fetches_in_flight--;
-      if (!o.ok) {
+      stats_.fetches_in_flight -= static_cast<int>(work.size());
+      for (std::size_t i = 0; i < outcomes.size(); ++i) {
+        if (outcomes[i].ok) continue;
         stats_.fetch_failures++;
         // Interrupted by stop(): not the blob's fault; it is handed out
         // again after blob_wanted's 60 s.
         if (stop_.stopped()) {
           std::lock_guard<std::mutex> lock(m_);
-          --busy_;
+          busy_ -= static_cast<int>(work.size());
           return;
         }
-        CRAWLER_LOG(warn) << "file sync: fetch of " << w.sha256 << " (attempt " << (w.attempts + 1)
-                          << ") failed: " << o.error;
+        CRAWLER_LOG(warn) << "file sync: fetch of " << work[i].sha256 << " (attempt " << (work[i].attempts + 1)
+                          << ") failed: " << outcomes[i].error;
       }
       {
         std::lock_guard<std::mutex> lock(m_);
-        --busy_;
-        done_.push_back(std::move(o));
+        busy_ -= static_cast<int>(work.size());
+        for (auto& o : outcomes) done_.push_back(std::move(o));
       }
       cv_.notify_all();
     }
@@ -224,13 +322,47 @@ void Follower::transfer_loop(int index) {
 }
 
 bool Follower::flush(NodeDb& db) {
-  std::vector<FetchOutcome> outcomes;
+  std::vector<FetchOutcome> arrived;
   {
     std::lock_guard<std::mutex> lock(m_);
-    outcomes.swap(done_);
+    arrived.swap(done_);
   }
-  if (outcomes.empty()) return true;
-  install_fetched(outcomes, store_, durability_);
+  if (arrived.empty() && placed_.empty()) return true;
+  const auto started = Clock::now();
+  // One group sync serves two batches: it puts on disk the bytes of the
+  // blobs that arrived (before their names) and the names of those put in
+  // place by the previous flush (before their record). While fetches keep
+  // coming, a batch costs one sync instead of two; it is recorded a flush
+  // later.
+  std::string error;
+  if ((has_parts(arrived) || !placed_.empty()) && !durability_.wait(&error)) {
+    fail_ok(placed_, error + " (after putting the fetched blobs in place)", false);
+    fail_ok(arrived, error + " (before putting the fetched blobs in place)", true);
+  }
+  std::vector<FetchOutcome> outcomes = std::move(placed_);
+  placed_.clear();
+  const auto synced = Clock::now();
+  put_in_place(arrived, store_);
+  const auto renamed = Clock::now();
+  const std::size_t arrived_count = arrived.size();
+  bool more_coming;
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    more_coming = !todo_.empty() || busy_ > 0 || !done_.empty();
+  }
+  if (more_coming) {
+    placed_ = std::move(arrived);
+  } else {
+    // Nothing follows to share the next sync with: the names now, so that
+    // the last blobs of a trickle are recorded without waiting for more.
+    // (Blobs found already held are covered too: an upload may have put
+    // one there and still be waiting for its own sync.)
+    if (std::any_of(arrived.begin(), arrived.end(), [](const FetchOutcome& o) { return o.ok; }) &&
+        !durability_.wait(&error))
+      fail_ok(arrived, error + " (after putting the fetched blobs in place)", false);
+    for (auto& o : arrived) outcomes.push_back(std::move(o));
+  }
+  const auto installed = Clock::now();
   std::vector<FetchOutcome> keep;  // not recorded: the connection broke
   std::vector<const FetchOutcome*> ok;
   for (const auto& o : outcomes)
@@ -260,6 +392,11 @@ bool Follower::flush(NodeDb& db) {
       if (r.sqlstate == "08006") keep.push_back(o);
     }
   }
+  auto ms = [](Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  CRAWLER_LOG(debug) << "file sync: " << arrived_count << " fetches put in place and " << outcomes.size()
+                     << " outcomes recorded: sync " << ms(synced - started) << " ms, renames "
+                     << ms(renamed - synced) << " ms, last sync " << ms(installed - renamed) << " ms, record "
+                     << ms(Clock::now() - installed) << " ms";
   if (keep.empty()) return true;
   std::lock_guard<std::mutex> lock(m_);
   done_.insert(done_.end(), keep.begin(), keep.end());

@@ -15,6 +15,9 @@
 #include <stdexcept>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "crawler/blob_bundle.hpp"
 #include "crawler/sha256.hpp"
 #include "crawler/sql_literal.hpp"
 
@@ -157,6 +160,107 @@ size_t on_body(char* data, size_t size, size_t n, void* p) {
   }
   return len;
 }
+// What a bundle download's callbacks share.
+struct BundleSink {
+  CURL* curl = nullptr;
+  SharedPacer* pacer = nullptr;
+  Stopper* stop = nullptr;
+  const std::vector<BundleItem>* items = nullptr;
+  std::vector<Download>* out = nullptr;
+  std::unique_ptr<BundleReader> reader;
+  bool decided = false, to_reader = false, stopped = false;
+  int fd = -1;                 // the part file of the entry being read
+  std::unique_ptr<Sha256> md;  // its hash so far
+  std::string failure;         // why reading stopped (a write, a size, the format)
+  std::string error_body;
+
+  ~BundleSink() {
+    if (fd >= 0) ::close(fd);
+  }
+
+  bool begin(std::size_t i, std::uint64_t size) {
+    const BundleItem& item = (*items)[i];
+    Download& d = (*out)[i];
+    d.status = 200;
+    if (item.max_bytes && size > item.max_bytes) {
+      d.error = "the peer sent " + std::to_string(size) + " bytes, more than the " +
+                std::to_string(item.max_bytes) + " expected";
+      failure = d.error;
+      return false;
+    }
+    fd = ::open(item.part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      d.error = "cannot open " + item.part.string() + ": " + std::strerror(errno);
+      failure = d.error;
+      return false;
+    }
+    md = std::make_unique<Sha256>();
+    return true;
+  }
+
+  bool data(std::size_t i, const char* p, std::size_t n) {
+    Download& d = (*out)[i];
+    for (std::size_t off = 0; off < n;) {
+      ssize_t w = ::write(fd, p + off, n - off);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        d.error = "cannot write " + (*items)[i].part.string() + ": " + std::strerror(errno);
+        failure = d.error;
+        return false;
+      }
+      off += static_cast<std::size_t>(w);
+    }
+    md->update(p, n);
+    d.received += n;
+    d.size += n;
+    if (pacer) {
+      auto wait = pacer->account(n);
+      if (wait.count() > 0 && !stop->sleep_for(wait)) {
+        stopped = true;
+        return false;
+      }
+    }
+    return true;
+  }
+
+  bool end(std::size_t i) {
+    Download& d = (*out)[i];
+    ::close(fd);
+    fd = -1;
+    d.ok = true;
+    d.discard = false;
+    d.sha256 = md->hex_digest();
+    return true;
+  }
+
+  bool absent(std::size_t i) {
+    Download& d = (*out)[i];
+    d.status = 404;
+    d.error = "the peer's store does not hold it (bundle)";
+    return true;
+  }
+};
+
+size_t on_bundle_body(char* data, size_t size, size_t n, void* p) {
+  auto* s = static_cast<BundleSink*>(p);
+  std::size_t len = size * n;
+  if (!s->decided) {
+    long status = 0;
+    curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+    s->decided = true;
+    s->to_reader = status == 200;
+  }
+  if (!s->to_reader) {
+    if (s->error_body.size() < kMaxErrorBody)
+      s->error_body.append(data, std::min(len, kMaxErrorBody - s->error_body.size()));
+    return len;
+  }
+  if (!s->reader->feed(data, len)) {
+    if (s->failure.empty()) s->failure = s->reader->error();
+    return 0;  // aborts the transfer
+  }
+  return len;
+}
 }  // namespace
 
 PeerClient::PeerClient(PeerSettings settings, TokenFile& token, Stopper& stop)
@@ -257,6 +361,64 @@ Download PeerClient::download(const std::string& url, const fs::path& part, std:
   if (::fstat(s.fd, &st) == 0) d.size = static_cast<std::uint64_t>(st.st_size);
   ::close(s.fd);
   return d;
+}
+
+BundleDownload PeerClient::download_bundle(const std::string& url, const std::vector<BundleItem>& items) {
+  BundleDownload result;
+  result.items.resize(items.size());
+  for (auto& d : result.items) d.discard = true;  // until its bytes are all written
+  nlohmann::json query;
+  query["blobs"] = nlohmann::json::array();
+  std::vector<std::string> expected;
+  for (const auto& item : items) {
+    query["blobs"].push_back(item.name);
+    expected.push_back(item.sha256);
+  }
+  const std::string body = query.dump();
+
+  BundleSink sink;
+  sink.curl = curl_;
+  sink.pacer = settings_.download_pacer;
+  sink.stop = &stop_;
+  sink.items = &items;
+  sink.out = &result.items;
+  BundleReader::Callbacks cb;
+  cb.begin = [&sink](std::size_t i, std::uint64_t size) { return sink.begin(i, size); };
+  cb.data = [&sink](std::size_t i, const char* p, std::size_t n) { return sink.data(i, p, n); };
+  cb.end = [&sink](std::size_t i) { return sink.end(i); };
+  cb.absent = [&sink](std::size_t i) { return sink.absent(i); };
+  sink.reader = std::make_unique<BundleReader>(std::move(expected), std::move(cb));
+
+  common_options();
+  std::unique_ptr<curl_slist, SlistFree> headers(common_headers("application/json", false));
+  curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl_, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl_, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, on_bundle_body);
+  curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &sink);
+  char errbuf[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, errbuf);
+  CURLcode rc = curl_easy_perform(curl_);
+  curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &result.status);
+  if (sink.to_reader && rc == CURLE_OK && !sink.reader->complete())
+    result.error = "the bundle ended after " + std::to_string(sink.reader->entries_done()) + " of " +
+                   std::to_string(items.size()) + " entries";
+  else if (stop_.stopped() || sink.stopped)
+    result.error = "abandoned: the agent is stopping";
+  else if (!sink.failure.empty())
+    result.error = sink.failure;
+  else if (rc != CURLE_OK)
+    result.error = std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "");
+  else if (!sink.to_reader)
+    result.error = "HTTP " + std::to_string(result.status) +
+                   (sink.error_body.empty() ? "" : ": " + one_line(sink.error_body, 300));
+  // An entry cut off (or never reached) fails with the call's reason.
+  for (auto& d : result.items)
+    if (!d.ok && d.error.empty()) d.error = result.error.empty() ? "not in the bundle" : result.error;
+  if (!sink.to_reader)
+    for (auto& d : result.items) d.status = result.status;
+  return result;
 }
 
 Reply PeerClient::put_file(const std::string& url, const fs::path& file, long timeout_ms) {

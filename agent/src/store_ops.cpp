@@ -39,6 +39,16 @@ bool make_dirs(const fs::path& root, const fs::path& dir, std::string* error) {
 }
 }  // namespace
 
+bool make_blob_directory(const fs::path& root, const fs::path& relative, std::string* error) {
+  const fs::path dir = (root / relative).parent_path();  // <root>/ab/cd
+  if (::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST) return true;
+  if (errno == ENOENT && (::mkdir(dir.parent_path().c_str(), 0755) == 0 || errno == EEXIST) &&
+      (::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST))
+    return true;
+  *error = "cannot create " + dir.string() + ": " + std::strerror(errno);
+  return false;
+}
+
 bool install_file(const fs::path& from, const fs::path& root, const fs::path& relative, std::string* error) {
   fs::path dest = root / relative;
   // The rename is tried first: ab/cd/ exists for all but the first blobs
@@ -46,12 +56,7 @@ bool install_file(const fs::path& from, const fs::path& root, const fs::path& re
   // thousands of blobs pays for nothing.
   int rc = ::rename(from.c_str(), dest.c_str());
   if (rc != 0 && errno == ENOENT) {
-    std::error_code ec;
-    fs::create_directories(dest.parent_path(), ec);
-    if (ec) {
-      *error = "cannot create " + dest.parent_path().string() + ": " + ec.message();
-      return false;
-    }
+    if (!make_blob_directory(root, relative, error)) return false;
     rc = ::rename(from.c_str(), dest.c_str());
   }
   if (rc != 0) {

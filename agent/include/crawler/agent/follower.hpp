@@ -2,10 +2,10 @@
 // lacks (blob_wanted), from the peer's agent, into the store. One thread
 // asks the database and records outcomes in batches (blob_stored_many,
 // blob_fetch_failed); sync_concurrency threads transfer, each with its own
-// connection to the peer and hashes as it receives. The recording thread
-// puts each batch of verified fetches in place (their bytes on disk, then
-// their names: group syncs shared with the uploads, StoreSync) and only
-// then records it.
+// connection to the peer (small blobs several to a request, in bundles),
+// and hash as they receive. The recording thread puts each batch of
+// verified fetches in place (their bytes on disk, then their names: group
+// syncs shared with the uploads, StoreSync) and only then records it.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -57,6 +57,24 @@ struct FetchOutcome {
 FetchOutcome fetch_verified(const Wanted& w, const std::string& peer_url, PeerClient& client,
                             const FileStore& store, SyncStats& stats);
 
+// Blobs up to this size (by their row) are fetched in bundles: one request
+// for many, where a request per blob would cost more than its bytes.
+constexpr std::uint64_t kBundleBlobBytes = 256 * 1024;
+
+// Whether `w` is fetched in a bundle rather than alone (resumably).
+bool bundles_well(const Wanted& w);
+
+// fetch_verified for several small blobs with one request to the peer's
+// bundle route (one by one when the peer has no such route): one outcome
+// per wanted blob, in order. A failed fetch leaves no part file.
+std::vector<FetchOutcome> fetch_bundle(const std::vector<Wanted>& wanted, const std::string& peer_url,
+                                       PeerClient& client, const FileStore& store, SyncStats& stats);
+
+// Renames the part files of a batch's verified fetches into the store (no
+// sync: the caller orders bytes, names and record). An outcome that fails
+// here is no longer ok and says why.
+void put_in_place(std::vector<FetchOutcome>& batch, const FileStore& store);
+
 // Puts a batch of verified fetches in place durably: one group sync for
 // their bytes, the renames, one group sync for their names (which also
 // covers blobs found already held). An outcome that fails here is no
@@ -96,6 +114,9 @@ class Follower {
   std::condition_variable cv_;  // work for the transfer threads, outcomes for the poller
   std::deque<Wanted> todo_;
   std::vector<FetchOutcome> done_;
+  // Put in place by the last flush, their names not yet synced: recorded
+  // after the next sync (poll thread only).
+  std::vector<FetchOutcome> placed_;
   int busy_ = 0;
   std::vector<std::thread> threads_;
   std::unique_ptr<SharedPacer> pacer_;  // sync_bandwidth_bytes, when set

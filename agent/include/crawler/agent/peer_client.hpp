@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "crawler/agent/pacer.hpp"
 #include "crawler/agent/stopper.hpp"
@@ -36,6 +37,23 @@ struct Download {
   std::string error;           // why not ok (curl's error, the status and the body's start)
 };
 
+// One blob asked for in a bundle download.
+struct BundleItem {
+  std::string name;                // "<sha256>.<ext>" (or the sha256 alone), as sent
+  std::string sha256;
+  std::filesystem::path part;      // written from its first byte (a bundle does not resume)
+  std::uint64_t max_bytes = 0;     // a longer blob is refused; 0: no limit
+};
+
+// What a bundle download gave: per item, in the order asked, a Download as
+// download() describes it (status 200 when the bytes came, 404 when the
+// peer does not hold the blob; `discard` whenever not ok).
+struct BundleDownload {
+  long status = 0;            // the answer's HTTP status; 0 when none came
+  std::string error;          // why the call as a whole failed, if it did
+  std::vector<Download> items;
+};
+
 // An answer with a small body (at most 16 MiB kept).
 struct Reply {
   long status = 0;  // 0: no answer (error says why)
@@ -59,6 +77,12 @@ class PeerClient {
   // a peer cannot fill the disk. A transfer that breaks keeps what it wrote
   // for the next resume.
   Download download(const std::string& url, const std::filesystem::path& part, std::uint64_t max_bytes);
+
+  // POST the names of `items` to `url` (a peer's /api/blobs/bundle) and
+  // write each blob of the answer to its part file, hashed as it is
+  // written. A broken answer fails the items it had not finished; a peer
+  // without the route answers 404 or 405 (the caller fetches one by one).
+  BundleDownload download_bundle(const std::string& url, const std::vector<BundleItem>& items);
 
   // PUT `file` to `url` (Expect: 100-continue, so a refusal costs no
   // upload). `timeout_ms` > 0 bounds the whole call.

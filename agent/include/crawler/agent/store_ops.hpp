@@ -11,6 +11,15 @@ namespace crawler::agent {
 // fsyncs a directory (after a rename into it or an unlink from it).
 bool fsync_directory(const std::filesystem::path& dir);
 
+// Makes the directory (ab/cd/) that <root>/<relative> goes in, and ab/
+// before it, when missing: a mkdir per blob in the common case, nothing
+// fsynced (the name that goes in it is made durable by a group sync).
+// Transfer threads call it as soon as a blob is verified, so that the
+// thread that renames a batch into place does not pay for a new store's
+// directories one blob after another.
+bool make_blob_directory(const std::filesystem::path& root, const std::filesystem::path& relative,
+                         std::string* error);
+
 // Renames the complete file `from` to <root>/<relative>, making ab/ and
 // ab/cd/ when needed. Nothing is fsynced here: the caller has made `from`'s
 // bytes durable before (a StoreSync wait), and makes the new name durable
