@@ -73,6 +73,8 @@ po::options_description agent_options(AgentConfig& c) {
       ("scrub-bytes-per-second",
        po::value(&c.scrub_bytes_per_second)->default_value(c.scrub_bytes_per_second),
        "re-hashing rate of stored blobs (0: no scrub)")
+      ("scrub-min-age-s", po::value(&c.scrub_min_age_s)->default_value(c.scrub_min_age_s),
+       "a blob hashed (stored, fetched or scrubbed) less than this long ago is not re-hashed")
       ("orphan-grace-s", po::value(&c.orphan_grace_s)->default_value(c.orphan_grace_s),
        "an unreferenced blob is kept this long before removal")
       ("orphan-sweep-s", po::value(&c.orphan_sweep_s)->default_value(c.orphan_sweep_s),

@@ -228,6 +228,7 @@ void FileSync::start() {
     throw std::runtime_error("sync_concurrency must be 1 to 256");
   if (c.peer_timeout_ms < 100) throw std::runtime_error("peer_timeout_ms must be at least 100");
   if (c.sync_poll_ms < 10) throw std::runtime_error("sync_poll_ms must be at least 10");
+  if (c.scrub_min_age_s < 0) throw std::runtime_error("scrub_min_age_s must not be negative");
   if (c.orphan_grace_s < 1 || c.orphan_sweep_s < 1)
     throw std::runtime_error("orphan_grace_s and orphan_sweep_s must be positive");
   if (!c.ca_file.empty() && !fs::is_regular_file(c.ca_file))
@@ -238,7 +239,8 @@ void FileSync::start() {
   CRAWLER_LOG(info) << "file sync: store " << s.store_id << " at " << s.store.root().string() << "; "
                     << c.sync_concurrency << " transfers at once"
                     << (c.sync_bandwidth_bytes ? ", " + std::to_string(c.sync_bandwidth_bytes) + " bytes/s" : "")
-                    << ", scrub " << c.scrub_bytes_per_second << " bytes/s, orphans after " << c.orphan_grace_s
+                    << ", scrub " << c.scrub_bytes_per_second << " bytes/s of blobs hashed over " << c.scrub_min_age_s
+                    << " s ago, orphans after " << c.orphan_grace_s
                     << " s, swept every " << c.orphan_sweep_s << " s";
   {
     std::lock_guard<std::mutex> lock(s.m);

@@ -92,7 +92,7 @@ void run_scrub(const AgentConfig& config, const FileStore& store, Stopper& stop,
     Pacer pacer(config.scrub_bytes_per_second);
     std::set<std::string> pass;  // verified in this pass
     auto pass_started = std::chrono::steady_clock::now();
-    std::string pass_began;  // the database's time at the pass's start: what came later is not re-hashed
+    std::string pass_began;  // the database's time at the pass's start less scrub_min_age_s: what was hashed since is left out
     std::uint64_t pass_bytes = 0;
     while (!stop.stopped()) {
       if (!stats.attached) {
@@ -101,7 +101,10 @@ void run_scrub(const AgentConfig& config, const FileStore& store, Stopper& stop,
       }
       if (!db.ensure(stop)) break;
       if (pass_began.empty()) {
-        DbResult t = db.call("SELECT now()::text", {});
+        // Less the minimum age: a blob hashed on arrival a moment ago waits
+        // for a later pass.
+        DbResult t = db.call("SELECT (now() - make_interval(secs => $1))::text",
+                             {std::to_string(config.scrub_min_age_s)});
         if (!t.ok || t.rows.empty() || !t.rows[0][0]) {
           CRAWLER_LOG(error) << "file sync: scrub: cannot read the database's time: " << t.sqlstate << " " << t.error;
           stop.sleep_for(std::chrono::seconds(5));

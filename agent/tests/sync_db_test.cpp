@@ -41,6 +41,7 @@ class SyncDb : public ::testing::Test {
     config.store = root.string();
     config.orphan_sweep_s = 3600;
     config.scrub_bytes_per_second = 1 << 20;
+    config.scrub_min_age_s = 0;
   }
   void TearDown() override {
     if (!root.empty()) fs::remove_all(root);

@@ -39,9 +39,9 @@ my $base = $web->{base};
 # primary's rows need; the promoted node starts degraded and goes on alone.
 my ($p, $s) = ha_pair(names => [ 'files_p', 'files_s' ], conf => "crawler_ha.replication_mode = 'semi_sync'\n");
 $_->safe_psql('postgres', 'BEGIN READ WRITE; CREATE ROLE crawler LOGIN IN ROLE crawler_ha_writer; COMMIT') for ($p, $s);
-# The scrub re-hashes fast and often here, so that a corruption is found
-# within the test's patience.
-my @fast = ('--scrub-bytes-per-second', '100000000');
+# The scrub re-hashes fast and often here, blobs stored a moment ago too, so
+# that a corruption is found within the test's patience.
+my @fast = ('--scrub-bytes-per-second', '100000000', '--scrub-min-age-s', '0');
 my $ap = agent_start($p, args => \@fast);
 my $as = agent_start($s, args => \@fast);
 push @agents, $ap, $as;

@@ -112,6 +112,16 @@ is($code, '404', 'an absent blob answers 404');
 like($body, qr/"error"/, 'with a JSON error');
 ($code, $body) = agent_curl($ap, '--no-token', '-X', 'DELETE', "/api/blobs/$sha");
 is($code, '405', 'DELETE is not a blob method (405)');
+# Several blobs in one answer, as a catching-up peer asks for small ones.
+my $absent = 'f' x 64;
+($code, $body) = agent_curl($ap, '--no-token', '-H', 'Content-Type: application/json', '--data-binary',
+	qq({"blobs":["$sha.png","$absent","$sha"]}), '/api/blobs/bundle');
+is($code, '200', 'a bundle of held and absent blobs answers 200 (a read: no token needed by default)');
+ok($body eq "$sha 5008\n$png$absent -\n$sha 5008\n$png",
+	'each held blob follows its line, the absent one is named absent, in the order asked');
+($code, $body) = agent_curl($ap, '--data-binary', '{"blobs":["../../etc/passwd"]}', '/api/blobs/bundle');
+is($code, '400', 'a hostile name in a bundle is refused (400)');
+like($body, qr/"bad_query"/, 'with a stable error code');
 
 # --- a full disk -----------------------------------------------------------
 SKIP:
@@ -171,6 +181,21 @@ sleep 4;
 ok(agent_blob_files($as)->{$sha}, 'a blob the peer\'s rows reference is kept, however old');
 is($s->safe_psql('postgres', "SELECT count(*) FROM ha_blobs WHERE sha256 = '$sha'"), '1', 'and stays in the bookkeeping');
 $s->safe_psql('postgres', 'BEGIN READ WRITE; ALTER SUBSCRIPTION crawler_ha_sub ENABLE; COMMIT');
+
+# The scrub leaves out blobs hashed less than scrub_min_age_s (a day by
+# default) ago: after a restart, of the primary's blobs, all hashed when
+# they were stored, only the one marked verified two days ago is re-hashed.
+my $fresh = "\x89PNG\r\n\x1a\n" . ('f' x 3000);
+($code, $body) = agent_curl($ap, '-T', put_file('fresh.png', $fresh), '/api/blobs/' . sha256_hex($fresh) . '.png');
+is($code, '201', 'a fresh blob is stored');
+ok($p->poll_query_until('postgres', 'SELECT count(*) > 1 FROM ha_blobs'), 'the primary holds several blobs (uploads are recorded in batches)');
+$p->safe_psql('postgres', "BEGIN READ WRITE; UPDATE ha_blobs SET verified_at = now() - interval '2 days' "
+	  . "WHERE sha256 = '$sha'; COMMIT");
+agent_stop($ap);
+$ap = agent_start($p, agent => $ap, args => \@sweep);
+ok(agent_wait_log($ap, qr/scrub pass done: 1 blobs/, 30), 'after a restart the scrub re-hashes that blob alone');
+is($p->safe_psql('postgres', "SELECT verified_at > now() - interval '1 minute' FROM ha_blobs WHERE sha256 = '$sha'"),
+	't', 'and records it as verified now');
 
 agent_stop($_) for ($ap, $as);
 $_->stop for ($p, $s);

@@ -47,6 +47,9 @@ struct AgentConfig {
 
   // --- scrub ---
   std::uint64_t scrub_bytes_per_second = 32ull << 20;  // re-hashing rate; 0: no scrub
+  // A blob hashed this recently (stored, fetched or scrubbed) is left out
+  // of a pass: a store that just caught up is not read again at once.
+  int scrub_min_age_s = 86400;
   // --- orphan removal ---
   int orphan_grace_s = 2 * 86400;   // longer than crawl_lease_max() (1 day), which the extension enforces
   int orphan_sweep_s = 600;         // how often orphans are looked for
