@@ -244,6 +244,7 @@ void Follower::start() {
   int n = std::max(1, config_.sync_concurrency);
   if (config_.sync_bandwidth_bytes) pacer_ = std::make_unique<SharedPacer>(config_.sync_bandwidth_bytes);
   threads_.emplace_back([this] { poll_loop(); });
+  threads_.emplace_back([this] { record_loop(); });
   for (int i = 0; i < n; ++i) threads_.emplace_back([this, i] { transfer_loop(i); });
 }
 
@@ -326,6 +327,7 @@ bool Follower::flush(NodeDb& db) {
   {
     std::lock_guard<std::mutex> lock(m_);
     arrived.swap(done_);
+    recording_ += static_cast<int>(arrived.size());
   }
   if (arrived.empty() && placed_.empty()) return true;
   const auto started = Clock::now();
@@ -397,10 +399,48 @@ bool Follower::flush(NodeDb& db) {
                      << " outcomes recorded: sync " << ms(synced - started) << " ms, renames "
                      << ms(renamed - synced) << " ms, last sync " << ms(installed - renamed) << " ms, record "
                      << ms(Clock::now() - installed) << " ms";
-  if (keep.empty()) return true;
-  std::lock_guard<std::mutex> lock(m_);
-  done_.insert(done_.end(), keep.begin(), keep.end());
-  return false;
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    recording_ -= static_cast<int>(outcomes.size());
+    done_.insert(done_.end(), keep.begin(), keep.end());
+  }
+  cv_.notify_all();  // room for the poller
+  return keep.empty();
+}
+
+void Follower::record_loop() {
+  NodeDb db(config_.db, "recorder");
+  const int n = std::max(1, config_.sync_concurrency);
+  // A batch: kRecordPerTransfer outcomes per transfer thread, or whatever
+  // there is when nothing else is in flight, or kBatchWait after the first
+  // (a call per blob costs the node more than the fetch).
+  auto nothing_else = [this] { return todo_.empty() && busy_ == 0; };
+  auto batch_ready = [&] {
+    return stop_.stopped() || static_cast<int>(done_.size()) >= kRecordPerTransfer * n ||
+           ((!done_.empty() || !placed_.empty()) && nothing_else());
+  };
+  try {
+    while (!stop_.stopped()) {
+      {
+        std::unique_lock<std::mutex> lock(m_);
+        if (!batch_ready()) {
+          cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return batch_ready() || !done_.empty(); });
+          if (!batch_ready() && !done_.empty()) cv_.wait_for(lock, kBatchWait, batch_ready);
+        }
+        if (stop_.stopped()) break;
+        if (done_.empty() && placed_.empty()) continue;
+      }
+      if (!db.ensure(stop_)) break;
+      if (!flush(db)) stop_.sleep_for(std::chrono::seconds(1));
+    }
+  } catch (const std::exception& e) {
+    CRAWLER_LOG(error) << "file sync: the follower's recording thread ended: " << e.what();
+  }
+  // What was fetched before the stop is recorded if the database answers.
+  try {
+    if (db.ensure(stop_)) flush(db);
+  } catch (const std::exception&) {
+  }
 }
 
 void Follower::poll_loop() {
@@ -418,10 +458,6 @@ void Follower::poll_loop() {
         continue;
       }
       if (!db.ensure(stop_)) break;
-      if (!flush(db)) {
-        stop_.sleep_for(std::chrono::seconds(1));
-        continue;
-      }
       if (Clock::now() - last_summary >= std::chrono::seconds(10)) {
         std::uint64_t f = stats_.blobs_fetched, e = stats_.fetch_failures, b = stats_.bytes_fetched;
         if (f != last_fetched || e != last_failures)
@@ -449,7 +485,7 @@ void Follower::poll_loop() {
         // Enough handed out to keep every transfer thread busy while a
         // batch is recorded and the next poll runs, not more: what is
         // handed out waits 60 s to be retried after a crash.
-        room = kPipelinePerTransfer * n - static_cast<int>(todo_.size() + done_.size()) - busy_;
+        room = kPipelinePerTransfer * n - static_cast<int>(todo_.size() + done_.size()) - busy_ - recording_;
       }
       std::size_t got = 0;
       const auto polled_at = Clock::now();
@@ -476,29 +512,25 @@ void Follower::poll_loop() {
         CRAWLER_LOG(debug) << "file sync: " << got << " wanted blobs to fetch from " << peer;
         cv_.notify_all();
       }
-      // Asked again at once while the queue gives work and there is room.
-      // Otherwise outcomes are recorded a batch at a time: at
-      // kRecordPerTransfer outcomes per transfer thread, when nothing else
-      // is in flight, or after at most kBatchWait (a call per blob costs
-      // the node more than the fetch); the queue is asked again after the
-      // poll interval when it was empty, after kTricklePollSpacing when it
-      // gave less than room.
+      // Asked again at once while the queue gives work and there is room;
+      // with no room, again when the recording thread has made some; after
+      // kTricklePollSpacing when it gave less than asked (a crawl's
+      // trickle: ten polls a second rather than one per fetched blob);
+      // after the poll interval when it gave nothing.
       std::unique_lock<std::mutex> lock(m_);
-      if (got > 0 && static_cast<int>(got) == room) continue;
-      auto batch_ready = [this, n] {
-        return stop_.stopped() || static_cast<int>(done_.size()) >= kRecordPerTransfer * n ||
-               (!done_.empty() && todo_.empty() && busy_ == 0);
-      };
-      if (!batch_ready() && done_.empty())
-        cv_.wait_for(lock, got ? kBatchWait : poll, [&] { return batch_ready() || !done_.empty(); });
-      if (!batch_ready() && !done_.empty()) cv_.wait_for(lock, kBatchWait, batch_ready);
-      if (room > 0 && got > 0)
-        cv_.wait_until(lock, polled_at + kTricklePollSpacing, [this] { return stop_.stopped(); });
+      if (room > 0 && static_cast<int>(got) == room) continue;
+      if (room <= 0) {
+        cv_.wait_for(lock, poll, [&] {
+          return stop_.stopped() ||
+                 kPipelinePerTransfer * n - static_cast<int>(todo_.size() + done_.size()) - busy_ - recording_ > 0;
+        });
+      } else {
+        cv_.wait_until(lock, polled_at + (got ? kTricklePollSpacing : poll), [this] { return stop_.stopped(); });
+      }
     }
   } catch (const std::exception& e) {
-    CRAWLER_LOG(error) << "file sync: the follower's database thread ended: " << e.what();
+    CRAWLER_LOG(error) << "file sync: the follower's polling thread ended: " << e.what();
   }
-  flush(db);
 }
 
 }  // namespace crawler::agent

@@ -1,7 +1,8 @@
 // The follower: fetches the blobs this node's rows reference and its store
 // lacks (blob_wanted), from the peer's agent, into the store. One thread
-// asks the database and records outcomes in batches (blob_stored_many,
-// blob_fetch_failed); sync_concurrency threads transfer, each with its own
+// asks the database for work; another records outcomes in batches
+// (blob_stored_many, blob_fetch_failed), each with its own session, so that
+// a poll never waits for a batch's syncs; sync_concurrency threads transfer, each with its own
 // connection to the peer (small blobs several to a request, in bundles),
 // and hash as they receive. The recording thread puts each batch of
 // verified fetches in place (their bytes on disk, then their names: group
@@ -101,6 +102,7 @@ class Follower {
 
  private:
   void poll_loop();
+  void record_loop();
   void transfer_loop(int index);
   bool flush(class NodeDb& db);
   const AgentConfig& config_;
@@ -111,13 +113,14 @@ class Follower {
   Stopper& stop_;
   SyncStats& stats_;
   std::mutex m_;
-  std::condition_variable cv_;  // work for the transfer threads, outcomes for the poller
+  std::condition_variable cv_;  // work for the transfer threads, outcomes for the recorder, room for the poller
   std::deque<Wanted> todo_;
   std::vector<FetchOutcome> done_;
-  // Put in place by the last flush, their names not yet synced: recorded
-  // after the next sync (poll thread only).
-  std::vector<FetchOutcome> placed_;
   int busy_ = 0;
+  int recording_ = 0;  // outcomes taken from done_ and not yet recorded (placed_ among them)
+  // Put in place by the last flush, their names not yet synced: recorded
+  // after the next sync (recording thread only).
+  std::vector<FetchOutcome> placed_;
   std::vector<std::thread> threads_;
   std::unique_ptr<SharedPacer> pacer_;  // sync_bandwidth_bytes, when set
 };
