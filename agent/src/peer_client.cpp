@@ -289,6 +289,17 @@ void PeerClient::common_options() {
   curl_easy_setopt(curl_, CURLOPT_XFERINFODATA, &stop_);
 }
 
+std::string PeerClient::perform(long* status) {
+  char errbuf[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, errbuf);
+  CURLcode rc = curl_easy_perform(curl_);
+  curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, nullptr);  // errbuf goes out of scope
+  *status = 0;
+  curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, status);
+  if (rc == CURLE_OK) return {};
+  return std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "");
+}
+
 curl_slist* PeerClient::common_headers(const char* content_type, bool expect_continue) {
   curl_slist* h = nullptr;
   std::string token = token_.get();
@@ -327,13 +338,11 @@ Download PeerClient::download(const std::string& url, const fs::path& part, std:
   curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &s);
   curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &s);
-  char errbuf[CURL_ERROR_SIZE] = "";
-  curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, errbuf);
-  CURLcode rc = curl_easy_perform(curl_);
-  curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &d.status);
+  const std::string failed = perform(&d.status);
+  const bool completed = failed.empty();
   // An empty body (a 0-byte blob, or an answer without one) calls no write
   // callback: decide now.
-  if (rc == CURLE_OK && !s.decided && !decide(&s) && !s.bad_range)
+  if (completed && !s.decided && !decide(&s) && !s.bad_range)
     d.error = std::string("cannot reset ") + part.string() + ": " + std::strerror(errno);
   d.resumed = s.resumed;
   d.restarted = s.restarted;
@@ -349,8 +358,8 @@ Download PeerClient::download(const std::string& url, const fs::path& part, std:
     d.error = "abandoned: the agent is stopping";
   } else if (s.write_failed) {
     d.error = "cannot write " + part.string() + ": " + s.write_error;
-  } else if (rc != CURLE_OK) {
-    d.error = std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "");
+  } else if (!completed) {
+    d.error = failed;
   } else if (!s.to_file) {
     d.error = "HTTP " + std::to_string(d.status) +
               (s.error_body.empty() ? "" : ": " + one_line(s.error_body, 300));
@@ -397,19 +406,16 @@ BundleDownload PeerClient::download_bundle(const std::string& url, const std::ve
   curl_easy_setopt(curl_, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
   curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, on_bundle_body);
   curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &sink);
-  char errbuf[CURL_ERROR_SIZE] = "";
-  curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, errbuf);
-  CURLcode rc = curl_easy_perform(curl_);
-  curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &result.status);
-  if (sink.to_reader && rc == CURLE_OK && !sink.reader->complete())
+  const std::string failed = perform(&result.status);
+  if (sink.to_reader && failed.empty() && !sink.reader->complete())
     result.error = "the bundle ended after " + std::to_string(sink.reader->entries_done()) + " of " +
                    std::to_string(items.size()) + " entries";
   else if (stop_.stopped() || sink.stopped)
     result.error = "abandoned: the agent is stopping";
   else if (!sink.failure.empty())
     result.error = sink.failure;
-  else if (rc != CURLE_OK)
-    result.error = std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "");
+  else if (!failed.empty())
+    result.error = failed;
   else if (!sink.to_reader)
     result.error = "HTTP " + std::to_string(result.status) +
                    (sink.error_body.empty() ? "" : ": " + one_line(sink.error_body, 300));
@@ -447,15 +453,9 @@ Reply PeerClient::put_file(const std::string& url, const fs::path& file, long ti
   if (timeout_ms > 0) curl_easy_setopt(curl_, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, collect);
   curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &r.body);
-  char errbuf[CURL_ERROR_SIZE] = "";
-  curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, errbuf);
-  CURLcode rc = curl_easy_perform(curl_);
+  r.error = perform(&r.status);
   std::fclose(f);
-  curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &r.status);
-  if (rc != CURLE_OK) {
-    r.status = 0;
-    r.error = std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "");
-  }
+  if (!r.error.empty()) r.status = 0;
   return r;
 }
 
@@ -469,14 +469,8 @@ Reply PeerClient::post_json(const std::string& url, const std::string& json) {
   curl_easy_setopt(curl_, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(json.size()));
   curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, collect);
   curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &r.body);
-  char errbuf[CURL_ERROR_SIZE] = "";
-  curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, errbuf);
-  CURLcode rc = curl_easy_perform(curl_);
-  curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &r.status);
-  if (rc != CURLE_OK) {
-    r.status = 0;
-    r.error = std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(": ") + errbuf : "");
-  }
+  r.error = perform(&r.status);
+  if (!r.error.empty()) r.status = 0;
   return r;
 }
 

@@ -92,6 +92,10 @@ class PeerClient {
   Reply post_json(const std::string& url, const std::string& json);
 
  private:
+  // Runs the transfer set up on curl_. *status gets the answer's HTTP status
+  // (0 when none came). Returns "" when the transfer completed, otherwise
+  // curl's error with its detail.
+  std::string perform(long* status);
   curl_slist* common_headers(const char* content_type, bool expect_continue);
   void common_options();
   PeerSettings settings_;
