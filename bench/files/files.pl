@@ -14,7 +14,8 @@
 #     standby's agent restarts on an empty store and fetches everything (from
 #     its start to the last blob recorded, ha_blobs.stored_at); MB/s
 #     against rsync -a of the primary's store from an rsync daemon on
-#     loopback into an empty directory, same bytes, same run.
+#     loopback into an empty directory, same bytes, same run; and against
+#     the two durable forms, rsync -a then sync -f, and rsync -a --fsync.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -207,16 +208,36 @@ print $rc "use chroot = no\npid file = $tmp/rsyncd.pid\n[store]\npath = $ap->{st
 close $rc;
 my $rsyncd = IPC::Run::start([ 'rsync', '--daemon', '--no-detach', "--config=$tmp/rsyncd.conf", "--port=$rport", '--address=127.0.0.1' ]);
 sleep 0.5;
-$t0 = time;
-IPC::Run::run([ 'rsync', '-a', '--exclude=.tmp', '--exclude=.store-id', '--exclude=.corrupt', "rsync://127.0.0.1:$rport/store/", "$tmp/rsync-copy/" ]) or die 'rsync';
-my $rsync_s = time - $t0;
+# Three copies: rsync -a as it is (nothing made durable), then, for a peer
+# that promises what the agent promises (every blob on disk before it is
+# counted), rsync -a followed by one syncfs of the copy (sync -f), and rsync
+# -a --fsync (an fsync per file).
+sub rsync_copy
+{
+	my ($dest, @extra) = @_;
+	my $start = time;
+	IPC::Run::run([ 'rsync', '-a', @extra, '--exclude=.tmp', '--exclude=.store-id', '--exclude=.corrupt', "rsync://127.0.0.1:$rport/store/", "$dest/" ]) or die 'rsync';
+	return time - $start;
+}
+my $rsync_s = rsync_copy("$tmp/rsync-copy");
+my $rsync_syncfs_s = rsync_copy("$tmp/rsync-copy-syncfs");
+{
+	my $start = time;
+	IPC::Run::run([ 'sync', '-f', "$tmp/rsync-copy-syncfs" ]) or die 'sync -f';
+	$rsync_syncfs_s += time - $start;
+}
+my $rsync_fsync_s = rsync_copy("$tmp/rsync-copy-fsync", '--fsync');
 $rsyncd->kill_kill;
 out('');
 out('| catch-up of an empty store | MB | seconds | MB/s |');
 out('|---|---|---|---|');
 out(sprintf('| crawler-ha agent (TLS, verified by sha256, fsynced) | %.0f | %.2f | %.0f |', $bytes / 1048576, $agent_s, $bytes / 1048576 / $agent_s));
 out(sprintf('| rsync -a from an rsync daemon on loopback | %.0f | %.2f | %.0f |', $bytes / 1048576, $rsync_s, $bytes / 1048576 / $rsync_s));
-out(sprintf('| ratio of rates, agent / rsync | %.2fx | goal >= 1.00x | |', $rsync_s / $agent_s));
+out(sprintf('| rsync -a, then sync -f of the copy (durable, as the agent) | %.0f | %.2f | %.0f |', $bytes / 1048576, $rsync_syncfs_s, $bytes / 1048576 / $rsync_syncfs_s));
+out(sprintf('| rsync -a --fsync (durable, an fsync per file) | %.0f | %.2f | %.0f |', $bytes / 1048576, $rsync_fsync_s, $bytes / 1048576 / $rsync_fsync_s));
+out(sprintf('| ratio of rates, agent / rsync -a | %.2fx | goal >= 1.00x | |', $rsync_s / $agent_s));
+out(sprintf('| ratio of rates, agent / rsync -a + sync -f | %.2fx | | |', $rsync_syncfs_s / $agent_s));
+out(sprintf('| ratio of rates, agent / rsync -a --fsync | %.2fx | | |', $rsync_fsync_s / $agent_s));
 
 agent_stop($_) for ($ap, $as);
 $nginx->kill_kill;
