@@ -19,7 +19,9 @@ add_library(crawler_agent_server STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/server/blob_get.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/blob_queries.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/blob_bundle_route.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/src/server/request_body.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/request_body.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/query_string.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/ha_routes.cpp)
 target_include_directories(crawler_agent_server PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include)
 target_link_libraries(crawler_agent_server PUBLIC crawler_common Boost::boost Boost::program_options
   OpenSSL::SSL OpenSSL::Crypto nlohmann_json::nlohmann_json Threads::Threads)

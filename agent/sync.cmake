@@ -5,6 +5,7 @@
 add_library(crawler_agent_sync STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/file_sync.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/node_db.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/node_sql_pool.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/node_view.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/peer_client.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/token_file.cpp

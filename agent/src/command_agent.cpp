@@ -1,3 +1,4 @@
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -88,9 +89,16 @@ int run_agent_command(const std::vector<std::string>& args, const MakeEvents& ma
   asio::io_context io(config.threads);
   EventsService service = make_events(config, *store, durability, io);
   Server server(config, *store, durability, *service.events, token, io);
+  std::unique_ptr<Server> ha_server;
+  if (config.ha_listen != "off")
+    ha_server = std::make_unique<Server>(config, *store, durability, *service.events, token, io, ServerPort::ha,
+                                         service.sql.get());
   try {
     server.start();
+    if (ha_server) ha_server->start();
     if (!config.port_file.empty()) write_port_file(config.port_file, server.local_endpoint().port());
+    if (ha_server && !config.ha_port_file.empty())
+      write_port_file(config.ha_port_file, ha_server->local_endpoint().port());
     service.start();
   } catch (const std::exception& e) {
     std::cerr << "crawler-ha agent: " << e.what() << "\n";
@@ -110,10 +118,16 @@ int run_agent_command(const std::vector<std::string>& args, const MakeEvents& ma
     }
     CRAWLER_LOG(info) << "signal " << signal << ": stopping (requests in flight have "
                       << config.shutdown_timeout_ms << " ms)";
-    server.stop(std::chrono::milliseconds(config.shutdown_timeout_ms), [&] {
+    // Both ports drain at once; the loop stops when the last has.
+    // The two may finish on different threads of the loop.
+    auto pending = std::make_shared<std::atomic<int>>(ha_server ? 2 : 1);
+    auto drained = [&, pending] {
+      if (pending->fetch_sub(1) > 1) return;
       signals.cancel();
       io.stop();
-    });
+    };
+    server.stop(std::chrono::milliseconds(config.shutdown_timeout_ms), drained);
+    if (ha_server) ha_server->stop(std::chrono::milliseconds(config.shutdown_timeout_ms), drained);
   };
   signals.async_wait(on_signal);
 

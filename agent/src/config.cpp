@@ -57,6 +57,15 @@ po::options_description agent_options(AgentConfig& c) {
        "on SIGTERM, requests in flight may finish within this")
       ("port-file", po::value(&c.port_file), "write the bound port to this file once listening");
 
+  po::options_description ha{"HA port (load-balancer checks, cluster status)"};
+  ha.add_options()
+      ("ha-listen", po::value(&c.ha_listen)->default_value(c.ha_listen),
+       "ADDRESS:PORT of the HA API (/primary, /replica, /read-only, /health, /api/status); "
+       "off: none. TLS, token and limits as the application port")
+      ("ha-port-file", po::value(&c.ha_port_file), "write the HA port's bound port to this file")
+      ("api-db-sessions", po::value(&c.api_db_sessions)->default_value(c.api_db_sessions),
+       "database sessions answering the HTTP API's SQL calls");
+
   po::options_description sync{"File sync, scrub and orphan removal"};
   sync.add_options()
       ("ca-file", po::value(&c.ca_file), "CA bundle that verifies the peer agent's certificate "
@@ -81,7 +90,7 @@ po::options_description agent_options(AgentConfig& c) {
        "how often orphans are looked for");
 
   po::options_description all;
-  all.add(node).add(http).add(sync);
+  all.add(node).add(http).add(ha).add(sync);
   return all;
 }
 
@@ -129,6 +138,12 @@ std::vector<std::string> agent_config_problems(const AgentConfig& c) {
   at_least(c.shutdown_timeout_ms, 0, "shutdown_timeout_ms");
   std::string error;
   if (!parse_listen_address(c.listen, &error)) problems.push_back(error);
+  if (c.ha_listen != "off") {
+    if (!parse_listen_address(c.ha_listen, &error)) problems.push_back("ha_listen: " + error);
+    else if (c.ha_listen == c.listen && c.listen.substr(c.listen.rfind(':')) != ":0")
+      problems.push_back("ha_listen and listen are both " + c.listen + ": the two ports must differ");
+  }
+  at_least(c.api_db_sessions, 1, "api_db_sessions");
   return problems;
 }
 

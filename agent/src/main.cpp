@@ -8,17 +8,24 @@
 
 #include "crawler/agent/commands.hpp"
 #include "crawler/agent/file_sync.hpp"
+#include "crawler/agent/node_sql_pool.hpp"
 
 using namespace crawler::agent;
 
 namespace {
 
+// How long one SQL call of the HTTP API may run: a load balancer's check
+// must get an answer while it still means something.
+constexpr int kApiStatementTimeoutMs = 5000;
+
 // File sync is what stands behind the blob routes' events in the real
-// program (tests put a recorder there).
+// program (tests put a recorder there), and a pool of sessions behind the
+// HA port's SQL calls.
 EventsService make_file_sync(const AgentConfig& config, crawler::FileStore& store,
                              crawler::StoreSync& durability, boost::asio::io_context& io) {
   auto sync = std::make_shared<FileSync>(config, store, durability, io);
-  return {sync, [sync] { sync->start(); }, [sync](std::chrono::milliseconds wait) { sync->stop(wait); }};
+  auto sql = std::make_shared<NodeSqlPool>(config.db, config.api_db_sessions, kApiStatementTimeoutMs, io);
+  return {sync, sql, [sync] { sync->start(); }, [sync](std::chrono::milliseconds wait) { sync->stop(wait); }};
 }
 
 int help(const std::vector<std::string>&);
@@ -30,7 +37,7 @@ struct Command {
 };
 
 const Command kCommands[] = {
-    {"agent", "run the node agent: blob store routes and file sync, until SIGTERM",
+    {"agent", "run the node agent: blob store routes, file sync and the HA port, until SIGTERM",
      [](const std::vector<std::string>& args) { return run_agent_command(args, make_file_sync); }},
     {"version", "print the version", run_version_command},
     {"help", "this help (crawler-ha agent --help: the agent's settings)", help},

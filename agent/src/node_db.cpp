@@ -7,8 +7,11 @@
 
 namespace crawler::agent {
 
-NodeDb::NodeDb(std::string conninfo, std::string name)
-    : conninfo_(std::move(conninfo)), name_(std::move(name)) {}
+NodeDb::NodeDb(std::string conninfo, std::string name, std::string part, std::string extra_options)
+    : conninfo_(std::move(conninfo)),
+      name_(std::move(name)),
+      part_(std::move(part)),
+      extra_options_(std::move(extra_options)) {}
 
 NodeDb::~NodeDb() { drop(); }
 
@@ -24,10 +27,11 @@ bool NodeDb::open(std::string* error) {
   // must never be waited for by bookkeeping). READ COMMITTED because
   // blob_removed() must see rows committed while it waited for a lock.
   const char* keys[] = {"dbname", "options", "application_name", "connect_timeout", nullptr};
-  const char* values[] = {conninfo_.c_str(),
-                          "-c default_transaction_read_only=off -c synchronous_commit=local "
-                          "-c default_transaction_isolation=read\\ committed",
-                          "crawler-ha-agent", "10", nullptr};
+  const std::string options =
+      "-c default_transaction_read_only=off -c synchronous_commit=local "
+      "-c default_transaction_isolation=read\\ committed" +
+      (extra_options_.empty() ? std::string() : " " + extra_options_);
+  const char* values[] = {conninfo_.c_str(), options.c_str(), "crawler-ha-agent", "10", nullptr};
   conn_ = PQconnectdbParams(keys, values, 1);
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
     *error = conn_ ? PQerrorMessage(conn_) : "out of memory";
@@ -57,7 +61,7 @@ bool NodeDb::try_connect() {
   if (conn_) return true;
   std::string error;
   if (open(&error)) {
-    CRAWLER_LOG(info) << "file sync (" << name_ << "): connected to the node's database"
+    CRAWLER_LOG(info) << part_ << " (" << name_ << "): connected to the node's database"
                       << (outage_logged_ ? " again" : "") << ", extension schema " << schema_;
     backoff_ = std::chrono::milliseconds(500);
     outage_logged_ = false;
@@ -65,10 +69,10 @@ bool NodeDb::try_connect() {
   }
   while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
   if (!outage_logged_)
-    CRAWLER_LOG(warn) << "file sync (" << name_ << "): cannot use the node's database: " << one_line(error)
+    CRAWLER_LOG(warn) << part_ << " (" << name_ << "): cannot use the node's database: " << one_line(error)
                       << "; trying again with back-off";
   else
-    CRAWLER_LOG(debug) << "file sync (" << name_ << "): still no database: " << one_line(error);
+    CRAWLER_LOG(debug) << part_ << " (" << name_ << "): still no database: " << one_line(error);
   outage_logged_ = true;
   return false;
 }
@@ -109,7 +113,7 @@ DbResult NodeDb::call(const std::string& sql, const std::vector<Param>& params) 
     out.error = msg ? msg : PQerrorMessage(conn_);
     if (PQstatus(conn_) != CONNECTION_OK) {
       out.sqlstate = "08006";
-      CRAWLER_LOG(warn) << "file sync (" << name_ << "): lost the node's database: "
+      CRAWLER_LOG(warn) << part_ << " (" << name_ << "): lost the node's database: "
                         << one_line(PQerrorMessage(conn_));
       outage_logged_ = true;
       if (res) PQclear(res);

@@ -112,4 +112,23 @@ TEST(AgentConfig, RefusesMissingAndOutOfRangeSettings) {
     EXPECT_TRUE(mentions(p, what)) << what;
 }
 
+TEST(AgentConfig, TheHaPort) {
+  AgentConfig c = valid();
+  EXPECT_EQ(c.ha_listen, "127.0.0.1:8001");
+  c.ha_listen = "off";
+  EXPECT_TRUE(agent_config_problems(c).empty());
+  c.ha_listen = "nowhere";
+  EXPECT_TRUE(mentions(agent_config_problems(c), "ha_listen"));
+  c.ha_listen = c.listen = "127.0.0.1:9000";
+  EXPECT_TRUE(mentions(agent_config_problems(c), "must differ"));
+  c.ha_listen = c.listen = "127.0.0.1:0";  // two free ports: allowed
+  EXPECT_TRUE(agent_config_problems(c).empty());
+  c.api_db_sessions = 0;
+  EXPECT_TRUE(mentions(agent_config_problems(c), "api_db_sessions"));
+  AgentConfig parsed = parse({"--ha-listen", "[::1]:18001", "--ha-port-file", "/tmp/x", "--api-db-sessions", "3"});
+  EXPECT_EQ(parsed.ha_listen, "[::1]:18001");
+  EXPECT_EQ(parsed.ha_port_file, "/tmp/x");
+  EXPECT_EQ(parsed.api_db_sessions, 3);
+}
+
 }  // namespace

@@ -1,5 +1,5 @@
 // The server's pure parts, with hostile input: byte ranges, blob names,
-// routes, the bearer token, listen addresses.
+// routes, the bearer token, listen addresses, query strings.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +12,7 @@
 #include "crawler/agent/server/blob_name.hpp"
 #include "crawler/agent/server/byte_range.hpp"
 #include "crawler/agent/server/listen_address.hpp"
+#include "crawler/agent/server/query_string.hpp"
 #include "crawler/agent/server/router.hpp"
 
 using namespace crawler::agent;
@@ -26,6 +27,35 @@ const std::string kSha = std::string(64, 'a');
   if (r.first != first || r.last != last)
     return ::testing::AssertionFailure() << r.first << "-" << r.last;
   return ::testing::AssertionSuccess();
+}
+
+TEST(QueryString, DecodesPairs) {
+  std::string why;
+  auto q = parse_query("/replica?lag=16MB&x=a%20b+c&flag", &why);
+  ASSERT_TRUE(q) << why;
+  EXPECT_EQ(q->size(), 3u);
+  EXPECT_EQ(q->at("lag"), "16MB");
+  EXPECT_EQ(q->at("x"), "a b c");
+  EXPECT_EQ(q->at("flag"), "");
+  EXPECT_TRUE(parse_query("/primary", &why)->empty());
+  EXPECT_TRUE(parse_query("/primary?", &why)->empty());
+  EXPECT_EQ(parse_query("/p?&&a=1&", &why)->size(), 1u);
+  EXPECT_EQ(parse_query("/p?a=%41%3d", &why)->at("a"), "A=");
+}
+
+TEST(QueryString, RefusesMalformedQueries) {
+  std::string why;
+  for (const char* bad : {"/p?a=%", "/p?a=%4", "/p?a=%zz", "/p?a=%00", "/p?%00=1", "/p?=1", "/p?a=1&a=2",
+                          "/p?a=%4g"}) {
+    why.clear();
+    EXPECT_FALSE(parse_query(bad, &why)) << bad;
+    EXPECT_FALSE(why.empty()) << bad;
+  }
+  std::string many = "/p?";
+  for (int i = 0; i < 33; ++i) many += "k" + std::to_string(i) + "=1&";
+  EXPECT_FALSE(parse_query(many, &why));
+  EXPECT_FALSE(parse_query("/p?a=" + std::string(1025, 'x'), &why));
+  EXPECT_TRUE(parse_query("/p?a=" + std::string(1024, 'x'), &why));
 }
 
 TEST(ByteRange, ServesTheThreeFormsOfOneRange) {

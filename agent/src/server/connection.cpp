@@ -342,8 +342,10 @@ class Connection final : public Exchange,
     std::string what = parser_ ? std::string(parser_->get().method_string()) + " " +
                                      std::string(parser_->get().target().substr(0, 200))
                                : std::string("request");
-    if (status == 404) {
-      CRAWLER_LOG(debug) << "answered 404 to " << what << " from " << client_;
+    // A status answer without an error code (a load-balancer check saying
+    // 503: not the primary) is no refusal; checks come every few seconds.
+    if (status == 404 || code.empty()) {
+      CRAWLER_LOG(debug) << "answered " << status << " to " << what << " from " << client_;
     } else {
       CRAWLER_LOG(warn) << "refused " << what << " from " << client_ << ": " << status << " " << code
                         << (message.empty() ? "" : ": ") << message;

@@ -3,12 +3,17 @@
 #include <boost/beast/http/field.hpp>
 
 #include "blob_routes.hpp"
+#include "ha_routes.hpp"
 #include "crawler/agent/server/router.hpp"
 #include "responses.hpp"
 
 namespace crawler::agent {
 
 awaitable<void> handle_request(Exchange& x, ServerState& state) {
+  if (state.port == ServerPort::ha) {
+    co_await handle_ha_request(x, state);
+    co_return;
+  }
   const auto& req = x.request();
   Route route = match_route(req.method(), std_view(req.target()));
   if (route.id == RouteId::not_found) {

@@ -107,8 +107,9 @@ struct Server::State {
 };
 
 Server::Server(const AgentConfig& config, FileStore& store, StoreSync& durability, BlobEvents& events,
-               BearerToken& token, asio::io_context& io)
-    : state_(std::make_shared<State>(std::make_shared<ServerState>(config, store, durability, events, token, io))) {}
+               BearerToken& token, asio::io_context& io, ServerPort port, NodeSql* sql)
+    : state_(std::make_shared<State>(
+          std::make_shared<ServerState>(config, store, durability, events, token, io, port, sql))) {}
 
 Server::~Server() {
   error_code ec;
@@ -119,7 +120,9 @@ void Server::start() {
   ServerState& s = *state_->shared;
   if (!s.config.plain_http) s.tls.emplace(make_server_tls_context(s.config.tls_cert_file, s.config.tls_key_file));
   std::string error;
-  auto endpoint = parse_listen_address(s.config.listen, &error);
+  const bool ha = s.port == ServerPort::ha;
+  const std::string& listen = ha ? s.config.ha_listen : s.config.listen;
+  auto endpoint = parse_listen_address(listen, &error);
   if (!endpoint) throw std::runtime_error(error);
   tcp::acceptor& a = state_->acceptor;
   error_code ec;
@@ -128,12 +131,12 @@ void Server::start() {
   if (!ec && endpoint->address().is_v6()) a.set_option(asio::ip::v6_only(true), ec);
   if (!ec) a.bind(*endpoint, ec);
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw std::runtime_error("cannot listen on " + s.config.listen + ": " + ec.message());
+  if (ec) throw std::runtime_error("cannot listen on " + listen + ": " + ec.message());
   state_->bound = a.local_endpoint();
   std::string address = state_->bound.address().to_string();
   if (state_->bound.address().is_v6()) address = "[" + address + "]";
   CRAWLER_LOG(info) << "listening on " << address << ":" << state_->bound.port()
-                    << (s.tls ? " (TLS)" : " (plain HTTP)");
+                    << (s.tls ? " (TLS" : " (plain HTTP") << (ha ? ", HA port)" : ")");
   asio::co_spawn(a.get_executor(), State::accept_loop(state_), asio::detached);
 }
 

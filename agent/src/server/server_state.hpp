@@ -14,7 +14,9 @@
 
 #include "crawler/agent/blob_events.hpp"
 #include "crawler/agent/config.hpp"
+#include "crawler/agent/node_sql.hpp"
 #include "crawler/agent/server/bearer_token.hpp"
+#include "crawler/agent/server/server.hpp"
 #include "crawler/store.hpp"
 #include "crawler/store_sync.hpp"
 
@@ -33,8 +35,8 @@ class ConnectionHandle {
 
 struct ServerState {
   ServerState(const AgentConfig& c, FileStore& s, StoreSync& d, BlobEvents& e, BearerToken& t,
-              boost::asio::io_context& i)
-      : config(c), store(s), durability(d), events(e), token(t), io(i) {}
+              boost::asio::io_context& i, ServerPort p, NodeSql* q)
+      : config(c), store(s), durability(d), events(e), token(t), io(i), port(p), sql(q) {}
 
   const AgentConfig config;
   FileStore& store;
@@ -42,6 +44,8 @@ struct ServerState {
   BlobEvents& events;
   BearerToken& token;
   boost::asio::io_context& io;
+  const ServerPort port;
+  NodeSql* const sql;  // the HA port's SQL calls; null on the application port
   std::optional<boost::asio::ssl::context> tls;
   std::atomic<bool> stopping{false};
 

@@ -66,7 +66,7 @@ sub agent_role
 # the agent of $node and points crawler_ha.agent_url at it. Options: store
 # => DIR (default a new one, kept across restarts), args => [extra
 # command-line settings]. Returns the agent's handle { node, port, url,
-# store, log, harness }.
+# ha_port, ha_url (the HA port), store, log, harness }.
 sub agent_start
 {
 	my ($node, %opts) = @_;
@@ -75,8 +75,10 @@ sub agent_start
 	my $a = $opts{agent} // {};
 	$a->{node} = $node;
 	$a->{port} //= PostgreSQL::Test::Cluster::get_free_port();
+	$a->{ha_port} //= PostgreSQL::Test::Cluster::get_free_port();
 	$a->{store} //= $opts{store} // PostgreSQL::Test::Utils::tempdir() . '/store';
 	$a->{url} = "https://127.0.0.1:$a->{port}";
+	$a->{ha_url} = "https://127.0.0.1:$a->{ha_port}";
 	$a->{log} = $PostgreSQL::Test::Utils::log_path . '/agent_' . $node->name . '.log';
 	$a->{args} = $opts{args} if $opts{args};
 	make_path($a->{store});
@@ -84,7 +86,7 @@ sub agent_start
 	my @cmd = ($bin, 'agent',
 		'--db', 'host=' . $node->host . ' port=' . $node->port . " dbname=postgres user=$user",
 		'--store', $a->{store},
-		'--listen', "127.0.0.1:$a->{port}",
+		'--listen', "127.0.0.1:$a->{port}", '--ha-listen', "127.0.0.1:$a->{ha_port}",
 		'--tls-cert-file', $p->{cert}, '--tls-key-file', $p->{key}, '--ca-file', $p->{ca},
 		'--token-file', $p->{token_file},
 		# debug unless the caller chose a level (the option may be given once)

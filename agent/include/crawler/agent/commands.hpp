@@ -9,6 +9,7 @@
 
 #include "crawler/agent/blob_events.hpp"
 #include "crawler/agent/config.hpp"
+#include "crawler/agent/node_sql.hpp"
 
 namespace crawler {
 class FileStore;
@@ -17,11 +18,13 @@ class StoreSync;
 
 namespace crawler::agent {
 
-// What stands behind BlobEvents in a running agent (file sync), with its
-// own start and stop: the agent command starts it after the server is
-// bound and stops it after the server has drained.
+// What stands behind the servers' interfaces in a running agent: file sync
+// behind BlobEvents, with its own start and stop (the agent command starts
+// it after the servers are bound and stops it after they have drained),
+// and the HA port's database sessions behind NodeSql.
 struct EventsService {
   std::shared_ptr<BlobEvents> events;
+  std::shared_ptr<NodeSql> sql;
   std::function<void()> start;                       // may throw std::runtime_error
   std::function<void(std::chrono::milliseconds)> stop;
 };

@@ -31,6 +31,13 @@ struct AgentConfig {
   int threads = 2;                  // threads running the HTTP server's event loop
   int shutdown_timeout_ms = 10000;  // SIGTERM: requests in flight may finish within this
   std::string port_file;            // the bound port is written here (tests use listen :0)
+  // --- the HA port (load-balancer checks, cluster status) ---
+  // Same TLS, token and limits as the application port.
+  std::string ha_listen = "127.0.0.1:8001";  // address:port; "off": no HA port
+  std::string ha_port_file;         // the HA port's bound port is written here
+  // Sessions with the node's database that answer the HA port's routes at
+  // once; each route is one SQL call. A health check waits for no file sync.
+  int api_db_sessions = 2;
 
   // --- talking to the peer's agent (file sync, sync-mode copies) ---
   std::string ca_file;              // CA bundle that verifies the peer's certificate

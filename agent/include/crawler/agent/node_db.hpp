@@ -18,8 +18,11 @@ namespace crawler::agent {
 class NodeDb {
  public:
   // `conninfo`: libpq keyword/value string or URI (AgentConfig::db);
-  // `name` names this session in the logs.
-  NodeDb(std::string conninfo, std::string name);
+  // `name` names this session in the logs, after `part` (the agent's part
+  // that uses it). `extra_options` are more `-c name=value` settings for
+  // the server, after the session's own (a statement_timeout, say).
+  NodeDb(std::string conninfo, std::string name, std::string part = "file sync",
+         std::string extra_options = "");
   ~NodeDb();
   NodeDb(const NodeDb&) = delete;
   NodeDb& operator=(const NodeDb&) = delete;
@@ -42,11 +45,13 @@ class NodeDb {
   // "schema"."name": the extension's objects, schema-qualified, since the
   // session's search_path is not trusted to find them.
   std::string fn(const char* name) const { return schema_ + "." + name; }
+  // The extension's schema, quoted; "" before the first connection.
+  const std::string& schema() const { return schema_; }
 
  private:
   bool open(std::string* error);
   void drop();
-  std::string conninfo_, name_, schema_;
+  std::string conninfo_, name_, part_, extra_options_, schema_;
   PGconn* conn_ = nullptr;
   std::chrono::milliseconds backoff_{500};
   bool outage_logged_ = false;

@@ -1,6 +1,8 @@
-// The application port of the node agent: an HTTP/1.1 server (Boost.Beast,
-// TLS or plain) serving the blob routes. It stores bytes in the FileStore
-// and tells BlobEvents about them; it holds no other state.
+// A port of the node agent: an HTTP/1.1 server (Boost.Beast, TLS or plain).
+// The application port serves the blob routes: it stores bytes in the
+// FileStore and tells BlobEvents about them. The HA port serves the
+// load-balancer checks and the cluster's status, each one SQL call through
+// NodeSql. Neither holds other state.
 #pragma once
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -19,19 +21,30 @@ class StoreSync;
 namespace crawler::agent {
 
 class BearerToken;
+class NodeSql;
+
+// Which routes a Server serves, and on which setting's address.
+enum class ServerPort {
+  application,  // AgentConfig::listen: the blob routes
+  ha            // AgentConfig::ha_listen: /primary, /replica, /read-only, /health, /api/status, /api/health
+};
 
 class Server {
  public:
   // Nothing is bound until start(). `store`, `durability` (the store's
   // group syncs), `events`, `token` and `io` must outlive the server; `io`
   // may be run by several threads (each connection keeps to its own strand).
+  // `sql` answers the HA port's routes (it must outlive the server); the
+  // application port does not use it.
   Server(const AgentConfig& config, FileStore& store, StoreSync& durability, BlobEvents& events,
-         BearerToken& token, boost::asio::io_context& io);
+         BearerToken& token, boost::asio::io_context& io, ServerPort port = ServerPort::application,
+         NodeSql* sql = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Builds the TLS context (unless plain_http), binds `listen` and starts
+  // Builds the TLS context (unless plain_http), binds the port's address
+  // (`listen` or `ha_listen`) and starts
   // accepting on the loop; logs "listening on ADDRESS:PORT" with the port
   // actually bound. Throws std::runtime_error saying why when the address
   // cannot be bound or the certificate or key cannot be used.

@@ -1,0 +1,26 @@
+// What the HTTP API asks of this node's database: one SQL statement per
+// route, since every rule (may this node write, is it a healthy standby,
+// the cluster's status) lives in the extension's functions and the routes
+// only carry their answers. The server depends on this interface only.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "crawler/db_call.hpp"
+
+namespace crawler::agent {
+
+class NodeSql {
+ public:
+  virtual ~NodeSql() = default;
+  // Runs `sql` with text `params` ($1, $2, ...) in a session of its own,
+  // where every "@extschema@" in `sql` stands for the extension's schema
+  // (quoted), as in the extension's own SQL files. `done` runs on the
+  // server's event loop with the answer. Never blocks the caller: with the
+  // database down the answer is SQLSTATE 08006 at once, and with too many
+  // calls waiting already it is 53300 at once.
+  virtual void call(std::string sql, std::vector<Param> params, std::function<void(DbResult)> done) = 0;
+};
+
+}  // namespace crawler::agent
