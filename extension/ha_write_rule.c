@@ -2,8 +2,9 @@
  * ha_write_rule.c
  *		The one rule of whether this node may write crawl data.  The write
  *		fence behind every write API call (ha_fence_check), ha_health()'s
- *		"writable" column and the load balancers that read it all ask
- *		ha_check_write(), so they cannot disagree.
+ *		"writable" column and the load balancers' checks (ha_endpoint_check)
+ *		all ask ha_check_write(), so they cannot disagree; the short text a
+ *		load balancer's check gives for each answer is beside it.
  */
 #include "postgres.h"
 
@@ -84,4 +85,40 @@ ha_check_write(HaRole role, int64 term, bool fenced, HaWriteCheck *out)
 		if (reset_ro != NULL && strcmp(reset_ro, "on") == 0)
 			out->verdict = HA_WRITE_READ_ONLY;
 	}
+}
+
+char *
+ha_write_verdict_text(const HaWriteCheck *check, HaRole role, int64 term, const char *primary_name)
+{
+	const char *primary = primary_name != NULL && primary_name[0] != '\0' ? primary_name : "unknown";
+
+	switch (check->verdict)
+	{
+		case HA_WRITE_ALLOWED:
+			return psprintf("the writable primary of term " INT64_FORMAT, term);
+		case HA_WRITE_IN_RECOVERY:
+			return pstrdup("the server is in recovery");
+		case HA_WRITE_NOT_PRIMARY:
+			/* no role: the worker has not (or could not) read ha_state */
+			if (role == HA_ROLE_NONE)
+				return pstrdup("this node's role is unknown: the HA worker has not loaded its state");
+			if (role == HA_ROLE_WITNESS)
+				return psprintf("this node is the witness (term " INT64_FORMAT "); it holds no crawl data", term);
+			return psprintf("this node is the %s (term " INT64_FORMAT "); the primary is %s",
+							ha_role_name(role), term, primary);
+		case HA_WRITE_FENCED:
+			return psprintf("this node is fenced (term " INT64_FORMAT "): a switchover or a fence is in progress",
+							term);
+		case HA_WRITE_NEWER_TERM:
+			return psprintf("a newer term " INT64_FORMAT " exists; its primary is %s",
+							check->newer_term, check->newer_primary[0] ? check->newer_primary : "unknown");
+		case HA_WRITE_BLOCKED:
+			return pstrdup(check->why != NULL ? check->why : "writes are blocked");
+		case HA_WRITE_UNCHECKED:
+			return pstrdup("the HA worker's first check of the peer since its start is pending");
+		case HA_WRITE_READ_ONLY:
+			return pstrdup("default_transaction_read_only is on");
+	}
+	/* not reached while the switch names every verdict; the compiler says when one is new */
+	return pstrdup("writes refused");
 }

@@ -36,4 +36,14 @@ typedef struct HaWriteCheck
  */
 extern void ha_check_write(HaRole role, int64 term, bool fenced, HaWriteCheck *out);
 
+/*
+ * What `check` (ha_check_write()'s answer for a node in `role` of `term`)
+ * says, as one short sentence without a final period: why this node takes no
+ * writes, or that it is the writable primary.  `primary_name` is the primary
+ * this node's state names ("" or NULL when none).  For a load balancer's
+ * check and its log; raises nothing; the text is palloc'd.
+ */
+extern char *ha_write_verdict_text(const HaWriteCheck *check, HaRole role, int64 term,
+								   const char *primary_name);
+
 #endif							/* HA_WRITE_RULE_H */

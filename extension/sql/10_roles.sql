@@ -21,4 +21,4 @@ $roles$;
 COMMENT ON ROLE crawler_ha_writer IS 'crawler_ha: may call the write API and read the crawl data, nothing else';
 COMMENT ON ROLE crawler_ha_reader IS 'crawler_ha: may read the crawl data';
 COMMENT ON ROLE crawler_ha_admin IS 'crawler_ha: may call the ha_* functions that change cluster state';
-COMMENT ON ROLE crawler_ha_agent IS 'crawler_ha: the node agent: may call the blob_* functions, ha_status(), ha_health() and ha_file_sync_status(), nothing else, and read no table';
+COMMENT ON ROLE crawler_ha_agent IS 'crawler_ha: the node agent: may call the blob_* functions, ha_status(), ha_health(), ha_endpoint_check() and ha_file_sync_status(), nothing else, and read no table';

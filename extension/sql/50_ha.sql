@@ -235,6 +235,20 @@ AS 'MODULE_PATHNAME', 'ha_health';
 COMMENT ON FUNCTION @extschema@.ha_health() IS
     'crawler_ha: this node in one row, for load balancers and monitoring';
 
+-- The rule behind the load balancers' checks the node agent serves (GET
+-- /primary, /replica, /read-only, /health): the agent only maps ok to HTTP
+-- 200 or 503, so the rule is written here once.
+CREATE FUNCTION @extschema@.ha_endpoint_check(endpoint text, max_lag text DEFAULT NULL)
+RETURNS TABLE (ok boolean, reason text, lag_bytes bigint)
+LANGUAGE c
+-- As the owner, for the same reason as ha_status(), and to read the
+-- subscription's progress; the arguments are only compared and parsed.
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ha_endpoint_check';
+COMMENT ON FUNCTION @extschema@.ha_endpoint_check(text, text) IS
+    'crawler_ha: whether this node passes a load balancer''s check: endpoint primary or read-write (it takes writes: the write rule), replica (a standby at most max_lag behind, default 16MB, read by pg_size_bytes), read-only (either), health (the server answers); with the reason and the lag in bytes';
+
 -- ---------------------------------------------------------------------------
 -- Operations.
 

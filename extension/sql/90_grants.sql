@@ -98,6 +98,10 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.blob_removed(text),
     @extschema@.ha_status(),
     @extschema@.ha_health(),
+    @extschema@.ha_endpoint_check(text, text),
     @extschema@.ha_file_sync_status()
    TO crawler_ha_agent;
+-- The load balancers' checks: whoever may read ha_health() may ask them.
+GRANT EXECUTE ON FUNCTION @extschema@.ha_endpoint_check(text, text)
+   TO crawler_ha_reader, crawler_ha_writer, crawler_ha_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.ha_file_sync_status() TO crawler_ha_reader, crawler_ha_admin;

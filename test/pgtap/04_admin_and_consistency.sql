@@ -13,14 +13,14 @@ INSERT INTO allowed
 SELECT 'crawler_ha_writer', unnest(ARRAY[
     'crawl_claim', 'crawl_complete', 'crawl_enqueue', 'crawl_enqueue_many', 'crawl_fail', 'crawl_host_set',
     'crawl_blob_target',
-    'crawl_redirect_allowed', 'crawl_release', 'crawl_renew', 'crawl_session_settings', 'crawl_start', 'crawl_status', 'crawl_stop', 'ha_health', 'ha_ping', 'ha_status',
+    'crawl_redirect_allowed', 'crawl_release', 'crawl_renew', 'crawl_session_settings', 'crawl_start', 'crawl_status', 'crawl_stop', 'ha_endpoint_check', 'ha_health', 'ha_ping', 'ha_status',
     'image_delete', 'image_get', 'image_record'])
 UNION ALL
-SELECT 'crawler_ha_reader', unnest(ARRAY['crawl_status', 'ha_health', 'ha_ping', 'ha_status', 'ha_sync_status', 'image_get',
+SELECT 'crawler_ha_reader', unnest(ARRAY['crawl_status', 'ha_endpoint_check', 'ha_health', 'ha_ping', 'ha_status', 'ha_sync_status', 'image_get',
     'ha_witness_seen', 'ha_file_sync_status'])
 UNION ALL
 SELECT 'crawler_ha_admin', unnest(ARRAY[
-    'crawl_reap_leases', 'ha_check_consistency', 'ha_diff', 'ha_failover', 'ha_file_sync_status', 'ha_health', 'ha_merge_receive', 'ha_merge_rows',
+    'crawl_reap_leases', 'ha_check_consistency', 'ha_diff', 'ha_endpoint_check', 'ha_failover', 'ha_file_sync_status', 'ha_health', 'ha_merge_receive', 'ha_merge_rows',
     'ha_pause', 'ha_ping',
     'ha_promote', 'ha_rejoin', 'ha_resume', 'ha_retention', 'ha_schedule_maintenance', 'ha_set_node_id',
     'ha_setup', 'ha_status', 'ha_sync', 'ha_sync_status',
@@ -29,7 +29,7 @@ UNION ALL
 SELECT 'crawler_ha_agent', unnest(ARRAY[
     'blob_corrupt', 'blob_fetch_failed', 'blob_inventory', 'blob_orphans', 'blob_referenced', 'blob_removed',
     'blob_requeue_missing', 'blob_scrub_next', 'blob_store_attach', 'blob_stored', 'blob_stored_many',
-    'blob_verified', 'blob_wanted', 'ha_file_sync_status', 'ha_health', 'ha_status']);
+    'blob_verified', 'blob_wanted', 'ha_endpoint_check', 'ha_file_sync_status', 'ha_health', 'ha_status']);
 
 SELECT is(ARRAY(SELECT DISTINCT p.proname::text
                   FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'

@@ -23,7 +23,8 @@ INSERT INTO fn VALUES
     ('ha_file_sync_status', '{}', 'setof record', true, false, true),
     ('crawl_blob_target', '{}', 'setof record', false, true, false),
     ('ha_status', '{}', 'setof record', true, true, true),
-    ('ha_health', '{}', 'setof record', true, true, true);
+    ('ha_health', '{}', 'setof record', true, true, true),
+    ('ha_endpoint_check', '{text,text}', 'setof record', true, true, true);
 GRANT SELECT ON fn TO PUBLIC;
 
 -- Signatures, SECURITY DEFINER, a pinned search_path, a comment.
@@ -62,7 +63,7 @@ SELECT is(ARRAY(SELECT DISTINCT p.proname::text
                   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'crawler_ha'
                  WHERE has_function_privilege('crawler_ha_agent', p.oid, 'EXECUTE') ORDER BY 1),
           ARRAY(SELECT name FROM fn WHERE agent ORDER BY 1),
-          'crawler_ha_agent may execute exactly the blob_* functions, ha_status, ha_health and ha_file_sync_status');
+          'crawler_ha_agent may execute exactly the blob_* functions, ha_status, ha_health, ha_endpoint_check and ha_file_sync_status');
 SELECT is(ARRAY(SELECT c.relname::text FROM pg_class c
                   JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
                   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'crawler_ha'
@@ -105,6 +106,7 @@ SELECT lives_ok(q, 'agent: ' || q)
     'SELECT blob_removed(repeat(''2'', 64))',
     'SELECT * FROM ha_status()',
     'SELECT * FROM ha_health()',
+    'SELECT * FROM ha_endpoint_check(''health'')',
     'SELECT * FROM ha_file_sync_status()']) q;
 SELECT throws_ok(q, '42501', NULL, 'agent: ' || q || ' is refused')
   FROM unnest(ARRAY[
