@@ -39,6 +39,9 @@ struct Command {
 const Command kCommands[] = {
     {"agent", "run the node agent: blob store routes, file sync and the HA port, until SIGTERM",
      [](const std::vector<std::string>& args) { return run_agent_command(args, make_file_sync); }},
+    {"status", "the nodes in one table: role, term, writable, lag, mode, file sync (--watch, --json)",
+     run_status_command},
+    {"check", "the cluster's health in one line, Nagios exit status 0/1/2/3", run_check_command},
     {"version", "print the version", run_version_command},
     {"help", "this help (crawler-ha agent --help: the agent's settings)", help},
 };

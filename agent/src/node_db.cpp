@@ -7,11 +7,13 @@
 
 namespace crawler::agent {
 
-NodeDb::NodeDb(std::string conninfo, std::string name, std::string part, std::string extra_options)
+NodeDb::NodeDb(std::string conninfo, std::string name, std::string part, std::string extra_options,
+               int connect_timeout_s)
     : conninfo_(std::move(conninfo)),
       name_(std::move(name)),
       part_(std::move(part)),
-      extra_options_(std::move(extra_options)) {}
+      extra_options_(std::move(extra_options)),
+      connect_timeout_s_(connect_timeout_s) {}
 
 NodeDb::~NodeDb() { drop(); }
 
@@ -31,7 +33,8 @@ bool NodeDb::open(std::string* error) {
       "-c default_transaction_read_only=off -c synchronous_commit=local "
       "-c default_transaction_isolation=read\\ committed" +
       (extra_options_.empty() ? std::string() : " " + extra_options_);
-  const char* values[] = {conninfo_.c_str(), options.c_str(), "crawler-ha-agent", "10", nullptr};
+  const std::string timeout = std::to_string(connect_timeout_s_);
+  const char* values[] = {conninfo_.c_str(), options.c_str(), "crawler-ha-agent", timeout.c_str(), nullptr};
   conn_ = PQconnectdbParams(keys, values, 1);
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
     *error = conn_ ? PQerrorMessage(conn_) : "out of memory";
@@ -57,6 +60,16 @@ bool NodeDb::open(std::string* error) {
   return true;
 }
 
+std::string NodeDb::with_schema(const std::string& sql) const {
+  static const std::string kToken = "@extschema@";
+  std::string out;
+  std::size_t from = 0;
+  for (std::size_t at; (at = sql.find(kToken, from)) != std::string::npos; from = at + kToken.size())
+    out.append(sql, from, at - from).append(schema_);
+  out.append(sql, from, std::string::npos);
+  return out;
+}
+
 bool NodeDb::try_connect() {
   if (conn_) return true;
   std::string error;
@@ -65,9 +78,11 @@ bool NodeDb::try_connect() {
                       << (outage_logged_ ? " again" : "") << ", extension schema " << schema_;
     backoff_ = std::chrono::milliseconds(500);
     outage_logged_ = false;
+    last_error_.clear();
     return true;
   }
   while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
+  last_error_ = one_line(error);
   if (!outage_logged_)
     CRAWLER_LOG(warn) << part_ << " (" << name_ << "): cannot use the node's database: " << one_line(error)
                       << "; trying again with back-off";

@@ -15,17 +15,6 @@ DbResult failed(const char* sqlstate, std::string message) {
   return r;
 }
 
-// The statement's text with @extschema@ replaced by the session's schema.
-std::string with_schema(const std::string& sql, const std::string& schema) {
-  static const std::string kToken = "@extschema@";
-  std::string out;
-  std::size_t from = 0;
-  for (std::size_t at; (at = sql.find(kToken, from)) != std::string::npos; from = at + kToken.size())
-    out.append(sql, from, at - from).append(schema);
-  out.append(sql, from, std::string::npos);
-  return out;
-}
-
 }  // namespace
 
 NodeSqlPool::NodeSqlPool(std::string conninfo, int sessions, int statement_timeout_ms,
@@ -79,7 +68,7 @@ void NodeSqlPool::run(int index) {
     }
     // One attempt, no back-off: a caller waits for this answer, and a
     // database that is down must be reported at once.
-    DbResult r = db.try_connect() ? db.call(with_schema(job.sql, db.schema()), job.params)
+    DbResult r = db.try_connect() ? db.call(db.with_schema(job.sql), job.params)
                                   : failed("08006", "this node's database does not answer");
     answer(std::move(job.done), std::move(r));
   }

@@ -57,6 +57,7 @@ sub code_counts
 }
 
 # --- the checks, on a healthy pair ---
+my $lb_placeholder_port = PostgreSQL::Test::Cluster::get_free_port();
 my ($code, $j) = ha($aa, '/primary');
 is($code, '200', '/primary on the primary: 200');
 ok($j->{ok} && $j->{check} eq 'primary' && $j->{node}{role} eq 'primary' && $j->{node}{writable},
@@ -147,6 +148,42 @@ is((ha($ab, '/replica'))[0], '503', '/replica with PostgreSQL stopped: 503');
 $b->start;
 ok($b->poll_query_until('postgres', "SELECT ok FROM ha_endpoint_check('replica')"), 'the standby is back');
 is((ha($ab, '/replica'))[0], '200', '... and /replica says 200 again, without restarting the agent');
+
+# --- crawler-ha status and check, as an operator with the reader role ---
+$_->safe_psql('postgres', 'BEGIN READ WRITE; CREATE ROLE ops LOGIN IN ROLE crawler_ha_reader; COMMIT') for ($a, $b);
+my $nodes = 'host=' . $a->host . ',' . $b->host . ' port=' . $a->port . ',' . $b->port . ' dbname=postgres user=ops';
+
+# cli(@args): (exit status, stdout) of crawler-ha.
+sub cli
+{
+	my ($o, $e) = ('', '');
+	IPC::Run::run([ $ENV{CRAWLER_HA}, @_ ], '>', \$o, '2>', \$e, IPC::Run::timeout(60));
+	return ($? >> 8, $o . $e);
+}
+
+my ($rc, $text) = cli('status', '--db', $nodes);
+is($rc, 0, 'crawler-ha status: exit 0');
+like($text, qr/^lb_a\s+\S+\s+primary\s+1\s+yes\s+running/m, '... node a: primary, term 1, writable') or diag($text);
+like($text, qr/^lb_b\s+\S+\s+standby\s+1\s+no\s+running/m, '... node b: standby') or diag($text);
+($rc, $text) = cli('status', '--db', $nodes, '--json');
+my $doc = eval { decode_json($text) };
+is($doc && $doc->{primary}, 'lb_a', 'status --json names the primary');
+is(scalar(@{ $doc->{nodes} // [] }), 2, '... and both nodes');
+($rc, $text) = cli('check', '--db', $nodes);
+is($rc, 0, 'crawler-ha check on a healthy pair: exit 0');
+like($text, qr/^CRAWLER_HA OK - primary lb_a \(term 1\) writable; standby lb_b \d+ bytes behind$/, '... ' . $text);
+($rc, $text) = cli('check', '--db', 'host=a port=1,2,3 hostaddr=1.2.3.4,5.6.7.8');
+is($rc, 3, 'check with a bad connection string: exit 3 (UNKNOWN)');
+($rc, $text) = cli('check', '--db', "host=127.0.0.1 port=$lb_placeholder_port dbname=postgres user=ops");
+is($rc, 3, 'check with no node answering: exit 3 (UNKNOWN)');
+like($text, qr/^CRAWLER_HA UNKNOWN - no node answers/, '... ' . (split /\n/, $text)[0]);
+($rc, $text) = cli('status', '--nonsense');
+is($rc, 2, 'status with an unknown option: exit 2');
+$b->safe_psql('postgres', 'BEGIN READ WRITE; CREATE ROLE nobody_special LOGIN; COMMIT');
+$a->safe_psql('postgres', 'CREATE ROLE nobody_special LOGIN');
+($rc, $text) = cli('check', '--db', $nodes =~ s/user=ops/user=nobody_special/r);
+is($rc, 3, 'check as a role without the reader grants: UNKNOWN');
+like($text, qr/42501|permission denied/, '... saying permission denied');
 
 # --- HAProxy in front, as with Patroni ---
 my $lb_port = PostgreSQL::Test::Cluster::get_free_port();
@@ -241,7 +278,15 @@ if ($watch_pid == 0)
 
 $a->kill9;
 $t0 = time;
+($rc, $text) = cli('check', '--db', $nodes, '--connect-timeout', '1');
+ok($rc == 1 || $rc == 2, "check right after the kill: WARNING or CRITICAL (exit $rc: $text)");
 ok(defined ha_wait_writable($b, 120), 'node b promoted itself after kill -9 of node a\'s PostgreSQL');
+($rc, $text) = cli('status', '--db', $nodes);
+like($text, qr/^lb_a\s+\S+\s+unreachable\s.*last saw it as/m, 'status: node a unreachable, as node b last saw it') or diag($text);
+is(scalar(() = $text =~ /\sprimary\s+\d+\s+yes/g), 1, '... and exactly one primary shown') or diag($text);
+($rc, $text) = cli('check', '--db', $nodes);
+is($rc, 1, 'check with node a down: exit 1 (WARNING)');
+like($text, qr/^CRAWLER_HA WARNING - .*lb_a does not answer.*primary lb_b \(term 2\) writable/, '... ' . $text);
 my $promoted = keys %{ ha_acked($writer) };
 sleep 0.2 until keys %{ ha_acked($writer) } >= $promoted + 20 || time - $t0 > 90;
 my $after = scalar(keys %{ ha_acked($writer) }) - $promoted;
@@ -257,6 +302,9 @@ ok($a->poll_query_until('postgres', "SELECT role = 'standby' AND NOT needs_rejoi
 	'node a rejoined as the standby');
 ok($a->poll_query_until('postgres', "SELECT ok FROM ha_endpoint_check('replica')"), 'node a is a healthy replica');
 is((ha($aa, '/replica'))[0], '200', 'its /replica says 200');
+($rc, $text) = cli('check', '--db', $nodes);
+is($rc, 0, 'check after the rejoin: OK again');
+like($text, qr/^CRAWLER_HA OK - standby lb_a \d+ bytes behind; primary lb_b \(term 2\) writable$/, '... ' . $text);
 sleep 1.5;  # a few more checks of the rejoined node
 kill 'KILL', $watch_pid;
 waitpid($watch_pid, 0);

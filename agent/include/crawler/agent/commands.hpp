@@ -38,6 +38,15 @@ using MakeEvents = std::function<EventsService(const AgentConfig&, FileStore&, S
 // run (the address cannot be bound, TLS files unusable).
 int run_agent_command(const std::vector<std::string>& args, const MakeEvents& make_events);
 
+// `crawler-ha status [--db CONNINFO ...] [--json] [--watch]`: every node's
+// role, term, write permission, lag, mode and file sync in one table, read
+// from each node at once. Exit 0 when at least one node answered, 1 when
+// none did, 2 on bad options.
+int run_status_command(const std::vector<std::string>& args);
+// `crawler-ha check [--db CONNINFO ...] [--json]`: one line and a Nagios
+// exit status: 0 OK, 1 WARNING (a node down, a standby behind), 2 CRITICAL
+// (no node or two nodes may write), 3 UNKNOWN (no node answers, bad options).
+int run_check_command(const std::vector<std::string>& args);
 // `crawler-ha version`: the version, and the libraries that matter.
 int run_version_command(const std::vector<std::string>& args);
 

@@ -21,8 +21,9 @@ class NodeDb {
   // `name` names this session in the logs, after `part` (the agent's part
   // that uses it). `extra_options` are more `-c name=value` settings for
   // the server, after the session's own (a statement_timeout, say).
+  // `connect_timeout_s` bounds each connection attempt.
   NodeDb(std::string conninfo, std::string name, std::string part = "file sync",
-         std::string extra_options = "");
+         std::string extra_options = "", int connect_timeout_s = 10);
   ~NodeDb();
   NodeDb(const NodeDb&) = delete;
   NodeDb& operator=(const NodeDb&) = delete;
@@ -36,6 +37,8 @@ class NodeDb {
   // connected. Logged as ensure() does.
   bool try_connect();
   bool connected() const { return conn_ != nullptr; }
+  // Why the last connection attempt failed (one line; "" after a success).
+  const std::string& last_error() const { return last_error_; }
 
   // Runs one statement (autocommit) with text parameters. A failed call
   // comes back with ok false, its SQLSTATE and message; a broken connection
@@ -45,13 +48,15 @@ class NodeDb {
   // "schema"."name": the extension's objects, schema-qualified, since the
   // session's search_path is not trusted to find them.
   std::string fn(const char* name) const { return schema_ + "." + name; }
-  // The extension's schema, quoted; "" before the first connection.
-  const std::string& schema() const { return schema_; }
+  // `sql` with every "@extschema@" replaced by the extension's schema,
+  // quoted (the extension's own SQL files use the same token).
+  std::string with_schema(const std::string& sql) const;
 
  private:
   bool open(std::string* error);
   void drop();
-  std::string conninfo_, name_, part_, extra_options_, schema_;
+  std::string conninfo_, name_, part_, extra_options_, schema_, last_error_;
+  int connect_timeout_s_;
   PGconn* conn_ = nullptr;
   std::chrono::milliseconds backoff_{500};
   bool outage_logged_ = false;
