@@ -60,9 +60,13 @@ void StoreSync::loop() {
     lock.unlock();
     bool ok = ::syncfs(fd_) == 0;
     std::string error = ok ? std::string() : std::string("syncfs of the store: ") + std::strerror(errno);
-    for (auto& done : batch) done(ok, error);
+    // Counted before anyone is answered: a caller that asks syncs() after
+    // its wait() returned must see its own sync.
     lock.lock();
     ++syncs_;
+    lock.unlock();
+    for (auto& done : batch) done(ok, error);
+    lock.lock();
   }
 }
 
