@@ -42,6 +42,13 @@ const Command kCommands[] = {
     {"status", "the nodes in one table: role, term, writable, lag, mode, file sync (--watch, --json)",
      run_status_command},
     {"check", "the cluster's health in one line, Nagios exit status 0/1/2/3", run_check_command},
+    {"events", "every node's HA events merged in time order (--follow, --since, --limit, --json)",
+     run_events_command},
+    {"pause", "maintenance mode on every node: no automatic failover or rejoin (ha_pause())", run_pause_command},
+    {"resume", "end maintenance mode on every node (ha_resume())", run_resume_command},
+    {"switchover", "planned zero-loss switchover from the primary (--to NODE, --force), waits for the new one",
+     run_switchover_command},
+    {"uri", "the multi-host connection string clients should use (--format conninfo|uri)", run_uri_command},
     {"version", "print the version", run_version_command},
     {"help", "this help (crawler-ha agent --help: the agent's settings)", help},
 };

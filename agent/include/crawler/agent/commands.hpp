@@ -47,6 +47,34 @@ int run_status_command(const std::vector<std::string>& args);
 // exit status: 0 OK, 1 WARNING (a node down, a standby behind), 2 CRITICAL
 // (no node or two nodes may write), 3 UNKNOWN (no node answers, bad options).
 int run_check_command(const std::vector<std::string>& args);
+// `crawler-ha events [--db CONNINFO ...] [--json] [--limit N] [--since T]
+// [--follow]`: every node's ha_events merged in time order (at, then node),
+// the newest N (default 50) of the whole cluster printed oldest first, one
+// line each (--json: one JSON object per line with the columns and
+// "source", the server). --follow then prints new rows each second until
+// SIGINT or SIGTERM. Exit 0 when at least one node answered, 1 when none
+// did, 2 on bad options (a --since PostgreSQL does not read, a --limit
+// outside 1..10000).
+int run_events_command(const std::vector<std::string>& args);
+// `crawler-ha pause` / `crawler-ha resume` [--db CONNINFO ...] [--json]:
+// ha_pause() / ha_resume() on every node at once, each node's answer
+// printed. Exit 0 when every node answered, 1 when one did not (named on
+// stderr), 2 on bad options.
+int run_pause_command(const std::vector<std::string>& args);
+int run_resume_command(const std::vector<std::string>& args);
+// `crawler-ha switchover [--db CONNINFO ...] [--to NODE] [--force]
+// [--wait-s S] [--json]`: ha_failover(target, force) on the one node that
+// takes writes (ha_endpoint_check('primary')), its answer printed, then
+// waits up to S seconds (default 60) for another node to take writes.
+// Exit 0 when one does, 1 when no node or two take writes, the extension
+// refuses (its SQLSTATE and message printed) or the wait ends, 2 on bad
+// options.
+int run_switchover_command(const std::vector<std::string>& args);
+// `crawler-ha uri [--db CONNINFO ...] [--format conninfo|uri] [--json]`:
+// the multi-host string clients should use (client_conninfo(),
+// client_uri()), asking no database. Exit 0, or 2 on bad options or
+// strings that cannot be joined.
+int run_uri_command(const std::vector<std::string>& args);
 // `crawler-ha version`: the version, and the libraries that matter.
 int run_version_command(const std::vector<std::string>& args);
 
