@@ -6,7 +6,10 @@ add_library(crawler_agent_server STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/command_agent.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/command_version.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/listen_address.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/client_networks.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/rate_limiter.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/bearer_token.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/api_tokens.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/byte_range.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/blob_name.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/router.cpp
@@ -33,7 +36,8 @@ if(CRAWLER_BUILD_TESTS)
     ${CMAKE_CURRENT_LIST_DIR}/tests/server_test_harness.cpp
     ${CMAKE_CURRENT_LIST_DIR}/tests/server_http_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/tests/server_put_test.cpp
-    ${CMAKE_CURRENT_LIST_DIR}/tests/server_bundle_test.cpp)
+    ${CMAKE_CURRENT_LIST_DIR}/tests/server_bundle_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/tests/server_access_test.cpp)
   # crawler_agent_sync: the follower's client reads the bundle route.
   target_link_libraries(agent-server-tests PRIVATE crawler_agent_server crawler_agent_sync PkgConfig::CURL
     GTest::gtest GTest::gtest_main)

@@ -9,6 +9,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "crawler/agent/commands.hpp"
+#include "crawler/agent/server/api_tokens.hpp"
 #include "crawler/agent/server/bearer_token.hpp"
 #include "crawler/agent/server/server.hpp"
 #include "crawler/config_file.hpp"
@@ -73,6 +74,8 @@ int run_agent_command(const std::vector<std::string>& args, const MakeEvents& ma
   BearerToken token;
   std::string error;
   if (!token.load(config.token_file, &error)) return refuse(error);
+  ApiTokens api_tokens;
+  if (!api_tokens.load(config.api_tokens_file, &error)) return refuse(error);
   std::unique_ptr<FileStore> store;
   try {
     store = std::make_unique<FileStore>(config.store);
@@ -92,7 +95,7 @@ int run_agent_command(const std::vector<std::string>& args, const MakeEvents& ma
   std::unique_ptr<Server> ha_server;
   if (config.ha_listen != "off")
     ha_server = std::make_unique<Server>(config, *store, durability, *service.events, token, io, ServerPort::ha,
-                                         service.sql.get());
+                                         service.sql.get(), &api_tokens);
   try {
     server.start();
     if (ha_server) ha_server->start();
@@ -113,6 +116,10 @@ int run_agent_command(const std::vector<std::string>& args, const MakeEvents& ma
       std::string why;
       if (token.load(config.token_file, &why)) CRAWLER_LOG(info) << "SIGHUP: token file re-read";
       else CRAWLER_LOG(error) << "SIGHUP: " << why << "; the previous token stays in use";
+      if (api_tokens.load(config.api_tokens_file, &why))
+        CRAWLER_LOG(info) << "SIGHUP: " << api_tokens.size() << " scoped API token(s) read";
+      else
+        CRAWLER_LOG(error) << "SIGHUP: " << why << "; the previous scoped tokens stay in use";
       signals.async_wait(on_signal);
       return;
     }

@@ -3,6 +3,7 @@
 #include <boost/program_options.hpp>
 #include <sstream>
 
+#include "crawler/agent/server/client_networks.hpp"
 #include "crawler/agent/server/listen_address.hpp"
 #include "crawler/config_file.hpp"
 
@@ -35,6 +36,9 @@ po::options_description agent_options(AgentConfig& c) {
       ("token-file", po::value(&c.token_file),
        "file holding the bearer token of writes and agent-to-agent calls (mode 600; "
        "SIGHUP re-reads it)")
+      ("api-tokens-file", po::value(&c.api_tokens_file),
+       "file of scoped API tokens, hashed: lines \"<read|operate|admin> <sha256> [name]\" (mode 600; "
+       "crawler-ha token add writes them; SIGHUP re-reads it)")
       ("read-token-required",
        po::value(&c.read_token_required)->default_value(c.read_token_required)->implicit_value(true),
        "reads (GET, HEAD, status) need the token too")
@@ -42,6 +46,14 @@ po::options_description agent_options(AgentConfig& c) {
        "largest blob a PUT may store (larger: 413)")
       ("max-connections", po::value(&c.max_connections)->default_value(c.max_connections),
        "connections served at once; more are answered 503 and closed")
+      ("allowed-clients", po::value(&c.allowed_clients)->default_value(c.allowed_clients),
+       "client networks served on both ports, CIDRs separated by commas (10.0.0.0/8, ::1); "
+       "others are answered 403. all: every client")
+      ("rate-limit-per-second", po::value(&c.rate_limit_per_second)->default_value(c.rate_limit_per_second),
+       "requests per second one client (an IPv4 address, an IPv6 /64) may make on each port; more "
+       "are answered 429 with Retry-After. 0: no limit")
+      ("rate-limit-burst", po::value(&c.rate_limit_burst)->default_value(c.rate_limit_burst),
+       "requests a client may make at once before the rate applies")
       ("header-timeout-ms", po::value(&c.header_timeout_ms)->default_value(c.header_timeout_ms),
        "a request's headers (and the TLS handshake) must arrive within this")
       ("idle-timeout-ms", po::value(&c.idle_timeout_ms)->default_value(c.idle_timeout_ms),
@@ -144,6 +156,11 @@ std::vector<std::string> agent_config_problems(const AgentConfig& c) {
       problems.push_back("ha_listen and listen are both " + c.listen + ": the two ports must differ");
   }
   at_least(c.api_db_sessions, 1, "api_db_sessions");
+  if (!ClientNetworks::parse(c.allowed_clients, &error)) problems.push_back("allowed_clients: " + error);
+  if (!(c.rate_limit_per_second >= 0) || c.rate_limit_per_second > 1e9)
+    problems.push_back("rate_limit_per_second must be from 0 (no limit) to 1e9");
+  if (c.rate_limit_per_second > 0 && !(c.rate_limit_burst >= 1 && c.rate_limit_burst <= 1e9))
+    problems.push_back("rate_limit_burst must be from 1 to 1e9");
   return problems;
 }
 

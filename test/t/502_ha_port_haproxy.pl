@@ -9,6 +9,7 @@
 use strict;
 use warnings;
 use IPC::Run;
+use Digest::SHA;
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -139,6 +140,70 @@ is((ha($ab, '/api/status', '--no-token', '-H', 'Authorization: Bearer wrong'))[0
 is((ha($ab, '/api/status'))[0], '200', '... with the token: 200');
 is((ha($ab, '/replica', '--no-token'))[0], '200', '... /replica without a token: still 200');
 ok(agent_wait_log($ab, qr/refused GET \/api\/status from .*: 401 unauthorized/, 10), 'the refusal is logged with its reason');
+
+# Scoped tokens (hashed in api_tokens_file), the admin routes, the client
+# networks and the rate limit, on node b's agent.
+my $tokdir = PostgreSQL::Test::Utils::tempdir();
+my %tok = map { $_ => "tok-$_-" . join('', map { ('a' .. 'z')[ int rand 26 ] } 1 .. 24) } qw(read operate admin);
+open my $tf, '>', "$tokdir/api_tokens" or die $!;
+print $tf "# scope sha256 name\n";
+print $tf "$_ " . Digest::SHA::sha256_hex($tok{$_}) . " $_-token\n" for qw(read operate admin);
+close $tf;
+chmod 0600, "$tokdir/api_tokens";
+agent_stop($ab);
+agent_start($b, agent => $ab, args => [ '--read-token-required', '--api-tokens-file', "$tokdir/api_tokens" ]);
+my @as_read = ('--no-token', '-H', "Authorization: Bearer $tok{read}");
+my @as_admin = ('--no-token', '-H', "Authorization: Bearer $tok{admin}");
+is((ha($ab, '/api/status', @as_read))[0], '200', 'a read token reads /api/status');
+($code, $j) = ha($ab, '/api/events?limit=2', @as_read);
+is($code, '200', 'GET /api/events?limit=2: 200');
+is(scalar(@{ $j->{events} // [] }), 2, '... two events');
+my $next = $j->{next_since};
+($code, $j) = ha($ab, "/api/events?since=$next&limit=1000", @as_read);
+ok($code eq '200' && !grep({ $_->{id} <= $next } @{ $j->{events} }), '... the next page starts after the last one seen');
+is((ha($ab, '/api/events?limit=0', @as_read))[0], '400', 'limit=0: 400');
+is((ha($ab, '/api/events?limit=1001', @as_read))[0], '400', 'limit=1001: 400');
+is((ha($ab, '/api/events?since=-1', @as_read))[0], '400', 'since=-1: 400');
+is((ha($ab, '/api/sync-status', @as_read))[0], '200', 'GET /api/sync-status: 200');
+($code, $j) = ha($ab, '/api/pause', @as_read, '-X', 'POST');
+is($code . ' ' . ($j->{error} // ''), '403 insufficient_scope', 'POST /api/pause with a read token: 403 insufficient_scope');
+is((ha($ab, '/api/pause', '--no-token', '-H', "Authorization: Bearer $tok{operate}", '-X', 'POST'))[0], '403',
+	'... with an operate token: 403');
+is((ha($ab, '/api/pause', '-X', 'POST'))[0], '403', '... with the shared agent token: 403 (it reads, it does not steer)');
+is((ha($ab, '/api/pause', '--no-token', '-X', 'POST'))[0], '401', '... without a token: 401');
+($code, $j) = ha($ab, '/api/pause', @as_admin, '-X', 'POST');
+is($code, '200', 'POST /api/pause with an admin token: 200 (' . ($j->{result} // '') . ')');
+ok($b->poll_query_until('postgres', 'SELECT paused FROM ha_health()'), '... node b is paused');
+is((ha($ab, '/api/resume', @as_admin, '-X', 'POST', '-d', '{}'))[0], '200', 'POST /api/resume: 200');
+ok($b->poll_query_until('postgres', 'SELECT NOT paused FROM ha_health()'), '... node b is not paused');
+($code, $j) = ha($ab, '/api/failover', @as_admin, '-X', 'POST', '-d', '{"target": "nosuchnode"}');
+like($code, qr/^4\d\d$/, "failover to an unknown node: $code " . ($j->{error} // '') . ': ' . ($j->{message} // ''));
+($code, $j) = ha($ab, '/api/failover', @as_admin, '-X', 'POST', '-d', '{"target": 5}');
+is($code . ' ' . ($j->{error} // ''), '400 bad_body', 'a target that is not a string: 400 bad_body');
+($code, $j) = ha($ab, '/api/failover', @as_admin, '-X', 'POST', '-d', '{"drop": "table"}');
+is($code . ' ' . ($j->{error} // ''), '400 bad_body', 'an unknown member: 400 bad_body');
+($code, $j) = ha($ab, '/api/pause', @as_admin, '-X', 'POST', '-d', '[1');
+is($code . ' ' . ($j->{error} // ''), '400 bad_body', 'malformed JSON: 400 bad_body');
+($code, $j) = ha($ab, '/api/pause', @as_admin, '-X', 'POST', '-d', 'x' x 5000);
+is($code, '413', 'a 5000-byte body: 413');
+is((ha($ab, '/api/pause', @as_admin))[0], '405', 'GET /api/pause: 405');
+is($b->safe_psql('postgres', 'SELECT paused FROM ha_health()'), 'f', 'node b was left unpaused');
+
+agent_stop($ab);
+agent_start($b, agent => $ab, args => [ '--allowed-clients', '10.0.0.0/8, fd00::/8' ]);
+($code, $j) = ha($ab, '/health');
+is($code . ' ' . ($j->{error} // ''), '403 client_not_allowed', 'a client outside allowed_clients: 403');
+ok(agent_wait_log($ab, qr/refused GET \/health from 127\.0\.0\.1:\d+: 403 client_not_allowed/, 10),
+	'... logged with its reason');
+agent_stop($ab);
+agent_start($b, agent => $ab, args => [ '--rate-limit-per-second', '1', '--rate-limit-burst', '3' ]);
+my @limited = map { [ ha($ab, '/health') ] } 1 .. 5;
+is(join(' ', map { $_->[0] } @limited), '200 200 200 429 429', 'rate limit 1/s, burst 3: the 4th request is 429');
+my ($o4, $e4) = ('', '');
+IPC::Run::run([ 'curl', '-sS', '-D', '-', '-o', '/dev/null', '--cacert', $pki->{ca}, "$ab->{ha_url}/health" ], '>', \$o4, '2>', \$e4);
+like($o4, qr/^retry-after: [1-9]\d*\r?$/mi, '... with Retry-After');
+agent_stop($ab);
+agent_start($b, agent => $ab, args => []);  # the handle keeps the last args otherwise
 
 # The database gone: the checks say 503, the agent stays up.
 $b->stop('fast');

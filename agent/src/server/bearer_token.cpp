@@ -13,12 +13,6 @@
 namespace crawler::agent {
 namespace {
 
-std::string digest_of(std::string_view s) {
-  Sha256 h;
-  h.update(s.data(), s.size());
-  return h.hex_digest();
-}
-
 std::string_view trimmed(std::string_view s) {
   const char* space = " \t\r\n";
   std::size_t b = s.find_first_not_of(space);
@@ -28,6 +22,20 @@ std::string_view trimmed(std::string_view s) {
 }
 
 }  // namespace
+
+std::string_view bearer_credential(std::string_view authorization) {
+  constexpr std::string_view scheme = "bearer ";
+  if (authorization.size() <= scheme.size()) return {};
+  for (std::size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i]) return {};
+  return authorization.substr(scheme.size());
+}
+
+std::string token_digest(std::string_view token) {
+  Sha256 h;
+  h.update(token.data(), token.size());
+  return h.hex_digest();
+}
 
 bool BearerToken::load(const std::string& path, std::string* error) {
   struct stat st;
@@ -62,7 +70,7 @@ bool BearerToken::load(const std::string& path, std::string* error) {
     *error = "token file " + path + " is empty";
     return false;
   }
-  auto digest = std::make_shared<const std::string>(digest_of(token));
+  auto digest = std::make_shared<const std::string>(token_digest(token));
   std::lock_guard<std::mutex> lock(mutex_);
   digest_ = std::move(digest);
   return true;
@@ -75,13 +83,11 @@ bool BearerToken::accepts(std::string_view authorization) const {
     expected = digest_;
   }
   if (!expected) return false;
-  constexpr std::string_view scheme = "bearer ";
-  if (authorization.size() <= scheme.size()) return false;
-  for (std::size_t i = 0; i < scheme.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i]) return false;
+  std::string_view token = bearer_credential(authorization);
+  if (token.empty()) return false;
   // Hashing first makes both sides 64 bytes whatever was sent, so the
   // comparison's time says nothing about the token's length or content.
-  const std::string presented = digest_of(authorization.substr(scheme.size()));
+  const std::string presented = token_digest(token);
   return CRYPTO_memcmp(presented.data(), expected->data(), presented.size()) == 0;
 }
 

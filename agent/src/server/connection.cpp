@@ -296,6 +296,34 @@ class Connection final : public Exchange,
     co_await respond(error_response(status, code, message));
   }
 
+  // Whether this request's client may be served: within allowed_clients
+  // (otherwise 403, and the connection closes) and under its rate limit
+  // (otherwise 429 with Retry-After). Checked per request, before any
+  // route: a kept-alive connection is limited like many.
+  awaitable<bool> admitted_client() {
+    if (!state_->networks && !state_->limiter) co_return true;
+    error_code ec;
+    auto address = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec).address();
+    if (ec) co_return true;  // gone already: the answer will fail anyway
+    if (state_->networks && !state_->networks->allows(address)) {
+      close_ = true;
+      co_await respond(error_response(http::status::forbidden, "client_not_allowed",
+                                      "this address is not in allowed_clients"));
+      co_return false;
+    }
+    if (state_->limiter) {
+      auto decision = state_->limiter->take(address, std::chrono::steady_clock::now());
+      if (!decision.allowed) {
+        auto res = error_response(http::status::too_many_requests, "rate_limited",
+                                  "over rate_limit_per_second for this client; retry later");
+        res.set(http::field::retry_after, std::to_string(retry_after_seconds(decision)));
+        co_await respond(std::move(res));
+        co_return false;
+      }
+    }
+    co_return true;
+  }
+
   awaitable<void> answer() {
     if (refuse_) {
       co_await respond(error_response(http::status::service_unavailable, "too_many_connections",
@@ -303,6 +331,7 @@ class Connection final : public Exchange,
                                           " connections already; retry later"));
       co_return;
     }
+    if (!co_await admitted_client()) co_return;
     bool failed = false;
     std::string what;
     try {

@@ -107,9 +107,10 @@ struct Server::State {
 };
 
 Server::Server(const AgentConfig& config, FileStore& store, StoreSync& durability, BlobEvents& events,
-               BearerToken& token, asio::io_context& io, ServerPort port, NodeSql* sql)
+               BearerToken& token, asio::io_context& io, ServerPort port, NodeSql* sql,
+               const ApiTokens* api_tokens)
     : state_(std::make_shared<State>(
-          std::make_shared<ServerState>(config, store, durability, events, token, io, port, sql))) {}
+          std::make_shared<ServerState>(config, store, durability, events, token, io, port, sql, api_tokens))) {}
 
 Server::~Server() {
   error_code ec;
@@ -120,6 +121,11 @@ void Server::start() {
   ServerState& s = *state_->shared;
   if (!s.config.plain_http) s.tls.emplace(make_server_tls_context(s.config.tls_cert_file, s.config.tls_key_file));
   std::string error;
+  auto networks = ClientNetworks::parse(s.config.allowed_clients, &error);
+  if (!networks) throw std::runtime_error("allowed_clients: " + error);
+  if (!networks->allows_all()) s.networks = std::move(*networks);
+  if (s.config.rate_limit_per_second > 0)
+    s.limiter = std::make_unique<RateLimiter>(s.config.rate_limit_per_second, s.config.rate_limit_burst);
   const bool ha = s.port == ServerPort::ha;
   const std::string& listen = ha ? s.config.ha_listen : s.config.listen;
   auto endpoint = parse_listen_address(listen, &error);

@@ -15,7 +15,10 @@
 #include "crawler/agent/blob_events.hpp"
 #include "crawler/agent/config.hpp"
 #include "crawler/agent/node_sql.hpp"
+#include "crawler/agent/server/api_tokens.hpp"
 #include "crawler/agent/server/bearer_token.hpp"
+#include "crawler/agent/server/client_networks.hpp"
+#include "crawler/agent/server/rate_limiter.hpp"
 #include "crawler/agent/server/server.hpp"
 #include "crawler/store.hpp"
 #include "crawler/store_sync.hpp"
@@ -35,8 +38,8 @@ class ConnectionHandle {
 
 struct ServerState {
   ServerState(const AgentConfig& c, FileStore& s, StoreSync& d, BlobEvents& e, BearerToken& t,
-              boost::asio::io_context& i, ServerPort p, NodeSql* q)
-      : config(c), store(s), durability(d), events(e), token(t), io(i), port(p), sql(q) {}
+              boost::asio::io_context& i, ServerPort p, NodeSql* q, const ApiTokens* a)
+      : config(c), store(s), durability(d), events(e), token(t), io(i), port(p), sql(q), api_tokens(a) {}
 
   const AgentConfig config;
   FileStore& store;
@@ -46,7 +49,10 @@ struct ServerState {
   boost::asio::io_context& io;
   const ServerPort port;
   NodeSql* const sql;  // the HA port's SQL calls; null on the application port
+  const ApiTokens* const api_tokens;  // scoped tokens (api_tokens_file); null: none
   std::optional<boost::asio::ssl::context> tls;
+  std::optional<ClientNetworks> networks;  // allowed_clients, set by start(); unset: all
+  std::unique_ptr<RateLimiter> limiter;    // rate_limit_per_second > 0, set by start()
   std::atomic<bool> stopping{false};
 
   // Registers a connection to be served; false when max_connections are

@@ -58,7 +58,9 @@ sub agent_role
 	my $u = 'agent_' . $node->name;
 	$node->safe_psql('postgres',
 		"BEGIN READ WRITE; DO \$\$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$u') THEN "
-		  . "CREATE ROLE \"$u\" LOGIN IN ROLE crawler_ha_agent; END IF; END\$\$; COMMIT");
+		  . "CREATE ROLE \"$u\" LOGIN IN ROLE crawler_ha_agent; END IF; END\$\$; "
+		  # the HTTP API switches to the role of a call's token scope
+		  . "GRANT crawler_ha_reader, crawler_ha_writer, crawler_ha_admin TO \"$u\"; COMMIT");
 	return $u;
 }
 

@@ -21,9 +21,13 @@ struct AgentConfig {
   std::string tls_key_file;         // PEM private key
   bool plain_http = false;          // serve without TLS: only when set explicitly
   std::string token_file;           // bearer token for writes and agent-to-agent calls
+  std::string api_tokens_file;      // scoped API tokens, hashed (read, operate, admin); empty: none
   bool read_token_required = false; // reads need the token too
   std::uint64_t max_blob_bytes = 256ull << 20;  // a larger PUT is refused (413)
   int max_connections = 256;        // served at once; more are answered 503 and closed
+  std::string allowed_clients = "all";  // CIDRs whose requests are served (both ports); others: 403
+  double rate_limit_per_second = 0; // requests a client (IPv4 address, IPv6 /64) may make; 0: no limit
+  double rate_limit_burst = 50;     // requests a client may make at once before the rate applies
   int header_timeout_ms = 10000;    // a request's headers must arrive within this
   int idle_timeout_ms = 30000;      // no byte read or written for this long ends it
   int keep_alive_timeout_ms = 60000;  // an idle kept-alive connection is closed

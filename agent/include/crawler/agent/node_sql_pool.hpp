@@ -25,13 +25,14 @@ class NodeSqlPool : public NodeSql {
   NodeSqlPool(const NodeSqlPool&) = delete;
   NodeSqlPool& operator=(const NodeSqlPool&) = delete;
 
-  void call(std::string sql, std::vector<Param> params, std::function<void(DbResult)> done) override;
+  void call(DbRole role, std::string sql, std::vector<Param> params, std::function<void(DbResult)> done) override;
 
   // Calls that may wait for a session before more are refused (53300).
   static constexpr std::size_t kMaxQueued = 64;
 
  private:
   struct Job {
+    DbRole role;
     std::string sql;
     std::vector<Param> params;
     std::function<void(DbResult)> done;

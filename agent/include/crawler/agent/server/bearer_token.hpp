@@ -10,6 +10,13 @@
 
 namespace crawler::agent {
 
+// The credential of an Authorization header value "Bearer <token>" (the
+// scheme in any case, one space), or "" when the value is not one.
+std::string_view bearer_credential(std::string_view authorization);
+// sha256 (hex) of a token: what is kept and compared instead of the token,
+// so every comparison is of 64 bytes whatever was sent.
+std::string token_digest(std::string_view token);
+
 class BearerToken {
  public:
   // Reads `path`: the token is its content without surrounding white space.

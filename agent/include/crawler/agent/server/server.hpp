@@ -20,6 +20,7 @@ class StoreSync;
 
 namespace crawler::agent {
 
+class ApiTokens;
 class BearerToken;
 class NodeSql;
 
@@ -34,11 +35,12 @@ class Server {
   // Nothing is bound until start(). `store`, `durability` (the store's
   // group syncs), `events`, `token` and `io` must outlive the server; `io`
   // may be run by several threads (each connection keeps to its own strand).
-  // `sql` answers the HA port's routes (it must outlive the server); the
-  // application port does not use it.
+  // `sql` answers the HA port's routes and `api_tokens` holds the scoped
+  // tokens they accept (both must outlive the server; null: none); the
+  // application port uses neither.
   Server(const AgentConfig& config, FileStore& store, StoreSync& durability, BlobEvents& events,
          BearerToken& token, boost::asio::io_context& io, ServerPort port = ServerPort::application,
-         NodeSql* sql = nullptr);
+         NodeSql* sql = nullptr, const ApiTokens* api_tokens = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
