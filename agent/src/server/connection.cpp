@@ -137,7 +137,7 @@ class Connection final : public Exchange,
   }
 
   awaitable<void> respond(http::response<http::string_body> res) override {
-    res.version(11);
+    res.version(answer_version());
     log_refusal(res);
     keep_or_close(res);
     res.prepare_payload();
@@ -155,7 +155,7 @@ class Connection final : public Exchange,
 
   awaitable<void> respond_parts(http::response_header<> header, std::vector<BodyPart> parts) override {
     http::response<http::empty_body> res{std::move(header)};
-    res.version(11);
+    res.version(answer_version());
     keep_or_close(res);
     responded_ = true;
     error_code ec;
@@ -349,6 +349,11 @@ class Connection final : public Exchange,
                                       "the request was not answered"));
     }
   }
+
+  // The request's HTTP version (1.1 when there is none): an HTTP/1.0
+  // client keeps its connection only when the answer says
+  // "Connection: keep-alive", which Beast writes for a 1.0 answer alone.
+  unsigned answer_version() const { return parser_ && parser_->get().version() == 10 ? 10 : 11; }
 
   template <typename Message>
   void keep_or_close(Message& res) {
