@@ -5,6 +5,7 @@ add_library(crawler_agent_server STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/config.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/command_agent.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/command_version.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/command_token.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/listen_address.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/client_networks.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/rate_limiter.cpp

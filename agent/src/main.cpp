@@ -49,6 +49,7 @@ const Command kCommands[] = {
     {"switchover", "planned zero-loss switchover from the primary (--to NODE, --force), waits for the new one",
      run_switchover_command},
     {"uri", "the multi-host connection string clients should use (--format conninfo|uri)", run_uri_command},
+    {"token", "token add: a scoped API token, its hash appended to the api_tokens_file", run_token_command},
     {"version", "print the version", run_version_command},
     {"help", "this help (crawler-ha agent --help: the agent's settings)", help},
 };

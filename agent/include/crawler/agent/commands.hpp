@@ -75,6 +75,11 @@ int run_switchover_command(const std::vector<std::string>& args);
 // client_uri()), asking no database. Exit 0, or 2 on bad options or
 // strings that cannot be joined.
 int run_uri_command(const std::vector<std::string>& args);
+// `crawler-ha token add --file F --scope read|operate|admin [--name N]`:
+// makes a random token, appends "<scope> <sha256> <name>" to F (created
+// with mode 600; refused when open to group or others) and prints the token
+// once on stdout. Exit 0, 1 when the file cannot be written, 2 on bad options.
+int run_token_command(const std::vector<std::string>& args);
 // `crawler-ha version`: the version, and the libraries that matter.
 int run_version_command(const std::vector<std::string>& args);
 
