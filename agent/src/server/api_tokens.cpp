@@ -1,7 +1,6 @@
 #include "crawler/agent/server/api_tokens.hpp"
 
 #include <openssl/crypto.h>
-#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -47,22 +46,8 @@ bool ApiTokens::load(const std::string& path, std::string* error) {
     entries_ = std::make_shared<const std::vector<Entry>>();
     return true;
   }
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
-    *error = "api tokens file " + path + ": " + std::strerror(errno);
-    return false;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    *error = "api tokens file " + path + " is not a regular file";
-    return false;
-  }
   // Hashes, not tokens, yet they still tell which tokens exist: as private as a password file.
-  if (st.st_mode & 077) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%03o", st.st_mode & 0777);
-    *error = "api tokens file " + path + " is open to group or others (mode " + mode + "): chmod 600 it";
-    return false;
-  }
+  if (!private_file(path, "api tokens file", error)) return false;
   std::ifstream in(path);
   if (!in) {
     *error = "api tokens file " + path + " cannot be read: " + std::strerror(errno);

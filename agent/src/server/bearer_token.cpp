@@ -37,26 +37,27 @@ std::string token_digest(std::string_view token) {
   return h.hex_digest();
 }
 
-bool BearerToken::load(const std::string& path, std::string* error) {
+bool private_file(const std::string& path, const std::string& what, std::string* error) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
-    *error = "token file " + path + ": " + std::strerror(errno);
+    *error = what + " " + path + ": " + std::strerror(errno);
     return false;
   }
   if (!S_ISREG(st.st_mode)) {
-    *error = "token file " + path + " is not a regular file";
+    *error = what + " " + path + " is not a regular file";
     return false;
   }
   if (st.st_mode & 077) {
-    *error = "token file " + path + " is open to group or others (mode " +
-             [&] {
-               char m[8];
-               std::snprintf(m, sizeof m, "%03o", st.st_mode & 0777);
-               return std::string(m);
-             }() +
-             "): chmod 600 it";
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%03o", st.st_mode & 0777);
+    *error = what + " " + path + " is open to group or others (mode " + mode + "): chmod 600 it";
     return false;
   }
+  return true;
+}
+
+bool BearerToken::load(const std::string& path, std::string* error) {
+  if (!private_file(path, "token file", error)) return false;
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     *error = "token file " + path + " cannot be read: " + std::strerror(errno);

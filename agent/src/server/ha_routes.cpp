@@ -138,20 +138,6 @@ awaitable<void> answer_api_health(Exchange& x, ServerState& state) {
                                             parse_or_null(r.rows[0][0]))));
 }
 
-awaitable<void> answer_api_status(Exchange& x, ServerState& state) {
-  DbResult r = co_await sql_call(
-      state, DbRole::reader, "SELECT coalesce(pg_catalog.json_agg(s), '[]')::text FROM @extschema@.ha_status() s",
-      std::vector<Param>());
-  if (!r.ok || r.rows.size() != 1) {
-    if (r.ok) r.error = "ha_status() returned no answer", r.sqlstate = "XX000";
-    co_await x.respond(no_store(sql_failure(r)));
-    co_return;
-  }
-  nlohmann::json body = nlohmann::json::object();
-  body["nodes"] = parse_or_null(r.rows[0][0]);
-  co_await x.respond(no_store(json_response(http::status::ok, body)));
-}
-
 // One JSON text (an aggregate) as {"<member>": value}, or the failure.
 awaitable<void> answer_json_text(Exchange& x, ServerState& state, DbRole role, std::string sql,
                                  std::vector<Param> params, const char* member) {
@@ -380,7 +366,9 @@ awaitable<void> handle_ha_request(Exchange& x, ServerState& state) {
       co_await answer_api_health(x, state);
       break;
     case HaRouteKind::api_status:
-      co_await answer_api_status(x, state);
+      co_await answer_json_text(x, state, DbRole::reader,
+                                "SELECT coalesce(pg_catalog.json_agg(s), '[]')::text FROM @extschema@.ha_status() s",
+                                std::vector<Param>(), "nodes");
       break;
     case HaRouteKind::sync_status:
       co_await answer_json_text(x, state, DbRole::reader,

@@ -17,6 +17,11 @@ std::string_view bearer_credential(std::string_view authorization);
 // so every comparison is of 64 bytes whatever was sent.
 std::string token_digest(std::string_view token);
 
+// Whether `path` is a regular file open to no one but its owner (mode 600
+// or stricter), as a file of secrets must be; false with *error naming it
+// as `what` ("token file") and saying why.
+bool private_file(const std::string& path, const std::string& what, std::string* error);
+
 class BearerToken {
  public:
   // Reads `path`: the token is its content without surrounding white space.
