@@ -104,7 +104,9 @@ CREATE TABLE @extschema@.images (
 );
 ALTER SEQUENCE @extschema@.images_id_seq OWNED BY @extschema@.images.id;
 CREATE INDEX images_sha256_idx ON @extschema@.images (sha256);
-CREATE INDEX images_session_id_idx ON @extschema@.images (session_id);
+-- A session's images in id order: image_list(session => ...) pages through
+-- them by this index without sorting (it also serves any lookup by session).
+CREATE INDEX images_session_id_idx ON @extschema@.images (session_id, id);
 COMMENT ON TABLE @extschema@.images IS
     'crawler_ha: one row per image URL; the bytes are on disk, content-addressed by sha256';
 

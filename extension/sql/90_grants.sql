@@ -65,6 +65,18 @@ GRANT EXECUTE ON FUNCTION
 
 GRANT EXECUTE ON FUNCTION @extschema@.ha_set_node_id(integer, text) TO crawler_ha_admin;
 
+-- The application API's reads (the node agent's HTTP front): lists of
+-- sessions and images. They run as their caller, who reads the tables with
+-- its own SELECT; image_list() applies the host rule crawl_url_host_of()
+-- as its caller too, so the same roles may execute that pure function
+-- (IMMUTABLE, it reads nothing): the planner inlines a function only for a
+-- role that may execute it, and the executor refuses it to any other.
+GRANT EXECUTE ON FUNCTION
+    @extschema@.crawl_list(integer, bigint),
+    @extschema@.image_list(bigint, text, text, bigint, integer, integer, timestamptz, timestamptz, bigint, integer),
+    @extschema@.crawl_url_host_of(text)
+   TO crawler_ha_reader, crawler_ha_writer, crawler_ha_admin;
+
 GRANT EXECUTE ON FUNCTION
     @extschema@.ha_check_consistency(regclass[]),
     @extschema@.ha_diff(regclass, integer, integer, interval),
