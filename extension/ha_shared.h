@@ -156,6 +156,7 @@ extern bool ha_preloaded;
 /* ha_shmem.c */
 extern void ha_shmem_install_hooks(void);
 extern bool ha_shmem_ready(void);
+extern void ha_require_preload(void);
 
 /* ha_worker.c: the worker's entry point, run by the postmaster; never returns. */
 PGDLLEXPORT void ha_worker_main(Datum main_arg);

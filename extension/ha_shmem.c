@@ -81,3 +81,15 @@ ha_shmem_ready(void)
 {
 	return ha_preloaded && ha_shared != NULL;
 }
+
+/* Raises 55000 unless HaShared exists: the SQL functions that read it need it. */
+void
+ha_require_preload(void)
+{
+	if (!ha_shmem_ready())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("crawler_ha high availability is not loaded"),
+				 errdetail("The HA worker and its shared memory exist only when the library is preloaded."),
+				 errhint("Add crawler_ha to shared_preload_libraries (beside pg_cron) and restart the server.")));
+}
