@@ -1,6 +1,14 @@
 # The node agent's HTTP side: settings, the application port's server
 # (Beast over Asio, TLS by OpenSSL) and the blob routes, and the commands
 # main.cpp dispatches to. Included by agent/CMakeLists.txt.
+# The OpenAPI document is served as docs/openapi.json holds it: compiled in
+# from that file, re-read whenever it changes.
+set(CRAWLER_OPENAPI_FILE ${CMAKE_CURRENT_LIST_DIR}/../docs/openapi.json)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CRAWLER_OPENAPI_FILE})
+file(READ ${CRAWLER_OPENAPI_FILE} CRAWLER_OPENAPI_JSON)
+configure_file(${CMAKE_CURRENT_LIST_DIR}/src/server/openapi_document.cpp.in
+  ${CMAKE_CURRENT_BINARY_DIR}/openapi_document.cpp @ONLY)
+
 add_library(crawler_agent_server STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/config.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/command_agent.cpp
@@ -25,10 +33,16 @@ add_library(crawler_agent_server STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/server/blob_bundle_route.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/request_body.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/query_string.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/src/server/ha_routes.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/ha_routes.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/thumbnailer.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/api_calls.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/app_routes.cpp
+  ${CMAKE_CURRENT_BINARY_DIR}/openapi_document.cpp)
 target_include_directories(crawler_agent_server PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include)
 target_link_libraries(crawler_agent_server PUBLIC crawler_common Boost::boost Boost::program_options
   OpenSSL::SSL OpenSSL::Crypto nlohmann_json::nlohmann_json Threads::Threads)
+# libvips: the thumbnails (PUBLIC: the tests make their images with it).
+target_link_libraries(crawler_agent_server PUBLIC PkgConfig::VIPS)
 
 if(CRAWLER_BUILD_TESTS)
   add_executable(agent-server-tests
@@ -38,7 +52,8 @@ if(CRAWLER_BUILD_TESTS)
     ${CMAKE_CURRENT_LIST_DIR}/tests/server_http_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/tests/server_put_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/tests/server_bundle_test.cpp
-    ${CMAKE_CURRENT_LIST_DIR}/tests/server_access_test.cpp)
+    ${CMAKE_CURRENT_LIST_DIR}/tests/server_access_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/tests/thumbnailer_test.cpp)
   # crawler_agent_sync: the follower's client reads the bundle route.
   target_link_libraries(agent-server-tests PRIVATE crawler_agent_server crawler_agent_sync PkgConfig::CURL
     GTest::gtest GTest::gtest_main)

@@ -12,6 +12,7 @@
 #include "crawler/agent/server/api_tokens.hpp"
 #include "crawler/agent/server/bearer_token.hpp"
 #include "crawler/agent/server/server.hpp"
+#include "crawler/agent/server/thumbnailer.hpp"
 #include "crawler/config_file.hpp"
 #include "crawler/store_sync.hpp"
 #include "crawler/log.hpp"
@@ -91,11 +92,18 @@ int run_agent_command(const std::vector<std::string>& args, const MakeEvents& ma
   StoreSync durability(store->root());
   asio::io_context io(config.threads);
   EventsService service = make_events(config, *store, durability, io);
-  Server server(config, *store, durability, *service.events, token, io);
+  // Checked by agent_config_problems() already.
+  std::vector<int> sizes = parse_thumbnail_sizes(config.thumbnail_sizes, &error).value_or(std::vector<int>{256});
+  Thumbnailer thumbnails(store->root(), sizes, config.thumbnail_threads,
+                         static_cast<std::size_t>(config.thumbnail_queue), config.thumbnail_max_pixels);
+  ApiServices api;
+  api.sql = service.sql.get();
+  api.api_tokens = &api_tokens;
+  api.thumbnails = &thumbnails;
+  Server server(config, *store, durability, *service.events, token, io, ServerPort::application, api);
   std::unique_ptr<Server> ha_server;
   if (config.ha_listen != "off")
-    ha_server = std::make_unique<Server>(config, *store, durability, *service.events, token, io, ServerPort::ha,
-                                         service.sql.get(), &api_tokens);
+    ha_server = std::make_unique<Server>(config, *store, durability, *service.events, token, io, ServerPort::ha, api);
   try {
     server.start();
     if (ha_server) ha_server->start();

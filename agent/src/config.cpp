@@ -1,5 +1,6 @@
 #include "crawler/agent/config.hpp"
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <sstream>
 
@@ -78,6 +79,17 @@ po::options_description agent_options(AgentConfig& c) {
       ("api-db-sessions", po::value(&c.api_db_sessions)->default_value(c.api_db_sessions),
        "database sessions answering the HTTP API's SQL calls");
 
+  po::options_description thumbs{"Thumbnails (GET /api/images/ID/thumbnail?size=N)"};
+  thumbs.add_options()
+      ("thumbnail-sizes", po::value(&c.thumbnail_sizes)->default_value(c.thumbnail_sizes),
+       "the sizes served, longer side in pixels, comma-separated (16 to 2048, at most 16 sizes)")
+      ("thumbnail-threads", po::value(&c.thumbnail_threads)->default_value(c.thumbnail_threads),
+       "threads making thumbnails")
+      ("thumbnail-queue", po::value(&c.thumbnail_queue)->default_value(c.thumbnail_queue),
+       "thumbnails waiting to be made at most; more are answered 503")
+      ("thumbnail-max-pixels", po::value(&c.thumbnail_max_pixels)->default_value(c.thumbnail_max_pixels),
+       "a source image with more pixels gets no thumbnail (422)");
+
   po::options_description sync{"File sync, scrub and orphan removal"};
   sync.add_options()
       ("ca-file", po::value(&c.ca_file), "CA bundle that verifies the peer agent's certificate "
@@ -102,7 +114,7 @@ po::options_description agent_options(AgentConfig& c) {
        "how often orphans are looked for");
 
   po::options_description all;
-  all.add(node).add(http).add(ha).add(sync);
+  all.add(node).add(http).add(ha).add(thumbs).add(sync);
   return all;
 }
 
@@ -121,6 +133,32 @@ std::string agent_options_help() {
   std::ostringstream out;
   out << agent_options(defaults);
   return out.str();
+}
+
+std::optional<std::vector<int>> parse_thumbnail_sizes(const std::string& text, std::string* error) {
+  std::vector<int> sizes;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (item.empty() || item.size() > 4 || item.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(item) < 16 || std::stoi(item) > 2048) {
+      *error = "\"" + item.substr(0, 32) + "\" is not a size: whole numbers from 16 to 2048, comma-separated";
+      return std::nullopt;
+    }
+    sizes.push_back(std::stoi(item));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  if (sizes.size() > 16) {
+    *error = "at most 16 sizes";
+    return std::nullopt;
+  }
+  return sizes;
 }
 
 std::vector<std::string> agent_config_problems(const AgentConfig& c) {
@@ -156,6 +194,10 @@ std::vector<std::string> agent_config_problems(const AgentConfig& c) {
       problems.push_back("ha_listen and listen are both " + c.listen + ": the two ports must differ");
   }
   at_least(c.api_db_sessions, 1, "api_db_sessions");
+  if (!parse_thumbnail_sizes(c.thumbnail_sizes, &error)) problems.push_back("thumbnail_sizes: " + error);
+  at_least(c.thumbnail_threads, 1, "thumbnail_threads");
+  at_least(c.thumbnail_queue, 1, "thumbnail_queue");
+  if (c.thumbnail_max_pixels < 1) problems.push_back("thumbnail_max_pixels must be at least 1");
   if (!ClientNetworks::parse(c.allowed_clients, &error)) problems.push_back("allowed_clients: " + error);
   if (!(c.rate_limit_per_second >= 0) || c.rate_limit_per_second > 1e9)
     problems.push_back("rate_limit_per_second must be from 0 (no limit) to 1e9");

@@ -39,37 +39,31 @@ bool none_match(std::string_view header, const std::string& etag) {
 
 }  // namespace
 
-awaitable<void> get_blob(Exchange& x, ServerState& state, const BlobName& name) {
-  auto path = state.store.find(name.sha256);
-  if (!path) {
-    co_await x.respond(error_response(http::status::not_found, "blob_not_found",
-                                      "this node's store does not hold " + name.sha256));
-    co_return;
-  }
+awaitable<void> serve_stored_file(Exchange& x, const std::filesystem::path& path, const StoredFileAnswer& how) {
   OpenFile file;
-  file.fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
+  file.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   struct stat st;
   if (file.fd < 0 || ::fstat(file.fd, &st) != 0) {
     // Removed between find and open (an orphan sweep) reads as absent.
     int e = errno;
-    co_await x.respond(e == ENOENT ? error_response(http::status::not_found, "blob_not_found",
-                                                    "this node's store does not hold " + name.sha256)
+    co_await x.respond(e == ENOENT ? error_response(http::status::not_found, how.missing_code, how.missing_message)
                                    : error_response(http::status::service_unavailable, "store_unreadable",
-                                                    path->string() + ": " + std::strerror(e)));
+                                                    path.string() + ": " + std::strerror(e)));
     co_return;
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
-  const std::string etag = "\"" + name.sha256 + "\"";
-  const std::string ext = path->extension().string().substr(1);
   const auto& req = x.request();
 
   http::response_header<> header;
-  header.set(http::field::etag, etag);
-  // The name is the content's hash: it can never change.
-  header.set(http::field::cache_control, "public, max-age=31536000, immutable");
+  header.set(http::field::etag, how.etag);
+  header.set(http::field::cache_control, how.cache_control);
   header.set(http::field::accept_ranges, "bytes");
+  // Bytes fetched from anywhere on the web, served from the agent's own
+  // origin: never sniffed into HTML, never run as a page (an SVG's script).
+  header.set("X-Content-Type-Options", "nosniff");
+  header.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; sandbox");
 
-  if (auto inm = req.find(http::field::if_none_match); inm != req.end() && none_match(std_view(inm->value()), etag)) {
+  if (auto inm = req.find(http::field::if_none_match); inm != req.end() && none_match(std_view(inm->value()), how.etag)) {
     header.result(http::status::not_modified);
     co_await x.respond_file(std::move(header), file.fd, 0, 0);
     co_return;
@@ -80,16 +74,16 @@ awaitable<void> get_blob(Exchange& x, ServerState& state, const BlobName& name) 
     auto if_range = req.find(http::field::if_range);
     // If-Range with another validator (or a date): the client's piece is
     // of other content; the whole file is the answer.
-    if (if_range == req.end() || if_range->value() == etag) range = parse_range(std_view(r->value()), size);
+    if (if_range == req.end() || if_range->value() == how.etag) range = parse_range(std_view(r->value()), size);
   }
   if (range.kind == RangeAnswer::unsatisfiable) {
     auto res = error_response(http::status::range_not_satisfiable, "range_not_satisfiable",
-                              "the blob has " + std::to_string(size) + " bytes");
+                              "the file has " + std::to_string(size) + " bytes");
     res.set(http::field::content_range, "bytes */" + std::to_string(size));
     co_await x.respond(std::move(res));
     co_return;
   }
-  header.set(http::field::content_type, content_type_for_extension(ext));
+  header.set(http::field::content_type, how.content_type);
   std::uint64_t offset = 0, count = size;
   if (range.kind == RangeAnswer::partial) {
     offset = range.first;
@@ -102,6 +96,23 @@ awaitable<void> get_blob(Exchange& x, ServerState& state, const BlobName& name) 
   }
   header.set(http::field::content_length, std::to_string(count));
   co_await x.respond_file(std::move(header), file.fd, offset, count);
+}
+
+awaitable<void> get_blob(Exchange& x, ServerState& state, const BlobName& name) {
+  auto path = state.store.find(name.sha256);
+  const std::string missing = "this node's store does not hold " + name.sha256;
+  if (!path) {
+    co_await x.respond(error_response(http::status::not_found, "blob_not_found", missing));
+    co_return;
+  }
+  StoredFileAnswer how;
+  how.etag = "\"" + name.sha256 + "\"";
+  how.content_type = content_type_for_extension(path->extension().string().substr(1));
+  // The name is the content's hash: it can never change.
+  how.cache_control = "public, max-age=31536000, immutable";
+  how.missing_code = "blob_not_found";
+  how.missing_message = missing;
+  co_await serve_stored_file(x, *path, how);
 }
 
 }  // namespace crawler::agent

@@ -2,6 +2,9 @@
 // the peer's and the operators' questions (referenced, file-sync status).
 // Authorization is checked before these run.
 #pragma once
+#include <filesystem>
+#include <string>
+
 #include "crawler/agent/server/blob_name.hpp"
 #include "exchange.hpp"
 #include "server_state.hpp"
@@ -12,6 +15,22 @@ namespace crawler::agent {
 // its hash against the name, commits, then blob_put() and replicate();
 // 201 when stored, 200 when it was there already (the body is not read).
 awaitable<void> put_blob(Exchange& x, ServerState& state, const BlobName& name);
+
+// How serve_stored_file() answers: the validator and headers of the file.
+struct StoredFileAnswer {
+  std::string etag;           // quoted: "\"<sha256>\""
+  std::string content_type;
+  std::string cache_control;
+  std::string missing_code;   // the 404's code when the file is gone
+  std::string missing_message;
+};
+
+// GET and HEAD of a file of the store (a blob, a thumbnail): 304 when
+// If-None-Match names the ETag, 206 for one satisfiable Range (If-Range
+// honoured), 416 for an unsatisfiable one, else 200; 404 when the file has
+// gone. Sent with nosniff and a sandboxing Content-Security-Policy: the
+// bytes come from anywhere on the web.
+awaitable<void> serve_stored_file(Exchange& x, const std::filesystem::path& path, const StoredFileAnswer& how);
 
 // GET and HEAD /api/blobs/<sha256>[.<ext>]: the stored file, with
 // conditional and single-range requests.

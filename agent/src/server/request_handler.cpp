@@ -2,6 +2,7 @@
 
 #include <boost/beast/http/field.hpp>
 
+#include "app_routes.hpp"
 #include "blob_routes.hpp"
 #include "ha_routes.hpp"
 #include "crawler/agent/server/router.hpp"
@@ -17,7 +18,7 @@ awaitable<void> handle_request(Exchange& x, ServerState& state) {
   const auto& req = x.request();
   Route route = match_route(req.method(), std_view(req.target()));
   if (route.id == RouteId::not_found) {
-    co_await x.respond(error_response(http::status::not_found, "not_found", "no such route"));
+    co_await handle_app_request(x, state);
     co_return;
   }
   if (!route.method_allowed) {

@@ -107,10 +107,9 @@ struct Server::State {
 };
 
 Server::Server(const AgentConfig& config, FileStore& store, StoreSync& durability, BlobEvents& events,
-               BearerToken& token, asio::io_context& io, ServerPort port, NodeSql* sql,
-               const ApiTokens* api_tokens)
+               BearerToken& token, asio::io_context& io, ServerPort port, ApiServices api)
     : state_(std::make_shared<State>(
-          std::make_shared<ServerState>(config, store, durability, events, token, io, port, sql, api_tokens))) {}
+          std::make_shared<ServerState>(config, store, durability, events, token, io, port, api))) {}
 
 Server::~Server() {
   error_code ec;

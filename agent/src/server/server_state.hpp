@@ -38,8 +38,9 @@ class ConnectionHandle {
 
 struct ServerState {
   ServerState(const AgentConfig& c, FileStore& s, StoreSync& d, BlobEvents& e, BearerToken& t,
-              boost::asio::io_context& i, ServerPort p, NodeSql* q, const ApiTokens* a)
-      : config(c), store(s), durability(d), events(e), token(t), io(i), port(p), sql(q), api_tokens(a) {}
+              boost::asio::io_context& i, ServerPort p, ApiServices a)
+      : config(c), store(s), durability(d), events(e), token(t), io(i), port(p), sql(a.sql),
+        api_tokens(a.api_tokens), thumbnails(a.thumbnails) {}
 
   const AgentConfig config;
   FileStore& store;
@@ -48,8 +49,9 @@ struct ServerState {
   BearerToken& token;
   boost::asio::io_context& io;
   const ServerPort port;
-  NodeSql* const sql;  // the HA port's SQL calls; null on the application port
+  NodeSql* const sql;                 // the JSON routes' SQL calls; null: none
   const ApiTokens* const api_tokens;  // scoped tokens (api_tokens_file); null: none
+  Thumbnailer* const thumbnails;      // null: no thumbnails
   std::optional<boost::asio::ssl::context> tls;
   std::optional<ClientNetworks> networks;  // allowed_clients, set by start(); unset: all
   std::unique_ptr<RateLimiter> limiter;    // rate_limit_per_second > 0, set by start()

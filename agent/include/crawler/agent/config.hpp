@@ -4,6 +4,7 @@
 // reads its settings from one place.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,14 @@ struct AgentConfig {
   // once; each route is one SQL call. A health check waits for no file sync.
   int api_db_sessions = 2;
 
+  // --- thumbnails of the images (application port) ---
+  // The sizes served (longer side, pixels): a fixed few, so that the cache
+  // holds at most that many per image whatever clients ask.
+  std::string thumbnail_sizes = "64,128,256,512";
+  int thumbnail_threads = 1;        // threads running libvips
+  int thumbnail_queue = 64;         // requests waiting for a thread; more: 503
+  std::uint64_t thumbnail_max_pixels = 100'000'000;  // a larger source is refused (a decompression bomb)
+
   // --- talking to the peer's agent (file sync, sync-mode copies) ---
   std::string ca_file;              // CA bundle that verifies the peer's certificate
                                     // (empty: the system's)
@@ -75,6 +84,11 @@ AgentConfig parse_agent_config(const std::vector<std::string>& args, bool* help)
 
 // The options of `crawler-ha agent`, their defaults and meanings.
 std::string agent_options_help();
+
+// thumbnail_sizes as numbers, ascending, duplicates removed; nullopt
+// (with *error) when it is not a list of 1 to 16 whole numbers from 16 to
+// 2048 separated by commas.
+std::optional<std::vector<int>> parse_thumbnail_sizes(const std::string& text, std::string* error);
 
 // What is wrong with the settings themselves, one sentence each (empty:
 // nothing): required settings missing, numbers out of range, no TLS

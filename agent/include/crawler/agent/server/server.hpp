@@ -23,10 +23,19 @@ namespace crawler::agent {
 class ApiTokens;
 class BearerToken;
 class NodeSql;
+class Thumbnailer;
+
+// What the JSON API routes use besides the store. Each must outlive the
+// server; null: none (a route that needs it answers 503).
+struct ApiServices {
+  NodeSql* sql = nullptr;                 // the node's database, one call per route
+  const ApiTokens* api_tokens = nullptr;  // the scoped tokens accepted
+  Thumbnailer* thumbnails = nullptr;      // the images' thumbnails (application port)
+};
 
 // Which routes a Server serves, and on which setting's address.
 enum class ServerPort {
-  application,  // AgentConfig::listen: the blob routes
+  application,  // AgentConfig::listen: the blob routes, crawls, images
   ha            // AgentConfig::ha_listen: /primary, /replica, /read-only, /health, /api/status, /api/health
 };
 
@@ -35,12 +44,10 @@ class Server {
   // Nothing is bound until start(). `store`, `durability` (the store's
   // group syncs), `events`, `token` and `io` must outlive the server; `io`
   // may be run by several threads (each connection keeps to its own strand).
-  // `sql` answers the HA port's routes and `api_tokens` holds the scoped
-  // tokens they accept (both must outlive the server; null: none); the
-  // application port uses neither.
+  // `api` serves the JSON routes of either port.
   Server(const AgentConfig& config, FileStore& store, StoreSync& durability, BlobEvents& events,
          BearerToken& token, boost::asio::io_context& io, ServerPort port = ServerPort::application,
-         NodeSql* sql = nullptr, const ApiTokens* api_tokens = nullptr);
+         ApiServices api = {});
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
