@@ -117,3 +117,10 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION @extschema@.ha_endpoint_check(text, text)
    TO crawler_ha_reader, crawler_ha_writer, crawler_ha_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.ha_file_sync_status() TO crawler_ha_reader, crawler_ha_admin;
+
+-- Metrics (75_metrics.sql): the agent's /metrics reads them as the reader.
+-- ha_metrics() runs as its caller, who reads every table it reads already,
+-- and classifies errors with crawl_error_kind() (a pure function), so the
+-- same roles may execute that too.
+GRANT EXECUTE ON FUNCTION @extschema@.ha_metrics(), @extschema@.crawl_error_kind(text)
+   TO crawler_ha_reader, crawler_ha_admin;
