@@ -371,7 +371,8 @@ TEST_F(ThumbnailerTest, ConcurrentRequestsForOneThumbnailAllGetAGoodFile) {
   ASSERT_TRUE(d);
   EXPECT_EQ(d->width, 512);
   EXPECT_EQ(d->height, 256);
-  EXPECT_EQ(files_under(root_ / ".thumbnails"), std::vector<std::string>{"512/" + sha.substr(0, 2) + "/" + sha + ".jpg"});
+  EXPECT_EQ(files_under(root_ / ".thumbnails"),
+            std::vector<std::string>{"512/" + sha.substr(0, 2) + "/" + sha + ".jpg"});
   EXPECT_TRUE(files_under(root_ / ".tmp").empty());
 }
 
@@ -387,7 +388,7 @@ TEST_F(ThumbnailerTest, BusyOnceTheQueueIsFull) {
   auto first_done = first->get_future();
   t->get(sha, blob, 64, [&entered, released, first](Result r) {
     entered.set_value();
-    released.wait();
+    released.wait_for(60s);  // bounded: a failed test must not hang
     first->set_value(std::move(r));
   });
   ASSERT_EQ(entered.get_future().wait_for(60s), std::future_status::ready);
@@ -423,19 +424,22 @@ TEST_F(ThumbnailerTest, BusyOnceTheQueueIsFull) {
 TEST_F(ThumbnailerTest, NoQueueStillUsesAnIdleThread) {
   fs::path blob;
   std::string sha = jpeg_1000x500(&blob);
+  // Asked at once after the start: a thread not yet waiting for work is
+  // free all the same.
   auto t = make(1, 0);
-  EXPECT_TRUE(is_kind(get_sync(*t, sha, blob, 64), Result::ok));
-
-  std::promise<void> entered, release;
+  std::promise<Result::Kind> entered;
+  std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   auto done = std::make_shared<std::promise<void>>();
   auto finished = done->get_future();
-  t->get(sha, blob, 128, [&entered, released, done](Result) {
-    entered.set_value();
-    released.wait();
+  t->get(sha, blob, 128, [&entered, released, done](Result r) {
+    entered.set_value(r.kind);
+    if (r.kind == Result::ok) released.wait_for(60s);  // else this is the test's own thread
     done->set_value();
   });
-  ASSERT_EQ(entered.get_future().wait_for(60s), std::future_status::ready);
+  auto kind = entered.get_future();
+  ASSERT_EQ(kind.wait_for(60s), std::future_status::ready);
+  ASSERT_EQ(kind.get(), Result::ok);
   bool busy = false;
   t->get(sha, blob, 256, [&](Result r) { busy = r.kind == Result::busy; });
   EXPECT_TRUE(busy);
@@ -641,6 +645,23 @@ TEST_F(ThumbnailerDiskTest, NoTemporaryDirectory) {
   EXPECT_TRUE(files_under(root_ / ".thumbnails").empty());
 }
 
+TEST_F(ThumbnailerTest, AThrowingCompletionDoesNotEndThePool) {
+  fs::path blob;
+  std::string sha = jpeg_1000x500(&blob);
+  auto t = make(1, 4);
+  auto threw = std::make_shared<std::promise<void>>();
+  auto thrown = threw->get_future();
+  t->get(sha, blob, 64, [threw](Result) {
+    threw->set_value();
+    throw std::runtime_error("a caller's bug");
+  });
+  ASSERT_EQ(thrown.wait_for(60s), std::future_status::ready);
+  // The one pool thread still works; and a cached answer's exception does
+  // not reach get()'s caller either.
+  EXPECT_TRUE(is_kind(get_sync(*t, sha, blob, 128), Result::ok));
+  EXPECT_NO_THROW(t->get(sha, blob, 64, [](Result) { throw std::runtime_error("again"); }));
+}
+
 TEST_F(ThumbnailerTest, StoppingAnswersEveryRequest) {
   fs::path blob;
   std::string sha = jpeg_1000x500(&blob);
@@ -650,7 +671,7 @@ TEST_F(ThumbnailerTest, StoppingAnswersEveryRequest) {
   std::atomic<int> calls{0};
   t->get(sha, blob, 64, [&entered, released, &calls](Result) {
     entered.set_value();
-    released.wait();
+    released.wait_for(60s);  // bounded: a failed test must not hang
     ++calls;
   });
   ASSERT_EQ(entered.get_future().wait_for(60s), std::future_status::ready);

@@ -224,7 +224,8 @@ std::optional<Thumbnailer::Result> Thumbnailer::cached(const std::string& sha256
 void Thumbnailer::get(const std::string& sha256, const fs::path& source, int size,
                       std::function<void(Result)> done) {
   // The sha256 names files below the store's root: nothing else may.
-  if (!crawler::is_sha256_hex(sha256)) return answer(done, refusal(Result::failed, "not a blob name: " + sha256.substr(0, 80)));
+  if (!crawler::is_sha256_hex(sha256))
+    return answer(done, refusal(Result::failed, "not a blob name: " + sha256.substr(0, 80)));
   if (!size_allowed(size)) {
     std::string list;
     for (int s : sizes_) list += (list.empty() ? "" : ", ") + std::to_string(s);
