@@ -34,6 +34,8 @@ add_library(crawler_agent_server STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/server/request_body.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/query_string.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/ha_routes.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/prometheus_text.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/metrics_route.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/thumbnailer.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/api_calls.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/app_routes.cpp
@@ -47,6 +49,7 @@ target_link_libraries(crawler_agent_server PUBLIC PkgConfig::VIPS)
 if(CRAWLER_BUILD_TESTS)
   add_executable(agent-server-tests
     ${CMAKE_CURRENT_LIST_DIR}/tests/server_units_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/tests/prometheus_text_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/tests/server_config_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/tests/server_test_harness.cpp
     ${CMAKE_CURRENT_LIST_DIR}/tests/server_http_test.cpp

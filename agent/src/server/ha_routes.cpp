@@ -9,12 +9,15 @@
 
 #include "api_calls.hpp"
 #include "crawler/agent/server/query_string.hpp"
+#include "metrics_route.hpp"
 #include "responses.hpp"
 
 namespace crawler::agent {
 namespace {
 
-enum class HaRouteKind { check, api_health, api_status, sync_status, events, sync_trigger, failover, pause, resume };
+enum class HaRouteKind {
+  check, api_health, api_status, sync_status, events, sync_trigger, failover, pause, resume, metrics
+};
 
 
 struct HaRoute {
@@ -28,7 +31,7 @@ struct HaRoute {
 
 // Patroni's names for the checks, so that HAProxy configurations written
 // for it work; the original specification's names for the rest.
-constexpr std::array<HaRoute, 13> kHaRoutes{{
+constexpr std::array<HaRoute, 14> kHaRoutes{{
     {"/primary", HaRouteKind::check, ApiAccess::open, false, "primary", false},
     {"/read-write", HaRouteKind::check, ApiAccess::open, false, "read-write", false},
     {"/replica", HaRouteKind::check, ApiAccess::open, false, "replica", true},
@@ -42,6 +45,8 @@ constexpr std::array<HaRoute, 13> kHaRoutes{{
     {"/api/failover", HaRouteKind::failover, ApiAccess::admin, true, "", false},
     {"/api/pause", HaRouteKind::pause, ApiAccess::admin, true, "", false},
     {"/api/resume", HaRouteKind::resume, ApiAccess::admin, true, "", false},
+    // Prometheus' scrape, as Patroni serves it on its REST port.
+    {"/metrics", HaRouteKind::metrics, ApiAccess::read, false, "", false},
 }};
 
 // The most an admin action's JSON body may hold.
@@ -238,6 +243,9 @@ awaitable<void> handle_ha_request(Exchange& x, ServerState& state) {
     case HaRouteKind::pause:
     case HaRouteKind::resume:
       co_await answer_action(x, state, route->kind);
+      break;
+    case HaRouteKind::metrics:
+      co_await answer_metrics(x, state);
       break;
   }
 }
