@@ -17,7 +17,8 @@ add_library(crawler_agent_sync STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/pacer.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/scrub.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/orphan_sweep.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/src/status_json.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/src/status_json.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/alert_sender.cpp)
 target_include_directories(crawler_agent_sync PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include)
 target_link_libraries(crawler_agent_sync PUBLIC crawler_common PkgConfig::PQ PkgConfig::CURL
   nlohmann_json::nlohmann_json Threads::Threads)
@@ -27,7 +28,8 @@ if(CRAWLER_BUILD_TESTS)
     ${CMAKE_CURRENT_LIST_DIR}/tests/sync_store_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/tests/sync_logic_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/tests/sync_fetch_test.cpp
-    ${CMAKE_CURRENT_LIST_DIR}/tests/sync_db_test.cpp)
+    ${CMAKE_CURRENT_LIST_DIR}/tests/sync_db_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/tests/alert_sender_test.cpp)
   target_link_libraries(agent-sync-tests PRIVATE crawler_agent_sync GTest::gtest GTest::gtest_main)
   # The fetch tests run a real nginx (nginx-light) on a free port.
   find_program(CRAWLER_NGINX nginx PATHS /usr/sbin /usr/local/sbin)

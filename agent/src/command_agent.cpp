@@ -8,6 +8,7 @@
 
 #include <boost/asio/signal_set.hpp>
 
+#include "crawler/agent/alert_sender.hpp"
 #include "crawler/agent/commands.hpp"
 #include "crawler/agent/server/api_tokens.hpp"
 #include "crawler/agent/server/bearer_token.hpp"
@@ -77,6 +78,12 @@ int run_agent_command(const std::vector<std::string>& args, const MakeEvents& ma
   if (!token.load(config.token_file, &error)) return refuse(error);
   ApiTokens api_tokens;
   if (!api_tokens.load(config.api_tokens_file, &error)) return refuse(error);
+  // The receiver's token is a password like ours: refused when others may
+  // read it (it is read again at each delivery, so a rotation needs no
+  // restart).
+  if (!config.alert_webhook_token_file.empty() &&
+      !private_file(config.alert_webhook_token_file, "alert webhook token file", &error))
+    return refuse(error);
   std::unique_ptr<FileStore> store;
   try {
     store = std::make_unique<FileStore>(config.store);
@@ -101,6 +108,7 @@ int run_agent_command(const std::vector<std::string>& args, const MakeEvents& ma
   api.api_tokens = &api_tokens;
   api.thumbnails = &thumbnails;
   Server server(config, *store, durability, *service.events, token, io, ServerPort::application, api);
+  AlertSender alerts(config, store->root().string());
   std::unique_ptr<Server> ha_server;
   if (config.ha_listen != "off")
     ha_server = std::make_unique<Server>(config, *store, durability, *service.events, token, io, ServerPort::ha, api);
@@ -111,6 +119,7 @@ int run_agent_command(const std::vector<std::string>& args, const MakeEvents& ma
     if (ha_server && !config.ha_port_file.empty())
       write_port_file(config.ha_port_file, ha_server->local_endpoint().port());
     service.start();
+    alerts.start();
   } catch (const std::exception& e) {
     std::cerr << "crawler-ha agent: " << e.what() << "\n";
     return 1;
@@ -150,6 +159,7 @@ int run_agent_command(const std::vector<std::string>& args, const MakeEvents& ma
   for (int i = 1; i < config.threads; ++i) threads.emplace_back([&] { io.run(); });
   io.run();
   for (auto& t : threads) t.join();
+  alerts.stop();
   service.stop(std::chrono::milliseconds(config.shutdown_timeout_ms));
   CRAWLER_LOG(info) << "stopped";
   return 0;

@@ -113,8 +113,26 @@ po::options_description agent_options(AgentConfig& c) {
       ("orphan-sweep-s", po::value(&c.orphan_sweep_s)->default_value(c.orphan_sweep_s),
        "how often orphans are looked for");
 
+  po::options_description alerts{"Alerts (evaluated by the database's ha_alert_evaluate())"};
+  alerts.add_options()
+      ("alert-interval-s", po::value(&c.alert_interval_s)->default_value(c.alert_interval_s),
+       "how often alerts are evaluated (0: never)")
+      ("alert-webhook-url", po::value(&c.alert_webhook_url),
+       "http(s) URL that notifications are POSTed to, in Alertmanager's webhook format "
+       "(empty: alerts are only recorded as HA events)")
+      ("alert-webhook-token-file", po::value(&c.alert_webhook_token_file),
+       "file holding a bearer token for the receiver (mode 600)")
+      ("alert-webhook-ca-file", po::value(&c.alert_webhook_ca_file),
+       "CA bundle that verifies an https receiver (default: the system's)")
+      ("alert-webhook-timeout-ms",
+       po::value(&c.alert_webhook_timeout_ms)->default_value(c.alert_webhook_timeout_ms),
+       "time for one delivery attempt")
+      ("alert-webhook-attempts",
+       po::value(&c.alert_webhook_attempts)->default_value(c.alert_webhook_attempts),
+       "delivery attempts per evaluation (a notification still undelivered is due again at the next)");
+
   po::options_description all;
-  all.add(node).add(http).add(ha).add(thumbs).add(sync);
+  all.add(node).add(http).add(ha).add(thumbs).add(sync).add(alerts);
   return all;
 }
 
@@ -203,6 +221,12 @@ std::vector<std::string> agent_config_problems(const AgentConfig& c) {
     problems.push_back("rate_limit_per_second must be from 0 (no limit) to 1e9");
   if (c.rate_limit_per_second > 0 && !(c.rate_limit_burst >= 1 && c.rate_limit_burst <= 1e9))
     problems.push_back("rate_limit_burst must be from 1 to 1e9");
+  at_least(c.alert_interval_s, 0, "alert_interval_s");
+  at_least(c.alert_webhook_timeout_ms, 100, "alert_webhook_timeout_ms");
+  at_least(c.alert_webhook_attempts, 1, "alert_webhook_attempts");
+  if (!c.alert_webhook_url.empty() && c.alert_webhook_url.rfind("http://", 0) != 0 &&
+      c.alert_webhook_url.rfind("https://", 0) != 0)
+    problems.push_back("alert_webhook_url must start with http:// or https://");
   return problems;
 }
 

@@ -124,3 +124,11 @@ GRANT EXECUTE ON FUNCTION @extschema@.ha_file_sync_status() TO crawler_ha_reader
 -- same roles may execute that too.
 GRANT EXECUTE ON FUNCTION @extschema@.ha_metrics(), @extschema@.crawl_error_kind(text)
    TO crawler_ha_reader, crawler_ha_admin;
+
+-- Alerts (77_alerts.sql): the agent evaluates and delivers them; readers
+-- see them; only the admin changes their thresholds and cooldowns.
+GRANT EXECUTE ON FUNCTION @extschema@.ha_alert_evaluate(double precision),
+                          @extschema@.ha_alert_notified(text, jsonb, text)
+   TO crawler_ha_agent;
+GRANT EXECUTE ON FUNCTION @extschema@.ha_alerts() TO crawler_ha_reader, crawler_ha_admin, crawler_ha_agent;
+GRANT EXECUTE ON FUNCTION @extschema@.ha_alert_configure(text, double precision, integer, boolean) TO crawler_ha_admin;

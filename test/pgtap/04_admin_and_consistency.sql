@@ -19,7 +19,7 @@ SELECT 'crawler_ha_writer', unnest(ARRAY[
 UNION ALL
 SELECT 'crawler_ha_reader', unnest(ARRAY['crawl_status', 'ha_endpoint_check', 'ha_health', 'ha_ping', 'ha_status', 'ha_sync_status', 'image_get',
     'ha_witness_seen', 'ha_file_sync_status', 'crawl_list', 'image_list', 'crawl_url_host_of',
-    'ha_metrics', 'crawl_error_kind'])
+    'ha_metrics', 'crawl_error_kind', 'ha_alerts'])
 UNION ALL
 SELECT 'crawler_ha_admin', unnest(ARRAY[
     'crawl_reap_leases', 'ha_check_consistency', 'ha_diff', 'ha_endpoint_check', 'ha_failover', 'ha_file_sync_status', 'ha_health', 'ha_merge_receive', 'ha_merge_rows',
@@ -27,12 +27,13 @@ SELECT 'crawler_ha_admin', unnest(ARRAY[
     'ha_promote', 'ha_rejoin', 'ha_resume', 'ha_retention', 'ha_schedule_maintenance', 'ha_set_node_id',
     'ha_setup', 'ha_status', 'ha_sync', 'ha_sync_status',
     'ha_witness_grant', 'ha_witness_report', 'ha_witness_seen', 'crawl_list', 'image_list', 'crawl_url_host_of',
-    'ha_metrics', 'crawl_error_kind'])
+    'ha_metrics', 'crawl_error_kind', 'ha_alerts', 'ha_alert_configure'])
 UNION ALL
 SELECT 'crawler_ha_agent', unnest(ARRAY[
     'blob_corrupt', 'blob_fetch_failed', 'blob_inventory', 'blob_orphans', 'blob_referenced', 'blob_removed',
     'blob_requeue_missing', 'blob_scrub_next', 'blob_store_attach', 'blob_stored', 'blob_stored_many',
-    'blob_verified', 'blob_wanted', 'ha_endpoint_check', 'ha_file_sync_status', 'ha_health', 'ha_status']);
+    'blob_verified', 'blob_wanted', 'ha_endpoint_check', 'ha_file_sync_status', 'ha_health', 'ha_status',
+    'ha_alert_evaluate', 'ha_alert_notified', 'ha_alerts']);
 
 SELECT is(ARRAY(SELECT DISTINCT p.proname::text
                   FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'

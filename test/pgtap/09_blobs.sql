@@ -24,7 +24,11 @@ INSERT INTO fn VALUES
     ('crawl_blob_target', '{}', 'setof record', false, true, false),
     ('ha_status', '{}', 'setof record', true, true, true),
     ('ha_health', '{}', 'setof record', true, true, true),
-    ('ha_endpoint_check', '{text,text}', 'setof record', true, true, true);
+    ('ha_endpoint_check', '{text,text}', 'setof record', true, true, true),
+    -- the agent's alert sender (77_alerts.sql; tested in 13_alerts.sql)
+    ('ha_alert_evaluate', '{double precision}', 'setof record', true, false, false),
+    ('ha_alert_notified', '{text,jsonb,text}', 'boolean', true, false, false),
+    ('ha_alerts', '{}', 'setof record', true, false, true);
 GRANT SELECT ON fn TO PUBLIC;
 
 -- Signatures, SECURITY DEFINER, a pinned search_path, a comment.
@@ -63,7 +67,7 @@ SELECT is(ARRAY(SELECT DISTINCT p.proname::text
                   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'crawler_ha'
                  WHERE has_function_privilege('crawler_ha_agent', p.oid, 'EXECUTE') ORDER BY 1),
           ARRAY(SELECT name FROM fn WHERE agent ORDER BY 1),
-          'crawler_ha_agent may execute exactly the blob_* functions, ha_status, ha_health, ha_endpoint_check and ha_file_sync_status');
+          'crawler_ha_agent may execute exactly the blob_* functions, ha_status, ha_health, ha_endpoint_check, ha_file_sync_status and the alert sender''s');
 SELECT is(ARRAY(SELECT c.relname::text FROM pg_class c
                   JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
                   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'crawler_ha'

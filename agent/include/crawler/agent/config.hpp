@@ -73,6 +73,15 @@ struct AgentConfig {
   // --- orphan removal ---
   int orphan_grace_s = 2 * 86400;   // longer than crawl_lease_max() (1 day), which the extension enforces
   int orphan_sweep_s = 600;         // how often orphans are looked for
+
+  // --- alerts (decided by ha_alert_evaluate(); the agent measures its
+  // store's disk and delivers what is due) ---
+  int alert_interval_s = 5;         // how often alerts are evaluated; 0: never
+  std::string alert_webhook_url;    // http(s) URL the notifications are POSTed to; empty: events only
+  std::string alert_webhook_token_file;  // bearer token sent to the receiver (mode 600); empty: none
+  std::string alert_webhook_ca_file;     // CA bundle of an https receiver (empty: the system's)
+  int alert_webhook_timeout_ms = 5000;   // one delivery attempt, connection included
+  int alert_webhook_attempts = 3;   // attempts per evaluation before it waits for the next
 };
 
 // The settings of `crawler-ha agent`: `args` is its command line after
