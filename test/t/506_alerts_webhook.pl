@@ -161,8 +161,12 @@ configure($a, 'disk_usage', threshold => 100, cooldown => 3600);
 ok(wait_for(sub { notices(alertname => 'CrawlerHaDiskUsage', node => 'alerts_a', status => 'resolved') == 2 }),
 	'... then resolved');
 
-# --- a database down: one notification, from the node that sees it ---
+# --- a database down: one notification, from the node that sees it; and
+# the lag that grows meanwhile (the HA worker's threshold, 2 s here) ---
+$a->append_conf('postgresql.conf', "crawler_ha.replication_lag_threshold = '2s'\n");
+$a->reload;
 $b->stop('immediate');
+$a->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://lag.example/'], '{}')");
 ok(wait_for(sub { notices(alertname => 'CrawlerHaDatabaseDown', status => 'firing') >= 1 }),
 	'node b\'s PostgreSQL stopped: CrawlerHaDatabaseDown firing');
 my @down = notices(alertname => 'CrawlerHaDatabaseDown', status => 'firing');
@@ -175,9 +179,20 @@ sleep 3;
 is(scalar(notices(alertname => 'CrawlerHaDatabaseDown')), 1, '... once (its cooldown is 300 s; node b sends nothing)');
 is($a->safe_psql('postgres', "SELECT count(*) FROM ha_events WHERE reason LIKE 'alert database_down firing: %'"), '1',
 	'... an HA event on node a');
+ok(wait_for(sub { notices(alertname => 'CrawlerHaReplicationLag', status => 'firing') == 1 }),
+	'rows written while node b is away: CrawlerHaReplicationLag firing');
+my ($lag) = notices(alertname => 'CrawlerHaReplicationLag', status => 'firing');
+is($lag->{annotations}{reported_by}, 'alerts_a', '... sent by the primary');
+like($lag->{annotations}{summary}, qr/^replication to \S+ is [0-9.]+ s behind \(\d+ bytes\), above 2 s$/,
+	'... its summary, with the HA worker\'s threshold');
 $b->start;
 ok(wait_for(sub { notices(alertname => 'CrawlerHaDatabaseDown', status => 'resolved') == 1 }),
 	'node b back: resolved, from node a');
+ok(wait_for(sub { notices(alertname => 'CrawlerHaReplicationLag', status => 'resolved') == 1 }),
+	'... and caught up: the lag resolved');
+is(scalar(notices(alertname => 'CrawlerHaReplicationLag')), 2, '... one notice each way');
+$a->append_conf('postgresql.conf', "crawler_ha.replication_lag_threshold = '60s'\n");
+$a->reload;
 ok($b->poll_query_until('postgres', "SELECT ok FROM ha_endpoint_check('replica')"), 'node b is a healthy standby again');
 
 # --- a switchover: announced by the new primary alone ---
