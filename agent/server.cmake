@@ -9,6 +9,14 @@ file(READ ${CRAWLER_OPENAPI_FILE} CRAWLER_OPENAPI_JSON)
 configure_file(${CMAKE_CURRENT_LIST_DIR}/src/server/openapi_document.cpp.in
   ${CMAKE_CURRENT_BINARY_DIR}/openapi_document.cpp @ONLY)
 
+# The dashboard (GET /) is served as agent/web/dashboard.html holds it:
+# compiled in, re-read whenever it changes.
+set(CRAWLER_DASHBOARD_FILE ${CMAKE_CURRENT_LIST_DIR}/web/dashboard.html)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CRAWLER_DASHBOARD_FILE})
+file(READ ${CRAWLER_DASHBOARD_FILE} CRAWLER_DASHBOARD_HTML)
+configure_file(${CMAKE_CURRENT_LIST_DIR}/src/server/dashboard_page.cpp.in
+  ${CMAKE_CURRENT_BINARY_DIR}/dashboard_page.cpp @ONLY)
+
 add_library(crawler_agent_server STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/config.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/command_agent.cpp
@@ -39,6 +47,8 @@ add_library(crawler_agent_server STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/server/thumbnailer.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/api_calls.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/server/app_routes.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/server/lag_history.cpp
+  ${CMAKE_CURRENT_BINARY_DIR}/dashboard_page.cpp
   ${CMAKE_CURRENT_BINARY_DIR}/openapi_document.cpp)
 target_include_directories(crawler_agent_server PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include)
 target_link_libraries(crawler_agent_server PUBLIC crawler_common Boost::boost Boost::program_options
@@ -56,6 +66,7 @@ if(CRAWLER_BUILD_TESTS)
     ${CMAKE_CURRENT_LIST_DIR}/tests/server_put_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/tests/server_bundle_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/tests/server_access_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/tests/lag_history_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/tests/thumbnailer_test.cpp)
   # crawler_agent_sync: the follower's client reads the bundle route.
   target_link_libraries(agent-server-tests PRIVATE crawler_agent_server crawler_agent_sync PkgConfig::CURL

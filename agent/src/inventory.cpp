@@ -61,7 +61,9 @@ bool walk_store(const fs::path& root, std::size_t batch,
   for (const auto& top : sorted(root)) {
     std::string a = top.filename().string();
     if (!hex2(a) || !real_dir(fs::directory_entry(top))) {
-      if (a != ".tmp" && a != ".corrupt" && a != ".store-id" && a != ".inventory-pending")
+      // The store's own directories (temporary files, quarantine, the
+      // thumbnail cache) are not blobs and not strangers either.
+      if (a != ".tmp" && a != ".corrupt" && a != ".store-id" && a != ".inventory-pending" && a != ".thumbnails")
         ++figures->ignored;
       continue;
     }

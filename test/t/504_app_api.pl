@@ -343,6 +343,33 @@ is($r->{code} . ' ' . ($r->{json}{error} // '') . ' ' . ($r->{json}{sqlstate} //
 	'POST /api/crawls on the standby: 503 read_only_node (SQLSTATE 25006)');
 ok($r->{headers}{'retry-after'}, '... with Retry-After');
 
+# --- the dashboard and the routes it reads besides those above ---
+$r = req($ap, 'GET', '/', token => 'none', op => '/');
+is($r->{code}, '200', 'GET / (the dashboard) without a token: 200');
+like($r->{headers}{'content-type'} // '', qr{^text/html; charset=utf-8$}, '... an HTML page');
+like($r->{headers}{'content-security-policy'} // '', qr/^default-src 'self'; script-src 'sha256-[A-Za-z0-9+\/]{43}='; style-src 'sha256-/,
+	'... allowing its own inline script and style by hash');
+like($r->{body}, qr{<title>crawler_ha dashboard</title>}, '... the dashboard');
+$r = req($ap, 'GET', '/?x=1', token => 'none', op => '/');
+is($r->{code} . ' ' . $r->{json}{error}, '400 unknown_parameter', 'GET /?x=1: 400 unknown_parameter');
+$r = req($ap, 'GET', '/api/events?limit=2', op => '/api/events');
+is($r->{code} . ' ' . scalar(@{ $r->{json}{events} // [] }), '200 2', 'GET /api/events?limit=2 on the application port: two events');
+my $ha_events = req({ url => $ap->{ha_url} }, 'GET', '/api/events?limit=2');
+is($r->{body}, $ha_events->{body}, '... exactly what the HA port answers');
+my $next = req($ap, 'GET', "/api/events?limit=2&since=$r->{json}{next_since}", op => '/api/events');
+ok($next->{code} eq '200' && !grep({ $_->{id} <= $r->{json}{events}[1]{id} } @{ $next->{json}{events} }),
+	'... and since=next_since gives the next page (' . scalar(@{ $next->{json}{events} // [] }) . ' events)');
+$r = req($ap, 'GET', '/api/events?limit=1001', op => '/api/events');
+is($r->{code} . ' ' . $r->{json}{error}, '400 bad_parameter', 'GET /api/events?limit=1001: 400 bad_parameter');
+$r = req($ap, 'GET', '/api/alerts', op => '/api/alerts');
+is($r->{code} . ' ' . ref($r->{json}{alerts}), '200 ARRAY', 'GET /api/alerts: ha_alerts()\'s rows');
+$r = req($ap, 'GET', '/api/lag-history', op => '/api/lag-history');
+ok($r->{code} eq '200' && @{ $r->{json}{samples} } && defined $r->{json}{samples}[-1]{lag_bytes},
+	'GET /api/lag-history on the primary: samples with the lag measured');
+$r = req($as, 'GET', '/api/lag-history', op => '/api/lag-history');
+ok($r->{code} eq '200' && !grep({ defined $_->{lag_bytes} } @{ $r->{json}{samples} }),
+	'... on the standby: samples without a lag (it is measured on the primary)');
+
 # --- wrong callers ---
 $r = req($ap, 'POST', '/api/crawls', token => 'none', op => '/api/crawls', body => '{"seeds": ["http://x.example/"]}');
 is($r->{code}, '401', 'POST /api/crawls without a token: 401');

@@ -163,6 +163,53 @@ awaitable<std::optional<nlohmann::json>> json_object_body(Exchange& x, std::uint
   co_return doc;
 }
 
+namespace {
+
+// GET /api/events: at most this many events a page.
+constexpr long kMaxEventsPage = 1000;
+
+}  // namespace
+
+awaitable<void> answer_events(Exchange& x, ServerState& state, const std::map<std::string, std::string>& query) {
+  long long since = 0, limit = 100;
+  // Each answer is built before its co_await: gcc 12 destroys some
+  // temporaries of a co_await expression twice.
+  if (auto it = query.find("since"); it != query.end()) {
+    auto v = whole_number(it->second, 0, std::numeric_limits<long long>::max());
+    if (!v) {
+      auto res = error_response(http::status::bad_request, "bad_parameter",
+                                "since is the id of the last event seen: a whole number, 0 or more");
+      co_await x.respond(std::move(res));
+      co_return;
+    }
+    since = *v;
+  }
+  if (auto it = query.find("limit"); it != query.end()) {
+    auto v = whole_number(it->second, 1, kMaxEventsPage);
+    if (!v) {
+      auto res = error_response(http::status::bad_request, "bad_parameter",
+                                "limit is a whole number from 1 to " + std::to_string(kMaxEventsPage));
+      co_await x.respond(std::move(res));
+      co_return;
+    }
+    limit = *v;
+  }
+  std::vector<Param> params;
+  params.emplace_back(std::to_string(since));
+  params.emplace_back(std::to_string(limit));
+  std::string sql =
+      "SELECT coalesce(pg_catalog.json_agg(e ORDER BY e.id), '[]')::text, pg_catalog.max(e.id) FROM "
+      "(SELECT * FROM @extschema@.ha_events WHERE id > $1::bigint ORDER BY id LIMIT $2::integer) e";
+  auto row = co_await sql_row(x, state, DbRole::reader, std::move(sql), std::move(params), "the events query");
+  if (!row) co_return;
+  nlohmann::json body = nlohmann::json::object();
+  body["events"] = parse_or_null((*row)[0]);
+  // The next page starts after the last event of this one.
+  body["next_since"] = (*row)[1] ? std::stoll(*(*row)[1]) : since;
+  auto res = json_response(http::status::ok, body);
+  co_await x.respond(std::move(res));
+}
+
 Param member_param(const nlohmann::json& doc, const char* key, const char* type, std::string* why) {
   if (!doc.contains(key) || doc[key].is_null()) return std::nullopt;
   const auto& v = doc[key];

@@ -5,6 +5,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,6 +62,14 @@ std::optional<long long> whole_number(const std::string& text, long long low, lo
 // member), or the client broke off.
 awaitable<std::optional<nlohmann::json>> json_object_body(Exchange& x, std::uint64_t limit,
                                                           const std::vector<std::string>& members);
+
+// GET /api/events of both ports (the HA port's and the dashboard's): 200
+// {"events": [ha_events rows with id > since, oldest first, at most limit],
+// "next_since": the last id, or since when there is none}, from the
+// `since` (default 0) and `limit` (1 to 1000, default 100) of `query`; a
+// bad one is answered 400 bad_parameter. Other parameters are the
+// caller's to refuse.
+awaitable<void> answer_events(Exchange& x, ServerState& state, const std::map<std::string, std::string>& query);
 
 // Member `key` of `doc` as a text parameter: absent or null is SQL NULL;
 // `type` "string" or "boolean" must match, otherwise *why is set.

@@ -1,9 +1,12 @@
 #include "app_routes.hpp"
 
 #include <boost/beast/http/field.hpp>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <chrono>
 #include <filesystem>
 
 #include "api_calls.hpp"
@@ -12,17 +15,23 @@
 #include "crawler/agent/server/blob_name.hpp"
 #include "crawler/agent/server/query_string.hpp"
 #include "crawler/agent/server/thumbnailer.hpp"
+#include "crawler/log.hpp"
 #include "responses.hpp"
 
 namespace crawler::agent {
 
 extern const char* const kOpenApiJson;  // generated from docs/openapi.json
+extern const char* const kDashboardHtml;  // generated from agent/web/dashboard.html
 
 namespace {
 
 enum class AppRouteKind {
+  dashboard,
   openapi,
   ha_status,
+  events,
+  alerts,
+  lag_history,
   crawl_start,
   crawl_list,
   crawl_status,
@@ -41,9 +50,15 @@ struct AppRoute {
   std::string_view query;    // the query parameters taken, space-separated
 };
 
-constexpr std::array<AppRoute, 10> kAppRoutes{{
+constexpr std::array<AppRoute, 14> kAppRoutes{{
+    // The page is open: it holds no data, and asks for a token when the
+    // API it reads wants one.
+    {"/", http::verb::get, AppRouteKind::dashboard, ApiAccess::open, ""},
     {"/api/openapi.json", http::verb::get, AppRouteKind::openapi, ApiAccess::open, ""},
     {"/api/ha-status", http::verb::get, AppRouteKind::ha_status, ApiAccess::read, ""},
+    {"/api/events", http::verb::get, AppRouteKind::events, ApiAccess::read, "since limit"},
+    {"/api/alerts", http::verb::get, AppRouteKind::alerts, ApiAccess::read, ""},
+    {"/api/lag-history", http::verb::get, AppRouteKind::lag_history, ApiAccess::read, ""},
     {"/api/crawls", http::verb::get, AppRouteKind::crawl_list, ApiAccess::read, "limit before"},
     {"/api/crawls", http::verb::post, AppRouteKind::crawl_start, ApiAccess::operate, ""},
     {"/api/crawls/{id}", http::verb::get, AppRouteKind::crawl_status, ApiAccess::read, ""},
@@ -311,7 +326,14 @@ awaitable<void> answer_image_thumbnail(Exchange& x, ServerState& state, const st
                               : made.kind == Thumbnailer::Result::too_large ? "image_too_large"
                               : made.kind == Thumbnailer::Result::busy      ? "thumbnailer_busy"
                                                                             : "thumbnail_failed",
-                              made.error);
+                              // A failure's own words may name the store's paths:
+                              // they go to the log, the client gets a fixed text.
+                              made.kind == Thumbnailer::Result::failed
+                                  ? std::string("the thumbnail could not be made (the agent's log says why)")
+                                  : made.error);
+    if (made.kind == Thumbnailer::Result::failed)
+      CRAWLER_LOG(warn) << "thumbnail of image " << id << " (" << file->sha256 << "), size " << size << ": "
+                        << made.error;
     if (made.kind == Thumbnailer::Result::busy) res.set(http::field::retry_after, "1");
     co_await x.respond(std::move(res));
     co_return;
@@ -325,7 +347,51 @@ awaitable<void> answer_image_thumbnail(Exchange& x, ServerState& state, const st
   co_await serve_stored_file(x, made.path, how);
 }
 
+// The dashboard, with a policy that lets it run its own inline script and
+// style (by hash: the page is fixed, so a per-answer nonce would add
+// nothing) and reach this origin only; thumbnails fetched with a token are
+// shown from blob: URLs.
+http::response<http::string_body> dashboard_response() {
+  http::response<http::string_body> res{http::status::ok, 11};
+  res.set(http::field::content_type, "text/html; charset=utf-8");
+  res.set(http::field::cache_control, "no-cache");
+  res.set("Content-Security-Policy", dashboard_policy());
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("Referrer-Policy", "no-referrer");
+  res.set("X-Frame-Options", "DENY");
+  res.body() = kDashboardHtml;
+  return res;
+}
+
 }  // namespace
+
+std::string inline_element_hash(std::string_view html, std::string_view tag) {
+  const std::string open = "<" + std::string(tag) + ">";
+  const std::string close = "</" + std::string(tag) + ">";
+  const auto first = html.find(open);
+  const auto end = first == std::string_view::npos ? first : html.find(close, first);
+  if (first == std::string_view::npos || end == std::string_view::npos ||
+      html.find(open, first + 1) != std::string_view::npos ||
+      html.find("<" + std::string(tag) + " ") != std::string_view::npos)
+    throw std::logic_error("the dashboard must hold exactly one " + open + " without attributes");
+  const std::string_view content = html.substr(first + open.size(), end - first - open.size());
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(content.data()), content.size(), digest);
+  unsigned char base64[4 * ((SHA256_DIGEST_LENGTH + 2) / 3) + 1];
+  EVP_EncodeBlock(base64, digest, SHA256_DIGEST_LENGTH);
+  return "'sha256-" + std::string(reinterpret_cast<const char*>(base64)) + "'";
+}
+
+const std::string& dashboard_policy() {
+  // Computed from the bytes served, once: the policy cannot fall behind an
+  // edit of the page.
+  static const std::string policy = std::string("default-src 'self'; script-src ") +
+                                    inline_element_hash(kDashboardHtml, "script") +
+                                    "; style-src " + inline_element_hash(kDashboardHtml, "style") +
+                                    "; img-src 'self' blob:; connect-src 'self'; object-src 'none'; "
+                                    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+  return policy;
+}
 
 const std::string& openapi_document() {
   static const std::string document(kOpenApiJson);
@@ -395,6 +461,11 @@ awaitable<void> handle_app_request(Exchange& x, ServerState& state) {
   }
   if (!co_await authorize(x, state, route->access)) co_return;
   switch (route->kind) {
+    case AppRouteKind::dashboard: {
+      auto res = dashboard_response();
+      co_await x.respond(std::move(res));
+      break;
+    }
     case AppRouteKind::openapi: {
       http::response<http::string_body> res{http::status::ok, 11};
       res.set(http::field::content_type, "application/json");
@@ -408,6 +479,24 @@ awaitable<void> handle_app_request(Exchange& x, ServerState& state) {
                                 "SELECT coalesce(pg_catalog.json_agg(s), '[]')::text FROM @extschema@.ha_status() s",
                                 std::vector<Param>(), "nodes");
       break;
+    case AppRouteKind::events:
+      co_await answer_events(x, state, *query);
+      break;
+    case AppRouteKind::alerts: {
+      // ha_alerts()'s rows as they are: the alert rules are the extension's.
+      std::string sql = "SELECT coalesce(pg_catalog.json_agg(a), '[]')::text FROM @extschema@.ha_alerts() a";
+      std::vector<Param> params;
+      co_await answer_json_text(x, state, DbRole::reader, std::move(sql), std::move(params), "alerts");
+      break;
+    }
+    case AppRouteKind::lag_history: {
+      const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+      auto res = json_response(http::status::ok, state.lag_history.to_json(now));
+      co_await x.respond(std::move(res));
+      break;
+    }
     case AppRouteKind::crawl_start:
       co_await answer_crawl_start(x, state);
       break;

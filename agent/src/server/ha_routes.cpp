@@ -51,8 +51,6 @@ constexpr std::array<HaRoute, 14> kHaRoutes{{
 
 // The most an admin action's JSON body may hold.
 constexpr std::uint64_t kMaxActionBody = 4096;
-// GET /api/events: at most this many events a page.
-constexpr long kMaxEventsPage = 1000;
 
 const HaRoute* find_route(std::string_view target) {
   std::string_view path = target.substr(0, target.find('?'));
@@ -94,42 +92,6 @@ awaitable<void> answer_api_health(Exchange& x, ServerState& state) {
   bool healthy = (*row)[1] && *(*row)[1] == "t";
   co_await x.respond(json_response(healthy ? http::status::ok : http::status::service_unavailable,
                                    parse_or_null((*row)[0])));
-}
-
-awaitable<void> answer_events(Exchange& x, ServerState& state, const std::map<std::string, std::string>& query) {
-  long long since = 0, limit = 100;
-  if (auto it = query.find("since"); it != query.end()) {
-    auto v = whole_number(it->second, 0, std::numeric_limits<long long>::max());
-    if (!v) {
-      co_await x.respond(error_response(http::status::bad_request, "bad_parameter",
-                                        "since is the id of the last event seen: a whole number, 0 or more"));
-      co_return;
-    }
-    since = *v;
-  }
-  if (auto it = query.find("limit"); it != query.end()) {
-    auto v = whole_number(it->second, 1, kMaxEventsPage);
-    if (!v) {
-      co_await x.respond(error_response(http::status::bad_request, "bad_parameter",
-                                        "limit is a whole number from 1 to " + std::to_string(kMaxEventsPage)));
-      co_return;
-    }
-    limit = *v;
-  }
-  std::vector<Param> params;
-  params.emplace_back(std::to_string(since));
-  params.emplace_back(std::to_string(limit));
-  auto row = co_await sql_row(
-      x, state, DbRole::reader,
-      "SELECT coalesce(pg_catalog.json_agg(e ORDER BY e.id), '[]')::text, pg_catalog.max(e.id) FROM "
-      "(SELECT * FROM @extschema@.ha_events WHERE id > $1::bigint ORDER BY id LIMIT $2::integer) e",
-      std::move(params), "the events query");
-  if (!row) co_return;
-  nlohmann::json body = nlohmann::json::object();
-  body["events"] = parse_or_null((*row)[0]);
-  // The next page starts after the last event of this one.
-  body["next_since"] = (*row)[1] ? std::stoll(*(*row)[1]) : since;
-  co_await x.respond(json_response(http::status::ok, body));
 }
 
 awaitable<void> answer_action(Exchange& x, ServerState& state, HaRouteKind kind) {

@@ -14,6 +14,7 @@
 #include "crawler/agent/server/listen_address.hpp"
 #include "crawler/agent/server/tls.hpp"
 #include "crawler/log.hpp"
+#include "lag_history.hpp"
 
 namespace crawler::agent {
 namespace asio = boost::asio;
@@ -62,6 +63,9 @@ struct Server::State {
   std::shared_ptr<ServerState> shared;
   tcp::acceptor acceptor;
   tcp::endpoint bound;
+  // The lag sampler's timer (application port with a database only), on
+  // the acceptor's strand, where stop() cancels it.
+  std::shared_ptr<asio::steady_timer> lag_timer;
 
   State(std::shared_ptr<ServerState> s) : shared(std::move(s)), acceptor(asio::make_strand(shared->io)) {}
 
@@ -143,6 +147,11 @@ void Server::start() {
   CRAWLER_LOG(info) << "listening on " << address << ":" << state_->bound.port()
                     << (s.tls ? " (TLS" : " (plain HTTP") << (ha ? ", HA port)" : ")");
   asio::co_spawn(a.get_executor(), State::accept_loop(state_), asio::detached);
+  // GET /api/lag-history draws on samples the database does not keep.
+  if (!ha && s.sql) {
+    state_->lag_timer = std::make_shared<asio::steady_timer>(a.get_executor());
+    asio::co_spawn(a.get_executor(), run_lag_sampler(state_->shared, state_->lag_timer), asio::detached);
+  }
 }
 
 tcp::endpoint Server::local_endpoint() const { return state_->bound; }
@@ -155,6 +164,7 @@ void Server::stop(std::chrono::milliseconds wait, std::function<void()> done) {
     self->shared->stopping = true;
     error_code ec;
     self->acceptor.close(ec);
+    if (self->lag_timer) self->lag_timer->cancel();
     for (auto& c : self->shared->all()) c->request_stop();
     asio::co_spawn(self->acceptor.get_executor(), State::drain(self, deadline, std::move(done)), asio::detached);
   });

@@ -22,6 +22,7 @@
 #include "crawler/agent/server/server.hpp"
 #include "crawler/store.hpp"
 #include "crawler/store_sync.hpp"
+#include "lag_history.hpp"
 
 namespace crawler::agent {
 
@@ -56,6 +57,9 @@ struct ServerState {
   std::optional<ClientNetworks> networks;  // allowed_clients, set by start(); unset: all
   std::unique_ptr<RateLimiter> limiter;    // rate_limit_per_second > 0, set by start()
   std::atomic<bool> stopping{false};
+  // The application port's lag samples of the last hour (GET /api/lag-history),
+  // fed by run_lag_sampler() when the port has a database.
+  LagHistory lag_history;
 
   // Registers a connection to be served; false when max_connections are
   // served already (the caller refuses it).
