@@ -28,7 +28,7 @@ use POSIX qw(ceil);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(time sleep);
-use CrawlerHA::Test qw(ha_pair);
+use CrawlerHA::Test qw(ha_pair wait_port);
 use CrawlerHA::Agent qw(agent_start agent_stop agent_kill agent_pki agent_blob_files);
 
 my $rounds = $ENV{APP_API_ROUNDS} // 5;
@@ -177,13 +177,7 @@ my ($ngx_out, $ngx_err) = ('', '');
 my $ngx = IPC::Run::start([ '/usr/sbin/nginx', '-e', 'stderr', '-p', $ngx_dir, '-c', "$ngx_dir/nginx.conf" ],
 	'>', \$ngx_out, '2>', \$ngx_err);
 push @started, $ngx;
-my $up = 0;
-for (1 .. 50)
-{
-	$up = 1, last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$ngx_port", Timeout => 1);
-	sleep(0.1);
-}
-die "nginx did not start: $ngx_err" unless $up;
+wait_port($ngx_port, 5) or die "nginx did not start: $ngx_err";
 my $ngx_url = "https://127.0.0.1:$ngx_port";
 
 # --- the clients ---

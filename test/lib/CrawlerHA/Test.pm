@@ -14,7 +14,7 @@ use POSIX ();
 use IO::Handle;
 
 our @EXPORT_OK = qw(new_node shared_dir nginx_serve ha_conninfo ha_set_peer ha_pair ha_multihost
-  ha_writer_start ha_writer_stop ha_acked ha_acks ha_seeds ha_wait_writable
+  wait_port ha_writer_start ha_writer_stop ha_acked ha_acks ha_seeds ha_wait_writable
   ha_node_user ha_partition ha_cut ha_heal ha_witness ha_set_witness ha_trio);
 
 my $next_node_id = 1;
@@ -395,6 +395,20 @@ sub ha_wait_writable
 # logs and temp paths, serving $root_dir on a free loopback port. Returns
 # { harness => IPC::Run harness (kill_kill it), port, base => 'http://...',
 # access_log => path (one request URI per line) }.
+# wait_port($port, $seconds): true once something accepts connections on
+# 127.0.0.1:$port, false after $seconds (a server that failed to start).
+sub wait_port
+{
+	my ($port, $seconds) = @_;
+	my $until = Time::HiRes::time() + $seconds;
+	while (Time::HiRes::time() < $until)
+	{
+		return 1 if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
+		Time::HiRes::sleep(0.1);
+	}
+	return 0;
+}
+
 sub nginx_serve
 {
 	my ($root_dir) = @_;
@@ -421,13 +435,7 @@ CONF
 	my ($out, $err) = ('', '');
 	my $h = IPC::Run::start([ '/usr/sbin/nginx', '-e', 'stderr', '-p', $dir, '-c', "$dir/nginx.conf" ],
 		'>', \$out, '2>', \$err);
-	my $up = 0;
-	for (1 .. 50)
-	{
-		$up = 1, last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 1);
-		select undef, undef, undef, 0.1;
-	}
-	die "nginx did not start: $err" unless $up;
+	wait_port($port, 5) or die "nginx did not start: $err";
 	return { harness => $h, port => $port, base => "http://127.0.0.1:$port",
 		access_log => "$dir/access.log" };
 }
