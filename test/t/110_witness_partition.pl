@@ -56,6 +56,14 @@ note(sprintf('cut at %.3f', $t_cut));
 $a->poll_query_until('postgres', "SELECT fenced AND fence_reason = 'isolation' FROM ha_state")
   or die 'alpha did not fence itself';
 pass('alpha, isolated, fenced itself');
+# Its alerts as its agent would fetch them: its own fence is due from it;
+# the cluster's (beta unhealthy to it) are not, since a fenced node's view
+# is the stale one.
+is($a->safe_psql('postgres',
+		"BEGIN READ WRITE; SELECT string_agg(alert || ' ' || status || ' ' || (labels ->> 'node'), ',' ORDER BY alert) "
+		  . 'FROM ha_alert_evaluate(NULL); COMMIT'),
+	'node_fenced firing alpha', 'alerts due from the fenced alpha: node_fenced about itself, nothing of the cluster');
+is($a->safe_psql('postgres', 'SELECT ha_alert_sender()'), 'f', '... it is not the cluster\'s sender');
 like($a->safe_psql('postgres', "SELECT reason FROM ha_events WHERE kind = 'fence' ORDER BY id DESC LIMIT 1"),
 	qr/isolated: neither the standby nor the witness reached/, 'with a fence event saying why');
 ($rc, $out, $err) = $a->psql('postgres', "SELECT crawl_start(ARRAY['http://fenced.test/'])");
