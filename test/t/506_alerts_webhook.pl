@@ -2,8 +2,9 @@
 # Alertmanager's webhook format, on a live pair: each alert fires once,
 # keeps its cooldown, resolves with a notice, and is an HA event; a
 # failed delivery is retried; a cluster-wide alert comes from one node only
-# (the primary, or the standby when the primary is gone); a switchover and
-# consistency differences are alerts too.
+# (the primary, or the standby when the primary is gone); a switchover, a
+# failover, consistency differences and a blob missing too long are alerts
+# too.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -225,6 +226,38 @@ $b->safe_psql('postgres', 'SELECT * FROM ha_sync()');
 $b->safe_psql('postgres', 'SELECT * FROM ha_check_consistency()');
 ok(wait_for(sub { notices(alertname => 'CrawlerHaConsistencyDifferences', status => 'resolved') == 1 }),
 	'repaired and checked again: resolved');
+
+# --- a failover: the primary's PostgreSQL gone, node a promotes itself ---
+$b->stop('immediate');
+ok($a->poll_query_until('postgres', "SELECT ok FROM ha_endpoint_check('primary')"), 'node b stopped: node a promoted');
+ok(wait_for(sub { notices(alertname => 'CrawlerHaFailover', status => 'firing') == 1 }), 'CrawlerHaFailover firing');
+my ($fo) = notices(alertname => 'CrawlerHaFailover', status => 'firing');
+is_deeply([ @{ $fo->{labels} }{qw(node severity)} ], [ 'alerts_a', 'critical' ], '... about node a, critical');
+is($fo->{annotations}{reported_by}, 'alerts_a', '... sent by the new primary');
+ok($a->poll_query_until('postgres',
+		"SELECT active FROM ha_alerts() WHERE alert = 'database_down' AND labels = '{\"node\": \"alerts_b\"}'"),
+	'... and database_down about node b active on node a');
+is(scalar(notices(alertname => 'CrawlerHaDatabaseDown', status => 'firing')), 1,
+	'... not notified again: node b\'s earlier outage was less than its cooldown (300 s) ago');
+
+# --- file sync behind: a blob node a's rows want and cannot fetch ---
+configure($a, 'file_sync_behind', threshold => 60);
+my $sha = 'f' x 64;
+# An image recorded without its file (as by a worker whose upload never
+# reached this node): the row wants the blob; the peer that could send it
+# is down. Its wait is made an hour long.
+my $fsid = $a->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://sync.example/'], '{}')");
+$a->safe_psql('postgres',
+	"SELECT image_record($fsid, 'http://sync.example/a.jpg', '$sha', 'ff/ff/$sha.jpg', 10, 1, 1, 'jpeg', 'image/jpeg')");
+$a->safe_psql('postgres',
+	"BEGIN READ WRITE; UPDATE ha_blob_wanted SET wanted_since = now() - interval '1 hour' WHERE sha256 = '$sha'; COMMIT");
+ok(wait_for(sub { notices(alertname => 'CrawlerHaFileSyncBehind', status => 'firing') == 1 }),
+	'a blob missing for an hour (its peer down): CrawlerHaFileSyncBehind firing');
+my ($fs) = notices(alertname => 'CrawlerHaFileSyncBehind', status => 'firing');
+is($fs->{labels}{node}, 'alerts_a', '... about node a, from node a');
+$a->safe_psql('postgres', "SELECT image_delete(id) FROM images WHERE sha256 = '$sha'");
+ok(wait_for(sub { notices(alertname => 'CrawlerHaFileSyncBehind', status => 'resolved') == 1 }),
+	'... its image deleted, the blob no longer wanted: resolved');
 
 # --- the agent's session is read-write; a read-only one is refused ---
 my ($rc, $out, $err) = $a->psql('postgres', 'SELECT * FROM ha_alert_evaluate(1)',
