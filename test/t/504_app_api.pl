@@ -367,8 +367,10 @@ $r = req($ap, 'GET', '/api/lag-history', op => '/api/lag-history');
 ok($r->{code} eq '200' && @{ $r->{json}{samples} } && defined $r->{json}{samples}[-1]{lag_bytes},
 	'GET /api/lag-history on the primary: samples with the lag measured');
 $r = req($as, 'GET', '/api/lag-history', op => '/api/lag-history');
-ok($r->{code} eq '200' && !grep({ defined $_->{lag_bytes} } @{ $r->{json}{samples} }),
-	'... on the standby: samples without a lag (it is measured on the primary)');
+# The newest sample: the history is an hour of this node's view, and a
+# node counts as primary for a moment before ha_setup() makes it a standby.
+ok($r->{code} eq '200' && @{ $r->{json}{samples} } && !defined $r->{json}{samples}[-1]{lag_bytes},
+	'... on the standby: its newest sample without a lag (it is measured on the primary)');
 
 # --- wrong callers ---
 $r = req($ap, 'POST', '/api/crawls', token => 'none', op => '/api/crawls', body => '{"seeds": ["http://x.example/"]}');

@@ -1,5 +1,7 @@
 #include "app_routes.hpp"
 
+#include <sys/stat.h>
+
 #include <boost/beast/http/field.hpp>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -16,6 +18,8 @@
 #include "crawler/agent/server/query_string.hpp"
 #include "crawler/agent/server/thumbnailer.hpp"
 #include "crawler/log.hpp"
+#include "crawler/sha256.hpp"
+#include "crawler/store.hpp"
 #include "responses.hpp"
 
 namespace crawler::agent {
@@ -239,7 +243,7 @@ awaitable<std::optional<ImageFile>> image_file(Exchange& x, ServerState& state, 
   std::vector<Param> params;
   params.emplace_back(id);
   DbResult r = co_await sql_call(state, DbRole::reader,
-                                 "SELECT i.sha256, i.content_type FROM @extschema@.image_get($1::bigint) i",
+                                 "SELECT i.sha256, i.content_type, i.file_path FROM @extschema@.image_get($1::bigint) i",
                                  std::move(params));
   if (!r.ok) {
     co_await x.respond(sql_failure(r));
@@ -252,7 +256,19 @@ awaitable<std::optional<ImageFile>> image_file(Exchange& x, ServerState& state, 
   }
   ImageFile f;
   f.sha256 = r.rows[0][0].value_or("");
-  auto path = state.store.find(f.sha256);
+  // The row's file name gives the extension the store names the file with:
+  // one stat() of that name instead of listing its directory. A row whose
+  // name says otherwise (a file stored under another extension) falls back
+  // to the listing.
+  std::optional<std::filesystem::path> path;
+  const std::string row_ext = std::filesystem::path(r.rows[0][2].value_or("")).extension().string();
+  if (row_ext.size() >= 2 && row_ext.size() <= 9 &&
+      row_ext.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789", 1) == std::string::npos) {
+    std::filesystem::path named = state.store.root() / blob_relative_path(f.sha256, row_ext.substr(1));
+    struct stat st;
+    if (is_sha256_hex(f.sha256) && ::stat(named.c_str(), &st) == 0 && S_ISREG(st.st_mode)) path = std::move(named);
+  }
+  if (!path) path = state.store.find(f.sha256);
   if (!path) {
     // The row is here but the file is not: file sync has not brought it
     // yet, or the image was stored where this node cannot see it.

@@ -9,6 +9,7 @@
 #include "blob_routes.hpp"
 #include "crawler/agent/server/byte_range.hpp"
 #include "responses.hpp"
+#include "crawler/log.hpp"
 
 namespace crawler::agent {
 namespace {
@@ -46,9 +47,12 @@ awaitable<void> serve_stored_file(Exchange& x, const std::filesystem::path& path
   if (file.fd < 0 || ::fstat(file.fd, &st) != 0) {
     // Removed between find and open (an orphan sweep) reads as absent.
     int e = errno;
-    co_await x.respond(e == ENOENT ? error_response(http::status::not_found, how.missing_code, how.missing_message)
-                                   : error_response(http::status::service_unavailable, "store_unreadable",
-                                                    path.string() + ": " + std::strerror(e)));
+    // The store's path is for the log, not for the client.
+    if (e != ENOENT) CRAWLER_LOG(error) << "cannot open " << path.string() << ": " << std::strerror(e);
+    auto res = e == ENOENT ? error_response(http::status::not_found, how.missing_code, how.missing_message)
+                           : error_response(http::status::service_unavailable, "store_unreadable",
+                                            std::string("the node's store cannot be read: ") + std::strerror(e));
+    co_await x.respond(std::move(res));
     co_return;
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);

@@ -8,6 +8,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
@@ -19,6 +20,8 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <nlohmann/json.hpp>
 #include <cstring>
+#include <memory>
+#include <span>
 #include <limits>
 #include <optional>
 #include <vector>
@@ -158,21 +161,36 @@ class Connection final : public Exchange,
     res.version(answer_version());
     keep_or_close(res);
     responded_ = true;
-    error_code ec;
-    auto& lowest = beast::get_lowest_layer(stream_);
-    lowest.expires_after(std::chrono::milliseconds(config_.idle_timeout_ms));
-    // empty_body writes the header only; its Content-Length is the caller's.
-    co_await http::async_write(stream_, res, asio::redirect_error(kUseAwaitable, ec));
-    if (ec || parser_->get().method() == http::verb::head) {
-      if (ec) close_ = true;
+    // The header goes out with the body's first bytes, in one write (one
+    // TLS record for a small answer); its Content-Length is the caller's.
+    http::fields::writer header_writer{res.base(), res.version(), res.result_int()};
+    const std::string head = beast::buffers_to_string(header_writer.get());
+    if (parser_->get().method() == http::verb::head) {
+      if (!co_await send_body_bytes(head.data(), head.size())) co_return;
       co_return;
     }
-    std::uint64_t total = 0;
+    std::uint64_t total = head.size();
     for (const auto& p : parts) total += p.lead.size() + p.count;
     // Small parts share a write (and a TLS record): a bundle of small blobs
-    // is not two writes per blob.
-    std::vector<char> piece(static_cast<std::size_t>(std::min<std::uint64_t>(total, kFilePiece)));
+    // is not two writes per blob. The buffer is the connection's, kept
+    // between answers and never zero-filled: every byte sent was written.
+    const std::size_t piece_size = static_cast<std::size_t>(std::min<std::uint64_t>(total, kFilePiece));
+    if (piece_capacity_ < piece_size) {
+      piece_buffer_ = std::make_unique_for_overwrite<char[]>(piece_size);
+      piece_capacity_ = piece_size;
+    }
+    std::span<char> piece(piece_buffer_.get(), piece_size);
     std::size_t filled = 0;
+    for (std::size_t done = 0; done < head.size();) {
+      std::size_t n = std::min(head.size() - done, piece.size() - filled);
+      std::memcpy(piece.data() + filled, head.data() + done, n);
+      filled += n;
+      done += n;
+      if (filled == piece.size()) {
+        if (!co_await send_body_bytes(piece.data(), filled)) co_return;
+        filled = 0;
+      }
+    }
     for (auto& p : parts) {
       for (std::size_t done = 0; done < p.lead.size();) {
         std::size_t n = std::min(p.lead.size() - done, piece.size() - filled);
@@ -213,8 +231,14 @@ class Connection final : public Exchange,
   }
 
  private:
-  // Writes `n` bytes of an answer's body; false (the connection then
-  // closes) when the client is gone or stalls past the idle timeout.
+  // The buffer file answers are sent from, kept for the connection's
+  // next answers (allocated at the size of the largest so far, at most
+  // kFilePiece).
+  std::unique_ptr<char[]> piece_buffer_;
+  std::size_t piece_capacity_ = 0;
+
+  // Writes `n` bytes of an answer; false (the connection then closes)
+  // when the client is gone or stalls past the idle timeout.
   awaitable<bool> send_body_bytes(const char* data, std::size_t n) {
     error_code ec;
     beast::get_lowest_layer(stream_).expires_after(std::chrono::milliseconds(config_.idle_timeout_ms));
