@@ -4,6 +4,7 @@
 # agent/CMakeLists.txt.
 add_library(crawler_agent_cli STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/cluster_options.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/byte_size_text.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/cluster_nodes.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/cluster_snapshot.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/command_status.cpp

@@ -12,6 +12,7 @@
 
 #include "crawler/agent/cluster_options.hpp"
 #include "crawler/agent/cluster_snapshot.hpp"
+#include "crawler/agent/byte_size_text.hpp"
 #include "crawler/agent/commands.hpp"
 #include "crawler/config_file.hpp"
 #include "crawler/log.hpp"
@@ -25,14 +26,7 @@ volatile std::sig_atomic_t g_stop = 0;
 void on_interrupt(int) { g_stop = 1; }
 
 std::string bytes_text(const nlohmann::json& v) {
-  if (!v.is_number()) return "-";
-  double b = v.get<double>();
-  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) b /= 1024, ++u;
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(u == 0 ? 0 : 1) << b << " " << units[u];
-  return out.str();
+  return v.is_number() ? byte_size_text(v.get<double>()) : "-";
 }
 
 std::string yes_no(const nlohmann::json& v) { return v.is_boolean() ? (v.get<bool>() ? "yes" : "no") : "-"; }

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "crawler/agent/command_backup.hpp"
 #include "crawler/agent/commands.hpp"
 #include "crawler/agent/file_sync.hpp"
 #include "crawler/agent/node_sql_pool.hpp"
@@ -49,6 +50,8 @@ const Command kCommands[] = {
     {"switchover", "planned zero-loss switchover from the primary (--to NODE, --force), waits for the new one",
      run_switchover_command},
     {"uri", "the multi-host connection string clients should use (--format conninfo|uri)", run_uri_command},
+    {"backup", "pgBackRest backups of this node: setup (configuration, WAL archiving), run (on the primary), list",
+     run_backup_command},
     {"token", "token add: a scoped API token, its hash appended to the api_tokens_file", run_token_command},
     {"version", "print the version", run_version_command},
     {"help", "this help (crawler-ha agent --help: the agent's settings)", help},

@@ -132,3 +132,17 @@ GRANT EXECUTE ON FUNCTION @extschema@.ha_alert_evaluate(double precision),
    TO crawler_ha_agent;
 GRANT EXECUTE ON FUNCTION @extschema@.ha_alerts() TO crawler_ha_reader, crawler_ha_admin, crawler_ha_agent;
 GRANT EXECUTE ON FUNCTION @extschema@.ha_alert_configure(text, double precision, integer, boolean) TO crawler_ha_admin;
+
+-- Backups (80_backups.sql): the admin runs them (a freeze of writes is an
+-- operator's act), readers and the admin list them. ha_backups() runs as
+-- its caller, so both read the table with their own SELECT.
+REVOKE ALL ON @extschema@.ha_backups FROM PUBLIC;
+GRANT SELECT ON @extschema@.ha_backups TO crawler_ha_reader, crawler_ha_admin;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.ha_backup_begin(),
+    @extschema@.ha_backup_freeze(text),
+    @extschema@.ha_backup_record(text, text, text, text, timestamptz, timestamptz, pg_lsn, pg_lsn, text, text,
+                                 bigint, bigint, bigint, bigint, boolean, text, pg_lsn, xid8, text[]),
+    @extschema@.ha_backup_failed(text, text, text, text)
+   TO crawler_ha_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.ha_backups() TO crawler_ha_reader, crawler_ha_admin;

@@ -1,0 +1,18 @@
+# crawler-ha backup: database backups with pgBackRest (setup, run, list),
+# the pgBackRest helpers and the child-process runner they use. Included by
+# agent/CMakeLists.txt after the libraries it builds on.
+add_library(crawler_agent_backup STATIC
+  ${CMAKE_CURRENT_LIST_DIR}/src/command_backup.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/pgbackrest.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/child_process.cpp)
+target_include_directories(crawler_agent_backup PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include)
+# cli: the node strings and the list's calls; sync: NodeDb; server:
+# private_file(), the rule for files of secrets (the passphrase's too).
+target_link_libraries(crawler_agent_backup PUBLIC crawler_agent_cli crawler_agent_sync crawler_agent_server
+  Boost::program_options nlohmann_json::nlohmann_json)
+
+if(CRAWLER_BUILD_TESTS)
+  add_executable(agent-backup-tests ${CMAKE_CURRENT_LIST_DIR}/tests/pgbackrest_test.cpp)
+  target_link_libraries(agent-backup-tests PRIVATE crawler_agent_backup GTest::gtest GTest::gtest_main)
+  gtest_discover_tests(agent-backup-tests DISCOVERY_TIMEOUT 30)
+endif()
