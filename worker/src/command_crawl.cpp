@@ -46,14 +46,25 @@ class CrawlCommand {
       if (session_ != 0) ask_status();
     });
     crawler_.on_fatal([this](const std::string& why) {
-      std::cerr << "crawler-worker: " << why << "\n";
+      report_error(why);
       finish(2);  // a misconfiguration, as a bad option is
       arm_stop_deadline(io_, stop_deadline_, signals_, forced_stop_);
+    });
+    // A conninfo that cannot work ends the crawl at once; a database that
+    // does not answer is waited for (the database layer logs the wait), up
+    // to kStartTimeout. Either way nothing was leased: no need to wait for
+    // the database to take anything back.
+    db_.on_unusable([this](const std::string& why) {
+      if (session_ != 0) return;
+      report_error(std::string("cannot use the database: ") + why);
+      forced_stop_ = true;
+      io_.stop();
     });
     give_up_.expires_after(kStartTimeout);
     give_up_.async_wait([this](const boost::system::error_code& ec) {
       if (!ec && session_ == 0) {
-        std::cerr << "crawler-worker: no database answered within " << kStartTimeout.count() << " s\n";
+        report_error("no database answered within " + std::to_string(kStartTimeout.count()) + " s");
+        forced_stop_ = true;
         io_.stop();
       }
     });
@@ -66,8 +77,15 @@ class CrawlCommand {
     progress_.end();
     db_.stop(forced_stop_ ? std::chrono::seconds(0) : std::chrono::seconds(10));
     if (session_ == 0) return exit_code_ == 0 ? 1 : exit_code_;
-    double secs = std::chrono::duration<double>(Clock::now() - started_).count();
-    std::cout << crawl_summary(session_, last_, crawler_.stats(), secs, interrupted_) << std::flush;
+    SummaryInput summary;
+    summary.session = session_;
+    summary.last = last_;
+    summary.mine = crawler_.tally(session_);
+    summary.seconds = std::chrono::duration<double>(Clock::now() - started_).count();
+    summary.interrupted = interrupted_;
+    summary.failures = std::move(failures_);
+    summary.seeds = seeds_;
+    std::cout << crawl_summary(summary) << std::flush;
     return exit_code_;
   }
 
@@ -75,7 +93,7 @@ class CrawlCommand {
   void started(const CallStatus& st, std::int64_t session) {
     give_up_.cancel();
     if (!st.ok) {
-      std::cerr << "crawler-worker: crawl_start failed: " << st.error << " [" << st.sqlstate << "]\n";
+      report_error(std::string("crawl_start failed: ") + st.error + " [" + st.sqlstate + "]");
       exit_code_ = 2;
       crawler_.stop([this] { io_.stop(); });
       return;
@@ -115,13 +133,31 @@ class CrawlCommand {
         double secs = std::chrono::duration<double>(Clock::now() - started_).count();
         progress_.show(progress_line(last_, crawler_.stats(), secs, db_.connected(), crawler_.upload_backlog()));
         if (!last_.status.empty() && last_.status != "running") {
-          finish(last_.status == "finished" && last_.pages_fetched > 0 ? 0 : 1);
+          conclude(last_.status == "finished" && last_.pages_fetched > 0 ? 0 : 1);
           return;
         }
       } else if (!st.ok) {
         CRAWLER_LOG(warn) << "crawl_status: " << st.error;
       }
       poll_status();
+    });
+  }
+
+  // The session is over: why its URLs failed is read for the summary
+  // (an empty crawl is explained by its seeds' failures), then the stop.
+  void conclude(int code) {
+    if (last_.failed <= 0) {
+      finish(code);
+      return;
+    }
+    db_.call(Stmt::recent_errors, {Param{std::to_string(session_)}}, [this, code](DbResult&& r) {
+      if (r.ok)
+        for (std::size_t i = 0; i < r.rows.size(); ++i) {
+          const Param& url = r.at(i, "url");
+          const Param& error = r.at(i, "last_error");
+          failures_.push_back(FailedUrl{url.value_or(""), error.value_or("")});
+        }
+      if (!crawler_.stopping()) finish(code);  // else a signal's stop is under way, with its own code
     });
   }
 
@@ -146,6 +182,7 @@ class CrawlCommand {
   int exit_code_ = 1;
   bool interrupted_ = false, forced_stop_ = false, status_in_flight_ = false;
   SessionStatus last_;
+  std::vector<FailedUrl> failures_;
   Clock::time_point started_ = Clock::now();
 };
 
@@ -156,7 +193,7 @@ int run_crawl_command(const Command& cmd) {
   for (const auto& s : cmd.crawl.seeds) {
     auto n = normalize_url(s);
     if (!n) {
-      std::cerr << "crawler-worker: invalid seed \"" << s << "\": an absolute http(s) URL is needed\n";
+      report_error(std::string("invalid seed \"") + s + "\": an absolute http(s) URL is needed");
       return 2;
     }
     seeds.push_back(*n);
@@ -165,7 +202,7 @@ int run_crawl_command(const Command& cmd) {
   try {
     store = std::make_unique<FileStore>(download_root(cmd.worker));
   } catch (const std::exception& e) {
-    std::cerr << "crawler-worker: " << e.what() << "\n";
+    report_error(e.what());
     return 2;
   }
   CrawlCommand crawl(cmd, std::move(seeds), *store);

@@ -44,6 +44,14 @@ class ServiceCommand {
       crawler_.stop([this] { io_.stop(); });
       arm_stop_deadline(io_, stop_deadline_, stop_signals_, forced_stop_);
     });
+    db_.on_unusable([this](const std::string& why) {
+      // Nothing was ever leased: the settings are wrong, and a restart by
+      // systemd after RestartSec says so in the journal again.
+      CRAWLER_LOG(error) << "cannot use the database: " << why << "; stopping";
+      failed_ = true;
+      forced_stop_ = true;
+      io_.stop();
+    });
     crawler_.start();
     io_.run();
     db_.stop(forced_stop_ ? std::chrono::seconds(0) : std::chrono::seconds(10));
@@ -103,7 +111,7 @@ int run_service_command(const Command& cmd, int argc, const char* const argv[]) 
   try {
     store = std::make_unique<FileStore>(download_root(cmd.worker));
   } catch (const std::exception& e) {
-    std::cerr << "crawler-worker: " << e.what() << "\n";
+    report_error(e.what());
     return 2;
   }
   ServiceCommand service(cmd, argc, argv, *store);

@@ -1,13 +1,17 @@
 // crawler-worker status: the latest sessions, recent errors and
-// ha_status(), as tables. Reads only: these go to the database directly,
-// not through the write API.
+// ha_status(), as tables that fit 100 columns (--wide: every column,
+// --json: one JSON object). Reads only: these go to the database directly,
+// not through the write API, on any node: the primary when one answers,
+// else a standby, whose replicated data and view of the pair are what an
+// operator needs while the primary is down.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <iomanip>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "crawler/commands.hpp"
 #include "crawler/database.hpp"
+#include "crawler/status_view.hpp"
 
 namespace crawler {
 namespace {
@@ -16,37 +20,27 @@ namespace asio = boost::asio;
 
 // How long the three answers may take together.
 constexpr std::chrono::seconds kAnswerTimeout{30};
-// Values longer than this are cut, so that a row stays a line.
-constexpr std::size_t kMaxWidth = 80;
 
-void print_table(const DbResult& r) {
-  std::vector<std::size_t> w(r.columns.size());
-  for (std::size_t c = 0; c < r.columns.size(); ++c) {
-    w[c] = r.columns[c].size();
-    for (const auto& row : r.rows) w[c] = std::max(w[c], std::min<std::size_t>(row[c].value_or("").size(), kMaxWidth));
-  }
-  for (std::size_t c = 0; c < r.columns.size(); ++c)
-    std::cout << (c ? " | " : " ") << std::left << std::setw(static_cast<int>(w[c])) << r.columns[c];
-  std::cout << "\n";
-  for (std::size_t c = 0; c < r.columns.size(); ++c) std::cout << (c ? "-+-" : "-") << std::string(w[c], '-');
-  std::cout << "\n";
+// Rows as objects, values as PostgreSQL's text; an error as {"error": ...}.
+nlohmann::ordered_json rows_json(const DbResult& r) {
+  if (!r.ok) return nlohmann::ordered_json{{"error", r.error}, {"sqlstate", r.sqlstate}};
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
   for (const auto& row : r.rows) {
-    for (std::size_t c = 0; c < r.columns.size(); ++c) {
-      std::string v = row[c].value_or("");
-      if (v.size() > kMaxWidth) v = v.substr(0, kMaxWidth - 3) + "...";
-      std::cout << (c ? " | " : " ") << std::left << std::setw(static_cast<int>(w[c])) << v;
-    }
-    std::cout << "\n";
+    nlohmann::ordered_json o = nlohmann::ordered_json::object();
+    for (std::size_t c = 0; c < r.columns.size() && c < row.size(); ++c)
+      o[r.columns[c]] = row[c] ? nlohmann::ordered_json(*row[c]) : nlohmann::ordered_json(nullptr);
+    rows.push_back(std::move(o));
   }
-  std::cout << "(" << r.rows.size() << " row" << (r.rows.size() == 1 ? "" : "s") << ")\n\n";
+  return rows;
 }
 
 }  // namespace
 
 int run_status_command(const Command& cmd) {
   asio::io_context io;
-  Database db(cmd.worker.db, io);
-  Param session = cmd.session ? Param{std::to_string(*cmd.session)} : Param{};
+  Database db(cmd.worker.db, io, 0, DbMode::kReader);
+  const StatusRequest& req = cmd.status;
+  Param session = req.session ? Param{std::to_string(*req.session)} : Param{};
   int code = 0, left = 3;
   DbResult sessions, errors, ha;
   auto one = [&](DbResult* into) {
@@ -55,6 +49,11 @@ int run_status_command(const Command& cmd) {
       if (--left == 0) io.stop();
     };
   };
+  db.on_unusable([&](const std::string& why) {
+    report_error(std::string("cannot use the database: ") + why);
+    code = 1;
+    io.stop();
+  });
   db.call(Stmt::sessions_overview, {session}, one(&sessions));
   db.call(Stmt::recent_errors, {session}, one(&errors));
   db.call(Stmt::ha_status, {}, one(&ha));
@@ -62,7 +61,7 @@ int run_status_command(const Command& cmd) {
   give_up.expires_after(kAnswerTimeout);
   give_up.async_wait([&](const boost::system::error_code& ec) {
     if (!ec) {
-      std::cerr << "crawler-worker: no database answered within " << kAnswerTimeout.count() << " s\n";
+      report_error("no database answered within " + std::to_string(kAnswerTimeout.count()) + " s");
       code = 1;
       io.stop();
     }
@@ -70,14 +69,33 @@ int run_status_command(const Command& cmd) {
   io.run();
   db.stop(std::chrono::milliseconds(0));
   if (code) return code;
-  std::cout << "Database: " << db.server() << "\n\nSessions\n";
-  if (sessions.ok) print_table(sessions);
-  else { std::cout << "  " << sessions.error << "\n\n"; code = 1; }
+  if (req.session && sessions.ok && sessions.rows.empty()) {
+    report_error("session " + std::to_string(*req.session) + " does not exist (on " + db.server() + ")");
+    return 1;
+  }
+  const std::string where = db.server() + (db.read_only() ? " (read-only: a standby or a fenced node)" : "");
+  if (req.json) {
+    nlohmann::ordered_json out = {{"database", {{"server", db.server()}, {"read_only", db.read_only()}}},
+                                  {"sessions", rows_json(sessions)},
+                                  {"recent_errors", rows_json(errors)},
+                                  {"ha_status", rows_json(ha)}};
+    std::cout << out.dump(2) << "\n";
+    return sessions.ok ? 0 : 1;
+  }
+  const std::size_t width = req.wide ? 0 : kStatusWidth;
+  std::cout << "Database: " << where << "\n\nSessions\n";
+  if (sessions.ok) {
+    std::cout << render_table(req.wide ? wide_table(sessions) : sessions_table(sessions), width);
+  } else {
+    std::cout << "  " << sessions.error << "\n\n";
+    code = 1;
+  }
   std::cout << "Recent errors\n";
-  if (errors.ok) print_table(errors);
+  if (errors.ok) std::cout << render_table(req.wide ? wide_table(errors) : errors_table(errors), width);
   else std::cout << "  " << errors.error << "\n\n";
-  std::cout << "ha_status()\n";
-  if (ha.ok) print_table(ha);
+  std::cout << "ha_status()" << (req.wide ? "" : "  (* the node that answered; --wide for every column)") << "\n";
+  if (ha.ok && req.wide) std::cout << render_table(wide_table(ha), 0);
+  else if (ha.ok) std::cout << render_table(ha_status_table(ha), width) << ha_status_details(ha, width);
   else std::cout << "  unavailable: " << ha.error << "\n";
   return code;
 }

@@ -1,5 +1,7 @@
-// The stop that crawl and run share: a bounded wait for the database, and a
-// second signal that ends the process at once.
+// What the commands share: the stop of crawl and run (a bounded wait for
+// the database, and a second signal that ends the process at once), and
+// how an error that ends a command is said.
+#include <cstdio>
 #include <cstdlib>
 
 #include "crawler/commands.hpp"
@@ -20,6 +22,12 @@ void arm_stop_deadline(boost::asio::io_context& io, boost::asio::steady_timer& d
   signals.async_wait([](const boost::system::error_code& ec, int) {
     if (!ec) std::_Exit(130);  // a second signal: now
   });
+}
+
+void report_error(const std::string& message) {
+  end_status_line();
+  std::fprintf(stderr, "%scrawler-worker: %s\n", log_to_journal() ? "<3>" : "", message.c_str());
+  std::fflush(stderr);
 }
 
 }  // namespace crawler

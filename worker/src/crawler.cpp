@@ -235,7 +235,9 @@ void Crawler::check_robots(std::int64_t id) {
     Item& item = f->second;
     switch (v) {
       case RobotsCache::Verdict::kUnavailable:
-        fail(item, "robots.txt of " + host + " is unavailable (server error or unreachable)", 60);
+        // The reason is the item's error: when the host is down, the
+        // robots.txt fetch is what shows it.
+        fail(item, "robots.txt of " + host + " is unavailable (" + robots_.failure(host) + ")", 60);
         return;
       case RobotsCache::Verdict::kDisallowed:
         ++stats_.skipped;
@@ -560,7 +562,14 @@ void Crawler::record(Item& item, StoredImage&& image) {
   rec.format = image.info.format;
   rec.content_type = r.content_type;
   rec.http_status = r.status;
-  api_.record_image(rec, [this, id = item.id](const CallStatus& st) { acknowledged(id, st, "image_record"); });
+  api_.record_image(rec, [this, id = item.id, session = item.session, size = r.bytes](const CallStatus& st) {
+    if (st.ok) {
+      SessionTally& t = tallies_[session];
+      ++t.images;
+      t.bytes += size;
+    }
+    acknowledged(id, st, "image_record");
+  });
   request_claim();
 }
 
@@ -589,6 +598,11 @@ void Crawler::fatal(const std::string& why) {
   }
 }
 
+SessionTally Crawler::tally(std::int64_t session) const {
+  auto f = tallies_.find(session);
+  return f == tallies_.end() ? SessionTally{} : f->second;
+}
+
 std::optional<UploadBacklog> Crawler::upload_backlog() const {
   if (!uploader_) return std::nullopt;
   return uploader_->backlog();
@@ -600,7 +614,10 @@ void Crawler::complete(Item& it, long status, std::uint64_t bytes, const std::st
   enter(it, Stage::kReported);
   request_claim();
   api_.complete(it.id, it.session, CrawlResult{status, bytes, note},
-                [this, id = it.id](const CallStatus& st) { acknowledged(id, st, "crawl_complete"); });
+                [this, id = it.id, session = it.session, page = it.kind == "page"](const CallStatus& st) {
+                  if (st.ok && page) ++tallies_[session].pages;
+                  acknowledged(id, st, "crawl_complete");
+                });
 }
 
 void Crawler::fail(Item& it, const std::string& error, std::optional<long> retry_after_s) {

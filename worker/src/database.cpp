@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <chrono>
+#include <variant>
 
 #include "crawler/log.hpp"
 
@@ -15,6 +16,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kMaxBatch = 64;
 constexpr auto kReplyTimeout = std::chrono::seconds(60);
+// While the database does not answer, how often the wait is logged again
+// (with how long it has lasted): often in the first minute, when someone
+// is likely watching a command that waits, then once a minute; a new
+// reason is logged at once.
+constexpr auto kWaitLogEarly = std::chrono::seconds(10);
+constexpr auto kWaitLogLater = std::chrono::seconds(60);
 
 struct StmtDef {
   const char* name;
@@ -128,11 +135,13 @@ bool groupable(Stmt s) {
 
 }  // namespace
 
-Database::Database(std::string conninfo, boost::asio::io_context& io, int connections)
-    : conninfo_(std::move(conninfo)), io_(io) {
+Database::Database(std::string conninfo, boost::asio::io_context& io, int connections, DbMode mode)
+    : conninfo_(std::move(conninfo)), mode_(mode), io_(io) {
   // Connection 0 carries the calls without a key (claims, renewals, status):
-  // they never wait behind a batch of results. The others carry the results.
-  for (int i = 0; i < 1 + std::max(1, connections); ++i) {
+  // they never wait behind a batch of results. The others carry the results;
+  // a reader sends none.
+  int shards = mode == DbMode::kReader ? 1 : 1 + std::max(1, connections);
+  for (int i = 0; i < shards; ++i) {
     shards_.push_back(std::make_unique<Shard>());
     shards_.back()->index = i;
   }
@@ -149,12 +158,17 @@ std::string Database::server() const {
   return shards_[0]->server;
 }
 
+bool Database::read_only() const {
+  std::lock_guard<std::mutex> lock(shards_[0]->mu);
+  return shards_[0]->read_only;
+}
+
 void Database::call(Stmt s, std::vector<Param> params, Callback done, bool idempotent, std::uint64_t key,
                     std::int64_t lock_order) {
   // Ids are spread out by the node-partitioned generator (steps of 1024):
   // mix the bits before choosing a connection.
   std::uint64_t h = key * 0x9E3779B97F4A7C15ull;
-  Shard& sh = key == 0 ? *shards_[0] : *shards_[1 + (h >> 32) % (shards_.size() - 1)];
+  Shard& sh = key == 0 || shards_.size() == 1 ? *shards_[0] : *shards_[1 + (h >> 32) % (shards_.size() - 1)];
   {
     std::lock_guard<std::mutex> lock(sh.mu);
     sh.queue.push_back(Op{s, std::move(params), std::move(done), idempotent, lock_order});
@@ -198,17 +212,22 @@ void Database::disconnect(Shard& sh) {
 
 namespace {
 
+using Params = std::vector<std::pair<std::string, std::string>>;
+
 // The connection's keywords: the user's conninfo, with libpq asked to pick
 // the writable host of a multi-host conninfo and to give up on a host after
-// 10 s, unless the conninfo says otherwise. nullopt: the conninfo is invalid.
-std::optional<std::vector<std::pair<std::string, std::string>>> connection_params(const std::string& conninfo) {
+// 10 s, unless the conninfo says otherwise; `session_attrs`, when given,
+// replaces the conninfo's target_session_attrs (a later keyword wins). The
+// error when the conninfo cannot be parsed.
+std::variant<Params, std::string> connection_params(const std::string& conninfo, const char* session_attrs) {
   bool has_tsa = false, has_timeout = false;
   char* err = nullptr;
   PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
   if (!opts) {
-    CRAWLER_LOG(error) << "invalid --db conninfo: " << (err ? err : "?");
+    std::string why = "invalid --db conninfo: " + std::string(err ? err : "it cannot be parsed");
     PQfreemem(err);
-    return std::nullopt;
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    return why;
   }
   for (PQconninfoOption* o = opts; o->keyword; ++o) {
     if (!o->val || !*o->val) continue;
@@ -216,48 +235,58 @@ std::optional<std::vector<std::pair<std::string, std::string>>> connection_param
     if (std::string(o->keyword) == "connect_timeout") has_timeout = true;
   }
   PQconninfoFree(opts);
-  std::vector<std::pair<std::string, std::string>> params = {{"dbname", conninfo},
-                                                             {"application_name", "crawler-worker"}};
-  if (!has_tsa) params.emplace_back("target_session_attrs", "read-write");
+  Params params = {{"dbname", conninfo}, {"application_name", "crawler-worker"}};
+  if (session_attrs) params.emplace_back("target_session_attrs", session_attrs);
+  else if (!has_tsa) params.emplace_back("target_session_attrs", "read-write");
   if (!has_timeout) params.emplace_back("connect_timeout", "10");
   return params;
 }
 
 }  // namespace
 
-bool Database::open(Shard& sh) {
-  auto params = connection_params(conninfo_);
-  if (!params) return false;
+std::optional<ConnectFailure> Database::open_with(Shard& sh, const char* session_attrs) {
+  auto params = connection_params(conninfo_, session_attrs);
+  if (auto* why = std::get_if<std::string>(&params)) return ConnectFailure{true, *why};
   std::vector<const char*> keys, vals;
-  for (const auto& [k, v] : *params) {
+  for (const auto& [k, v] : std::get<Params>(params)) {
     keys.push_back(k.c_str());
     vals.push_back(v.c_str());
   }
   keys.push_back(nullptr);
   vals.push_back(nullptr);
   sh.conn = PQconnectdbParams(keys.data(), vals.data(), 1);
-  if (PQstatus(sh.conn) == CONNECTION_OK) return true;
-  std::string m = PQerrorMessage(sh.conn);
-  while (!m.empty() && m.back() == '\n') m.pop_back();
-  for (auto& ch : m)
-    if (ch == '\n') ch = ' ';
-  CRAWLER_LOG(warn) << "database: cannot connect: " << m;
-  return false;
+  if (PQstatus(sh.conn) == CONNECTION_OK) return std::nullopt;
+  return classify_connect_failure(PQerrorMessage(sh.conn));
 }
 
-bool Database::read_schema(Shard& sh) {
+std::optional<ConnectFailure> Database::open(Shard& sh) {
+  if (mode_ == DbMode::kWriter) return open_with(sh, nullptr);
+  // A reader takes the primary when one answers, else any node.
+  auto failed = open_with(sh, "read-write");
+  if (!failed) return std::nullopt;
+  disconnect(sh);
+  return open_with(sh, "any");
+}
+
+std::optional<ConnectFailure> Database::read_schema(Shard& sh) {
   PGresult* r = PQexec(sh.conn,
                        "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e "
                        "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
                        "WHERE e.extname = 'crawler_ha'");
-  bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
-  if (ok) sh.schema = PQgetvalue(r, 0, 0);
-  else CRAWLER_LOG(error) << "database: the crawler_ha extension is not installed in this database";
+  std::optional<ConnectFailure> failed;
+  if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    failed = ConnectFailure{false, std::string("finding the crawler_ha extension: ") + PQerrorMessage(sh.conn)};
+  else if (PQntuples(r) != 1)
+    failed = ConnectFailure{true, "the crawler_ha extension is not installed in database \"" +
+                                      std::string(PQdb(sh.conn)) + "\" on " + PQhost(sh.conn) + ":" +
+                                      PQport(sh.conn)};
+  else
+    sh.schema = PQgetvalue(r, 0, 0);
   PQclear(r);
-  return ok;
+  return failed;
 }
 
-bool Database::prepare_statements(Shard& sh) {
+std::optional<ConnectFailure> Database::prepare_statements(Shard& sh) {
   // Every statement prepared in one round trip: a pipeline with a sync point
   // after each, so that a missing optional one aborts nothing else.
   bool prepared = PQenterPipelineMode(sh.conn) == 1;
@@ -266,12 +295,17 @@ bool Database::prepare_statements(Shard& sh) {
     prepared = PQsendPrepare(sh.conn, s.name, format_sql(s.sql, sh.schema).c_str(), 0, nullptr) == 1 &&
                PQpipelineSync(sh.conn) == 1;
   }
+  std::optional<ConnectFailure> failed;
   for (const auto& s : kStatements) {
     if (!prepared) break;
     PGresult* p = PQgetResult(sh.conn);
     bool ok = PQresultStatus(p) == PGRES_COMMAND_OK;
     if (!ok && !s.optional) {
-      CRAWLER_LOG(error) << "database: cannot prepare " << s.name << ": " << PQresultErrorMessage(p);
+      // A function the extension lacks (an older version) or may not be
+      // called (42xxx) stays so; anything else may be the connection.
+      const char* code = PQresultErrorField(p, PG_DIAG_SQLSTATE);
+      failed = ConnectFailure{code && std::string(code).rfind("42", 0) == 0,
+                              std::string("cannot prepare ") + s.name + ": " + PQresultErrorMessage(p)};
       prepared = false;
     }
     PQclear(p);
@@ -281,28 +315,92 @@ bool Database::prepare_statements(Shard& sh) {
     if (PQresultStatus(p) != PGRES_PIPELINE_SYNC) prepared = false;
     PQclear(p);
   }
-  if (prepared && PQexitPipelineMode(sh.conn) == 1) return true;
-  if (prepared) CRAWLER_LOG(error) << "database: preparing statements: " << PQerrorMessage(sh.conn);
-  return false;
+  if (prepared && PQexitPipelineMode(sh.conn) == 1) return std::nullopt;
+  if (failed) return failed;
+  return ConnectFailure{false, std::string("preparing statements: ") + PQerrorMessage(sh.conn)};
 }
 
-bool Database::connect(Shard& sh) {
+std::optional<ConnectFailure> Database::connect(Shard& sh) {
   disconnect(sh);
-  if (!open(sh) || !read_schema(sh) || !prepare_statements(sh)) {
+  std::optional<ConnectFailure> failed = open(sh);
+  if (!failed) failed = read_schema(sh);
+  if (!failed) failed = prepare_statements(sh);
+  if (failed) {
     disconnect(sh);
-    return false;
+    failed_attempt(*failed);
+    return failed;
   }
   PQsetnonblocking(sh.conn, 1);
   std::string where = std::string(PQhost(sh.conn)) + ":" + PQport(sh.conn);
+  auto on = [&](const char* parameter) {
+    const char* v = PQparameterStatus(sh.conn, parameter);
+    return v && std::string(v) == "on";
+  };
   {
     std::lock_guard<std::mutex> lock(sh.mu);
     sh.server = where;
+    sh.read_only = on("default_transaction_read_only") || on("in_hot_standby");
   }
   sh.connected = true;
   if (sh.index == 0) connected_ = true;
-  CRAWLER_LOG(info) << "database: connection " << sh.index + 1 << " to " << where << " (schema "
-                    << sh.schema << ")";
-  return true;
+  ever_connected_ = true;
+  connected_after_wait(sh);
+  if (mode_ == DbMode::kReader) {
+    CRAWLER_LOG(debug) << "database: connected to " << where << " (schema " << sh.schema << ")";
+  } else {
+    CRAWLER_LOG(info) << "database: connection " << sh.index + 1 << " to " << where << " (schema " << sh.schema
+                      << ")";
+  }
+  return std::nullopt;
+}
+
+void Database::failed_attempt(const ConnectFailure& f) {
+  if (f.permanent && !ever_connected_) {
+    // Nothing worked yet and nothing will: the caller ends the program
+    // with this reason instead of waiting for a timeout.
+    if (!unusable_.exchange(true)) {
+      CRAWLER_LOG(debug) << "database: cannot connect, and retrying cannot fix it: " << f.reason;
+      boost::asio::post(io_, [this, why = f.reason] {
+        if (on_unusable_) on_unusable_(why);
+      });
+    }
+    return;
+  }
+  std::lock_guard<std::mutex> lock(wait_mu_);
+  auto now = Clock::now();
+  if (!waiting_) {
+    waiting_ = true;
+    wait_since_ = now;
+  } else if (f.reason == wait_reason_ &&
+             now - wait_logged_ < (now - wait_since_ < kWaitLogLater ? kWaitLogEarly : kWaitLogLater)) {
+    return;
+  }
+  wait_reason_ = f.reason;
+  wait_logged_ = now;
+  auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - wait_since_).count();
+  if (f.permanent) {
+    // It worked before: someone changed a setting (a password, pg_hba.conf)
+    // and can change it back; the results in memory wait for that.
+    CRAWLER_LOG(error) << "database: cannot connect (for " << waited << " s), and retrying alone cannot fix it: "
+                       << f.reason << "; trying again until it is fixed";
+  } else {
+    CRAWLER_LOG(warn) << "database: waiting for a database that may come back (waited " << waited
+                      << " s): " << f.reason;
+  }
+}
+
+void Database::connected_after_wait(const Shard& sh) {
+  std::lock_guard<std::mutex> lock(wait_mu_);
+  if (!waiting_) return;
+  waiting_ = false;
+  wait_reason_.clear();
+  auto waited = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - wait_since_).count();
+  if (mode_ == DbMode::kReader) {
+    CRAWLER_LOG(debug) << "database: connected after waiting " << waited << " s";
+  } else {
+    CRAWLER_LOG(info) << "database: connection " << sh.index + 1 << " made after waiting " << waited
+                      << " s for the database";
+  }
 }
 
 std::size_t Database::read_answers(Shard& sh, std::vector<std::optional<DbResult>>& results, bool* lost) {
@@ -484,7 +582,9 @@ bool Database::take_batch(Shard& sh, std::vector<Op>& batch) {
 
 bool Database::ensure_connected(Shard& sh, std::vector<Op>& batch, std::chrono::milliseconds& backoff) {
   if (sh.conn && PQstatus(sh.conn) == CONNECTION_OK) return true;
-  if (!connect(sh)) {
+  // Once unusable, no connection is tried again: the caller is ending the
+  // program and the calls wait for the stop.
+  if (unusable_ || connect(sh)) {
     {
       std::lock_guard<std::mutex> lock(sh.mu);
       for (auto it = batch.rbegin(); it != batch.rend(); ++it) sh.queue.push_front(std::move(*it));
@@ -547,7 +647,7 @@ void Database::run(Shard& sh) {
   auto backoff = std::chrono::milliseconds(200);
   // Connect at once, not when the first call comes: that call is usually on
   // the crawl's critical path.
-  if (connect(sh)) sh.connects = 1;
+  if (!connect(sh)) sh.connects = 1;
   for (;;) {
     std::vector<Op> batch;
     if (!take_batch(sh, batch)) break;

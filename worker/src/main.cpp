@@ -18,7 +18,7 @@ int main(int argc, char* argv[]) {
   try {
     cmd = parse_command_line(argc, argv);
   } catch (const std::exception& e) {
-    std::cerr << "crawler-worker: " << e.what() << "\n";
+    report_error(e.what());
     return 2;
   }
   if (cmd.name == "help") {
@@ -26,7 +26,7 @@ int main(int argc, char* argv[]) {
     return 0;
   }
   if (cmd.name == "version") {
-    std::cout << "crawler-worker " << CRAWLER_VERSION << " (" << curl_version() << ")\n";
+    std::cout << "crawler-worker " << CRAWLER_VERSION << "\n";
     return 0;
   }
   set_log_level(cmd.worker.log_level);

@@ -7,10 +7,14 @@
 #include <cerrno>
 #include <cstring>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
+
+#include "crawler/log.hpp"
 
 namespace po = boost::program_options;
 
@@ -139,6 +143,54 @@ std::string default_worker_id() {
   return std::string(host) + ":" + std::to_string(::getpid());
 }
 
+const char* const kCommands[] = {"crawl", "run", "status"};
+
+bool known_command(const std::string& name) {
+  for (const char* c : kCommands)
+    if (name == c) return true;
+  return false;
+}
+
+// Which commands take the options of a group.
+enum class Group { common, worker, crawl, status };
+
+bool group_applies(Group g, const std::string& command) {
+  switch (g) {
+    case Group::common: return true;
+    case Group::worker: return command == "crawl" || command == "run";
+    case Group::crawl: return command == "crawl";
+    case Group::status: return command == "status";
+  }
+  return false;
+}
+
+const char* group_commands(Group g) {
+  switch (g) {
+    case Group::common: return "every command";
+    case Group::worker: return "crawl and run";
+    case Group::crawl: return "crawl";
+    case Group::status: return "status";
+  }
+  return "";
+}
+
+// Edit distance, for "did you mean": a misspelt name is one or two edits
+// away from the one meant.
+std::size_t edits(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
 }  // namespace
 
 // The options, by the commands that take them, each bound to its field of
@@ -154,15 +206,17 @@ struct OptionGroups {
   explicit OptionGroups(Command& cmd) {
     WorkerOptions& w = cmd.worker;
     CrawlRequest& c = cmd.crawl;
+    StatusRequest& s = cmd.status;
     common.add_options()
-        ("help,h", "show this help")
+        ("help,h", "show the help of the command (of the program without one)")
         ("version", "show the version")
         ("config", po::value<std::string>(&cmd.config_file),
-         "read options from this file too (key = value lines, the long option names; "
-         "the command line wins)")
+         "read options from this file too (lines `key = value`, the long option names; a boolean "
+         "option alone on its line means true; # starts a comment; the command line wins)")
         ("db", po::value<std::string>(&w.db),
          "libpq conninfo of the database, e.g. 'host=a,b dbname=crawl "
-         "target_session_attrs=read-write' (target_session_attrs=read-write is added when absent)")
+         "target_session_attrs=read-write' (crawl and run add target_session_attrs=read-write when "
+         "absent; status takes any node)")
         ("log-level", po::value<std::string>(&w.log_level)->default_value("info"),
          "debug, info, warning or error");
 
@@ -236,36 +290,208 @@ struct OptionGroups {
         ("max-image-bytes", po::value<long long>(), "largest image body (default 50 MiB)")
         ("max-pixels", po::value<long long>(), "largest width*height (default 100 million)");
 
-    status.add_options()("session", po::value<long long>(), "show this session only");
+    status.add_options()
+        ("session", po::value<long long>(), "show this session only (exit status 1 when it does not exist)")
+        ("wide", po::bool_switch(&s.wide), "every column of every table, nothing cut (the tables fit 100 "
+         "columns without it)")
+        ("json", po::bool_switch(&s.json), "everything as one JSON object: the database, sessions, "
+         "recent_errors and ha_status, every column, values as PostgreSQL's text (null for NULL)");
+  }
 
+  // The group an option belongs to (by its long name); nullopt when none.
+  std::optional<Group> group_of(const std::string& name) const {
+    for (auto [desc, g] : {std::pair{&common, Group::common}, std::pair{&worker, Group::worker},
+                           std::pair{&crawl, Group::crawl}, std::pair{&status, Group::status}})
+      if (desc->find_nothrow(name, false)) return g;
+    return std::nullopt;
+  }
+
+  // The known option nearest to `name` (one or two edits away), or "".
+  std::string nearest(const std::string& name) const {
+    std::string best;
+    std::size_t best_edits = 3;
+    for (const auto* desc : {&common, &worker, &crawl, &status})
+      for (const auto& o : desc->options()) {
+        std::size_t e = edits(name, o->long_name());
+        if (e < best_edits) {
+          best_edits = e;
+          best = o->long_name();
+        }
+      }
+    return best;
   }
 };
 
-std::string help_text(const po::options_description& visible) {
+namespace {
+
+// The exit statuses of each command, as their help and the man page give them.
+const char* exit_statuses(const std::string& command) {
+  if (command == "crawl")
+    return "Exit status:\n"
+           "  0    the session finished and at least one page was fetched\n"
+           "  1    the session ended otherwise (stopped, nothing fetched); or the database\n"
+           "       cannot be used (a conninfo, host name, password or database that cannot\n"
+           "       work: said at once) or did not answer within 60 s\n"
+           "  2    bad command line or config file, bad seed, unusable storage or spool\n"
+           "       directory, crawl_start() refused, or the agent refused the token\n"
+           "  3    interrupted (SIGINT/SIGTERM): leases returned; the session is still\n"
+           "       running and any `crawler-worker run` continues it\n"
+           "  130  a second SIGINT/SIGTERM while stopping: ended at once, without waiting\n"
+           "       for the database (unreturned leases expire)\n";
+  if (command == "run")
+    return "Exit status:\n"
+           "  0    stopped by SIGINT/SIGTERM: leases returned, results written\n"
+           "  1    the database cannot be used (a conninfo, host name, password or database\n"
+           "       that cannot work: said at once; a database that is down is waited for),\n"
+           "       or the agent refused the token\n"
+           "  2    bad command line or config file, unusable storage or spool directory\n"
+           "       (the unit's RestartPreventExitStatus=2: systemd does not restart it)\n"
+           "  130  a second SIGINT/SIGTERM while stopping: ended at once, without waiting\n"
+           "       for the database (unreturned leases expire)\n";
+  if (command == "status")
+    return "Exit status:\n"
+           "  0    shown\n"
+           "  1    the database cannot be used or no node answered within 30 s, or the\n"
+           "       session of --session does not exist\n"
+           "  2    bad command line or config file\n";
+  return "Exit status: 0 success; 1 the database cannot be used or did not answer,\n"
+         "the crawl ended without a page (crawl), the session does not exist (status);\n"
+         "2 a bad command line or config file; 3 crawl interrupted; 130 a second\n"
+         "SIGINT/SIGTERM during a stop. Each command's --help gives its own.\n";
+}
+
+std::string command_help(const std::string& command, const OptionGroups& g) {
   std::ostringstream help;
-  help << "crawler-worker " << CRAWLER_VERSION
-       << ": crawls web sites for images into crawler_ha (PostgreSQL)\n\n"
-          "Usage:\n"
-          "  crawler-worker crawl --db CONNINFO --storage DIR --seed URL [--seed URL ...] [options]\n"
-          "      start a crawl session (crawl_start()), crawl it to the end, print a summary;\n"
-          "      exit status 0 when the session finished with at least one page fetched\n"
-          "  crawler-worker run --db CONNINFO --storage DIR [options]\n"
-          "  crawler-worker run --db CONNINFO --storage-agent --agent-token-file FILE [options]\n"
-          "      the service: work on every running session; SIGTERM stops gracefully\n"
-          "      (leases returned), SIGHUP re-reads the config file\n"
-          "  crawler-worker status --db CONNINFO [--session ID]\n"
-          "      sessions, queue, recent errors and ha_status()\n\n"
-       << visible;
+  help << "crawler-worker " << CRAWLER_VERSION << ": crawls web sites for images into crawler_ha (PostgreSQL)\n\n";
+  po::options_description visible;
+  if (command == "crawl") {
+    help << "Usage: crawler-worker crawl --db CONNINFO --storage DIR --seed URL [options]\n"
+            "       crawler-worker crawl --db CONNINFO --storage-agent\n"
+            "                            --agent-token-file FILE --seed URL [options]\n"
+            "       (--seed may be repeated)\n\n"
+            "Starts a crawl session (crawl_start()), crawls it with this worker until the\n"
+            "database says it is over and prints a summary. On a terminal a live line shows\n"
+            "the session's pages, images, queue, errors and retries; otherwise it is logged\n"
+            "every 10 s. Other workers (crawler-worker run) may work on the session too.\n";
+    visible.add(g.common).add(g.worker).add(g.crawl);
+  } else if (command == "run") {
+    help << "Usage: crawler-worker run --db CONNINFO --storage DIR [options]\n"
+            "       crawler-worker run --db CONNINFO --storage-agent\n"
+            "                          --agent-token-file FILE [options]\n\n"
+            "The service: works on every running session (start them with `crawler-worker\n"
+            "crawl` or crawl_start() in SQL) until SIGINT/SIGTERM, which returns the leases;\n"
+            "SIGHUP re-reads the config file. Logs what it has done every minute.\n";
+    visible.add(g.common).add(g.worker);
+  } else if (command == "status") {
+    help << "Usage: crawler-worker status --db CONNINFO [--session ID] [--wide | --json]\n\n"
+            "The latest sessions (or one), their queue, recent errors and ha_status(), read\n"
+            "from the primary when one answers, else from any node (a standby included).\n"
+            "With --config it reads the service's config file: the options of crawl and run\n"
+            "in it are checked and ignored.\n";
+    visible.add(g.common).add(g.status);
+  } else {
+    help << "Usage: crawler-worker COMMAND [options]\n\n"
+            "Commands:\n"
+            "  crawl   start a crawl session, crawl it to the end, print a summary\n"
+            "  run     the service: work on every running session until SIGTERM\n"
+            "  status  sessions, queue, recent errors and ha_status(), from any node\n\n"
+            "`crawler-worker COMMAND --help` (or `crawler-worker help COMMAND`) lists the\n"
+            "options of that command; the manual page crawler-worker(1) has them all.\n";
+    visible.add(g.common);
+  }
+  help << visible << "\n" << exit_statuses(command);
   return help.str();
 }
 
-// What no option parser checks: the command, what it requires, the ranges.
+// The message of a Boost.Program_options error, with the nearest option
+// name when the option is unknown.
+std::string explain(const po::error& e, const OptionGroups& g, const std::string& command) {
+  std::string msg = e.what();
+  if (const auto* unknown = dynamic_cast<const po::unknown_option*>(&e)) {
+    std::string name = unknown->get_option_name();
+    while (!name.empty() && name.front() == '-') name.erase(0, 1);
+    if (std::string near = g.nearest(name); !near.empty()) msg += " (did you mean --" + near + "?)";
+  }
+  return msg + " (see crawler-worker " + (command.empty() ? "" : command + " ") + "--help)";
+}
+
+std::string trim(const std::string& s) {
+  std::size_t b = s.find_first_not_of(" \t\r");
+  if (b == std::string::npos) return "";
+  std::size_t e = s.find_last_not_of(" \t\r");
+  return s.substr(b, e - b + 1);
+}
+
+// Reads the config file `path` into `vm` for `command`, line by line, so
+// that each mistake names its line. Lines are `key = value`; `#` starts a
+// comment anywhere (as Boost's reader had it, so files written for it keep
+// their meaning); a boolean option alone on its line is true.
+void read_config_file(const std::string& path, const std::string& command, const OptionGroups& g,
+                      const po::options_description& all, po::variables_map& vm) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read config file " + path + ": " + std::strerror(errno));
+  po::parsed_options parsed(&all);
+  std::map<std::string, int> seen;  // key -> the line that gave it
+  int n = 0;
+  for (std::string raw; std::getline(in, raw);) {
+    ++n;
+    auto refuse = [&](const std::string& why) {
+      return std::runtime_error("config file " + path + ", line " + std::to_string(n) + ": " + why);
+    };
+    std::string line = trim(raw.substr(0, raw.find('#')));
+    if (line.empty()) continue;
+    if (line.front() == '[') throw refuse("sections are not used: write `key = value` lines");
+    std::size_t eq = line.find('=');
+    std::string key = trim(line.substr(0, eq));
+    std::replace(key.begin(), key.end(), '_', '-');
+    if (key.empty()) throw refuse("no key before `=`");
+    if (key == "help" || key == "version" || key == "config")
+      throw refuse("\"" + key + "\" belongs on the command line, not in a config file");
+    const po::option_description* d = all.find_nothrow(key, false);
+    std::optional<Group> group = g.group_of(key);
+    if (!d || !group) {
+      std::string near = g.nearest(key);
+      throw refuse("unknown option \"" + key + "\"" +
+                   (near.empty() || near == key ? "" : " (did you mean \"" + near + "\"?)"));
+    }
+    std::vector<std::string> tokens;
+    if (eq != std::string::npos) {
+      tokens.push_back(trim(line.substr(eq + 1)));
+    } else if (d->semantic()->max_tokens() != 0) {
+      throw refuse("\"" + key + "\" needs a value: " + key + " = VALUE");
+    }
+    // The value's type is checked here, where the line is known.
+    try {
+      boost::any probe;
+      d->semantic()->parse(probe, tokens, true);
+    } catch (const po::error&) {
+      throw refuse("invalid value \"" + (tokens.empty() ? "" : tokens[0]) + "\" for \"" + key + "\"");
+    }
+    if (!d->semantic()->is_composing()) {
+      if (auto [it, fresh] = seen.emplace(key, n); !fresh)
+        throw refuse("\"" + key + "\" is given twice (also on line " + std::to_string(it->second) + ")");
+    }
+    if (!group_applies(*group, command)) {
+      // status reads the service's file: what is not its own is ignored.
+      if (command == "status") continue;
+      throw refuse("\"" + key + "\" is an option of " + group_commands(*group) + ", not of " + command);
+    }
+    po::option opt(key, tokens);
+    opt.original_tokens = {key};
+    parsed.options.push_back(std::move(opt));
+  }
+  // store() keeps a value already stored: the command line's wins.
+  po::store(parsed, vm);
+}
+
+}  // namespace
+
+// What no option parser checks: what the command requires, the ranges.
 void check_command(Command& cmd) {
   WorkerOptions& w = cmd.worker;
   CrawlRequest& c = cmd.crawl;
-  if (cmd.name != "crawl" && cmd.name != "run" && cmd.name != "status")
-    throw std::runtime_error("unknown command \"" + cmd.name +
-                             "\": use crawl, run or status (see crawler-worker --help)");
+  if (!parse_log_level(w.log_level))
+    throw std::runtime_error("--log-level \"" + w.log_level + "\" is not a level: use debug, info, warning or error");
   if (w.db.empty()) throw std::runtime_error("--db CONNINFO is required");
   if (cmd.name != "status") {
     if (w.storage.empty() && !w.storage_agent)
@@ -280,6 +506,8 @@ void check_command(Command& cmd) {
       if (w.max_spool_bytes < 1) throw std::runtime_error("--max-spool-bytes must be at least 1");
     }
   }
+  if (cmd.name == "status" && cmd.status.wide && cmd.status.json)
+    throw std::runtime_error("--wide and --json exclude each other");
   if (cmd.name == "crawl" && c.seeds.empty())
     throw std::runtime_error("crawl needs at least one --seed URL");
   auto positive = [](int v, const char* name) {
@@ -305,36 +533,60 @@ Command parse_command_line(int argc, const char* const argv[]) {
   OptionGroups groups(cmd);
 
   po::options_description hidden;
-  hidden.add_options()("command", po::value<std::string>(&cmd.name));
+  hidden.add_options()("command", po::value<std::string>(&cmd.name))(
+      "args", po::value<std::vector<std::string>>());
   po::positional_options_description pos;
-  pos.add("command", 1);
+  pos.add("command", 1).add("args", -1);
 
   po::options_description all;
   all.add(groups.common).add(groups.worker).add(groups.crawl).add(groups.status).add(hidden);
-  po::options_description visible;
-  visible.add(groups.common).add(groups.worker).add(groups.crawl).add(groups.status);
-  cmd.help_text = help_text(visible);
 
   po::variables_map vm;
+  po::parsed_options parsed(&all);
   try {
-    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
-    if (vm.count("config")) {
-      std::string path = vm["config"].as<std::string>();
-      std::ifstream in(path);
-      if (!in) throw std::runtime_error("cannot read config file " + path);
-      po::store(po::parse_config_file(in, all), vm);
-    }
-    po::notify(vm);
+    parsed = po::command_line_parser(argc, argv).options(all).positional(pos).run();
+    po::store(parsed, vm);
   } catch (const po::error& e) {
-    throw std::runtime_error(std::string(e.what()) + " (see crawler-worker --help)");
+    throw std::runtime_error(explain(e, groups, ""));
   }
-  if (vm.count("help") || cmd.name.empty() || cmd.name == "help") {
-    cmd.name = "help";
-    return cmd;
-  }
+  const std::string name = vm.count("command") ? vm["command"].as<std::string>() : "";
+  std::vector<std::string> args = vm.count("args") ? vm["args"].as<std::vector<std::string>>() : std::vector<std::string>{};
+
   if (vm.count("version")) {
     cmd.name = "version";
     return cmd;
+  }
+  if (name == "help" || vm.count("help") || argc <= 1) {
+    std::string topic = name == "help" ? (args.empty() ? "" : args.front()) : name;
+    if (!topic.empty() && !known_command(topic))
+      throw std::runtime_error("unknown command \"" + topic + "\": use crawl, run or status (see crawler-worker --help)");
+    if (name == "help" && args.size() > 1) throw std::runtime_error("help takes one command: crawler-worker help COMMAND");
+    cmd.name = "help";
+    cmd.help_text = command_help(topic, groups);
+    return cmd;
+  }
+  if (name.empty())
+    throw std::runtime_error("a command is needed first: crawl, run or status (see crawler-worker --help)");
+  if (!known_command(name))
+    throw std::runtime_error("unknown command \"" + name + "\": use crawl, run or status (see crawler-worker --help)");
+  if (!args.empty())
+    throw std::runtime_error("unexpected argument \"" + args.front() + "\" (see crawler-worker " + name + " --help)");
+  cmd.help_text = command_help(name, groups);
+
+  // Options of another command are mistakes: run would ignore --seed, and
+  // the user would think the crawl had it.
+  for (const auto& o : parsed.options) {
+    if (o.position_key != -1) continue;
+    std::optional<Group> g = groups.group_of(o.string_key);
+    if (g && !group_applies(*g, name))
+      throw std::runtime_error("--" + o.string_key + " is an option of " + group_commands(*g) + ", not of " +
+                               name + " (see crawler-worker " + name + " --help)");
+  }
+  try {
+    if (vm.count("config")) read_config_file(vm["config"].as<std::string>(), name, groups, all, vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw std::runtime_error(explain(e, groups, name));
   }
   if (!w.storage_agent)
     for (const char* agent_only : {"agent-token-file", "agent-ca-file", "spool"})
@@ -350,7 +602,7 @@ Command parse_command_line(int argc, const char* const argv[]) {
   copy_opt(vm, "max-page-bytes", c.max_page_bytes);
   copy_opt(vm, "max-image-bytes", c.max_image_bytes);
   copy_opt(vm, "max-pixels", c.max_pixels);
-  if (vm.count("session")) cmd.session = vm["session"].as<long long>();
+  copy_opt(vm, "session", cmd.status.session);
   c.user_agent = w.user_agent;
   check_command(cmd);
   return cmd;

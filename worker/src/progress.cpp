@@ -1,8 +1,12 @@
 #include "crawler/progress.hpp"
 
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <iomanip>
+#include <map>
 #include <sstream>
 
 #include "crawler/log.hpp"
@@ -35,26 +39,106 @@ std::string progress_line(const SessionStatus& r, const CrawlStats& st, double s
   line << "pages " << r.pages_fetched << " (" << std::fixed << std::setprecision(1) << st.pages / secs
        << "/s)  images " << r.images_stored << " (" << st.images / secs << "/s)  "
        << human_bytes(static_cast<double>(r.bytes_stored)) << "  queue " << r.queued << "  leased " << r.leased
-       << "  errors " << r.errors;
+       << "  errors " << r.errors << "  retries " << r.retries;
   if (uploads)
     if (std::string u = upload_text(*uploads); !u.empty()) line << "  " << u;
   line << (db_connected ? "" : "  [database reconnecting]");
   return line.str();
 }
 
-std::string crawl_summary(std::int64_t session, const SessionStatus& last, const CrawlStats& st, double secs,
-                          bool interrupted) {
+namespace {
+
+std::string plural(long long n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+// An error that says the host did not answer at all (curl's wording, and
+// the robots.txt failure that wraps it).
+bool unreachable(const std::string& error) {
+  for (const char* s : {"Couldn't connect", "Couldn't resolve", "Timeout was reached", "is unavailable ("})
+    if (error.find(s) != std::string::npos) return true;
+  return false;
+}
+
+std::string seed_note(const FailedUrl& f, const std::vector<std::string>& seeds) {
+  if (std::find(seeds.begin(), seeds.end(), f.url) == seeds.end()) return "";
+  return unreachable(f.error) ? " (seed host unreachable: " + f.url + ")" : " (the seed " + f.url + ")";
+}
+
+}  // namespace
+
+std::string failure_lines(long long failed, const std::vector<FailedUrl>& recent,
+                          const std::vector<std::string>& seeds) {
+  if (failed <= 0) return "";
+  std::ostringstream out;
+  if (recent.empty()) {
+    out << "  " << plural(failed, "URL", "URLs") << " failed\n";
+    return out.str();
+  }
+  if (failed == 1) {
+    out << "  1 URL failed: " << recent.front().error << seed_note(recent.front(), seeds) << "\n";
+    return out.str();
+  }
+  // The same reason for many URLs is said once, with its count; a seed's
+  // failure is said on its own, it explains an empty crawl.
+  std::vector<std::pair<std::string, long long>> reasons;
+  std::map<std::string, std::size_t> at;
+  std::vector<std::string> seed_lines;
+  for (const auto& f : recent) {
+    if (std::string note = seed_note(f, seeds); !note.empty()) {
+      seed_lines.push_back(f.error + note);
+      continue;
+    }
+    auto [it, fresh] = at.emplace(f.error, reasons.size());
+    if (fresh) reasons.emplace_back(f.error, 0);
+    ++reasons[it->second].second;
+  }
+  std::stable_sort(reasons.begin(), reasons.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  out << "  " << failed << " URLs failed"
+      << (static_cast<long long>(recent.size()) < failed
+              ? "; the reasons of the last " + std::to_string(recent.size()) + ":\n"
+              : ":\n");
+  for (const auto& s : seed_lines) out << "    1 URL: " << s << "\n";
+  constexpr std::size_t kShown = 5;
+  for (std::size_t i = 0; i < reasons.size() && i < kShown; ++i)
+    out << "    " << plural(reasons[i].second, "URL", "URLs") << ": " << reasons[i].first << "\n";
+  if (reasons.size() > kShown) out << "    (" << reasons.size() - kShown << " more reasons)\n";
+  return out.str();
+}
+
+std::string counts_explanation(const SessionStatus& s, const SessionTally& mine) {
+  std::ostringstream out;
+  long long pages = s.pages_fetched - static_cast<long long>(mine.pages);
+  if (pages > 0)
+    out << "  other workers, or earlier runs of this session, fetched " << plural(pages, "more page", "more pages")
+        << "\n";
+  else if (pages < 0)
+    out << "  the session counts " << plural(-pages, "page", "pages")
+        << " fewer than this worker completed (completions the database had already recorded)\n";
+  long long images = s.images_stored - static_cast<long long>(mine.images);
+  if (images > 0)
+    out << "  other workers, or earlier runs of this session, stored "
+        << plural(images, "more image", "more images") << "\n";
+  else if (images < 0)
+    out << "  " << plural(-images, "image", "images") << " this worker recorded " << (images == -1 ? "was" : "were")
+        << " already in the images table under the same URL (the session counts new rows only)\n";
+  return out.str();
+}
+
+std::string crawl_summary(const SummaryInput& in) {
+  const SessionStatus& last = in.last;
   std::ostringstream sum;
-  sum << "session " << session << ": " << (last.status.empty() ? "?" : last.status) << " in " << std::fixed
-      << std::setprecision(2) << secs << " s\n"
+  sum << "session " << in.session << ": " << (last.status.empty() ? "?" : last.status) << " in " << std::fixed
+      << std::setprecision(2) << in.seconds << " s\n"
       << "  pages fetched   " << last.pages_fetched << "\n"
       << "  images stored   " << last.images_stored << " of " << last.images_found << " found\n"
       << "  bytes stored    " << human_bytes(static_cast<double>(last.bytes_stored)) << "\n"
       << "  failed URLs     " << last.failed << " (errors " << last.errors << ", retries " << last.retries << ")\n"
-      << "  this worker     " << st.pages << " pages, " << st.images << " images, "
-      << human_bytes(static_cast<double>(st.bytes)) << ", " << std::setprecision(1)
-      << (st.pages + st.images) / std::max(secs, 0.001) << " URLs/s\n";
-  if (interrupted) sum << "  interrupted: the session is still running; `crawler-worker run` continues it\n";
+      << failure_lines(last.failed, in.failures, in.seeds) << "  this worker     " << in.mine.pages << " pages, "
+      << in.mine.images << " images, " << human_bytes(static_cast<double>(in.mine.bytes)) << ", "
+      << std::setprecision(1) << (in.mine.pages + in.mine.images) / std::max(in.seconds, 0.001) << " URLs/s\n"
+      << counts_explanation(last, in.mine);
+  if (in.interrupted) sum << "  interrupted: the session is still running; `crawler-worker run` continues it\n";
   return sum.str();
 }
 
@@ -62,17 +146,30 @@ std::string service_line(const CrawlStats& s, std::size_t leases_held, std::size
                          const std::optional<UploadBacklog>& uploads) {
   std::ostringstream line;
   line << "so far: " << s.pages << " pages, " << s.images << " images, " << human_bytes(static_cast<double>(s.bytes))
-       << ", " << s.errors << " errors, " << leases_held << " leases held, " << writes_pending << " writes pending";
+       << ", " << s.errors << " errors, " << s.retries << " retries, " << leases_held << " leases held, "
+       << writes_pending << " writes pending";
   if (uploads)
     line << ", " << uploads->uploads << " uploads pending (" << human_bytes(static_cast<double>(uploads->bytes))
          << " spooled)" << (uploads->agent_down ? ", agent unavailable" : "");
   return line.str();
 }
 
+namespace {
+// The terminal's width, so that the live line stays one row (a wrapped row
+// would not be erased by the next one); 80 when it cannot be asked.
+std::size_t terminal_columns() {
+  winsize ws{};
+  if (::ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  return 80;
+}
+}  // namespace
+
 void ProgressDisplay::show(const std::string& line) {
   auto now = std::chrono::steady_clock::now();
   if (tty_ && now - last_ >= std::chrono::milliseconds(500)) {
-    std::fprintf(stderr, "\r\033[K%s", line.c_str());
+    std::size_t cols = terminal_columns();
+    // The last column stays free: a character there wraps on some terminals.
+    show_status_line(line.size() < cols ? line : line.substr(0, cols - 1));
     last_ = now;
   } else if (!tty_ && now - last_ >= std::chrono::seconds(10)) {
     CRAWLER_LOG(info) << line;
@@ -81,7 +178,7 @@ void ProgressDisplay::show(const std::string& line) {
 }
 
 void ProgressDisplay::end() {
-  if (tty_) std::fputs("\n", stderr);
+  if (tty_) end_status_line();
 }
 
 }  // namespace crawler

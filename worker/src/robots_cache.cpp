@@ -70,6 +70,12 @@ void RobotsCache::forget() {
   }
 }
 
+std::string RobotsCache::failure(const std::string& host) const {
+  auto f = hosts_.find(host);
+  if (f == hosts_.end() || f->second.failure.empty()) return "server error or unreachable";
+  return f->second.failure;
+}
+
 void RobotsCache::load(const std::string& host, const std::string& scheme, const std::string& user_agent) {
   hosts_[host].loading = true;
   // Another worker may have fetched it already: the database shares it.
@@ -96,12 +102,16 @@ void RobotsCache::fetched(const std::string& host, const std::string& agent, Fet
   if (ok && res.status >= 200 && res.status < 300) {
     h.text = std::move(res.body);  // a robots.txt over 512 KiB is read as far as it goes
     h.temporary_failure = false;
+    h.failure.clear();
   } else if (ok && res.status >= 400 && res.status < 500) {
     h.text.clear();  // RFC 9309: unavailable (4xx) means no restrictions
     h.temporary_failure = false;
+    h.failure.clear();
   } else {
     // RFC 9309: unreachable (5xx, network) means complete disallow for now.
-    CRAWLER_LOG(warn) << "robots.txt of " << host << ": " << (ok ? "HTTP " + std::to_string(res.status) : res.error);
+    h.failure = ok ? "HTTP " + std::to_string(res.status)
+                   : std::string(curl_easy_strerror(res.code)) + (res.error.empty() ? "" : ": " + res.error);
+    CRAWLER_LOG(warn) << "robots.txt of " << host << ": " << h.failure;
     h.temporary_failure = true;
     loaded(host);
     return;

@@ -139,3 +139,136 @@ TEST(Options, TheAgentModeComesFromTheConfigFileToo) {
   EXPECT_EQ(c.worker.max_spool_bytes, 5000);
   std::remove(path);
 }
+
+namespace {
+// The message of the error parse() throws, "" when it accepts.
+std::string refusal(std::vector<const char*> args) {
+  try {
+    parse(std::move(args));
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// A config file with `text`, removed with the object.
+struct ConfigFile {
+  explicit ConfigFile(const std::string& text) {
+    char name[] = "/tmp/crawler-config-XXXXXX";
+    int fd = ::mkstemp(name);
+    ::close(fd);
+    path = name;
+    std::ofstream(path) << text;
+  }
+  ~ConfigFile() { std::remove(path.c_str()); }
+  std::string path;
+};
+}  // namespace
+
+TEST(Options, VersionIsTheVersionAlone) {
+  EXPECT_EQ(parse({"--version"}).name, "version");
+  EXPECT_EQ(parse({"crawl", "--version"}).name, "version");
+}
+
+TEST(Options, EachCommandHasItsOwnHelp) {
+  auto crawl = parse({"crawl", "--help"});
+  EXPECT_EQ(crawl.name, "help");
+  EXPECT_NE(crawl.help_text.find("Usage: crawler-worker crawl"), std::string::npos) << crawl.help_text;
+  for (const char* o : {"--seed", "--no-robots", "--storage", "--db", "--concurrency"})
+    EXPECT_NE(crawl.help_text.find(o), std::string::npos) << o;
+  EXPECT_EQ(crawl.help_text.find("--session"), std::string::npos);
+  EXPECT_NE(crawl.help_text.find("130"), std::string::npos) << "the exit status of a second signal";
+
+  auto run = parse({"run", "--help"});
+  EXPECT_NE(run.help_text.find("Usage: crawler-worker run"), std::string::npos);
+  EXPECT_NE(run.help_text.find("--storage"), std::string::npos);
+  EXPECT_EQ(run.help_text.find("--seed"), std::string::npos);
+  EXPECT_NE(run.help_text.find("130"), std::string::npos);
+
+  auto status = parse({"status", "--help"});
+  for (const char* o : {"--session", "--wide", "--json", "--db"})
+    EXPECT_NE(status.help_text.find(o), std::string::npos) << o;
+  EXPECT_EQ(status.help_text.find("--storage"), std::string::npos);
+
+  EXPECT_EQ(parse({"help", "status"}).help_text, status.help_text);
+  auto all = parse({"--help"});
+  EXPECT_NE(all.help_text.find("COMMAND --help"), std::string::npos);
+  EXPECT_EQ(all.help_text.find("--seed"), std::string::npos);
+  EXPECT_NE(refusal({"help", "fly"}).find("unknown command \"fly\""), std::string::npos);
+}
+
+TEST(Options, AnUnknownLogLevelIsRefused) {
+  EXPECT_NE(refusal({"status", "--db", "x", "--log-level", "verbose"}).find("--log-level \"verbose\" is not a level"),
+            std::string::npos);
+  EXPECT_EQ(parse({"status", "--db", "x", "--log-level", "warning"}).worker.log_level, "warning");
+}
+
+TEST(Options, OptionsOfAnotherCommandAreRefused) {
+  EXPECT_EQ(refusal({"run", "--db", "x", "--storage", "s", "--seed", "http://a.test/"}),
+            "--seed is an option of crawl, not of run (see crawler-worker run --help)");
+  EXPECT_NE(refusal({"run", "--db", "x", "--storage", "s", "--no-robots"}).find("--no-robots is an option of crawl"),
+            std::string::npos);
+  EXPECT_NE(refusal({"status", "--db", "x", "--storage", "s"}).find("--storage is an option of crawl and run"),
+            std::string::npos);
+  EXPECT_NE(refusal({"crawl", "--db", "x", "--storage", "s", "--seed", "http://a.test/", "--session", "3"})
+                .find("--session is an option of status"),
+            std::string::npos);
+  EXPECT_NE(refusal({"status", "--db", "x", "--wide", "--json"}).find("exclude each other"), std::string::npos);
+}
+
+TEST(Options, AMisspeltOptionIsNamedWithTheNearestOne) {
+  EXPECT_NE(refusal({"run", "--db", "x", "--storage", "s", "--concurency", "3"}).find("did you mean --concurrency?"),
+            std::string::npos);
+  EXPECT_NE(refusal({"--db", "x"}).find("a command is needed"), std::string::npos);
+  EXPECT_NE(refusal({"status", "--db", "x", "extra"}).find("unexpected argument \"extra\""), std::string::npos);
+}
+
+TEST(Options, AMisspeltConfigKeyNamesTheFileAndTheLine) {
+  ConfigFile f("db = x\n# a comment\n\nconcurency = 3\n");
+  EXPECT_EQ(refusal({"run", "--storage", "s", "--config", f.path.c_str()}),
+            "config file " + f.path + ", line 4: unknown option \"concurency\" (did you mean \"concurrency\"?)");
+  ConfigFile bad_value("db = x\nconcurrency = many\n");
+  EXPECT_EQ(refusal({"run", "--storage", "s", "--config", bad_value.path.c_str()}),
+            "config file " + bad_value.path + ", line 2: invalid value \"many\" for \"concurrency\"");
+  ConfigFile twice("db = x\nconcurrency = 3\nconcurrency = 4\n");
+  EXPECT_NE(refusal({"run", "--storage", "s", "--config", twice.path.c_str()})
+                .find("line 3: \"concurrency\" is given twice (also on line 2)"),
+            std::string::npos);
+  ConfigFile no_value("db = x\nconcurrency\n");
+  EXPECT_NE(refusal({"run", "--storage", "s", "--config", no_value.path.c_str()})
+                .find("line 2: \"concurrency\" needs a value"),
+            std::string::npos);
+  ConfigFile section("[worker]\ndb = x\n");
+  EXPECT_NE(refusal({"run", "--storage", "s", "--config", section.path.c_str()}).find("line 1: sections"),
+            std::string::npos);
+  EXPECT_NE(refusal({"run", "--storage", "s", "--config", "/nonexistent/w.conf"})
+                .find("cannot read config file /nonexistent/w.conf"),
+            std::string::npos);
+}
+
+TEST(Options, ABareBooleanKeyMeansTrue) {
+  ConfigFile f("db = x\nstorage = s\nseed = http://a.test/\nno-robots\nimages_any_host   # underscores read as dashes\n");
+  auto c = parse({"crawl", "--config", f.path.c_str()});
+  EXPECT_TRUE(c.crawl.no_robots);
+  EXPECT_TRUE(c.crawl.images_any_host);
+  ConfigFile off("db = x\nstorage = s\nseed = http://a.test/\nno-robots = false\n");
+  EXPECT_FALSE(parse({"crawl", "--config", off.path.c_str()}).crawl.no_robots);
+}
+
+TEST(Options, TheConfigFileHoldsToTheCommandToo) {
+  // run refuses crawl's options from its file, as from its command line ...
+  ConfigFile crawl_key("db = x\nstorage = s\nseed = http://a.test/\n");
+  EXPECT_EQ(refusal({"run", "--config", crawl_key.path.c_str()}),
+            "config file " + crawl_key.path + ", line 3: \"seed\" is an option of crawl, not of run");
+  // ... while status reads the service's file: the worker's options in it
+  // are checked and ignored.
+  ConfigFile service("db = x\nstorage = s\nconcurrency = 32\nlog-level = warning\n");
+  auto s = parse({"status", "--config", service.path.c_str()});
+  EXPECT_EQ(s.worker.db, "x");
+  EXPECT_EQ(s.worker.log_level, "warning");
+  ConfigFile typo("db = x\nstorag = s\n");
+  EXPECT_NE(refusal({"status", "--config", typo.path.c_str()}).find("line 2: unknown option \"storag\""),
+            std::string::npos);
+  ConfigFile bad_level("db = x\nlog-level = verbose\n");
+  EXPECT_NE(refusal({"status", "--config", bad_level.path.c_str()}).find("not a level"), std::string::npos);
+}

@@ -28,7 +28,14 @@ int run_crawl_command(const Command& cmd);
 // Serves every running session until SIGINT/SIGTERM; SIGHUP re-reads the
 // command line and config file (argc, argv) and reloads.
 int run_service_command(const Command& cmd, int argc, const char* const argv[]);
-// Prints sessions, recent errors and ha_status(); 1 when no database answered.
+// Prints sessions, recent errors and ha_status() from any node; 1 when
+// the database cannot be used, no node answered or --session names a
+// session that does not exist.
 int run_status_command(const Command& cmd);
+
+// Writes "crawler-worker: MESSAGE" on stderr: below the live line when one
+// is shown (which it ends), and under systemd as an error line of the
+// journal ("<3>"), as log lines are.
+void report_error(const std::string& message);
 
 }  // namespace crawler

@@ -38,6 +38,14 @@ struct CrawlStats {
   std::uint64_t queued = 0;  // URLs this worker added to the frontier
 };
 
+// What this worker added to one session's counters, counted as the
+// database counts them (crawl_status()): page items it completed (parsed or
+// not: a link to a PDF is a page item too), image rows it recorded and their
+// bytes. Counted when the database acknowledged them.
+struct SessionTally {
+  std::uint64_t pages = 0, images = 0, bytes = 0;
+};
+
 class Crawler {
  public:
   // `store` is where downloads are written: the store, or the spool when
@@ -53,6 +61,9 @@ class Crawler {
   // SIGHUP: options that can change at run time; caches are dropped.
   void reload(const WorkerOptions& opts);
   const CrawlStats& stats() const { return stats_; }
+  // This worker's part of `session`'s counters (zero for a session it did
+  // not work on).
+  SessionTally tally(std::int64_t session) const;
   std::size_t held() const { return items_.size(); }
   std::size_t transfers() const { return fetcher_.active() + fetcher_.waiting(); }
   bool stopping() const { return stopping_; }
@@ -122,6 +133,7 @@ class Crawler {
   boost::asio::steady_timer claim_timer_, renew_timer_;
   std::unordered_map<std::int64_t, Item> items_;
   CrawlStats stats_;
+  std::unordered_map<std::int64_t, SessionTally> tallies_;
   bool claim_in_flight_ = false, claim_again_ = false, stopping_ = false, release_sent_ = false;
   bool queue_short_ = false;  // the last claim found less than it asked for
   bool fatal_ = false;

@@ -28,13 +28,23 @@ struct pg_conn;
 #include <thread>
 #include <vector>
 
+#include "crawler/connect_failure.hpp"
 #include "crawler/db_call.hpp"
 
 namespace crawler {
 
+// What the connections are for. kWriter: the write API, on the writable
+// node (target_session_attrs=read-write added when absent), connections
+// logged at info. kReader (the status command): reads only, so any node
+// will do, the primary when one answers (read-write is tried first, then
+// any host: a standby answers while no primary does); one connection,
+// logged at debug.
+enum class DbMode { kWriter, kReader };
+
 class Database final : public DbCaller {
  public:
-  Database(std::string conninfo, boost::asio::io_context& io, int connections = 1);
+  // `connections`: results connections besides connection 0 (kWriter only).
+  Database(std::string conninfo, boost::asio::io_context& io, int connections = 1, DbMode mode = DbMode::kWriter);
   ~Database() override;
 
   // DbCaller: answers run on `io`.
@@ -44,11 +54,22 @@ class Database final : public DbCaller {
   std::size_t pending() const override { return pending_; }
   bool connected() const { return connected_; }
   std::string server() const;     // "host:port" of the current connection
+  // Whether the server of connection 0 was read-only when it connected
+  // (default_transaction_read_only or hot standby, as the server reported).
+  bool read_only() const;
+  // `f` runs on the loop, once, when no connection was ever made and the
+  // last attempt failed for a reason retrying cannot fix (classify_connect_failure:
+  // the conninfo, the credentials, a missing database or extension); the
+  // connections then stop trying. Once a connection has worked, the same
+  // failure is logged as an error and retried: the unanswered calls are
+  // kept for the database that is fixed.
+  void on_unusable(std::function<void(const std::string&)> f) { on_unusable_ = std::move(f); }
   std::uint64_t reconnects() const { return reconnects_; }
   // Stops after the queue is empty or `wait` has passed.
   void stop(std::chrono::milliseconds wait);
 
  private:
+  using Clock = std::chrono::steady_clock;
   struct Op {
     Stmt stmt;
     std::vector<Param> params;
@@ -65,16 +86,28 @@ class Database final : public DbCaller {
     std::deque<Op> queue;
     std::thread thread;
     bool connected = false;
+    bool read_only = false;
     std::uint64_t connects = 0;
   };
   void run(Shard& sh);
   // Connects, finds the extension's schema and prepares every statement;
-  // false (and no connection) when any of it fails, which is logged.
-  bool connect(Shard& sh);
-  bool open(Shard& sh);                // the connection itself
-  bool read_schema(Shard& sh);         // where crawler_ha is installed
-  bool prepare_statements(Shard& sh);  // every statement in one round trip
+  // the failure (and no connection) when any of it fails. Its steps: the
+  // connection itself (in kReader mode the writable node first, then any),
+  // one attempt, where crawler_ha is installed, every statement in one
+  // round trip.
+  std::optional<ConnectFailure> connect(Shard& sh);
+  std::optional<ConnectFailure> open(Shard& sh);
+  std::optional<ConnectFailure> open_with(Shard& sh, const char* session_attrs);
+  std::optional<ConnectFailure> read_schema(Shard& sh);
+  std::optional<ConnectFailure> prepare_statements(Shard& sh);
   void disconnect(Shard& sh);
+  // A failed attempt: the first one and then every 10 s for a minute, every
+  // minute after (and at once when the reason changes) are logged with how
+  // long the database has been missing; a permanent one before any connection worked makes the
+  // database unusable (on_unusable).
+  void failed_attempt(const ConnectFailure& f);
+  // A connection that worked: ends the wait, logged with its length.
+  void connected_after_wait(const Shard& sh);
   // Sends a batch in one pipeline, each call its own transaction; returns
   // how many got a final answer.
   std::size_t execute(Shard& sh, std::vector<Op>& batch, bool* connection_lost);
@@ -101,7 +134,16 @@ class Database final : public DbCaller {
   bool stop_now() const;
 
   std::string conninfo_;
+  DbMode mode_;
   boost::asio::io_context& io_;
+  std::function<void(const std::string&)> on_unusable_;  // the loop's
+  std::atomic<bool> ever_connected_{false}, unusable_{false};
+  // The wait for a database that does not answer, shared by the
+  // connections so that it is logged once, not once per connection.
+  std::mutex wait_mu_;
+  bool waiting_ = false;
+  Clock::time_point wait_since_, wait_logged_;
+  std::string wait_reason_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<std::size_t> pending_{0};
   std::atomic<bool> connected_{false};

@@ -1,4 +1,6 @@
-// Command line and config file (Boost.Program_options reads both).
+// Command line and config file. Boost.Program_options reads the command
+// line and checks every value; the config file is read line by line here,
+// so that a mistake names its line and a boolean key may stand alone.
 #pragma once
 #include <optional>
 #include <string>
@@ -49,16 +51,36 @@ struct CrawlRequest {
   std::string options_json() const;
 };
 
+// What the status command shows, and how.
+struct StatusRequest {
+  std::optional<long long> session;  // --session: this session only
+  bool wide = false;                 // --wide: every column, nothing cut
+  bool json = false;                 // --json: everything, as one JSON object
+};
+
 struct Command {
   std::string name;  // crawl, run, status, help, version
   WorkerOptions worker;
   CrawlRequest crawl;
-  std::optional<long long> session;  // status --session
+  StatusRequest status;
   std::string config_file;
+  // The help of the command given (or of the whole program): what `help`
+  // prints, and what a mistake's message points to.
   std::string help_text;
 };
 
-// Throws std::runtime_error with a message fit for the user.
+// The command line (and the config file it names) as a Command. `help`
+// when --help, `help COMMAND` or no argument at all was given (help_text
+// is then that command's help or the program's); `version` for --version.
+// Refused, with std::runtime_error and a message fit for the user: an
+// unknown command, option or config key (with the nearest known name when
+// one is close), an option of another command (crawl's --seed given to
+// run; in the config file of `status` the options of crawl and run are
+// checked and ignored, as status reads the service's file), a value of the
+// wrong type or out of range, an unknown --log-level, and a config file
+// line that cannot be read, naming the file and the line. In the config
+// file a boolean option alone on its line (`no-robots`) means true, and
+// `_` in a key reads as `-`.
 Command parse_command_line(int argc, const char* const argv[]);
 
 std::string json_string(const std::string& s);  // a JSON string literal

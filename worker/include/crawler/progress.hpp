@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "crawler/crawler.hpp"
 #include "crawler/write_api.hpp"
@@ -13,14 +14,45 @@ namespace crawler {
 
 // 1234567 -> "1.2 MB" (powers of 1000).
 std::string human_bytes(double bytes);
-// The live line: the session's counters (every worker's, from the database)
-// and this worker's rates over `seconds`; with --storage-agent what waits
-// for the agent when anything does.
+// The live line: the session's counters (every worker's, from the database:
+// errors are URLs failed for good, retries the failures that are tried
+// again later) and this worker's rates over `seconds`; with --storage-agent
+// what waits for the agent when anything does.
 std::string progress_line(const SessionStatus& session, const CrawlStats& mine, double seconds, bool db_connected,
                           const std::optional<UploadBacklog>& uploads = std::nullopt);
-// The summary the crawl command prints when it ends.
-std::string crawl_summary(std::int64_t session, const SessionStatus& last, const CrawlStats& mine, double seconds,
-                          bool interrupted);
+
+// A URL of the session that failed for good, and why (crawl_frontier's
+// last_error).
+struct FailedUrl {
+  std::string url, error;
+};
+
+// What the crawl command's summary is made of.
+struct SummaryInput {
+  std::int64_t session = 0;
+  SessionStatus last;              // the session's counters, every worker's
+  SessionTally mine;               // this worker's part of them
+  double seconds = 0;
+  bool interrupted = false;
+  std::vector<FailedUrl> failures;  // the most recent failed URLs (at most 20)
+  std::vector<std::string> seeds;   // normalised, to name a seed that failed
+};
+// The summary the crawl command prints when it ends: the session's counts,
+// why its URLs failed (failure_lines()), this worker's counts and, when they
+// differ from the session's, why (counts_explanation()).
+std::string crawl_summary(const SummaryInput& in);
+// Why URLs failed: "  1 URL failed: REASON" for one, else the reasons of the
+// most recent ones, most frequent first, with how many URLs gave each; a
+// seed that failed says so, and whether its host could not be reached.
+// "" when nothing failed.
+std::string failure_lines(long long failed, const std::vector<FailedUrl>& recent,
+                          const std::vector<std::string>& seeds);
+// Why the session's pages fetched and images stored differ from this
+// worker's: other workers or earlier runs of the session added to them, or
+// this worker recorded images the images table already held (the session
+// counts new rows only). One indented line per difference; "" when equal.
+std::string counts_explanation(const SessionStatus& session, const SessionTally& mine);
+
 // The service's line of what it has done so far (and, with
 // --storage-agent, the uploads waiting and their bytes in the spool).
 std::string service_line(const CrawlStats& mine, std::size_t leases_held, std::size_t writes_pending,
@@ -29,13 +61,14 @@ std::string service_line(const CrawlStats& mine, std::size_t leases_held, std::s
 // answers; "" when nothing waits and the agent is fine.
 std::string upload_text(const UploadBacklog& uploads);
 
-// Shows the live line: on a terminal in place, at most every 500 ms;
-// otherwise logged every 10 s.
+// Shows the live line: on a terminal as the status line of the log
+// (log.hpp: log lines are written above it), at most every 500 ms and cut
+// to the terminal's width; otherwise logged every 10 s.
 class ProgressDisplay {
  public:
   explicit ProgressDisplay(bool tty) : tty_(tty) {}
   void show(const std::string& line);
-  // Ends the line on a terminal.
+  // Ends the line on a terminal; nothing once it has ended.
   void end();
 
  private:

@@ -43,11 +43,16 @@ class RobotsCache {
   // Every host's robots.txt is read again when next needed (a reload); a
   // load under way keeps its waiters.
   void forget();
+  // Why `host`'s robots.txt is unavailable ("HTTP 503", or curl's error
+  // when the host did not answer), after check() said kUnavailable;
+  // "server error or unreachable" when not known.
+  std::string failure(const std::string& host) const;
 
  private:
   struct Host {
     bool ready = false, loading = false, temporary_failure = false;
     std::string text;
+    std::string failure;  // why the last fetch failed (temporary_failure)
     std::map<std::string, std::shared_ptr<const Robots>> by_agent;  // shared with a matching thread
     std::chrono::steady_clock::time_point expires;
     std::vector<std::function<void()>> waiters;  // checks to run again once loaded
