@@ -36,6 +36,11 @@ END
 my ($a, $b) = ha_pair(names => [ 'lb_a', 'lb_b' ], conf => "listen_addresses = '127.0.0.1'\n");
 my $aa = agent_start($a);
 my $ab = agent_start($b);
+# Right after ha_setup() the standby's HA worker may still hold the role an
+# unpaired node starts with; the checks' reasons below name the role it
+# holds once it has taken the table's.
+$b->poll_query_until('postgres', "SELECT ok FROM ha_endpoint_check('replica')")
+  or die 'node b did not become a healthy replica';
 push @agents, $aa, $ab;
 my $pki = agent_pki();
 
