@@ -16,3 +16,15 @@ if(CRAWLER_BUILD_TESTS)
   target_link_libraries(agent-backup-tests PRIVATE crawler_agent_backup GTest::gtest GTest::gtest_main)
   gtest_discover_tests(agent-backup-tests DISCOVERY_TIMEOUT 30)
 endif()
+
+# The blobs of a backup: their object format (zstd inside AES-256-GCM) and
+# their place in the repository (copy, manifests, verify, retention).
+# libzstd from Debian's libzstd-dev, found through pkg-config.
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
+target_sources(crawler_agent_backup PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/src/blob_crypto.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/blob_backup.cpp)
+target_link_libraries(crawler_agent_backup PUBLIC OpenSSL::Crypto PkgConfig::ZSTD)
+if(CRAWLER_BUILD_TESTS)
+  target_sources(agent-backup-tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/tests/blob_backup_test.cpp)
+endif()

@@ -4,7 +4,9 @@
 // never competes), fixes the moment the backup's consistency figures
 // describe (ha_backup_freeze()) and keeps the catalog (ha_backup_record(),
 // ha_backups()); pgBackRest copies, compresses, encrypts, verifies and
-// expires. This file only sequences them. docs/backup.md.
+// expires. This file only sequences them, and copies the blobs the
+// backup's rows reference into the repository beside it (blob_backup.hpp:
+// pgBackRest never sees the blob store). docs/backup.md.
 #include "crawler/agent/byte_size_text.hpp"
 #include "crawler/agent/command_backup.hpp"
 
@@ -12,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cerrno>
 #include <chrono>
@@ -20,10 +23,12 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
+#include "crawler/agent/blob_backup.hpp"
 #include "crawler/agent/child_process.hpp"
 #include "crawler/agent/cluster_nodes.hpp"
 #include "crawler/agent/cluster_options.hpp"
@@ -391,11 +396,203 @@ int backup_setup(const std::vector<std::string>& args) {
 }
 
 // ---------------------------------------------------------------------------
+// the blobs' repository settings, shared by run, expire-blobs and verify-blobs
+
+// What the blob commands take from pgBackRest's configuration (as setup
+// wrote it, with its include directory): the repository and its passphrase.
+struct BlobSettings {
+  std::string repo;        // the directory the blobs go under
+  std::string passphrase;  // the repository's (repo1-cipher-pass)
+};
+
+// Reads [global] of the configuration file and then of every *.conf of its
+// include directory in name order (pgBackRest's own order: a later file
+// wins), for repo1-path, repo1-type and repo1-cipher-pass. `blob_repo`,
+// when given, is where the blobs go instead of repo1-path: needed when the
+// repository is an object store, which this program does not speak.
+std::optional<BlobSettings> blob_settings(const std::string& config, const std::string& blob_repo,
+                                          std::string* error) {
+  std::vector<std::string> files{config};
+  const std::string inc = include_dir_for(config);
+  std::error_code ec;
+  std::vector<std::string> more;
+  for (const auto& e : fs::directory_iterator(inc, ec))
+    if (e.path().extension() == ".conf") more.push_back(e.path().string());
+  std::sort(more.begin(), more.end());
+  files.insert(files.end(), more.begin(), more.end());
+  std::map<std::string, std::string> global;
+  for (const auto& f : files) {
+    std::optional<std::string> text;
+    try {
+      text = read_existing(f);
+    } catch (const std::runtime_error& e) {
+      *error = e.what();
+      return std::nullopt;
+    }
+    if (!text) {
+      if (f == config) {
+        *error = "the configuration " + config + " does not exist (run crawler-ha backup setup first)";
+        return std::nullopt;
+      }
+      continue;
+    }
+    std::istringstream in(*text);
+    std::string line, section;
+    while (std::getline(in, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty() || line[0] == '#') continue;
+      if (line[0] == '[') {
+        section = line.substr(1, line.find(']') == std::string::npos ? std::string::npos : line.find(']') - 1);
+        continue;
+      }
+      auto eq = line.find('=');
+      if (section == "global" && eq != std::string::npos) global[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+  }
+  BlobSettings s;
+  s.passphrase = global["repo1-cipher-pass"];
+  if (s.passphrase.empty()) {
+    *error = "no repository passphrase (repo1-cipher-pass) in " + inc + ": run crawler-ha backup setup first";
+    return std::nullopt;
+  }
+  const std::string type = global.count("repo1-type") ? global["repo1-type"] : "posix";
+  if (!blob_repo.empty()) {
+    s.repo = blob_repo;
+  } else if (type != "posix") {
+    *error = "the repository is of type " + type +
+             ": the blobs need a directory, give --blob-repo DIR (e.g. a mounted file system; docs/backup.md)";
+    return std::nullopt;
+  } else {
+    s.repo = global["repo1-path"];
+  }
+  if (!safe_path(s.repo)) {
+    *error = "the blobs' repository " + s.repo + " is not an absolute path of letters, digits and / _ . - + , @ = :";
+    return std::nullopt;
+  }
+  return s;
+}
+
+// The labels each stanza of the repository still holds, by pgBackRest's
+// info of every stanza: the truth retention decides on. A stanza whose info
+// is not readable (status other than ok or "no valid backups") is left out,
+// so that its manifests are all kept.
+std::optional<std::map<std::string, std::set<std::string>>> kept_labels(const std::string& exe,
+                                                                        const std::string& config,
+                                                                        std::string* error) {
+  ChildResult info = run_child({exe, "--config=" + config, "--config-include-path=" + include_dir_for(config), "info",
+                                "--output=json"},
+                               pgbackrest_environment());
+  if (!info.ok()) {
+    *error = "pgbackrest info failed: " + said(info);
+    return std::nullopt;
+  }
+  auto doc = nlohmann::json::parse(info.out, nullptr, false);
+  if (doc.is_discarded() || !doc.is_array()) {
+    *error = "pgbackrest info answered no JSON array";
+    return std::nullopt;
+  }
+  std::map<std::string, std::set<std::string>> kept;
+  for (const auto& st : doc) {
+    if (!st.is_object() || !st.contains("name") || !st["name"].is_string()) continue;
+    const std::string name = st["name"].get<std::string>();
+    try {
+      StanzaInfo si = parse_info(info.out, name);
+      if (si.status_code != 0 && si.status_code != 2) continue;
+      auto& labels = kept[name];
+      for (const auto& b : si.backups) labels.insert(b.label);
+    } catch (const std::runtime_error&) {
+      continue;  // unreadable: all its manifests are kept
+    }
+  }
+  return kept;
+}
+
+std::string expiry_text(const ExpiryReport& e) {
+  std::ostringstream t;
+  t << "removed " << e.plan.objects.size() << " objects (" << e.removed_bytes << " bytes) and "
+    << e.plan.manifests.size() << " manifests of expired backups; kept " << e.plan.kept_objects << " objects for "
+    << e.plan.kept_manifests << " manifests";
+  return t.str();
+}
+
+// ---------------------------------------------------------------------------
 // run
 
 struct RunOptions {
-  std::string node, type = "incr", config = kDefaultConfig, stanza;
+  std::string node, type = "incr", config = kDefaultConfig, stanza, store, blob_repo;
 };
+
+// What the blob step of a run did: its problems (each naming a sha256 or the
+// step that failed) and the copy's counts.
+struct BlobRun {
+  std::vector<std::string> problems;
+  CopyReport copy;
+};
+
+// The blob step of a run, after the backup is recorded, all under the
+// repository's exclusive lock: copy the blobs the repository lacks, write
+// the manifest, read back every object written, then retention. Prints a
+// line per step; problems are returned, not printed.
+// `known_key`: the key read before the backup from an existing key.json
+// (which never changes once written), saving a second PBKDF2.
+BlobRun backup_blobs(const BlobSettings& bs, std::optional<BlobKey> known_key, const std::string& store,
+                     const BlobManifest& m, const std::string& exe, const std::string& config) {
+  BlobRun r;
+  BlobRepository repo(bs.repo);
+  std::string error;
+  if (!repo.lock(true, &error)) {
+    r.problems.push_back("the blobs' repository: " + error);
+    return r;
+  }
+  auto key = known_key ? known_key : repo.key(bs.passphrase, true, &error);
+  if (!key) {
+    r.problems.push_back("the blobs' repository: " + error);
+    return r;
+  }
+  repo.remove_temporaries();
+  std::uint64_t bytes = 0;
+  for (const auto& b : m.blobs) bytes += b.size;
+  if (!m.blobs.empty() && store.empty()) {
+    r.problems.push_back("the backup's rows reference " + std::to_string(m.blobs.size()) +
+                         " blobs and no --store was given: none is backed up (give this node's blob store, the "
+                         "agent's --store)");
+  } else if (!m.blobs.empty()) {
+    r.copy = copy_blobs(repo, *key, store, m.blobs);
+    r.problems.insert(r.problems.end(), r.copy.problems.begin(), r.copy.problems.end());
+  }
+  std::cout << "  blobs: " << m.blobs.size() << " referenced (" << bytes << " bytes), " << r.copy.present
+            << " already in the repository, " << r.copy.copied << " copied: " << r.copy.read_bytes
+            << " bytes read, " << r.copy.stored_bytes << " bytes written (" << r.copy.compressed
+            << " compressed with zstd)\n";
+  // Always written, problems or not: it is what keeps the objects copied
+  // from the next expiry, and what a restore checks the blobs against.
+  if (!write_manifest(repo, *key, m, &error))
+    r.problems.push_back("the blob manifest could not be written: " + error);
+  else
+    std::cout << "  blob manifest: " << BlobRepository::manifest_name(m.stanza, m.label) << "\n";
+  // Every object this run wrote, read back from the disk (write_object
+  // dropped it from the page cache), decrypted, decompressed and hashed.
+  std::size_t bad = 0;
+  for (const auto& sha : r.copy.written) {
+    ObjectCheck c = check_object(repo, *key, sha);
+    if (!c.ok) {
+      ++bad;
+      r.problems.push_back("blob " + sha + " was written but does not read back: " + c.error);
+    }
+  }
+  std::cout << "  blob verify: " << r.copy.written.size() << " objects written by this run read back and hashed: "
+            << (bad ? std::to_string(bad) + " FAILED" : std::string("ok")) << "\n";
+  auto kept = kept_labels(exe, config, &error);
+  if (!kept) {
+    r.problems.push_back("blob retention skipped: " + error);
+    return r;
+  }
+  ExpiryReport e = expire_blobs(repo, *key, *kept);
+  std::cout << "  blob retention: " << expiry_text(e) << "\n";
+  if (!e.plan.refused.empty()) std::cerr << "crawler-ha backup run: blob retention: " << e.plan.refused << "\n";
+  for (const auto& p : e.problems) std::cerr << "crawler-ha backup run: blob retention: " << p << "\n";
+  return r;
+}
 
 // Records a failure after the backup was allowed: the HA event is where a
 // failed schedule shows. A failure to record it is said, not hidden.
@@ -416,7 +613,11 @@ int backup_run(const std::vector<std::string>& args) {
       ("type", po::value(&o.type)->default_value(o.type),
        "full, diff or incr (pgBackRest makes a full one when there is none to build on)")
       ("config", po::value(&o.config)->default_value(o.config), "the pgBackRest configuration file (backup setup's)")
-      ("stanza", po::value(&o.stanza), "the stanza (default: the node's name in ha_node)");
+      ("stanza", po::value(&o.stanza), "the stanza (default: the node's name in ha_node)")
+      ("store", po::value(&o.store),
+       "this node's blob store (the agent's --store): the blobs the backup's rows reference are copied from it")
+      ("blob-repo", po::value(&o.blob_repo),
+       "the directory the blobs go under (default: the repository, repo1-path; required with an object store)");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(args).options(d).run(), vm);
@@ -437,6 +638,9 @@ int backup_run(const std::vector<std::string>& args) {
   if (!safe_path(o.config)) return bad_options("run", "--config must be an absolute path of letters, digits and / _ . - + , @ = :");
   if (!o.stanza.empty() && !safe_stanza(o.stanza))
     return bad_options("run", "--stanza must be 1 to 63 letters, digits, \"_\", \".\" or \"-\"");
+  if (!o.store.empty() && o.store.front() != '/') return bad_options("run", "--store must be an absolute path");
+  if (!o.blob_repo.empty() && !safe_path(o.blob_repo))
+    return bad_options("run", "--blob-repo must be an absolute path of letters, digits and / _ . - + , @ = :");
   std::string error;
   auto server = one_server(o.node, &error);
   if (!server) return bad_options("run", error);
@@ -495,6 +699,19 @@ int backup_run(const std::vector<std::string>& args) {
     for (const auto& b : si.backups) before.insert(b.label);
   } catch (const std::runtime_error& e) {
     return failed("info", e.what());
+  }
+  // The blobs' repository and key before anything is backed up: a database
+  // backup whose blobs then cannot be copied is a backup that cannot be
+  // restored whole. A repository without key.json gets one later, under the
+  // lock.
+  auto bs = blob_settings(o.config, o.blob_repo, &error);
+  if (!bs) return failed("blobs", error);
+  std::optional<BlobKey> blob_key;
+  {
+    BlobRepository probe(bs->repo);
+    std::error_code ec;
+    if (fs::exists(probe.dir() / "key.json", ec) && !(blob_key = probe.key(bs->passphrase, false, &error)))
+      return failed("blobs", error);
   }
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -572,6 +789,32 @@ int backup_run(const std::vector<std::string>& args) {
        made.wal_stop, std::to_string(made.size), std::to_string(made.delta), std::to_string(made.repo_size),
        std::to_string(made.repo_delta), vr.ok ? "true" : "false", vr.detail, rp_lsn, freeze_xid,
        kept_array.value_or("{}")});
+  // The blobs the rows reference, in the same snapshot as the figures (the
+  // record just proved it is the freeze's), and their summary on the row.
+  BlobManifest manifest{o.stanza, made.label, node_name, {}};
+  const std::string manifest_name = BlobRepository::manifest_name(o.stanza, made.label);
+  std::uint64_t blob_bytes = 0;
+  if (rec.ok) {
+    rec = figures.call(figures.with_schema(
+        "SELECT sha256, file_path, file_size FROM @extschema@.ha_backup_blob_manifest()"));
+    for (std::size_t i = 0; rec.ok && i < rec.rows.size(); ++i) {
+      BlobRef b{rec.at(i, "sha256").value_or(""), rec.at(i, "file_path").value_or(""), 0};
+      b.size = std::stoull(rec.at(i, "file_size").value_or("0"));
+      blob_bytes += b.size;
+      manifest.blobs.push_back(std::move(b));
+    }
+  }
+  if (rec.ok) {
+    rec = figures.call(
+        figures.with_schema("SELECT blob_count, blob_bytes FROM @extschema@.ha_backup_record_blobs($1, $2, $3)"),
+        {o.stanza, made.label, manifest_name});
+    if (rec.ok && (rec.at(0, "blob_count").value_or("") != std::to_string(manifest.blobs.size()) ||
+                   rec.at(0, "blob_bytes").value_or("") != std::to_string(blob_bytes))) {
+      rec.ok = false;
+      rec.error = "the blob list read and the summary recorded differ";
+      rec.sqlstate = "XX000";
+    }
+  }
   if (rec.ok) rec = figures.call("COMMIT");
   if (!rec.ok) {
     figures.call("ROLLBACK");
@@ -580,6 +823,21 @@ int backup_run(const std::vector<std::string>& args) {
   std::cout << "  recorded with the figures at its restore point crawler_ha_" << made.label << " (" << rp_lsn
             << ")\n";
 
+  const BlobRun blob_run = backup_blobs(*bs, blob_key, o.store, manifest, exe, o.config);
+  std::vector<std::string> blob_problems = blob_run.problems;
+  std::string blob_detail;
+  for (const auto& p : blob_problems) blob_detail += p + "\n";
+  DbResult done = db.call(db.with_schema("SELECT @extschema@.ha_backup_blobs_done($1, $2, $3::boolean, $4::bigint,"
+                                         " $5::bigint, $6)"),
+                          {o.stanza, made.label, blob_problems.empty() ? "true" : "false",
+                           std::to_string(blob_run.copy.copied), std::to_string(blob_run.copy.stored_bytes),
+                           valid_text(blob_detail, 10000)});
+  if (!done.ok) blob_problems.push_back("ha_backup_blobs_done() failed: " + done.error + " (SQLSTATE " + done.sqlstate + ")");
+  if (!blob_problems.empty()) {
+    for (const auto& p : blob_problems) std::cerr << "crawler-ha backup run: " << p << "\n";
+    record_failure(db, o.stanza, o.type, "blobs", blob_detail);
+  }
+
   // pgBackRest's check switches WAL and waits until that segment is in the
   // repository; the archiver sends segments in order, so the restore
   // point's segment is there too: the backup can be restored to it now.
@@ -587,6 +845,11 @@ int backup_run(const std::vector<std::string>& args) {
   if (!check.ok())
     return failed("check", "the WAL up to the restore point is not archived yet: pgbackrest check: " + said(check));
   std::cout << "  check: the restore point's WAL is archived\n";
+  if (!blob_problems.empty()) {
+    std::cerr << "crawler-ha backup run: " << blob_problems.size()
+              << " blob problem(s): the database backup is recorded, these blobs are not in the repository\n";
+    if (vr.ok) return 1;
+  }
   if (!vr.ok) {
     std::cerr << "crawler-ha backup run: pgbackrest verify found problems in the repository:\n"
               << vr.detail << (vr.detail.empty() || vr.detail.back() == '\n' ? "" : "\n");
@@ -594,6 +857,144 @@ int backup_run(const std::vector<std::string>& args) {
   }
   std::cout << "backup run: done\n";
   return 0;
+}
+
+// ---------------------------------------------------------------------------
+// expire-blobs and verify-blobs: the blobs' repository on its own, for
+// operators (no database connection: the configuration and the repository
+// are all they need).
+
+struct BlobOptions {
+  std::string config = kDefaultConfig, blob_repo, stanza, label;
+};
+
+// Parses the options the two share; 0 to go on, else the exit status.
+int parse_blob_options(const std::string& sub, const std::vector<std::string>& args, BlobOptions* o,
+                       bool with_label, const std::string& usage, const std::string& what) {
+  po::options_description d{"crawler-ha backup " + sub};
+  d.add_options()("help,h", "show this help")
+      ("config", po::value(&o->config)->default_value(o->config), "the pgBackRest configuration file (backup setup's)")
+      ("blob-repo", po::value(&o->blob_repo),
+       "the directory the blobs are under (default: the repository, repo1-path)");
+  if (with_label)
+    d.add_options()("stanza", po::value(&o->stanza), "with --label: the stanza of the backup")
+        ("label", po::value(&o->label), "only the objects of this backup's manifest (default: every object)");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(d).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return bad_options(sub, e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << "Usage: crawler-ha backup " << sub << " " << usage << "\n\n" << d << "\n" << what;
+    return -1;
+  }
+  if (!safe_path(o->config)) return bad_options(sub, "--config must be an absolute path of letters, digits and / _ . - + , @ = :");
+  if (!o->blob_repo.empty() && !safe_path(o->blob_repo))
+    return bad_options(sub, "--blob-repo must be an absolute path of letters, digits and / _ . - + , @ = :");
+  if (with_label && (o->label.empty() != o->stanza.empty()))
+    return bad_options(sub, "--label and --stanza go together");
+  if (!o->stanza.empty() && !safe_stanza(o->stanza))
+    return bad_options(sub, "--stanza must be 1 to 63 letters, digits, \"_\", \".\" or \"-\"");
+  if (!o->label.empty() && (o->label.size() > 40 || o->label.find_first_not_of("0123456789-_FDI") != std::string::npos))
+    return bad_options(sub, "--label must be a pgBackRest backup label");
+  return 0;
+}
+
+int backup_expire_blobs(const std::vector<std::string>& args) {
+  BlobOptions o;
+  if (int rc = parse_blob_options("expire-blobs", args, &o, false, "[--config FILE] [--blob-repo DIR]",
+                                  "Removes from the repository every blob object no kept backup's manifest (of any\n"
+                                  "stanza) names, and the manifests of the backups pgBackRest expired. backup run does\n"
+                                  "it after each backup. Exit status: 0 done, 1 failed, 2 bad options.\n"))
+    return rc < 0 ? 0 : rc;
+  set_log_level("error");
+  std::string error;
+  const std::string exe = pgbackrest_exe(&error);
+  if (exe.empty()) return fail("expire-blobs", error);
+  auto bs = blob_settings(o.config, o.blob_repo, &error);
+  if (!bs) return fail("expire-blobs", error);
+  BlobRepository repo(bs->repo);
+  std::error_code ec;
+  if (!fs::exists(repo.dir() / "key.json", ec)) {
+    std::cout << "expire-blobs: no blob was ever backed up into " << bs->repo << ": nothing to do\n";
+    return 0;
+  }
+  if (!repo.lock(true, &error)) return fail("expire-blobs", error);
+  auto key = repo.key(bs->passphrase, false, &error);
+  if (!key) return fail("expire-blobs", error);
+  auto kept = kept_labels(exe, o.config, &error);
+  if (!kept) return fail("expire-blobs", error);
+  const int temps = repo.remove_temporaries();
+  ExpiryReport e = expire_blobs(repo, *key, *kept);
+  std::cout << "expire-blobs: " << expiry_text(e) << (temps ? ", " + std::to_string(temps) + " temporary files" : "")
+            << "\n";
+  if (!e.plan.refused.empty()) std::cerr << "crawler-ha backup expire-blobs: " << e.plan.refused << "\n";
+  for (const auto& p : e.problems) std::cerr << "crawler-ha backup expire-blobs: " << p << "\n";
+  return e.problems.empty() && e.plan.refused.empty() ? 0 : 1;
+}
+
+int backup_verify_blobs(const std::vector<std::string>& args) {
+  BlobOptions o;
+  if (int rc = parse_blob_options("verify-blobs", args, &o, true,
+                                  "[--config FILE] [--blob-repo DIR] [--stanza NAME --label LABEL]",
+                                  "Reads every blob object of the repository (or of one backup's manifest), decrypts,\n"
+                                  "decompresses and hashes it, reads every manifest, and reports objects a manifest names\n"
+                                  "that are missing or corrupt. Exit status: 0 all good, 1 a problem, 2 bad options.\n"))
+    return rc < 0 ? 0 : rc;
+  set_log_level("error");
+  std::string error;
+  auto bs = blob_settings(o.config, o.blob_repo, &error);
+  if (!bs) return fail("verify-blobs", error);
+  BlobRepository repo(bs->repo);
+  if (!repo.lock(false, &error)) return fail("verify-blobs", error);
+  auto key = repo.key(bs->passphrase, false, &error);
+  if (!key) return fail("verify-blobs", error);
+  std::vector<std::string> problems;
+  std::set<std::string> named;  // by a manifest read
+  std::vector<std::pair<std::string, std::string>> manifests;
+  if (!o.label.empty()) {
+    manifests.emplace_back(o.stanza, o.label);
+  } else {
+    try {
+      manifests = repo.manifests();
+    } catch (const std::exception& e) {
+      return fail("verify-blobs", e.what());
+    }
+  }
+  for (const auto& [stanza, label] : manifests) {
+    auto m = read_manifest(repo, *key, stanza, label, &error);
+    if (!m) {
+      problems.push_back("manifest of backup " + label + " of stanza " + stanza + ": " + error);
+      continue;
+    }
+    for (const auto& b : m->blobs) named.insert(b.sha256);
+  }
+  std::set<std::string> to_check = named;
+  if (o.label.empty()) {
+    try {
+      for (const auto& sha : repo.objects()) to_check.insert(sha);
+    } catch (const std::exception& e) {
+      return fail("verify-blobs", e.what());
+    }
+  }
+  std::uint64_t bytes = 0;
+  std::size_t bad = 0;
+  for (const auto& sha : to_check) {
+    ObjectCheck c = check_object(repo, *key, sha);
+    bytes += c.plain_bytes;
+    if (!c.ok) {
+      ++bad;
+      problems.push_back("blob " + sha + ": " + (c.missing ? "missing from the repository" : "corrupt: " + c.error) +
+                         (named.count(sha) ? "" : " (named by no manifest)"));
+    }
+  }
+  std::cout << "verify-blobs: " << manifests.size() << " manifests, " << to_check.size() << " objects read ("
+            << bytes << " bytes decrypted and hashed): " << (problems.empty() ? "ok" : std::to_string(problems.size()) + " problems")
+            << "\n";
+  for (const auto& p : problems) std::cerr << "crawler-ha backup verify-blobs: " << p << "\n";
+  return problems.empty() ? 0 : 1;
 }
 
 // ---------------------------------------------------------------------------
@@ -690,15 +1091,19 @@ int run_backup_command(const std::vector<std::string>& args) {
   if (sub == "setup") return backup_setup(rest);
   if (sub == "run") return backup_run(rest);
   if (sub == "list") return backup_list(rest);
+  if (sub == "expire-blobs") return backup_expire_blobs(rest);
+  if (sub == "verify-blobs") return backup_verify_blobs(rest);
   if (sub == "--help" || sub == "-h" || sub == "help") {
-    std::cout << "Usage: crawler-ha backup setup|run|list [options] (each with --help)\n"
-                 "  setup  this node's pgBackRest configuration, WAL archiving, stanza-create and check\n"
-                 "  run    a backup of this node when it is the writable primary, verified and recorded\n"
-                 "  list   every node's recorded backups\n";
+    std::cout << "Usage: crawler-ha backup setup|run|list|expire-blobs|verify-blobs [options] (each with --help)\n"
+                 "  setup         this node's pgBackRest configuration, WAL archiving, stanza-create and check\n"
+                 "  run           a backup of this node and its blobs when it is the writable primary, verified and recorded\n"
+                 "  list          every node's recorded backups\n"
+                 "  expire-blobs  remove the blob objects and manifests no kept backup needs\n"
+                 "  verify-blobs  decrypt and hash every blob object (or one backup's), report missing or corrupt ones\n";
     return 0;
   }
-  return bad_options("", sub.empty() ? "a subcommand is needed: setup, run or list"
-                                     : "unknown subcommand \"" + sub + "\": setup, run or list");
+  return bad_options("", sub.empty() ? "a subcommand is needed: setup, run, list, expire-blobs or verify-blobs"
+                                     : "unknown subcommand \"" + sub + "\": setup, run, list, expire-blobs or verify-blobs");
 }
 
 }  // namespace crawler::agent

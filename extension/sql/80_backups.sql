@@ -47,6 +47,17 @@ CREATE TABLE @extschema@.ha_backups (
     verify_detail     text NOT NULL,
     recorded_at       timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     expired_at        timestamptz,
+    -- The blobs the backup's images rows reference, in the figures' snapshot
+    -- (ha_backup_record_blobs()), and how their copy into the repository
+    -- went (ha_backup_blobs_done()). NULL until each step ran: a backup
+    -- recorded by an older crawler-ha, or one whose blob copy never ended.
+    blob_count        bigint CHECK (blob_count >= 0),
+    blob_bytes        bigint CHECK (blob_bytes >= 0),
+    blob_manifest     text CHECK (blob_manifest ~ '^crawler_ha/blobs/manifests/[A-Za-z0-9_.-]{1,63}/[0-9]{8}-[0-9]{6}F(_[0-9]{8}-[0-9]{6}[DI])?\.json\.enc$'),
+    blobs_ok          boolean,
+    blobs_copied      bigint CHECK (blobs_copied >= 0),
+    blobs_stored_bytes bigint CHECK (blobs_stored_bytes >= 0),
+    blobs_detail      text,
     UNIQUE (stanza, label),
     CHECK ((type = 'full') = (prior IS NULL)),
     CHECK (stopped_at >= started_at),
@@ -59,6 +70,10 @@ COMMENT ON COLUMN @extschema@.ha_backups.figures IS
     'per data table: row_count, latest_record and id_range, as ha_check_consistency() shows them, true at restore_point';
 COMMENT ON COLUMN @extschema@.ha_backups.restore_point IS
     'the named restore point (pg_create_restore_point) after the backup''s end at which figures hold exactly: restore to it (pgbackrest restore --type=name) to compare';
+COMMENT ON COLUMN @extschema@.ha_backups.blob_manifest IS
+    'the encrypted list of the blobs (sha256, file_path, file_size) the backup''s images rows reference, relative to the repository';
+COMMENT ON COLUMN @extschema@.ha_backups.blobs_ok IS
+    'true when every blob of the manifest is in the repository, verified; false with blobs_detail naming what is not; NULL until the copy ended';
 
 -- The label rule, once: pgBackRest's labels, a full one and, for a
 -- differential or incremental backup, the full one it depends on before
@@ -311,6 +326,10 @@ BEGIN
     EXCEPTION WHEN unique_violation THEN
         RAISE EXCEPTION 'backup % of stanza % is recorded already', label, stanza USING ERRCODE = 'unique_violation';
     END;
+    -- For ha_backup_record_blobs(), later in this transaction: which backup
+    -- this snapshot's figures were recorded for (the row's xmin cannot say
+    -- it: the insert above runs in a subtransaction of its own).
+    PERFORM set_config('crawler_ha_backup.recorded', ha_backup_record.stanza || '/' || ha_backup_record.label, true);
     WITH e AS (
         UPDATE @extschema@.ha_backups b SET expired_at = clock_timestamp()
          WHERE b.stanza = ha_backup_record.stanza AND b.expired_at IS NULL
@@ -349,8 +368,8 @@ BEGIN
             DETAIL = 'A stanza name has 1 to 63 letters, digits, "_", "." or "-".';
     ELSIF type IS NOT NULL AND type NOT IN ('full', 'diff', 'incr') THEN
         RAISE EXCEPTION 'type must be full, diff, incr or NULL' USING ERRCODE = 'invalid_parameter_value';
-    ELSIF step NOT IN ('backup', 'verify', 'info', 'freeze', 'record', 'check') THEN
-        RAISE EXCEPTION 'step must be backup, verify, info, freeze, record or check' USING ERRCODE = 'invalid_parameter_value';
+    ELSIF step NOT IN ('backup', 'verify', 'info', 'freeze', 'record', 'blobs', 'check') THEN
+        RAISE EXCEPTION 'step must be backup, verify, info, freeze, record, blobs or check' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- whole characters only: a cut in the middle of one is invalid text
     msg := message;
@@ -366,7 +385,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_backup_failed(text, text, text, text) IS
-    'crawler_ha: records a backup that failed (at step backup, verify, info, freeze, record or check) as a backup event with ok false; returns the event''s id';
+    'crawler_ha: records a backup that failed (at step backup, verify, info, freeze, record, blobs or check) as a backup event with ok false; returns the event''s id';
 
 -- The list, for readers: runs as its caller, who reads ha_backups with
 -- its own SELECT.
@@ -376,16 +395,146 @@ RETURNS TABLE (id bigint, node text, stanza text, label text, type text, prior t
                start_lsn pg_lsn, stop_lsn pg_lsn, wal_start text, wal_stop text, size_bytes bigint,
                delta_bytes bigint, repo_size_bytes bigint, repo_delta_bytes bigint,
                restore_point text, restore_point_lsn pg_lsn, figures jsonb, figures_at timestamptz,
-               verify_ok boolean, verify_detail text, recorded_at timestamptz, expired_at timestamptz)
+               verify_ok boolean, verify_detail text, recorded_at timestamptz, expired_at timestamptz,
+               blob_count bigint, blob_bytes bigint, blob_manifest text, blobs_ok boolean, blobs_copied bigint,
+               blobs_stored_bytes bigint, blobs_detail text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT b.id, b.node, b.stanza, b.label, b.type, b.prior, b.term, b.system_identifier, b.started_at,
            b.stopped_at, b.start_lsn, b.stop_lsn, b.wal_start, b.wal_stop, b.size_bytes, b.delta_bytes,
            b.repo_size_bytes, b.repo_delta_bytes, b.restore_point, b.restore_point_lsn, b.figures,
-           b.figures_at, b.verify_ok, b.verify_detail, b.recorded_at, b.expired_at
+           b.figures_at, b.verify_ok, b.verify_detail, b.recorded_at, b.expired_at,
+           b.blob_count, b.blob_bytes, b.blob_manifest, b.blobs_ok, b.blobs_copied, b.blobs_stored_bytes,
+           b.blobs_detail
       FROM @extschema@.ha_backups b
      ORDER BY b.stopped_at, b.id
 $$;
 COMMENT ON FUNCTION @extschema@.ha_backups() IS
-    'crawler_ha: the backups this node made, oldest first, with their figures and whether retention expired them';
+    'crawler_ha: the backups this node made, oldest first, with their figures, their blobs and whether retention expired them';
+
+-- ---------------------------------------------------------------------------
+-- The blobs of a backup (docs/backup.md, "The blobs"). The database backup
+-- holds the images rows; the files they name are in the node's store, which
+-- pgBackRest does not see. `crawler-ha backup run` copies them into the
+-- repository itself, and the set it copies must be the one the backup's
+-- rows reference: the rows at the restore point, i.e. in the very snapshot
+-- the figures were computed in. So both functions below run in that
+-- REPEATABLE READ transaction, after ha_backup_record() (which proves the
+-- snapshot was taken during the freeze) and before its commit.
+
+-- The distinct blobs the images rows of the caller's snapshot reference:
+-- per sha256 one file_path (the lowest image id's: every row of a blob
+-- names the same bytes, and the path only gives the extension a restore
+-- puts back) and its size. SECURITY DEFINER: the admin may not read images
+-- otherwise; 25000 outside a REPEATABLE READ transaction, since a list from
+-- a snapshot of its own would not be the backup's.
+CREATE FUNCTION @extschema@.ha_backup_blob_manifest()
+RETURNS TABLE (sha256 text, file_path text, file_size bigint)
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF current_setting('transaction_isolation') NOT IN ('repeatable read', 'serializable') THEN
+        RAISE EXCEPTION 'ha_backup_blob_manifest() needs a REPEATABLE READ transaction'
+            USING ERRCODE = 'invalid_transaction_state',
+                  DETAIL = 'The blobs must be those of the snapshot the backup''s figures come from.';
+    END IF;
+    RETURN QUERY
+    SELECT DISTINCT ON (i.sha256) i.sha256, i.file_path, i.file_size
+      FROM @extschema@.images i
+     ORDER BY i.sha256, i.id;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_backup_blob_manifest() IS
+    'crawler_ha: the distinct blobs (sha256, file_path, file_size) the images rows of the caller''s REPEATABLE READ snapshot reference, sha256 order; 25000 in any other transaction';
+
+-- Records the blob summary of a backup ha_backup_record() just recorded in
+-- this transaction: the count and bytes of ha_backup_blob_manifest() in the
+-- same snapshot (computed here, not taken from the caller, so that the row
+-- says what the rows referenced whatever the command did), and the name of
+-- the manifest the command writes into the repository. Returns the count and
+-- bytes, which the command compares with the list it read. 22004 a NULL,
+-- 22023 a bad name, 25000 not REPEATABLE READ, 55000 no such backup recorded
+-- in this transaction (a summary from another snapshot would not be its).
+CREATE FUNCTION @extschema@.ha_backup_record_blobs(stanza text, label text, manifest text)
+RETURNS TABLE (blob_count bigint, blob_bytes bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+    z bigint;
+BEGIN
+    IF stanza IS NULL OR label IS NULL OR manifest IS NULL THEN
+        RAISE EXCEPTION 'stanza, label and manifest must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF manifest <> format('crawler_ha/blobs/manifests/%s/%s.json.enc', stanza, label)
+          OR stanza !~ '^[A-Za-z0-9_.-]{1,63}$' OR NOT @extschema@.ha_backup_label_ok(label) THEN
+        RAISE EXCEPTION 'invalid stanza, label or manifest name' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'The manifest is crawler_ha/blobs/manifests/<stanza>/<label>.json.enc.';
+    END IF;
+    IF current_setting('transaction_isolation') NOT IN ('repeatable read', 'serializable') THEN
+        RAISE EXCEPTION 'ha_backup_record_blobs() needs a REPEATABLE READ transaction'
+            USING ERRCODE = 'invalid_transaction_state';
+    END IF;
+    SELECT count(*), coalesce(sum(m.file_size), 0) INTO n, z FROM @extschema@.ha_backup_blob_manifest() m;
+    UPDATE @extschema@.ha_backups b
+       SET blob_count = n, blob_bytes = z, blob_manifest = manifest
+     WHERE b.stanza = ha_backup_record_blobs.stanza AND b.label = ha_backup_record_blobs.label
+       AND b.blob_manifest IS NULL
+       -- recorded by this very transaction: its snapshot is the figures'
+       AND current_setting('crawler_ha_backup.recorded', true)
+           = ha_backup_record_blobs.stanza || '/' || ha_backup_record_blobs.label;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'backup % of stanza % was not recorded in this transaction', label, stanza
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Call it after ha_backup_record(), before the commit.';
+    END IF;
+    blob_count := n;
+    blob_bytes := z;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_backup_record_blobs(text, text, text) IS
+    'crawler_ha: in ha_backup_record()''s transaction, records the count and bytes of the backup''s blobs (ha_backup_blob_manifest() in the same snapshot) and its manifest''s name; returns them';
+
+-- How the copy of a backup's blobs into the repository ended, once: ok
+-- when every blob of the manifest is there and verified, copied and
+-- stored_bytes what this run wrote (blobs already in the repository are
+-- never copied again), detail what failed (cut to 10000 bytes); a failure
+-- is also a 'backup' event, by ha_backup_failed(step 'blobs'), as any
+-- failed step is. 22004 a NULL (detail may be), 22023 a
+-- negative count, 55000 no such backup or its outcome recorded already.
+CREATE FUNCTION @extschema@.ha_backup_blobs_done(stanza text, label text, ok boolean, copied bigint,
+                                                 stored_bytes bigint, detail text)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    msg text := coalesce(detail, '');
+BEGIN
+    IF stanza IS NULL OR label IS NULL OR ok IS NULL OR copied IS NULL OR stored_bytes IS NULL THEN
+        RAISE EXCEPTION 'only detail may be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF copied < 0 OR stored_bytes < 0 THEN
+        RAISE EXCEPTION 'copied and stored_bytes must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    WHILE octet_length(msg) > 10000 LOOP
+        msg := left(msg, length(msg) - greatest(1, (octet_length(msg) - 10000) / 4));
+    END LOOP;
+    PERFORM @extschema@.ha_commit_locally();
+    UPDATE @extschema@.ha_backups b
+       SET blobs_ok = ok, blobs_copied = copied, blobs_stored_bytes = stored_bytes, blobs_detail = msg
+     WHERE b.stanza = ha_backup_blobs_done.stanza AND b.label = ha_backup_blobs_done.label
+       AND b.blob_manifest IS NOT NULL AND b.blobs_ok IS NULL;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'backup % of stanza % has no blob manifest waiting for its outcome', label, stanza
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.ha_backup_blobs_done(text, text, boolean, bigint, bigint, text) IS
+    'crawler_ha: records once how the copy of a backup''s blobs ended (ok, objects copied and bytes written by this run, what failed)';

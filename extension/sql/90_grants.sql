@@ -143,6 +143,9 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.ha_backup_freeze(text),
     @extschema@.ha_backup_record(text, text, text, text, timestamptz, timestamptz, pg_lsn, pg_lsn, text, text,
                                  bigint, bigint, bigint, bigint, boolean, text, pg_lsn, xid8, text[]),
-    @extschema@.ha_backup_failed(text, text, text, text)
+    @extschema@.ha_backup_failed(text, text, text, text),
+    @extschema@.ha_backup_blob_manifest(),
+    @extschema@.ha_backup_record_blobs(text, text, text),
+    @extschema@.ha_backup_blobs_done(text, text, boolean, bigint, bigint, text)
    TO crawler_ha_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.ha_backups() TO crawler_ha_reader, crawler_ha_admin;

@@ -1,5 +1,7 @@
 -- Backups (80_backups.sql): ha_backup_begin(), ha_backup_freeze(),
--- ha_backup_record(), ha_backup_failed() and ha_backups(). Signatures and
+-- ha_backup_record(), ha_backup_failed() and ha_backups(), and the blobs'
+-- ha_backup_blob_manifest(), ha_backup_record_blobs() and
+-- ha_backup_blobs_done() (the list in the figures' snapshot). Signatures and
 -- callers; bad input (NULLs, out-of-range and hostile values) with its
 -- SQLSTATE; the refusals of a standby and a fenced node; and the freeze for
 -- real, in two more sessions of this server (dblink): a write waits while
@@ -18,6 +20,9 @@ INSERT INTO fn VALUES
     ('public.ha_backup_freeze(text)', true),
     ('public.ha_backup_record(text, text, text, text, timestamptz, timestamptz, pg_lsn, pg_lsn, text, text, bigint, bigint, bigint, bigint, boolean, text, pg_lsn, xid8, text[])', true),
     ('public.ha_backup_failed(text, text, text, text)', true),
+    ('public.ha_backup_blob_manifest()', true),
+    ('public.ha_backup_record_blobs(text, text, text)', true),
+    ('public.ha_backup_blobs_done(text, text, boolean, bigint, bigint, text)', true),
     ('public.ha_backups()', false);
 SELECT ok(to_regprocedure(sig) IS NOT NULL, sig || ' exists') FROM fn;
 SELECT is((SELECT prosecdef FROM pg_proc WHERE oid = sig::regprocedure), definer,
@@ -45,7 +50,10 @@ INSERT INTO admin_calls VALUES
     ('SELECT * FROM ha_backup_begin()'),
     ('SELECT * FROM ha_backup_freeze(''20260101-000000F'')'),
     ('SELECT ha_backup_record(''s'', ''20260101-000000F'', ''full'', NULL, now(), now(), ''0/1'', ''0/2'', repeat(''0'', 24), repeat(''0'', 24), 1, 1, 1, 1, true, '''', ''0/3'', ''1'', ''{20260101-000000F}'')'),
-    ('SELECT ha_backup_failed(''s'', ''full'', ''backup'', ''x'')');
+    ('SELECT ha_backup_failed(''s'', ''full'', ''backup'', ''x'')'),
+    ('SELECT * FROM ha_backup_blob_manifest()'),
+    ('SELECT * FROM ha_backup_record_blobs(''s'', ''20260101-000000F'', ''crawler_ha/blobs/manifests/s/20260101-000000F.json.enc'')'),
+    ('SELECT ha_backup_blobs_done(''s'', ''20260101-000000F'', true, 0, 0, NULL)');
 GRANT SELECT ON admin_calls TO PUBLIC;
 SET ROLE tap_bk_w;
 SELECT throws_ok(q, '42501', NULL, 'writer: ' || q || ' is refused') FROM admin_calls;
@@ -69,7 +77,28 @@ SELECT throws_ok('SELECT * FROM ha_backup_begin()', '55000', 'WAL archiving is o
 SELECT throws_ok('SELECT * FROM ha_backup_freeze(''20260101-000000F'')', '25000', NULL,
                  'admin: ha_backup_freeze() after this transaction wrote -> 25000 (it must come first)');
 SELECT lives_ok('SELECT * FROM ha_backups()', 'admin: ha_backups() is allowed');
+SELECT throws_ok('SELECT * FROM ha_backup_blob_manifest()', '25000', 'ha_backup_blob_manifest() needs a REPEATABLE READ transaction',
+                 'admin: the blob list outside a REPEATABLE READ transaction -> 25000 (it must be the figures'' snapshot)');
+SELECT throws_ok('SELECT * FROM ha_backup_record_blobs(''s'', ''20260101-000000F'', ''crawler_ha/blobs/manifests/s/20260101-000000F.json.enc'')',
+                 '25000', NULL, 'admin: the blob summary outside a REPEATABLE READ transaction -> 25000');
+SELECT throws_ok('SELECT ha_backup_blobs_done(''s'', ''20260101-000000F'', true, 0, 0, NULL)', '55000', NULL,
+                 'admin: the blobs'' outcome of a backup never recorded -> 55000');
 RESET ROLE;
+SELECT throws_ok(q, c, NULL, q || ' -> ' || c)
+  FROM (VALUES
+    ('SELECT * FROM ha_backup_record_blobs(NULL, ''20260101-000000F'', ''x'')', '22004'),
+    ('SELECT * FROM ha_backup_record_blobs(''s'', NULL, ''x'')', '22004'),
+    ('SELECT * FROM ha_backup_record_blobs(''s'', ''20260101-000000F'', NULL)', '22004'),
+    ('SELECT * FROM ha_backup_record_blobs(''s'', ''20260101-000000F'', ''crawler_ha/blobs/manifests/t/20260101-000000F.json.enc'')', '22023'),
+    ('SELECT * FROM ha_backup_record_blobs(''s'', ''20260101-000000F'', ''../../etc/passwd'')', '22023'),
+    ('SELECT * FROM ha_backup_record_blobs(''s/..'', ''20260101-000000F'', ''crawler_ha/blobs/manifests/s/../20260101-000000F.json.enc'')', '22023'),
+    ('SELECT * FROM ha_backup_record_blobs(''s'', ''latest'', ''crawler_ha/blobs/manifests/s/latest.json.enc'')', '22023'),
+    ('SELECT ha_backup_blobs_done(NULL, ''20260101-000000F'', true, 0, 0, NULL)', '22004'),
+    ('SELECT ha_backup_blobs_done(''s'', ''20260101-000000F'', NULL, 0, 0, NULL)', '22004'),
+    ('SELECT ha_backup_blobs_done(''s'', ''20260101-000000F'', true, NULL, 0, NULL)', '22004'),
+    ('SELECT ha_backup_blobs_done(''s'', ''20260101-000000F'', true, -1, 0, NULL)', '22023'),
+    ('SELECT ha_backup_blobs_done(''s'', ''20260101-000000F'', true, 0, -1, NULL)', '22023')
+  ) AS cases(q, c);
 
 -- Bad input. ha_backup_record's arguments are checked before anything
 -- else, so one valid call (through pg_temp.r, every argument named with a
@@ -165,6 +194,7 @@ SELECT ok((SELECT writable FROM ha_health()), 'this node may write (and so back 
 -- 'before' the freeze, or 'after' it ended. Returns the record's id; an
 -- error is raised again here with its SQLSTATE, both sessions rolled back.
 CREATE TABLE pg_temp.rounds (label text, rp text, rp_lsn pg_lsn, xid xid8, writer_waited boolean);
+CREATE TABLE pg_temp.blob_lists (label text, sha256 text, file_path text, file_size bigint);
 CREATE FUNCTION pg_temp.round(label text, type text, prior text, kept text[], snapshot text DEFAULT 'during',
                               write boolean DEFAULT false)
 RETURNS bigint LANGUAGE plpgsql AS $$
@@ -207,6 +237,13 @@ BEGIN
             'SELECT ha_backup_record(''alpha'', %L, %L, %L, now() - interval ''1 minute'', now(), ''0/1000000'', %L, '
             '''000000010000000000000001'', ''000000010000000000000002'', 1000, 1000, 100, 100, true, ''status: ok'', %L, %L, %L)',
             label, type, prior, fr.restore_point_lsn, fr.restore_point_lsn, fr.freeze_xid, kept)) AS t(id bigint);
+        -- the blobs' list and summary, in the same transaction as backup run does
+        INSERT INTO pg_temp.blob_lists
+        SELECT label, t.* FROM dblink('f', 'SELECT sha256, file_path, file_size FROM ha_backup_blob_manifest()')
+            AS t(sha256 text, file_path text, file_size bigint);
+        PERFORM * FROM dblink('f', format('SELECT * FROM ha_backup_record_blobs(''alpha'', %L, %L)', label,
+                                          'crawler_ha/blobs/manifests/alpha/' || label || '.json.enc'))
+            AS t(n bigint, z bigint);
         PERFORM dblink_exec('f', 'COMMIT');
     EXCEPTION WHEN OTHERS THEN
         PERFORM dblink_exec('f', 'ROLLBACK', false);
@@ -221,6 +258,14 @@ $$;
 SELECT is((SELECT count(*) FROM dblink('w', 'SELECT crawl_start(ARRAY[''http://freeze.test/before-' || i || '''])') AS t(id bigint)),
           1::bigint, 'a crawl committed before the freeze') FROM generate_series(1, 2) i;
 CREATE TEMP TABLE before_freeze AS SELECT count(*) AS sessions FROM crawl_sessions;
+-- Three images of two blobs (the same bytes twice), committed before the
+-- freeze: the backup's blobs are the two.
+SELECT is((SELECT count(*) FROM dblink('w', format(
+              'SELECT image_record(%s, %L, %L, %L, %s, 10, 10, ''png'', ''image/png'')',
+              (SELECT max(id) FROM crawl_sessions WHERE seeds[1] LIKE 'http://freeze.test/before-%'),
+              'http://freeze.test/img-' || i, repeat(h, 64), repeat(h, 2) || '/' || repeat(h, 2) || '/' || repeat(h, 64) || '.png',
+              sz)) AS t(id bigint)), 1::bigint, 'an image recorded before the freeze')
+  FROM (VALUES (1, 'd', 100), (2, 'd', 100), (3, 'e', 250)) v(i, h, sz);
 SELECT ok(pg_temp.round('20260101-000000F', 'full', NULL, '{20260101-000000F}', write => true) > 0,
           'a full backup recorded from a snapshot taken during its freeze');
 SELECT is((SELECT writer_waited FROM pg_temp.rounds WHERE label = '20260101-000000F'), true,
@@ -253,6 +298,23 @@ SELECT results_eq($$SELECT reason, detail ->> 'ok', detail ->> 'restore_point', 
                   $$VALUES ('full backup 20260101-000000F of stanza alpha: verified', 'true', 'crawler_ha_20260101-000000F', '[]'::jsonb)$$,
                   '... and a backup event');
 
+SELECT results_eq($$SELECT blob_count, blob_bytes, blob_manifest, blobs_ok FROM ha_backups() WHERE label = '20260101-000000F'$$,
+                  $$VALUES (2::bigint, 350::bigint, 'crawler_ha/blobs/manifests/alpha/20260101-000000F.json.enc', NULL::boolean)$$,
+                  'the blob summary: two blobs (one referenced twice), their bytes once each, the manifest''s name, no outcome yet');
+SELECT results_eq($$SELECT sha256, file_path, file_size FROM pg_temp.blob_lists WHERE label = '20260101-000000F' ORDER BY sha256$$,
+                  $$VALUES (repeat('d', 64), 'dd/dd/' || repeat('d', 64) || '.png', 100::bigint),
+                           (repeat('e', 64), 'ee/ee/' || repeat('e', 64) || '.png', 250::bigint)$$,
+                  'ha_backup_blob_manifest(): each blob once, with its path and size, in sha256 order');
+SELECT is((SELECT count(*) FROM dblink('f', $q$SELECT ha_backup_blobs_done('alpha', '20260101-000000F', false, 1, 120, 'blob ' || repeat('e', 64) || ' is not in the store')$q$) AS t(x text)),
+          1::bigint, 'ha_backup_blobs_done() records the copy''s outcome');
+SELECT results_eq($$SELECT blobs_ok, blobs_copied, blobs_stored_bytes, blobs_detail FROM ha_backups() WHERE label = '20260101-000000F'$$,
+                  $$VALUES (false, 1::bigint, 120::bigint, 'blob ' || repeat('e', 64) || ' is not in the store')$$,
+                  '... as given');
+SELECT throws_ok($$SELECT * FROM dblink('f', 'SELECT ha_backup_blobs_done(''alpha'', ''20260101-000000F'', true, 0, 0, NULL)') AS t(x text)$$,
+                 '55000', NULL, '... once: a second outcome -> 55000');
+SELECT throws_ok($$SELECT * FROM dblink('f', 'BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT * FROM ha_backup_record_blobs(''alpha'', ''20260101-000000F'', ''crawler_ha/blobs/manifests/alpha/20260101-000000F.json.enc'')') AS t(n bigint, z bigint)$$,
+                 '55000', NULL, 'the blob summary of a backup recorded by another transaction -> 55000');
+SELECT dblink_exec('f', 'ROLLBACK');
 SELECT throws_ok($$SELECT pg_temp.round('20260101-000000F', 'full', NULL, '{20260101-000000F}')$$, '23505',
                  'backup 20260101-000000F of stanza alpha is recorded already', 'the same label again -> 23505');
 SELECT throws_ok($$SELECT pg_temp.round('20260101-000000F_20260101-000100I', 'incr', '20260101-000000F',
@@ -285,6 +347,8 @@ SELECT dblink_exec('l', 'ROLLBACK');
 -- What the other sessions committed goes (before this transaction locks
 -- ha_state's row below, which they would wait for).
 SELECT dblink_exec('l', $$DELETE FROM ha_backups; DELETE FROM ha_events WHERE kind = 'backup';
+                          DELETE FROM images WHERE url LIKE 'http://freeze.test/%';
+                          DELETE FROM ha_blob_wanted WHERE sha256 IN (repeat('d', 64), repeat('e', 64));
                           DELETE FROM crawl_sessions WHERE seeds[1] LIKE 'http://freeze.test/%';
                           DELETE FROM crawl_hosts WHERE host = 'freeze.test'$$);
 SELECT dblink_disconnect(c) FROM unnest(ARRAY['l', 'f', 'w']) c;
