@@ -28,3 +28,10 @@ target_link_libraries(crawler_agent_backup PUBLIC OpenSSL::Crypto PkgConfig::ZST
 if(CRAWLER_BUILD_TESTS)
   target_sources(agent-backup-tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/tests/blob_backup_test.cpp)
 endif()
+
+# The agent's schedule of backups: a thread of `crawler-ha agent` that runs
+# `crawler-ha backup run` on whichever node is the primary.
+target_sources(crawler_agent_backup PRIVATE ${CMAKE_CURRENT_LIST_DIR}/src/backup_scheduler.cpp)
+if(CRAWLER_BUILD_TESTS)
+  target_sources(agent-backup-tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/tests/backup_scheduler_test.cpp)
+endif()

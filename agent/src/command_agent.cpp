@@ -9,6 +9,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "crawler/agent/alert_sender.hpp"
+#include "crawler/agent/backup_scheduler.hpp"
 #include "crawler/agent/commands.hpp"
 #include "crawler/agent/server/api_tokens.hpp"
 #include "crawler/agent/server/bearer_token.hpp"
@@ -109,6 +110,9 @@ int run_agent_command(const std::vector<std::string>& args, const MakeEvents& ma
   api.thumbnails = &thumbnails;
   Server server(config, *store, durability, *service.events, token, io, ServerPort::application, api);
   AlertSender alerts(config, store->root().string());
+  // The backups run this very binary: /proc/self/exe names it even when
+  // the agent was started through a relative path or a symlink.
+  BackupScheduler backups(config, "/proc/self/exe", store->root().string());
   std::unique_ptr<Server> ha_server;
   if (config.ha_listen != "off")
     ha_server = std::make_unique<Server>(config, *store, durability, *service.events, token, io, ServerPort::ha, api);
@@ -120,6 +124,7 @@ int run_agent_command(const std::vector<std::string>& args, const MakeEvents& ma
       write_port_file(config.ha_port_file, ha_server->local_endpoint().port());
     service.start();
     alerts.start();
+    backups.start();
   } catch (const std::exception& e) {
     std::cerr << "crawler-ha agent: " << e.what() << "\n";
     return 1;
@@ -160,6 +165,7 @@ int run_agent_command(const std::vector<std::string>& args, const MakeEvents& ma
   io.run();
   for (auto& t : threads) t.join();
   alerts.stop();
+  backups.stop();
   service.stop(std::chrono::milliseconds(config.shutdown_timeout_ms));
   CRAWLER_LOG(info) << "stopped";
   return 0;

@@ -131,8 +131,25 @@ po::options_description agent_options(AgentConfig& c) {
        po::value(&c.alert_webhook_attempts)->default_value(c.alert_webhook_attempts),
        "delivery attempts per evaluation (a notification still undelivered is due again at the next)");
 
+  po::options_description backups{"Scheduled backups (crawler-ha backup run on the primary)"};
+  backups.add_options()
+      ("backup-config", po::value(&c.backup_config),
+       "the pgBackRest configuration file crawler-ha backup setup wrote on this node (empty: no "
+       "scheduled backups)")
+      ("backup-store", po::value(&c.backup_store),
+       "the blob store the backups copy blobs from (default: --store)")
+      ("backup-full-interval-s",
+       po::value(&c.backup_full_interval_s)->default_value(c.backup_full_interval_s),
+       "a full backup when the newest is older than this (0: only the first one)")
+      ("backup-diff-interval-s",
+       po::value(&c.backup_diff_interval_s)->default_value(c.backup_diff_interval_s),
+       "a differential backup when the newest full or differential one is older than this (0: never)")
+      ("backup-incr-interval-s",
+       po::value(&c.backup_incr_interval_s)->default_value(c.backup_incr_interval_s),
+       "an incremental backup when the newest backup of any type is older than this (0: never)");
+
   po::options_description all;
-  all.add(node).add(http).add(ha).add(thumbs).add(sync).add(alerts);
+  all.add(node).add(http).add(ha).add(thumbs).add(sync).add(alerts).add(backups);
   return all;
 }
 
@@ -227,6 +244,15 @@ std::vector<std::string> agent_config_problems(const AgentConfig& c) {
   if (!c.alert_webhook_url.empty() && c.alert_webhook_url.rfind("http://", 0) != 0 &&
       c.alert_webhook_url.rfind("https://", 0) != 0)
     problems.push_back("alert_webhook_url must start with http:// or https://");
+  at_least(c.backup_full_interval_s, 0, "backup_full_interval_s");
+  at_least(c.backup_diff_interval_s, 0, "backup_diff_interval_s");
+  at_least(c.backup_incr_interval_s, 0, "backup_incr_interval_s");
+  // The path goes to a child's command line and to pgBackRest: a relative
+  // one would depend on the agent's working directory.
+  if (!c.backup_config.empty() && c.backup_config.front() != '/')
+    problems.push_back("backup_config must be an absolute path");
+  if (!c.backup_store.empty() && c.backup_store.front() != '/')
+    problems.push_back("backup_store must be an absolute path");
   return problems;
 }
 

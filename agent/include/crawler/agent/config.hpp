@@ -82,6 +82,14 @@ struct AgentConfig {
   std::string alert_webhook_ca_file;     // CA bundle of an https receiver (empty: the system's)
   int alert_webhook_timeout_ms = 5000;   // one delivery attempt, connection included
   int alert_webhook_attempts = 3;   // attempts per evaluation before it waits for the next
+
+  // --- scheduled backups (`crawler-ha backup run` on whichever node is the
+  // primary; docs/backup.md) ---
+  std::string backup_config;        // pgBackRest configuration written by `backup setup`; empty: no schedule
+  std::string backup_store;         // the store the blobs are copied from; empty: `store`
+  int backup_full_interval_s = 604800;  // a full backup at least this often; 0: only the first
+  int backup_diff_interval_s = 86400;   // a differential one; 0: never
+  int backup_incr_interval_s = 3600;    // an incremental one; 0: never
 };
 
 // The settings of `crawler-ha agent`: `args` is its command line after
