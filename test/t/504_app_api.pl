@@ -166,8 +166,7 @@ my $spool = tempdir(CLEANUP => 1);
 my ($wout, $werr) = ('', '');
 my $worker = IPC::Run::start(
 	[ $worker_bin, 'run', '--db', ha_multihost($p, $s) . ' user=crawler', '--storage-agent',
-		'--agent-token-file', $pki->{token_file}, '--agent-ca-file', $pki->{ca}, '--spool', $spool,
-		'--per-host', '4' ],
+		'--agent-token-file', $pki->{token_file}, '--agent-ca-file', $pki->{ca}, '--spool', $spool ],
 	'>', \$wout, '2>', \$werr, IPC::Run::timeout(600));
 push @started, $worker;
 

@@ -39,8 +39,9 @@ my $pki = agent_pki();
 for my $node ($a, $b)
 {
 	ok($node->poll_query_until('postgres',
-			"SELECT count(*) = 2 AND count(DISTINCT term) = 1 FROM ha_status() WHERE role IN ('primary', 'standby')"),
-		'node ' . $node->name . ' has checked its peer: both terms known');
+			"SELECT count(*) FILTER (WHERE role = 'primary') = 1 AND count(*) FILTER (WHERE role = 'standby') = 1 "
+			  . "AND count(DISTINCT term) = 1 FROM ha_status() WHERE role IN ('primary', 'standby')"),
+		'node ' . $node->name . ' has checked its peer: one primary, one standby, one term');
 }
 
 # scrape($agent, @curl_args): (code, content type, body) of the agent's
