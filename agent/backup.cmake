@@ -3,6 +3,8 @@
 # agent/CMakeLists.txt after the libraries it builds on.
 add_library(crawler_agent_backup STATIC
   ${CMAKE_CURRENT_LIST_DIR}/src/command_backup.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/backup_setup.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/backup_run.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/pgbackrest.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/child_process.cpp)
 target_include_directories(crawler_agent_backup PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include)
