@@ -28,7 +28,7 @@ use POSIX qw(ceil);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(time sleep);
-use CrawlerHA::Test qw(ha_pair wait_port);
+use CrawlerHA::Test qw(ha_pair wait_port bench_conf);
 use CrawlerHA::Agent qw(agent_start agent_stop agent_kill agent_pki agent_blob_files);
 
 my $rounds = $ENV{APP_API_ROUNDS} // 5;
@@ -56,16 +56,7 @@ END
 my $pki = agent_pki();
 # Production settings (not the test framework's tiny ones): every content
 # request is one SQL call.
-my $conf = <<"CONF";
-listen_addresses = '127.0.0.1'
-shared_buffers = '256MB'
-fsync = on
-log_statement = 'none'
-log_min_duration_statement = -1
-log_connections = off
-log_disconnections = off
-max_connections = 100
-CONF
+my $conf = bench_conf();
 my ($p, $s) = ha_pair(names => [ 'aa_p', 'aa_s' ], conf => $conf);
 die "the installed crawler_ha has no image_get() or image_list(): install the current extension (make -C extension install)\n"
   unless $p->safe_psql('postgres', "SELECT count(*) FROM pg_proc WHERE proname IN ('image_get', 'image_list')") >= 2;

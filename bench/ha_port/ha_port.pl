@@ -14,7 +14,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IPC::Run;
 use Time::HiRes qw(time sleep);
-use CrawlerHA::Test qw(ha_pair);
+use CrawlerHA::Test qw(ha_pair bench_conf);
 use CrawlerHA::Agent qw(agent_start agent_stop agent_pki);
 
 my $requests = $ENV{HA_PORT_REQUESTS} // 2000;
@@ -25,19 +25,7 @@ sub out { my ($l) = @_; print "$l\n"; }
 my $pki = agent_pki();
 # Production settings (not the test framework's tiny ones), TLS with the
 # agents' own certificate, TCP on loopback for pgbench.
-my $conf = <<"CONF";
-listen_addresses = '127.0.0.1'
-shared_buffers = '256MB'
-fsync = on
-log_statement = 'none'
-log_min_duration_statement = -1
-log_connections = off
-log_disconnections = off
-ssl = on
-ssl_cert_file = '$pki->{cert}'
-ssl_key_file = '$pki->{key}'
-max_connections = 100
-CONF
+my $conf = bench_conf('ssl = on', "ssl_cert_file = '$pki->{cert}'", "ssl_key_file = '$pki->{key}'");
 my ($p, $s) = ha_pair(names => [ 'hp_a', 'hp_b' ], conf => $conf);
 my $agent = agent_start($p, args => [ '--log-level', 'warning' ]);
 my $url = "$agent->{ha_url}/primary";

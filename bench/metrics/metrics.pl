@@ -26,7 +26,7 @@ use POSIX qw(ceil);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(time sleep);
-use CrawlerHA::Test qw(ha_pair wait_port);
+use CrawlerHA::Test qw(ha_pair wait_port bench_conf);
 use CrawlerHA::Agent qw(agent_start agent_stop agent_kill agent_pki agent_role);
 
 my $n_scrapes = $ENV{METRICS_SCRAPES} // 50;
@@ -49,17 +49,7 @@ my $pki = agent_pki();
 # Production settings (not the test framework's tiny ones). max_wal_size as
 # PostgreSQL's default: the framework's 128MB would checkpoint every few
 # seconds of the bulk load.
-my $conf = <<"CONF";
-listen_addresses = '127.0.0.1'
-shared_buffers = '256MB'
-max_wal_size = '1GB'
-fsync = on
-log_statement = 'none'
-log_min_duration_statement = -1
-log_connections = off
-log_disconnections = off
-max_connections = 100
-CONF
+my $conf = bench_conf("max_wal_size = '1GB'");
 my ($p, $s) = ha_pair(names => [ 'mx_p', 'mx_s' ], conf => $conf);
 die "the installed crawler_ha has no ha_metrics(): install the current extension (make -C extension install)\n"
   unless $p->safe_psql('postgres', "SELECT count(*) FROM pg_proc WHERE proname = 'ha_metrics'") == 1;

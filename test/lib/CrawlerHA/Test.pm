@@ -14,7 +14,7 @@ use POSIX ();
 use IO::Handle;
 
 our @EXPORT_OK = qw(new_node shared_dir nginx_serve ha_conninfo ha_set_peer ha_pair ha_multihost
-  wait_port ha_writer_start ha_writer_stop ha_acked ha_acks ha_seeds ha_wait_writable
+  wait_port bench_conf ha_writer_start ha_writer_stop ha_acked ha_acks ha_seeds ha_wait_writable
   ha_node_user ha_partition ha_cut ha_heal ha_witness ha_set_witness ha_trio);
 
 my $next_node_id = 1;
@@ -395,6 +395,16 @@ sub ha_wait_writable
 # logs and temp paths, serving $root_dir on a free loopback port. Returns
 # { harness => IPC::Run harness (kill_kill it), port, base => 'http://...',
 # access_log => path (one request URI per line) }.
+# bench_conf(@lines): postgresql.conf settings for a benchmark's nodes:
+# production-like ones (not the framework's tiny shared_buffers, fsync on,
+# no statement or connection logging, loopback TCP), then @lines.
+sub bench_conf
+{
+	return join('', map { "$_\n" } "listen_addresses = '127.0.0.1'", "shared_buffers = '256MB'", 'fsync = on',
+		"log_statement = 'none'", 'log_min_duration_statement = -1', 'log_connections = off',
+		'log_disconnections = off', 'max_connections = 100', @_);
+}
+
 # wait_port($port, $seconds): true once something accepts connections on
 # 127.0.0.1:$port, false after $seconds (a server that failed to start).
 sub wait_port
