@@ -57,6 +57,10 @@ $a->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://after-heal.test/'])"
 $b->poll_query_until('postgres', "SELECT count(*) = 1 FROM crawl_sessions WHERE seeds[1] = 'http://after-heal.test/'")
   or die 'replication does not flow';
 pass('and new writes flow');
+# Replication resumes at once; the recovery is the next health check's.
+$b->poll_query_until('postgres', "SELECT EXISTS (SELECT 1 FROM ha_events WHERE kind = 'recovery' "
+	  . "AND id > (SELECT max(id) FROM ha_events WHERE kind = 'grant_refused'))")
+  or diag 'beta recorded no recovery';
 like($b->safe_psql('postgres', "SELECT string_agg(kind, ',' ORDER BY id) FROM ha_events"),
 	qr/detection.*grant_refused.*recovery/, 'beta: detection, refusal, recovery');
 
