@@ -329,7 +329,7 @@ ha_endpoint_check(PG_FUNCTION_ARGS)
 	SpinLockRelease(&ha_shared->mutex);
 
 	/* on the primary, its standby's lag as ha_health() shows it */
-	if (snap.role == HA_ROLE_PRIMARY)
+	if (ha_primary_lag_known(&snap))
 	{
 		lag = snap.lag_bytes;
 		lag_known = true;

@@ -163,4 +163,17 @@ PGDLLEXPORT void ha_worker_main(Datum main_arg);
 /* From _PG_init while preloaded: registers the HA worker (restarted a second after it dies). */
 extern void ha_register_worker(void);
 
+/*
+ * Whether `snap` is a set-up primary, the one node that measures a
+ * replication lag (its standby's): not a role not loaded yet (the worker
+ * starting), nor term 0, a node never set up, which a new standby still is
+ * in shared memory until its worker wakes after ha_setup('standby').
+ * ha_status(), ha_health() and ha_endpoint_check() show lag_bytes by it.
+ */
+static inline bool
+ha_primary_lag_known(const HaShared *snap)
+{
+	return snap->state_loaded && snap->role == HA_ROLE_PRIMARY && snap->term > 0;
+}
+
 #endif							/* HA_SHARED_H */

@@ -570,7 +570,7 @@ ha_status(PG_FUNCTION_ARGS)
 									 ? (snap.sync_degraded ? "degraded" : snap.sync_state) : "n/a");
 	values[11] = Int64GetDatum(snap.lag_bytes);
 	values[12] = Float8GetDatum(snap.lag_seconds);
-	nulls[11] = nulls[12] = snap.role != HA_ROLE_PRIMARY;
+	nulls[11] = nulls[12] = !ha_primary_lag_known(&snap);
 	values[13] = TimestampTzGetDatum(snap.last_failover);
 	values[14] = Float8GetDatum(snap.last_failover_ms);
 	nulls[13] = nulls[14] = snap.last_failover == 0;
@@ -620,7 +620,6 @@ ha_health(PG_FUNCTION_ARGS)
 	bool		nulls[12];
 	char		node_name[HA_NAME_LEN];
 	HaWriteCheck check;
-	bool		primary;
 	bool		writable;
 
 	ha_require_preload();
@@ -634,7 +633,6 @@ ha_health(PG_FUNCTION_ARGS)
 	memcpy(&snap, ha_shared, sizeof(HaShared));
 	SpinLockRelease(&ha_shared->mutex);
 
-	primary = snap.role == HA_ROLE_PRIMARY;
 	ha_check_write(snap.state_loaded ? snap.role : HA_ROLE_NONE, snap.term, snap.fenced, &check);
 	writable = check.verdict == HA_WRITE_ALLOWED;
 
@@ -652,7 +650,7 @@ ha_health(PG_FUNCTION_ARGS)
 	nulls[8] = !snap.peer.configured;
 	values[9] = Int64GetDatum(snap.lag_bytes);
 	values[10] = Float8GetDatum(snap.lag_seconds);
-	nulls[9] = nulls[10] = !primary;
+	nulls[9] = nulls[10] = !ha_primary_lag_known(&snap);
 	values[11] = TimestampTzGetDatum(snap.peer.last_check);
 	nulls[11] = snap.peer.last_check == 0;
 
