@@ -130,6 +130,12 @@ COMMENT ON FUNCTION @extschema@.crawl_error_kind(text) IS
 -- by another crawl, counts as open). Its errors are its counter (crawl_fail
 -- counts each URL that fails for good); their kinds are those of the last
 -- 1000 URLs that failed in the last hour, across sessions.
+--
+-- The backups' figures are ha_backup_summary()'s (82_backup_metrics.sql,
+-- which the alerts read too), by partial indexes: this node's backups kept,
+-- its newest success per type and its newest failure. That function comes
+-- after this one in the script (it reads ha_backups, created after this
+-- file); PL/pgSQL resolves the call at the first one.
 CREATE FUNCTION @extschema@.ha_metrics()
 RETURNS TABLE (name text, kind text, help text, labels jsonb, value double precision)
 LANGUAGE plpgsql
@@ -286,7 +292,13 @@ BEGIN
         ('crawler_ha_crawl_queue_length', 'gauge', 'URLs queued in each crawl session running or ended in the last 24 hours (counted while its counters allow at most 20000 open URLs, else their upper bound)'),
         ('crawler_ha_crawl_leased', 'gauge', 'URLs leased to workers in each crawl session running or ended in the last 24 hours'),
         ('crawler_ha_crawl_running', 'gauge', 'Whether each crawl session running or ended in the last 24 hours is running (1) or ended (0)'),
-        ('crawler_ha_images_rows', 'gauge', 'Rows in this node''s images table (exact up to 10000, above that an estimate from table statistics)')
+        ('crawler_ha_images_rows', 'gauge', 'Rows in this node''s images table (exact up to 10000, above that an estimate from table statistics)'),
+        -- Backups: the ones this node made (ha_backups, per node)
+        ('crawler_ha_backup_last_success_timestamp_seconds', 'gauge', 'When the newest verified backup of each type (full, diff, incr) that this node made and its repository still holds ended (pgBackRest''s stop time), as a Unix time'),
+        ('crawler_ha_backup_last_size_bytes', 'gauge', 'Bytes the newest verified backup of each type added to the repository (compressed and encrypted: pgBackRest''s repo backup size)'),
+        ('crawler_ha_backup_last_failure_timestamp_seconds', 'gauge', 'When a backup on this node last failed (a backup HA event with ok false, or a backup recorded with its verify failed), as a Unix time'),
+        ('crawler_ha_backups_kept', 'gauge', 'Backups this node made that its repository still holds (recorded, not expired by retention)'),
+        ('crawler_ha_backup_blobs_ok', 'gauge', 'Whether every blob of this node''s newest verified backup is in the repository, verified (1) or not (0); absent until its copy ended')
     ), st AS MATERIALIZED (
         -- one row per node, this one first where a name repeats
         SELECT DISTINCT ON (s.node_name) s.*
@@ -337,6 +349,12 @@ BEGIN
           FROM (SELECT f.last_error FROM @extschema@.crawl_frontier f
                  WHERE f.state = 'failed' AND f.updated_at >= pg_catalog.now() - interval '1 hour'
                  ORDER BY f.updated_at DESC LIMIT recent_errors) r
+    ), bk AS MATERIALIZED (
+        SELECT * FROM @extschema@.ha_backup_summary()
+    ), bk_type AS MATERIALIZED (
+        SELECT t.type, t.at, t.bytes
+          FROM bk, LATERAL (VALUES ('full', bk.full_at, bk.full_bytes), ('diff', bk.diff_at, bk.diff_bytes),
+                                   ('incr', bk.incr_at, bk.incr_bytes)) AS t(type, at, bytes)
     ), sample (name, labels, value) AS (
         SELECT 'crawler_ha_up', pg_catalog.jsonb_build_object('node', me), 1::double precision
         UNION ALL SELECT 'crawler_ha_node_role', pg_catalog.jsonb_build_object('node', st.node_name, 'role', coalesce(st.role, 'unknown')), 1 FROM st
@@ -391,6 +409,13 @@ BEGIN
                     FROM cs LEFT JOIN leased ON leased.session_id = cs.id
         UNION ALL SELECT 'crawler_ha_crawl_running', pg_catalog.jsonb_build_object('session', cs.id::text), (cs.status = 'running')::integer FROM cs
         UNION ALL SELECT 'crawler_ha_images_rows', '{}', images_rows
+        UNION ALL SELECT 'crawler_ha_backup_last_success_timestamp_seconds', pg_catalog.jsonb_build_object('type', bk_type.type),
+                         extract(epoch FROM bk_type.at) FROM bk_type
+        UNION ALL SELECT 'crawler_ha_backup_last_size_bytes', pg_catalog.jsonb_build_object('type', bk_type.type), bk_type.bytes
+                    FROM bk_type
+        UNION ALL SELECT 'crawler_ha_backup_last_failure_timestamp_seconds', '{}', extract(epoch FROM bk.last_failure) FROM bk
+        UNION ALL SELECT 'crawler_ha_backups_kept', '{}', bk.kept FROM bk
+        UNION ALL SELECT 'crawler_ha_backup_blobs_ok', '{}', bk.blobs_ok::integer FROM bk
     )
     SELECT def.name, def.kind, def.help, sample.labels, sample.value
       FROM sample JOIN def ON def.name = sample.name

@@ -1,16 +1,17 @@
 -- Alerts: the original specification's three (a database down, replication
 -- lag, disk use) and the HA core's own (a failover or switchover happened,
--- a node fenced, consistency differences found, file sync behind), decided
--- here once. The node agent calls ha_alert_evaluate() every few seconds,
--- POSTs what it returns to a webhook (Alertmanager's webhook format) and
--- reports each delivery with ha_alert_notified(); the dashboard and the
--- HTTP API read ha_alerts(). docs/agent.md ("Alerts") describes the whole.
+-- a node fenced, consistency differences found, file sync behind, backups
+-- stale or failing), decided here once. The node agent calls
+-- ha_alert_evaluate() every few seconds, POSTs what it returns to a webhook
+-- (Alertmanager's webhook format) and reports each delivery with
+-- ha_alert_notified(); the dashboard and the HTTP API read ha_alerts().
+-- docs/agent.md ("Alerts") describes the whole.
 --
 -- The conditions read what ha_metrics() reports, from the same sources
--- (ha_status(), ha_health(), ha_terms, ha_sync_status(), ha_blob_wanted),
--- so an alert and its metric never disagree. Where the HA worker has a rule
--- of its own (when a peer is unhealthy, how much lag is too much) the alert
--- uses that rule, not a second threshold.
+-- (ha_status(), ha_health(), ha_terms, ha_sync_status(), ha_blob_wanted,
+-- ha_backup_summary()), so an alert and its metric never disagree. Where
+-- the HA worker has a rule of its own (when a peer is unhealthy, how much
+-- lag is too much) the alert uses that rule, not a second threshold.
 --
 -- Everything here is per node, never replicated: each node evaluates what
 -- it sees, keeps its own alert states and records its own HA events. A
@@ -54,6 +55,33 @@ INSERT INTO @extschema@.ha_alert_rules (alert, alertname, severity, scope, thres
      'the last consistency check of a data table found more than threshold rows differing between the nodes'),
     ('file_sync_behind', 'CrawlerHaFileSyncBehind', 'warning', 'node', 300, 900,
      'a blob this node''s rows reference has been missing from its store for more than threshold seconds');
+
+-- The backups (80_backups.sql, docs/backup.md), evaluated on the node that
+-- backs up: the primary (ha_state: primary, not fenced, as the backup rule
+-- reads it). A standby backs up nothing, so its own backups age without
+-- anything being wrong; the cluster's newest backup is the primary's, or
+-- the other node's from before this one became primary, which it cannot
+-- see: the moment it became primary stands for those (a new primary has
+-- the threshold to make its first backup, and a failure before it counts no
+-- more). A node where no backup and no failure was ever recorded has no
+-- backups configured: neither alert.
+-- - backup_stale: no successful backup (verified, not expired) for 93600 s
+--   (26 h). The agent's default schedule makes one an hour (weekly full,
+--   daily diff, hourly incr) and cron's example too; 26 h also lets a daily
+--   schedule alone be late by two hours (a long full backup) before it
+--   fires, and leaves the hourly failures themselves to backup_failed.
+--   Critical: a day of crawl that only the live pair holds, lost to a bad
+--   DELETE or a bug replicated to both. Reminded every 4 h (Alertmanager's
+--   default repeat_interval): it changes slowly and ends with the next
+--   backup.
+-- - backup_failed: the newest attempt failed (a failure newer than the
+--   newest success). No threshold: a state. The agent retries in 5 min and
+--   the next success resolves it; reminded every hour, the schedule's step.
+INSERT INTO @extschema@.ha_alert_rules (alert, alertname, severity, scope, threshold, cooldown_s, description) VALUES
+    ('backup_stale', 'CrawlerHaBackupStale', 'critical', 'cluster', 93600, 14400,
+     'the primary''s newest successful backup (verified, not expired), or the moment it became primary if later, is older than threshold seconds'),
+    ('backup_failed', 'CrawlerHaBackupFailed', 'warning', 'cluster', NULL, 3600,
+     'the primary''s newest backup attempt failed: a failure (a backup event with ok false, or a verify that failed) is newer than its newest successful backup and than the moment it became primary');
 
 -- What this node has decided about each alert (one row per alert and label
 -- set), and what it has delivered.
@@ -111,11 +139,19 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     me text;
+    my_id integer;
     lag_threshold_s double precision;
     r record;
     oldest timestamptz;
+    -- the backups, read once for both of their alerts
+    backups_read boolean := false;
+    backs_up boolean;
+    bk record;
+    primary_since timestamptz;
+    covered timestamptz;
+    why text;
 BEGIN
-    SELECT nd.node_name INTO me FROM @extschema@.ha_node nd;
+    SELECT nd.node_name, nd.node_id INTO me, my_id FROM @extschema@.ha_node nd;
     -- in its base unit (ms), whatever unit it was written in
     SELECT g.setting::double precision / 1000 INTO lag_threshold_s
       FROM pg_catalog.pg_settings g WHERE g.name = 'crawler_ha.replication_lag_threshold';
@@ -182,6 +218,55 @@ BEGIN
                 RETURN QUERY SELECT r.alert, pg_catalog.jsonb_build_object('node', me),
                     EXTRACT(epoch FROM pg_catalog.now() - oldest)::double precision,
                     pg_catalog.format('a blob has been missing from the store of %s since %s', me, oldest);
+            END IF;
+        WHEN 'backup_stale', 'backup_failed' THEN
+            IF NOT backups_read THEN
+                backups_read := true;
+                SELECT s.role = 'primary' AND NOT s.fenced INTO backs_up FROM @extschema@.ha_state s;
+                IF backs_up THEN
+                    SELECT * INTO bk FROM @extschema@.ha_backup_summary();
+                    -- The start of this node's run as primary: its first term
+                    -- after the last one another node (or an unknown one) held.
+                    SELECT pg_catalog.min(t.started_at) INTO primary_since FROM @extschema@.ha_terms t
+                     WHERE t.primary_node_id = my_id
+                       AND t.term > coalesce((SELECT pg_catalog.max(o.term) FROM @extschema@.ha_terms o
+                                               WHERE o.primary_node_id IS DISTINCT FROM my_id), 0);
+                    -- Backed up to here, in the cluster: greatest() skips NULLs.
+                    covered := greatest(bk.last_success, primary_since);
+                END IF;
+            END IF;
+            -- (two tests: bk is unassigned where this node does not back up)
+            CONTINUE WHEN NOT coalesce(backs_up, false);
+            CONTINUE WHEN NOT bk.configured;
+            IF r.alert = 'backup_stale' THEN
+                -- Never a success nor a promotion here (a standalone node):
+                -- from its first attempt, the first failure or backup recorded.
+                oldest := coalesce(covered, least(
+                    (SELECT pg_catalog.min(e.at) FROM @extschema@.ha_events e
+                      WHERE e.kind = 'backup' AND (e.detail ->> 'ok') = 'false'),
+                    (SELECT b.recorded_at FROM @extschema@.ha_backups b ORDER BY b.id LIMIT 1)));
+                IF oldest < pg_catalog.now() - pg_catalog.make_interval(secs => r.threshold) THEN
+                    RETURN QUERY SELECT r.alert, pg_catalog.jsonb_build_object('node', me),
+                        EXTRACT(epoch FROM pg_catalog.now() - oldest)::double precision,
+                        CASE WHEN bk.last_success IS NOT NULL AND bk.last_success >= oldest
+                             THEN pg_catalog.format('the newest successful backup of %s ended at %s, more than %s s ago',
+                                                    me, bk.last_success, r.threshold)
+                             WHEN oldest = primary_since
+                             THEN pg_catalog.format('%s has made no successful backup since it became primary at %s, more than %s s ago',
+                                                    me, primary_since, r.threshold)
+                             ELSE pg_catalog.format('%s has made no successful backup since its first attempt at %s, more than %s s ago',
+                                                    me, oldest, r.threshold) END;
+                END IF;
+            ELSIF bk.last_failure > coalesce(covered, '-infinity') THEN
+                -- what the newest failure said (a verify that failed and whose
+                -- event ha_retention() deleted says nothing more)
+                SELECT e.reason INTO why FROM @extschema@.ha_events e
+                 WHERE e.kind = 'backup' AND (e.detail ->> 'ok') = 'false' AND e.at >= bk.last_failure
+                 ORDER BY e.at DESC LIMIT 1;
+                RETURN QUERY SELECT r.alert, pg_catalog.jsonb_build_object('node', me),
+                    EXTRACT(epoch FROM bk.last_failure)::double precision,
+                    pg_catalog.format('the newest backup attempt on %s failed at %s: %s', me, bk.last_failure,
+                                      pg_catalog.left(coalesce(why, 'its verify failed'), 300));
             END IF;
         END CASE;
     END LOOP;

@@ -124,6 +124,10 @@ GRANT EXECUTE ON FUNCTION @extschema@.ha_file_sync_status() TO crawler_ha_reader
 -- same roles may execute that too.
 GRANT EXECUTE ON FUNCTION @extschema@.ha_metrics(), @extschema@.crawl_error_kind(text)
    TO crawler_ha_reader, crawler_ha_admin;
+-- Its backup figures (82_backup_metrics.sql) come from ha_backup_summary(),
+-- which runs as its caller too and reads ha_backups and ha_events, both
+-- readable by these roles: the same grant, and nothing more.
+GRANT EXECUTE ON FUNCTION @extschema@.ha_backup_summary() TO crawler_ha_reader, crawler_ha_admin;
 
 -- Alerts (77_alerts.sql): the agent evaluates and delivers them; readers
 -- see them; only the admin changes their thresholds and cooldowns.

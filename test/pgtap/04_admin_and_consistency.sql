@@ -19,7 +19,7 @@ SELECT 'crawler_ha_writer', unnest(ARRAY[
 UNION ALL
 SELECT 'crawler_ha_reader', unnest(ARRAY['crawl_status', 'ha_endpoint_check', 'ha_health', 'ha_ping', 'ha_status', 'ha_sync_status', 'image_get',
     'ha_witness_seen', 'ha_file_sync_status', 'crawl_list', 'image_list', 'crawl_url_host_of',
-    'ha_metrics', 'crawl_error_kind', 'ha_alerts', 'ha_backups'])
+    'ha_metrics', 'crawl_error_kind', 'ha_alerts', 'ha_backups', 'ha_backup_summary'])
 UNION ALL
 SELECT 'crawler_ha_admin', unnest(ARRAY[
     'crawl_reap_leases', 'ha_check_consistency', 'ha_diff', 'ha_endpoint_check', 'ha_failover', 'ha_file_sync_status', 'ha_health', 'ha_merge_receive', 'ha_merge_rows',
@@ -29,7 +29,7 @@ SELECT 'crawler_ha_admin', unnest(ARRAY[
     'ha_witness_grant', 'ha_witness_report', 'ha_witness_seen', 'crawl_list', 'image_list', 'crawl_url_host_of',
     'ha_metrics', 'crawl_error_kind', 'ha_alerts', 'ha_alert_configure',
     'ha_backup_begin', 'ha_backup_freeze', 'ha_backup_record', 'ha_backup_failed', 'ha_backups',
-    'ha_backup_blob_manifest', 'ha_backup_record_blobs', 'ha_backup_blobs_done'])
+    'ha_backup_blob_manifest', 'ha_backup_record_blobs', 'ha_backup_blobs_done', 'ha_backup_summary'])
 UNION ALL
 SELECT 'crawler_ha_agent', unnest(ARRAY[
     'blob_corrupt', 'blob_fetch_failed', 'blob_inventory', 'blob_orphans', 'blob_referenced', 'blob_removed',

@@ -4,7 +4,8 @@
 -- counters named _total, flat string labels, no NULL or NaN, ordered by
 -- name and labels); the values after crafting sessions, frontier items, HA
 -- terms, consistency logs and the blob store; which sessions are listed;
--- crawl_error_kind()'s classification of the worker's errors.
+-- crawl_error_kind()'s classification of the worker's errors; the backups'
+-- figures (ha_backup_summary()) from crafted ha_backups rows and events.
 BEGIN;
 SELECT * FROM no_plan();
 
@@ -26,6 +27,18 @@ SELECT is((SELECT provolatile FROM pg_proc WHERE oid = 'public.crawl_error_kind(
           'crawl_error_kind() is IMMUTABLE (it reads nothing)');
 SELECT matches(obj_description('public.crawl_error_kind(text)'::regprocedure, 'pg_proc'), '^crawler_ha: ',
                'crawl_error_kind() has a COMMENT');
+SELECT is((SELECT provolatile::text || prosecdef::text FROM pg_proc WHERE oid = 'public.ha_backup_summary()'::regprocedure), 'sfalse',
+          'ha_backup_summary() is STABLE and runs as its caller');
+SELECT ok((SELECT 'search_path=pg_catalog, pg_temp' = ANY (proconfig) FROM pg_proc
+            WHERE oid = 'public.ha_backup_summary()'::regprocedure), 'ha_backup_summary() has a fixed search_path');
+SELECT matches(obj_description('public.ha_backup_summary()'::regprocedure, 'pg_proc'), '^crawler_ha: ',
+               'ha_backup_summary() has a COMMENT');
+SELECT is(pg_get_indexdef(i::regclass), d, i || ': ' || d)
+  FROM (VALUES
+    ('public.ha_backups_kept_idx', 'CREATE INDEX ha_backups_kept_idx ON public.ha_backups USING btree (stopped_at) WHERE (expired_at IS NULL)'),
+    ('public.ha_backups_unverified_idx', 'CREATE INDEX ha_backups_unverified_idx ON public.ha_backups USING btree (recorded_at) WHERE (NOT verify_ok)'),
+    ('public.ha_events_backup_failed_idx', 'CREATE INDEX ha_events_backup_failed_idx ON public.ha_events USING btree (at) WHERE ((kind = ''backup''::text) AND ((detail ->> ''ok''::text) = ''false''::text))')
+  ) AS x(i, d);
 SELECT is((SELECT pg_get_indexdef(indexrelid) FROM pg_index
             WHERE indexrelid = 'public.crawl_frontier_failed_at_idx'::regclass),
           'CREATE INDEX crawl_frontier_failed_at_idx ON public.crawl_frontier USING btree (updated_at) WHERE (state = ''failed''::text)',
@@ -34,10 +47,10 @@ SELECT is((SELECT pg_get_indexdef(indexrelid) FROM pg_index
 -- Privileges: the reader (the agent's /metrics) and the admin; nobody else.
 SELECT ok(has_function_privilege(r, f, 'EXECUTE'), r || ' may execute ' || f)
   FROM unnest(ARRAY['crawler_ha_reader', 'crawler_ha_admin']) r,
-       unnest(ARRAY['public.ha_metrics()', 'public.crawl_error_kind(text)']) f;
+       unnest(ARRAY['public.ha_metrics()', 'public.crawl_error_kind(text)', 'public.ha_backup_summary()']) f;
 SELECT ok(NOT has_function_privilege(r, f, 'EXECUTE'), r || ' may not execute ' || f)
   FROM unnest(ARRAY['crawler_ha_writer', 'crawler_ha_agent', 'public']) r,
-       unnest(ARRAY['public.ha_metrics()', 'public.crawl_error_kind(text)']) f;
+       unnest(ARRAY['public.ha_metrics()', 'public.crawl_error_kind(text)', 'public.ha_backup_summary()']) f;
 
 -- The error kinds: the worker's wording (worker/src) and libcurl's, old and new.
 SELECT is(crawl_error_kind(e), k, format('crawl_error_kind(%L) = %s', e, k))
@@ -168,6 +181,46 @@ INSERT INTO ha_blob_wanted (sha256, file_path, file_size, wanted_since, attempts
     (repeat('c', 64), 'cc/cc/c.png', 300, now() - interval '100 seconds', 2),
     (repeat('d', 64), 'dd/dd/d.png', 4000, now() - interval '50 seconds', 0);
 
+-- The backups this node made (as superuser: ha_backups is written only by
+-- the backup functions otherwise). Nothing recorded yet: only the count.
+DELETE FROM ha_backups;
+DELETE FROM ha_events WHERE kind = 'backup';
+SELECT is(ARRAY(SELECT x.name || x.labels::text || '=' || x.value FROM ha_metrics() x WHERE x.name LIKE 'crawler_ha_backup%'),
+          ARRAY['crawler_ha_backups_kept{}=0'], 'no backup recorded: crawler_ha_backups_kept 0 and no other backup sample');
+SELECT results_eq('SELECT * FROM ha_backup_summary()',
+                  $$VALUES (false, NULL::timestamptz, NULL::timestamptz, 0::bigint, NULL::boolean, NULL::timestamptz, NULL::bigint,
+                            NULL::timestamptz, NULL::bigint, NULL::timestamptz, NULL::bigint)$$,
+                  'ha_backup_summary(): not configured, nothing else');
+-- A row of ha_backups: its type from its label, stopped at stopped.
+CREATE FUNCTION pg_temp.bk(label text, stopped timestamptz, verified boolean DEFAULT true, expired boolean DEFAULT false,
+                           repo_delta bigint DEFAULT 10, blobs boolean DEFAULT NULL) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO ha_backups (stanza, label, type, prior, node, term, system_identifier, started_at, stopped_at, start_lsn,
+                            stop_lsn, wal_start, wal_stop, size_bytes, delta_bytes, repo_size_bytes, repo_delta_bytes,
+                            restore_point, restore_point_lsn, figures, figures_at, verify_ok, verify_detail, recorded_at,
+                            expired_at, blobs_ok)
+    VALUES ('alpha', label, CASE right(label, 1) WHEN 'F' THEN 'full' WHEN 'D' THEN 'diff' ELSE 'incr' END,
+            CASE WHEN right(label, 1) <> 'F' THEN split_part(label, '_', 1) END, 'tap', 1, 1,
+            stopped - interval '1 minute', stopped, '0/1', '0/2', repeat('0', 24), repeat('0', 24), 1000, 1000, 100,
+            repo_delta, 'crawler_ha_' || label, '0/3', '{}', stopped + interval '1 minute', verified,
+            CASE WHEN verified THEN 'status: ok' ELSE 'status: error' END, stopped + interval '2 minutes',
+            CASE WHEN expired THEN stopped + interval '7 days' END, blobs)
+$$;
+-- A full backup retention removed; the newest full, differential and
+-- incremental ones; a newer incremental one whose verify failed (recorded
+-- 58 minutes ago); a failed attempt 30 minutes ago; a success event and
+-- another kind's event with ok false, which are no failures.
+SELECT pg_temp.bk('20261101-000000F', now() - interval '8 days', expired => true, repo_delta => 1);
+SELECT pg_temp.bk('20261108-000000F', now() - interval '2 days', repo_delta => 5000, blobs => true);
+SELECT pg_temp.bk('20261108-000000F_20261109-000000D', now() - interval '1 day', repo_delta => 700, blobs => true);
+SELECT pg_temp.bk('20261108-000000F_20261110-000000I', now() - interval '2 hours', repo_delta => 30, blobs => false);
+SELECT pg_temp.bk('20261108-000000F_20261110-010000I', now() - interval '1 hour', verified => false, repo_delta => 40);
+INSERT INTO ha_events (at, term, node, kind, reason, detail) VALUES
+    (now() - interval '30 minutes', 1, 'tap', 'backup', 'incr backup of stanza alpha failed at backup: x',
+     '{"ok": false, "step": "backup"}'),
+    (now() - interval '20 minutes', 1, 'tap', 'backup', 'an event that says ok', '{"ok": true}'),
+    (now() - interval '10 minutes', 1, 'tap', 'consistency', 'another kind', '{"ok": false}');
+
 CREATE TEMP TABLE m AS SELECT x.* FROM ha_metrics() WITH ORDINALITY AS x(name, kind, help, labels, value, o);
 GRANT SELECT ON m TO PUBLIC;
 -- The value of one sample; whether a sample exists.
@@ -202,7 +255,7 @@ SELECT is(ARRAY(SELECT m.o FROM m ORDER BY m.o),
 SELECT is((SELECT count(*) FROM (SELECT m.name, m.labels FROM m GROUP BY 1, 2 HAVING count(*) > 1) x), 0::bigint,
           'no sample repeats');
 SELECT is(ARRAY(SELECT DISTINCT k FROM m, jsonb_object_keys(m.labels) k ORDER BY 1),
-          ARRAY['kind', 'mode', 'node', 'role', 'session', 'table'],
+          ARRAY['kind', 'mode', 'node', 'role', 'session', 'table', 'type'],
           'labels are only these (no URL, host or image id)');
 
 -- HA: this node's view, as ha_status() and ha_health() have it.
@@ -265,6 +318,39 @@ SELECT is(ARRAY[pg_temp.v('crawler_ha_file_sync_blobs_held'), pg_temp.v('crawler
           '... the same as ha_file_sync_status()');
 SELECT is(pg_temp.v('crawler_ha_images_rows'), (SELECT count(*) FROM images)::double precision,
           'crawler_ha_images_rows: the images rows, counted');
+
+-- Backups: this node's, from ha_backup_summary().
+SELECT is(ARRAY(SELECT m.name || m.labels::text || '=' || m.value FROM m WHERE m.name LIKE 'crawler_ha_backup%' ORDER BY m.o),
+          ARRAY['crawler_ha_backup_blobs_ok{}=0',
+                'crawler_ha_backup_last_failure_timestamp_seconds{}=' || extract(epoch FROM now() - interval '30 minutes')::double precision,
+                'crawler_ha_backup_last_size_bytes{"type": "diff"}=700',
+                'crawler_ha_backup_last_size_bytes{"type": "full"}=5000',
+                'crawler_ha_backup_last_size_bytes{"type": "incr"}=30',
+                'crawler_ha_backup_last_success_timestamp_seconds{"type": "diff"}=' || extract(epoch FROM now() - interval '1 day')::double precision,
+                'crawler_ha_backup_last_success_timestamp_seconds{"type": "full"}=' || extract(epoch FROM now() - interval '2 days')::double precision,
+                'crawler_ha_backup_last_success_timestamp_seconds{"type": "incr"}=' || extract(epoch FROM now() - interval '2 hours')::double precision,
+                'crawler_ha_backups_kept{}=4'],
+          'backups: the newest verified kept one of each type (stop time, repo bytes), the newest failure (the event, newer than the failed verify), 4 kept (not the expired one), the newest''s blobs not all copied');
+SELECT results_eq('SELECT configured, last_success, last_failure, kept, blobs_ok FROM ha_backup_summary()',
+                  $$VALUES (true, now() - interval '2 hours', now() - interval '30 minutes', 4::bigint, false)$$,
+                  'ha_backup_summary(): the same figures');
+SELECT is((SELECT kind FROM m WHERE m.name = 'crawler_ha_backups_kept'), 'gauge', 'every backup metric is a gauge');
+-- The failure events gone (ha_retention()): the failed verify remains one.
+DELETE FROM ha_events WHERE kind = 'backup';
+SELECT is((SELECT value FROM ha_metrics() WHERE name = 'crawler_ha_backup_last_failure_timestamp_seconds'),
+          extract(epoch FROM now() - interval '58 minutes')::double precision,
+          'without the events, the backup recorded with its verify failed is the newest failure');
+-- The newest verified backup's blobs not copied yet: no blobs_ok sample.
+UPDATE ha_backups SET blobs_ok = NULL WHERE label = '20261108-000000F_20261110-000000I';
+SELECT is((SELECT count(*) FROM ha_metrics() WHERE name = 'crawler_ha_backup_blobs_ok'), 0::bigint,
+          'the newest verified backup''s blob copy has not ended: no blobs_ok sample');
+-- Retention removed the incremental ones: the newest success is the differential one.
+UPDATE ha_backups SET expired_at = now() WHERE type = 'incr';
+SELECT is(ARRAY(SELECT x.name || x.labels::text || '=' || x.value FROM ha_metrics() x
+                 WHERE x.name IN ('crawler_ha_backup_blobs_ok', 'crawler_ha_backups_kept')
+                    OR x.labels ? 'type' AND x.labels ->> 'type' = 'incr'),
+          ARRAY['crawler_ha_backup_blobs_ok{}=1', 'crawler_ha_backups_kept{}=2'],
+          'incremental backups expired: no incr samples, 2 kept, the differential one''s blobs_ok');
 
 -- Crawl: the sessions listed and their samples.
 SELECT is(ARRAY(SELECT DISTINCT (m.labels ->> 'session')::bigint FROM m WHERE m.labels ? 'session' ORDER BY 1),
@@ -362,7 +448,8 @@ SELECT throws_ok('SELECT * FROM ha_metrics()', '42501', NULL, 'the agent role ma
 RESET ROLE;
 SET ROLE tap_m_nobody;
 SELECT throws_ok(q, '42501', NULL, 'a role without the grant: ' || q || ' is refused')
-  FROM unnest(ARRAY['SELECT * FROM ha_metrics()', 'SELECT crawl_error_kind(''HTTP 404'')']) q;
+  FROM unnest(ARRAY['SELECT * FROM ha_metrics()', 'SELECT crawl_error_kind(''HTTP 404'')',
+                    'SELECT * FROM ha_backup_summary()']) q;
 RESET ROLE;
 
 -- The caller's search_path changes nothing.

@@ -2,7 +2,8 @@
 -- and from which node), ha_alert_notified(), ha_alerts(),
 -- ha_alert_configure() and ha_alert_sender(). Their signatures and callers;
 -- bad input (NULLs, out-of-range and hostile values) with its SQLSTATE; each
--- alert fired by crafting what it reads, once, with its cooldown, resolved.
+-- alert fired by crafting what it reads, once, with its cooldown, resolved;
+-- the backup alerts from crafted ha_backups rows, backup events and terms.
 -- Everything runs in one transaction, so now() stands still: a cooldown of
 -- 0 s has passed at once, any other has not.
 BEGIN;
@@ -29,15 +30,17 @@ SELECT matches(obj_description(f::regprocedure, 'pg_proc'), '^crawler_ha: ', f |
 -- The rules as shipped: the original specification's thresholds and cooldowns.
 SELECT results_eq(
     'SELECT alert, alertname, severity, scope, threshold, cooldown_s, enabled FROM ha_alert_rules ORDER BY alert',
-    $$VALUES ('consistency_differences', 'CrawlerHaConsistencyDifferences', 'warning', 'cluster', 0::float8, 1800, true),
-             ('database_down', 'CrawlerHaDatabaseDown', 'critical', 'cluster', NULL, 300, true),
+    $$VALUES ('backup_failed', 'CrawlerHaBackupFailed', 'warning', 'cluster', NULL::float8, 3600, true),
+             ('backup_stale', 'CrawlerHaBackupStale', 'critical', 'cluster', 93600, 14400, true),
+             ('consistency_differences', 'CrawlerHaConsistencyDifferences', 'warning', 'cluster', 0::float8, 1800, true),
+             ('database_down', 'CrawlerHaDatabaseDown', 'critical', 'cluster', NULL::float8, 300, true),
              ('disk_usage', 'CrawlerHaDiskUsage', 'warning', 'node', 85, 1800, true),
              ('failover', 'CrawlerHaFailover', 'critical', 'cluster', 600, 300, true),
              ('file_sync_behind', 'CrawlerHaFileSyncBehind', 'warning', 'node', 300, 900, true),
              ('node_fenced', 'CrawlerHaNodeFenced', 'critical', 'node', NULL, 300, true),
              ('replication_lag', 'CrawlerHaReplicationLag', 'warning', 'cluster', NULL, 600, true),
              ('switchover', 'CrawlerHaSwitchover', 'info', 'cluster', 600, 300, true)$$,
-    'eight alerts; database down 300 s, lag 600 s, disk 85 % and 1800 s as the specification says');
+    'ten alerts; database down 300 s, lag 600 s, disk 85 % and 1800 s as the specification says; backups stale after 26 h');
 
 -- Wrong callers: only the agent evaluates and reports deliveries, only the
 -- admin configures, readers only read.
@@ -77,7 +80,17 @@ SELECT throws_ok(q, '22023', NULL, 'ha_alert_configure: ' || q || ' is refused')
     'SELECT * FROM ha_alert_configure(''disk_usage'', threshold => 100.5)',
     'SELECT * FROM ha_alert_configure(''failover'', threshold => ''-Infinity'')',
     'SELECT * FROM ha_alert_configure(''disk_usage'', cooldown_s => -1)',
-    'SELECT * FROM ha_alert_configure(''disk_usage'', cooldown_s => 2592001)']) q;
+    'SELECT * FROM ha_alert_configure(''disk_usage'', cooldown_s => 2592001)',
+    'SELECT * FROM ha_alert_configure(''backup_failed'', threshold => 1)',
+    'SELECT * FROM ha_alert_configure(''backup_stale'', threshold => -1)',
+    'SELECT * FROM ha_alert_configure(''backup_stale'', threshold => ''NaN'')',
+    'SELECT * FROM ha_alert_configure(''backup_stale'', threshold => ''Infinity'')',
+    'SELECT * FROM ha_alert_configure(''backup_stale'', cooldown_s => -1)',
+    'SELECT * FROM ha_alert_configure(''backup_stale ''::text)']) q;
+SELECT throws_like('SELECT * FROM ha_alert_configure(''backup_failed'', threshold => 1)',
+                   '%no threshold of its own%', 'backup_failed fires on a state: no threshold');
+SELECT results_eq($$SELECT alert, threshold, cooldown_s, enabled FROM ha_alert_configure('backup_stale', NULL, NULL, NULL)$$,
+                  $$VALUES ('backup_stale', 93600::float8, 14400, true)$$, 'ha_alert_configure(backup_stale, NULLs) keeps it as it is');
 SELECT throws_like('SELECT * FROM ha_alert_configure(''database_down'', threshold => 5)',
                    '%no threshold of its own%', 'database_down follows the HA worker''s crawler_ha.failure_threshold');
 SELECT results_eq($$SELECT alert, threshold, cooldown_s, enabled FROM ha_alert_configure('file_sync_behind', 60, 30)$$,
@@ -195,6 +208,164 @@ SELECT is_empty($$SELECT * FROM ha_alert_evaluate(1) WHERE alert = 'consistency_
 SELECT is((SELECT count(*) FROM ha_alerts() WHERE alert = 'consistency_differences' AND active), 0::bigint,
           '... none active');
 SELECT has_table('public', 'images', 'and nothing was run');
+
+-- Backups: backup_stale and backup_failed (scope cluster), on the node that
+-- backs up (ha_state: the primary, not fenced). The HA worker makes this
+-- node a writable primary: wait for it, so that it sends the cluster's
+-- alerts. Then no backup and no backup event (deleted here, as
+-- superuser), and this node primary since 3 days ago: term 2001 after
+-- another node's 2000.
+DO $$
+BEGIN
+    FOR i IN 1 .. 300 LOOP
+        EXIT WHEN (SELECT writable FROM ha_health());
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+SELECT ok(ha_alert_sender(), 'this node is a writable primary now: it sends the cluster''s alerts');
+DELETE FROM ha_backups;
+DELETE FROM ha_events WHERE kind = 'backup';
+INSERT INTO ha_terms (term, primary_name, primary_node_id, reason, started_at)
+VALUES (2000, 'other', 1023, 'switchover', now() - interval '10 days'),
+       (2001, (SELECT node_name FROM ha_node), (SELECT node_id FROM ha_node), 'switchover from other', now() - interval '3 days');
+CREATE TEMP TABLE me AS SELECT jsonb_build_object('node', node_name) AS labels FROM ha_node;
+-- A row of ha_backups: its type from its label, stopped at stopped,
+-- recorded 2 minutes later.
+CREATE FUNCTION pg_temp.bk(label text, stopped timestamptz, verified boolean DEFAULT true) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO ha_backups (stanza, label, type, prior, node, term, system_identifier, started_at, stopped_at, start_lsn,
+                            stop_lsn, wal_start, wal_stop, size_bytes, delta_bytes, repo_size_bytes, repo_delta_bytes,
+                            restore_point, restore_point_lsn, figures, figures_at, verify_ok, verify_detail, recorded_at)
+    VALUES ('alpha', label, CASE right(label, 1) WHEN 'F' THEN 'full' WHEN 'D' THEN 'diff' ELSE 'incr' END,
+            CASE WHEN right(label, 1) <> 'F' THEN split_part(label, '_', 1) END, 'tap', 1, 1,
+            stopped - interval '1 minute', stopped, '0/1', '0/2', repeat('0', 24), repeat('0', 24), 1000, 1000, 100, 10,
+            'crawler_ha_' || label, '0/3', '{}', stopped + interval '1 minute', verified,
+            CASE WHEN verified THEN 'status: ok' ELSE 'status: error' END, stopped + interval '2 minutes')
+$$;
+-- The backup alerts' notifications due now.
+CREATE FUNCTION pg_temp.due() RETURNS TABLE (alert text, alertname text, status text, severity text, labels jsonb,
+                                             value double precision, summary text)
+LANGUAGE sql AS $$
+    SELECT e.alert, e.alertname, e.status, e.severity, e.labels, e.value, e.summary
+      FROM ha_alert_evaluate(1) e WHERE e.alert IN ('backup_stale', 'backup_failed') ORDER BY e.alert
+$$;
+
+SELECT is_empty('SELECT * FROM pg_temp.due()',
+                'no backup and no failure ever recorded (backups not configured): neither alert, primary for 3 days or not');
+SELECT is((SELECT count(*) FROM ha_alerts() WHERE alert IN ('backup_stale', 'backup_failed')), 0::bigint, '... none active');
+
+-- backup_stale: the newest successful backup older than 93600 s.
+SELECT pg_temp.bk('20261201-000000F', now() - interval '2 hours');
+SELECT is_empty('SELECT * FROM pg_temp.due()', 'a full backup 2 hours ago: nothing');
+UPDATE ha_backups SET started_at = now() - interval '2 days', stopped_at = now() - interval '93600 seconds';
+SELECT is_empty('SELECT * FROM pg_temp.due()', 'ended 93600 s ago: not older than 93600 s');
+UPDATE ha_backups SET stopped_at = now() - interval '93601 seconds';
+SELECT results_eq('SELECT alert, alertname, status, severity, labels, value FROM pg_temp.due()',
+                  $$SELECT 'backup_stale', 'CrawlerHaBackupStale', 'firing', 'critical', me.labels, 93601::float8 FROM me$$,
+                  'ended 93601 s ago: backup_stale firing, critical, labelled with this node, its age the value');
+SELECT matches((SELECT summary FROM ha_alerts() WHERE alert = 'backup_stale'),
+               '^the newest successful backup of .+ ended at .+, more than 93600 s ago$', '... saying when it ended');
+SELECT is((SELECT count(*) FROM ha_events WHERE kind = 'alert' AND reason LIKE 'alert backup_stale firing: %'), 1::bigint,
+          '... one HA event');
+SELECT results_eq('SELECT alert, status FROM pg_temp.due()', $$VALUES ('backup_stale', 'firing')$$,
+                  'not delivered: due again at the next evaluation');
+SELECT is((SELECT count(*) FROM ha_events WHERE kind = 'alert' AND reason LIKE 'alert backup_stale %'), 1::bigint,
+          '... without a second event');
+SELECT is(ha_alert_notified('backup_stale', (SELECT labels FROM me), 'firing'), true, 'delivered');
+SELECT is_empty('SELECT * FROM pg_temp.due()', 'not due again within its cooldown (14400 s)');
+SELECT pg_temp.bk('20261201-000000F_20261202-000000I', now() - interval '1 hour');
+SELECT results_eq('SELECT alert, status FROM pg_temp.due()', $$VALUES ('backup_stale', 'resolved')$$,
+                  'an incremental backup an hour ago: resolved, due');
+SELECT is(ha_alert_notified('backup_stale', (SELECT labels FROM me), 'resolved'), true, 'resolved delivered');
+-- Its threshold is configurable.
+SELECT lives_ok($$SELECT * FROM ha_alert_configure('backup_stale', threshold => 3000)$$, 'backup_stale after 3000 s');
+SELECT is_empty('SELECT * FROM pg_temp.due()', 'active again within the cooldown: not notified');
+SELECT results_eq($$SELECT active, value FROM ha_alerts() WHERE alert = 'backup_stale'$$, $$VALUES (true, 3600::float8)$$,
+                  '... but active, the backup an hour old');
+SELECT lives_ok($$SELECT * FROM ha_alert_configure('backup_stale', threshold => 93600)$$, 'back to 93600 s');
+SELECT is_empty('SELECT * FROM pg_temp.due()', 'resolved again: no notice owed (none said it fired)');
+SELECT is((SELECT active FROM ha_alerts() WHERE alert = 'backup_stale'), false, '... inactive');
+
+-- backup_failed: a failure newer than the newest success.
+SELECT ok(ha_backup_failed('alpha', 'incr', 'blobs', E'blob 0f is not in the store\n''; DROP TABLE images; --') > 0,
+          'a backup fails at its blob step');
+SELECT results_eq('SELECT alert, alertname, status, severity, labels FROM pg_temp.due()',
+                  $$SELECT 'backup_failed', 'CrawlerHaBackupFailed', 'firing', 'warning', me.labels FROM me$$,
+                  'backup_failed firing, warning, labelled with this node');
+SELECT is((SELECT value FROM ha_alerts() WHERE alert = 'backup_failed'),
+          (SELECT extract(epoch FROM max(at))::float8 FROM ha_events WHERE kind = 'backup'), '... its value the failure''s time');
+SELECT matches((SELECT summary FROM ha_alerts() WHERE alert = 'backup_failed'),
+               '^the newest backup attempt on .+ failed at .+: incr backup of stanza alpha failed at blobs: blob 0f is not in the store '';',
+               '... quoting the failure on one line');
+SELECT is(ha_alert_notified('backup_failed', (SELECT labels FROM me), 'firing'), true, 'delivered');
+SELECT is_empty('SELECT * FROM pg_temp.due()', 'not due again within its cooldown (3600 s)');
+SELECT lives_ok($$SELECT * FROM ha_alert_configure('backup_failed', cooldown_s => 0)$$, 'cooldown 0 s');
+SELECT results_eq('SELECT alert, status FROM pg_temp.due()', $$VALUES ('backup_failed', 'firing')$$, 'the cooldown has passed: due');
+SELECT is(ha_alert_notified('backup_failed', (SELECT labels FROM me), 'firing'), true, 'delivered');
+SELECT pg_temp.bk('20261201-000000F_20261202-010000I', clock_timestamp());
+SELECT results_eq('SELECT alert, status FROM pg_temp.due()', $$VALUES ('backup_failed', 'resolved')$$,
+                  'a backup that succeeded after the failure: resolved');
+SELECT is(ha_alert_notified('backup_failed', (SELECT labels FROM me), 'resolved'), true, 'resolved delivered');
+-- A backup recorded with its verify failed is a failure too, event or not.
+SELECT pg_temp.bk('20261201-000000F_20261202-020000I', clock_timestamp() + interval '1 minute', verified => false);
+SELECT results_eq('SELECT alert, status, summary LIKE ''%: its verify failed'' FROM pg_temp.due()',
+                  $$VALUES ('backup_failed', 'firing', true)$$, 'a newer backup whose verify failed: firing, saying so');
+-- From here on, what is due is delivered at once: the firing or resolution
+-- each step returns.
+CREATE FUNCTION pg_temp.delivered() RETURNS TABLE (alert text, status text, value double precision)
+LANGUAGE sql AS $$
+    SELECT d.alert, d.status, CASE WHEN d.status = 'firing' THEN d.value END
+      FROM pg_temp.due() d WHERE ha_alert_notified(d.alert, d.labels, d.status) ORDER BY d.alert
+$$;
+SELECT results_eq('SELECT alert, status FROM pg_temp.delivered()', $$VALUES ('backup_failed', 'firing')$$, 'delivered');
+
+-- Before this node became primary: its failures and successes from then are
+-- history; the other node's backups covered the cluster. A success 5 days
+-- ago, a failure 4 days ago, primary since 3 days ago.
+DELETE FROM ha_backups;
+DELETE FROM ha_events WHERE kind = 'backup';
+SELECT pg_temp.bk('20261125-000000F', now() - interval '5 days');
+INSERT INTO ha_events (at, term, node, kind, reason, detail)
+VALUES (now() - interval '4 days', 1, 'tap', 'backup', 'full backup of stanza alpha failed at check: x', '{"ok": false}');
+SELECT lives_ok($$SELECT * FROM ha_alert_configure('backup_stale', cooldown_s => 0)$$, 'backup_stale: cooldown 0 s');
+SELECT results_eq('SELECT * FROM pg_temp.delivered()',
+                  $$VALUES ('backup_failed', 'resolved', NULL::float8), ('backup_stale', 'firing', 259200::float8)$$,
+                  'a failure before this node became primary does not count; stale since it became primary, 3 days');
+SELECT matches((SELECT summary FROM ha_alerts() WHERE alert = 'backup_stale'),
+               '^.+ has made no successful backup since it became primary at .+, more than 93600 s ago$', '... saying so');
+UPDATE ha_terms SET started_at = now() - interval '1 hour' WHERE term = 2001;
+SELECT results_eq('SELECT * FROM pg_temp.delivered()', $$VALUES ('backup_stale', 'resolved', NULL::float8)$$,
+                  'primary for an hour: it has the threshold to make its first backup');
+SELECT is((SELECT count(*) FROM ha_alerts() WHERE alert IN ('backup_stale', 'backup_failed') AND active), 0::bigint, '... none active');
+
+-- A node that never became primary by a term (standalone): from its first
+-- attempt. Only a failure 4 days ago: both fire.
+DELETE FROM ha_terms WHERE term = 2001;
+DELETE FROM ha_backups;
+SELECT results_eq('SELECT * FROM pg_temp.delivered()',
+                  $$SELECT 'backup_failed', 'firing', extract(epoch FROM now() - interval '4 days')::float8
+                    UNION ALL SELECT 'backup_stale', 'firing', 345600::float8$$,
+                  'never a success, the first attempt 4 days ago: failed, and stale for 4 days');
+SELECT matches((SELECT summary FROM ha_alerts() WHERE alert = 'backup_stale'),
+               '^.+ has made no successful backup since its first attempt at .+, more than 93600 s ago$', '... saying so');
+
+-- Only the node that backs up: not a standby, not a fenced primary (the
+-- state changed in this transaction only).
+UPDATE ha_state SET role = 'standby';
+SELECT results_eq('SELECT alert, status FROM pg_temp.delivered()',
+                  $$VALUES ('backup_failed', 'resolved'), ('backup_stale', 'resolved')$$, 'a standby: both resolve');
+UPDATE ha_state SET role = 'primary', fenced = true;
+SELECT is_empty('SELECT * FROM pg_temp.delivered()', 'a fenced primary: neither');
+SELECT is((SELECT count(*) FROM ha_alerts() WHERE alert IN ('backup_stale', 'backup_failed') AND active), 0::bigint, '... none active');
+UPDATE ha_state SET fenced = false;
+SELECT results_eq('SELECT alert, status FROM pg_temp.delivered()',
+                  $$VALUES ('backup_failed', 'firing'), ('backup_stale', 'firing')$$, 'the primary again: both fire');
+SELECT lives_ok($$SELECT x.* FROM unnest(ARRAY['backup_stale', 'backup_failed']) a, ha_alert_configure(a, enabled => false) x$$,
+                'both disabled');
+SELECT results_eq('SELECT alert, status FROM pg_temp.delivered()',
+                  $$VALUES ('backup_failed', 'resolved'), ('backup_stale', 'resolved')$$, 'a disabled alert resolves and never fires');
+SELECT is_empty('SELECT * FROM pg_temp.delivered()', '... nothing more');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -63,7 +63,7 @@ is_deeply(
 	[ sort @alert_names ],
 	[ sort qw(CrawlerHaDatabaseDown CrawlerHaReplicationLag CrawlerHaDiskUsage CrawlerHaFailover
 		  CrawlerHaSwitchover CrawlerHaNodeFenced CrawlerHaConsistencyDifferences CrawlerHaFileSyncBehind
-		  CrawlerHaNoPrimary CrawlerHaTwoPrimaries) ],
+		  CrawlerHaNoPrimary CrawlerHaTwoPrimaries CrawlerHaBackupStale CrawlerHaBackupFailed) ],
 	'... the alerts: the specification\'s three and the HA core\'s own');
 
 # --- promtool ---
@@ -234,7 +234,9 @@ my %cooldown = (
 	CrawlerHaNoPrimary => 300,
 	CrawlerHaTwoPrimaries => 300,
 	CrawlerHaFileSyncBehind => 900,
-	CrawlerHaConsistencyDifferences => 1800);
+	CrawlerHaConsistencyDifferences => 1800,
+	CrawlerHaBackupStale => 14400,
+	CrawlerHaBackupFailed => 3600);
 is_deeply([ sort keys %cooldown ], [ sort @alert_names ], "$am_rel: a cooldown for every alert of the rules");
 my %receiver_of = (critical => 'crawler-ha-oncall', warning => 'crawler-ha-team', info => 'crawler-ha-team');
 for my $r (@rules)
