@@ -37,3 +37,15 @@ target_sources(crawler_agent_backup PRIVATE ${CMAKE_CURRENT_LIST_DIR}/src/backup
 if(CRAWLER_BUILD_TESTS)
   target_sources(agent-backup-tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/tests/backup_scheduler_test.cpp)
 endif()
+
+# Restores: `crawler-ha restore` and `crawler-ha backup test-restore`, the
+# choice of the backup, and the restored cluster started apart.
+target_sources(crawler_agent_backup PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/src/command_restore.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/backup_restore_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/restore_steps.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/restore_plan.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/scratch_server.cpp)
+if(CRAWLER_BUILD_TESTS)
+  target_sources(agent-backup-tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/tests/restore_plan_test.cpp)
+endif()

@@ -78,5 +78,7 @@ std::string expiry_text(const ExpiryReport& e);
 int backup_setup(const std::vector<std::string>& args);
 // crawler-ha backup run ARGS (backup_run.cpp): the exit status.
 int backup_run(const std::vector<std::string>& args);
+// crawler-ha backup test-restore ARGS (backup_restore_test.cpp): the exit status.
+int backup_test_restore(const std::vector<std::string>& args);
 
 }  // namespace crawler::agent::backup_cli

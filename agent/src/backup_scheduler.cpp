@@ -184,6 +184,7 @@ void BackupScheduler::run() {
     ChildResult c = run_child(argv, env);
     if (c.ok()) {
       CRAWLER_LOG(info) << "backups: " << *type << " backup done: " << line_starting(c.out, "backup:");
+      if (restore_test_due(std::chrono::steady_clock::now())) run_restore_test(env);
       stop_.sleep_for(period);
     } else if (c.started && c.signal == 0 && c.exit_status == 3) {
       // The primary moved between the look and the run: the other node's turn.
@@ -196,6 +197,25 @@ void BackupScheduler::run() {
       stop_.sleep_for(period);
     }
   }
+}
+
+bool BackupScheduler::restore_test_due(std::chrono::steady_clock::time_point now) const {
+  if (config_.backup_restore_test_interval_s <= 0) return false;
+  return !last_restore_test_ || now - *last_restore_test_ >= std::chrono::seconds(config_.backup_restore_test_interval_s);
+}
+
+void BackupScheduler::run_restore_test(const std::vector<std::string>& env) {
+  last_restore_test_ = std::chrono::steady_clock::now();
+  CRAWLER_LOG(info) << "backups: restore test of the newest backup: starting it";
+  ChildResult c = run_child({program_, "backup", "test-restore", "--node", config_.db, "--config",
+                             config_.backup_config, "--scratch-dir", config_.backup_scratch_dir},
+                            env);
+  // The outcome is recorded by the command (its row and a restore event),
+  // failed or not; the log says it too.
+  if (c.ok())
+    CRAWLER_LOG(info) << "backups: restore test passed: " << line_starting(c.out, "test-restore:");
+  else
+    CRAWLER_LOG(error) << "backups: restore test FAILED (" << c.how() << "): " << tail(c.err.empty() ? c.out : c.err);
 }
 
 }  // namespace crawler::agent

@@ -128,6 +128,12 @@ bool safe_name_part(const std::string& s) {
 // ---------------------------------------------------------------------------
 // manifests
 
+bool blob_ref_ok(const BlobRef& b) {
+  return is_sha256_hex(b.sha256) && b.file_path.size() > 71 && b.file_path.size() <= 100 &&
+         b.file_path.rfind(blob_relative_path(b.sha256, "").string(), 0) == 0 &&
+         b.file_path.find('/', 71) == std::string::npos;
+}
+
 std::string manifest_to_json(const BlobManifest& m) {
   nlohmann::ordered_json blobs = nlohmann::ordered_json::array();
   std::uint64_t bytes = 0;
@@ -156,8 +162,7 @@ BlobManifest manifest_from_json(const std::string& text) {
     if (!e.is_array() || e.size() != 3 || !e[0].is_string() || !e[1].is_string() || !e[2].is_number_unsigned())
       throw std::runtime_error("a malformed blob entry in the manifest");
     BlobRef b{e[0].get<std::string>(), e[1].get<std::string>(), e[2].get<std::uint64_t>()};
-    if (!is_sha256_hex(b.sha256) || b.file_path.size() <= 71 || b.file_path.rfind(blob_relative_path(b.sha256, "").string(), 0) != 0 ||
-        b.file_path.find('/', 71) != std::string::npos)
+    if (!blob_ref_ok(b))
       throw std::runtime_error("a malformed blob entry in the manifest: " + b.sha256.substr(0, 64));
     m.blobs.push_back(std::move(b));
   }
@@ -424,7 +429,12 @@ ObjectWrite write_object(const BlobRepository& repo, const BlobKey& key, const s
   return w;
 }
 
-ObjectCheck check_object(const BlobRepository& repo, const BlobKey& key, const std::string& sha256) {
+namespace {
+
+// Reads the object of `sha256`, decrypts, decompresses and hashes it,
+// writing the plain bytes to `out` when it is not -1.
+ObjectCheck open_object_into(const BlobRepository& repo, const BlobKey& key, const std::string& sha256, int out,
+                             const std::string& out_name) {
   ObjectCheck c;
   const fs::path p = repo.object_path(sha256);
   int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
@@ -436,6 +446,15 @@ ObjectCheck check_object(const BlobRepository& repo, const BlobKey& key, const s
   ObjectOpener o(key, sha256);
   Sha256 hash;
   std::string buf(kPiece, '\0'), plain;
+  auto take = [&]() -> bool {
+    hash.update(plain.data(), plain.size());
+    c.plain_bytes += plain.size();
+    if (out >= 0 && !write_all(out, plain.data(), plain.size())) {
+      c.error = errno_text("cannot write " + out_name);
+      return false;
+    }
+    return true;
+  };
   bool ok = true;
   for (;;) {
     ssize_t n = ::read(fd, buf.data(), buf.size());
@@ -447,25 +466,49 @@ ObjectCheck check_object(const BlobRepository& repo, const BlobKey& key, const s
     }
     if (n == 0) break;
     plain.clear();
-    if (!o.update(buf.data(), static_cast<std::size_t>(n), &plain, &c.error)) {
+    if (!o.update(buf.data(), static_cast<std::size_t>(n), &plain, &c.error) || !take()) {
       ok = false;
       break;
     }
-    hash.update(plain.data(), plain.size());
-    c.plain_bytes += plain.size();
   }
   ::close(fd);
   if (!ok) return c;
   plain.clear();
-  if (!o.finish(&plain, &c.error)) return c;
-  hash.update(plain.data(), plain.size());
-  c.plain_bytes += plain.size();
+  if (!o.finish(&plain, &c.error) || !take()) return c;
   const std::string got = hash.hex_digest();
   if (got != sha256) {
     c.error = "decrypts to bytes that hash to " + got;
     return c;
   }
   c.ok = true;
+  return c;
+}
+
+}  // namespace
+
+ObjectCheck check_object(const BlobRepository& repo, const BlobKey& key, const std::string& sha256) {
+  return open_object_into(repo, key, sha256, -1, "");
+}
+
+ObjectCheck restore_object(const BlobRepository& repo, const BlobKey& key, const std::string& sha256,
+                           const fs::path& target) {
+  ObjectCheck c;
+  std::string error;
+  if (!make_dirs(target.parent_path(), &error)) {
+    c.error = error;
+    return c;
+  }
+  TempFile t(target);
+  if (t.fd < 0) {
+    c.error = errno_text("cannot create " + t.path.string());
+    return c;
+  }
+  c = open_object_into(repo, key, sha256, t.fd, t.path.string());
+  if (!c.ok) return c;  // the temporary file goes with t
+  if (!t.install(target, &error)) {
+    c.ok = false;
+    c.error = error;
+  }
   return c;
 }
 

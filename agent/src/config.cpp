@@ -146,7 +146,13 @@ po::options_description agent_options(AgentConfig& c) {
        "a differential backup when the newest full or differential one is older than this (0: never)")
       ("backup-incr-interval-s",
        po::value(&c.backup_incr_interval_s)->default_value(c.backup_incr_interval_s),
-       "an incremental backup when the newest backup of any type is older than this (0: never)");
+       "an incremental backup when the newest backup of any type is older than this (0: never)")
+      ("backup-restore-test-interval-s",
+       po::value(&c.backup_restore_test_interval_s)->default_value(c.backup_restore_test_interval_s),
+       "after a scheduled backup, restore it into a scratch cluster and compare it with what it recorded "
+       "(crawler-ha backup test-restore) when the last test is older than this (0: never)")
+      ("backup-scratch-dir", po::value(&c.backup_scratch_dir)->default_value(c.backup_scratch_dir),
+       "where the restore test restores (it needs the database's size; removed afterwards)");
 
   po::options_description all;
   all.add(node).add(http).add(ha).add(thumbs).add(sync).add(alerts).add(backups);
@@ -247,6 +253,9 @@ std::vector<std::string> agent_config_problems(const AgentConfig& c) {
   at_least(c.backup_full_interval_s, 0, "backup_full_interval_s");
   at_least(c.backup_diff_interval_s, 0, "backup_diff_interval_s");
   at_least(c.backup_incr_interval_s, 0, "backup_incr_interval_s");
+  at_least(c.backup_restore_test_interval_s, 0, "backup_restore_test_interval_s");
+  if (c.backup_scratch_dir.empty() || c.backup_scratch_dir.front() != '/')
+    problems.push_back("backup_scratch_dir must be an absolute path");
   // The path goes to a child's command line and to pgBackRest: a relative
   // one would depend on the agent's working directory.
   if (!c.backup_config.empty() && c.backup_config.front() != '/')

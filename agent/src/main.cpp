@@ -52,6 +52,8 @@ const Command kCommands[] = {
     {"uri", "the multi-host connection string clients should use (--format conninfo|uri)", run_uri_command},
     {"backup", "pgBackRest backups of this node: setup (configuration, WAL archiving), run (on the primary), list",
      run_backup_command},
+    {"restore", "a node back from the backups: the database to a time or the latest, its blobs, a new term",
+     run_restore_command},
     {"token", "token add: a scoped API token, its hash appended to the api_tokens_file", run_token_command},
     {"version", "print the version", run_version_command},
     {"help", "this help (crawler-ha agent --help: the agent's settings)", help},

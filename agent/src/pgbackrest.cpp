@@ -126,7 +126,9 @@ std::string text_at(const nlohmann::json& j, const char* what) {
 
 }  // namespace
 
-StanzaInfo parse_info(const std::string& json, const std::string& stanza) {
+namespace {
+
+nlohmann::json info_document(const std::string& json) {
   nlohmann::json doc;
   try {
     // With a wrong passphrase pgBackRest's message quotes what it decrypted,
@@ -146,6 +148,20 @@ StanzaInfo parse_info(const std::string& json, const std::string& stanza) {
     throw std::runtime_error(std::string("pgbackrest info did not answer JSON: ") + e.what());
   }
   if (!doc.is_array()) throw std::runtime_error("pgbackrest info: not a list of stanzas");
+  return doc;
+}
+
+}  // namespace
+
+std::vector<std::string> stanza_names(const std::string& json) {
+  std::vector<std::string> names;
+  for (const auto& s : info_document(json))
+    if (s.is_object() && s.contains("name") && s["name"].is_string()) names.push_back(s["name"].get<std::string>());
+  return names;
+}
+
+StanzaInfo parse_info(const std::string& json, const std::string& stanza) {
+  const nlohmann::json doc = info_document(json);
   for (const auto& s : doc) {
     if (!s.is_object() || s.value("name", "") != stanza) continue;
     StanzaInfo out;
@@ -187,6 +203,18 @@ StanzaInfo parse_info(const std::string& json, const std::string& stanza) {
           bi.repo_size = int_at(info.at("repository").at("size"), "info.repository.size");
           bi.repo_delta = int_at(info.at("repository").at("delta"), "info.repository.delta");
           bi.error = b.value("error", false);
+          // What `crawler-ha backup run` annotated it with: the node and
+          // its term then. Anything else (a backup made by hand) has none.
+          if (b.contains("annotation") && b["annotation"].is_object()) {
+            const auto& a = b["annotation"];
+            if (a.contains("crawler_ha_node") && a["crawler_ha_node"].is_string())
+              bi.node = a["crawler_ha_node"].get<std::string>();
+            if (a.contains("crawler_ha_term") && a["crawler_ha_term"].is_string()) {
+              const std::string t = a["crawler_ha_term"].get<std::string>();
+              if (!t.empty() && t.size() <= 18 && t.find_first_not_of("0123456789") == std::string::npos)
+                bi.term = std::stoll(t);
+            }
+          }
           out.backups.push_back(std::move(bi));
         }
       }
@@ -225,8 +253,8 @@ PgBackRest::PgBackRest(std::string exe, std::string config, std::string include_
       env_(std::move(env)) {}
 
 ChildResult PgBackRest::run(const std::string& command, const std::vector<std::string>& options) const {
-  std::vector<std::string> argv{exe_, "--config=" + config_, "--config-include-path=" + include_dir_,
-                                "--stanza=" + stanza_};
+  std::vector<std::string> argv{exe_, "--config=" + config_, "--config-include-path=" + include_dir_};
+  if (!stanza_.empty()) argv.push_back("--stanza=" + stanza_);
   argv.insert(argv.end(), options.begin(), options.end());
   argv.push_back(command);
   return run_child(argv, env_);

@@ -52,7 +52,8 @@ const char* kInfo = R"([{"archive":[],"backup":[
   "info":{"delta":1597706,"repository":{"delta":162464,"size":2850544},"size":23230304},
   "label":"20261206-014551F_20261206-014555I","lsn":{"start":"0/5000028","stop":"0/5000100"},
   "prior":"20261206-014551F","reference":["20261206-014551F"],
-  "timestamp":{"start":1796521555,"stop":1796521556},"type":"incr"}],
+  "timestamp":{"start":1796521555,"stop":1796521556},"type":"incr",
+  "annotation":{"crawler_ha_node":"alpha","crawler_ha_term":"7"}}],
  "cipher":"aes-256-cbc","db":[{"id":1,"repo-key":1,"system-id":17716001298320620375,"version":"15"}],
  "name":"alpha","status":{"code":0,"message":"ok"}},
  {"name":"beta","status":{"code":1,"message":"missing stanza path"},"backup":[],"db":[]}])";
@@ -164,6 +165,11 @@ TEST(Info, ReadsTheStanzasBackups) {
   EXPECT_EQ(a.backups[1].prior, "20261206-014551F");
   EXPECT_EQ(a.backups[1].stop_time, 1796521556);
   EXPECT_TRUE(a.backups[1].error);
+  EXPECT_EQ(a.backups[0].term, -1) << "a backup without crawler-ha's annotations has no term";
+  EXPECT_EQ(a.backups[0].node, "");
+  EXPECT_EQ(a.backups[1].term, 7);
+  EXPECT_EQ(a.backups[1].node, "alpha");
+  EXPECT_EQ(stanza_names(kInfo), (std::vector<std::string>{"alpha", "beta"}));
   StanzaInfo b = parse_info(kInfo, "beta");
   EXPECT_EQ(b.status_code, 1);
   EXPECT_TRUE(b.backups.empty());

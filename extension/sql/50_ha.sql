@@ -68,7 +68,8 @@ CREATE TABLE @extschema@.ha_events (
                                               'rejoin_refused', 'merge', 'conflict', 'alert', 'pause', 'resume',
                                               'sync_degraded', 'sync_restored', 'consistency', 'repair',
                                               'grant', 'grant_refused', 'term', 'sync_wait_cancelled',
-                                              'blob_store', 'blob_corrupt', 'blob_repaired', 'backup')),
+                                              'blob_store', 'blob_corrupt', 'blob_repaired', 'backup',
+                                              'restore')),
     reason      text NOT NULL,
     duration_ms double precision,
     detail      jsonb NOT NULL DEFAULT '{}'

@@ -58,6 +58,11 @@ CREATE TABLE @extschema@.ha_backups (
     blobs_copied      bigint CHECK (blobs_copied >= 0),
     blobs_stored_bytes bigint CHECK (blobs_stored_bytes >= 0),
     blobs_detail      text,
+    -- The newest restore test of this backup (84_restore.sql): restored
+    -- into a scratch cluster, compared with figures, blobs sampled.
+    restore_tested_at   timestamptz,
+    restore_test_ok     boolean,
+    restore_test_detail jsonb,
     UNIQUE (stanza, label),
     CHECK ((type = 'full') = (prior IS NULL)),
     CHECK (stopped_at >= started_at),
@@ -397,7 +402,8 @@ RETURNS TABLE (id bigint, node text, stanza text, label text, type text, prior t
                restore_point text, restore_point_lsn pg_lsn, figures jsonb, figures_at timestamptz,
                verify_ok boolean, verify_detail text, recorded_at timestamptz, expired_at timestamptz,
                blob_count bigint, blob_bytes bigint, blob_manifest text, blobs_ok boolean, blobs_copied bigint,
-               blobs_stored_bytes bigint, blobs_detail text)
+               blobs_stored_bytes bigint, blobs_detail text, restore_tested_at timestamptz,
+               restore_test_ok boolean, restore_test_detail jsonb)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -406,7 +412,7 @@ AS $$
            b.repo_size_bytes, b.repo_delta_bytes, b.restore_point, b.restore_point_lsn, b.figures,
            b.figures_at, b.verify_ok, b.verify_detail, b.recorded_at, b.expired_at,
            b.blob_count, b.blob_bytes, b.blob_manifest, b.blobs_ok, b.blobs_copied, b.blobs_stored_bytes,
-           b.blobs_detail
+           b.blobs_detail, b.restore_tested_at, b.restore_test_ok, b.restore_test_detail
       FROM @extschema@.ha_backups b
      ORDER BY b.stopped_at, b.id
 $$;

@@ -153,3 +153,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.ha_backup_blobs_done(text, text, boolean, bigint, bigint, text)
    TO crawler_ha_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.ha_backups() TO crawler_ha_reader, crawler_ha_admin;
+-- Restores (84_restore.sql): the admin records a restore test, as it
+-- records a backup; ha_restored() is the superuser's alone, on a server
+-- just restored, before anyone else connects.
+GRANT EXECUTE ON FUNCTION @extschema@.ha_backup_restore_tested(text, text, boolean, jsonb) TO crawler_ha_admin;

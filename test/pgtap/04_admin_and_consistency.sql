@@ -29,7 +29,8 @@ SELECT 'crawler_ha_admin', unnest(ARRAY[
     'ha_witness_grant', 'ha_witness_report', 'ha_witness_seen', 'crawl_list', 'image_list', 'crawl_url_host_of',
     'ha_metrics', 'crawl_error_kind', 'ha_alerts', 'ha_alert_configure',
     'ha_backup_begin', 'ha_backup_freeze', 'ha_backup_record', 'ha_backup_failed', 'ha_backups',
-    'ha_backup_blob_manifest', 'ha_backup_record_blobs', 'ha_backup_blobs_done', 'ha_backup_summary'])
+    'ha_backup_blob_manifest', 'ha_backup_record_blobs', 'ha_backup_blobs_done', 'ha_backup_summary',
+    'ha_backup_restore_tested'])
 UNION ALL
 SELECT 'crawler_ha_agent', unnest(ARRAY[
     'blob_corrupt', 'blob_fetch_failed', 'blob_inventory', 'blob_orphans', 'blob_referenced', 'blob_removed',

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "crawler/agent/config.hpp"
 #include "crawler/agent/stopper.hpp"
@@ -61,12 +62,19 @@ class BackupScheduler {
 
  private:
   void run();
+  // Whether a restore test is due after a backup that just succeeded: the
+  // last one (of this agent's life) is older than
+  // backup_restore_test_interval_s, or there was none.
+  bool restore_test_due(std::chrono::steady_clock::time_point now) const;
+  // Runs `program backup test-restore` on the newest backup, waiting for it.
+  void run_restore_test(const std::vector<std::string>& env);
 
   const AgentConfig& config_;
   std::string program_;
   std::string store_root_;
   Stopper stop_;
   std::thread thread_;
+  std::optional<std::chrono::steady_clock::time_point> last_restore_test_;
 };
 
 }  // namespace crawler::agent

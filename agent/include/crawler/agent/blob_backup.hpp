@@ -28,6 +28,10 @@ struct BlobRef {
   std::uint64_t size = 0;
 };
 
+// Whether `b` names a blob and a store path of it: a sha256, and a path
+// ab/cd/<sha256>.<ext> of that sha256 (so it stays inside a store).
+bool blob_ref_ok(const BlobRef& b);
+
 // The list of a backup's blobs, as written (encrypted) into the repository.
 struct BlobManifest {
   std::string stanza, label, node;
@@ -129,6 +133,12 @@ struct ObjectCheck {
 // Reads the object of `sha256`, decrypts, decompresses and hashes it: ok
 // when the tag holds and the hash is the name.
 ObjectCheck check_object(const BlobRepository& repo, const BlobKey& key, const std::string& sha256);
+// The same, writing the bytes to `target` (a store's ab/cd/<sha256>.<ext>):
+// through a temporary file beside it, installed (fsynced, renamed, the
+// directory fsynced) only when the tag holds and the hash is the name, so
+// a damaged object never leaves a file. Parent directories are made.
+ObjectCheck restore_object(const BlobRepository& repo, const BlobKey& key, const std::string& sha256,
+                           const std::filesystem::path& target);
 
 // Writes the manifest (compressed, sealed under its own name) durably.
 bool write_manifest(const BlobRepository& repo, const BlobKey& key, const BlobManifest& m, std::string* error);

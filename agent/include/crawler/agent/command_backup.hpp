@@ -37,7 +37,23 @@ namespace crawler::agent {
 //    missing and corrupt ones. Exit 0 all good, 1 a problem, 2 bad options.
 //  - list [--db CONNINFO ...] [--json]: every node's ha_backups(). Exit 0
 //    when a node answered, 1 when none did, 2 bad options.
+//  - test-restore --node CONNINFO [--label LABEL] [--scratch-dir DIR]
+//    [--sample N]: restores one of this node's recorded backups (default the
+//    newest) to its restore point in a scratch cluster, compares the three
+//    consistency figures with those recorded, checks the blob list against
+//    the recorded count and bytes, reads a sample of its blobs back from the
+//    repository and hashes them, throws the cluster away, and records the
+//    outcome (ha_backup_restore_tested()). Exit 0 passed, 1 failed, 2.
 // Never prints the passphrase, never passes it on a command line.
 int run_backup_command(const std::vector<std::string>& args);
+
+// crawler-ha restore (command_restore.cpp): --target DIR (--store DIR |
+// --no-blobs) [--latest | --time T | --set LABEL] [--stanza NAME]: the
+// database through pgBackRest from the stanza chosen by choose_restore()
+// (restore_plan.hpp), started apart (scratch_server.hpp) until its recovery
+// ends, the blobs its rows reference restored from the repository and
+// verified, then ha_restored() and a clean stop. Exit 0 restored with every
+// blob, 1 failed or blobs missing (named), 2 bad options.
+int run_restore_command(const std::vector<std::string>& args);
 
 }  // namespace crawler::agent

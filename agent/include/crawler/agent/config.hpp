@@ -90,6 +90,8 @@ struct AgentConfig {
   int backup_full_interval_s = 604800;  // a full backup at least this often; 0: only the first
   int backup_diff_interval_s = 86400;   // a differential one; 0: never
   int backup_incr_interval_s = 3600;    // an incremental one; 0: never
+  int backup_restore_test_interval_s = 86400;  // a restore test after a backup at most this often; 0: never
+  std::string backup_scratch_dir = "/var/tmp";  // where the restore test restores (removed afterwards)
 };
 
 // The settings of `crawler-ha agent`: `args` is its command line after

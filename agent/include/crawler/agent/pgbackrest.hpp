@@ -69,6 +69,8 @@ struct BackupInfo {
   std::string start_lsn, stop_lsn, wal_start, wal_stop;
   std::int64_t size = 0, delta = 0, repo_size = 0, repo_delta = 0;
   bool error = false;        // pgBackRest found page checksum errors while copying
+  std::string node;          // annotation crawler_ha_node ("" when not made by crawler-ha)
+  std::int64_t term = -1;    // annotation crawler_ha_term (-1 when none)
 };
 // A stanza as info lists it.
 struct StanzaInfo {
@@ -80,6 +82,10 @@ struct StanzaInfo {
 // Parses info's JSON for `stanza`. Throws std::runtime_error saying what is
 // missing or malformed (an answer of another version, or no such stanza).
 StanzaInfo parse_info(const std::string& json, const std::string& stanza);
+// The names of the stanzas info's JSON lists (info run without --stanza
+// lists every stanza of the repository). Throws std::runtime_error when the
+// text is not info's JSON.
+std::vector<std::string> stanza_names(const std::string& json);
 
 // `pgbackrest verify --output=text --verbose`: ok when its status line for the
 // stanza says "ok". detail is the text itself (pgBackRest 2.45 exits 0 even
@@ -98,7 +104,8 @@ class PgBackRest {
  public:
   PgBackRest(std::string exe, std::string config, std::string include_dir, std::string stanza,
              std::vector<std::string> env);
-  // `pgbackrest --config=... --config-include-path=... --stanza=... options... command`.
+  // `pgbackrest --config=... --config-include-path=... --stanza=... options... command`
+  // (no --stanza when the stanza is "": info then lists every stanza).
   ChildResult run(const std::string& command, const std::vector<std::string>& options = {}) const;
   const std::string& exe() const { return exe_; }
 
