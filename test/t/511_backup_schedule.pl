@@ -29,7 +29,8 @@ for my $n ($a, $b)
 	push @agents,
 	  agent_start($n,
 		args => [ '--backup-config', $bk->{conf}{ $n->name }, '--backup-full-interval-s', 3600,
-			'--backup-diff-interval-s', 0, '--backup-incr-interval-s', 5 ]);
+			'--backup-diff-interval-s', 0, '--backup-incr-interval-s', 5,
+			'--backup-scratch-dir', $bk->{dir} ]);
 }
 my ($aa, $ab) = @agents;
 
@@ -66,6 +67,12 @@ ok(agent_wait_log($ab, qr/backups: none started: this node may not back up now: 
 unlike(slurp_file($ab->{log}), qr/backups: \w+ backup (done|failed|refused)/, 'and never started one');
 is($a->safe_psql('postgres', "SELECT count(*) FROM ha_events WHERE kind = 'backup' AND NOT (detail->>'ok')::boolean"),
 	'0', 'no backup failed');
+# The first backup is followed by a restore test (one a day by default).
+ok(agent_wait_log($aa, qr/backups: restore test passed: test-restore: passed in/, 30),
+	'after its first backup the agent ran a restore test, which passed')
+  or diag(slurp_file($aa->{log}));
+is($a->safe_psql('postgres', "SELECT count(*) FROM ha_backups() WHERE restore_test_ok"), '1',
+	'... recorded on that backup, and only one test (the next is a day away)');
 
 # --- a switchover: the new primary continues with its own stanza ---
 like($a->safe_psql('postgres', 'SELECT ha_failover()'), qr/bs_b is the primary/, 'switchover to bs_b');
