@@ -43,6 +43,7 @@ endif()
 target_sources(crawler_agent_backup PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/src/command_restore.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/backup_restore_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/backup_schedule_command.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/restore_steps.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/restore_plan.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/scratch_server.cpp)

@@ -78,6 +78,8 @@ std::string expiry_text(const ExpiryReport& e);
 int backup_setup(const std::vector<std::string>& args);
 // crawler-ha backup run ARGS (backup_run.cpp): the exit status.
 int backup_run(const std::vector<std::string>& args);
+// crawler-ha backup schedule ARGS (backup_schedule_command.cpp): the exit status.
+int backup_schedule(const std::vector<std::string>& args);
 // crawler-ha backup test-restore ARGS (backup_restore_test.cpp): the exit status.
 int backup_test_restore(const std::vector<std::string>& args);
 

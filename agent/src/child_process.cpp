@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -74,6 +75,11 @@ ChildResult run_child(const std::vector<std::string>& argv, const std::vector<st
     }
     ::fcntl(keep, F_SETFD, FD_CLOEXEC);
     ::close_range(keep + 1, ~0U, 0);
+    // A caller that waits for its signals with sigwait() blocks them; the
+    // program run must still end on SIGTERM like any other.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::execve(args[0], args.data(), envp.data());
     // The parent learns why through the report pipe (closed by a
     // successful execve, so it reads nothing then).

@@ -514,18 +514,20 @@ int run_backup_command(const std::vector<std::string>& args) {
   if (sub == "expire-blobs") return backup_expire_blobs(rest);
   if (sub == "verify-blobs") return backup_verify_blobs(rest);
   if (sub == "test-restore") return backup_test_restore(rest);
+  if (sub == "schedule") return backup_schedule(rest);
   if (sub == "--help" || sub == "-h" || sub == "help") {
-    std::cout << "Usage: crawler-ha backup setup|run|list|expire-blobs|verify-blobs|test-restore [options] (each with --help)\n"
+    std::cout << "Usage: crawler-ha backup setup|run|list|expire-blobs|verify-blobs|test-restore|schedule [options] (each with --help)\n"
                  "  setup         this node's pgBackRest configuration, WAL archiving, stanza-create and check\n"
                  "  run           a backup of this node and its blobs when it is the writable primary, verified and recorded\n"
                  "  list          every node's recorded backups\n"
                  "  expire-blobs  remove the blob objects and manifests no kept backup needs\n"
                  "  verify-blobs  decrypt and hash every blob object (or one backup's), report missing or corrupt ones\n"
-                 "  test-restore  restore a backup into a scratch cluster, compare it with what it recorded, record that\n";
+                 "  test-restore  restore a backup into a scratch cluster, compare it with what it recorded, record that\n"
+                 "  schedule      the agent's backup schedule alone, as the PostgreSQL OS user, until SIGTERM\n";
     return 0;
   }
-  return bad_options("", sub.empty() ? "a subcommand is needed: setup, run, list, expire-blobs, verify-blobs or test-restore"
-                                     : "unknown subcommand \"" + sub + "\": setup, run, list, expire-blobs, verify-blobs or test-restore");
+  return bad_options("", sub.empty() ? "a subcommand is needed: setup, run, list, expire-blobs, verify-blobs, test-restore or schedule"
+                                     : "unknown subcommand \"" + sub + "\": setup, run, list, expire-blobs, verify-blobs, test-restore or schedule");
 }
 
 }  // namespace crawler::agent

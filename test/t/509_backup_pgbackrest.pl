@@ -153,7 +153,7 @@ like($err, qr/--node must name one server/, '... saying so');
 ok(!-e conf($a), 'none of that wrote a configuration');
 ($rc, $out, $err) = cli('backup', 'restore');
 is($rc, 2, 'backup restore (restore is a command of its own): exit 2');
-like($err, qr/unknown subcommand "restore": setup, run, list, expire-blobs, verify-blobs or test-restore/, '... naming the ones there are');
+like($err, qr/unknown subcommand "restore": setup, run, list, expire-blobs, verify-blobs, test-restore or schedule/, '... naming the ones there are');
 ($rc, $out, $err) = cli(run_args($a, '--type', 'weekly'));
 is($rc, 2, 'run --type weekly: exit 2');
 like($err, qr/--type must be full, diff or incr/, '... saying so');

@@ -4,9 +4,13 @@
 # of its stanza, then incrementals; the standby's agent makes none (it is
 # refused before it starts anything); after a switchover the new primary's
 # agent backs up its own stanza, a full one first, then incrementals, and
-# the old primary's agent stops.
+# the old primary's agent stops. Then the same schedule without the agents:
+# `crawler-ha backup schedule` (what crawler-ha-backup.service runs) goes on
+# and stops on SIGTERM; its unit is hardened and systemd-analyze accepts it.
 use strict;
 use warnings;
+use FindBin;
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -94,5 +98,48 @@ is($starts->(), $a_started, 'the old primary\'s agent started none after the swi
 ok(agent_wait_log($aa, qr/backups: none started: this node may not back up now: .*standby/, 5),
 	'the old primary\'s agent says it may not back up now')
   or diag(slurp_file($aa->{log}));
+
+# --- the schedule alone: crawler-ha backup schedule ---
+agent_kill($_) for @agents;
+@agents = ();
+my $sched_log = "$PostgreSQL::Test::Utils::log_path/511_backup_schedule_alone.log";
+my @sched = ($ENV{CRAWLER_HA}, 'backup', 'schedule', '--db', 'host=' . $b->host . ' port=' . $b->port . ' dbname=postgres',
+	'--store', PostgreSQL::Test::Utils::tempdir(), '--backup-config', $bk->{conf}{bs_b},
+	'--backup-full-interval-s', 3600, '--backup-diff-interval-s', 0, '--backup-incr-interval-s', 5,
+	'--backup-restore-test-interval-s', 0);
+my $n_before = () = made($b, 'bs_b') =~ /incr/g;
+my $sh = IPC::Run::start(\@sched, '>', $sched_log, '2>&1');
+ok(wait_made($b, 'bs_b', qr/^full(?: incr){${\($n_before + 1)},}$/), 'backup schedule, without the agents, makes the next incremental');
+$sh->signal('TERM');
+$sh->finish;
+is($? >> 8, 0, '... and exits 0 on SIGTERM');
+my $sched_text = slurp_file($sched_log);
+like($sched_text, qr/signal 15: stopping \(a backup in flight is waited for\)/, '... saying so');
+like($sched_text, qr/backups: incr backup done: backup: incr /, '... after the backup it started had ended');
+my ($o, $e) = ('', '');
+IPC::Run::run([ $ENV{CRAWLER_HA}, 'backup', 'schedule', '--db', 'dbname=postgres' ], '>', \$o, '2>', \$e);
+is($? >> 8, 2, 'backup schedule without backup_config: exit 2');
+like($e, qr/backup_config is required/, '... saying so');
+
+my $unit = slurp_file("$FindBin::RealBin/../../agent/crawler-ha-backup.service");
+for my $key (qw(User=postgres SupplementaryGroups=crawler ProtectSystem=strict ProtectHome=yes NoNewPrivileges=yes
+	KillSignal=SIGTERM RestartPreventExitStatus=2 CapabilityBoundingSet= SystemCallFilter=))
+{
+	like($unit, qr/^\Q$key\E/m, "crawler-ha-backup.service sets $key");
+}
+like($unit, qr{^ExecStart=/usr/local/bin/crawler-ha backup schedule --config /etc/crawler-ha-backup.conf$}m,
+	'... and runs the schedule');
+SKIP:
+{
+	my ($sa) = grep { -x $_ } map { "$_/systemd-analyze" } split /:/, $ENV{PATH};
+	skip 'systemd-analyze is not installed', 1 unless $sa;
+	my $dir = PostgreSQL::Test::Utils::tempdir();
+	(my $copy = $unit) =~ s{/usr/local/bin/crawler-ha}{$ENV{CRAWLER_HA}}g;
+	open my $w, '>', "$dir/crawler-ha-backup.service" or die $!;
+	print $w $copy;
+	close $w;
+	IPC::Run::run([ $sa, 'verify', '--man=no', "$dir/crawler-ha-backup.service" ], '>', \$o, '2>', \$e);
+	is($? >> 8, 0, 'systemd-analyze verify accepts it') or diag $e;
+}
 
 done_testing();
