@@ -59,7 +59,7 @@ $b->poll_query_until('postgres', "SELECT count(*) = 1 FROM crawl_sessions WHERE 
 pass('and new writes flow');
 # Replication resumes at once; the recovery is the next health check's.
 $b->poll_query_until('postgres', "SELECT EXISTS (SELECT 1 FROM ha_events WHERE kind = 'recovery' "
-	  . "AND id > (SELECT max(id) FROM ha_events WHERE kind = 'grant_refused'))")
+	  . "AND id > (SELECT min(id) FROM ha_events WHERE kind = 'grant_refused'))")
   or diag 'beta recorded no recovery';
 like($b->safe_psql('postgres', "SELECT string_agg(kind, ',' ORDER BY id) FROM ha_events"),
 	qr/detection.*grant_refused.*recovery/, 'beta: detection, refusal, recovery');
