@@ -133,7 +133,8 @@ COMMENT ON FUNCTION @extschema@.crawl_error_kind(text) IS
 --
 -- The backups' figures are ha_backup_summary()'s (82_backup_metrics.sql,
 -- which the alerts read too), by partial indexes: this node's backups kept,
--- its newest success per type and its newest failure. That function comes
+-- its newest success per type, its newest failure and the newest restore
+-- test of a kept backup. That function comes
 -- after this one in the script (it reads ha_backups, created after this
 -- file); PL/pgSQL resolves the call at the first one.
 CREATE FUNCTION @extschema@.ha_metrics()
@@ -298,7 +299,9 @@ BEGIN
         ('crawler_ha_backup_last_size_bytes', 'gauge', 'Bytes the newest verified backup of each type added to the repository (compressed and encrypted: pgBackRest''s repo backup size)'),
         ('crawler_ha_backup_last_failure_timestamp_seconds', 'gauge', 'When a backup on this node last failed (a backup HA event with ok false, or a backup recorded with its verify failed), as a Unix time'),
         ('crawler_ha_backups_kept', 'gauge', 'Backups this node made that its repository still holds (recorded, not expired by retention)'),
-        ('crawler_ha_backup_blobs_ok', 'gauge', 'Whether every blob of this node''s newest verified backup is in the repository, verified (1) or not (0); absent until its copy ended')
+        ('crawler_ha_backup_blobs_ok', 'gauge', 'Whether every blob of this node''s newest verified backup is in the repository, verified (1) or not (0); absent until its copy ended'),
+        ('crawler_ha_backup_last_restore_test_timestamp_seconds', 'gauge', 'When the newest restore test (crawler-ha backup test-restore) of a backup this node made and its repository still holds ran, as a Unix time; absent until one ran'),
+        ('crawler_ha_backup_restore_test_ok', 'gauge', 'Whether that newest restore test passed (1: restored, figures and sampled blobs as recorded) or failed (0); absent until one ran')
     ), st AS MATERIALIZED (
         -- one row per node, this one first where a name repeats
         SELECT DISTINCT ON (s.node_name) s.*
@@ -416,6 +419,9 @@ BEGIN
         UNION ALL SELECT 'crawler_ha_backup_last_failure_timestamp_seconds', '{}', extract(epoch FROM bk.last_failure) FROM bk
         UNION ALL SELECT 'crawler_ha_backups_kept', '{}', bk.kept FROM bk
         UNION ALL SELECT 'crawler_ha_backup_blobs_ok', '{}', bk.blobs_ok::integer FROM bk
+        UNION ALL SELECT 'crawler_ha_backup_last_restore_test_timestamp_seconds', '{}',
+                         extract(epoch FROM bk.restore_tested_at) FROM bk
+        UNION ALL SELECT 'crawler_ha_backup_restore_test_ok', '{}', bk.restore_test_ok::integer FROM bk
     )
     SELECT def.name, def.kind, def.help, sample.labels, sample.value
       FROM sample JOIN def ON def.name = sample.name

@@ -1,7 +1,7 @@
 -- Alerts: the original specification's three (a database down, replication
 -- lag, disk use) and the HA core's own (a failover or switchover happened,
 -- a node fenced, consistency differences found, file sync behind, backups
--- stale or failing), decided here once. The node agent calls
+-- stale or failing, a restore test failed), decided here once. The node agent calls
 -- ha_alert_evaluate() every few seconds, POSTs what it returns to a webhook
 -- (Alertmanager's webhook format) and reports each delivery with
 -- ha_alert_notified(); the dashboard and the HTTP API read ha_alerts().
@@ -64,7 +64,7 @@ INSERT INTO @extschema@.ha_alert_rules (alert, alertname, severity, scope, thres
 -- see: the moment it became primary stands for those (a new primary has
 -- the threshold to make its first backup, and a failure before it counts no
 -- more). A node where no backup and no failure was ever recorded has no
--- backups configured: neither alert.
+-- backups configured: none of the three alerts.
 -- - backup_stale: no successful backup (verified, not expired) for 93600 s
 --   (26 h). The agent's default schedule makes one an hour (weekly full,
 --   daily diff, hourly incr) and cron's example too; 26 h also lets a daily
@@ -77,11 +77,34 @@ INSERT INTO @extschema@.ha_alert_rules (alert, alertname, severity, scope, thres
 -- - backup_failed: the newest attempt failed (a failure newer than the
 --   newest success). No threshold: a state. The agent retries in 5 min and
 --   the next success resolves it; reminded every hour, the schedule's step.
+-- - restore_test_failed: the newest restore test of a kept backup
+--   (crawler-ha backup test-restore, run by the agent after a scheduled
+--   backup at most once per backup_restore_test_interval_s, a day by
+--   default) failed, and ran after the moment this node became primary (an
+--   older one is history: the other node's tests covered the time between).
+--   No threshold: a state, resolved by the next test that passes. Warning:
+--   the backups exist and the live pair holds the data, but a restore from
+--   them is in doubt until someone looks. Reminded every 4 h: it can change
+--   only once per test interval.
+--   A test that has not run for long gets no alert of its own, nor a part
+--   in backup_stale (docs/backup.md, "Metrics and alerts"). The agent tests
+--   only after a backup that succeeded, so tests stop with the backups,
+--   which backup_stale and backup_failed report; a test that ran and failed
+--   is this alert. What is left is mostly a node where tests are off on
+--   purpose (backup_restore_test_interval_s 0, backups from cron), which
+--   the extension cannot tell from one where they stopped: its alert would
+--   never end, and an old test's row leaves with retention, so it would
+--   resolve by itself later, having tested nothing. In backup_stale it
+--   would do worse: a critical alert that operators learn to disable hides
+--   the backups' own staleness. A test that cannot even start (its scratch
+--   directory missing) records nothing; the agent logs it as an error.
 INSERT INTO @extschema@.ha_alert_rules (alert, alertname, severity, scope, threshold, cooldown_s, description) VALUES
     ('backup_stale', 'CrawlerHaBackupStale', 'critical', 'cluster', 93600, 14400,
      'the primary''s newest successful backup (verified, not expired), or the moment it became primary if later, is older than threshold seconds'),
     ('backup_failed', 'CrawlerHaBackupFailed', 'warning', 'cluster', NULL, 3600,
-     'the primary''s newest backup attempt failed: a failure (a backup event with ok false, or a verify that failed) is newer than its newest successful backup and than the moment it became primary');
+     'the primary''s newest backup attempt failed: a failure (a backup event with ok false, or a verify that failed) is newer than its newest successful backup and than the moment it became primary'),
+    ('restore_test_failed', 'CrawlerHaRestoreTestFailed', 'warning', 'cluster', NULL, 14400,
+     'the primary''s newest restore test (crawler-ha backup test-restore of a backup not expired), run since it became primary, failed: the backup did not restore, or its figures or blobs differ from those recorded');
 
 -- What this node has decided about each alert (one row per alert and label
 -- set), and what it has delivered.
@@ -143,13 +166,15 @@ DECLARE
     lag_threshold_s double precision;
     r record;
     oldest timestamptz;
-    -- the backups, read once for both of their alerts
+    -- the backups, read once for the three alerts about them
     backups_read boolean := false;
     backs_up boolean;
     bk record;
     primary_since timestamptz;
     covered timestamptz;
     why text;
+    tested text;
+    problem text;
 BEGIN
     SELECT nd.node_name, nd.node_id INTO me, my_id FROM @extschema@.ha_node nd;
     -- in its base unit (ms), whatever unit it was written in
@@ -219,7 +244,7 @@ BEGIN
                     EXTRACT(epoch FROM pg_catalog.now() - oldest)::double precision,
                     pg_catalog.format('a blob has been missing from the store of %s since %s', me, oldest);
             END IF;
-        WHEN 'backup_stale', 'backup_failed' THEN
+        WHEN 'backup_stale', 'backup_failed', 'restore_test_failed' THEN
             IF NOT backups_read THEN
                 backups_read := true;
                 SELECT s.role = 'primary' AND NOT s.fenced INTO backs_up FROM @extschema@.ha_state s;
@@ -256,6 +281,24 @@ BEGIN
                                                     me, primary_since, r.threshold)
                              ELSE pg_catalog.format('%s has made no successful backup since its first attempt at %s, more than %s s ago',
                                                     me, oldest, r.threshold) END;
+                END IF;
+            ELSIF r.alert = 'restore_test_failed' THEN
+                IF NOT bk.restore_test_ok AND bk.restore_tested_at > coalesce(primary_since, '-infinity') THEN
+                    -- which backup, and what the test found (a kept row: the
+                    -- partial index of the kept backups finds it)
+                    SELECT pg_catalog.format('%s backup %s of stanza %s', b.type, b.label, b.stanza),
+                           b.restore_test_detail ->> 'problem'
+                      INTO tested, problem
+                      FROM @extschema@.ha_backups b
+                     WHERE b.expired_at IS NULL AND b.restore_tested_at = bk.restore_tested_at
+                     ORDER BY b.id DESC LIMIT 1;
+                    RETURN QUERY SELECT r.alert, pg_catalog.jsonb_build_object('node', me),
+                        EXTRACT(epoch FROM bk.restore_tested_at)::double precision,
+                        pg_catalog.format('the newest restore test on %s, of %s, failed at %s: %s', me,
+                                          coalesce(tested, 'a backup'),
+                                          bk.restore_tested_at,
+                                          pg_catalog.left(pg_catalog.regexp_replace(coalesce(problem, 'see its restore event'),
+                                                                                    '[[:cntrl:]]+', ' ', 'g'), 300));
                 END IF;
             ELSIF bk.last_failure > coalesce(covered, '-infinity') THEN
                 -- what the newest failure said (a verify that failed and whose

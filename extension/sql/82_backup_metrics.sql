@@ -1,7 +1,7 @@
 -- Backups as metrics and alerts: what this node's backups say, decided here
--- once for ha_metrics() (75_metrics.sql) and for the alerts backup_stale and
--- backup_failed (77_alerts.sql), so that an alert and its metric never
--- disagree. This file comes after 80_backups.sql, which creates ha_backups:
+-- once for ha_metrics() (75_metrics.sql) and for the alerts backup_stale,
+-- backup_failed and restore_test_failed (77_alerts.sql), so that an alert
+-- and its metric never disagree. This file comes after 80_backups.sql, which creates ha_backups:
 -- an SQL function's body is checked against the tables when it is created.
 -- ha_metrics() and ha_alert_conditions() are PL/pgSQL, which resolves a
 -- statement at its first call, so those earlier files may call it.
@@ -11,7 +11,7 @@
 -- the newest over the nodes: Prometheus takes it from both nodes' metrics
 -- (docs/prometheus/crawler_ha_alerts.yml); the alerts of 77_alerts.sql,
 -- evaluated on the primary, which sees only its own, count the moment it
--- became primary for the other node's backups.
+-- became primary for the other node's backups (and restore tests).
 --
 -- What counts:
 -- - a success is a backup recorded verified (verify_ok) and not expired: one
@@ -26,6 +26,11 @@
 --   than that backup's success, as it should be: that backup is incomplete.
 -- - backups are configured on this node once it has recorded a backup or a
 --   failure. Without either, nothing was ever tried here: no alert.
+-- - the restore test that counts is the newest (restore_tested_at) of a
+--   backup still kept: `crawler-ha backup test-restore` records it on the
+--   backup's row (84_restore.sql), and a test of a backup retention has
+--   removed says nothing about what can be restored now. Each row holds its
+--   backup's newest test, so the newest over the rows is the newest test.
 
 -- The backups retention has not removed: a few hundred at most, however
 -- many the node has recorded over the years (rows are never deleted).
@@ -39,24 +44,35 @@ CREATE INDEX ha_events_backup_failed_idx ON @extschema@.ha_events (at)
 
 -- One row: whether backups are configured here, the newest success (any
 -- type) and failure, the backups kept, whether the newest success's blobs
--- are all in the repository (NULL until its copy ended), and per type the
+-- are all in the repository (NULL until its copy ended), per type the
 -- newest success's stop time and the bytes it added to the repository
 -- (repo_delta_bytes: compressed and encrypted, what pgBackRest calls the
--- repo backup size). NULL where there is none. It runs as its caller (the
--- reader and the admin read ha_backups and ha_events), takes no argument
--- and only reads, by the indexes above.
+-- repo backup size), and the newest restore test of a kept backup: when it
+-- ran and whether it passed. NULL where there is none. It runs as its
+-- caller (the reader and the admin read ha_backups and ha_events), takes no
+-- argument and only reads, by the indexes above. The restore test needs no
+-- index of its own: it comes from the kept backups, which are read anyway
+-- (a few hundred rows at most under retention).
 CREATE FUNCTION @extschema@.ha_backup_summary()
 RETURNS TABLE (configured boolean, last_success timestamptz, last_failure timestamptz, kept bigint,
                blobs_ok boolean, full_at timestamptz, full_bytes bigint, diff_at timestamptz, diff_bytes bigint,
-               incr_at timestamptz, incr_bytes bigint)
+               incr_at timestamptz, incr_bytes bigint, restore_tested_at timestamptz, restore_test_ok boolean)
 LANGUAGE sql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH kept AS MATERIALIZED (
-        SELECT b.id, b.type, b.stopped_at, b.repo_delta_bytes, b.verify_ok, b.blobs_ok
+        SELECT b.id, b.type, b.stopped_at, b.repo_delta_bytes, b.verify_ok, b.blobs_ok, b.restore_tested_at,
+               b.restore_test_ok
           FROM @extschema@.ha_backups b
          WHERE b.expired_at IS NULL
+    ), tested AS MATERIALIZED (
+        -- the newest restore test (restore_test_ok is set with its time)
+        SELECT k.restore_tested_at, k.restore_test_ok
+          FROM kept k
+         WHERE k.restore_tested_at IS NOT NULL
+         ORDER BY k.restore_tested_at DESC, k.id DESC
+         LIMIT 1
     ), newest AS MATERIALIZED (
         -- the newest success of each type
         SELECT DISTINCT ON (k.type) k.type, k.stopped_at, k.repo_delta_bytes, k.blobs_ok
@@ -78,8 +94,10 @@ AS $$
            (SELECT n.stopped_at FROM newest n WHERE n.type = 'diff'),
            (SELECT n.repo_delta_bytes FROM newest n WHERE n.type = 'diff'),
            (SELECT n.stopped_at FROM newest n WHERE n.type = 'incr'),
-           (SELECT n.repo_delta_bytes FROM newest n WHERE n.type = 'incr')
+           (SELECT n.repo_delta_bytes FROM newest n WHERE n.type = 'incr'),
+           (SELECT t.restore_tested_at FROM tested t),
+           (SELECT t.restore_test_ok FROM tested t)
       FROM failure f
 $$;
 COMMENT ON FUNCTION @extschema@.ha_backup_summary() IS
-    'crawler_ha: this node''s backups in one row, as the backup metrics and alerts see them: configured (a backup or a failure recorded), the newest verified unexpired backup''s stop time and the newest failure (backup event with ok false, or verify failed), the backups kept, the newest''s blobs_ok, and per type (full, diff, incr) the newest''s stop time and repo_delta_bytes; NULL where there is none';
+    'crawler_ha: this node''s backups in one row, as the backup metrics and alerts see them: configured (a backup or a failure recorded), the newest verified unexpired backup''s stop time and the newest failure (backup event with ok false, or verify failed), the backups kept, the newest''s blobs_ok, per type (full, diff, incr) the newest''s stop time and repo_delta_bytes, and the newest restore test of an unexpired backup (when it ran, whether it passed); NULL where there is none';

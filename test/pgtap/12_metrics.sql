@@ -5,7 +5,8 @@
 -- name and labels); the values after crafting sessions, frontier items, HA
 -- terms, consistency logs and the blob store; which sessions are listed;
 -- crawl_error_kind()'s classification of the worker's errors; the backups'
--- figures (ha_backup_summary()) from crafted ha_backups rows and events.
+-- figures (ha_backup_summary()) from crafted ha_backups rows and events,
+-- their restore tests among them.
 BEGIN;
 SELECT * FROM no_plan();
 
@@ -189,8 +190,11 @@ SELECT is(ARRAY(SELECT x.name || x.labels::text || '=' || x.value FROM ha_metric
           ARRAY['crawler_ha_backups_kept{}=0'], 'no backup recorded: crawler_ha_backups_kept 0 and no other backup sample');
 SELECT results_eq('SELECT * FROM ha_backup_summary()',
                   $$VALUES (false, NULL::timestamptz, NULL::timestamptz, 0::bigint, NULL::boolean, NULL::timestamptz, NULL::bigint,
-                            NULL::timestamptz, NULL::bigint, NULL::timestamptz, NULL::bigint)$$,
-                  'ha_backup_summary(): not configured, nothing else');
+                            NULL::timestamptz, NULL::bigint, NULL::timestamptz, NULL::bigint, NULL::timestamptz, NULL::boolean)$$,
+                  'ha_backup_summary(): not configured, nothing else, no restore test');
+SELECT is(pg_get_function_result('public.ha_backup_summary()'::regprocedure),
+          'TABLE(configured boolean, last_success timestamp with time zone, last_failure timestamp with time zone, kept bigint, blobs_ok boolean, full_at timestamp with time zone, full_bytes bigint, diff_at timestamp with time zone, diff_bytes bigint, incr_at timestamp with time zone, incr_bytes bigint, restore_tested_at timestamp with time zone, restore_test_ok boolean)',
+          'ha_backup_summary() returns one row of these columns');
 -- A row of ha_backups: its type from its label, stopped at stopped.
 CREATE FUNCTION pg_temp.bk(label text, stopped timestamptz, verified boolean DEFAULT true, expired boolean DEFAULT false,
                            repo_delta bigint DEFAULT 10, blobs boolean DEFAULT NULL) RETURNS void
@@ -215,6 +219,15 @@ SELECT pg_temp.bk('20261108-000000F', now() - interval '2 days', repo_delta => 5
 SELECT pg_temp.bk('20261108-000000F_20261109-000000D', now() - interval '1 day', repo_delta => 700, blobs => true);
 SELECT pg_temp.bk('20261108-000000F_20261110-000000I', now() - interval '2 hours', repo_delta => 30, blobs => false);
 SELECT pg_temp.bk('20261108-000000F_20261110-010000I', now() - interval '1 hour', verified => false, repo_delta => 40);
+-- Restore tests: the expired full backup's, the newest of all, failed (it
+-- no longer counts); the kept full one's passed a day ago, the
+-- differential one's 3 hours ago: the newest over the kept backups.
+UPDATE ha_backups SET restore_tested_at = now() - interval '1 hour', restore_test_ok = false,
+                      restore_test_detail = '{"problem": "x"}' WHERE label = '20261101-000000F';
+UPDATE ha_backups SET restore_tested_at = now() - interval '1 day', restore_test_ok = true,
+                      restore_test_detail = '{}' WHERE label = '20261108-000000F';
+UPDATE ha_backups SET restore_tested_at = now() - interval '3 hours', restore_test_ok = true,
+                      restore_test_detail = '{}' WHERE label = '20261108-000000F_20261109-000000D';
 INSERT INTO ha_events (at, term, node, kind, reason, detail) VALUES
     (now() - interval '30 minutes', 1, 'tap', 'backup', 'incr backup of stanza alpha failed at backup: x',
      '{"ok": false, "step": "backup"}'),
@@ -323,17 +336,40 @@ SELECT is(pg_temp.v('crawler_ha_images_rows'), (SELECT count(*) FROM images)::do
 SELECT is(ARRAY(SELECT m.name || m.labels::text || '=' || m.value FROM m WHERE m.name LIKE 'crawler_ha_backup%' ORDER BY m.o),
           ARRAY['crawler_ha_backup_blobs_ok{}=0',
                 'crawler_ha_backup_last_failure_timestamp_seconds{}=' || extract(epoch FROM now() - interval '30 minutes')::double precision,
+                'crawler_ha_backup_last_restore_test_timestamp_seconds{}=' || extract(epoch FROM now() - interval '3 hours')::double precision,
                 'crawler_ha_backup_last_size_bytes{"type": "diff"}=700',
                 'crawler_ha_backup_last_size_bytes{"type": "full"}=5000',
                 'crawler_ha_backup_last_size_bytes{"type": "incr"}=30',
                 'crawler_ha_backup_last_success_timestamp_seconds{"type": "diff"}=' || extract(epoch FROM now() - interval '1 day')::double precision,
                 'crawler_ha_backup_last_success_timestamp_seconds{"type": "full"}=' || extract(epoch FROM now() - interval '2 days')::double precision,
                 'crawler_ha_backup_last_success_timestamp_seconds{"type": "incr"}=' || extract(epoch FROM now() - interval '2 hours')::double precision,
+                'crawler_ha_backup_restore_test_ok{}=1',
                 'crawler_ha_backups_kept{}=4'],
-          'backups: the newest verified kept one of each type (stop time, repo bytes), the newest failure (the event, newer than the failed verify), 4 kept (not the expired one), the newest''s blobs not all copied');
-SELECT results_eq('SELECT configured, last_success, last_failure, kept, blobs_ok FROM ha_backup_summary()',
-                  $$VALUES (true, now() - interval '2 hours', now() - interval '30 minutes', 4::bigint, false)$$,
+          'backups: the newest verified kept one of each type (stop time, repo bytes), the newest failure (the event, newer than the failed verify), 4 kept (not the expired one), the newest''s blobs not all copied, the newest restore test of a kept backup passed 3 hours ago (not the expired one''s)');
+SELECT results_eq('SELECT configured, last_success, last_failure, kept, blobs_ok, restore_tested_at, restore_test_ok FROM ha_backup_summary()',
+                  $$VALUES (true, now() - interval '2 hours', now() - interval '30 minutes', 4::bigint, false,
+                            now() - interval '3 hours', true)$$,
                   'ha_backup_summary(): the same figures');
+SELECT is((SELECT kind FROM m WHERE m.name = 'crawler_ha_backup_restore_test_ok') || ' '
+          || (SELECT kind FROM m WHERE m.name = 'crawler_ha_backup_last_restore_test_timestamp_seconds'), 'gauge gauge',
+          'the restore test''s metrics are gauges');
+-- A newer test, of the incremental backup, failed: 0, and its time.
+UPDATE ha_backups SET restore_tested_at = now() - interval '90 minutes', restore_test_ok = false,
+                      restore_test_detail = '{"problem": "the figures differ"}' WHERE label = '20261108-000000F_20261110-000000I';
+SELECT is(ARRAY(SELECT x.name || x.labels::text || '=' || x.value FROM ha_metrics() x WHERE x.name LIKE '%restore_test%'),
+          ARRAY['crawler_ha_backup_last_restore_test_timestamp_seconds{}=' || extract(epoch FROM now() - interval '90 minutes')::double precision,
+                'crawler_ha_backup_restore_test_ok{}=0'],
+          'the newest restore test failed: restore_test_ok 0, its time');
+SELECT results_eq('SELECT restore_tested_at, restore_test_ok FROM ha_backup_summary()',
+                  $$VALUES (now() - interval '90 minutes', false)$$, '... as ha_backup_summary() says');
+-- A later test of the differential backup passed: 1 again (the row keeps
+-- its newest test only).
+UPDATE ha_backups SET restore_tested_at = now() - interval '80 minutes' WHERE label = '20261108-000000F_20261109-000000D';
+SELECT is(ARRAY(SELECT x.name || x.labels::text || '=' || x.value FROM ha_metrics() x WHERE x.name LIKE '%restore_test%'),
+          ARRAY['crawler_ha_backup_last_restore_test_timestamp_seconds{}=' || extract(epoch FROM now() - interval '80 minutes')::double precision,
+                'crawler_ha_backup_restore_test_ok{}=1'],
+          'a later test passed: restore_test_ok 1');
+UPDATE ha_backups SET restore_tested_at = now() - interval '3 hours' WHERE label = '20261108-000000F_20261109-000000D';
 SELECT is((SELECT kind FROM m WHERE m.name = 'crawler_ha_backups_kept'), 'gauge', 'every backup metric is a gauge');
 -- The failure events gone (ha_retention()): the failed verify remains one.
 DELETE FROM ha_events WHERE kind = 'backup';
@@ -351,6 +387,14 @@ SELECT is(ARRAY(SELECT x.name || x.labels::text || '=' || x.value FROM ha_metric
                     OR x.labels ? 'type' AND x.labels ->> 'type' = 'incr'),
           ARRAY['crawler_ha_backup_blobs_ok{}=1', 'crawler_ha_backups_kept{}=2'],
           'incremental backups expired: no incr samples, 2 kept, the differential one''s blobs_ok');
+SELECT is(ARRAY(SELECT x.name || x.labels::text || '=' || x.value FROM ha_metrics() x WHERE x.name LIKE '%restore_test%'),
+          ARRAY['crawler_ha_backup_last_restore_test_timestamp_seconds{}=' || extract(epoch FROM now() - interval '3 hours')::double precision,
+                'crawler_ha_backup_restore_test_ok{}=1'],
+          '... and the failed restore test with them: the differential one''s, passed, is the newest');
+-- No kept backup tested: no restore test sample.
+UPDATE ha_backups SET restore_tested_at = NULL, restore_test_ok = NULL, restore_test_detail = NULL WHERE expired_at IS NULL;
+SELECT is((SELECT count(*) FROM ha_metrics() x WHERE x.name LIKE '%restore_test%'), 0::bigint,
+          'no kept backup tested (only expired ones): no restore test sample');
 
 -- Crawl: the sessions listed and their samples.
 SELECT is(ARRAY(SELECT DISTINCT (m.labels ->> 'session')::bigint FROM m WHERE m.labels ? 'session' ORDER BY 1),

@@ -3,7 +3,8 @@
 -- ha_alert_configure() and ha_alert_sender(). Their signatures and callers;
 -- bad input (NULLs, out-of-range and hostile values) with its SQLSTATE; each
 -- alert fired by crafting what it reads, once, with its cooldown, resolved;
--- the backup alerts from crafted ha_backups rows, backup events and terms.
+-- the backup alerts from crafted ha_backups rows, backup events and terms,
+-- and restore_test_failed from restore tests recorded on those rows.
 -- Everything runs in one transaction, so now() stands still: a cooldown of
 -- 0 s has passed at once, any other has not.
 BEGIN;
@@ -39,8 +40,9 @@ SELECT results_eq(
              ('file_sync_behind', 'CrawlerHaFileSyncBehind', 'warning', 'node', 300, 900, true),
              ('node_fenced', 'CrawlerHaNodeFenced', 'critical', 'node', NULL, 300, true),
              ('replication_lag', 'CrawlerHaReplicationLag', 'warning', 'cluster', NULL, 600, true),
+             ('restore_test_failed', 'CrawlerHaRestoreTestFailed', 'warning', 'cluster', NULL, 14400, true),
              ('switchover', 'CrawlerHaSwitchover', 'info', 'cluster', 600, 300, true)$$,
-    'ten alerts; database down 300 s, lag 600 s, disk 85 % and 1800 s as the specification says; backups stale after 26 h');
+    'eleven alerts; database down 300 s, lag 600 s, disk 85 % and 1800 s as the specification says; backups stale after 26 h');
 
 -- Wrong callers: only the agent evaluates and reports deliveries, only the
 -- admin configures, readers only read.
@@ -86,7 +88,24 @@ SELECT throws_ok(q, '22023', NULL, 'ha_alert_configure: ' || q || ' is refused')
     'SELECT * FROM ha_alert_configure(''backup_stale'', threshold => ''NaN'')',
     'SELECT * FROM ha_alert_configure(''backup_stale'', threshold => ''Infinity'')',
     'SELECT * FROM ha_alert_configure(''backup_stale'', cooldown_s => -1)',
-    'SELECT * FROM ha_alert_configure(''backup_stale ''::text)']) q;
+    'SELECT * FROM ha_alert_configure(''backup_stale ''::text)',
+    'SELECT * FROM ha_alert_configure(''restore_test_failed'', threshold => 1)',
+    'SELECT * FROM ha_alert_configure(''restore_test_failed'', threshold => 0)',
+    'SELECT * FROM ha_alert_configure(''restore_test_failed'', threshold => ''NaN'')',
+    'SELECT * FROM ha_alert_configure(''restore_test_failed'', threshold => -1)',
+    'SELECT * FROM ha_alert_configure(''restore_test_failed'', cooldown_s => -1)',
+    'SELECT * FROM ha_alert_configure(''restore_test_failed'', cooldown_s => 2592001)',
+    'SELECT * FROM ha_alert_configure(''Restore_Test_Failed'')',
+    'SELECT * FROM ha_alert_configure(''CrawlerHaRestoreTestFailed'')']) q;
+SELECT throws_like('SELECT * FROM ha_alert_configure(''restore_test_failed'', threshold => 1)',
+                   '%no threshold of its own%', 'restore_test_failed fires on a state: no threshold');
+SELECT results_eq($$SELECT alert, threshold, cooldown_s, enabled FROM ha_alert_configure('restore_test_failed', NULL, NULL, NULL)$$,
+                  $$VALUES ('restore_test_failed', NULL::float8, 14400, true)$$,
+                  'ha_alert_configure(restore_test_failed, NULLs) keeps it as it is');
+SELECT results_eq($$SELECT alert, threshold, cooldown_s, enabled FROM ha_alert_configure('restore_test_failed', cooldown_s => 3600)$$,
+                  $$VALUES ('restore_test_failed', NULL::float8, 3600, true)$$, 'its cooldown is configurable');
+SELECT results_eq($$SELECT alert, threshold, cooldown_s, enabled FROM ha_alert_configure('restore_test_failed', cooldown_s => 14400)$$,
+                  $$VALUES ('restore_test_failed', NULL::float8, 14400, true)$$, '... and set back');
 SELECT throws_like('SELECT * FROM ha_alert_configure(''backup_failed'', threshold => 1)',
                    '%no threshold of its own%', 'backup_failed fires on a state: no threshold');
 SELECT results_eq($$SELECT alert, threshold, cooldown_s, enabled FROM ha_alert_configure('backup_stale', NULL, NULL, NULL)$$,
@@ -366,6 +385,84 @@ SELECT lives_ok($$SELECT x.* FROM unnest(ARRAY['backup_stale', 'backup_failed'])
 SELECT results_eq('SELECT alert, status FROM pg_temp.delivered()',
                   $$VALUES ('backup_failed', 'resolved'), ('backup_stale', 'resolved')$$, 'a disabled alert resolves and never fires');
 SELECT is_empty('SELECT * FROM pg_temp.delivered()', '... nothing more');
+
+-- restore_test_failed (scope cluster): the newest restore test of a kept
+-- backup failed, on the node that backs up. This node is the primary, and
+-- by no term since another node's (2001 is gone): every test counts.
+DELETE FROM ha_backups;
+DELETE FROM ha_events WHERE kind IN ('backup', 'restore');
+CREATE FUNCTION pg_temp.due_rt() RETURNS TABLE (alert text, alertname text, status text, severity text, labels jsonb,
+                                                value double precision, summary text)
+LANGUAGE sql AS $$
+    SELECT e.alert, e.alertname, e.status, e.severity, e.labels, e.value, e.summary
+      FROM ha_alert_evaluate(1) e WHERE e.alert = 'restore_test_failed'
+$$;
+-- What is due, delivered at once.
+CREATE FUNCTION pg_temp.delivered_rt() RETURNS TABLE (alert text, status text)
+LANGUAGE sql AS $$
+    SELECT d.alert, d.status FROM pg_temp.due_rt() d WHERE ha_alert_notified(d.alert, d.labels, d.status)
+$$;
+SELECT pg_temp.bk('20261203-000000F', now() - interval '3 hours');
+SELECT pg_temp.bk('20261203-000000F_20261203-010000I', now() - interval '2 hours');
+SELECT is_empty('SELECT * FROM pg_temp.due_rt()', 'backups, never a restore test: nothing');
+SELECT ok(ha_backup_restore_tested('alpha', '20261203-000000F', true, '{"seconds": 1}') > 0, 'the full backup''s test passed');
+SELECT is_empty('SELECT * FROM pg_temp.due_rt()', 'the newest test passed: nothing');
+SELECT ok(ha_backup_restore_tested('alpha', '20261203-000000F_20261203-010000I', false,
+                                   jsonb_build_object('problem', E'figures differ (public.images)\n''; DROP TABLE images; --')) > 0,
+          'the incremental backup''s test failed');
+SELECT results_eq('SELECT alert, alertname, status, severity, labels FROM pg_temp.due_rt()',
+                  $$SELECT 'restore_test_failed', 'CrawlerHaRestoreTestFailed', 'firing', 'warning', me.labels FROM me$$,
+                  'restore_test_failed firing, warning, labelled with this node');
+SELECT is((SELECT value FROM ha_alerts() WHERE alert = 'restore_test_failed'),
+          (SELECT extract(epoch FROM restore_tested_at)::float8 FROM ha_backups WHERE label = '20261203-000000F_20261203-010000I'),
+          '... its value the failed test''s time');
+SELECT matches((SELECT summary FROM ha_alerts() WHERE alert = 'restore_test_failed'),
+               '^the newest restore test on .+, of incr backup 20261203-000000F_20261203-010000I of stanza alpha, failed at .+: figures differ \(public\.images\) ''; DROP TABLE images; --$',
+               '... naming the backup and quoting the problem on one line');
+SELECT has_table('public', 'images', '... which stays data');
+SELECT is((SELECT count(*) FROM ha_events WHERE kind = 'alert' AND reason LIKE 'alert restore_test_failed firing: %'), 1::bigint,
+          '... one HA event');
+SELECT is((SELECT value FROM ha_metrics() WHERE name = 'crawler_ha_backup_restore_test_ok'), 0::float8,
+          '... and crawler_ha_backup_restore_test_ok is 0');
+SELECT results_eq('SELECT alert, status FROM pg_temp.due_rt()', $$VALUES ('restore_test_failed', 'firing')$$,
+                  'not delivered: due again at the next evaluation');
+SELECT is((SELECT count(*) FROM ha_events WHERE kind = 'alert' AND reason LIKE 'alert restore_test_failed %'), 1::bigint,
+          '... without a second event');
+SELECT is(ha_alert_notified('restore_test_failed', (SELECT labels FROM me), 'firing'), true, 'delivered');
+SELECT is_empty('SELECT * FROM pg_temp.due_rt()', 'not due again within its cooldown (14400 s)');
+SELECT lives_ok($$SELECT * FROM ha_alert_configure('restore_test_failed', cooldown_s => 0)$$, 'cooldown 0 s');
+SELECT results_eq('SELECT * FROM pg_temp.delivered_rt()', $$VALUES ('restore_test_failed', 'firing')$$,
+                  'the cooldown has passed: due, delivered');
+-- Only the node that backs up, and only tests since it became primary.
+UPDATE ha_state SET role = 'standby';
+SELECT results_eq('SELECT * FROM pg_temp.delivered_rt()', $$VALUES ('restore_test_failed', 'resolved')$$, 'a standby: resolved');
+UPDATE ha_state SET role = 'primary';
+SELECT results_eq('SELECT * FROM pg_temp.delivered_rt()', $$VALUES ('restore_test_failed', 'firing')$$, 'the primary again: firing');
+INSERT INTO ha_terms (term, primary_name, primary_node_id, reason, started_at)
+VALUES (2002, (SELECT node_name FROM ha_node), (SELECT node_id FROM ha_node), 'switchover from other', clock_timestamp());
+SELECT results_eq('SELECT * FROM pg_temp.delivered_rt()', $$VALUES ('restore_test_failed', 'resolved')$$,
+                  'a test that failed before this node became primary is history: resolved');
+DELETE FROM ha_terms WHERE term = 2002;
+SELECT results_eq('SELECT * FROM pg_temp.delivered_rt()', $$VALUES ('restore_test_failed', 'firing')$$, 'without that term: firing');
+-- A later test that passes resolves it, of any kept backup.
+SELECT ok(ha_backup_restore_tested('alpha', '20261203-000000F', true, '{}') > 0, 'the full backup tested again: passed');
+SELECT results_eq('SELECT * FROM pg_temp.delivered_rt()', $$VALUES ('restore_test_failed', 'resolved')$$,
+                  'a later test passed: resolved');
+SELECT is((SELECT count(*) FROM ha_events WHERE kind = 'alert' AND reason LIKE 'alert restore_test_failed resolved: %'), 3::bigint,
+          '... an HA event at each resolution');
+-- A failed test of a backup retention then removed no longer counts.
+SELECT ok(ha_backup_restore_tested('alpha', '20261203-000000F_20261203-010000I', false, '{}') > 0, 'the incremental one fails again');
+SELECT results_eq('SELECT alert, status, summary LIKE ''%: see its restore event'' FROM pg_temp.due_rt()',
+                  $$VALUES ('restore_test_failed', 'firing', true)$$, 'firing (no problem recorded: the summary says where to look)');
+SELECT is(ha_alert_notified('restore_test_failed', (SELECT labels FROM me), 'firing'), true, 'delivered');
+UPDATE ha_backups SET expired_at = now() WHERE label = '20261203-000000F_20261203-010000I';
+SELECT results_eq('SELECT * FROM pg_temp.delivered_rt()', $$VALUES ('restore_test_failed', 'resolved')$$,
+                  'that backup expired: the full one''s passed test is the newest, resolved');
+-- Disabled: never fires.
+UPDATE ha_backups SET expired_at = NULL;
+SELECT lives_ok($$SELECT * FROM ha_alert_configure('restore_test_failed', enabled => false)$$, 'restore_test_failed disabled');
+SELECT is_empty('SELECT * FROM pg_temp.due_rt()', 'a disabled alert never fires');
+SELECT is((SELECT count(*) FROM ha_alerts() WHERE alert = 'restore_test_failed' AND active), 0::bigint, '... none active');
 
 SELECT * FROM finish();
 ROLLBACK;

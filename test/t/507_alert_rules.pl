@@ -63,7 +63,8 @@ is_deeply(
 	[ sort @alert_names ],
 	[ sort qw(CrawlerHaDatabaseDown CrawlerHaReplicationLag CrawlerHaDiskUsage CrawlerHaFailover
 		  CrawlerHaSwitchover CrawlerHaNodeFenced CrawlerHaConsistencyDifferences CrawlerHaFileSyncBehind
-		  CrawlerHaNoPrimary CrawlerHaTwoPrimaries CrawlerHaBackupStale CrawlerHaBackupFailed) ],
+		  CrawlerHaNoPrimary CrawlerHaTwoPrimaries CrawlerHaBackupStale CrawlerHaBackupFailed
+		  CrawlerHaRestoreTestFailed) ],
 	'... the alerts: the specification\'s three and the HA core\'s own');
 
 # --- promtool ---
@@ -236,7 +237,8 @@ my %cooldown = (
 	CrawlerHaFileSyncBehind => 900,
 	CrawlerHaConsistencyDifferences => 1800,
 	CrawlerHaBackupStale => 14400,
-	CrawlerHaBackupFailed => 3600);
+	CrawlerHaBackupFailed => 3600,
+	CrawlerHaRestoreTestFailed => 14400);
 is_deeply([ sort keys %cooldown ], [ sort @alert_names ], "$am_rel: a cooldown for every alert of the rules");
 my %receiver_of = (critical => 'crawler-ha-oncall', warning => 'crawler-ha-team', info => 'crawler-ha-team');
 for my $r (@rules)
