@@ -8,10 +8,11 @@
 #    (its worker killed); a full backup; a moment T; images and a session
 #    after T; an incremental backup; a failover between backups; a full
 #    backup on the new primary's own stanza; an image after it, its WAL
-#    archived; then both nodes lost;
+#    archived; then both nodes lost, data directories and stores deleted;
 #  - `crawler-ha restore --time T` restores the old primary's stanza to T:
 #    exactly the rows before T, with their blobs (one copied into the
-#    repository only by the later backup), each verified;
+#    repository only by the later backup), each verified; a time after
+#    the failover takes the new primary's stanza;
 #  - `crawler-ha restore --latest` takes the stanza of the highest term,
 #    replays its whole archive, names the one blob no backup copied, and
 #    makes the node the primary of a new term, alone;
@@ -209,14 +210,23 @@ like($out, qr/backup: full \d{8}-\d{6}F,/, '... full');
 like($out, qr/  blobs: \d+ referenced .*, 1 copied/, '... copying only its one new blob');
 my $sha_late = image($b, $ab, $b_sid, 'late');
 my $images_latest = $b->safe_psql('postgres', 'SELECT count(*) FROM images');
+# A moment after the failover, and a commit after it (recovery stops at the
+# first commit past its target: without one it would run out of WAL first).
+Time::HiRes::sleep(1.2);
+my $t3 = $b->safe_psql('postgres', "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')");
+Time::HiRes::sleep(1.2);
+$b->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://after-t3.test/'])");
 my $seg = $b->safe_psql('postgres', 'SELECT pg_walfile_name(pg_current_wal_lsn())');
 $b->safe_psql('postgres', 'SELECT pg_switch_wal()');
 ok($b->poll_query_until('postgres', "SELECT last_archived_wal >= '$seg' FROM pg_stat_archiver"),
 	'an image after the last backup, its WAL archived');
 
-# --- both nodes lost ---
+# --- both nodes lost: their data directories and stores deleted ---
 agent_kill($ab);
 $b->stop('immediate');
+File::Path::remove_tree($a->data_dir, $b->data_dir, $aa->{store}, $ab->{store});
+ok(!-e $a->data_dir && !-e $b->data_dir && !-e $aa->{store} && !-e $ab->{store},
+	'both nodes lost: data directories and blob stores deleted');
 
 # --- bad options, impossible targets ---
 my $conf = $bk->{conf}{rs_a};
@@ -277,6 +287,19 @@ my $store2 = PostgreSQL::Test::Utils::tempdir() . '/store';
 is($rc, 0, 'restore --set of the incremental backup (to its restore point): exit 0') or diag($out . $err);
 like($out, qr/  blobs: ${\($blobs1 + 1)} referenced by the rows, ${\($blobs1 + 1)} restored/, '... with the blob the incremental copied');
 ok(verified_store($store2)->{$sha_after_t}, '... the image after T among them, verified');
+
+# A time after the failover: the new primary's stanza.
+my $r3 = PostgreSQL::Test::Cluster->new('rs_t3');
+($rc, $out, $err) = backup_cli('restore', '--target', $r3->data_dir, '--time', $t3, '--config', $conf, '--no-blobs');
+is($rc, 0, "restore --time '$t3' (after the failover) --no-blobs: exit 0") or diag($out . $err);
+like($out, qr/restore of stanza rs_b, backup full \S+ \(node rs_b, [^)]+\): the newest backup before \S+ \S+ of the stanza made in the highest term \(term 2\)\n/,
+	'... from the new primary\'s stanza');
+unlike($out, qr/  blobs:/, '... and no blob');
+adopt($r3)->start;
+is($r3->safe_psql('postgres', 'SELECT count(*) FROM images'), $images_latest, '... holding every image written before that time');
+is($r3->safe_psql('postgres', "SELECT count(*) FROM crawl_sessions WHERE seeds[1] = 'http://after-t3.test/'"), '0',
+	'... and not the session after it');
+$r3->stop;
 
 # --- restore the latest: the new primary's stanza, its whole archive ---
 my $y = PostgreSQL::Test::Cluster->new('rs_y');
