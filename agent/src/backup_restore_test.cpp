@@ -164,17 +164,11 @@ int backup_test_restore(const std::vector<std::string>& args) {
   // The scratch directory: its own, under --scratch-dir, removed whatever happens.
   std::string tmpl = (fs::path(o.scratch_dir) / "crawler-ha-restore-test.XXXXXX").string();
   if (!::mkdtemp(tmpl.data())) return fail("test-restore", "cannot make a directory under " + o.scratch_dir);
-  struct RemoveDir {
-    std::string dir;
-    ~RemoveDir() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } remove_scratch{tmpl};
+  RemovedAtExit remove_scratch{tmpl};
   const std::string data_dir = tmpl + "/data";
   const std::string socket_dir = make_socket_dir(&error);
   if (socket_dir.empty()) return fail("test-restore", error);
-  RemoveDir remove_socket{socket_dir};
+  RemovedAtExit remove_socket{socket_dir};
 
   PgBackRest br(exe, o.config, include_dir_for(o.config), stanza, pgbackrest_environment());
   ChildResult restored = pgbackrest_restore(br, data_dir, label,

@@ -236,13 +236,7 @@ int run_restore_command(const std::vector<std::string>& args) {
   if (bin.empty()) return failed(error);
   const std::string socket_dir = make_socket_dir(&error);
   if (socket_dir.empty()) return failed(error);
-  struct RemoveDir {
-    std::string dir;
-    ~RemoveDir() {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-  } remove_socket_dir{socket_dir};
+  RemovedAtExit remove_socket_dir{socket_dir};
   const std::string log_file = fs::path(o.target).parent_path() / (fs::path(o.target).filename().string() + ".restore.log");
   ScratchServer server(bin, o.target, socket_dir, log_file);
   const auto replay0 = std::chrono::steady_clock::now();

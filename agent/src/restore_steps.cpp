@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <regex>
 
 namespace crawler::agent::backup_cli {
@@ -52,6 +53,11 @@ std::optional<std::vector<BlobRef>> referenced_blobs(NodeDb& db, std::string* er
     blobs.push_back(std::move(b));
   }
   return blobs;
+}
+
+RemovedAtExit::~RemovedAtExit() {
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 bool safe_dbname(const std::string& name) {

@@ -22,8 +22,20 @@ ChildResult pgbackrest_restore(const PgBackRest& br, const std::string& data_dir
                                const std::vector<std::string>& target_options);
 
 // A new private directory (mode 0700) for a restored cluster's socket,
-// /tmp/crawler-ha-restore.XXXXXX; "" with *error. The caller removes it.
+// /tmp/crawler-ha-restore.XXXXXX; "" with *error. The caller removes it
+// (RemovedAtExit).
 std::string make_socket_dir(std::string* error);
+
+// Removes `dir` and everything in it when it goes out of scope, whatever
+// the way out: a scratch cluster or a socket directory never outlives the
+// command that made it.
+struct RemovedAtExit {
+  std::string dir;
+  explicit RemovedAtExit(std::string d) : dir(std::move(d)) {}
+  ~RemovedAtExit();
+  RemovedAtExit(const RemovedAtExit&) = delete;
+  RemovedAtExit& operator=(const RemovedAtExit&) = delete;
+};
 
 // The blobs the images rows of the database `db` is connected to reference
 // (ha_backup_blob_manifest() in a REPEATABLE READ transaction of its own),
