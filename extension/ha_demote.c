@@ -25,13 +25,14 @@
 
 /* ---- demotion: a newer term exists elsewhere ---- */
 
-/* End the client sessions that hold the state row; returns how many. */
+/* End the client sessions whose writes hold ha_state against the fence; returns how many. */
 static int
 end_state_lock_holders_in_txn(void)
 {
 	char	   *n = ha_spi_sql("SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid)) "
 							"FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
-							"WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'RowShareLock' "
+							"WHERE l.locktype = 'relation' AND l.granted "
+							"AND l.mode IN ('RowShareLock', 'RowExclusiveLock') "
 							"AND l.relation = '%s.ha_state'::pg_catalog.regclass "
 							"AND l.database = (SELECT oid FROM pg_catalog.pg_database "
 							"                  WHERE datname = pg_catalog.current_database()) "
@@ -41,12 +42,21 @@ end_state_lock_holders_in_txn(void)
 	return n ? atoi(n) : 0;
 }
 
+static void
+lock_state_in_txn(void)
+{
+	ha_spi_sql("LOCK TABLE %s.ha_state IN EXCLUSIVE MODE", ha_local.schema);
+	ha_spi_sql("SELECT 1 FROM %s.ha_state FOR UPDATE", ha_local.schema);
+}
+
 /*
- * Lock the state row for the UPDATE that demotes or fences this node,
- * inside the caller's transaction.  The wait is queued like any UPDATE's
- * (writes that hold the row finish, later ones wait behind it) but lasts
- * at most HA_DEMOTE_GRACE_MS; then the client sessions still holding the row
- * are ended and the lock taken.  If even that fails, the error goes to the
+ * Lock ha_state for the UPDATE that demotes or fences this node, inside the
+ * caller's transaction: the table in EXCLUSIVE mode, which waits for every
+ * write that passed the fence (ha_assert_writable() holds it in ROW
+ * EXCLUSIVE mode), then the row.  The wait is queued like any lock's
+ * (writes in flight finish, later ones wait behind it) but lasts at most
+ * HA_DEMOTE_GRACE_MS; then the client sessions still holding it are ended
+ * and the lock taken.  If even that fails, the error goes to the
  * caller, whose next check tries again.  Returns how many sessions ended.
  */
 int
@@ -60,7 +70,7 @@ ha_lock_state_row_in_txn(void)
 	BeginInternalSubTransaction(NULL);
 	PG_TRY();
 	{
-		ha_spi_sql("SELECT 1 FROM %s.ha_state FOR UPDATE", ha_local.schema);
+		lock_state_in_txn();
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -80,10 +90,10 @@ ha_lock_state_row_in_txn(void)
 		ended = end_state_lock_holders_in_txn();
 		ereport(LOG,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-				 errmsg("crawler_ha: ended %d client sessions that still held the state row after %d ms",
+				 errmsg("crawler_ha: ended %d client sessions that still held ha_state after %d ms",
 						ended, HA_DEMOTE_GRACE_MS),
 				 errdetail("A transaction left open, or a commit waiting for a synchronous standby that is gone.")));
-		ha_spi_sql("SELECT 1 FROM %s.ha_state FOR UPDATE", ha_local.schema);
+		lock_state_in_txn();
 	}
 	PG_END_TRY();
 	return ended;
@@ -96,7 +106,7 @@ typedef struct DemoteArgs
 	const char *primary_name;
 	int32		primary_id;
 	bool		needs_rejoin;
-	int			ended;			/* client sessions ended to take the state row */
+	int			ended;			/* client sessions ended to take ha_state */
 } DemoteArgs;
 
 static void
@@ -105,7 +115,7 @@ demote_step(void *arg)
 	DemoteArgs *a = (DemoteArgs *) arg;
 	const char *cur;
 
-	/* waits for writes in flight (they hold ha_state FOR SHARE), boundedly */
+	/* waits for writes in flight (they hold ha_state in ROW EXCLUSIVE mode), boundedly */
 	a->ended = ha_lock_state_row_in_txn();
 	ha_spi_sql("UPDATE %s.ha_state SET role = 'standby', term = GREATEST(term, " INT64_FORMAT "), "
 			"primary_name = %s, primary_node_id = %d, fenced = false, needs_rejoin = %s",

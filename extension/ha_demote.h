@@ -10,11 +10,11 @@
 
 
 /*
- * Lock the state row for the UPDATE that demotes or fences this node,
- * inside the caller's transaction.  The wait is queued like any UPDATE's
- * (writes that hold the row finish, later ones wait behind it) but lasts
- * at most HA_DEMOTE_GRACE_MS; then the client sessions still holding the row
- * are ended and the lock taken.  If even that fails, the error goes to the
+ * Lock ha_state for the UPDATE that demotes or fences this node, inside the
+ * caller's transaction: the table in EXCLUSIVE mode (which waits for the
+ * writes that passed the fence), then the row.  The wait is queued like any
+ * lock's but lasts at most HA_DEMOTE_GRACE_MS; then the client sessions
+ * still holding the table are ended and the lock taken.  If even that fails, the error goes to the
  * caller, whose next check tries again.  Returns how many sessions ended.
  */
 extern int ha_lock_state_row_in_txn(void);

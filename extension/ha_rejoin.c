@@ -159,6 +159,8 @@ subscribe_step(void *arg)
 {
 	Rejoin	   *r = (Rejoin *) arg;
 
+	/* first, as every change that may stop writes: the write fence's lock */
+	ha_spi_sql("LOCK TABLE %s.ha_state IN EXCLUSIVE MODE", ha_local.schema);
 	ha_drop_subscription_in_txn();
 	if (r->resync)
 		ha_spi_sql("TRUNCATE %s", ha_spi_sql("SELECT %s.ha_data_table_list()", ha_local.schema));

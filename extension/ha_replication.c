@@ -94,9 +94,11 @@ set_paused_step(void *arg)
 	bool		paused = *(bool *) arg;
 
 	/*
-	 * Writes hold the state row FOR SHARE; one left open in a client's
-	 * transaction must not hold up the worker, which does everything else
-	 * too (a failover among them): give up after the grace and say why.
+	 * Writes do not hold the row (the fence is a table lock this UPDATE
+	 * does not conflict with), but an ha_* function or a backup freeze
+	 * left open in a client's transaction can: it must not hold up the
+	 * worker, which does everything else too (a failover among them): give
+	 * up after the grace and say why.
 	 */
 	ha_spi_sql("SET LOCAL lock_timeout = %d", HA_DEMOTE_GRACE_MS);
 	if (ha_spi_sql("UPDATE %s.ha_state SET paused = %s WHERE paused <> %s RETURNING 1",
@@ -107,7 +109,7 @@ set_paused_step(void *arg)
 
 /*
  * Maintenance mode on or off (ha_state.paused), giving up after
- * HA_DEMOTE_GRACE_MS behind a transaction holding the state row.  msg (not
+ * HA_DEMOTE_GRACE_MS behind a transaction holding ha_state.  msg (not
  * NULL) says what happened, or why not on false.
  */
 bool
@@ -118,8 +120,8 @@ ha_set_paused(bool paused, char *msg, size_t msglen)
 		size_t		len = strlen(msg);
 
 		snprintf(msg + len, msglen - len,
-				 "; a client transaction holds this node's state row (a write API call in a transaction "
-				 "left open): end it, or wait for it, and try again");
+				 "; a client transaction holds this node's ha_state (a backup's freeze, or an ha_* call "
+				 "in a transaction left open): end it, or wait for it, and try again");
 		return false;
 	}
 	ha_refresh_local_state();

@@ -16,7 +16,7 @@ extern void ha_monitor_replication(void);
 
 /*
  * Maintenance mode on or off (ha_state.paused), giving up after
- * HA_DEMOTE_GRACE_MS behind a transaction holding the state row.  On false,
+ * HA_DEMOTE_GRACE_MS behind a transaction holding ha_state.  On false,
  * msg says why.
  */
 extern bool ha_set_paused(bool paused, char *msg, size_t msglen);

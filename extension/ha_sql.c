@@ -10,7 +10,10 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -18,9 +21,11 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/pg_lsn.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "ha_shared.h"
@@ -31,6 +36,8 @@
 #include "ha_settings.h"
 
 PG_FUNCTION_INFO_V1(ha_fence_check);
+PG_FUNCTION_INFO_V1(ha_assert_writable);
+PG_FUNCTION_INFO_V1(ha_state_fence_held);
 PG_FUNCTION_INFO_V1(ha_alter_system);
 PG_FUNCTION_INFO_V1(ha_check_fence_order);
 PG_FUNCTION_INFO_V1(ha_peer_query);
@@ -111,22 +118,19 @@ node_identity(FunctionCallInfo fcinfo, int32 *id, char *name)
 }
 
 /*
- * ha_fence_check(term, role, fenced, primary_name): the checks of the write
- * fence that need more than the ha_state row the caller locked.
+ * Raises 25006, naming this node and the primary, unless this node may write
+ * in the given state (ha_check_write()'s rule); returns when it may.
  */
-Datum
-ha_fence_check(PG_FUNCTION_ARGS)
+static void
+refuse_unless_writable(FunctionCallInfo fcinfo, const char *role, int64 term, bool fenced,
+					   const char *primary)
 {
-	int64		term = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
-	char	   *role = PG_ARGISNULL(1) ? "unknown" : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	bool		fenced = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
-	char	   *primary = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
 	char		me[HA_NAME_LEN];
 	HaWriteCheck check;
 
 	ha_check_write(ha_role_from_name(role), term, fenced, &check);
 	if (check.verdict == HA_WRITE_ALLOWED)
-		PG_RETURN_VOID();
+		return;
 
 	/* the name is read only when a write is refused */
 	node_identity(fcinfo, NULL, me);
@@ -185,7 +189,144 @@ ha_fence_check(PG_FUNCTION_ARGS)
 			 errmsg("crawler_ha node \"%s\" does not accept writes", me),
 			 errdetail("default_transaction_read_only is on for this node."),
 			 errhint("Connect to the primary, for example with libpq's target_session_attrs=read-write.")));
+}
+
+/*
+ * ha_fence_check(term, role, fenced, primary_name): the write rule applied
+ * to a state the caller read (ha_backup_require_primary); raises 25006.
+ */
+Datum
+ha_fence_check(PG_FUNCTION_ARGS)
+{
+	int64		term = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
+	char	   *role = PG_ARGISNULL(1) ? "unknown" : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	bool		fenced = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	char	   *primary = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+
+	refuse_unless_writable(fcinfo, role, term, fenced, primary);
 	PG_RETURN_VOID();
+}
+
+/* Where ha_assert_writable() finds ha_state and its columns, per call site. */
+typedef struct FenceTarget
+{
+	Oid			relid;
+	AttrNumber	role;
+	AttrNumber	term;
+	AttrNumber	fenced;
+	AttrNumber	primary_name;
+} FenceTarget;
+
+static AttrNumber
+state_column(Oid relid, const char *name)
+{
+	AttrNumber	n = get_attnum(relid, name);
+
+	if (n == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("crawler_ha: ha_state has no column \"%s\"", name)));
+	return n;
+}
+
+static FenceTarget *
+fence_target(FunctionCallInfo fcinfo)
+{
+	FenceTarget *t = (FenceTarget *) fcinfo->flinfo->fn_extra;
+
+	if (t == NULL)
+	{
+		Oid			nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+		Oid			relid = get_relname_relid("ha_state", nsp);
+
+		if (!OidIsValid(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("crawler_ha: ha_state is missing from the extension's schema")));
+		t = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(FenceTarget));
+		t->relid = relid;
+		t->role = state_column(relid, "role");
+		t->term = state_column(relid, "term");
+		t->fenced = state_column(relid, "fenced");
+		t->primary_name = state_column(relid, "primary_name");
+		fcinfo->flinfo->fn_extra = t;
+	}
+	return t;
+}
+
+/*
+ * ha_assert_writable(): the write fence every write-API function calls
+ * first.  Raises 25006, naming the primary, unless this node is the unfenced
+ * primary of the newest term it knows; returns otherwise.
+ *
+ * Ordered against demotion by a table lock, not a row lock: it takes
+ * ha_state in ROW EXCLUSIVE mode, held to the end of the caller's
+ * transaction, and only then reads the row with the newest snapshot.  Every
+ * change that stops this node's writes (a demotion, a fence, the backup
+ * freeze) first takes ha_state in EXCLUSIVE mode, so it waits for the writes
+ * that passed this check, and every write after it reads what it committed
+ * (the BEFORE UPDATE trigger refuses such a change made without that lock).
+ * Unlike SELECT ... FOR SHARE, nothing is written: no WAL record, no
+ * multixact when several writers hold it; the lock is a fast-path one.
+ */
+Datum
+ha_assert_writable(PG_FUNCTION_ARGS)
+{
+	FenceTarget *t = fence_target(fcinfo);
+	Relation	rel;
+	Snapshot	snap;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	char	   *role = "unknown";
+	char	   *primary = NULL;
+	int64		term = 0;
+	bool		fenced = false;
+
+	rel = table_open(t->relid, RowExclusiveLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	tup = heap_getnext(scan, ForwardScanDirection);
+	if (tup != NULL)
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		Datum		v;
+
+		v = heap_getattr(tup, t->role, desc, &isnull);
+		if (!isnull)
+			role = TextDatumGetCString(v);
+		v = heap_getattr(tup, t->term, desc, &isnull);
+		if (!isnull)
+			term = DatumGetInt64(v);
+		v = heap_getattr(tup, t->fenced, desc, &isnull);
+		if (!isnull)
+			fenced = DatumGetBool(v);
+		v = heap_getattr(tup, t->primary_name, desc, &isnull);
+		if (!isnull)
+			primary = TextDatumGetCString(v);
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, NoLock);
+
+	refuse_unless_writable(fcinfo, role, term, fenced, primary);
+	PG_RETURN_VOID();
+}
+
+/*
+ * ha_state_fence_held(): whether this transaction holds ha_state in
+ * EXCLUSIVE mode or stronger, which a change that stops this node's writes
+ * must (see ha_assert_writable()).  Read by ha_state's update trigger.
+ */
+Datum
+ha_state_fence_held(PG_FUNCTION_ARGS)
+{
+	FenceTarget *t = fence_target(fcinfo);
+	Relation	rel = table_open(t->relid, AccessShareLock);
+	bool		held = CheckRelationLockedByMe(rel, ExclusiveLock, true);
+
+	table_close(rel, NoLock);
+	PG_RETURN_BOOL(held);
 }
 
 /*

@@ -37,7 +37,8 @@
 
 /*
  * How long a demotion or a fence lets writes in flight finish.  They hold
- * the ha_state row FOR SHARE until they end, and the UPDATE waits for them.
+ * ha_state in ROW EXCLUSIVE mode until they end, and the demotion's
+ * EXCLUSIVE lock waits for them.
  * A write commits in milliseconds; what is still there after this is a
  * client idle in its transaction, or a commit waiting for a synchronous
  * standby that is gone, and would hold the demotion up for as long as it
@@ -47,8 +48,8 @@
 #define HA_DEMOTE_GRACE_MS				2000
 
 /*
- * The self-fence waits this long for the state row: writes in flight hold
- * it, and the client sessions were just ended, so a longer wait means a
+ * The self-fence waits this long for ha_state: writes in flight hold it,
+ * and the client sessions were just ended, so a longer wait means a
  * stuck session; shared memory refuses writes meanwhile, and the fence is
  * persisted on the next try (HA_FENCE_PERSIST_RETRY_MS).
  */

@@ -252,9 +252,10 @@ ha_witness_self_fence(void)
 	ended = ha_terminate_clients(0);
 
 	sql = psprintf("SET LOCAL lock_timeout = %d; "
+				   "LOCK TABLE %s.ha_state IN EXCLUSIVE MODE; "
 				   "UPDATE %s.ha_state SET fenced = true, fence_reason = 'isolation' WHERE role = 'primary'; "
 				   "SELECT %s.ha_record_event('fence', %s, %.1f, %s::jsonb)",
-				   HA_SELF_FENCE_LOCK_TIMEOUT_MS, ha_ext_schema(), ha_ext_schema(),
+				   HA_SELF_FENCE_LOCK_TIMEOUT_MS, ha_ext_schema(), ha_ext_schema(), ha_ext_schema(),
 				   quote_literal_cstr(psprintf("isolated: neither the standby nor the witness reached for %ld ms "
 											   "(fence_timeout %d ms); %d client sessions ended",
 											   (long) ((now - last) / 1000), ha_fence_timeout_ms, ended)),

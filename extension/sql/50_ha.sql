@@ -3,8 +3,9 @@
 -- Nothing in this file is part of the publication: each node keeps its own.
 
 -- This node's view of the cluster. One row. The worker mirrors it into shared
--- memory; the write fence reads it (FOR SHARE) in the writer's transaction, so
--- a demotion waits for in-flight writes and every later write sees it.
+-- memory; the write fence reads it in the writer's transaction under a ROW
+-- EXCLUSIVE table lock that a demotion's EXCLUSIVE one waits for, so a
+-- demotion waits for in-flight writes and every later write sees it.
 CREATE TABLE @extschema@.ha_state (
     singleton       boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     role            text NOT NULL DEFAULT 'primary' CHECK (role IN ('primary', 'standby', 'witness')),
@@ -27,6 +28,13 @@ INSERT INTO @extschema@.ha_state (primary_name, primary_node_id)
 SELECT node_name, node_id FROM @extschema@.ha_node;
 
 -- The term only grows.
+CREATE FUNCTION @extschema@.ha_state_fence_held()
+RETURNS boolean
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ha_state_fence_held';
+COMMENT ON FUNCTION @extschema@.ha_state_fence_held() IS
+    'crawler_ha: whether this transaction holds ha_state in EXCLUSIVE mode, as a change that stops writes must (internal)';
+
 CREATE FUNCTION @extschema@.ha_state_term_guard()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -37,12 +45,20 @@ BEGIN
         RAISE EXCEPTION 'the term only grows: % -> % refused', OLD.term, NEW.term
             USING ERRCODE = 'check_violation';
     END IF;
+    -- A change that stops this primary's writes must wait for the writes
+    -- that passed the fence: they hold ha_state in ROW EXCLUSIVE mode.
+    IF OLD.role = 'primary' AND NOT OLD.fenced AND (NEW.role <> 'primary' OR NEW.fenced)
+       AND NOT @extschema@.ha_state_fence_held() THEN
+        RAISE EXCEPTION 'a change that stops this primary''s writes must first take ha_state in EXCLUSIVE mode'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'LOCK TABLE ha_state IN EXCLUSIVE MODE before the UPDATE: the write fence relies on it.';
+    END IF;
     NEW.updated_at := pg_catalog.now();
     RETURN NEW;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_state_term_guard() IS
-    'crawler_ha: refuses any update that would lower this node''s term';
+    'crawler_ha: refuses any update that would lower this node''s term, or stop its writes without the fence''s lock';
 CREATE TRIGGER ha_state_term_guard BEFORE UPDATE ON @extschema@.ha_state
     FOR EACH ROW EXECUTE FUNCTION @extschema@.ha_state_term_guard();
 
@@ -155,27 +171,15 @@ COMMENT ON FUNCTION @extschema@.ha_request(text, text, boolean) IS
 -- ---------------------------------------------------------------------------
 -- The write fence, with the term check.
 
-CREATE OR REPLACE FUNCTION @extschema@.ha_assert_writable()
+-- C (ha_sql.c): ha_state in ROW EXCLUSIVE mode to the end of the caller's
+-- transaction, then its row read with the newest snapshot. A change that
+-- stops this node's writes takes ha_state in EXCLUSIVE mode first, so it
+-- waits for the writes in flight and every later write sees it; no tuple
+-- lock, so a write API call logs nothing for the fence.
+CREATE FUNCTION @extschema@.ha_assert_writable()
 RETURNS void
-LANGUAGE plpgsql
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    st record;
-BEGIN
-    -- In a read-only transaction (a standby's) FOR SHARE would fail with a
-    -- message that does not name the primary: read without a lock first.
-    IF pg_catalog.current_setting('transaction_read_only') = 'on' THEN
-        SELECT s.role, s.term, s.fenced, s.primary_name INTO st FROM @extschema@.ha_state s;
-        PERFORM @extschema@.ha_fence_check(st.term, st.role, st.fenced, st.primary_name);
-    END IF;
-    -- Under FOR SHARE, so a demotion waits for this write and every write
-    -- after the demotion sees it.
-    SELECT s.role, s.term, s.fenced, s.primary_name INTO st FROM @extschema@.ha_state s FOR SHARE;
-    PERFORM @extschema@.ha_fence_check(st.term, st.role, st.fenced, st.primary_name);
-END
-$$;
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ha_assert_writable';
 COMMENT ON FUNCTION @extschema@.ha_assert_writable() IS
     'crawler_ha: raises SQLSTATE 25006, naming the primary, unless this node is the unfenced primary of the newest term it knows';
 
@@ -290,6 +294,11 @@ BEGIN
     IF st.role = want AND st.term >= 1 AND
        (want = 'primary' OR EXISTS (SELECT 1 FROM pg_catalog.pg_subscription WHERE subname = 'crawler_ha_sub')) THEN
         RETURN want;
+    END IF;
+    -- A writable primary set up as a standby stops its writes: the fence's
+    -- lock first (see ha_assert_writable()).
+    IF want = 'standby' AND st.role = 'primary' AND NOT st.fenced THEN
+        LOCK TABLE @extschema@.ha_state IN EXCLUSIVE MODE;
     END IF;
     PERFORM 1 FROM @extschema@.ha_state FOR UPDATE;
 

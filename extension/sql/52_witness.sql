@@ -59,6 +59,8 @@ DECLARE
     st   record;
     rows bigint;
 BEGIN
+    -- a fresh node is a primary of term 0: it stops writing (the fence's lock)
+    LOCK TABLE @extschema@.ha_state IN EXCLUSIVE MODE;
     SELECT * INTO st FROM @extschema@.ha_state FOR UPDATE;
     IF st.role = 'witness' THEN
         RETURN 'witness';

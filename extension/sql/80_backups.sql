@@ -153,8 +153,8 @@ COMMENT ON FUNCTION @extschema@.ha_backup_begin() IS
 -- as the first statement of a transaction that the caller commits at once
 -- (it ends by itself within 10 s: idle_in_transaction_session_timeout).
 -- Under an EXCLUSIVE lock on ha_state, which every write of crawl data
--- conflicts with (the write fence holds the state row FOR SHARE until its
--- commit), so every write that began before has committed and none can
+-- conflicts with (the write fence holds ha_state in ROW EXCLUSIVE mode
+-- until its commit), so every write that began before has committed and none can
 -- commit until this transaction ends, it writes a named restore point
 -- into the WAL and takes a transaction id. A snapshot taken by another
 -- session while this transaction is open sees exactly the crawl data at
@@ -174,7 +174,7 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 -- Writes in flight are short; a lock that does not come soon means
--- something holds the state row (a stuck client): fail rather than queue
+-- something holds ha_state (a stuck client): fail rather than queue
 -- every write behind it.
 SET lock_timeout = '10s'
 AS $$

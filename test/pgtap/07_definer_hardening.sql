@@ -109,6 +109,7 @@ SELECT is((SELECT count(*) FROM ha_table_key(t)), 1::bigint, 'ha_table_key(' || 
 -- A standby, or a read-only transaction, refuses the check up front with
 -- 25006 and says where to run it (it records every check in this node's
 -- ha_sync_log and ha_events), instead of failing at its first INSERT.
+LOCK TABLE ha_state IN EXCLUSIVE MODE;  -- as a demotion does
 UPDATE ha_state SET role = 'standby', primary_name = 'tap_primary';
 SET ROLE tap_admin;
 SELECT throws_ok('SELECT * FROM ha_check_consistency()', '25006',

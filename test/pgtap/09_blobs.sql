@@ -145,6 +145,7 @@ RESET ROLE;
 
 -- The write fence comes first in crawl_blob_target(): a node that does not
 -- accept writes answers 25006 whatever its agent.
+LOCK TABLE ha_state IN EXCLUSIVE MODE;  -- as a demotion does
 UPDATE ha_state SET role = 'standby', term = greatest(term, 1);
 SELECT throws_ok('SELECT * FROM crawl_blob_target()', '25006', NULL, 'crawl_blob_target() on a standby -> 25006');
 UPDATE ha_state SET role = 'primary';

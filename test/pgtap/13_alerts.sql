@@ -371,6 +371,7 @@ SELECT matches((SELECT summary FROM ha_alerts() WHERE alert = 'backup_stale'),
 
 -- Only the node that backs up: not a standby, not a fenced primary (the
 -- state changed in this transaction only).
+LOCK TABLE ha_state IN EXCLUSIVE MODE;  -- as a demotion does
 UPDATE ha_state SET role = 'standby';
 SELECT results_eq('SELECT alert, status FROM pg_temp.delivered()',
                   $$VALUES ('backup_failed', 'resolved'), ('backup_stale', 'resolved')$$, 'a standby: both resolve');

@@ -339,6 +339,7 @@ SELECT ok((SELECT count(*) = 3 AND bool_and(prev IS NULL OR rp_lsn > prev)
 -- The freeze refuses a standby as well (in "l", whose own transaction
 -- makes this node a standby for the moment).
 SELECT dblink_exec('l', 'BEGIN');
+SELECT dblink_exec('l', 'LOCK TABLE ha_state IN EXCLUSIVE MODE');
 SELECT dblink_exec('l', 'UPDATE ha_state SET role = ''standby''');
 SELECT throws_ok($$SELECT * FROM dblink('l', 'SELECT * FROM ha_backup_freeze(''20260103-000000F'')') AS t(a text, b pg_lsn, c xid8)$$,
                  '25006', NULL, 'a standby: ha_backup_freeze() -> 25006');
@@ -356,6 +357,7 @@ SELECT is((SELECT count(*) FROM crawl_sessions WHERE seeds[1] LIKE 'http://freez
 
 -- The standby and a fenced node never back up (25006, saying so). The
 -- state is changed in this transaction only.
+LOCK TABLE ha_state IN EXCLUSIVE MODE;  -- as a demotion does
 UPDATE ha_state SET role = 'standby', primary_name = 'the-primary';
 SELECT throws_like('SELECT * FROM ha_backup_begin()', 'this node may not make a backup now: %it is a standby; the primary is "the-primary"%',
                    'a standby: ha_backup_begin() refuses, naming the primary');
