@@ -95,8 +95,8 @@ DECLARE
     inserted boolean;
 BEGIN
     PERFORM @extschema@.ha_assert_writable();
-    -- Fast path: image_problem()'s rules (inlined: one expression) and a
-    -- session that is not stopped; image_check() says what is wrong.
+    -- Fast path: image_problem()'s rules (one C call) and a session that is
+    -- not stopped; image_check() says what is wrong.
     IF session IS NULL OR (item IS NULL) <> (worker IS NULL)
        OR @extschema@.image_problem(url, sha256, file_path, file_size, width, height, format, content_type,
                                     found_on, http_status, filename) IS NOT NULL

@@ -195,23 +195,31 @@ SELECT ok(image_record(:ok, 'http://ok.test/utf8', repeat('1', 64), '11/11/' || 
                        'png', 'image/png', filename => 'café ünïcode.png') > 0, 'a file name may be any printable text');
 RESET ROLE;
 
--- 5. The rules are written once (35_validation.sql) as SQL-standard bodies:
--- bound to their functions and operators when the extension was created, so
--- they need no fixed search_path, and the planner inlines them.
+-- 5. The rules are written once: the small ones as SQL-standard bodies in
+-- 35_validation.sql (bound to their functions and operators when the
+-- extension was created, so they need no fixed search_path, and inlined by
+-- the planner), the URL and image rules in C (crawl_validate.c; pgTAP
+-- 17_validation_rules.sql checks them against the regular expressions).
 SELECT is(count(*) FILTER (WHERE p.prosqlbody IS NULL), 0::bigint,
           'every SQL or PL/pgSQL function of the extension without a fixed search_path has a SQL-standard body')
   FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
   JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'crawler_ha'
  WHERE p.proconfig IS NULL AND l.lanname <> 'c';
+SELECT is((SELECT string_agg(p.proname || ':' || l.lanname || ':' || p.provolatile::text, ',' ORDER BY p.proname)
+             FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+            WHERE p.oid IN ('public.crawl_url_host_of(text)'::regprocedure, 'public.crawl_text_ok(text)'::regprocedure,
+                            'public.image_problem(text, text, text, bigint, integer, integer, text, text, text, integer, text)'::regprocedure)),
+          'crawl_text_ok:c:i,crawl_url_host_of:c:i,image_problem:c:i',
+          'the URL and image rules are immutable C functions');
 CREATE TEMP TABLE urls_here (u text);
 CREATE FUNCTION pg_temp.plan(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 BEGIN
     RETURN QUERY EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q;
 END
 $$;
-SELECT unalike((SELECT string_agg(l, ' ') FROM pg_temp.plan('SELECT public.crawl_url_host_of(u) FROM urls_here') l),
-              '%crawl_url_host_of%', 'crawl_url_host_of() is inlined into the statement that uses it');
+SELECT unalike((SELECT string_agg(l, ' ') FROM pg_temp.plan('SELECT public.crawl_worker_ok(u) FROM urls_here') l),
+              '%crawl_worker_ok%', 'a rule in SQL (crawl_worker_ok()) is inlined into the statement that uses it');
 
 SELECT * FROM finish();
 ROLLBACK;
