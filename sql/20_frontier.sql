@@ -16,7 +16,7 @@ SELECT crawl_enqueue(:s, ARRAY['http://site.test/e', 'http://site.test/f', 'http
 -- Images: other hosts only with images_any_host; one level below max depth is fine.
 SELECT crawl_enqueue(:s, ARRAY['http://site.test/i.png', 'http://cdn.test/j.png'], 3, 'image', 'http://site.test/a');
 SELECT url, kind, depth, host, found_on FROM crawl_frontier WHERE session_id = :s ORDER BY id;
-SELECT pages_queued, images_found FROM crawl_sessions WHERE id = :s;
+SELECT pages_queued, images_found FROM crawl_session_totals WHERE session_id = :s;
 
 -- A redirect may go where a link may: the same rule (crawl_scope_ok).
 SELECT u, k, crawl_redirect_allowed(:s, u, k) AS allowed
@@ -67,7 +67,7 @@ SELECT id AS mine FROM crawl_frontier WHERE session_id = :s AND lease_owner = 'w
 SELECT crawl_complete(:mine, 'w2');
 SELECT crawl_complete(:mine, 'w1', '{"http_status": 200, "bytes": 512}');
 SELECT crawl_complete(:mine, 'w1', '{"http_status": 200, "bytes": 512}');
-SELECT pages_fetched FROM crawl_sessions WHERE id = :s;
+SELECT pages_fetched FROM crawl_session_totals WHERE session_id = :s;
 SELECT crawl_complete(:mine, 'w1', NULL);
 SELECT crawl_complete(:mine, 'w1', '[]');
 SELECT crawl_complete(NULL, 'w1');
@@ -82,7 +82,7 @@ SELECT crawl_fail(:other, 'w2', 'HTTP 503', '0 seconds');  -- a retry of the sam
 SELECT item_id = :other AS same_item, attempts FROM crawl_claim('w2', 1);
 SELECT crawl_fail(:other, 'w2', 'HTTP 503 again', '0 seconds');
 SELECT state, attempts, last_error FROM crawl_frontier WHERE id = :other;
-SELECT errors, retries FROM crawl_sessions WHERE id = :s;
+SELECT errors, retries FROM crawl_session_totals WHERE session_id = :s;
 SELECT crawl_fail(:other, 'w2', NULL);
 SELECT crawl_fail(:other, 'w2', repeat('x', 5000));
 SELECT crawl_fail(:other, 'w2', 'x', '-1 second');
@@ -149,7 +149,7 @@ SELECT crawl_enqueue_many(:m,
              'http://many.test/b', 'http://many.test/b', 'http://many.test/a', 'http://many.test/a',
              'http://many.test/a']) AS queued;
 SELECT url, kind, depth, found_on FROM crawl_frontier WHERE session_id = :m ORDER BY id;
-SELECT pages_queued, images_found FROM crawl_sessions WHERE id = :m;
+SELECT pages_queued, images_found FROM crawl_session_totals WHERE session_id = :m;
 -- Again: nothing new. Empty arrays: nothing.
 SELECT crawl_enqueue_many(:m, ARRAY['http://many.test/a'], ARRAY['page'], ARRAY[1], ARRAY[NULL]::text[]);
 SELECT crawl_enqueue_many(:m, '{}', '{}', '{}', '{}');

@@ -11,7 +11,7 @@ SELECT xmin AS xmin_before FROM images WHERE id = :a \gset
 SELECT image_record(:s, 'http://img.test/a.png', repeat('ab', 32), 'ab/ab/' || repeat('ab', 32) || '.png',
                     1234, 640, 480, 'png', 'image/png') = :a AS same_id_again;
 SELECT xmin = :'xmin_before' AS row_untouched FROM images WHERE id = :a;
-SELECT images_stored, bytes_stored FROM crawl_sessions WHERE id = :s;
+SELECT images_stored, bytes_stored FROM crawl_session_totals WHERE session_id = :s;
 -- Same bytes under another URL: a second row, the same file.
 SELECT image_record(:s, 'http://img.test/copy.png', repeat('ab', 32), 'ab/ab/' || repeat('ab', 32) || '.png',
                     1234, 640, 480, 'png', 'image/png') <> :a AS new_row;
@@ -20,7 +20,7 @@ SELECT count(*) AS rows, count(DISTINCT file_path) AS files FROM images WHERE sh
 SELECT image_record(:s, 'http://img.test/a.png', repeat('cd', 32), 'cd/cd/' || repeat('cd', 32) || '.webp',
                     99, 10, 10, 'webp', 'image/webp') = :a AS same_id_new_content;
 SELECT url, sha256 = repeat('cd', 32) AS new_hash, file_size, width, height, format FROM image_get(:a);
-SELECT images_stored, bytes_stored FROM crawl_sessions WHERE id = :s;
+SELECT images_stored, bytes_stored FROM crawl_session_totals WHERE session_id = :s;
 
 -- Recording an image can complete its frontier item in the same transaction.
 SELECT crawl_enqueue(:s, ARRAY['http://img.test/b.gif'], 1, 'image', 'http://img.test/');
@@ -72,3 +72,39 @@ SELECT image_record(:s, 'http://img.test/copy.png', repeat('ab', 32), 'ab/ab/' |
                     1234, 640, 480, 'png', 'image/png') IS NOT NULL AS repeat_is_fine;
 SELECT image_record(:s, 'http://img.test/late.png', repeat('ab', 32), 'ab/ab/' || repeat('ab', 32) || '.png',
                     1234, 640, 480, 'png', 'image/png');
+
+-- Counters are written when the recording transaction commits, to its
+-- backend's own row (session, node, slot): within the transaction the totals
+-- do not show them yet; a rolled-back savepoint takes its counts with it; a
+-- transaction of many calls writes its row once.
+SELECT crawl_start(ARRAY['http://count.test/']) AS c \gset
+SELECT count(*) AS count_rows FROM crawl_session_counts WHERE session_id = :c;
+BEGIN;
+SELECT image_record(:c, 'http://count.test/' || g || '.png', h, left(h, 2) || '/' || substr(h, 3, 2) || '/' || h || '.png',
+                    10, 1, 1, 'png', 'image/png') IS NOT NULL AS recorded
+  FROM generate_series(1, 3) g, LATERAL (SELECT encode(sha256(g::text::bytea), 'hex') AS h) x;
+SELECT images_stored AS before_commit FROM crawl_session_totals WHERE session_id = :c;
+SAVEPOINT s1;
+SELECT image_record(:c, 'http://count.test/gone.png', repeat('ee', 32), 'ee/ee/' || repeat('ee', 32) || '.png',
+                    1000, 1, 1, 'png', 'image/png') IS NOT NULL AS recorded_then_rolled_back;
+ROLLBACK TO s1;
+SAVEPOINT s2;
+SELECT image_record(:c, 'http://count.test/kept.png', repeat('ef', 32), 'ef/ef/' || repeat('ef', 32) || '.png',
+                    100, 1, 1, 'png', 'image/png') IS NOT NULL AS recorded_in_a_kept_savepoint;
+RELEASE s2;
+COMMIT;
+SELECT images_stored, bytes_stored, queued, leased, done, failed FROM crawl_session_totals WHERE session_id = :c;
+SELECT count(*) AS count_rows, count(*) FILTER (WHERE c.slot > 0 AND c.node_id = (SELECT node_id FROM ha_node)) AS own_slots,
+       bool_and(c.key = c.session_id || '/' || c.node_id || '/' || c.slot) AS keys_name_their_row
+  FROM crawl_session_counts c WHERE c.session_id = :c;
+-- An aborted transaction counts nothing.
+BEGIN;
+SELECT image_record(:c, 'http://count.test/aborted.png', repeat('fe', 32), 'fe/fe/' || repeat('fe', 32) || '.png',
+                    1, 1, 1, 'png', 'image/png') IS NOT NULL AS recorded_then_aborted;
+ROLLBACK;
+SELECT images_stored, bytes_stored FROM crawl_session_totals WHERE session_id = :c;
+-- Only the owner writes the counters.
+SET ROLE crawler_ha_writer;
+SELECT crawl_count(:c, images_stored => 1000);
+UPDATE crawl_session_counts SET images_stored = 0;
+RESET ROLE;

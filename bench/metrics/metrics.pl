@@ -401,10 +401,14 @@ SQL
 UPDATE crawl_frontier f SET state = 'done', attempts = 1, updated_at = now() - interval '2 hours'
   FROM bench_s s
  WHERE f.session_id = s.id AND s.k % 10 = 0 AND s.k > 0 AND f.state IN ('queued', 'leased');
-UPDATE crawl_sessions c
-   SET pages_queued = f.pages, pages_fetched = f.pages_done, errors = f.failed, retries = f.failed * 2,
-       images_stored = coalesce(i.n, 0), bytes_stored = coalesce(i.bytes, 0),
-       images_found = f.images - f.images_done + coalesce(i.n, 0), updated_at = now()
+-- the event counters as a crawl would have left them, in slot 0 of this
+-- node (the rows by state are the frontier trigger's, written at commit)
+UPDATE crawl_session_counts SET pages_queued = 0, pages_fetched = 0, images_found = 0, images_stored = 0,
+                                bytes_stored = 0, errors = 0, retries = 0;
+INSERT INTO crawl_session_counts AS c (key, session_id, node_id, slot, pages_queued, pages_fetched, errors, retries,
+                                       images_stored, bytes_stored, images_found)
+SELECT f.session_id || '/' || n.node_id || '/0', f.session_id, n.node_id, 0, f.pages, f.pages_done, f.failed,
+       f.failed * 2, coalesce(i.n, 0), coalesce(i.bytes, 0), f.images - f.images_done + coalesce(i.n, 0)
   FROM (SELECT session_id,
                count(*) FILTER (WHERE kind = 'page') AS pages,
                count(*) FILTER (WHERE kind = 'page' AND state = 'done') AS pages_done,
@@ -414,7 +418,11 @@ UPDATE crawl_sessions c
           FROM crawl_frontier GROUP BY session_id) f
   LEFT JOIN (SELECT session_id, count(*) AS n, sum(file_size) AS bytes FROM images GROUP BY session_id) i
     USING (session_id)
- WHERE c.id = f.session_id;
+ CROSS JOIN ha_node n
+ON CONFLICT (key) DO UPDATE
+   SET pages_queued = EXCLUDED.pages_queued, pages_fetched = EXCLUDED.pages_fetched, errors = EXCLUDED.errors,
+       retries = EXCLUDED.retries, images_stored = EXCLUDED.images_stored, bytes_stored = EXCLUDED.bytes_stored,
+       images_found = EXCLUDED.images_found, updated_at = now();
 UPDATE crawl_sessions c
    SET status = CASE WHEN s.k % 10 = 5 THEN 'stopped' ELSE 'finished' END,
        started_at = now() - make_interval(mins => s.k * 10) - interval '6 hours',
@@ -431,14 +439,14 @@ SQL
 	# Until the standby has every row: its apply worker is then idle.
 	$t = time;
 	my $state = "SELECT (SELECT count(*) FROM images) || '/' || (SELECT count(*) FROM crawl_frontier) || '/' "
-	  . "|| (SELECT sum(errors + images_found + pages_queued) FROM crawl_sessions)";
+	  . "|| (SELECT sum(errors + images_found + pages_queued + queued + done) FROM crawl_session_totals)";
 	my $want = $p->safe_psql('postgres', $state);
 	$s->poll_query_until('postgres', "$state = '$want'") or die "the standby did not get the rows ($want)";
 	$took{standby} = time - $t;
 	# What autovacuum would have done by then (statistics, the visibility map,
 	# hint bits), and a checkpoint, so that neither runs among the scrapes.
 	$t = time;
-	my $vacuum = "VACUUM (ANALYZE) crawl_sessions, crawl_hosts, crawl_frontier, images, ha_blobs, ha_blob_wanted;\nCHECKPOINT;";
+	my $vacuum = "VACUUM (ANALYZE) crawl_sessions, crawl_session_counts, crawl_hosts, crawl_frontier, images, ha_blobs, ha_blob_wanted;\nCHECKPOINT;";
 	psql_each($p, $vacuum, $s, $vacuum);
 	$took{vacuum} = time - $t;
 	my $wanted = $p->safe_psql('postgres', 'SELECT count(*) FROM ha_blob_wanted');

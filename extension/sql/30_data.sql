@@ -14,6 +14,27 @@ CREATE TABLE @extschema@.crawl_sessions (
     settings      jsonb NOT NULL,
     started_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
     finished_at   timestamptz,
+    updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK ((status = 'running') = (finished_at IS NULL))
+);
+ALTER SEQUENCE @extschema@.crawl_sessions_id_seq OWNED BY @extschema@.crawl_sessions.id;
+COMMENT ON TABLE @extschema@.crawl_sessions IS
+    'crawler_ha: one crawl: its seeds and settings (its counters: crawl_session_counts)';
+
+-- A session's counters, one row for each (session, node, backend slot) that
+-- counted something. A writer adds to its own backend's row only, once, when
+-- its transaction commits (crawl_counts.c): concurrent writers never wait for
+-- each other on a counter, and a transaction of a hundred calls updates its
+-- row once. Only the sums mean anything (crawl_session_totals): the rows by
+-- state (queued, leased, done, failed) move with the frontier's rows, so one
+-- slot's share of queued goes negative when another slot queued what it
+-- leased. The key is one column, as consistency checks and merges compare
+-- rows by a single-column key.
+CREATE TABLE @extschema@.crawl_session_counts (
+    key           text PRIMARY KEY,
+    session_id    bigint NOT NULL REFERENCES @extschema@.crawl_sessions (id) ON DELETE CASCADE,
+    node_id       integer NOT NULL,
+    slot          integer NOT NULL,
     pages_queued  bigint NOT NULL DEFAULT 0,
     pages_fetched bigint NOT NULL DEFAULT 0,
     images_found  bigint NOT NULL DEFAULT 0,
@@ -21,12 +42,16 @@ CREATE TABLE @extschema@.crawl_sessions (
     bytes_stored  bigint NOT NULL DEFAULT 0,
     errors        bigint NOT NULL DEFAULT 0,
     retries       bigint NOT NULL DEFAULT 0,
+    queued        bigint NOT NULL DEFAULT 0,
+    leased        bigint NOT NULL DEFAULT 0,
+    done          bigint NOT NULL DEFAULT 0,
+    failed        bigint NOT NULL DEFAULT 0,
     updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    CHECK ((status = 'running') = (finished_at IS NULL))
+    CHECK (key = session_id::text || '/' || node_id::text || '/' || slot::text)
 );
-ALTER SEQUENCE @extschema@.crawl_sessions_id_seq OWNED BY @extschema@.crawl_sessions.id;
-COMMENT ON TABLE @extschema@.crawl_sessions IS
-    'crawler_ha: one crawl: its seeds, settings and counters';
+CREATE INDEX crawl_session_counts_session_idx ON @extschema@.crawl_session_counts (session_id);
+COMMENT ON TABLE @extschema@.crawl_session_counts IS
+    'crawler_ha: a session''s counters, per (session, node, backend slot); crawl_session_totals sums them';
 
 -- Politeness state per host, shared by every worker through the database.
 CREATE TABLE @extschema@.crawl_hosts (
@@ -112,6 +137,7 @@ COMMENT ON TABLE @extschema@.images IS
 
 -- pg_dump keeps the crawl data (but not per-node state) of an extension.
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.crawl_sessions', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.crawl_session_counts', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.crawl_hosts', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.crawl_frontier', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.images', '');
@@ -122,7 +148,7 @@ RETURNS regclass[]
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT ARRAY['@extschema@.crawl_sessions', '@extschema@.crawl_hosts',
+    SELECT ARRAY['@extschema@.crawl_sessions', '@extschema@.crawl_session_counts', '@extschema@.crawl_hosts',
                  '@extschema@.crawl_frontier', '@extschema@.images']::pg_catalog.regclass[]
 $$;
 COMMENT ON FUNCTION @extschema@.ha_data_tables() IS

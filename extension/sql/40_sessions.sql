@@ -1,5 +1,75 @@
 -- Sessions: start, stop, status. Write functions check the fence first.
 
+-- Counters (crawl_counts.c). The write API adds to them through
+-- crawl_count(), the frontier's rows by state through the trigger below;
+-- both are written when the transaction commits, to this backend's own row
+-- of crawl_session_counts. Within the writing transaction, the totals do not
+-- show them yet.
+CREATE FUNCTION @extschema@.crawl_count(session bigint, pages_queued bigint DEFAULT 0, pages_fetched bigint DEFAULT 0,
+                                        images_found bigint DEFAULT 0, images_stored bigint DEFAULT 0,
+                                        bytes_stored bigint DEFAULT 0, errors bigint DEFAULT 0,
+                                        retries bigint DEFAULT 0)
+RETURNS void
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'crawl_count';
+COMMENT ON FUNCTION @extschema@.crawl_count(bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint) IS
+    'crawler_ha (internal): adds to a session''s counters when this transaction commits';
+
+CREATE FUNCTION @extschema@.crawl_counts_flush()
+RETURNS void
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'crawl_counts_flush';
+COMMENT ON FUNCTION @extschema@.crawl_counts_flush() IS
+    'crawler_ha (internal): writes this transaction''s pending counters now';
+
+CREATE FUNCTION @extschema@.crawl_frontier_count()
+RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'crawl_frontier_count';
+COMMENT ON FUNCTION @extschema@.crawl_frontier_count() IS
+    'crawler_ha (internal): keeps a session''s frontier rows by state counted';
+CREATE TRIGGER crawl_frontier_count AFTER INSERT OR DELETE OR UPDATE OF state ON @extschema@.crawl_frontier
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.crawl_frontier_count();
+
+-- The pages a session has queued, this transaction's included: what the
+-- page budget (max_pages) is spent against. Its callers hold the session's
+-- row FOR UPDATE, so no other transaction queues pages meanwhile.
+CREATE FUNCTION @extschema@.crawl_pages_queued(session bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM @extschema@.crawl_counts_flush();
+    RETURN (SELECT coalesce(sum(c.pages_queued), 0)::bigint FROM @extschema@.crawl_session_counts c
+             WHERE c.session_id = session);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_pages_queued(bigint) IS
+    'crawler_ha (internal): the pages a session has queued, this transaction''s included';
+
+-- Every session's totals: the sums of its counters' rows (0 without any).
+-- Read one session at a time, it costs its few rows, whatever the size of
+-- the frontier or of images.
+CREATE VIEW @extschema@.crawl_session_totals AS
+SELECT s.id AS session_id,
+       coalesce(sum(c.pages_queued), 0)::bigint AS pages_queued,
+       coalesce(sum(c.pages_fetched), 0)::bigint AS pages_fetched,
+       coalesce(sum(c.images_found), 0)::bigint AS images_found,
+       coalesce(sum(c.images_stored), 0)::bigint AS images_stored,
+       coalesce(sum(c.bytes_stored), 0)::bigint AS bytes_stored,
+       coalesce(sum(c.errors), 0)::bigint AS errors,
+       coalesce(sum(c.retries), 0)::bigint AS retries,
+       coalesce(sum(c.queued), 0)::bigint AS queued,
+       coalesce(sum(c.leased), 0)::bigint AS leased,
+       coalesce(sum(c.done), 0)::bigint AS done,
+       coalesce(sum(c.failed), 0)::bigint AS failed
+  FROM @extschema@.crawl_sessions s
+  LEFT JOIN @extschema@.crawl_session_counts c ON c.session_id = s.id
+ GROUP BY s.id;
+COMMENT ON VIEW @extschema@.crawl_session_totals IS
+    'crawler_ha: each session''s counters (pages queued and fetched, images found and stored, bytes, errors, retries) and its frontier rows by state';
+
 -- A running session with nothing queued or leased is finished. Called by
 -- crawl_status and by a claim that finds nothing to hand out.
 CREATE FUNCTION @extschema@.crawl_finish_if_idle(session bigint)
@@ -101,18 +171,13 @@ BEGIN
         END;
     END IF;
     RETURN QUERY
-    SELECT s.id, s.status, s.started_at, s.finished_at, s.pages_fetched, s.images_found,
-           s.images_stored, s.bytes_stored, s.errors, s.retries,
-           count(*) FILTER (WHERE f.state = 'queued'),
-           count(*) FILTER (WHERE f.state = 'leased'),
-           count(*) FILTER (WHERE f.state = 'done'),
-           count(*) FILTER (WHERE f.state = 'failed'),
-           round((s.pages_fetched + s.images_stored)::numeric
-                 / NULLIF(s.pages_fetched + s.images_stored + s.errors, 0), 4)
+    SELECT s.id, s.status, s.started_at, s.finished_at, t.pages_fetched, t.images_found,
+           t.images_stored, t.bytes_stored, t.errors, t.retries, t.queued, t.leased, t.done, t.failed,
+           round((t.pages_fetched + t.images_stored)::numeric
+                 / NULLIF(t.pages_fetched + t.images_stored + t.errors, 0), 4)
       FROM @extschema@.crawl_sessions s
-      LEFT JOIN @extschema@.crawl_frontier f ON f.session_id = s.id
-     WHERE s.id = session
-     GROUP BY s.id;
+      JOIN @extschema@.crawl_session_totals t ON t.session_id = s.id
+     WHERE s.id = session;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_status(bigint) IS

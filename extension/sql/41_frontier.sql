@@ -90,7 +90,7 @@ BEGIN
         RETURN 0;
     END IF;
     budget := CASE WHEN kind = 'page'
-                   THEN greatest((s.settings ->> 'max_pages')::bigint - s.pages_queued, 0)
+                   THEN greatest((s.settings ->> 'max_pages')::bigint - @extschema@.crawl_pages_queued(session), 0)
                    ELSE 9223372036854775807 END;
 
     WITH candidates AS (
@@ -117,11 +117,8 @@ BEGIN
     SELECT count(*) INTO queued FROM ins;
 
     IF queued > 0 THEN
-        UPDATE @extschema@.crawl_sessions cs
-           SET pages_queued = cs.pages_queued + CASE WHEN kind = 'page' THEN queued ELSE 0 END,
-               images_found = cs.images_found + CASE WHEN kind = 'image' THEN queued ELSE 0 END,
-               updated_at = now()
-         WHERE cs.id = session;
+        PERFORM @extschema@.crawl_count(session, pages_queued => CASE WHEN kind = 'page' THEN queued ELSE 0 END,
+                                        images_found => CASE WHEN kind = 'image' THEN queued ELSE 0 END);
     END IF;
     RETURN queued;
 END
@@ -192,7 +189,7 @@ BEGIN
         RETURN 0;  -- a stopped crawl takes no more work; not an error for the worker
     END IF;
     max_depth := (s.settings ->> 'max_depth')::integer;
-    budget := greatest((s.settings ->> 'max_pages')::bigint - s.pages_queued, 0);
+    budget := greatest((s.settings ->> 'max_pages')::bigint - @extschema@.crawl_pages_queued(session), 0);
 
     WITH candidates AS (
         SELECT DISTINCT ON (t.u) t.u, t.h, t.k, t.d, t.f, t.o
@@ -221,10 +218,7 @@ BEGIN
       INTO pages, images FROM ins;
 
     IF pages + images > 0 THEN
-        UPDATE @extschema@.crawl_sessions cs
-           SET pages_queued = cs.pages_queued + pages, images_found = cs.images_found + images,
-               updated_at = now()
-         WHERE cs.id = session;
+        PERFORM @extschema@.crawl_count(session, pages_queued => pages, images_found => images);
     END IF;
     RETURN pages + images;
 END
@@ -482,9 +476,7 @@ BEGIN
            updated_at = clock_timestamp()
      WHERE f.id = item;
     IF r.kind = 'page' THEN
-        UPDATE @extschema@.crawl_sessions s
-           SET pages_fetched = s.pages_fetched + 1, updated_at = now()
-         WHERE s.id = r.session_id;
+        PERFORM @extschema@.crawl_count(r.session_id, pages_fetched => 1);
     END IF;
     RETURN true;
 END
@@ -531,11 +523,8 @@ BEGIN
            next_fetch_at = CASE WHEN new_state = 'queued' THEN clock_timestamp() + retry_after ELSE f.next_fetch_at END,
            updated_at = clock_timestamp()
      WHERE f.id = item;
-    UPDATE @extschema@.crawl_sessions s
-       SET retries = s.retries + CASE WHEN new_state = 'queued' THEN 1 ELSE 0 END,
-           errors = s.errors + CASE WHEN new_state = 'failed' THEN 1 ELSE 0 END,
-           updated_at = now()
-     WHERE s.id = r.session_id;
+    PERFORM @extschema@.crawl_count(r.session_id, retries => CASE WHEN new_state = 'queued' THEN 1 ELSE 0 END,
+                                    errors => CASE WHEN new_state = 'failed' THEN 1 ELSE 0 END);
     RETURN new_state;
 END
 $$;

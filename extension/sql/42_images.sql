@@ -123,10 +123,7 @@ BEGIN
     IF image_id IS NULL THEN
         SELECT i.id INTO image_id FROM @extschema@.images i WHERE i.url = image_record.url;
     ELSIF inserted THEN
-        UPDATE @extschema@.crawl_sessions s
-           SET images_stored = s.images_stored + 1, bytes_stored = s.bytes_stored + file_size,
-               updated_at = now()
-         WHERE s.id = session;
+        PERFORM @extschema@.crawl_count(session, images_stored => 1, bytes_stored => file_size);
     END IF;
 
     IF item IS NOT NULL THEN

@@ -35,9 +35,17 @@ BEGIN
     -- Newest first: the primary key backwards, from `before` down.
     RETURN QUERY
     SELECT s.id, s.status, cardinality(s.seeds), s.seeds[array_lower(s.seeds, 1)], s.started_at,
-           s.finished_at, s.pages_fetched, s.images_found, s.images_stored, s.bytes_stored, s.errors,
-           s.retries
+           s.finished_at, t.pages_fetched, t.images_found, t.images_stored, t.bytes_stored, t.errors,
+           t.retries
       FROM @extschema@.crawl_sessions s
+     CROSS JOIN LATERAL (
+           SELECT coalesce(sum(c.pages_fetched), 0)::bigint AS pages_fetched,
+                  coalesce(sum(c.images_found), 0)::bigint AS images_found,
+                  coalesce(sum(c.images_stored), 0)::bigint AS images_stored,
+                  coalesce(sum(c.bytes_stored), 0)::bigint AS bytes_stored,
+                  coalesce(sum(c.errors), 0)::bigint AS errors,
+                  coalesce(sum(c.retries), 0)::bigint AS retries
+             FROM @extschema@.crawl_session_counts c WHERE c.session_id = s.id) t
      WHERE (crawl_list.before IS NULL OR s.id < crawl_list.before)
      ORDER BY s.id DESC
      LIMIT crawl_list.max_rows;

@@ -206,7 +206,10 @@ REVOKE ALL ON FUNCTION @extschema@.ha_merge_refuse_invalid(text, text, jsonb, te
 --     the old term's lease is void, so a leased row arrives queued); done here
 --     and failed there (or the reverse) is a conflict, recorded, done wins;
 --   crawl_sessions: a stop on either side holds; different seeds or settings
---     are a conflict (this row stays); counters are recounted from the rows;
+--     are a conflict (this row stays);
+--   crawl_session_counts: the old primary's rows keep the larger retries
+--     count; every touched session's other counters are then recounted from
+--     the rows (the difference goes to this node's slot 0);
 --   crawl_hosts: the later politeness times and the newer robots.txt win;
 --   a row the old primary deleted is kept here and reported.
 -- Every call is recorded as a 'merge' event listing the keys it inserted or
@@ -227,6 +230,8 @@ DECLARE
     sessions bigint[] := '{}';
     inc_s @extschema@.crawl_sessions;
     cur_s @extschema@.crawl_sessions;
+    inc_c @extschema@.crawl_session_counts;
+    fresh boolean;
     inc_h @extschema@.crawl_hosts;
     cur_h @extschema@.crawl_hosts;
     inc_f @extschema@.crawl_frontier;
@@ -281,8 +286,30 @@ BEGIN
             ELSE
                 kept := kept + 1;
             END IF;
-            UPDATE @extschema@.crawl_sessions c SET retries = greatest(c.retries, inc_s.retries)
-             WHERE c.id = inc_s.id AND c.retries < inc_s.retries;
+        END LOOP;
+
+    ELSIF tbl = '@extschema@.crawl_session_counts'::regclass THEN
+        -- The old primary's own rows: what it counted in its term. Every
+        -- counter that the rows can tell is recounted below, so that an
+        -- image or a URL the merge kept from this side is not counted twice;
+        -- only the retries, which no row records, keep the larger figure.
+        FOR inc_c IN SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.crawl_session_counts, rows) LOOP
+            IF NOT EXISTS (SELECT 1 FROM @extschema@.crawl_sessions s WHERE s.id = inc_c.session_id) THEN
+                kept := kept + 1;
+                CONTINUE;
+            END IF;
+            sessions := sessions || inc_c.session_id;
+            INSERT INTO @extschema@.crawl_session_counts AS c (key, session_id, node_id, slot, retries)
+            VALUES (inc_c.session_id || '/' || inc_c.node_id || '/' || inc_c.slot, inc_c.session_id, inc_c.node_id,
+                    inc_c.slot, coalesce(inc_c.retries, 0))
+            ON CONFLICT (key) DO UPDATE
+               SET retries = greatest(c.retries, EXCLUDED.retries), updated_at = now()
+            RETURNING (xmax = 0) INTO fresh;
+            IF fresh THEN
+                inserted := inserted || to_jsonb(inc_c.key);
+            ELSE
+                replaced := replaced || to_jsonb(inc_c.key);
+            END IF;
         END LOOP;
 
     ELSIF tbl = '@extschema@.crawl_hosts'::regclass THEN
@@ -434,26 +461,48 @@ BEGIN
         kept := jsonb_array_length(valid) - jsonb_array_length(inserted);
     END IF;
 
-    -- Counters follow the merged rows (never downwards: they are statistics
-    -- that other writes may already have moved on).
+    -- Counters follow the merged rows: what this merge's writes counted is
+    -- written first, then the difference to a recount from the rows goes to
+    -- this node's slot 0 (no backend's): the rows by state exactly, the
+    -- events never downwards (they are statistics that other writes may
+    -- already have moved on).
     IF cardinality(sessions) > 0 THEN
-        UPDATE @extschema@.crawl_sessions c
-           SET pages_queued  = greatest(c.pages_queued,  x.pages_queued),
-               images_found  = greatest(c.images_found,  x.images_found),
-               pages_fetched = greatest(c.pages_fetched, x.pages_fetched),
-               errors        = greatest(c.errors,        x.errors),
-               images_stored = greatest(c.images_stored, x.images_stored),
-               bytes_stored  = greatest(c.bytes_stored,  x.bytes_stored),
-               updated_at    = now()
-          FROM (SELECT u.id,
-                       (SELECT count(*) FROM @extschema@.crawl_frontier f WHERE f.session_id = u.id AND f.kind = 'page') AS pages_queued,
-                       (SELECT count(*) FROM @extschema@.crawl_frontier f WHERE f.session_id = u.id AND f.kind = 'image') AS images_found,
-                       (SELECT count(*) FROM @extschema@.crawl_frontier f WHERE f.session_id = u.id AND f.kind = 'page' AND f.state = 'done') AS pages_fetched,
-                       (SELECT count(*) FROM @extschema@.crawl_frontier f WHERE f.session_id = u.id AND f.state = 'failed') AS errors,
-                       (SELECT count(*) FROM @extschema@.images i WHERE i.session_id = u.id) AS images_stored,
-                       (SELECT coalesce(sum(i.file_size), 0) FROM @extschema@.images i WHERE i.session_id = u.id) AS bytes_stored
-                  FROM (SELECT DISTINCT unnest(sessions) AS id) u) x
-         WHERE c.id = x.id;
+        PERFORM @extschema@.crawl_counts_flush();
+        INSERT INTO @extschema@.crawl_session_counts AS c
+               (key, session_id, node_id, slot, pages_queued, pages_fetched, images_found, images_stored,
+                bytes_stored, errors, queued, leased, done, failed)
+        SELECT x.id || '/' || me.node_id || '/0', x.id, me.node_id, 0,
+               greatest(x.pages_queued - t.pages_queued, 0), greatest(x.pages_fetched - t.pages_fetched, 0),
+               greatest(x.images_found - t.images_found, 0), greatest(x.images_stored - t.images_stored, 0),
+               greatest(x.bytes_stored - t.bytes_stored, 0), greatest(x.errors - t.errors, 0),
+               x.queued - t.queued, x.leased - t.leased, x.done - t.done, x.failed - t.failed
+          FROM (SELECT u.id, f.pages_queued, f.images_found, f.pages_fetched, f.errors, f.queued, f.leased, f.done,
+                       f.failed, i.images_stored, i.bytes_stored
+                  FROM (SELECT DISTINCT unnest(sessions) AS id) u,
+                       LATERAL (SELECT count(*) FILTER (WHERE f.kind = 'page') AS pages_queued,
+                                       count(*) FILTER (WHERE f.kind = 'image') AS images_found,
+                                       count(*) FILTER (WHERE f.kind = 'page' AND f.state = 'done') AS pages_fetched,
+                                       count(*) FILTER (WHERE f.state = 'failed') AS errors,
+                                       count(*) FILTER (WHERE f.state = 'queued') AS queued,
+                                       count(*) FILTER (WHERE f.state = 'leased') AS leased,
+                                       count(*) FILTER (WHERE f.state = 'done') AS done,
+                                       count(*) FILTER (WHERE f.state = 'failed') AS failed
+                                  FROM @extschema@.crawl_frontier f WHERE f.session_id = u.id) f,
+                       LATERAL (SELECT count(*) AS images_stored, coalesce(sum(i.file_size), 0) AS bytes_stored
+                                  FROM @extschema@.images i WHERE i.session_id = u.id) i
+                 WHERE EXISTS (SELECT 1 FROM @extschema@.crawl_sessions s WHERE s.id = u.id)) x
+          JOIN @extschema@.crawl_session_totals t ON t.session_id = x.id
+         CROSS JOIN @extschema@.ha_node me
+        ON CONFLICT (key) DO UPDATE
+           SET pages_queued = c.pages_queued + EXCLUDED.pages_queued,
+               pages_fetched = c.pages_fetched + EXCLUDED.pages_fetched,
+               images_found = c.images_found + EXCLUDED.images_found,
+               images_stored = c.images_stored + EXCLUDED.images_stored,
+               bytes_stored = c.bytes_stored + EXCLUDED.bytes_stored,
+               errors = c.errors + EXCLUDED.errors,
+               queued = c.queued + EXCLUDED.queued, leased = c.leased + EXCLUDED.leased,
+               done = c.done + EXCLUDED.done, failed = c.failed + EXCLUDED.failed,
+               updated_at = now();
         -- merged queued work reopens a finished session
         UPDATE @extschema@.crawl_sessions c SET status = 'running', finished_at = NULL, updated_at = now()
          WHERE c.id = ANY (sessions) AND c.status = 'finished'

@@ -122,12 +122,9 @@ COMMENT ON FUNCTION @extschema@.crawl_error_kind(text) IS
 -- pages (TABLESAMPLE SYSTEM, the same pages each time while the table does
 -- not change), and a table of at most 100 pages read whole.
 --
--- A session's open (queued or leased) URLs are counted exactly when its
--- counters say there can be at most 20000 of them, and while the sessions
--- counted so far, smallest first, stay within 100000; the others get the
--- counters' figure (URLs queued minus pages fetched, images stored and
--- errors: an upper bound, as an image skipped, too small or stored already
--- by another crawl, counts as open). Its errors are its counter (crawl_fail
+-- A session's queued and leased URLs are its counters (crawl_session_totals:
+-- the frontier's rows by state, kept as they change), exact and a few rows
+-- to read whatever the frontier's size. Its errors are its counter (crawl_fail
 -- counts each URL that fails for good); their kinds are those of the last
 -- 1000 URLs that failed in the last hour, across sessions.
 --
@@ -149,8 +146,6 @@ DECLARE
     exact_rows CONSTANT integer := 10000;
     wanted_exact_rows CONSTANT integer := 1000;
     sample_pages CONSTANT double precision := 100;
-    open_exact CONSTANT bigint := 20000;
-    open_budget CONSTANT bigint := 100000;
     recent_errors CONSTANT integer := 1000;
     -- crawl_error_kind()'s kinds
     kinds CONSTANT text[] := ARRAY['robots', 'redirect', 'http_4xx', 'http_5xx', 'timeout', 'dns', 'tls',
@@ -290,7 +285,7 @@ BEGIN
         ('crawler_ha_crawl_errors_total', 'counter', 'URLs that failed for good in each crawl session running or ended in the last 24 hours'),
         ('crawler_ha_crawl_recent_error_ratio', 'gauge', 'Share of each kind of error (crawl_error_kind()) among the last 1000 URLs that failed for good in the last hour, all sessions'),
         ('crawler_ha_crawl_success_ratio', 'gauge', 'Pages fetched and images stored over those plus errors, for each crawl session running or ended in the last 24 hours (as crawl_status())'),
-        ('crawler_ha_crawl_queue_length', 'gauge', 'URLs queued in each crawl session running or ended in the last 24 hours (counted while its counters allow at most 20000 open URLs, else their upper bound)'),
+        ('crawler_ha_crawl_queue_length', 'gauge', 'URLs queued in each crawl session running or ended in the last 24 hours'),
         ('crawler_ha_crawl_leased', 'gauge', 'URLs leased to workers in each crawl session running or ended in the last 24 hours'),
         ('crawler_ha_crawl_running', 'gauge', 'Whether each crawl session running or ended in the last 24 hours is running (1) or ended (0)'),
         ('crawler_ha_images_rows', 'gauge', 'Rows in this node''s images table (exact up to 10000, above that an estimate from table statistics)'),
@@ -326,27 +321,13 @@ BEGIN
     ), store AS MATERIALIZED (
         SELECT s.last_scrub_at, s.corrupt_found, s.repaired FROM @extschema@.ha_blob_store s
     ), cs AS MATERIALIZED (
-        -- the sessions listed, each with the counters' bound on its open URLs,
-        -- and the running sum of those bounds, smallest first
-        SELECT c.*, pg_catalog.sum(c.open_bound) OVER (ORDER BY c.open_bound, c.id) AS open_cum
-          FROM (SELECT c.id, c.status, c.pages_fetched, c.images_found, c.images_stored, c.bytes_stored, c.errors,
-                       c.retries,
-                       greatest(c.pages_queued + c.images_found - c.pages_fetched - c.images_stored - c.errors, 0)
-                           AS open_bound
-                  FROM @extschema@.crawl_sessions c
-                 WHERE c.status = 'running' OR c.finished_at >= pg_catalog.now() - interval '24 hours') c
-    ), leased AS MATERIALIZED (
-        -- few: as many as the workers hold
-        SELECT f.session_id, pg_catalog.count(*) AS n FROM @extschema@.crawl_frontier f
-         WHERE f.state = 'leased' AND f.session_id IN (SELECT cs.id FROM cs) GROUP BY f.session_id
-    ), open AS MATERIALIZED (
-        SELECT cs.id,
-               CASE WHEN cs.open_bound <= open_exact AND cs.open_cum <= open_budget
-                    THEN (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM @extschema@.crawl_frontier f
-                                                            WHERE f.session_id = cs.id AND f.state IN ('queued', 'leased')
-                                                            LIMIT open_exact + 1) x) END AS exact,
-               cs.open_bound
-          FROM cs
+        -- the sessions listed, with their counters (a few rows each, however
+        -- large the frontier: crawl_session_counts)
+        SELECT c.id, c.status, t.pages_fetched, t.images_found, t.images_stored, t.bytes_stored, t.errors,
+               t.retries, t.queued, t.leased
+          FROM @extschema@.crawl_sessions c
+          JOIN @extschema@.crawl_session_totals t ON t.session_id = c.id
+         WHERE c.status = 'running' OR c.finished_at >= pg_catalog.now() - interval '24 hours'
     ), recent AS MATERIALIZED (
         SELECT @extschema@.crawl_error_kind(r.last_error) AS kind, pg_catalog.count(*) OVER () AS total
           FROM (SELECT f.last_error FROM @extschema@.crawl_frontier f
@@ -403,13 +384,8 @@ BEGIN
         UNION ALL SELECT 'crawler_ha_crawl_success_ratio', pg_catalog.jsonb_build_object('session', cs.id::text),
                          pg_catalog.round((cs.pages_fetched + cs.images_stored)::numeric
                                           / NULLIF(cs.pages_fetched + cs.images_stored + cs.errors, 0), 4) FROM cs
-        UNION ALL SELECT 'crawler_ha_crawl_queue_length', pg_catalog.jsonb_build_object('session', cs.id::text),
-                         greatest(CASE WHEN open.exact <= open_exact THEN open.exact
-                                       ELSE greatest(open.open_bound, coalesce(open.exact, 0)) END
-                                  - coalesce(leased.n, 0), 0)
-                    FROM cs JOIN open ON open.id = cs.id LEFT JOIN leased ON leased.session_id = cs.id
-        UNION ALL SELECT 'crawler_ha_crawl_leased', pg_catalog.jsonb_build_object('session', cs.id::text), coalesce(leased.n, 0)
-                    FROM cs LEFT JOIN leased ON leased.session_id = cs.id
+        UNION ALL SELECT 'crawler_ha_crawl_queue_length', pg_catalog.jsonb_build_object('session', cs.id::text), cs.queued FROM cs
+        UNION ALL SELECT 'crawler_ha_crawl_leased', pg_catalog.jsonb_build_object('session', cs.id::text), cs.leased FROM cs
         UNION ALL SELECT 'crawler_ha_crawl_running', pg_catalog.jsonb_build_object('session', cs.id::text), (cs.status = 'running')::integer FROM cs
         UNION ALL SELECT 'crawler_ha_images_rows', '{}', images_rows
         UNION ALL SELECT 'crawler_ha_backup_last_success_timestamp_seconds', pg_catalog.jsonb_build_object('type', bk_type.type),

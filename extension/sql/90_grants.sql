@@ -35,6 +35,10 @@ BEGIN
 END
 $data$;
 
+-- Each session's counters summed: read like the tables it sums.
+REVOKE ALL ON @extschema@.crawl_session_totals FROM PUBLIC;
+GRANT SELECT ON @extschema@.crawl_session_totals TO crawler_ha_writer, crawler_ha_reader, crawler_ha_admin;
+
 REVOKE ALL ON @extschema@.ha_node FROM PUBLIC;
 GRANT USAGE ON SCHEMA @extschema@ TO crawler_ha_writer, crawler_ha_reader, crawler_ha_admin;
 GRANT SELECT ON @extschema@.ha_node TO crawler_ha_writer, crawler_ha_reader, crawler_ha_admin;

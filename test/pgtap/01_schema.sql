@@ -3,7 +3,7 @@
 BEGIN;
 SELECT * FROM no_plan();
 
-SELECT tables_are('public', ARRAY['crawl_sessions', 'crawl_hosts', 'crawl_frontier', 'images', 'ha_node']
+SELECT tables_are('public', ARRAY['crawl_sessions', 'crawl_session_counts', 'crawl_hosts', 'crawl_frontier', 'images', 'ha_node']
     || ARRAY(SELECT relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE n.nspname = 'public' AND c.relkind = 'r' AND relname ~ '^ha_' AND relname <> 'ha_node'),
     'the extension''s tables (data and per-node)');
@@ -15,10 +15,16 @@ SELECT col_type_is('public', t, c, ty, format('%s.%s is %s', t, c, ty))
     ('crawl_sessions', 'seeds', 'text[]'), ('crawl_sessions', 'settings', 'jsonb'),
     ('crawl_sessions', 'started_at', 'timestamp with time zone'),
     ('crawl_sessions', 'finished_at', 'timestamp with time zone'),
-    ('crawl_sessions', 'pages_queued', 'bigint'), ('crawl_sessions', 'pages_fetched', 'bigint'),
-    ('crawl_sessions', 'images_found', 'bigint'), ('crawl_sessions', 'images_stored', 'bigint'),
-    ('crawl_sessions', 'bytes_stored', 'bigint'), ('crawl_sessions', 'errors', 'bigint'),
-    ('crawl_sessions', 'retries', 'bigint'), ('crawl_sessions', 'updated_at', 'timestamp with time zone'),
+    ('crawl_sessions', 'updated_at', 'timestamp with time zone'),
+    ('crawl_session_counts', 'key', 'text'), ('crawl_session_counts', 'session_id', 'bigint'),
+    ('crawl_session_counts', 'node_id', 'integer'), ('crawl_session_counts', 'slot', 'integer'),
+    ('crawl_session_counts', 'pages_queued', 'bigint'), ('crawl_session_counts', 'pages_fetched', 'bigint'),
+    ('crawl_session_counts', 'images_found', 'bigint'), ('crawl_session_counts', 'images_stored', 'bigint'),
+    ('crawl_session_counts', 'bytes_stored', 'bigint'), ('crawl_session_counts', 'errors', 'bigint'),
+    ('crawl_session_counts', 'retries', 'bigint'), ('crawl_session_counts', 'queued', 'bigint'),
+    ('crawl_session_counts', 'leased', 'bigint'), ('crawl_session_counts', 'done', 'bigint'),
+    ('crawl_session_counts', 'failed', 'bigint'),
+    ('crawl_session_counts', 'updated_at', 'timestamp with time zone'),
     ('crawl_hosts', 'host', 'text'), ('crawl_hosts', 'next_fetch_at', 'timestamp with time zone'),
     ('crawl_hosts', 'crawl_delay', 'interval'), ('crawl_hosts', 'backoff_until', 'timestamp with time zone'),
     ('crawl_hosts', 'robots_txt', 'text'), ('crawl_hosts', 'robots_fetched_at', 'timestamp with time zone'),
@@ -97,10 +103,10 @@ SELECT is(count(*), 0::bigint, 'PUBLIC may execute no function of the extension'
   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'crawler_ha'
  WHERE has_function_privilege('public', p.oid, 'EXECUTE');
 SELECT table_privs_are('public', t, r, ARRAY['SELECT'], r || ' may only SELECT ' || t)
-  FROM unnest(ARRAY['crawl_sessions', 'crawl_hosts', 'crawl_frontier', 'images']) t,
+  FROM unnest(ARRAY['crawl_sessions', 'crawl_session_counts', 'crawl_session_totals', 'crawl_hosts', 'crawl_frontier', 'images']) t,
        unnest(ARRAY['crawler_ha_writer', 'crawler_ha_reader']) r;
 SELECT table_privs_are('public', t, 'public', '{}', 'PUBLIC has no privilege on ' || t)
-  FROM unnest(ARRAY['crawl_sessions', 'crawl_hosts', 'crawl_frontier', 'images', 'ha_node']) t;
+  FROM unnest(ARRAY['crawl_sessions', 'crawl_session_counts', 'crawl_hosts', 'crawl_frontier', 'images', 'ha_node']) t;
 SELECT sequence_privs_are('public', s, 'crawler_ha_writer', '{}', 'the writer cannot use ' || s)
   FROM unnest(ARRAY['crawl_sessions_id_seq', 'crawl_frontier_id_seq', 'images_id_seq']) s;
 SELECT hasnt_role(r) FROM (SELECT 'crawler_ha_nonexistent'::name r) x;
@@ -108,9 +114,9 @@ SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = r), false, r || ' is
   FROM unnest(ARRAY['crawler_ha_writer', 'crawler_ha_reader', 'crawler_ha_admin']) r;
 
 -- One list of the replicated tables, and what is derived from it.
-SELECT is(ha_data_tables()::text[], ARRAY['crawl_sessions', 'crawl_hosts', 'crawl_frontier', 'images'],
+SELECT is(ha_data_tables()::text[], ARRAY['crawl_sessions', 'crawl_session_counts', 'crawl_hosts', 'crawl_frontier', 'images'],
           'ha_data_tables(): the data tables, parents before children');
-SELECT is(ha_data_table_list(), 'public.crawl_sessions, public.crawl_hosts, public.crawl_frontier, public.images',
+SELECT is(ha_data_table_list(), 'public.crawl_sessions, public.crawl_session_counts, public.crawl_hosts, public.crawl_frontier, public.images',
           'ha_data_table_list(): the same, qualified, for CREATE PUBLICATION and TRUNCATE');
 SELECT is(ARRAY(SELECT tbl::text || ' ' || seq::text FROM ha_id_sequences()),
           ARRAY['crawl_sessions crawl_sessions_id_seq', 'crawl_frontier crawl_frontier_id_seq', 'images images_id_seq'],

@@ -61,7 +61,24 @@ SELECT is(state || '/' || coalesce(lease_owner, '-'), 'queued/-', 'a lease of th
   FROM crawl_frontier WHERE id = 5122;
 SELECT is(ha_merge_rows('images', rows, '[]', 'old', 1) ->> 'inserted', '1', 'an image only there is inserted')
   FROM other WHERE tbl = 'images'::regclass;
-SELECT is(images_stored, 1::bigint, 'counters follow the merged rows') FROM crawl_sessions WHERE id = :sid;
+SELECT is(row(images_stored, bytes_stored, pages_queued, images_found, queued, leased, done, failed)::text,
+          '(1,7,1,2,2,0,1,0)',
+          'counters follow the merged rows: 1 image of 7 bytes; 1 page, 2 images queued; the seed and b.png queued, a.png done')
+  FROM crawl_session_totals WHERE session_id = :sid;
+SELECT is(row(queued, leased, done)::text, '(1,0,0)', 'the merged session''s counters too: its URL arrived queued')
+  FROM crawl_session_totals WHERE session_id = 5;
+-- The old primary's own counter rows: the larger retries count wins (the rest is recounted), a new row is inserted.
+SELECT is(ha_merge_rows('crawl_session_counts',
+                        jsonb_build_array(jsonb_build_object('key', :sid || '/77/3', 'session_id', :sid, 'node_id', 77,
+                                                             'slot', 3, 'retries', 4, 'queued', 100, 'updated_at', now())),
+                        '[]', 'old', 1) ->> 'inserted', '1', 'a counter row of the old primary is inserted');
+SELECT is(row(retries, queued)::text, '(4,2)', '... its retries count; the rows by state stay recounted (2 queued)')
+  FROM crawl_session_totals WHERE session_id = :sid;
+SELECT is(ha_merge_rows('crawl_session_counts',
+                        jsonb_build_array(jsonb_build_object('key', :sid || '/77/3', 'session_id', :sid, 'node_id', 77,
+                                                             'slot', 3, 'retries', 2, 'updated_at', now())),
+                        '[]', 'old', 1) ->> 'replaced', '1', 'the same row again, with a smaller figure');
+SELECT is(retries, 4::bigint, '... keeps the larger') FROM crawl_session_totals WHERE session_id = :sid;
 SELECT is(ha_merge_rows('images', jsonb_build_array(to_jsonb(i) || jsonb_build_object('id', 4098, 'sha256', repeat('d', 64))),
                         '[]', 'other', 2) ->> 'conflicts', '1', 'the same URL with other bytes is a conflict')
   FROM images i;

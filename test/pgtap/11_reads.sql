@@ -149,15 +149,18 @@ SELECT is(pg_temp.ids('public.image_list(1, ''a.test'', ''png'', 0, 0, 0, ''-inf
 SELECT is(pg_temp.walk_images(3, ''), '{}'::bigint[], 'no images: the first page is empty');
 
 -- Sessions, written directly (the owner may) so the ids are known.
-INSERT INTO public.crawl_sessions (id, status, seeds, settings, started_at, finished_at, pages_fetched, images_found,
-                                   images_stored, bytes_stored, errors, retries)
+INSERT INTO public.crawl_sessions (id, status, seeds, settings, started_at, finished_at)
 VALUES (11, 'finished', ARRAY['http://one.test/', 'http://two.test/'], '{}', '2024-01-01 00:00+00',
-        '2024-01-01 01:00+00', 5, 4, 3, 300, 1, 2),
+        '2024-01-01 01:00+00'),
        (22, 'stopped', '[3:4]={http://lb.test/a,http://lb.test/b}', '{}', '2024-01-02 00:00+00',
-        '2024-01-02 02:00+00', 0, 0, 0, 0, 0, 0),
-       (33, 'running', ARRAY['http://three.test/'], '{}', '2024-01-03 00:00+00', NULL, 0, 0, 0, 0, 0, 0),
-       (44, 'running', '{}', '{}', '2024-01-04 00:00+00', NULL, 0, 0, 0, 0, 0, 0),
-       (55, 'running', ARRAY['http://five.test/'], '{}', '2024-01-05 00:00+00', NULL, 0, 0, 0, 0, 0, 0);
+        '2024-01-02 02:00+00'),
+       (33, 'running', ARRAY['http://three.test/'], '{}', '2024-01-03 00:00+00', NULL),
+       (44, 'running', '{}', '{}', '2024-01-04 00:00+00', NULL),
+       (55, 'running', ARRAY['http://five.test/'], '{}', '2024-01-05 00:00+00', NULL);
+-- Session 11's counters in two rows (two backends of node 1): crawl_list sums them.
+INSERT INTO public.crawl_session_counts (key, session_id, node_id, slot, pages_fetched, images_found, images_stored,
+                                         bytes_stored, errors, retries)
+VALUES ('11/1/3', 11, 1, 3, 2, 4, 1, 100, 0, 2), ('11/1/4', 11, 1, 4, 3, 0, 2, 200, 1, 0);
 
 -- Images: hosts in various spellings (case, port, user info, no path, a
 -- trailing dot, a URL that is no http(s) URL), a format stored in upper case,

@@ -115,23 +115,19 @@ BEGIN
 END
 $$;
 
--- The data. Session a runs; b runs with counters that say it may have
--- 100001 open URLs (its queue is then their figure); c was stopped 23 hours
--- ago and e finished an hour ago (both listed); d finished 25 hours ago (not
--- listed). now() is the transaction's start: fixed while this file runs.
+-- The data. Session a runs; b runs with a URL queued and one leased; c was
+-- stopped 23 hours ago and e finished an hour ago (both listed); d finished
+-- 25 hours ago (not listed). now() is the transaction's start: fixed while
+-- this file runs. Counters are written at commit: crawl_counts_flush() writes
+-- them within this transaction, and the event counters are then set by hand.
 SELECT crawl_start(ARRAY['http://a.test/']) AS a \gset
 SELECT crawl_start(ARRAY['http://b.test/']) AS b \gset
 SELECT crawl_start(ARRAY['http://c.test/']) AS c \gset
 SELECT crawl_start(ARRAY['http://d.test/']) AS d \gset
 SELECT crawl_start(ARRAY['http://e.test/']) AS e \gset
-UPDATE crawl_sessions SET pages_queued = 10, pages_fetched = 4, images_found = 6, images_stored = 3,
-                          bytes_stored = 3000, errors = 2, retries = 5
- WHERE id = :a;
-UPDATE crawl_sessions SET images_found = 100000 WHERE id = :b;
-UPDATE crawl_sessions SET status = 'stopped', finished_at = now() - interval '23 hours', pages_fetched = 1 WHERE id = :c;
+UPDATE crawl_sessions SET status = 'stopped', finished_at = now() - interval '23 hours' WHERE id = :c;
 UPDATE crawl_sessions SET status = 'finished', finished_at = now() - interval '25 hours' WHERE id = :d;
-UPDATE crawl_sessions SET status = 'finished', finished_at = now() - interval '1 hour', pages_fetched = 1,
-                          errors = 2 WHERE id = :e;
+UPDATE crawl_sessions SET status = 'finished', finished_at = now() - interval '1 hour' WHERE id = :e;
 UPDATE crawl_frontier SET state = 'done' WHERE session_id IN (:c, :d, :e);
 -- a: the seed and 3 more queued, 2 leased, 4 done, 2 failed; b: the seed and 1 leased.
 INSERT INTO crawl_frontier (session_id, url, kind, depth, state, host, lease_owner, lease_expires_at, last_error, updated_at)
@@ -154,6 +150,12 @@ SELECT s, u, 'page', 1, st, h, CASE WHEN st = 'leased' THEN 'w1' END,
     (:e, 'http://e.test/f2', 'failed', 'e.test', 'Timeout was reached: Operation too slow', interval '59 minutes'),
     (:d, 'http://d.test/f1', 'failed', 'd.test', 'HTTP 500', interval '2 hours')
   ) AS v(s, u, st, h, err, age);
+SELECT crawl_counts_flush();
+UPDATE crawl_session_counts SET pages_queued = 10, pages_fetched = 4, images_found = 6, images_stored = 3,
+                                bytes_stored = 3000, errors = 2, retries = 5
+ WHERE session_id = :a;
+UPDATE crawl_session_counts SET pages_fetched = 1 WHERE session_id = :c;
+UPDATE crawl_session_counts SET pages_fetched = 1, errors = 2 WHERE session_id = :e;
 
 -- This node's HA history: two promotions that were failovers, one by a
 -- switchover, its setup, and terms that another node took.
@@ -412,8 +414,7 @@ SELECT is(pg_temp.v('crawler_ha_crawl_success_ratio', jsonb_build_object('sessio
           (SELECT success_rate::double precision FROM crawl_status(:a)), '... the success ratio crawl_status() has');
 SELECT is(ARRAY[pg_temp.v('crawler_ha_crawl_queue_length', jsonb_build_object('session', :b::text)),
                 pg_temp.v('crawler_ha_crawl_leased', jsonb_build_object('session', :b::text))],
-          ARRAY[100000, 1]::double precision[],
-          'b, whose counters allow 100001 open URLs: queue 100001 - 1 leased by the counters, not counted');
+          ARRAY[1, 1]::double precision[], 'b: its seed queued, 1 leased');
 SELECT ok(NOT pg_temp.has('crawler_ha_crawl_success_ratio', jsonb_build_object('session', :b::text)),
           'b has no success ratio yet (nothing fetched, stored or failed)');
 SELECT is(ARRAY[pg_temp.v('crawler_ha_crawl_running', jsonb_build_object('session', :c::text)),
@@ -439,11 +440,13 @@ SELECT ok((SELECT bool_and(crawl_error_kind(e) = ANY (ARRAY(SELECT m.labels ->> 
                                'Couldn''t resolve host name', 'Couldn''t connect to server']) e),
           'crawl_error_kind() only gives the kinds ha_metrics() lists');
 
--- A session's queue is counted only while the sum over the sessions stays small.
-UPDATE crawl_sessions SET images_found = 5 WHERE id = :b;
-SELECT is((SELECT value FROM ha_metrics() WHERE name = 'crawler_ha_crawl_queue_length'
-            AND labels = jsonb_build_object('session', :b::text)), 1::double precision,
-          'b, whose counters now allow 6: its queue counted (the seed; 1 leased)');
+-- The queue and the leases follow the frontier's rows as they change state.
+UPDATE crawl_frontier SET state = 'done' WHERE session_id = :b AND state = 'leased';
+INSERT INTO crawl_frontier (session_id, url, kind, depth, host) VALUES (:b, 'http://b.test/q2', 'image', 1, 'b.test');
+SELECT crawl_counts_flush();
+SELECT is(ARRAY(SELECT value FROM ha_metrics() WHERE name IN ('crawler_ha_crawl_queue_length', 'crawler_ha_crawl_leased')
+                   AND labels = jsonb_build_object('session', :b::text) ORDER BY name),
+          ARRAY[0, 2]::double precision[], 'b, its lease done and an image queued: 0 leased, 2 queued');
 -- No recent failure: no ratio at all (it is undefined).
 UPDATE crawl_frontier SET updated_at = now() - interval '2 hours' WHERE state = 'failed';
 SELECT is((SELECT count(*) FROM ha_metrics() WHERE name = 'crawler_ha_crawl_recent_error_ratio'), 0::bigint,

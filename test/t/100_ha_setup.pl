@@ -17,8 +17,8 @@ is($b->safe_psql('postgres', "SELECT ha_setup('standby')"), 'standby', 'ha_setup
 
 is($a->safe_psql('postgres',
 		"SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'crawler_ha_pub'"),
-	'crawl_frontier,crawl_hosts,crawl_sessions,images',
-	'the publication lists exactly the four data tables');
+	'crawl_frontier,crawl_hosts,crawl_session_counts,crawl_sessions,images',
+	'the publication lists exactly the five data tables');
 
 # replication works
 my $sid = $a->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://example.com/'])");

@@ -106,7 +106,7 @@ is($b->safe_psql('postgres',
 	"SELECT detail -> 'deleted_there' FROM ha_events WHERE kind = 'merge' AND (detail ->> 'table')::regclass = 'images'::regclass"),
 	"[\"$gone_id\"]", 'and the merge event names it')
   or diag $b->safe_psql('postgres', "SELECT string_agg(detail::text, E'\\n') FROM ha_events WHERE kind = 'merge'");
-is($b->safe_psql('postgres', "SELECT images_stored FROM crawl_sessions WHERE id = $sid"),
+is($b->safe_psql('postgres', "SELECT images_stored FROM crawl_session_totals WHERE session_id = $sid"),
 	$b->safe_psql('postgres', "SELECT count(*) FROM images WHERE session_id = $sid"),
 	'the session\'s counters follow the merged rows');
 

@@ -63,7 +63,7 @@ is($b->safe_psql('postgres', "SELECT sha256 = repeat('b', 64) FROM images WHERE 
 is($b->safe_psql('postgres',
 	"SELECT count(*) FROM ha_events WHERE kind = 'conflict' AND detail ->> 'key' = 'http://p.test/both.png' "
 	  . "AND detail -> 'other' ->> 'sha256' = repeat('a', 64)"), '1', 'and the other side\'s row is recorded as a conflict');
-is($b->safe_psql('postgres', "SELECT images_stored FROM crawl_sessions WHERE id = $sid"), '3',
+is($b->safe_psql('postgres', "SELECT images_stored FROM crawl_session_totals WHERE session_id = $sid"), '3',
 	'the session counts the union of its images');
 
 my $want = $b->safe_psql('postgres', 'SELECT count(*) FROM crawl_sessions');

@@ -104,7 +104,7 @@ CONF
 	push @started, $crawl;
 	my $sid2;
 	$node->poll_query_until('postgres',
-		"SELECT count(*) > 0 FROM crawl_sessions WHERE id > $sid AND images_stored >= 10")
+		"SELECT count(*) > 0 FROM crawl_session_totals WHERE session_id > $sid AND images_stored >= 10")
 	  or die 'the crawl did not start';
 	$sid2 = $node->safe_psql('postgres', "SELECT max(id) FROM crawl_sessions");
 	$node->restart(fail_ok => 0);

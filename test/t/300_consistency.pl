@@ -51,7 +51,8 @@ $s->safe_psql('postgres', qq{
 	INSERT INTO images (id, url, file_path, file_size, sha256, session_id)
 	VALUES ($extra_low, 'http://c.test/extra-low.png', 'x', 1, repeat('e', 64), $sid),
 	       ($extra_high, 'http://c.test/extra-high.png', 'y', 2, repeat('f', 64), $sid);
-	UPDATE crawl_sessions SET errors = 99;
+	UPDATE crawl_sessions SET settings = settings || '{"user_agent": "changed on the standby"}';
+	UPDATE crawl_session_counts SET errors = 99 WHERE key = (SELECT min(key) FROM crawl_session_counts);
 	INSERT INTO crawl_hosts (host) VALUES ('only-on-standby.test');
 	COMMIT;});
 # crawl_hosts: on the primary it holds c.test; make it empty there for the
@@ -64,6 +65,9 @@ my @expect = (
 is(diff_of('images'), join(' ', sort { (split /:/, $a)[0] cmp (split /:/, $b)[0] || (split /:/, $a)[1] <=> (split /:/, $b)[1] } @expect),
 	'images: every differing id named, at both edges and inside, and nothing else');
 is(diff_of('crawl_sessions'), "changed:$sid", 'one-row table: the changed row is named');
+my $ckey = $p->safe_psql('postgres', 'SELECT min(key) FROM crawl_session_counts');
+is($p->safe_psql('postgres', "SELECT string_agg(kind || ':' || key, ' ') FROM ha_diff('crawl_session_counts', recheck => '0')"),
+	"changed:$ckey", 'the counters: the changed row is named by its key');
 is($p->safe_psql('postgres', "SELECT string_agg(kind || ':' || key, ' ') FROM ha_diff('crawl_hosts', recheck => '0')"),
 	'missing_here:only-on-standby.test', 'a table keyed by text: the extra host is named');
 is(diff_of('crawl_frontier'), '', 'an untouched table: nothing');
@@ -97,11 +101,11 @@ is(diff_of('images'), join(' ', sort { (split /:/, $a)[0] cmp (split /:/, $b)[0]
 my $rep = $p->safe_psql('postgres',
 	"SELECT string_agg(table_name || ':' || inserted || '/' || updated || '/' || deleted, ' ') FROM ha_sync()");
 like($rep, qr/images:3\/2\/2/, "repair: $rep");
-is(diff_of($_), '', "after repair $_ is identical") for qw(images crawl_sessions crawl_hosts crawl_frontier);
+is(diff_of($_), '', "after repair $_ is identical") for qw(images crawl_sessions crawl_session_counts crawl_hosts crawl_frontier);
 is($p->safe_psql('postgres', "SELECT bool_and(ok) FROM ha_check_consistency() WHERE check_name = 'range_hash'"),
 	't', 'the range-hash check passes on every table');
 is($p->safe_psql('postgres', "SELECT count(*) FROM ha_sync_status() WHERE last_check IS NOT NULL AND last_repair IS NOT NULL"),
-	'4', 'ha_sync_status has a check and a repair for each data table');
+	'5', 'ha_sync_status has a check and a repair for each data table');
 is($p->safe_psql('postgres', "SELECT count(*) > 0 FROM ha_events WHERE kind = 'repair'"), 't', 'the repair is an event');
 # Replication still works after the repair (the subscription was not disturbed).
 $p->safe_psql('postgres', "SELECT image_record($sid, 'http://c.test/after.png', repeat('a', 64), 'aa/aa/' || repeat('a', 64) || '.png', 1, 1, 1, 'png', 'image/png')");

@@ -72,7 +72,7 @@ is($s->safe_psql('postgres',
 		    AND NOT EXISTS (SELECT 1 FROM images i WHERE i.url = f.url)"),
 	'0', 'every image item done has its image row (nothing completed was lost)');
 is($s->safe_psql('postgres', "SELECT count(*) - count(DISTINCT url) FROM images"), '0', 'no image recorded twice');
-is($s->safe_psql('postgres', "SELECT images_stored FROM crawl_sessions WHERE id = $sid"),
+is($s->safe_psql('postgres', "SELECT images_stored FROM crawl_session_totals WHERE session_id = $sid"),
 	$s->safe_psql('postgres', "SELECT count(*) FROM images WHERE session_id = $sid"),
 	'the session counter counted each image once');
 my $rows = $s->safe_psql('postgres', 'SELECT count(*) FROM images');

@@ -99,7 +99,7 @@ $p->safe_psql('postgres', join(';',
 			"SELECT image_record($sid, 'http://dash.example/img/$_.png', '$b->{sha}', '$path', $b->{size}, "
 			  . "$b->{w}, $b->{h}, 'png', 'image/png', 'http://dash.example/')"
 		} 1 .. $n_images));
-is($p->safe_psql('postgres', "SELECT images_stored FROM crawl_sessions WHERE id = $sid"), $n_images,
+is($p->safe_psql('postgres', "SELECT images_stored FROM crawl_session_totals WHERE session_id = $sid"), $n_images,
 	"$n_images images recorded (" . scalar(@blobs) . ' files)');
 
 # The lag history: the primary's sampler reads ha_status() every 5 s.

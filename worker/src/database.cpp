@@ -61,13 +61,10 @@ const StmtDef kStatements[] = {
     {"redirect_allowed", "SELECT %s.crawl_redirect_allowed($1::bigint, $2::text, $3::text) AS allowed", false},
     {"sessions_overview",
      "SELECT s.id, s.status, to_char(s.started_at, 'YYYY-MM-DD HH24:MI:SS') AS started, "
-     "s.pages_fetched, s.images_stored, s.bytes_stored, s.errors, "
-     "count(f.*) FILTER (WHERE f.state = 'queued') AS queued, "
-     "count(f.*) FILTER (WHERE f.state = 'leased') AS leased, "
-     "count(f.*) FILTER (WHERE f.state = 'failed') AS failed "
-     "FROM %s.crawl_sessions s LEFT JOIN %s.crawl_frontier f ON f.session_id = s.id "
+     "t.pages_fetched, t.images_stored, t.bytes_stored, t.errors, t.queued, t.leased, t.failed "
+     "FROM %s.crawl_sessions s JOIN %s.crawl_session_totals t ON t.session_id = s.id "
      "WHERE $1::bigint IS NULL OR s.id = $1::bigint "
-     "GROUP BY s.id ORDER BY s.id DESC LIMIT 20",
+     "ORDER BY s.id DESC LIMIT 20",
      false},
     {"recent_errors",
      "SELECT session_id, url, attempts, last_error, "
