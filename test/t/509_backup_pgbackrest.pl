@@ -264,7 +264,7 @@ for my $x (@bk)
 		  $p->{info}{repository}{size} ], '... with the same type, LSNs, WAL and sizes');
 }
 ($rc, $out, $err) = cli('backup', 'list', '--db', ha_conninfo($a) . ' user=ops');
-like($out, qr/^bk_a\s+bk_a\s+$bk[1]{label}\s+incr\s+.*\sok\s+\S+\s+kept\s+crawl_frontier=\d+ crawl_hosts=\d+ crawl_sessions=$rows_incr images=0$/m,
+like($out, qr/^bk_a\s+bk_a\s+$bk[1]{label}\s+incr\s+.*\sok\s+\S+\s+kept\s+crawl_frontier=\d+ crawl_hosts=\d+ crawl_session_counts=\d+ crawl_sessions=$rows_incr images=0$/m,
 	'the text list: a line per backup with its figures');
 ($rc, $out, $err) = cli('backup', 'list', '--db', 'host=' . $b->host . ' port=1 dbname=postgres', '--connect-timeout', '1');
 is($rc, 1, 'backup list with no node answering: exit 1');
