@@ -190,7 +190,8 @@ CREATE FUNCTION @extschema@.crawl_session_settings(session bigint)
 RETURNS TABLE (session_id bigint, status text, user_agent text, robots boolean,
                max_page_bytes bigint, max_image_bytes bigint, max_pixels bigint,
                min_width integer, min_height integer, max_attempts integer,
-               images_any_host boolean, allowed_domains text[])
+               images_any_host boolean, allowed_domains text[],
+               delay_ms integer, per_host integer, max_depth integer)
 LANGUAGE sql
 STABLE
 SECURITY DEFINER
@@ -201,7 +202,9 @@ AS $$
            (s.settings ->> 'max_pixels')::bigint, (s.settings ->> 'min_width')::integer,
            (s.settings ->> 'min_height')::integer, (s.settings ->> 'max_attempts')::integer,
            (s.settings ->> 'images_any_host')::boolean,
-           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(s.settings -> 'allowed_domains'))
+           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(s.settings -> 'allowed_domains')),
+           (s.settings ->> 'delay_ms')::integer, (s.settings ->> 'per_host')::integer,
+           (s.settings ->> 'max_depth')::integer
       FROM @extschema@.crawl_sessions s
      WHERE s.id = session OR (session IS NULL AND s.status = 'running')
 $$;

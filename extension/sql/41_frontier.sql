@@ -226,6 +226,46 @@ $$;
 COMMENT ON FUNCTION @extschema@.crawl_enqueue_many(bigint, text[], text[], integer[], text[]) IS
     'crawler_ha: crawl_enqueue() for many (url, kind, depth, found_on) of one session at once, in array order; returns how many were newly queued';
 
+-- The politeness rules a lease follows, shared by crawl_claim() and
+-- crawl_lease_early(): the time between two fetches of a host (its
+-- robots.txt Crawl-delay or the session's delay_ms, the longer), and how many
+-- of its URLs are leased now (against the session's per_host).
+CREATE FUNCTION @extschema@.crawl_fetch_delay(robots_delay interval, settings jsonb)
+RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN greatest(coalesce(robots_delay, '0'), make_interval(secs => (settings ->> 'delay_ms')::numeric / 1000));
+COMMENT ON FUNCTION @extschema@.crawl_fetch_delay(interval, jsonb) IS
+    'crawler_ha (internal): the time between two fetches of a host in a session: its Crawl-delay or delay_ms, the longer';
+
+CREATE FUNCTION @extschema@.crawl_host_leased(host text)
+RETURNS integer
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN (SELECT count(*) FROM @extschema@.crawl_frontier l WHERE l.host = crawl_host_leased.host AND l.state = 'leased');
+COMMENT ON FUNCTION @extschema@.crawl_host_leased(text) IS
+    'crawler_ha (internal): how many URLs of a host are leased now, across sessions and workers';
+
+-- Items chosen for a worker, leased in one statement and returned in the
+-- order they were chosen.
+CREATE FUNCTION @extschema@.crawl_lease_items(ids bigint[], worker text, t timestamptz, lease interval)
+RETURNS TABLE (item_id bigint, session_id bigint, url text, kind text, depth integer, attempts integer,
+               found_on text, leased_at timestamptz, lease_expires_at timestamptz)
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH leased AS (
+        UPDATE @extschema@.crawl_frontier f
+           SET state = 'leased', lease_owner = worker, leased_at = t, lease_expires_at = t + lease,
+               attempts = f.attempts + 1, updated_at = t
+         WHERE f.id = ANY (ids)
+        RETURNING f.id, f.session_id, f.url, f.kind, f.depth, f.attempts, f.found_on, f.leased_at, f.lease_expires_at
+    )
+    SELECT l.* FROM leased l JOIN unnest(ids) WITH ORDINALITY AS o(id, n) ON o.id = l.id ORDER BY o.n
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_lease_items(bigint[], text, timestamptz, interval) IS
+    'crawler_ha (internal): lease the chosen items to a worker, returned in the order chosen';
+
 CREATE FUNCTION @extschema@.crawl_claim(worker text, max_items integer DEFAULT 16,
                                         lease interval DEFAULT '60 s')
 RETURNS TABLE (item_id bigint, session_id bigint, url text, kind text, depth integer, attempts integer,
@@ -286,8 +326,7 @@ BEGIN
          LIMIT max_items
          FOR UPDATE OF ch SKIP LOCKED
     LOOP
-        SELECT count(*) INTO leased_now FROM @extschema@.crawl_frontier l
-         WHERE l.host = h.host AND l.state = 'leased';
+        leased_now := @extschema@.crawl_host_leased(h.host);
         on_host := 0;
         FOR r IN
             SELECT q.id, s.settings
@@ -299,7 +338,7 @@ BEGIN
              FOR UPDATE OF q SKIP LOCKED
         LOOP
             EXIT WHEN leased_now + on_host >= (r.settings ->> 'per_host')::integer;
-            delay := greatest(h.robots_delay, make_interval(secs => (r.settings ->> 'delay_ms')::numeric / 1000));
+            delay := @extschema@.crawl_fetch_delay(h.robots_delay, r.settings);
             ids := ids || r.id;
             on_host := on_host + 1;
             got := got + 1;
@@ -322,19 +361,93 @@ BEGIN
         RETURN;
     END IF;
     -- Every lease in one statement, handed out in claim order.
-    RETURN QUERY
-    WITH leased AS (
-        UPDATE @extschema@.crawl_frontier f
-           SET state = 'leased', lease_owner = worker, leased_at = t, lease_expires_at = t + lease,
-               attempts = f.attempts + 1, updated_at = t
-         WHERE f.id = ANY (ids)
-        RETURNING f.id, f.session_id, f.url, f.kind, f.depth, f.attempts, f.found_on, f.leased_at, f.lease_expires_at
-    )
-    SELECT l.* FROM leased l JOIN unnest(ids) WITH ORDINALITY AS o(id, n) ON o.id = l.id ORDER BY o.n;
+    RETURN QUERY SELECT * FROM @extschema@.crawl_lease_items(ids, worker, t, lease);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_claim(text, integer, interval) IS
     'crawler_ha: lease up to max_items queued URLs of running crawls to a worker, honouring each host''s delay, back-off and per-host limit; expired leases are reclaimed first';
+
+CREATE FUNCTION @extschema@.crawl_lease_early(worker text, session bigint, urls text[],
+                                              lease interval DEFAULT '60 s')
+RETURNS TABLE (item_id bigint, session_id bigint, url text, kind text, depth integer, attempts integer,
+               found_on text, leased_at timestamptz, lease_expires_at timestamptz)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t timestamptz := clock_timestamp();
+    s record;
+    h record;
+    r record;
+    leased_now integer;
+    on_host integer;
+    ids bigint[] := '{}';
+BEGIN
+    PERFORM @extschema@.ha_assert_writable();
+    PERFORM @extschema@.crawl_check_worker(worker);
+    IF session IS NULL OR urls IS NULL THEN
+        RAISE EXCEPTION 'session and urls must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM @extschema@.crawl_check_list(urls, 'urls');
+    IF cardinality(urls) > 10000 THEN
+        RAISE EXCEPTION 'too many URLs in one call: %', cardinality(urls)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'At most 10000 URLs per call.';
+    END IF;
+    PERFORM @extschema@.crawl_check_interval(lease, 'lease', '1 second', @extschema@.crawl_lease_max());
+    SELECT cs.status, cs.settings INTO s FROM @extschema@.crawl_sessions cs WHERE cs.id = session;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'crawl session % does not exist', session USING ERRCODE = 'no_data_found';
+    END IF;
+    IF s.status <> 'running' OR cardinality(urls) = 0 THEN
+        RETURN;
+    END IF;
+    -- The same rules as crawl_claim(), host by host under the host's row
+    -- lock, but only for hosts fetched without a delay: a URL fetched ahead
+    -- of its lease cannot have been spaced. Locked hosts are skipped (their
+    -- URLs wait for a claim), so no order of locks can deadlock.
+    FOR h IN
+        SELECT ch.host, ch.crawl_delay
+          FROM @extschema@.crawl_hosts ch
+         WHERE ch.host IN (SELECT q.host FROM @extschema@.crawl_frontier q
+                            WHERE q.session_id = session AND q.url = ANY (urls) AND q.state = 'queued')
+           AND ch.next_fetch_at <= t
+           AND (ch.backoff_until IS NULL OR ch.backoff_until <= t)
+         ORDER BY ch.host
+         FOR UPDATE OF ch SKIP LOCKED
+    LOOP
+        CONTINUE WHEN @extschema@.crawl_fetch_delay(h.crawl_delay, s.settings) > '0';
+        leased_now := @extschema@.crawl_host_leased(h.host);
+        on_host := 0;
+        FOR r IN
+            SELECT q.id FROM @extschema@.crawl_frontier q
+             WHERE q.session_id = session AND q.url = ANY (urls) AND q.host = h.host
+               AND q.state = 'queued' AND q.next_fetch_at <= t
+             ORDER BY q.id
+             FOR UPDATE OF q SKIP LOCKED
+        LOOP
+            EXIT WHEN leased_now + on_host >= (s.settings ->> 'per_host')::integer;
+            ids := ids || r.id;
+            on_host := on_host + 1;
+        END LOOP;
+    END LOOP;
+    RETURN QUERY SELECT * FROM @extschema@.crawl_lease_items(ids, worker, t, lease);
+    -- Then the URLs no lease will ever come for: not in the frontier (the
+    -- enqueue refused them: out of scope, too deep, over the page budget)
+    -- or no longer queued (another worker holds them, or they are done).
+    -- item_id is NULL. URLs still queued (per_host full, the host locked)
+    -- are not returned: a later claim leases them.
+    RETURN QUERY
+    SELECT NULL::bigint, session, u.u, NULL::text, NULL::integer, NULL::integer, NULL::text,
+           NULL::timestamptz, NULL::timestamptz
+      FROM (SELECT DISTINCT x AS u FROM unnest(urls) x) u
+     WHERE NOT EXISTS (SELECT 1 FROM @extschema@.crawl_frontier q
+                        WHERE q.session_id = session AND q.url = u.u
+                          AND (q.state = 'queued' OR q.id = ANY (ids)));
+END
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_lease_early(text, bigint, text[], interval) IS
+    'crawler_ha: lease to a worker those of a session''s queued URLs it is fetching already (a page''s links, fetched while they were queued), where the host has no delay and per_host has room; then, with a NULL item_id, those that will never be leased to it (not in the frontier, or no longer queued); the others stay queued for a claim';
 
 CREATE FUNCTION @extschema@.crawl_renew(worker text, items bigint[], lease interval DEFAULT '60 s')
 RETURNS integer

@@ -74,6 +74,7 @@ INSERT INTO api VALUES
     ('crawl_enqueue', '{bigint,text[],integer,text,text}', 'integer', true, false),
     ('crawl_enqueue_many', '{bigint,text[],text[],integer[],text[]}', 'integer', true, false),
     ('crawl_claim', '{text,integer,interval}', 'setof record', true, false),
+    ('crawl_lease_early', '{text,bigint,text[],interval}', 'setof record', true, false),
     ('crawl_renew', '{text,bigint[],interval}', 'integer', true, false),
     ('crawl_release', '{text,bigint[]}', 'integer', true, false),
     ('crawl_complete', '{bigint,text,jsonb}', 'boolean', true, false),
@@ -135,6 +136,8 @@ SELECT is((SELECT format('%s %s %s %s %s %s %s', user_agent, robots, max_page_by
              FROM crawl_session_settings(:settings_sid)),
           'crawler_ha/1.0 t 10485760 5 f {settings.test} running',
           'crawl_session_settings(): the session''s settings, typed, with the defaults');
+SELECT is((SELECT format('%s %s %s', delay_ms, per_host, max_depth) FROM crawl_session_settings(:settings_sid)),
+          '1000 2 5', 'crawl_session_settings(): politeness and depth, the defaults in');
 SELECT ok((SELECT bool_and(status = 'running') AND count(*) >= 1 FROM crawl_session_settings(NULL)),
           'crawl_session_settings(NULL): every running session');
 

@@ -86,6 +86,7 @@ class CrawlCommand {
     summary.failures = std::move(failures_);
     summary.seeds = seeds_;
     std::cout << crawl_summary(summary) << std::flush;
+    if (std::string early = early_fetch_line(crawler_.early_fetches()); !early.empty()) CRAWLER_LOG(info) << early;
     return exit_code_;
   }
 

@@ -55,6 +55,7 @@ class ServiceCommand {
     crawler_.start();
     io_.run();
     db_.stop(forced_stop_ ? std::chrono::seconds(0) : std::chrono::seconds(10));
+    if (std::string early = early_fetch_line(crawler_.early_fetches()); !early.empty()) CRAWLER_LOG(info) << early;
     CRAWLER_LOG(info) << "stopped";
     return failed_ ? 1 : 0;
   }

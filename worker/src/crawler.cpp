@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <cmath>
 #include <ctime>
+#include <unordered_set>
 
 #include "crawler/extract.hpp"
 #include "crawler/log.hpp"
@@ -38,7 +39,27 @@ Crawler::Crawler(asio::io_context& io, const WorkerOptions& opts, WriteApi& api,
                       [this](const PageLinks& p) {
                         if (auto f = items_.find(p.item); f != items_.end()) complete(f->second, p.status, p.bytes);
                       },
-                      [this] { request_claim(); }}),
+                      [this] { request_claim(); },
+                      [this](std::int64_t session, std::vector<ClaimedItem>&& leased,
+                             const std::vector<std::string>& gone) {
+                        // Not leased to this worker, unless by a claim that
+                        // ran first (its item takes the early fetch when it
+                        // reaches its transfer).
+                        std::unordered_set<std::string> mine;
+                        for (const auto& [id, it] : items_)
+                          if (it.session == session) mine.insert(it.url);
+                        for (const auto& u : gone)
+                          if (!mine.count(u)) early_.drop(session, u);
+                        if (!stopping_) hold(std::move(leased));
+                        else if (!leased.empty()) {
+                          std::vector<std::int64_t> ids;
+                          for (const auto& c : leased) ids.push_back(c.id);
+                          api_.release(ids, [](const CallStatus& st) {
+                            if (!st.ok) CRAWLER_LOG(warn) << "crawl_release: " << st.error << "; the leases will expire";
+                          });
+                        }
+                      }}),
+      early_(io, fetcher_, static_cast<std::size_t>(opts.concurrency)),
       images_(io, store, uploader != nullptr,
               [this](std::int64_t id, StoredImage&& image) { image_stored(id, std::move(image)); }),
       parsers_(2),
@@ -153,7 +174,7 @@ void Crawler::claim() {
   });
 }
 
-void Crawler::claimed(int want, std::vector<ClaimedItem>&& items) {
+void Crawler::hold(std::vector<ClaimedItem>&& items) {
   for (auto& c : items) {
     if (items_.count(c.id)) continue;  // a repeat after a lost reply
     Item it;
@@ -167,14 +188,20 @@ void Crawler::claimed(int want, std::vector<ClaimedItem>&& items) {
     items_.emplace(c.id, std::move(it));
     dispatch(c.id);
   }
+}
+
+void Crawler::claimed(int want, std::vector<ClaimedItem>&& items) {
+  std::size_t got = items.size();
+  bool none = items.empty();
+  hold(std::move(items));
   // Full batch: more is likely waiting. Empty: back off a little.
-  if (static_cast<int>(items.size()) == want) idle_delay_ = milliseconds(0);
-  else if (!items.empty()) idle_delay_ = milliseconds(20);
+  if (static_cast<int>(got) == want) idle_delay_ = milliseconds(0);
+  else if (!none) idle_delay_ = milliseconds(20);
   else idle_delay_ = std::min(milliseconds(500), std::max(milliseconds(20), idle_delay_ * 2));
-  queue_short_ = static_cast<int>(items.size()) < want;
+  queue_short_ = static_cast<int>(got) < want;
   if (claim_again_) idle_delay_ = milliseconds(0);  // work came while it was out
   claim_again_ = false;
-  if (items.empty() && items_.empty() && on_idle_) on_idle_();
+  if (none && items_.empty() && on_idle_) on_idle_();
   schedule_claim(idle_delay_);
 }
 
@@ -253,29 +280,17 @@ void Crawler::check_robots(std::int64_t id) {
   });
 }
 
-void Crawler::fetch(std::int64_t id) {
-  if (stopping_) return;
-  Item& it = items_.at(id);
-  const SessionSettings& s = *it.settings;
+FetchRequest Crawler::request_for(const std::string& kind, const std::string& url, const SessionSettings& s,
+                                  PendingFile* file) const {
   FetchRequest req;
-  req.url = it.current();
+  req.url = url;
   req.user_agent = user_agent_for(s);
   // Each hop of a redirect is checked against robots.txt before it is
   // fetched (redirected() below), so curl does not follow them itself.
   req.follow_redirects = false;
-  if (it.kind == "image") {
-    std::string err;
-    std::shared_ptr<PendingFile> file(store_.create(&err));
-    if (!file) {
-      fail(it, err, 60);
-      return;
-    }
+  if (kind == "image") {
     req.max_bytes = s.max_image_bytes;
-    req.file = file.get();
-    enter(it, Stage::kFetching);
-    fetcher_.start(std::move(req), [this, id, file](FetchResult&& r) mutable {
-      on_image(id, std::move(r), std::move(file));
-    });
+    req.file = file;
   } else {
     req.first = true;
     req.max_bytes = s.max_page_bytes;
@@ -284,9 +299,83 @@ void Crawler::fetch(std::int64_t id) {
       if (is_html_media_type(mt) || mt == "text/css") return "";
       return "not a page: Content-Type " + mt;
     };
-    enter(it, Stage::kFetching);
-    fetcher_.start(std::move(req), [this, id](FetchResult&& r) { on_page(id, std::move(r)); });
   }
+  return req;
+}
+
+void Crawler::fetch(std::int64_t id) {
+  if (stopping_) return;
+  Item& it = items_.at(id);
+  // Fetched already while its enqueue committed (only its first hop: a
+  // redirect's next one is fetched as the hop it is).
+  if (it.at.empty() &&
+      early_.take(it.session, it.kind, it.url, [this, id](FetchResult&& r, std::shared_ptr<PendingFile> file) {
+        fetched(id, std::move(r), std::move(file));
+      })) {
+    enter(it, Stage::kFetching);
+    return;
+  }
+  std::shared_ptr<PendingFile> file;
+  if (it.kind == "image") {
+    std::string err;
+    file.reset(store_.create(&err).release());
+    if (!file) {
+      fail(it, err, 60);
+      return;
+    }
+  }
+  FetchRequest req = request_for(it.kind, it.current(), *it.settings, file.get());
+  enter(it, Stage::kFetching);
+  fetcher_.start(std::move(req), [this, id, file](FetchResult&& r) mutable { fetched(id, std::move(r), std::move(file)); });
+}
+
+void Crawler::fetched(std::int64_t id, FetchResult&& r, std::shared_ptr<PendingFile> file) {
+  if (file) on_image(id, std::move(r), std::move(file));
+  else on_page(id, std::move(r));
+}
+
+std::vector<std::string> Crawler::fetch_early(const Item& page, const std::vector<std::string>& urls,
+                                              const char* kind) {
+  std::vector<std::string> started;
+  // What may be fetched before its lease, so that politeness holds as the
+  // frontier holds it: only with the session's delay at 0, only links on
+  // the page's own host (inside the crawl's scope whatever its rule; other
+  // hosts wait for the frontier's answer), only as deep as pages are
+  // followed, only what robots.txt allows now without a Crawl-delay, and
+  // only while this worker's leases and early fetches on the host stay
+  // under per_host.
+  // The transfers must also have room: early fetches never queue ahead of
+  // leased work.
+  const SessionSettings& s = *page.settings;
+  if (opts_.no_early_fetch || stopping_ || s.delay_ms != 0 || page.depth + 1 > s.max_depth) return started;
+  auto origin = split_url(page.url);
+  if (!origin) return started;
+  std::string host = host_key(*origin);
+  // This worker's leases on the host (the frontier counts them against
+  // per_host until their results are in), and its early fetches.
+  std::size_t on_host = early_.held_on(host);
+  for (const auto& [id, it] : items_) {
+    auto p = split_url(it.url);
+    if (p && host_key(*p) == host) ++on_host;
+  }
+  for (const auto& url : urls) {
+    if (fetcher_.active() + fetcher_.waiting() >= static_cast<std::size_t>(opts_.concurrency)) break;
+    if (on_host >= static_cast<std::size_t>(s.per_host)) break;
+    auto parts = split_url(url);
+    if (!parts || host_key(*parts) != host) continue;
+    if (s.robots && !robots_.allows_now_without_delay(*parts, user_agent_for(s))) continue;
+    std::shared_ptr<PendingFile> file;
+    if (kind[0] == 'i') {
+      std::string err;
+      file.reset(store_.create(&err).release());
+      if (!file) break;  // the leased fetch will say why
+    }
+    if (early_.start(page.session, kind, request_for(kind, url, s, file.get()), file)) {
+      ++on_host;
+      started.push_back(url);
+    }
+  }
+  return started;
 }
 
 // ---- A transfer's end ----
@@ -456,6 +545,8 @@ void Crawler::on_links(std::int64_t id, const FetchResult& r, const std::vector<
     complete(it, r.status, r.bytes);
     return;
   }
+  p.early = fetch_early(it, p.pages, "page");
+  for (auto& u : fetch_early(it, p.images, "image")) p.early.push_back(std::move(u));
   enter(it, Stage::kLinksQueued);
   links_.add(std::move(p));
   request_claim(true);
@@ -652,6 +743,7 @@ void Crawler::stop(std::function<void()> done) {
   on_stopped_ = std::move(done);
   claim_timer_.cancel();
   fetcher_.cancel_all();  // their handlers see CURLE_ABORTED_BY_CALLBACK
+  early_.clear();
   if (uploader_) uploader_->stop();  // an agent that does not answer does not hold the stop up
   maybe_finish_stop();
 }

@@ -51,7 +51,7 @@ const StmtDef kStatements[] = {
      false},
     {"session_settings",
      "SELECT session_id AS id, status, user_agent, robots::text AS robots, max_page_bytes, max_image_bytes, "
-     "max_pixels, min_width, min_height "
+     "max_pixels, min_width, min_height, delay_ms, per_host, max_depth "
      "FROM %s.crawl_session_settings($1::bigint)",
      false},
     {"host_robots",
@@ -75,6 +75,9 @@ const StmtDef kStatements[] = {
     {"ha_status", "SELECT * FROM %s.ha_status()", true},
     {"crawl_blob_target", "SELECT agent_url, replication_mode, sync_timeout_ms FROM %s.crawl_blob_target()",
      true},  // an extension without file sync: only --storage works
+    {"crawl_lease_early",
+     "SELECT * FROM %s.crawl_lease_early($1::text, $2::bigint, $3::text[], $4::interval)",
+     true},  // an older extension: early fetches are dropped, their URLs claimed as usual
 };
 static_assert(sizeof(kStatements) / sizeof(kStatements[0]) == static_cast<std::size_t>(Stmt::count_));
 
@@ -123,11 +126,12 @@ DbResult to_result(PGresult* r) {
 }
 
 // Calls that may share a transaction on connection 0: links lock only
-// session rows (in order) and claims skip locked rows (but for finishing an
-// idle session), so they do not wait for a results transaction that waits
-// for them.
+// session rows (in order) and claims and early leases skip locked rows (but
+// for finishing an idle session), so they do not wait for a results
+// transaction that waits for them.
 bool groupable(Stmt s) {
-  return s == Stmt::crawl_enqueue || s == Stmt::crawl_enqueue_many || s == Stmt::crawl_claim;
+  return s == Stmt::crawl_enqueue || s == Stmt::crawl_enqueue_many || s == Stmt::crawl_claim ||
+         s == Stmt::crawl_lease_early;
 }
 
 }  // namespace

@@ -62,6 +62,8 @@ void LinkBatcher::send() {
       for (const auto& p : group)
         for (const auto& u : kind[0] == 'p' ? p.pages : p.images) batch.add(u, kind, p.depth, p.url);
     ++in_flight_;
+    std::vector<std::string> early;
+    for (const auto& p : group) early.insert(early.end(), p.early.begin(), p.early.end());
     api_.enqueue_many(batch, [this, group = std::move(group)](const CallStatus& st, std::uint64_t queued) mutable {
       --in_flight_;
       if (!st.ok) {
@@ -75,7 +77,26 @@ void LinkBatcher::send() {
       if (in_flight_ == 0 && !waiting_.empty()) send();
       hooks_.answered();
     });
+    lease_early(session, std::move(early));
   }
+}
+
+void LinkBatcher::lease_early(std::int64_t session, std::vector<std::string> urls) {
+  if (urls.empty()) return;
+  api_.lease_early(session, urls, [this, session, urls](const CallStatus& st, std::vector<ClaimedItem> leased) {
+    std::vector<ClaimedItem> items;
+    std::vector<std::string> gone;
+    if (!st.ok) {
+      CRAWLER_LOG(debug) << "crawl_lease_early: " << st.error << " [" << st.sqlstate
+                         << "]; the early fetches are dropped, their URLs claimed as usual";
+      gone = urls;
+    }
+    for (auto& c : leased) {
+      if (c.id == 0) gone.push_back(std::move(c.url));  // item_id NULL: never to be leased here
+      else items.push_back(std::move(c));
+    }
+    hooks_.early_leased(session, std::move(items), gone);
+  });
 }
 
 void LinkBatcher::send_each(PageLinks page) {
@@ -86,6 +107,7 @@ void LinkBatcher::send_each(PageLinks page) {
     hooks_.page_done(*p);
   };
   *left = send_chunks(*p, p->pages, "page", then) + send_chunks(*p, p->images, "image", then);
+  lease_early(p->session, p->early);
   if (*left == 0) hooks_.page_done(*p);
 }
 

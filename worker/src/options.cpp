@@ -11,6 +11,7 @@
 #include <boost/program_options.hpp>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 
@@ -20,41 +21,10 @@ namespace po = boost::program_options;
 
 namespace crawler {
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  return out + "\"";
-}
-
 std::string CrawlRequest::options_json() const {
-  std::ostringstream o;
-  o << "{";
-  bool first = true;
-  auto key = [&](const char* k) {
-    o << (first ? "" : ", ") << json_string(k) << ": ";
-    first = false;
-  };
+  nlohmann::json o = nlohmann::json::object();
   auto num = [&](const char* k, const auto& v) {
-    if (v) {
-      key(k);
-      o << *v;
-    }
+    if (v) o[k] = *v;
   };
   num("max_depth", max_depth);
   num("max_pages", max_pages);
@@ -66,27 +36,17 @@ std::string CrawlRequest::options_json() const {
   num("max_page_bytes", max_page_bytes);
   num("max_image_bytes", max_image_bytes);
   num("max_pixels", max_pixels);
-  if (!allow_domains.empty()) {
-    key("allowed_domains");
-    o << "[";
-    for (std::size_t i = 0; i < allow_domains.size(); ++i)
-      o << (i ? ", " : "") << json_string(allow_domains[i]);
-    o << "]";
-  }
-  if (images_any_host) {
-    key("images_any_host");
-    o << "true";
-  }
-  if (no_robots) {
-    key("robots");
-    o << "false";
-  }
-  if (!user_agent.empty()) {
-    key("user_agent");
-    o << json_string(user_agent);
-  }
-  o << "}";
-  return o.str();
+  if (!allow_domains.empty()) o["allowed_domains"] = allow_domains;
+  if (images_any_host) o["images_any_host"] = true;
+  if (no_robots) o["robots"] = false;
+  if (!user_agent.empty()) o["user_agent"] = user_agent;
+  return json_text(o);
+}
+
+std::string json_text(const nlohmann::json& j) {
+  // Bytes that are not UTF-8 (a server's header, a hostile page) become
+  // U+FFFD instead of an exception: the database refuses them anyway.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string read_agent_token(const std::string& path) {
@@ -267,8 +227,13 @@ struct OptionGroups {
         ("db-connections", po::value<int>(&w.db_connections)->default_value(1),
          "database connections for results (one more carries claims and status); the calls "
          "about one URL always use the same one, in order. Each sends its results in batches of "
-         "one transaction; two such connections can deadlock on the session's counters (retried "
-         "after deadlock_timeout), so 1 is usually fastest")
+         "one transaction; connections do not wait for each other (each counts in its own row), "
+         "but all share the disk's commit rate")
+        ("no-early-fetch", po::bool_switch(&w.no_early_fetch),
+         "fetch a URL only once the frontier leases it (by default, a page's links on its own "
+         "host are fetched while they are queued, when the session's delay is 0, robots.txt "
+         "allows them without a Crawl-delay and per_host has room; the frontier still decides "
+         "whether the result is used)")
         ("user-agent", po::value<std::string>(&w.user_agent),
          "User-Agent sent (crawl: stored as the session's user_agent; run: overrides sessions)");
 

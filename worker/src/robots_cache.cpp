@@ -60,6 +60,20 @@ void RobotsCache::check(const UrlParts& url, const std::string& user_agent, Done
   });
 }
 
+bool RobotsCache::allows_now_without_delay(const UrlParts& url, const std::string& user_agent) {
+  auto f = hosts_.find(host_key(url));
+  if (f == hosts_.end()) return false;
+  Host& h = f->second;
+  if (!h.ready || h.temporary_failure || std::chrono::steady_clock::now() > h.expires) return false;
+  std::string agent = agent_token(user_agent);
+  auto found = h.by_agent.find(agent);
+  if (found == h.by_agent.end())
+    found = h.by_agent.emplace(agent, std::make_shared<const Robots>(Robots::parse(h.text, agent))).first;
+  const Robots& robots = *found->second;
+  if (robots.crawl_delay().value_or(0) > 0 || robots.pattern_bytes() > kInlineRobotsBytes) return false;
+  return robots.allowed(url.path);
+}
+
 void RobotsCache::forget() {
   for (auto it = hosts_.begin(); it != hosts_.end();) {
     if (it->second.loading) {

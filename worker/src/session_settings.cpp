@@ -65,6 +65,9 @@ std::variant<SessionSettings, std::string> read_session_settings(const DbResult&
   in.number("max_pixels", s.max_pixels);
   in.number("min_width", s.min_width);
   in.number("min_height", s.min_height);
+  in.number("delay_ms", s.delay_ms);
+  in.number("per_host", s.per_host);
+  in.number("max_depth", s.max_depth);
   if (!in.error().empty()) return in.error();
   return s;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <nlohmann/json.hpp>
 
 #include "crawler/media_type.hpp"
 #include "crawler/options.hpp"
@@ -30,9 +31,9 @@ Param recorded_media_type(const std::string& content_type) {
 Param text_or_null(const std::string& s) { return s.empty() ? Param{} : Param{s}; }
 
 std::string result_json(const CrawlResult& r) {
-  std::string json = "{\"http_status\": " + std::to_string(r.http_status) + ", \"bytes\": " + std::to_string(r.bytes);
-  if (!r.note.empty()) json += ", \"note\": " + json_string(r.note);
-  return json + "}";
+  nlohmann::json j{{"http_status", r.http_status}, {"bytes", r.bytes}};
+  if (!r.note.empty()) j["note"] = r.note;
+  return json_text(j);
 }
 
 ClaimedItem read_claimed(const DbResult& r, std::size_t i) {
@@ -121,6 +122,19 @@ void WriteApi::claim(int max_items, Answer<std::vector<ClaimedItem>> done) {
     for (std::size_t i = 0; r.ok && i < r.rows.size(); ++i) items.push_back(read_claimed(r, i));
     done(CallStatus::of(r), std::move(items));
   });
+}
+
+void WriteApi::lease_early(std::int64_t session, const std::vector<std::string>& urls,
+                           Answer<std::vector<ClaimedItem>> done) {
+  std::optional<std::string> array = pg_text_array(urls);
+  if (!array) return refuse([done = std::move(done)](DbResult&& r) { done(CallStatus::of(r), {}); });
+  db_.call(Stmt::crawl_lease_early, {worker_, std::to_string(session), std::move(*array), lease_},
+           [done = std::move(done)](DbResult&& r) {
+             std::vector<ClaimedItem> items;
+             for (std::size_t i = 0; r.ok && i < r.rows.size(); ++i) items.push_back(read_claimed(r, i));
+             done(CallStatus::of(r), std::move(items));
+           },
+           true, 0, session);
 }
 
 void WriteApi::renew(const std::vector<std::int64_t>& items, Answer<std::optional<long long>> done) {

@@ -45,11 +45,17 @@ struct Seen {
   std::vector<std::int64_t> done;
   std::uint64_t queued = 0;
   int answers = 0;
+  std::vector<std::string> early_gone;  // URLs never to be leased here, per early-lease answer
+  std::vector<std::int64_t> early_leased;
 };
 
 LinkBatcher::Hooks hooks(Seen& seen) {
   return {[&seen](std::uint64_t n) { seen.queued += n; },
-          [&seen](const PageLinks& p) { seen.done.push_back(p.item); }, [&seen] { ++seen.answers; }};
+          [&seen](const PageLinks& p) { seen.done.push_back(p.item); }, [&seen] { ++seen.answers; },
+          [&seen](std::int64_t, std::vector<ClaimedItem>&& leased, const std::vector<std::string>& gone) {
+            seen.early_gone.insert(seen.early_gone.end(), gone.begin(), gone.end());
+            for (const auto& c : leased) seen.early_leased.push_back(c.id);
+          }};
 }
 
 }  // namespace
@@ -88,6 +94,44 @@ TEST(LinkBatcher, PagesParsedWhileACallIsOutGoInTheNextOne) {
   EXPECT_EQ(seen.done, (std::vector<std::int64_t>{10, 11, 12}));
   EXPECT_EQ(seen.queued, 4u);
   EXPECT_EQ(seen.answers, 2);
+}
+
+TEST(LinkBatcher, EarlyFetchedLinksAreLeasedRightBehindTheirEnqueue) {
+  Recorder db;
+  WriteApi api(db, "w", 60);
+  Seen seen;
+  LinkBatcher b(api, hooks(seen));
+  b.add(page(10, 1, {"p1"}));  // a call out: the next pages wait
+  PageLinks second = page(11, 1, {"p2", "p3"}, {"i1"});
+  second.early = {"p2", "i1"};
+  b.add(std::move(second));
+  ASSERT_EQ(db.sent.size(), 1u);  // no early lease before its links are sent
+  db.sent[0].done(queued("1"));
+  ASSERT_EQ(db.sent.size(), 3u);
+  EXPECT_EQ(db.sent[1].stmt, Stmt::crawl_enqueue_many);
+  EXPECT_EQ(db.sent[2].stmt, Stmt::crawl_lease_early);  // behind the enqueue of the same links
+  EXPECT_EQ(db.sent[2].params[0], "w");
+  EXPECT_EQ(db.sent[2].params[1], "1");
+  EXPECT_EQ(db.sent[2].params[2], "{\"p2\",\"i1\"}");
+  DbResult leased;
+  leased.ok = true;
+  leased.columns = {"item_id", "session_id", "url", "kind", "depth", "attempts", "found_on"};
+  leased.rows = {{"77", "1", "p2", "page", "2", "1", "http://a.test/11"},
+                 {Param{}, "1", "i1", Param{}, Param{}, Param{}, Param{}}};  // taken by another worker
+  db.sent[2].done(std::move(leased));
+  EXPECT_EQ(seen.early_gone, (std::vector<std::string>{"i1"}));
+  EXPECT_EQ(seen.early_leased, (std::vector<std::int64_t>{77}));
+  // a failed early lease is an answer too: its fetches are dropped
+  PageLinks third = page(12, 1, {"p4"});
+  third.early = {"p4"};
+  db.sent[1].done(queued("3"));
+  b.add(std::move(third));
+  ASSERT_EQ(db.sent.size(), 5u);
+  DbResult failed;
+  failed.sqlstate = "42883";
+  db.sent[4].done(std::move(failed));
+  EXPECT_EQ(seen.early_gone.back(), "p4");
+  EXPECT_EQ(seen.early_leased.size(), 1u);
 }
 
 TEST(LinkBatcher, ARefusedBatchIsSentAgainPageByPage) {

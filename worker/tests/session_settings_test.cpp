@@ -10,8 +10,8 @@ DbResult answer() {
   DbResult r;
   r.ok = true;
   r.columns = {"id", "status", "user_agent", "robots", "max_page_bytes", "max_image_bytes", "max_pixels",
-               "min_width", "min_height"};
-  r.rows = {{"7", "running", "crawler_ha/1", "true", "1048576", "2097152", "3000000", "16", "32"}};
+               "min_width", "min_height", "delay_ms", "per_host", "max_depth"};
+  r.rows = {{"7", "running", "crawler_ha/1", "true", "1048576", "2097152", "3000000", "16", "32", "0", "4", "9"}};
   return r;
 }
 void drop(DbResult& r, const std::string& column) {
@@ -41,11 +41,14 @@ TEST(SessionSettings, EveryColumnIsRead) {
   EXPECT_EQ(s.max_pixels, 3000000u);
   EXPECT_EQ(s.min_width, 16);
   EXPECT_EQ(s.min_height, 32);
+  EXPECT_EQ(s.delay_ms, 0);
+  EXPECT_EQ(s.per_host, 4);
+  EXPECT_EQ(s.max_depth, 9);
 }
 
 TEST(SessionSettings, AMissingColumnIsAnErrorNotADefault) {
   for (const char* column : {"id", "status", "user_agent", "robots", "max_page_bytes", "max_image_bytes",
-                             "max_pixels", "min_width", "min_height"}) {
+                             "max_pixels", "min_width", "min_height", "delay_ms", "per_host", "max_depth"}) {
     DbResult r = answer();
     drop(r, column);
     auto parsed = read_session_settings(r, 0);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "crawler/blob_uploader.hpp"
+#include "crawler/early_fetch.hpp"
 #include "crawler/fetcher.hpp"
 #include "crawler/image_pipeline.hpp"
 #include "crawler/item.hpp"
@@ -66,6 +67,8 @@ class Crawler {
   SessionTally tally(std::int64_t session) const;
   std::size_t held() const { return items_.size(); }
   std::size_t transfers() const { return fetcher_.active() + fetcher_.waiting(); }
+  // Links fetched before their lease: started, used by a lease, dropped.
+  const EarlyFetchStats& early_fetches() const { return early_.stats(); }
   bool stopping() const { return stopping_; }
   // Called when a claim found nothing and this worker holds nothing: the
   // session may be over (the crawl command then asks at once).
@@ -89,6 +92,19 @@ class Crawler {
   void dispatch(std::int64_t id);
   void check_robots(std::int64_t id);
   void fetch(std::int64_t id);
+  // The transfer of `url` as an item of `kind` crawled with `s` asks for
+  // it (its body into `file` for an image).
+  FetchRequest request_for(const std::string& kind, const std::string& url, const SessionSettings& s,
+                           PendingFile* file) const;
+  // The links of a page just parsed that may be fetched before the
+  // frontier leases them, started: see maybe_fetch_early() in crawler.cpp.
+  // Returns the URLs started.
+  std::vector<std::string> fetch_early(const Item& page, const std::vector<std::string>& urls, const char* kind);
+  // Leased URLs taken into this worker's hands and dispatched (a claim's, or
+  // crawl_lease_early()'s; a repeat after a lost reply is skipped).
+  void hold(std::vector<ClaimedItem>&& items);
+  // A transfer's result, the item's own or an early one: to its handler.
+  void fetched(std::int64_t id, FetchResult&& r, std::shared_ptr<PendingFile> file);
   // A transfer's end.
   void on_page(std::int64_t id, FetchResult&& r);
   void parse_page(std::int64_t id, FetchResult&& r);
@@ -128,6 +144,7 @@ class Crawler {
   SettingsCache settings_;
   RobotsCache robots_;
   LinkBatcher links_;
+  EarlyFetches early_;
   ImagePipeline images_;
   boost::asio::thread_pool parsers_;  // pages
   boost::asio::steady_timer claim_timer_, renew_timer_;

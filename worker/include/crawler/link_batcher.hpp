@@ -4,7 +4,8 @@
 // a session up to 20,000 URLs a call), on the claims' connection so that the
 // claim sent behind them sees them. A call the database refuses is sent
 // again page by page with crawl_enqueue(), so one bad link costs only its
-// page.
+// page. The links this worker fetches already (early_fetch.hpp) are leased
+// to it right behind their enqueue (crawl_lease_early()), before any claim.
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -25,6 +26,7 @@ struct PageLinks {
   long status = 0;  // the page's transfer, for its completion
   std::uint64_t bytes = 0;
   std::vector<std::string> pages, images;
+  std::vector<std::string> early;  // those of them fetched already, to be leased to this worker
 };
 
 class LinkBatcher {
@@ -33,6 +35,11 @@ class LinkBatcher {
     std::function<void(std::uint64_t queued)> queued;  // new URLs in the frontier: worth a claim now
     std::function<void(const PageLinks& page)> page_done;  // the page's links are in, or given up: complete it
     std::function<void()> answered;  // a batch's call came back
+    // The answer to the lease of early-fetched URLs of `session`: the items
+    // leased, and the URLs that will never be leased to this worker (every
+    // one of `urls` when the call failed); the others are still queued.
+    std::function<void(std::int64_t session, std::vector<ClaimedItem>&& leased, const std::vector<std::string>& gone)>
+        early_leased;
   };
   LinkBatcher(WriteApi& api, Hooks hooks) : api_(api), hooks_(std::move(hooks)) {}
 
@@ -49,6 +56,9 @@ class LinkBatcher {
  private:
   void send();
   void send_each(PageLinks page);
+  // crawl_lease_early() for early-fetched `urls` of `session`, sent behind
+  // their enqueue.
+  void lease_early(std::int64_t session, std::vector<std::string> urls);
   int send_chunks(const PageLinks& page, const std::vector<std::string>& urls, const char* kind,
                   const std::function<void()>& then);
 

@@ -2,6 +2,7 @@
 // line and checks every value; the config file is read line by line here,
 // so that a mistake names its line and a boolean key may stand alone.
 #pragma once
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +34,7 @@ struct WorkerOptions {
   int max_retry_after_s = 3600;   // longer Retry-After values are capped
   int max_pending_writes = 2000;  // unacknowledged results before fetching pauses
   int db_connections = 1;         // connections for results (plus one for claims)
+  bool no_early_fetch = false;    // only leased URLs are fetched (else early_fetch.hpp)
   std::string user_agent;         // overrides the sessions' user_agent when set
   std::string log_level = "info";
 };
@@ -83,7 +85,9 @@ struct Command {
 // `_` in a key reads as `-`.
 Command parse_command_line(int argc, const char* const argv[]);
 
-std::string json_string(const std::string& s);  // a JSON string literal
+// The compact JSON text of `j`; bytes that are not UTF-8 become U+FFFD
+// (never an exception).
+std::string json_text(const nlohmann::json& j);
 
 // The default --spool directory.
 constexpr const char* kDefaultSpool = "/var/tmp/crawler-worker";

@@ -40,6 +40,11 @@ class RobotsCache {
   // are known and small, else when they are loaded or matched. The first
   // check of a host fetches its robots.txt as `user_agent`.
   void check(const UrlParts& url, const std::string& user_agent, Done done);
+  // Whether `url` may be fetched as `user_agent` before the frontier leases
+  // it, decided now without loading anything: true only when the host's
+  // rules are known, small, allow the path, and set no Crawl-delay (the
+  // frontier spaces fetches by it; an early fetch would not be).
+  bool allows_now_without_delay(const UrlParts& url, const std::string& user_agent);
   // Every host's robots.txt is read again when next needed (a reload); a
   // load under way keeps its waiters.
   void forget();

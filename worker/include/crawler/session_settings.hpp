@@ -20,6 +20,10 @@ struct SessionSettings {
   bool robots;             // robots.txt and the pages' robots directives are obeyed
   std::uint64_t max_page_bytes, max_image_bytes, max_pixels;
   int min_width, min_height;  // smaller images are skipped, not stored
+  // Politeness and depth, for early fetches only (the frontier applies them
+  // to leases): the delay between two fetches of a host, leases per host,
+  // how deep pages are followed.
+  int delay_ms, per_host, max_depth;
   // The crawl's scope is not here: the extension applies it to every link,
   // and a worker asks it for every redirect (WriteApi::redirect_allowed).
 };

@@ -127,6 +127,11 @@ class WriteApi {
 
   // Leases up to `max_items` URLs of any running session for the lease time.
   void claim(int max_items, Answer<std::vector<ClaimedItem>> done);
+  // Leases to this worker those of `urls` (of `session`) that are queued,
+  // on hosts without a delay and with room under per_host: the links it is
+  // fetching already (early_fetch.hpp). Sent behind the links' enqueue.
+  void lease_early(std::int64_t session, const std::vector<std::string>& urls,
+                   Answer<std::vector<ClaimedItem>> done);
   // The number renewed (fewer when some were finished meanwhile).
   void renew(const std::vector<std::int64_t>& items, Answer<std::optional<long long>> done);
   // Gives leases back unfinished: the items are queued again, the attempt not counted.
