@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "crawler/options.hpp"
 
 namespace {
@@ -21,9 +23,9 @@ TEST(Options, CrawlCommandBuildsTheSessionOptions) {
                   "--no-robots", "--delay-ms", "0", "--user-agent", "bot \"q\""});
   EXPECT_EQ(c.name, "crawl");
   EXPECT_EQ(c.crawl.seeds.size(), 2u);
-  EXPECT_EQ(c.crawl.options_json(),
-            "{\"max_depth\": 2, \"delay_ms\": 0, \"allowed_domains\": [\"a.test\"], "
-            "\"robots\": false, \"user_agent\": \"bot \\\"q\\\"\"}");
+  EXPECT_EQ(nlohmann::json::parse(c.crawl.options_json()),
+            nlohmann::json::parse("{\"max_depth\": 2, \"delay_ms\": 0, \"allowed_domains\": [\"a.test\"], "
+                                  "\"robots\": false, \"user_agent\": \"bot \\\"q\\\"\"}"));
 }
 
 TEST(Options, DefaultsGiveAnEmptyOptionsObject) {

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "crawler/write_api.hpp"
 
 using namespace crawler;
@@ -75,7 +77,10 @@ TEST(WriteApi, AnItemsResultsGoOnItsOwnKeyInSessionLockOrder) {
     EXPECT_EQ(s.lock_order, 5);
     EXPECT_TRUE(s.idempotent);
   }
-  EXPECT_EQ(db.sent[0].params, P({"2049", "w1", "{\"http_status\": 200, \"bytes\": 1234}"}));
+  ASSERT_EQ(db.sent[0].params.size(), 3u);
+  EXPECT_EQ(db.sent[0].params[0], "2049");
+  EXPECT_EQ(db.sent[0].params[1], "w1");
+  EXPECT_EQ(nlohmann::json::parse(*db.sent[0].params[2]), (nlohmann::json{{"http_status", 200}, {"bytes", 1234}}));
   EXPECT_EQ(db.sent[1].params, P({"2049", "w1", "HTTP 404", Param{}}));
 }
 
@@ -83,7 +88,16 @@ TEST(WriteApi, ACompletionNoteIsAJsonString) {
   Recorder db;
   WriteApi api(db, "w1", 60);
   api.complete(1, 1, CrawlResult{301, 0, "redirected to \"x\"\n"}, [](const CallStatus&) {});
-  EXPECT_EQ(db.sent[0].params[2], "{\"http_status\": 301, \"bytes\": 0, \"note\": \"redirected to \\\"x\\\"\\n\"}");
+  EXPECT_EQ(nlohmann::json::parse(*db.sent[0].params[2]),
+            (nlohmann::json{{"http_status", 301}, {"bytes", 0}, {"note", "redirected to \"x\"\n"}}));
+}
+
+TEST(WriteApi, ANoteThatIsNotUtf8IsStillJson) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  api.complete(1, 1, CrawlResult{200, 3, "bad \xff byte"}, [](const CallStatus&) {});
+  nlohmann::json j = nlohmann::json::parse(*db.sent[0].params[2]);
+  EXPECT_EQ(j["note"], "bad \xef\xbf\xbd byte");  // U+FFFD
 }
 
 TEST(WriteApi, AFailureIsOneLineAndARetryWaitsAtLeastASecond) {
