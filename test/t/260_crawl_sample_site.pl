@@ -12,7 +12,7 @@ use IO::Socket::INET;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use CrawlerHA::Test qw(new_node nginx_serve);
+use CrawlerHA::Test qw(new_node nginx_serve sample_site);
 
 # Servers and workers started here are killed at exit, also when a test dies.
 my @started;
@@ -26,7 +26,7 @@ plan skip_all => 'the vips command (libvips-tools) is not installed'
 my $root = "$FindBin::RealBin/../..";
 
 my $site = tempdir(CLEANUP => 1) . '/site';
-system("$root/scripts/gen-sample-site", $site) == 0 or BAIL_OUT('gen-sample-site failed');
+eval { sample_site($site); 1 } or BAIL_OUT("the sample site: $@");
 
 my $web = nginx_serve($site);
 push @started, $web->{harness};

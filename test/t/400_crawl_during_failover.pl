@@ -12,7 +12,7 @@ use IO::Socket::INET;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use CrawlerHA::Test qw(ha_pair ha_multihost nginx_serve);
+use CrawlerHA::Test qw(ha_pair ha_multihost nginx_serve sample_site);
 
 my @started;
 END { eval { $_->kill_kill } for @started; }
@@ -25,7 +25,7 @@ plan skip_all => 'the vips command (libvips-tools) is not installed'
 my $root = "$FindBin::RealBin/../..";
 
 my $site = tempdir(CLEANUP => 1) . '/site';
-system("$root/scripts/gen-sample-site", $site) == 0 or BAIL_OUT('gen-sample-site failed');
+eval { sample_site($site); 1 } or BAIL_OUT("the sample site: $@");
 my $web = nginx_serve($site);
 push @started, $web->{harness};
 my $port = $web->{port};

@@ -15,7 +15,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes ();
-use CrawlerHA::Test qw(ha_pair ha_multihost nginx_serve);
+use CrawlerHA::Test qw(ha_pair ha_multihost nginx_serve sample_site);
 use CrawlerHA::Agent qw(agent_start agent_stop agent_kill agent_pki agent_blob_files agent_wait_log);
 
 my @started;
@@ -29,7 +29,7 @@ plan skip_all => 'nginx is not installed' unless -x '/usr/sbin/nginx';
 my $root = "$FindBin::RealBin/../..";
 
 my $site = tempdir(CLEANUP => 1) . '/site';
-system("$root/scripts/gen-sample-site", $site) == 0 or BAIL_OUT('gen-sample-site failed');
+eval { sample_site($site); 1 } or BAIL_OUT("the sample site: $@");
 my $web = nginx_serve($site);
 push @started, $web->{harness};
 my $base = $web->{base};

@@ -30,7 +30,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes ();
-use CrawlerHA::Test qw(ha_pair ha_conninfo ha_multihost ha_set_peer ha_wait_writable new_node nginx_serve);
+use CrawlerHA::Test qw(ha_pair ha_conninfo ha_multihost ha_set_peer ha_wait_writable new_node nginx_serve sample_site);
 use CrawlerHA::Agent qw(agent_start agent_kill agent_curl agent_pki agent_blob_files);
 use CrawlerHA::Backup qw(backup_cli backup_setup_pair);
 
@@ -46,7 +46,7 @@ END { eval { agent_kill($_) } for @agents; eval { $_->kill_kill } for @started; 
 
 my $root = "$FindBin::RealBin/../..";
 my $site = PostgreSQL::Test::Utils::tempdir() . '/site';
-system("$root/scripts/gen-sample-site", $site) == 0 or BAIL_OUT('gen-sample-site failed');
+eval { sample_site($site); 1 } or BAIL_OUT("the sample site: $@");
 my $web = nginx_serve($site);
 push @started, $web->{harness};
 my $base = $web->{base};

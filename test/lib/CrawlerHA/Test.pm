@@ -12,10 +12,11 @@ use IO::Socket::INET;
 use Time::HiRes ();
 use POSIX ();
 use IO::Handle;
+use FindBin ();
 
 our @EXPORT_OK = qw(new_node shared_dir nginx_serve ha_conninfo ha_set_peer ha_pair ha_multihost
   wait_port bench_conf ha_writer_start ha_writer_stop ha_acked ha_acks ha_seeds ha_wait_writable
-  ha_node_user ha_partition ha_cut ha_heal ha_witness ha_set_witness ha_trio);
+  ha_node_user ha_partition ha_cut ha_heal ha_witness ha_set_witness ha_trio sample_site);
 
 my $next_node_id = 1;
 
@@ -50,6 +51,25 @@ sub shared_dir
 {
 	my $d = $ENV{CRAWLER_HA_SHARED};
 	return (defined $d && -d $d) ? $d : undef;
+}
+
+# sample_site($dir): the demo sample site (scripts/gen-sample-site) written
+# to $dir, which must not exist. The site is deterministic and takes the
+# vips command tens of seconds to make, so `make check` makes it once
+# (CRAWLER_HA_SAMPLE_SITE) and each test takes a copy of its own; without
+# it the site is generated here. Dies when neither works.
+sub sample_site
+{
+	my ($dir) = @_;
+	my $made = $ENV{CRAWLER_HA_SAMPLE_SITE};
+	if (defined $made && $made ne '' && -f "$made/EXPECTED-IMAGES")
+	{
+		system('cp', '-a', $made, $dir) == 0 or die "cp -a $made $dir failed";
+		return $dir;
+	}
+	my $gen = "$FindBin::RealBin/../../scripts/gen-sample-site";
+	system($gen, $dir) == 0 or die 'gen-sample-site failed';
+	return $dir;
 }
 
 # --- HA pairs -------------------------------------------------------------
