@@ -344,8 +344,8 @@ std::vector<std::string> Crawler::fetch_early(const Item& page, const std::vecto
   // followed, only what robots.txt allows now without a Crawl-delay, and
   // only while this worker's leases and early fetches on the host stay
   // under per_host.
-  // The transfers must also have room: early fetches never queue ahead of
-  // leased work.
+  // An early image needs a free transfer slot (it never queues ahead of
+  // leased work); an early page goes to the head of the queue, as any page.
   const SessionSettings& s = *page.settings;
   if (opts_.no_early_fetch || stopping_ || s.delay_ms != 0 || page.depth + 1 > s.max_depth) return started;
   auto origin = split_url(page.url);
@@ -359,7 +359,10 @@ std::vector<std::string> Crawler::fetch_early(const Item& page, const std::vecto
     if (p && host_key(*p) == host) ++on_host;
   }
   for (const auto& url : urls) {
-    if (fetcher_.active() + fetcher_.waiting() >= static_cast<std::size_t>(opts_.concurrency)) break;
+    // Images only into a free slot; a page may wait for one at the head of
+    // the queue, as a leased page would (it leads to the next level).
+    if (kind[0] == 'i' && fetcher_.active() + fetcher_.waiting() >= static_cast<std::size_t>(opts_.concurrency))
+      break;
     if (on_host >= static_cast<std::size_t>(s.per_host)) break;
     auto parts = split_url(url);
     if (!parts || host_key(*parts) != host) continue;
