@@ -53,6 +53,7 @@ void EarlyFetches::finished(const std::string& k, FetchResult&& r) {
     return;
   }
   if (r.code == CURLE_ABORTED_BY_CALLBACK) {  // a stop: nobody will take it
+    ++stats_.dropped;
     held_.erase(f);
     return;
   }
@@ -95,8 +96,12 @@ std::size_t EarlyFetches::held_on(const std::string& host) const {
 
 void EarlyFetches::clear() {
   for (auto it = held_.begin(); it != held_.end();) {
-    if (it->second.taker) ++it;  // its item waits for the transfer's (aborted) end
-    else it = held_.erase(it);
+    if (it->second.taker) {
+      ++it;  // its item waits for the transfer's (aborted) end
+    } else {
+      ++stats_.dropped;  // fetched (or started) and never used
+      it = held_.erase(it);
+    }
   }
   if (held_.empty()) sweep_timer_.cancel();  // nothing keeps the loop
 }
