@@ -393,6 +393,8 @@ BEGIN
     IF cardinality(urls) > 10000 THEN
         RAISE EXCEPTION 'too many URLs in one call: %', cardinality(urls)
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'At most 10000 URLs per call.';
+    ELSIF array_position(urls, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'urls must not contain NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     PERFORM @extschema@.crawl_check_interval(lease, 'lease', '1 second', @extschema@.crawl_lease_max());
     SELECT cs.status, cs.settings INTO s FROM @extschema@.crawl_sessions cs WHERE cs.id = session;
