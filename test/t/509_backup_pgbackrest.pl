@@ -15,6 +15,7 @@ use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes ();
 use CrawlerHA::Test qw(ha_pair ha_wait_writable ha_conninfo new_node);
 
 plan skip_all => 'CRAWLER_HA (the built crawler-ha) is not set' unless $ENV{CRAWLER_HA} && -x $ENV{CRAWLER_HA};
@@ -181,7 +182,19 @@ like($out, qr/configuration \S+: unchanged.*passphrase \S+ \(mode 600\): unchang
 $_->safe_psql('postgres', 'SELECT ha_pause()') for ($a, $b);
 $b->restart;
 $a->restart;
-$_->safe_psql('postgres', 'SELECT ha_resume()') for ($a, $b);
+# A node's HA worker starts a moment after the server: ha_resume() asks it
+# (55000 until it runs), so it is asked until it answers.
+for my $n ($a, $b)
+{
+	my $resumed = 0;
+	for (1 .. 300)
+	{
+		my ($rc) = $n->psql('postgres', 'SELECT ha_resume()');
+		$resumed = 1, last if $rc == 0;
+		Time::HiRes::sleep(0.2);
+	}
+	die $n->name . ': ha_resume() still refused after 60 s' unless $resumed;
+}
 ok(defined ha_wait_writable($a), 'bk_a writes again after its restart');
 ok($b->poll_query_until('postgres', "SELECT ok FROM ha_endpoint_check('replica')"), 'bk_b is its standby again');
 for my $n ($a, $b)
