@@ -105,7 +105,7 @@ for my $u (sort keys %expect_error)
 	like($e, $expect_error{$u}, "$u records a clear error") or diag "got: $e";
 }
 for my $u ('/', '/ok.png', '/ok.jpg', '/real-as-text.png', '/binary-page.html', '/moved.png', '/nofollow.html',
-	'/deep.html', '/deep-end.png')
+	'/deep.html', '/deep-end.png', '/noai.html', '/noimageai.png', '/noai-for-us.png', '/noai-for-others.png')
 {
 	is($state{$u}[0] // 'missing', 'done', "$u is done");
 }
@@ -115,6 +115,14 @@ like($node->safe_psql('postgres', "SELECT state || ' ' || (result->>'note') FROM
 	qr{^done redirected to http://localhost:\d+/ok\.png, outside the crawl's allowed domains: not followed$},
 	'a redirect out of the crawl\'s scope is not followed, and says so');
 
+
+# noai and noimageai (img2dataset's rule): an image whose own response says
+# so is done with a note and not kept; a page that says so gives no images.
+is($node->safe_psql('postgres', "SELECT string_agg(substr(url, length('$base')) || ' ' || (result->>'note'), ', ' ORDER BY url) "
+			. "FROM crawl_frontier WHERE session_id = $sid AND url IN ('${base}noimageai.png', '${base}noai-for-us.png')"),
+	'/noai-for-us.png X-Robots-Tag noimageai: not stored, /noimageai.png X-Robots-Tag noimageai: not stored',
+	'images sent with X-Robots-Tag noimageai, or noai for this crawler, are done without being stored');
+ok(!exists $state{'/behind-noai.png'}, 'a page\'s meta noai keeps its images out of the frontier');
 
 is($node->safe_psql('postgres',
 		"SELECT attempts FROM crawl_frontier WHERE session_id = $sid AND url = '${base}500.png'"),
@@ -126,8 +134,8 @@ is($node->safe_psql('postgres',
 # The images that are images are recorded with their header's facts.
 is($node->safe_psql('postgres',
 		"SELECT string_agg(filename || ' ' || format || ' ' || width || 'x' || height, ', ' ORDER BY filename) FROM images WHERE session_id = $sid"),
-	'deep-end.png png 64x48, moved.png png 64x48, ok.jpg jpeg 32x24, ok.png png 64x48, real-as-text.png png 16x16',
-	'five images recorded (one through a redirect, one behind 140,000 unclosed elements): type by magic bytes, size from the header');
+	'deep-end.png png 64x48, moved.png png 64x48, noai-for-others.png png 24x24, ok.jpg jpeg 32x24, ok.png png 64x48, real-as-text.png png 16x16',
+	'six images recorded (one through a redirect, one behind 140,000 unclosed elements, one with another crawler\'s noai): type by magic bytes, size from the header');
 
 # Each hop of a redirect is checked against robots.txt before it is fetched:
 # the server never saw a request for a disallowed path.
@@ -138,6 +146,7 @@ is($seen->{'/private/secret.png'} // 0, 0, 'nor the disallowed image linked from
 ok(!exists $state{'/behind-nofollow.html'} && !exists $state{'/behind-noimageindex.png'},
 	'a page\'s X-Robots-Tag nofollow and meta noimageindex are obeyed: neither URL is queued');
 is($seen->{'/behind-nofollow.html'} // 0, 0, 'the link behind nofollow is never requested');
+is($seen->{'/behind-noai.png'} // 0, 0, 'the image behind a page\'s noai is never requested');
 is($seen->{'/ok.png'}, 2, 'a followed redirect fetches its target (ok.png: linked, and behind moved.png)');
 
 # The store: no temporary file left, every file named by its sha256 and

@@ -496,7 +496,7 @@ void Crawler::parse_page(std::int64_t id, FetchResult&& r) {
     // whatever a page does to the parser costs that page, never the process
     try {
       if (mt == "text/css") {
-        if (!directives || !directives->noimageindex) links.images = extract_css(r.body, base);
+        if (!directives || directives->page_images_allowed()) links.images = extract_css(r.body, base);
       } else if (directives) {
         links = extract_html(r.body, base, *directives, agent);
       } else {
@@ -569,6 +569,18 @@ void Crawler::on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<Pending
   if (r.bytes == 0) {
     fail(it, "not an image: the body is empty", std::nullopt);
     return;
+  }
+  // With robots on, the image's own X-Robots-Tag holds: an image marked
+  // noimageai (or noai, noindex, noimageindex) is done without being kept.
+  if (it.settings->robots && !r.robots_tags.empty()) {
+    RobotsDirectives d;
+    const std::string agent = agent_token(user_agent_for(*it.settings));
+    for (const auto& v : r.robots_tags) d.add(v, agent);
+    if (!d.image_allowed()) {
+      ++stats_.skipped;
+      complete(it, r.status, r.bytes, "X-Robots-Tag " + d.image_refusal() + ": not stored");
+      return;  // `file` goes with this scope: nothing stays in the store
+    }
   }
   enter(it, Stage::kStoring);  // from here the outcome is decided off the loop
   const SessionSettings& s = *it.settings;

@@ -573,7 +573,7 @@ Links extract(std::string_view html, std::string_view page_url, const RobotsDire
   for (const auto& r : scan.refs) {
     switch (r.kind) {
       case PageScanner::Ref::kImage:
-        if (!(obey && robots.noimageindex)) images.add(r.value, out.dropped);
+        if (!obey || robots.page_images_allowed()) images.add(r.value, out.dropped);
         break;
       case PageScanner::Ref::kPage:  // stylesheets and frames are part of the page
         pages.add(r.value, out.dropped);

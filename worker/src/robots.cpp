@@ -72,8 +72,17 @@ void RobotsDirectives::add(std::string_view value, std::string_view agent) {
     }
     if (!for_us) continue;
     if (d == "nofollow" || d == "none") nofollow = true;
+    if (d == "noindex" || d == "none") noindex = true;
     if (d == "noimageindex") noimageindex = true;
+    if (d == "noai" || d == "noimageai") noimageai = true;
   }
+}
+
+std::string RobotsDirectives::image_refusal() const {
+  if (noimageai) return "noimageai";
+  if (noimageindex) return "noimageindex";
+  if (noindex) return "noindex";
+  return "";
 }
 
 std::string agent_token(std::string_view ua) {

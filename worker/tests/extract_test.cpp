@@ -174,6 +174,23 @@ TEST(Extract, MetaNoimageindexAndAgentSpecificTags) {
                   "http://b.test/next.html"));
 }
 
+TEST(Extract, MetaNoaiAndNoimageaiDropTheImagesNotTheLinks) {
+  for (const char* meta : {R"(<meta name="robots" content="noai">)", R"(<meta name="robots" content="noimageai">)",
+                           R"(<meta name="crawler_ha" content="noai, noimageai">)"}) {
+    auto l = extract_html(robots_page(meta), "http://p.test/", {}, "crawler_ha");
+    EXPECT_TRUE(l.images.empty()) << meta;
+    EXPECT_TRUE(has(l.pages, "http://b.test/next.html")) << meta;
+  }
+  // another crawler's noai is not ours
+  EXPECT_FALSE(extract_html(robots_page(R"(<meta name="otherbot" content="noai">)"), "http://p.test/", {},
+                            "crawler_ha")
+                   .images.empty());
+  // from the header as well
+  crawler::RobotsDirectives header;
+  header.add("noai", "crawler_ha");
+  EXPECT_TRUE(extract_html(robots_page(""), "http://p.test/", header, "crawler_ha").images.empty());
+}
+
 TEST(Entities, EveryNamedReferenceOfTheHtmlStandard) {
   EXPECT_EQ(crawler::decode_entities("caf&eacute;.png"), "caf\xC3\xA9.png");
   EXPECT_EQ(crawler::decode_entities("caf&eacute.png"), "caf\xC3\xA9.png");  // a legacy name

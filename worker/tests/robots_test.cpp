@@ -88,6 +88,31 @@ TEST(RobotsDirectives, XRobotsTagValues) {
   EXPECT_EQ(of({"", " , ,"}), std::make_pair(false, false));
 }
 
+TEST(RobotsDirectives, NoaiAndNoimageaiKeepImagesOut) {
+  auto of = [](std::initializer_list<const char*> values) {
+    crawler::RobotsDirectives d;
+    for (const char* v : values) d.add(v, "crawler_ha");
+    return d;
+  };
+  EXPECT_FALSE(of({"noai"}).page_images_allowed());
+  EXPECT_FALSE(of({"NoImageAI"}).page_images_allowed());
+  EXPECT_FALSE(of({"noai"}).image_allowed());
+  EXPECT_EQ(of({"noai"}).image_refusal(), "noimageai");
+  EXPECT_EQ(of({"noimageai"}).image_refusal(), "noimageai");
+  // noindex refuses an image's own response, not a page's images
+  EXPECT_TRUE(of({"noindex"}).page_images_allowed());
+  EXPECT_FALSE(of({"noindex"}).image_allowed());
+  EXPECT_EQ(of({"none"}).image_refusal(), "noindex");
+  EXPECT_EQ(of({"noimageindex"}).image_refusal(), "noimageindex");
+  EXPECT_TRUE(of({"noarchive, nosnippet"}).image_allowed());
+  EXPECT_EQ(of({"noarchive"}).image_refusal(), "");
+  // another agent's directives are not ours; ours after its prefix are
+  EXPECT_TRUE(of({"otherbot: noai"}).image_allowed());
+  EXPECT_FALSE(of({"otherbot: noindex, crawler_ha: noimageai"}).image_allowed());
+  // near misses are not directives
+  EXPECT_TRUE(of({"noaix, no-ai, noimage ai"}).image_allowed());
+}
+
 TEST(Robots, ByteOrderMarkBeforeTheFirstLineIsIgnored) {
   auto r = Robots::parse("\xEF\xBB\xBFUser-agent: *\nDisallow: /private\n", "crawler_ha");
   EXPECT_FALSE(r.allowed("/private/x"));

@@ -36,7 +36,7 @@ Links extract_html(std::string_view html, std::string_view page_url);
 // X-Robots-Tag header) with those of its <meta name="robots"> and
 // <meta name="AGENT"> tags. nofollow drops the links to pages (stylesheets
 // and frames, which are part of the page, stay), as does rel="nofollow" on a
-// link; noimageindex drops the images.
+// link; noimageindex, noai and noimageai drop the images.
 Links extract_html(std::string_view html, std::string_view page_url, RobotsDirectives given,
                    std::string_view agent);
 

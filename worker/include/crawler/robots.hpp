@@ -52,11 +52,26 @@ class Robots {
 };
 
 // Page-level directives (<meta name="robots">, X-Robots-Tag): which parts of
-// a page a crawler may take. Only the two that concern an image crawler.
+// a page, or which image, a crawler may take. Only those that concern an
+// image crawler.
 struct RobotsDirectives {
   bool nofollow = false;      // "nofollow" or "none": no links to pages are followed
   bool noimageindex = false;  // the page's images are not to be taken
+  bool noindex = false;       // "noindex" or "none": this response is not to be kept
+  // "noai" or "noimageai": the images are not to be used for AI training
+  // (DeviantArt's directives, honoured by img2dataset). An image crawler
+  // that feeds datasets takes them as it takes noimageindex.
+  bool noimageai = false;
   void add(std::string_view value, std::string_view agent);
+  // Whether a page with these directives may give its images.
+  bool page_images_allowed() const { return !noimageindex && !noimageai; }
+  // Whether an image whose own response carries these directives
+  // (X-Robots-Tag) may be stored: not under noindex, noimageindex, noai or
+  // noimageai, as img2dataset decides.
+  bool image_allowed() const { return !noindex && !noimageindex && !noimageai; }
+  // The directive that refuses an image (image_allowed() false), for the
+  // item's note; "" when it is allowed.
+  std::string image_refusal() const;
 };
 
 // The product token of a User-Agent string: "crawler_ha/0.1 (+url)" -> "crawler_ha".
