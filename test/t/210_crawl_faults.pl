@@ -42,10 +42,18 @@ my $base = $1;
 note "fault server at $base";
 
 my $storage = tempdir(CLEANUP => 1);
+# The seed comes from a file (with a comment and a blank line), and the
+# statistics go to a JSON file.
+my $files = tempdir(CLEANUP => 1);
+my $seeds_file = "$files/seeds.txt";
+open my $sf, '>', $seeds_file or die;
+print $sf "# the fault server\n\n  $base  \n";
+close $sf;
+my $stats_file = "$files/stats.json";
 my ($out, $err) = ('', '');
 my $t0 = time;
 my $ok = IPC::Run::run([
-		$worker, 'crawl', '--db', $db, '--storage', $storage, '--seed', $base,
+		$worker, 'crawl', '--db', $db, '--storage', $storage, '--seeds-file', $seeds_file, '--stats-json', $stats_file,
 		'--delay-ms', '0', '--per-host', '8', '--max-attempts', '2',
 		'--low-speed-seconds', '2', '--low-speed-bytes', '100', '--timeout-ms', '8000',
 		'--connect-timeout-ms', '3000', '--max-image-bytes', '5000000',
@@ -136,6 +144,32 @@ is($node->safe_psql('postgres',
 		"SELECT string_agg(filename || ' ' || format || ' ' || width || 'x' || height, ', ' ORDER BY filename) FROM images WHERE session_id = $sid"),
 	'deep-end.png png 64x48, moved.png png 64x48, noai-for-others.png png 24x24, ok.jpg jpeg 32x24, ok.png png 64x48, real-as-text.png png 16x16',
 	'six images recorded (one through a redirect, one behind 140,000 unclosed elements, one with another crawler\'s noai): type by magic bytes, size from the header');
+
+# --stats-json: the session's counts and success rate as crawl_status()
+# gives them, this worker's responses by status and failures by kind.
+my $stats = decode_json(do { local (@ARGV, $/) = $stats_file; <> });
+my ($pages_fetched, $failed, $rate) = split /\|/, $node->safe_psql('postgres',
+	"SELECT pages_fetched, failed, success_rate FROM crawl_status($sid)");
+is($stats->{session}, $sid, 'stats: the session');
+is($stats->{status}, 'finished', 'stats: its status');
+is($stats->{session_counts}{pages_fetched}, $pages_fetched, 'stats: pages fetched, as crawl_status() counts them');
+is($stats->{session_counts}{failed}, $failed, 'stats: failed URLs, as crawl_status() counts them');
+cmp_ok(abs($stats->{success_rate} - $rate), '<', 1e-9, "stats: crawl_status()'s success rate ($rate)");
+my $by_status = $stats->{worker}{responses_by_status};
+is($by_status->{404}, 2, 'stats: two 404 responses (an image and a page)');
+is($by_status->{410}, 1, 'stats: one 410');
+is($by_status->{500}, 2, 'stats: two 500 responses (the URL tried twice)');
+cmp_ok($by_status->{200} // 0, '>=', 10, 'stats: the 200 responses');
+my $kinds = $stats->{worker}{failures_by_kind};
+is($kinds->{robots_disallowed}, 2, 'stats: two URLs refused by robots.txt (one a redirect hop)');
+is($kinds->{redirects}, 2, 'stats: two redirect loops');
+cmp_ok($kinds->{timeout} // 0, '>=', 3, 'stats: the timeouts (slow and stalled, with retries)');
+cmp_ok($kinds->{http} // 0, '>=', 7, 'stats: the HTTP errors (404, 410, 500, 429, 503, with retries)');
+is($kinds->{not_an_image}, 4, 'stats: four bodies that are not images (wrong type, fake, corrupt, empty)');
+is($kinds->{too_large}, 5, 'stats: five too large (declared, streamed, two bombs, a pixel bomb)');
+like($out, qr/^  responses       200: \d+, .*404: 2/m, 'the summary counts the responses by status');
+like($out, qr/^  failures        .*robots_disallowed 2/m, 'the summary counts the failures by kind');
+like($out, qr/^  success rate    [\d.]+ % \(session\)$/m, 'the summary gives the success rate');
 
 # Each hop of a redirect is checked against robots.txt before it is fetched:
 # the server never saw a request for a disallowed path.

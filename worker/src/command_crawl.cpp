@@ -6,7 +6,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -85,12 +89,40 @@ class CrawlCommand {
     summary.interrupted = interrupted_;
     summary.failures = std::move(failures_);
     summary.seeds = seeds_;
+    summary.stats = crawler_.stats();
     std::cout << crawl_summary(summary) << std::flush;
     if (std::string early = early_fetch_line(crawler_.early_fetches()); !early.empty()) CRAWLER_LOG(info) << early;
+    if (!cmd_.crawl.stats_json.empty() && !write_stats(stats_json(summary, crawler_.early_fetches())) &&
+        exit_code_ == 0)
+      exit_code_ = 1;
     return exit_code_;
   }
 
  private:
+  // The statistics into --stats-json's file, whole or not at all: written
+  // beside it and renamed over it. A failure is reported (the crawl itself
+  // is done; the exit status says the file is missing).
+  bool write_stats(const std::string& json) {
+    const std::string& path = cmd_.crawl.stats_json;
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      out << json;
+      out.flush();
+      if (!out) {
+        report_error("--stats-json " + path + ": cannot write " + tmp + ": " + std::strerror(errno));
+        std::remove(tmp.c_str());
+        return false;
+      }
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+      report_error("--stats-json " + path + ": " + std::strerror(errno));
+      std::remove(tmp.c_str());
+      return false;
+    }
+    return true;
+  }
+
   void started(const CallStatus& st, std::int64_t session) {
     give_up_.cancel();
     if (!st.ok) {
@@ -131,8 +163,8 @@ class CrawlCommand {
       if (crawler_.stopping()) return;
       if (status) {
         last_ = *status;
-        double secs = std::chrono::duration<double>(Clock::now() - started_).count();
-        progress_.show(progress_line(last_, crawler_.stats(), secs, db_.connected(), crawler_.upload_backlog()));
+        rates_.add(Clock::now(), crawler_.stats(), last_);
+        progress_.show(progress_line(last_, rates_, db_.connected(), crawler_.upload_backlog()));
         if (!last_.status.empty() && last_.status != "running") {
           conclude(last_.status == "finished" && last_.pages_fetched > 0 ? 0 : 1);
           return;
@@ -179,6 +211,7 @@ class CrawlCommand {
   asio::steady_timer tick_{io_}, give_up_{io_}, stop_deadline_{io_};
   asio::signal_set signals_{io_, SIGINT, SIGTERM};
   ProgressDisplay progress_{::isatty(2) != 0};
+  RecentRates rates_;
   std::int64_t session_ = 0;
   int exit_code_ = 1;
   bool interrupted_ = false, forced_stop_ = false, status_in_flight_ = false;

@@ -239,7 +239,7 @@ void Crawler::dispatch(std::int64_t id) {
     if (f2 == items_.end()) return;
     Item& it = f2->second;
     if (!s) {
-      fail(it, "session settings unavailable", 30);
+      fail(it, "settings", "session settings unavailable", 30);
       return;
     }
     if (stopping_) return;  // its lease is returned
@@ -253,7 +253,7 @@ void Crawler::check_robots(std::int64_t id) {
   Item& it = items_.at(id);
   auto parts = split_url(it.current());
   if (!parts) {
-    fail(it, it.at.empty() ? "invalid URL" : "invalid redirect target " + one_line(it.at, 500), std::nullopt);
+    fail(it, "invalid_url", it.at.empty() ? "invalid URL" : "invalid redirect target " + one_line(it.at, 500), std::nullopt);
     return;
   }
   robots_.check(*parts, user_agent_for(*it.settings), [this, id, host = host_key(*parts)](RobotsCache::Verdict v) {
@@ -264,11 +264,11 @@ void Crawler::check_robots(std::int64_t id) {
       case RobotsCache::Verdict::kUnavailable:
         // The reason is the item's error: when the host is down, the
         // robots.txt fetch is what shows it.
-        fail(item, "robots.txt of " + host + " is unavailable (" + robots_.failure(host) + ")", 60);
+        fail(item, "robots_unavailable", "robots.txt of " + host + " is unavailable (" + robots_.failure(host) + ")", 60);
         return;
       case RobotsCache::Verdict::kDisallowed:
         ++stats_.skipped;
-        fail(item,
+        fail(item, "robots_disallowed",
              item.at.empty() ? "disallowed by robots.txt"
                              : "redirected to " + one_line(item.at, 500) + ": disallowed by robots.txt",
              std::nullopt);
@@ -320,7 +320,7 @@ void Crawler::fetch(std::int64_t id) {
     std::string err;
     file.reset(store_.create(&err).release());
     if (!file) {
-      fail(it, err, 60);
+      fail(it, "store", err, 60);
       return;
     }
   }
@@ -330,6 +330,9 @@ void Crawler::fetch(std::int64_t id) {
 }
 
 void Crawler::fetched(std::int64_t id, FetchResult&& r, std::shared_ptr<PendingFile> file) {
+  // Every response counts by its status (0: none came), each hop of a
+  // redirect too; not a transfer cut short by a stop.
+  if (!(stopping_ && r.code == CURLE_ABORTED_BY_CALLBACK)) ++stats_.statuses[r.status];
   if (file) on_image(id, std::move(r), std::move(file));
   else on_page(id, std::move(r));
 }
@@ -395,21 +398,21 @@ bool Crawler::fetch_failed(Item& it, const FetchResult& r) {
       });
     }
   }
-  fail(it, o.error, o.kind == FetchOutcome::Kind::kRetry ? std::optional<long>(o.retry_after_s) : std::nullopt);
+  fail(it, o.cause.c_str(), o.error, o.kind == FetchOutcome::Kind::kRetry ? std::optional<long>(o.retry_after_s) : std::nullopt);
   return true;
 }
 
 bool Crawler::redirected(std::int64_t id, Item& it, const FetchResult& r) {
   if (r.redirect_url.empty()) return false;  // set only for a 3xx that was not followed
   if (++it.redirects > opts_.max_redirects) {
-    fail(it, "too many redirects (more than " + std::to_string(opts_.max_redirects) + " followed; the last to " +
+    fail(it, "redirects", "too many redirects (more than " + std::to_string(opts_.max_redirects) + " followed; the last to " +
              one_line(r.redirect_url, 500) + ")",
          std::nullopt);
     return true;
   }
   auto target = split_url(r.redirect_url);
   if (!target || (target->scheme != "http" && target->scheme != "https")) {
-    fail(it, "HTTP " + std::to_string(r.status) + " redirect to an unusable Location " + one_line(r.redirect_url, 500),
+    fail(it, "redirects", "HTTP " + std::to_string(r.status) + " redirect to an unusable Location " + one_line(r.redirect_url, 500),
          std::nullopt);
     return true;
   }
@@ -430,11 +433,11 @@ bool Crawler::redirected(std::int64_t id, Item& it, const FetchResult& r) {
                           if (f == items_.end() || stopping_) return;  // stopping: its lease is returned
                           Item& item = f->second;
                           if (!st.ok && st.sqlstate.rfind("22", 0) == 0) {
-                            fail(item, "HTTP " + std::to_string(status) + " redirect to an unusable Location " +
+                            fail(item, "redirects", "HTTP " + std::to_string(status) + " redirect to an unusable Location " +
                                            one_line(url, 500) + ": " + st.error,
                                  std::nullopt);
                           } else if (!st.ok) {
-                            fail(item, "could not check the crawl's scope for the redirect to " + one_line(url, 500) +
+                            fail(item, "scope_check", "could not check the crawl's scope for the redirect to " + one_line(url, 500) +
                                            ": " + st.error,
                                  30);
                           } else if (!allowed) {
@@ -516,7 +519,7 @@ void Crawler::parse_page(std::int64_t id, FetchResult&& r) {
     asio::post(io_, [this, id, r = std::move(r), links = std::move(links)]() mutable {
       if (!links.refused.empty()) {
         auto f = items_.find(id);
-        if (f != items_.end() && !stopping_) fail(f->second, links.refused, std::nullopt);
+        if (f != items_.end() && !stopping_) fail(f->second, "not_parsed", links.refused, std::nullopt);
         return;
       }
       on_links(id, r, links.images, links.pages);
@@ -567,7 +570,7 @@ void Crawler::on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<Pending
   if (redirected(id, it, r)) return;  // a new file for the next hop; this one goes with `file`
   if (fetch_failed(it, r)) return;  // `file` goes with this scope: no partial file stays
   if (r.bytes == 0) {
-    fail(it, "not an image: the body is empty", std::nullopt);
+    fail(it, "not_an_image", "not an image: the body is empty", std::nullopt);
     return;
   }
   // With robots on, the image's own X-Robots-Tag holds: an image marked
@@ -592,7 +595,7 @@ void Crawler::image_stored(std::int64_t id, StoredImage&& image) {
   if (f == items_.end()) return;
   Item& item = f->second;
   if (!image.error.empty()) {
-    fail(item, image.error, std::nullopt);
+    fail(item, image.error_kind.empty() ? "store" : image.error_kind.c_str(), image.error, std::nullopt);
     return;
   }
   const FetchResult& r = image.r;
@@ -635,17 +638,17 @@ void Crawler::uploaded(std::int64_t id, StoredImage&& image, const UploadOutcome
       fatal(o.error);
       return;
     case UploadVerdict::kTooLarge:
-      fail(item, o.error, std::nullopt);
+      fail(item, "too_large", o.error, std::nullopt);
       return;
     case UploadVerdict::kStoreFull:
       // A full disk is the operator's to fix: retried by the attempts rule,
       // late enough to give them a chance.
-      fail(item, o.error, 300);
+      fail(item, "store_full", o.error, 300);
       return;
     case UploadVerdict::kBadFile:
     case UploadVerdict::kRejected:
     case UploadVerdict::kTryAgain:  // never given by the uploader; a retry all the same
-      fail(item, o.error, backoff_seconds(item.attempts));
+      fail(item, "upload", o.error, backoff_seconds(item.attempts));
       return;
   }
 }
@@ -726,10 +729,11 @@ void Crawler::complete(Item& it, long status, std::uint64_t bytes, const std::st
                 });
 }
 
-void Crawler::fail(Item& it, const std::string& error, std::optional<long> retry_after_s) {
+void Crawler::fail(Item& it, const char* kind, const std::string& error, std::optional<long> retry_after_s) {
   enter(it, Stage::kReported);
   if (retry_after_s) ++stats_.retries;
   else ++stats_.errors;
+  ++stats_.error_kinds[*kind ? kind : "other"];
   request_claim();
   CRAWLER_LOG(info) << (retry_after_s ? "retry " : "failed ") << it.url << ": " << error
                     << (retry_after_s ? " (again in " + std::to_string(*retry_after_s) + " s)" : "");

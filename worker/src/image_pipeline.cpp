@@ -68,11 +68,13 @@ bool ImagePipeline::prepare(const std::shared_ptr<PendingFile>& file, StoredImag
                             const ImageLimits& limits) {
   if (!file->finish(&image.sha256, false)) {
     image.error = "store: " + file->error();
+    image.error_kind = "store";
     return false;
   }
   auto res = read_image_info(file->temp_path(), file->head());
   if (auto* e = std::get_if<std::string>(&res)) {
     image.error = *e;
+    image.error_kind = "not_an_image";
     if (!image.r.content_type.empty()) image.error += " (Content-Type " + media_type(image.r.content_type) + ")";
     return false;
   }
@@ -80,6 +82,7 @@ bool ImagePipeline::prepare(const std::shared_ptr<PendingFile>& file, StoredImag
   const ImageInfo& info = image.info;
   std::uint64_t pixels = static_cast<std::uint64_t>(info.width) * static_cast<std::uint64_t>(info.height);
   if (pixels > limits.max_pixels) {
+    image.error_kind = "too_large";
     image.error = "too many pixels: " + std::to_string(info.width) + "x" + std::to_string(info.height) +
                   " is over max_pixels " + std::to_string(limits.max_pixels);
     return false;
@@ -90,6 +93,7 @@ bool ImagePipeline::prepare(const std::shared_ptr<PendingFile>& file, StoredImag
   }
   if (!spool_ && !file->prepare()) {
     image.error = "store: " + file->error();
+    image.error_kind = "store";
     return false;
   }
   return true;
@@ -113,10 +117,14 @@ void ImagePipeline::commit_loop() {
       if (!synced) t.image.error = "store: " + err;
       else if (!t.file->commit(t.image.info.ext, &t.image.file_path, false))
         t.image.error = "store: " + t.file->error();
+      if (!t.image.error.empty()) t.image.error_kind = "store";
     }
     if (synced && !store_.sync(&err))
       for (auto& t : batch)
-        if (t.image.error.empty()) t.image.error = "store: " + err;
+        if (t.image.error.empty()) {
+          t.image.error = "store: " + err;
+          t.image.error_kind = "store";
+        }
     for (auto& t : batch) {
       if (!t.image.error.empty()) t.image.file_path.clear();
       t.file.reset();  // an uncommitted temporary file is removed here

@@ -16,6 +16,8 @@
 #include <stdexcept>
 
 #include "crawler/log.hpp"
+#include "crawler/sql_literal.hpp"
+#include "crawler/url.hpp"
 
 namespace po = boost::program_options;
 
@@ -47,6 +49,36 @@ std::string json_text(const nlohmann::json& j) {
   // Bytes that are not UTF-8 (a server's header, a hostile page) become
   // U+FFFD instead of an exception: the database refuses them anyway.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::vector<std::string> read_seeds_file(const std::string& path) {
+  // Its limits are crawl_start()'s (10,000 seeds, URLs of 2,048 bytes):
+  // said here, with the file and line, instead of by the database later.
+  constexpr std::size_t kMaxSeeds = 10000, kMaxUrlBytes = 2048;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("--seeds-file " + path + ": " + std::strerror(errno));
+  std::vector<std::string> seeds;
+  std::string line;
+  for (std::size_t number = 1; std::getline(in, line); ++number) {
+    auto where = [&] { return "--seeds-file " + path + ", line " + std::to_string(number) + ": "; };
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    std::size_t start = line.find_first_not_of(" \t");
+    if (start == std::string::npos || line[start] == '#') continue;
+    std::size_t end = line.find_last_not_of(" \t");
+    std::string url = line.substr(start, end - start + 1);
+    if (url.size() > kMaxUrlBytes)
+      throw std::runtime_error(where() + "a URL longer than " + std::to_string(kMaxUrlBytes) + " bytes");
+    if (url.find('\0') != std::string::npos) throw std::runtime_error(where() + "a NUL byte: not a text file?");
+    if (!normalize_url(url))
+      throw std::runtime_error(where() + "\"" + one_line(url, 200) + "\" is not an absolute http(s) URL");
+    if (seeds.size() == kMaxSeeds)
+      throw std::runtime_error("--seeds-file " + path + ": more than " + std::to_string(kMaxSeeds) +
+                               " seeds (crawl_start()'s limit)");
+    seeds.push_back(std::move(url));
+  }
+  if (in.bad()) throw std::runtime_error("--seeds-file " + path + ": " + std::strerror(errno));
+  if (seeds.empty()) throw std::runtime_error("--seeds-file " + path + ": no URL in it");
+  return seeds;
 }
 
 std::string read_agent_token(const std::string& path) {
@@ -240,6 +272,11 @@ struct OptionGroups {
     crawl.add_options()
         ("seed", po::value<std::vector<std::string>>(&c.seeds)->composing(),
          "start URL (repeat for several)")
+        ("seeds-file", po::value<std::string>(&c.seeds_file),
+         "start URLs from FILE, one per line (blank lines and #comments skipped); with --seed, both")
+        ("stats-json", po::value<std::string>(&c.stats_json),
+         "write the crawl's statistics to FILE as JSON when it ends (counts, success rate, responses "
+         "by status, failures by kind)")
         ("max-depth", po::value<int>(), "pages deeper than this are not followed (default 5)")
         ("max-pages", po::value<int>(), "at most this many pages per session (default 100000)")
         ("per-host", po::value<int>(), "leased URLs per host at once, across all workers (default 2)")
@@ -296,7 +333,8 @@ const char* exit_statuses(const std::string& command) {
            "  0    the session finished and at least one page was fetched\n"
            "  1    the session ended otherwise (stopped, nothing fetched); or the database\n"
            "       cannot be used (a conninfo, host name, password or database that cannot\n"
-           "       work: said at once) or did not answer within 60 s\n"
+           "       work: said at once) or did not answer within 60 s; or the --stats-json\n"
+           "       file could not be written\n"
            "  2    bad command line or config file, bad seed, unusable storage or spool\n"
            "       directory, crawl_start() refused, or the agent refused the token\n"
            "  3    interrupted (SIGINT/SIGTERM): leases returned; the session is still\n"
@@ -473,8 +511,22 @@ void check_command(Command& cmd) {
   }
   if (cmd.name == "status" && cmd.status.wide && cmd.status.json)
     throw std::runtime_error("--wide and --json exclude each other");
+  if (cmd.name == "crawl" && !c.seeds_file.empty()) {
+    std::vector<std::string> more = read_seeds_file(c.seeds_file);
+    c.seeds.insert(c.seeds.end(), more.begin(), more.end());
+  }
   if (cmd.name == "crawl" && c.seeds.empty())
-    throw std::runtime_error("crawl needs at least one --seed URL");
+    throw std::runtime_error("crawl needs at least one --seed URL (or --seeds-file FILE)");
+  if (cmd.name == "crawl" && !c.stats_json.empty()) {
+    // Said now, not after a crawl of hours: its directory must take the file.
+    std::string dir = c.stats_json.find('/') == std::string::npos ? "." : c.stats_json.substr(0, c.stats_json.rfind('/'));
+    if (dir.empty()) dir = "/";
+    struct stat st;
+    if (::stat(c.stats_json.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+      throw std::runtime_error("--stats-json " + c.stats_json + ": a directory; give a file name");
+    if (::access(dir.c_str(), W_OK | X_OK) != 0)
+      throw std::runtime_error("--stats-json " + c.stats_json + ": cannot write in " + dir + ": " + std::strerror(errno));
+  }
   auto positive = [](int v, const char* name) {
     if (v < 1) throw std::runtime_error(std::string("--") + name + " must be at least 1");
   };

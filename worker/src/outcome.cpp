@@ -5,11 +5,37 @@
 namespace crawler {
 namespace {
 
-FetchOutcome retry(std::string error, long after_s, bool host_waits = false) {
-  return {FetchOutcome::Kind::kRetry, std::move(error), after_s, host_waits};
+FetchOutcome retry(std::string cause, std::string error, long after_s, bool host_waits = false) {
+  return {FetchOutcome::Kind::kRetry, std::move(error), after_s, host_waits, std::move(cause)};
 }
 
-FetchOutcome fail(std::string error) { return {FetchOutcome::Kind::kFail, std::move(error), 0, false}; }
+FetchOutcome fail(std::string cause, std::string error) {
+  return {FetchOutcome::Kind::kFail, std::move(error), 0, false, std::move(cause)};
+}
+
+// The kind of a transfer error curl reported.
+const char* curl_cause(CURLcode code) {
+  switch (code) {
+    case CURLE_OPERATION_TIMEDOUT: return "timeout";
+    case CURLE_COULDNT_CONNECT: return "connect";
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: return "dns";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE: return "tls";
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM: return "network";
+    case CURLE_FILESIZE_EXCEEDED: return "too_large";
+    case CURLE_TOO_MANY_REDIRECTS: return "redirects";
+    default: return "transfer";
+  }
+}
 
 }  // namespace
 
@@ -22,13 +48,13 @@ FetchOutcome classify_fetch(const FetchResult& r, std::string_view item_url, con
     const std::string http = "HTTP " + std::to_string(s);
     if (s == 429 || s == 503) {
       long after = r.retry_after_s >= 0 ? std::min(r.retry_after_s, policy.max_retry_after_s) : policy.backoff_s;
-      return retry(http + where +
+      return retry("http", http + where +
                        (r.retry_after_s >= 0 ? " (Retry-After " + std::to_string(r.retry_after_s) + " s)" : ""),
                    after, true);
     }
-    if (s == 408 || s == 500 || s == 502 || s == 504) return retry(http + where, policy.backoff_s);
-    if (s >= 300 && s < 400) return fail(http + " redirect without a usable Location" + where);
-    return fail(http + where);
+    if (s == 408 || s == 500 || s == 502 || s == 504) return retry("http", http + where, policy.backoff_s);
+    if (s >= 300 && s < 400) return fail("redirects", http + " redirect without a usable Location" + where);
+    return fail("http", http + where);
   }
   switch (r.code) {
     case CURLE_OPERATION_TIMEDOUT:
@@ -41,15 +67,16 @@ FetchOutcome classify_fetch(const FetchResult& r, std::string_view item_url, con
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_SSL_CONNECT_ERROR:
-      return retry(std::string(curl_easy_strerror(r.code)) + ": " + r.error + where, policy.backoff_s);
+      return retry(curl_cause(r.code), std::string(curl_easy_strerror(r.code)) + ": " + r.error + where,
+                   policy.backoff_s);
     case CURLE_FILESIZE_EXCEEDED:
-      return fail("too large: the declared size is over the limit" + where);
+      return fail("too_large", "too large: the declared size is over the limit" + where);
     case CURLE_TOO_MANY_REDIRECTS:
-      return fail("too many redirects (" + r.error + ")");
+      return fail("redirects", "too many redirects (" + r.error + ")");
     case CURLE_WRITE_ERROR:
-      return fail((r.too_large ? "too large: " : "") + r.error + where);
+      return fail(r.too_large ? "too_large" : "refused", (r.too_large ? "too large: " : "") + r.error + where);
     default:
-      return fail(std::string(curl_easy_strerror(r.code)) + ": " + r.error + where);
+      return fail(curl_cause(r.code), std::string(curl_easy_strerror(r.code)) + ": " + r.error + where);
   }
 }
 

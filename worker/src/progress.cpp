@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <iomanip>
+#include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "crawler/log.hpp"
@@ -33,13 +35,43 @@ std::string upload_text(const UploadBacklog& u) {
   return text;
 }
 
-std::string progress_line(const SessionStatus& r, const CrawlStats& st, double secs, bool db_connected,
+void RecentRates::add(Clock::time_point now, const CrawlStats& mine, const SessionStatus& session) {
+  samples_.push_back(Sample{now, static_cast<double>(mine.pages), static_cast<double>(mine.images),
+                            static_cast<double>(session.done + session.failed)});
+  // Keep one sample older than the window, so that the rate spans all of it.
+  while (samples_.size() > 2 && now - samples_[1].at >= window_) samples_.erase(samples_.begin());
+}
+
+double RecentRates::per_s(double Sample::*field) const {
+  if (samples_.size() < 2) return 0;
+  const Sample& a = samples_.front();
+  const Sample& b = samples_.back();
+  double secs = std::chrono::duration<double>(b.at - a.at).count();
+  if (secs <= 0) return 0;
+  return std::max(0.0, (b.*field - a.*field) / secs);
+}
+
+std::string eta_text(const SessionStatus& s, double urls_per_s) {
+  const long long left = s.queued + s.leased;
+  if (left <= 0 || urls_per_s <= 0) return "";
+  double secs = static_cast<double>(left) / urls_per_s;
+  if (secs > 100.0 * 24 * 3600) return "";  // no estimate worth showing
+  auto whole = static_cast<long long>(secs + 0.5);
+  std::ostringstream t;
+  if (whole < 60) t << whole << " s";
+  else if (whole < 3600) t << whole / 60 << " min " << whole % 60 << " s";
+  else t << whole / 3600 << " h " << (whole % 3600) / 60 << " min";
+  return t.str();
+}
+
+std::string progress_line(const SessionStatus& r, const RecentRates& rates, bool db_connected,
                           const std::optional<UploadBacklog>& uploads) {
   std::ostringstream line;
-  line << "pages " << r.pages_fetched << " (" << std::fixed << std::setprecision(1) << st.pages / secs
-       << "/s)  images " << r.images_stored << " (" << st.images / secs << "/s)  "
+  line << "pages " << r.pages_fetched << " (" << std::fixed << std::setprecision(1) << rates.pages_per_s()
+       << "/s)  images " << r.images_stored << " (" << rates.images_per_s() << "/s)  "
        << human_bytes(static_cast<double>(r.bytes_stored)) << "  queue " << r.queued << "  leased " << r.leased
        << "  errors " << r.errors << "  retries " << r.retries;
+  if (std::string eta = eta_text(r, rates.session_urls_per_s()); !eta.empty()) line << "  eta " << eta;
   if (uploads)
     if (std::string u = upload_text(*uploads); !u.empty()) line << "  " << u;
   line << (db_connected ? "" : "  [database reconnecting]");
@@ -137,9 +169,74 @@ std::string crawl_summary(const SummaryInput& in) {
       << failure_lines(last.failed, in.failures, in.seeds) << "  this worker     " << in.mine.pages << " pages, "
       << in.mine.images << " images, " << human_bytes(static_cast<double>(in.mine.bytes)) << ", "
       << std::setprecision(1) << (in.mine.pages + in.mine.images) / std::max(in.seconds, 0.001) << " URLs/s\n"
-      << counts_explanation(last, in.mine);
+      << counts_explanation(last, in.mine) << breakdown_lines(in.stats);
+  if (last.success_rate)
+    sum << "  success rate    " << std::setprecision(1) << *last.success_rate * 100 << " % (session)\n";
   if (in.interrupted) sum << "  interrupted: the session is still running; `crawler-worker run` continues it\n";
   return sum.str();
+}
+
+namespace {
+// "a: 3, b: 1" from counts, most frequent first (then by key), at most
+// `shown` entries and "(N more)".
+template <typename Key>
+std::string most_frequent(const std::map<Key, std::uint64_t>& counts, const std::function<std::string(const Key&)>& name,
+                          const char* separator, std::size_t shown = 8) {
+  std::vector<std::pair<Key, std::uint64_t>> v(counts.begin(), counts.end());
+  std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::ostringstream o;
+  for (std::size_t i = 0; i < v.size() && i < shown; ++i)
+    o << (i ? ", " : "") << name(v[i].first) << separator << v[i].second;
+  if (v.size() > shown) o << " (" << v.size() - shown << " more)";
+  return o.str();
+}
+
+std::string status_name(const long& status) { return status == 0 ? "none" : std::to_string(status); }
+std::string kind_name(const std::string& kind) { return kind; }
+}  // namespace
+
+std::string breakdown_lines(const CrawlStats& mine) {
+  std::ostringstream out;
+  if (!mine.statuses.empty())
+    out << "  responses       "
+        << most_frequent<long>(mine.statuses, status_name, ": ") << "\n";
+  if (!mine.error_kinds.empty())
+    out << "  failures        " << most_frequent<std::string>(mine.error_kinds, kind_name, " ")
+        << " (retries included)\n";
+  return out.str();
+}
+
+std::string stats_json(const SummaryInput& in, const EarlyFetchStats& early) {
+  const SessionStatus& s = in.last;
+  nlohmann::json j;
+  j["session"] = in.session;
+  j["status"] = s.status.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.status);
+  j["seconds"] = in.seconds;
+  j["interrupted"] = in.interrupted;
+  j["session_counts"] = {{"pages_fetched", s.pages_fetched}, {"images_found", s.images_found},
+                         {"images_stored", s.images_stored}, {"bytes_stored", s.bytes_stored},
+                         {"errors", s.errors},               {"retries", s.retries},
+                         {"queued", s.queued},               {"leased", s.leased},
+                         {"failed", s.failed}};
+  j["success_rate"] = s.success_rate ? nlohmann::json(*s.success_rate) : nlohmann::json(nullptr);
+  nlohmann::json statuses = nlohmann::json::object();
+  for (const auto& [status, n] : in.stats.statuses) statuses[status_name(status)] = n;
+  nlohmann::json kinds = nlohmann::json::object();
+  for (const auto& [kind, n] : in.stats.error_kinds) kinds[kind] = n;
+  j["worker"] = {{"pages", in.mine.pages},
+                 {"images", in.mine.images},
+                 {"bytes", in.mine.bytes},
+                 {"errors", in.stats.errors},
+                 {"retries", in.stats.retries},
+                 {"skipped", in.stats.skipped},
+                 {"responses_by_status", statuses},
+                 {"failures_by_kind", kinds},
+                 {"early_fetches", {{"started", early.started}, {"used", early.used}, {"dropped", early.dropped}}}};
+  nlohmann::json failed = nlohmann::json::array();
+  for (const auto& f : in.failures) failed.push_back({{"url", f.url}, {"error", f.error}});
+  j["recent_failures"] = failed;
+  // Bytes that are not UTF-8 (a URL or an error quoting a server) become U+FFFD.
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 std::string service_line(const CrawlStats& s, std::size_t leases_held, std::size_t writes_pending,

@@ -59,7 +59,15 @@ SessionStatus read_status(const DbResult& r) {
   s.retries = to_ll(r.at(0, "retries"), 0);
   s.queued = to_ll(r.at(0, "queued"), 0);
   s.leased = to_ll(r.at(0, "leased"), 0);
+  s.done = to_ll(r.at(0, "done"), 0);
   s.failed = to_ll(r.at(0, "failed"), 0);
+  if (const Param& rate = r.at(0, "success_rate"); rate) {
+    try {
+      s.success_rate = std::stod(*rate);
+    } catch (const std::exception&) {
+      // not a number: shown as unknown, as NULL is
+    }
+  }
   return s;
 }
 

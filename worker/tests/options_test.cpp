@@ -274,3 +274,72 @@ TEST(Options, TheConfigFileHoldsToTheCommandToo) {
   ConfigFile bad_level("db = x\nlog-level = verbose\n");
   EXPECT_NE(refusal({"status", "--config", bad_level.path.c_str()}).find("not a level"), std::string::npos);
 }
+
+namespace {
+// The message of the runtime_error `f` throws ("" when none).
+template <typename F>
+std::string refusal(F f) {
+  try {
+    f();
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Options, SeedsComeFromAFileToo) {
+  const std::string path = "/tmp/crawler-seeds-test-" + std::to_string(::getpid());
+  std::ofstream(path) << "# seeds\n\n  http://a.test/  \r\nhttps://b.test/x\n\t# indented comment\n";
+  auto c = parse({"crawl", "--db", "x", "--storage", "s", "--seed", "http://c.test/", "--seeds-file", path.c_str()});
+  EXPECT_EQ(c.crawl.seeds, (std::vector<std::string>{"http://c.test/", "http://a.test/", "https://b.test/x"}));
+  EXPECT_EQ(c.crawl.options_json(), "{}");  // not a session option
+  // the file alone is enough
+  EXPECT_EQ(parse({"crawl", "--db", "x", "--storage", "s", "--seeds-file", path.c_str()}).crawl.seeds.size(), 2u);
+
+  std::ofstream(path) << "http://a.test/\nftp://b.test/\n";
+  EXPECT_EQ(refusal([&] { parse({"crawl", "--db", "x", "--storage", "s", "--seeds-file", path.c_str()}); }),
+            "--seeds-file " + path + ", line 2: \"ftp://b.test/\" is not an absolute http(s) URL");
+  std::ofstream(path) << "http://a.test/" << std::string(3000, 'x') << "\n";
+  EXPECT_NE(refusal([&] { parse({"crawl", "--db", "x", "--storage", "s", "--seeds-file", path.c_str()}); })
+                .find("line 1: a URL longer than 2048 bytes"),
+            std::string::npos);
+  std::ofstream(path) << std::string("http://a.test/\0x\n", 17);
+  EXPECT_NE(refusal([&] { parse({"crawl", "--db", "x", "--storage", "s", "--seeds-file", path.c_str()}); })
+                .find("a NUL byte"),
+            std::string::npos);
+  {
+    std::ofstream many(path);
+    for (int i = 0; i <= 10000; ++i) many << "http://a.test/" << i << "\n";
+  }
+  EXPECT_NE(refusal([&] { parse({"crawl", "--db", "x", "--storage", "s", "--seeds-file", path.c_str()}); })
+                .find("more than 10000 seeds"),
+            std::string::npos);
+  std::ofstream(path) << "# nothing\n\n";
+  EXPECT_EQ(refusal([&] { parse({"crawl", "--db", "x", "--storage", "s", "--seeds-file", path.c_str()}); }),
+            "--seeds-file " + path + ": no URL in it");
+  std::remove(path.c_str());
+  EXPECT_NE(refusal([&] { parse({"crawl", "--db", "x", "--storage", "s", "--seeds-file", path.c_str()}); })
+                .find("No such file"),
+            std::string::npos);
+  // run has no seeds
+  EXPECT_NE(refusal([&] { parse({"run", "--db", "x", "--storage", "s", "--seeds-file", "/dev/null"}); }), "");
+}
+
+TEST(Options, StatsJsonMustBeWritableBeforeTheCrawl) {
+  EXPECT_EQ(parse({"crawl", "--db", "x", "--storage", "s", "--seed", "http://a.test/", "--stats-json", "/tmp/s.json"})
+                .crawl.stats_json,
+            "/tmp/s.json");
+  EXPECT_EQ(parse({"crawl", "--db", "x", "--storage", "s", "--seed", "http://a.test/", "--stats-json", "/tmp/s.json"})
+                .crawl.options_json(),
+            "{}");
+  EXPECT_NE(refusal([&] {
+              parse({"crawl", "--db", "x", "--storage", "s", "--seed", "http://a.test/", "--stats-json",
+                     "/nonexistent-dir/s.json"});
+            }).find("cannot write in /nonexistent-dir"),
+            std::string::npos);
+  EXPECT_NE(refusal([&] {
+              parse({"crawl", "--db", "x", "--storage", "s", "--seed", "http://a.test/", "--stats-json", "/tmp"});
+            }).find("a directory"),
+            std::string::npos);
+}

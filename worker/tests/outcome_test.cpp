@@ -81,3 +81,21 @@ TEST(Outcome, TransientTransferErrorsAreRetriedTheOthersAreFinal) {
   for (CURLcode c : {CURLE_WRITE_ERROR, CURLE_UNSUPPORTED_PROTOCOL, CURLE_PEER_FAILED_VERIFICATION, CURLE_ABORTED_BY_CALLBACK})
     EXPECT_EQ(classify_fetch(curl_error(c), "http://a.test/", kPolicy).kind, Kind::kFail) << c;
 }
+
+TEST(Outcome, EveryFailureHasAKindForTheCounts) {
+  EXPECT_EQ(classify_fetch(http(200), "http://a.test/x.png", kPolicy).cause, "");
+  EXPECT_EQ(classify_fetch(http(404), "http://a.test/x.png", kPolicy).cause, "http");
+  EXPECT_EQ(classify_fetch(http(503), "http://a.test/x.png", kPolicy).cause, "http");
+  EXPECT_EQ(classify_fetch(http(302), "http://a.test/x.png", kPolicy).cause, "redirects");
+  const std::pair<CURLcode, const char*> cases[] = {
+      {CURLE_OPERATION_TIMEDOUT, "timeout"}, {CURLE_COULDNT_CONNECT, "connect"},
+      {CURLE_COULDNT_RESOLVE_HOST, "dns"},   {CURLE_SSL_CONNECT_ERROR, "tls"},
+      {CURLE_PEER_FAILED_VERIFICATION, "tls"}, {CURLE_RECV_ERROR, "network"},
+      {CURLE_PARTIAL_FILE, "network"},       {CURLE_GOT_NOTHING, "network"},
+      {CURLE_FILESIZE_EXCEEDED, "too_large"}, {CURLE_TOO_MANY_REDIRECTS, "redirects"},
+      {CURLE_WRITE_ERROR, "refused"},        {CURLE_UNSUPPORTED_PROTOCOL, "transfer"}};
+  for (auto [code, cause] : cases) EXPECT_EQ(classify_fetch(curl_error(code), "http://a.test/x.png", kPolicy).cause, cause) << code;
+  FetchResult big = curl_error(CURLE_WRITE_ERROR, "body larger than 5 bytes");
+  big.too_large = true;
+  EXPECT_EQ(classify_fetch(big, "http://a.test/x.png", kPolicy).cause, "too_large");
+}

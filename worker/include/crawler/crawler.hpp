@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,6 +38,12 @@ namespace crawler {
 struct CrawlStats {
   std::uint64_t pages = 0, images = 0, bytes = 0, errors = 0, retries = 0, skipped = 0;
   std::uint64_t queued = 0;  // URLs this worker added to the frontier
+  // Responses by HTTP status (0: the transfer got none), every hop of a
+  // redirect included.
+  std::map<long, std::uint64_t> statuses;
+  // Failures and retries by kind ("http", "timeout", "robots_disallowed" ...;
+  // FetchOutcome::cause and Crawler::fail's callers).
+  std::map<std::string, std::uint64_t> error_kinds;
 };
 
 // What this worker added to one session's counters, counted as the
@@ -127,7 +134,9 @@ class Crawler {
   void follow_redirect(std::int64_t id, const std::string& url);
   // Reports; the item is forgotten when the database answers.
   void complete(Item& it, long status, std::uint64_t bytes, const std::string& note = "");
-  void fail(Item& it, const std::string& error, std::optional<long> retry_after_s);
+  // Reports `it` failed (or to be retried after retry_after_s) with `error`,
+  // counted under `kind` (docs/crawler.md lists the kinds).
+  void fail(Item& it, const char* kind, const std::string& error, std::optional<long> retry_after_s);
   void acknowledged(std::int64_t id, const CallStatus& r, const char* what);
   // Moves an item to a stage; a move the stage rules forbid is logged.
   void enter(Item& it, Stage to);

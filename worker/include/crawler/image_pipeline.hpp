@@ -40,6 +40,10 @@ struct StoredImage {
   // The file itself, left in the spool for the uploader (spool mode only).
   std::shared_ptr<PendingFile> spooled;
   std::string error;      // "" unless it failed
+  // Its kind, for the counts by kind: "store" (the store or spool could
+  // not take it), "not_an_image" (unreadable as an image) or "too_large"
+  // (too many pixels).
+  std::string error_kind;
   bool too_small = false;  // under min_width/min_height: not stored, not an error
 };
 

@@ -49,6 +49,11 @@ struct CrawlRequest {
   bool images_any_host = false;
   bool no_robots = false;
   std::string user_agent;
+  // Not options of the session, this command's own: a file of seed URLs
+  // (one per line; blank lines and lines starting with # are skipped), and
+  // where the statistics go as JSON when the crawl ends.
+  std::string seeds_file;
+  std::string stats_json;
   // The options object for crawl_start(): only what was given.
   std::string options_json() const;
 };
@@ -91,6 +96,13 @@ std::string json_text(const nlohmann::json& j);
 
 // The default --spool directory.
 constexpr const char* kDefaultSpool = "/var/tmp/crawler-worker";
+
+// The seed URLs of `path`, one per line (surrounding blanks trimmed; blank
+// lines and lines starting with # skipped). Throws std::runtime_error, fit
+// for the user and naming the file and line, when it cannot be read, holds
+// something that is not an absolute http(s) URL, a URL over 2,048 bytes,
+// more than 10,000 seeds, or none.
+std::vector<std::string> read_seeds_file(const std::string& path);
 
 // The bearer token in `path`: its content without the trailing newline.
 // Throws std::runtime_error, fit for the user, when the file cannot be

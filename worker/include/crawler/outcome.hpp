@@ -18,6 +18,12 @@ struct FetchOutcome {
   std::string error;        // the per-URL error recorded in the frontier
   long retry_after_s = 0;   // kRetry: how long the item waits
   bool host_waits = false;  // kRetry of a 429 or 503: the whole host waits as long, for every worker
+  // The kind of failure, for the counts by kind (--stats-json): "http" (an
+  // HTTP error status), "timeout", "connect", "dns", "network" (a reset,
+  // truncated or empty answer), "tls", "too_large", "redirects", "refused"
+  // (a body refused as it arrived: not a page) or "transfer" (any other of
+  // curl's errors); "" for a success.
+  std::string cause;
 };
 
 struct RetryPolicy {

@@ -67,7 +67,10 @@ struct ImageRecord {
 struct SessionStatus {
   std::string status;  // "" when NULL
   long long pages_fetched = 0, images_found = 0, images_stored = 0, bytes_stored = 0;
-  long long errors = 0, retries = 0, queued = 0, leased = 0, failed = 0;
+  long long errors = 0, retries = 0, queued = 0, leased = 0, done = 0, failed = 0;
+  // (pages fetched + images stored) / (those + errors), crawl_status()'s
+  // rule; none before anything ended.
+  std::optional<double> success_rate;
 };
 
 // A host's robots.txt as some worker stored it, and how old it is.
