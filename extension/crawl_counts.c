@@ -45,11 +45,12 @@ PG_FUNCTION_INFO_V1(crawl_frontier_count);
 PG_FUNCTION_INFO_V1(crawl_counts_flush);
 
 /* The counters, in crawl_session_counts' column order (and crawl_count()'s arguments). */
-#define N_COUNTERS		11
-#define N_EVENT_COUNTERS 7
+#define N_COUNTERS		14
+#define N_EVENT_COUNTERS 10
 static const char *const counter_columns[N_COUNTERS] = {
 	"pages_queued", "pages_fetched", "images_found", "images_stored", "bytes_stored",
-	"errors", "retries", "queued", "leased", "done", "failed"
+	"errors", "retries", "images_changed", "images_unchanged", "images_fresh",
+	"queued", "leased", "done", "failed"
 };
 
 /* what one session's counters moved by, in one (sub)transaction */

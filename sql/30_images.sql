@@ -7,10 +7,12 @@ SELECT :a % 1024 AS node_part;
 -- A retry after a lost reply: same id, nothing changes, counted once.
 SELECT image_record(:s, 'http://img.test/a.png', repeat('ab', 32), 'ab/ab/' || repeat('ab', 32) || '.png',
                     1234, 640, 480, 'png', 'image/png', 'http://img.test/', 200, 'a.png') = :a AS same_id;
-SELECT xmin AS xmin_before FROM images WHERE id = :a \gset
+SELECT updated_at AS updated_before, filename || found_on AS content_before FROM images WHERE id = :a \gset
 SELECT image_record(:s, 'http://img.test/a.png', repeat('ab', 32), 'ab/ab/' || repeat('ab', 32) || '.png',
                     1234, 640, 480, 'png', 'image/png') = :a AS same_id_again;
-SELECT xmin = :'xmin_before' AS row_untouched FROM images WHERE id = :a;
+-- The row's content stays (only checked_at and the validators move).
+SELECT updated_at = :'updated_before' AND filename || found_on = :'content_before' AS content_untouched
+  FROM images WHERE id = :a;
 SELECT images_stored, bytes_stored FROM crawl_session_totals WHERE session_id = :s;
 -- Same bytes under another URL: a second row, the same file.
 SELECT image_record(:s, 'http://img.test/copy.png', repeat('ab', 32), 'ab/ab/' || repeat('ab', 32) || '.png',
@@ -108,3 +110,74 @@ SET ROLE crawler_ha_writer;
 SELECT crawl_count(:c, images_stored => 1000);
 UPDATE crawl_session_counts SET images_stored = 0;
 RESET ROLE;
+
+-- Re-crawls. The response's validators are stored with the row; a known
+-- image URL is leased with them, and with whether it was confirmed within
+-- the session's image_expiry_s.
+SELECT crawl_start(ARRAY['http://re.test/'], '{"delay_ms": 0, "per_host": 10, "image_expiry_s": 3600}') AS r \gset
+SELECT image_record(:r, 'http://re.test/v.png', repeat('0a', 32), '0a/0a/' || repeat('0a', 32) || '.png',
+                    10, 1, 1, 'png', 'image/png', etag => '"v1"', last_modified => 'Wed, 21 Oct 2015 07:28:00 GMT') AS v \gset
+SELECT etag, last_modified, checked_at > now() - interval '1 minute' AS checked_now FROM images WHERE id = :v;
+-- The same bytes again, new validators: counted unchanged, validators follow.
+SELECT image_record(:r, 'http://re.test/v.png', repeat('0a', 32), '0a/0a/' || repeat('0a', 32) || '.png',
+                    10, 1, 1, 'png', 'image/png', etag => '"v2"') = :v AS same_row;
+SELECT etag, last_modified FROM images WHERE id = :v;
+-- New bytes under the known URL: counted changed.
+SELECT image_record(:r, 'http://re.test/v.png', repeat('0b', 32), '0b/0b/' || repeat('0b', 32) || '.png',
+                    20, 1, 1, 'png', 'image/png', etag => '"v3"') = :v AS same_row_changed;
+SELECT images_stored, images_changed, images_unchanged, images_fresh, bytes_stored FROM crawl_status(:r);
+-- Leases: a known image comes with its validators and freshness; a new one without.
+SELECT crawl_enqueue(:r, ARRAY['http://re.test/v.png', 'http://re.test/new.png'], 1, 'image', 'http://re.test/');
+SELECT url, known_etag, known_last_modified, known_fresh FROM crawl_claim('rw', 10)
+ WHERE kind = 'image' ORDER BY url;
+SELECT id AS vitem FROM crawl_frontier WHERE session_id = :r AND url = 'http://re.test/v.png' \gset
+SELECT id AS nitem FROM crawl_frontier WHERE session_id = :r AND url = 'http://re.test/new.png' \gset
+-- Fresh: not fetched, completed as such. A 304: checked_at moves.
+SELECT image_unchanged(:r, 'http://re.test/v.png', false, :vitem, 'rw') = :v AS fresh_recorded;
+SELECT state, result ->> 'note' AS note FROM crawl_frontier WHERE id = :vitem;
+UPDATE images SET checked_at = now() - interval '1 day' WHERE id = :v;
+SELECT image_unchanged(:r, 'http://re.test/v.png', true) = :v AS revalidated;
+SELECT checked_at > now() - interval '1 minute' AS checked_now FROM images WHERE id = :v;
+-- A URL the images table does not know: NULL, nothing completed or counted.
+SELECT image_unchanged(:r, 'http://re.test/new.png', true, :nitem, 'rw') IS NULL AS unknown_url;
+SELECT state FROM crawl_frontier WHERE id = :nitem;
+SELECT images_changed, images_unchanged, images_fresh FROM crawl_status(:r);
+-- Expired: a confirmation older than image_expiry_s is not fresh.
+SELECT crawl_release('rw', ARRAY[:nitem]::bigint[]);
+UPDATE images SET checked_at = now() - interval '2 hours' WHERE id = :v;
+SELECT crawl_enqueue(:r, ARRAY['http://re.test/v.png?again'], 1, 'image', 'http://re.test/');
+SELECT image_record(:r, 'http://re.test/v.png?again', repeat('0b', 32), '0b/0b/' || repeat('0b', 32) || '.png',
+                    20, 1, 1, 'png', 'image/png') IS NOT NULL AS recorded;
+UPDATE images SET checked_at = now() - interval '2 hours' WHERE url = 'http://re.test/v.png?again';
+SELECT url, known_fresh FROM crawl_claim('rw', 10) WHERE kind = 'image' ORDER BY url;
+-- Bad input.
+SELECT image_record(:r, 'http://re.test/w.png', repeat('0a', 32), '0a/0a/' || repeat('0a', 32) || '.png',
+                    10, 1, 1, 'png', 'image/png', etag => E'"x"\r\nSet-Cookie: a=b');
+SELECT image_record(:r, 'http://re.test/w.png', repeat('0a', 32), '0a/0a/' || repeat('0a', 32) || '.png',
+                    10, 1, 1, 'png', 'image/png', last_modified => repeat('x', 1025));
+SELECT image_record(:r, 'http://re.test/w.png', repeat('0a', 32), '0a/0a/' || repeat('0a', 32) || '.png',
+                    10, 1, 1, 'png', 'image/png', etag => '');
+SELECT count(*) AS no_row FROM images WHERE url = 'http://re.test/w.png';
+SELECT image_unchanged(NULL, 'http://re.test/v.png', true);
+SELECT image_unchanged(:r, NULL, true);
+SELECT image_unchanged(:r, 'http://re.test/v.png', NULL);
+SELECT image_unchanged(:r, 'http://re.test/v.png', true, 1);
+SELECT image_unchanged(424242, 'http://re.test/v.png', true);
+SELECT crawl_start(ARRAY['http://re.test/'], '{"image_expiry_s": -1}');
+SELECT crawl_start(ARRAY['http://re.test/'], '{"image_expiry_s": 1e12}');
+SELECT crawl_start(ARRAY['http://re.test/'], '{"image_expiry_s": "90 days"}');
+-- A second session over the same seeds is a revisit (no early image fetches).
+SELECT revisit AS first_is_no_revisit FROM crawl_session_settings(:r);
+SELECT crawl_start(ARRAY['http://other.test/', 'http://re.test/']) AS r2 \gset
+SELECT revisit AS second_is_a_revisit FROM crawl_session_settings(:r2);
+SELECT crawl_stop(:r2);
+-- A stopped session confirms nothing more (55000).
+SELECT crawl_stop(:r);
+DO $$
+BEGIN
+    PERFORM image_unchanged((SELECT max(id) FROM crawl_sessions WHERE seeds = ARRAY['http://re.test/']),
+                            'http://re.test/v.png', true);
+EXCEPTION WHEN object_not_in_prerequisite_state THEN
+    RAISE NOTICE 'refused: %', SQLERRM ~ '^crawl session \d+ is stopped$';
+END
+$$;

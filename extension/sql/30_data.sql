@@ -42,6 +42,12 @@ CREATE TABLE @extschema@.crawl_session_counts (
     bytes_stored  bigint NOT NULL DEFAULT 0,
     errors        bigint NOT NULL DEFAULT 0,
     retries       bigint NOT NULL DEFAULT 0,
+    -- re-crawls: a known image URL whose bytes changed, that answered the
+    -- same bytes (304 Not Modified, or a body of the same sha256), or that
+    -- was checked within the session's image_expiry_s and not fetched
+    images_changed   bigint NOT NULL DEFAULT 0,
+    images_unchanged bigint NOT NULL DEFAULT 0,
+    images_fresh     bigint NOT NULL DEFAULT 0,
     queued        bigint NOT NULL DEFAULT 0,
     leased        bigint NOT NULL DEFAULT 0,
     done          bigint NOT NULL DEFAULT 0,
@@ -125,6 +131,12 @@ CREATE TABLE @extschema@.images (
     http_status  integer,
     created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- The response's validators (ETag, Last-Modified), sent back in a
+    -- re-crawl's conditional request; when its bytes were last confirmed
+    -- (fetched, or a 304), against the session's image_expiry_s.
+    etag          text CHECK (pg_catalog.octet_length(etag) BETWEEN 1 AND 1024 AND etag ~ '^[ -~]+$'),
+    last_modified text CHECK (pg_catalog.octet_length(last_modified) BETWEEN 1 AND 1024 AND last_modified ~ '^[ -~]+$'),
+    checked_at    timestamptz DEFAULT pg_catalog.now(),  -- NULL: never confirmed (not fresh)
     CONSTRAINT images_url_key UNIQUE (url)
 );
 ALTER SEQUENCE @extschema@.images_id_seq OWNED BY @extschema@.images.id;

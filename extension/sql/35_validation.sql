@@ -217,12 +217,12 @@ DECLARE
         'delay_ms', 1000, 'per_host', 2, 'max_attempts', 3,
         'user_agent', 'crawler_ha/@CRAWLER_HA_VERSION@', 'robots', true,
         'max_page_bytes', 10485760, 'max_image_bytes', 52428800,
-        'max_pixels', 100000000, 'min_width', 0, 'min_height', 0);
+        'max_pixels', 100000000, 'min_width', 0, 'min_height', 0, 'image_expiry_s', 7776000);
     limits jsonb := jsonb_build_object(
         'max_depth', '[0,1000]', 'max_pages', '[1,1000000000]', 'delay_ms', '[0,86400000]',
         'per_host', '[1,1000]', 'max_attempts', '[1,100]', 'max_page_bytes', '[1,1073741824]',
         'max_image_bytes', '[1,10737418240]', 'max_pixels', '[1,1000000000000]',
-        'min_width', '[0,1000000]', 'min_height', '[0,1000000]');
+        'min_width', '[0,1000000]', 'min_height', '[0,1000000]', 'image_expiry_s', '[0,3153600000]');
     merged jsonb;
     numbers jsonb := '{}';
     k text;

@@ -8,11 +8,12 @@
 CREATE FUNCTION @extschema@.crawl_count(session bigint, pages_queued bigint DEFAULT 0, pages_fetched bigint DEFAULT 0,
                                         images_found bigint DEFAULT 0, images_stored bigint DEFAULT 0,
                                         bytes_stored bigint DEFAULT 0, errors bigint DEFAULT 0,
-                                        retries bigint DEFAULT 0)
+                                        retries bigint DEFAULT 0, images_changed bigint DEFAULT 0,
+                                        images_unchanged bigint DEFAULT 0, images_fresh bigint DEFAULT 0)
 RETURNS void
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'crawl_count';
-COMMENT ON FUNCTION @extschema@.crawl_count(bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint) IS
+COMMENT ON FUNCTION @extschema@.crawl_count(bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint) IS
     'crawler_ha (internal): adds to a session''s counters when this transaction commits';
 
 CREATE FUNCTION @extschema@.crawl_counts_flush()
@@ -63,12 +64,15 @@ SELECT s.id AS session_id,
        coalesce(sum(c.queued), 0)::bigint AS queued,
        coalesce(sum(c.leased), 0)::bigint AS leased,
        coalesce(sum(c.done), 0)::bigint AS done,
-       coalesce(sum(c.failed), 0)::bigint AS failed
+       coalesce(sum(c.failed), 0)::bigint AS failed,
+       coalesce(sum(c.images_changed), 0)::bigint AS images_changed,
+       coalesce(sum(c.images_unchanged), 0)::bigint AS images_unchanged,
+       coalesce(sum(c.images_fresh), 0)::bigint AS images_fresh
   FROM @extschema@.crawl_sessions s
   LEFT JOIN @extschema@.crawl_session_counts c ON c.session_id = s.id
  GROUP BY s.id;
 COMMENT ON VIEW @extschema@.crawl_session_totals IS
-    'crawler_ha: each session''s counters (pages queued and fetched, images found and stored, bytes, errors, retries) and its frontier rows by state';
+    'crawler_ha: each session''s counters (pages queued and fetched, images found and stored, bytes, errors, retries), its frontier rows by state, and its known images changed, unchanged or fresh (re-crawls)';
 
 -- A running session with nothing queued or leased is finished. Called by
 -- crawl_status and by a claim that finds nothing to hand out.
@@ -145,11 +149,26 @@ $$;
 COMMENT ON FUNCTION @extschema@.crawl_stop(bigint) IS
     'crawler_ha: stop a running crawl; its queued URLs are no longer handed out. False when it was not running';
 
+-- A session's success rate, the one rule crawl_status() and the metrics
+-- give: URLs that ended well (pages fetched; images stored, changed or
+-- confirmed unchanged) over those and the errors, to 4 places; NULL before
+-- anything ended. Fresh images (not fetched) are neither.
+CREATE FUNCTION @extschema@.crawl_success_rate(t @extschema@.crawl_session_totals)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT round((t.pages_fetched + t.images_stored + t.images_changed + t.images_unchanged)::numeric
+                 / NULLIF(t.pages_fetched + t.images_stored + t.images_changed + t.images_unchanged + t.errors, 0), 4)
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_success_rate(@extschema@.crawl_session_totals) IS
+    'crawler_ha (internal): (pages fetched + images stored, changed or unchanged) / (those + errors), to 4 places';
+
 CREATE FUNCTION @extschema@.crawl_status(session bigint)
 RETURNS TABLE (session_id bigint, status text, started_at timestamptz, finished_at timestamptz,
                pages_fetched bigint, images_found bigint, images_stored bigint, bytes_stored bigint,
                errors bigint, retries bigint, queued bigint, leased bigint, done bigint, failed bigint,
-               success_rate numeric)
+               success_rate numeric, images_changed bigint, images_unchanged bigint, images_fresh bigint)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -173,15 +192,14 @@ BEGIN
     RETURN QUERY
     SELECT s.id, s.status, s.started_at, s.finished_at, t.pages_fetched, t.images_found,
            t.images_stored, t.bytes_stored, t.errors, t.retries, t.queued, t.leased, t.done, t.failed,
-           round((t.pages_fetched + t.images_stored)::numeric
-                 / NULLIF(t.pages_fetched + t.images_stored + t.errors, 0), 4)
+           @extschema@.crawl_success_rate(t), t.images_changed, t.images_unchanged, t.images_fresh
       FROM @extschema@.crawl_sessions s
       JOIN @extschema@.crawl_session_totals t ON t.session_id = s.id
      WHERE s.id = session;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_status(bigint) IS
-    'crawler_ha: a crawl''s counters, queue by state and success rate ((pages fetched + images stored) / (those + errors))';
+    'crawler_ha: a crawl''s counters, queue by state, success rate ((pages fetched + images stored, changed or unchanged) / (those + errors)) and, for a re-crawl, its known images changed, unchanged (304 or the same bytes) and fresh (not fetched)';
 
 -- What a worker needs of a session's settings, typed, with crawl_settings()'s
 -- defaults already in (every session has them all): a worker reads them
@@ -191,7 +209,7 @@ RETURNS TABLE (session_id bigint, status text, user_agent text, robots boolean,
                max_page_bytes bigint, max_image_bytes bigint, max_pixels bigint,
                min_width integer, min_height integer, max_attempts integer,
                images_any_host boolean, allowed_domains text[],
-               delay_ms integer, per_host integer, max_depth integer)
+               delay_ms integer, per_host integer, max_depth integer, revisit boolean)
 LANGUAGE sql
 STABLE
 SECURITY DEFINER
@@ -204,9 +222,14 @@ AS $$
            (s.settings ->> 'images_any_host')::boolean,
            ARRAY(SELECT pg_catalog.jsonb_array_elements_text(s.settings -> 'allowed_domains')),
            (s.settings ->> 'delay_ms')::integer, (s.settings ->> 'per_host')::integer,
-           (s.settings ->> 'max_depth')::integer
+           (s.settings ->> 'max_depth')::integer,
+           -- A re-crawl (another session had one of its seeds): its images are
+           -- fetched only once leased, never early, since the lease brings
+           -- what the images table knows of them (a conditional request, or
+           -- no request at all within image_expiry_s).
+           EXISTS (SELECT 1 FROM @extschema@.crawl_sessions o WHERE o.id <> s.id AND o.seeds && s.seeds)
       FROM @extschema@.crawl_sessions s
      WHERE s.id = session OR (session IS NULL AND s.status = 'running')
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_session_settings(bigint) IS
-    'crawler_ha: a session''s settings as a worker applies them (NULL: every running session)';
+    'crawler_ha: a session''s settings as a worker applies them (NULL: every running session); revisit: another session had one of its seeds';

@@ -250,7 +250,8 @@ COMMENT ON FUNCTION @extschema@.crawl_host_leased(text) IS
 -- order they were chosen.
 CREATE FUNCTION @extschema@.crawl_lease_items(ids bigint[], worker text, t timestamptz, lease interval)
 RETURNS TABLE (item_id bigint, session_id bigint, url text, kind text, depth integer, attempts integer,
-               found_on text, leased_at timestamptz, lease_expires_at timestamptz)
+               found_on text, leased_at timestamptz, lease_expires_at timestamptz,
+               known_etag text, known_last_modified text, known_fresh boolean)
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -261,15 +262,27 @@ AS $$
          WHERE f.id = ANY (ids)
         RETURNING f.id, f.session_id, f.url, f.kind, f.depth, f.attempts, f.found_on, f.leased_at, f.lease_expires_at
     )
-    SELECT l.* FROM leased l JOIN unnest(ids) WITH ORDINALITY AS o(id, n) ON o.id = l.id ORDER BY o.n
+    -- An image URL the images table knows comes with its validators (a
+    -- re-crawl asks with If-None-Match / If-Modified-Since) and whether it
+    -- was confirmed within the session's image_expiry_s (then it is not
+    -- fetched at all: image_unchanged(..., fetched => false)).
+    SELECT l.*, i.etag, i.last_modified,
+           coalesce(i.checked_at > t - pg_catalog.make_interval(
+                        secs => coalesce((s.settings ->> 'image_expiry_s')::double precision, 0)), false)
+      FROM leased l
+      JOIN unnest(ids) WITH ORDINALITY AS o(id, n) ON o.id = l.id
+      JOIN @extschema@.crawl_sessions s ON s.id = l.session_id
+      LEFT JOIN @extschema@.images i ON l.kind = 'image' AND i.url = l.url
+     ORDER BY o.n
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_lease_items(bigint[], text, timestamptz, interval) IS
-    'crawler_ha (internal): lease the chosen items to a worker, returned in the order chosen';
+    'crawler_ha (internal): lease the chosen items to a worker, returned in the order chosen, an image with what the images table knows of its URL';
 
 CREATE FUNCTION @extschema@.crawl_claim(worker text, max_items integer DEFAULT 16,
                                         lease interval DEFAULT '60 s')
 RETURNS TABLE (item_id bigint, session_id bigint, url text, kind text, depth integer, attempts integer,
-               found_on text, leased_at timestamptz, lease_expires_at timestamptz)
+               found_on text, leased_at timestamptz, lease_expires_at timestamptz,
+               known_etag text, known_last_modified text, known_fresh boolean)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -370,7 +383,8 @@ COMMENT ON FUNCTION @extschema@.crawl_claim(text, integer, interval) IS
 CREATE FUNCTION @extschema@.crawl_lease_early(worker text, session bigint, urls text[],
                                               lease interval DEFAULT '60 s')
 RETURNS TABLE (item_id bigint, session_id bigint, url text, kind text, depth integer, attempts integer,
-               found_on text, leased_at timestamptz, lease_expires_at timestamptz)
+               found_on text, leased_at timestamptz, lease_expires_at timestamptz,
+               known_etag text, known_last_modified text, known_fresh boolean)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -441,7 +455,7 @@ BEGIN
     -- are not returned: a later claim leases them.
     RETURN QUERY
     SELECT NULL::bigint, session, u.u, NULL::text, NULL::integer, NULL::integer, NULL::text,
-           NULL::timestamptz, NULL::timestamptz
+           NULL::timestamptz, NULL::timestamptz, NULL::text, NULL::text, NULL::boolean
       FROM (SELECT DISTINCT x AS u FROM unnest(urls) x) u
      WHERE NOT EXISTS (SELECT 1 FROM @extschema@.crawl_frontier q
                         WHERE q.session_id = session AND q.url = u.u

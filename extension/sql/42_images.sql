@@ -80,11 +80,31 @@ $$;
 COMMENT ON FUNCTION @extschema@.image_check(bigint, text, text, text, bigint, integer, integer, text, text, text, integer, text, bigint, text) IS
     'crawler_ha (internal): raise the precise error for bad image_record() arguments';
 
+-- An HTTP validator (ETag, Last-Modified) as image_record() stores it: NULL,
+-- or 1 to 1024 printable ASCII characters (it goes back into a request
+-- header); 22023 otherwise.
+CREATE FUNCTION @extschema@.image_check_validator(value text, name text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF value IS NOT NULL AND (octet_length(value) NOT BETWEEN 1 AND 1024 OR value !~ '^[ -~]+$') THEN
+        RAISE EXCEPTION 'invalid %: 1 to 1024 printable ASCII characters are expected', name
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Got %s bytes.', octet_length(value));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.image_check_validator(text, text) IS
+    'crawler_ha (internal): an ETag or Last-Modified value image_record() may store (NULL, or 1 to 1024 printable ASCII characters); 22023 otherwise';
+
 CREATE FUNCTION @extschema@.image_record(session bigint, url text, sha256 text, file_path text, file_size bigint,
                                          width integer, height integer, format text, content_type text,
                                          found_on text DEFAULT NULL, http_status integer DEFAULT 200,
                                          filename text DEFAULT NULL, item bigint DEFAULT NULL,
-                                         worker text DEFAULT NULL)
+                                         worker text DEFAULT NULL, etag text DEFAULT NULL,
+                                         last_modified text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -104,26 +124,44 @@ BEGIN
         PERFORM @extschema@.image_check(session, url, sha256, file_path, file_size, width, height, format,
                                         content_type, found_on, http_status, filename, item, worker);
     END IF;
+    IF etag IS NOT NULL OR last_modified IS NOT NULL THEN
+        PERFORM @extschema@.image_check_validator(etag, 'etag');
+        PERFORM @extschema@.image_check_validator(last_modified, 'last_modified');
+    END IF;
 
-    -- Same URL, same bytes: the row stays as it is (a retry changes nothing).
-    -- Same URL, new bytes: the image changed; the row follows it.
-    INSERT INTO @extschema@.images AS i
-           (url, filename, file_path, file_size, width, height, format, sha256, content_type,
-            found_on, session_id, http_status)
-    VALUES (url, filename, file_path, file_size, width, height, format, sha256, content_type,
-            found_on, session, coalesce(http_status, 200))
-    ON CONFLICT ON CONSTRAINT images_url_key DO UPDATE
-       SET filename = EXCLUDED.filename, file_path = EXCLUDED.file_path, file_size = EXCLUDED.file_size,
-           width = EXCLUDED.width, height = EXCLUDED.height, format = EXCLUDED.format,
-           sha256 = EXCLUDED.sha256, content_type = EXCLUDED.content_type, found_on = EXCLUDED.found_on,
-           session_id = EXCLUDED.session_id, http_status = EXCLUDED.http_status, updated_at = now()
-     WHERE i.sha256 <> EXCLUDED.sha256
-    RETURNING i.id, i.xmax = 0 INTO image_id, inserted;
-
-    IF image_id IS NULL THEN
-        SELECT i.id INTO image_id FROM @extschema@.images i WHERE i.url = image_record.url;
-    ELSIF inserted THEN
-        PERFORM @extschema@.crawl_count(session, images_stored => 1, bytes_stored => file_size);
+    -- Same URL, same bytes (a retry, or a re-crawl whose server sent the
+    -- body again): the row stays; only its validators and checked_at move.
+    UPDATE @extschema@.images i
+       SET etag = image_record.etag, last_modified = image_record.last_modified, checked_at = now()
+     WHERE i.url = image_record.url AND i.sha256 = image_record.sha256
+    RETURNING i.id INTO image_id;
+    IF FOUND THEN
+        PERFORM @extschema@.crawl_count(session, images_unchanged => 1);
+    ELSE
+        -- New URL: a new row. Same URL, new bytes: the image changed; the
+        -- row follows it.
+        INSERT INTO @extschema@.images AS i
+               (url, filename, file_path, file_size, width, height, format, sha256, content_type,
+                found_on, session_id, http_status, etag, last_modified)
+        VALUES (url, filename, file_path, file_size, width, height, format, sha256, content_type,
+                found_on, session, coalesce(http_status, 200), etag, last_modified)
+        ON CONFLICT ON CONSTRAINT images_url_key DO UPDATE
+           SET filename = EXCLUDED.filename, file_path = EXCLUDED.file_path, file_size = EXCLUDED.file_size,
+               width = EXCLUDED.width, height = EXCLUDED.height, format = EXCLUDED.format,
+               sha256 = EXCLUDED.sha256, content_type = EXCLUDED.content_type, found_on = EXCLUDED.found_on,
+               session_id = EXCLUDED.session_id, http_status = EXCLUDED.http_status, etag = EXCLUDED.etag,
+               last_modified = EXCLUDED.last_modified, updated_at = now(), checked_at = now()
+         WHERE i.sha256 <> EXCLUDED.sha256
+        RETURNING i.id, i.xmax = 0 INTO image_id, inserted;
+        IF image_id IS NULL THEN
+            -- another transaction recorded the same bytes meanwhile
+            SELECT i.id INTO image_id FROM @extschema@.images i WHERE i.url = image_record.url;
+            PERFORM @extschema@.crawl_count(session, images_unchanged => 1);
+        ELSIF inserted THEN
+            PERFORM @extschema@.crawl_count(session, images_stored => 1, bytes_stored => file_size);
+        ELSE
+            PERFORM @extschema@.crawl_count(session, images_changed => 1, bytes_stored => file_size);
+        END IF;
     END IF;
 
     IF item IS NOT NULL THEN
@@ -133,8 +171,63 @@ BEGIN
     RETURN image_id;
 END
 $$;
-COMMENT ON FUNCTION @extschema@.image_record(bigint, text, text, text, bigint, integer, integer, text, text, text, integer, text, bigint, text) IS
-    'crawler_ha: record an image by URL (idempotent: the same URL and sha256 again returns the same id and changes nothing); with item and worker it also completes that frontier item';
+COMMENT ON FUNCTION @extschema@.image_record(bigint, text, text, text, bigint, integer, integer, text, text, text, integer, text, bigint, text, text, text) IS
+    'crawler_ha: record an image by URL (idempotent: the same URL and sha256 again returns the same id and changes only its validators and checked_at, counted as unchanged; new bytes under a known URL are counted as changed); with item and worker it also completes that frontier item; etag and last_modified are the response''s validators (22023 unless 1 to 1024 printable ASCII characters)';
+
+-- A re-crawl's known image, confirmed without its body: `fetched` true after a
+-- 304 Not Modified to the conditional request the lease's validators made
+-- (checked_at moves; counted as unchanged); false when the lease said it was
+-- confirmed within the session's image_expiry_s and nothing was fetched
+-- (counted as fresh). With item and worker it also completes that frontier
+-- item. NULL, and nothing done, when the images table no longer has the URL:
+-- the worker then fetches it whole.
+CREATE FUNCTION @extschema@.image_unchanged(session bigint, url text, fetched boolean, item bigint DEFAULT NULL,
+                                            worker text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    image_id bigint;
+BEGIN
+    PERFORM @extschema@.ha_assert_writable();
+    IF session IS NULL OR url IS NULL OR fetched IS NULL THEN
+        RAISE EXCEPTION 'session, url and fetched must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    ELSIF (item IS NULL) <> (worker IS NULL) THEN
+        RAISE EXCEPTION 'item and worker go together' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass both to complete the frontier item, or neither.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM @extschema@.crawl_sessions s WHERE s.id = session AND s.status <> 'stopped') THEN
+        IF NOT EXISTS (SELECT 1 FROM @extschema@.crawl_sessions s WHERE s.id = session) THEN
+            RAISE EXCEPTION 'crawl session % does not exist', session USING ERRCODE = 'no_data_found';
+        END IF;
+        RAISE EXCEPTION 'crawl session % is stopped', session USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF fetched THEN
+        UPDATE @extschema@.images i SET checked_at = now() WHERE i.url = image_unchanged.url
+        RETURNING i.id INTO image_id;
+    ELSE
+        SELECT i.id INTO image_id FROM @extschema@.images i WHERE i.url = image_unchanged.url;
+    END IF;
+    IF image_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF fetched THEN
+        PERFORM @extschema@.crawl_count(session, images_unchanged => 1);
+    ELSE
+        PERFORM @extschema@.crawl_count(session, images_fresh => 1);
+    END IF;
+    IF item IS NOT NULL THEN
+        PERFORM @extschema@.crawl_complete(item, worker,
+            CASE WHEN fetched THEN jsonb_build_object('http_status', 304, 'image_id', image_id, 'note', 'unchanged (304 Not Modified)')
+                 ELSE jsonb_build_object('image_id', image_id, 'note', 'fresh: confirmed within image_expiry_s, not fetched') END);
+    END IF;
+    RETURN image_id;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.image_unchanged(bigint, text, boolean, bigint, text) IS
+    'crawler_ha: a known image confirmed without its body (fetched: a 304; not fetched: within image_expiry_s), counted as unchanged or fresh; with item and worker it completes that frontier item; NULL when the images table has no such URL';
 
 CREATE FUNCTION @extschema@.image_get(id bigint)
 RETURNS SETOF @extschema@.images

@@ -324,7 +324,7 @@ BEGIN
         -- the sessions listed, with their counters (a few rows each, however
         -- large the frontier: crawl_session_counts)
         SELECT c.id, c.status, t.pages_fetched, t.images_found, t.images_stored, t.bytes_stored, t.errors,
-               t.retries, t.queued, t.leased
+               t.retries, t.queued, t.leased, @extschema@.crawl_success_rate(t) AS success_rate
           FROM @extschema@.crawl_sessions c
           JOIN @extschema@.crawl_session_totals t ON t.session_id = c.id
          WHERE c.status = 'running' OR c.finished_at >= pg_catalog.now() - interval '24 hours'
@@ -382,8 +382,7 @@ BEGIN
                             FROM recent)
                     FROM pg_catalog.unnest(kinds) AS k(kind)
         UNION ALL SELECT 'crawler_ha_crawl_success_ratio', pg_catalog.jsonb_build_object('session', cs.id::text),
-                         pg_catalog.round((cs.pages_fetched + cs.images_stored)::numeric
-                                          / NULLIF(cs.pages_fetched + cs.images_stored + cs.errors, 0), 4) FROM cs
+                         cs.success_rate FROM cs
         UNION ALL SELECT 'crawler_ha_crawl_queue_length', pg_catalog.jsonb_build_object('session', cs.id::text), cs.queued FROM cs
         UNION ALL SELECT 'crawler_ha_crawl_leased', pg_catalog.jsonb_build_object('session', cs.id::text), cs.leased FROM cs
         UNION ALL SELECT 'crawler_ha_crawl_running', pg_catalog.jsonb_build_object('session', cs.id::text), (cs.status = 'running')::integer FROM cs

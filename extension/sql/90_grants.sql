@@ -58,7 +58,8 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.crawl_complete(bigint, text, jsonb),
     @extschema@.crawl_fail(bigint, text, text, interval),
     @extschema@.crawl_host_set(text, interval, text, timestamptz),
-    @extschema@.image_record(bigint, text, text, text, bigint, integer, integer, text, text, text, integer, text, bigint, text),
+    @extschema@.image_record(bigint, text, text, text, bigint, integer, integer, text, text, text, integer, text, bigint, text, text, text),
+    @extschema@.image_unchanged(bigint, text, boolean, bigint, text),
     @extschema@.image_get(bigint),
     @extschema@.image_delete(bigint)
    TO crawler_ha_writer;
@@ -125,9 +126,11 @@ GRANT EXECUTE ON FUNCTION @extschema@.ha_file_sync_status() TO crawler_ha_reader
 
 -- Metrics (75_metrics.sql): the agent's /metrics reads them as the reader.
 -- ha_metrics() runs as its caller, who reads every table it reads already,
--- and classifies errors with crawl_error_kind() (a pure function), so the
--- same roles may execute that too.
-GRANT EXECUTE ON FUNCTION @extschema@.ha_metrics(), @extschema@.crawl_error_kind(text)
+-- classifies errors with crawl_error_kind() and rates sessions with
+-- crawl_success_rate() (pure functions, crawl_status()'s rule), so the same
+-- roles may execute those too.
+GRANT EXECUTE ON FUNCTION @extschema@.ha_metrics(), @extschema@.crawl_error_kind(text),
+    @extschema@.crawl_success_rate(@extschema@.crawl_session_totals)
    TO crawler_ha_reader, crawler_ha_admin;
 -- Its backup figures (82_backup_metrics.sql) come from ha_backup_summary(),
 -- which runs as its caller too and reads ha_backups and ha_events, both

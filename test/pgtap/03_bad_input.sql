@@ -221,6 +221,17 @@ SELECT replace(replace(replace(replace(sql, ':path', $$'aa/aa/' || repeat('a', 6
     ('SELECT image_record(:s, ''http://bad.test/i.png'', repeat(''a'', 64), :path, 1, 1, 1, ''png'', ''image/png'', filename => E''a\tb.png'')', '22023', 'image_record: tab in filename'),
     ('SELECT image_record(:s, ''http://bad.test/i.png'', repeat(''a'', 64), :path, 1, 1, 1, ''png'', ''image/png'', filename => E''\x1b]0;pwned\x07.png'')', '22023', 'image_record: terminal escape in filename'),
     ('SELECT image_record(:s, ''http://bad.test/i.png'', repeat(''a'', 64), :path, 1, 1, 1, ''png'', ''image/png'', filename => E''a\u0085b.png'')', '22023', 'image_record: C1 next-line in filename'),
+    -- a re-crawl's validators and confirmations
+    ('SELECT image_record(:s, ''http://bad.test/i.png'', repeat(''a'', 64), :path, 1, 1, 1, ''png'', ''image/png'', etag => E''"a"\r\nSet-Cookie: x=1'')', '22023', 'image_record: CR LF in etag'),
+    ('SELECT image_record(:s, ''http://bad.test/i.png'', repeat(''a'', 64), :path, 1, 1, 1, ''png'', ''image/png'', etag => repeat(''e'', 102400))', '22023', 'image_record: 100 kB etag'),
+    ('SELECT image_record(:s, ''http://bad.test/i.png'', repeat(''a'', 64), :path, 1, 1, 1, ''png'', ''image/png'', last_modified => '''')', '22023', 'image_record: empty last_modified'),
+    ('SELECT image_record(:s, ''http://bad.test/i.png'', repeat(''a'', 64), :path, 1, 1, 1, ''png'', ''image/png'', last_modified => E''Wed, 21 Oct 2015 \u00e9'')', '22023', 'image_record: non-ASCII last_modified'),
+    ('SELECT image_unchanged(NULL, ''http://bad.test/i.png'', true)', '22004', 'image_unchanged: NULL session'),
+    ('SELECT image_unchanged(:s, NULL, true)', '22004', 'image_unchanged: NULL url'),
+    ('SELECT image_unchanged(:s, ''http://bad.test/i.png'', NULL)', '22004', 'image_unchanged: NULL fetched'),
+    ('SELECT image_unchanged(:s, ''http://bad.test/i.png'', true, 1)', '22023', 'image_unchanged: item without worker'),
+    ('SELECT image_unchanged(:s, ''http://bad.test/i.png'', true, NULL, ''w'')', '22023', 'image_unchanged: worker without item'),
+    ('SELECT image_unchanged(-3, ''http://bad.test/i.png'', true)', 'P0002', 'image_unchanged: unknown session'),
     -- image_get / image_delete
     ('SELECT * FROM image_get(NULL)', '22004', 'image_get: NULL id'),
     ('SELECT image_delete(NULL)', '22004', 'image_delete: NULL id')

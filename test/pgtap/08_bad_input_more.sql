@@ -15,13 +15,13 @@ SET ROLE tap_more;
 SELECT crawl_start(ARRAY['http://num.test/'],
        '{"per_host": 2.0, "delay_ms": 0.0, "max_attempts": 2e0, "max_depth": 20e-1, "max_pages": 1e3,
          "max_page_bytes": 1048576.000, "max_image_bytes": 2.0E6, "max_pixels": 1e12,
-         "min_width": -0.0, "min_height": 1.0}') AS s \gset
+         "min_width": -0.0, "min_height": 1.0, "image_expiry_s": 8.64e4}') AS s \gset
 RESET ROLE;
 SELECT is(settings - 'allowed_domains' - 'user_agent' - 'robots' - 'images_any_host',
           '{"per_host": 2, "delay_ms": 0, "max_attempts": 2, "max_depth": 2, "max_pages": 1000,
             "max_page_bytes": 1048576, "max_image_bytes": 2000000, "max_pixels": 1000000000000,
-            "min_width": 0, "min_height": 1}'::jsonb,
-          'whole numbers written 2.0, 2e0, 20e-1, 1e3, -0.0 are stored as the integers they are')
+            "min_width": 0, "min_height": 1, "image_expiry_s": 86400}'::jsonb,
+          'whole numbers written 2.0, 2e0, 20e-1, 1e3, -0.0, 8.64e4 are stored as the integers they are')
   FROM crawl_sessions WHERE id = :s;
 SELECT is(count(*), 0::bigint, 'no stored option keeps a decimal point or an exponent')
   FROM crawl_sessions, jsonb_each(settings) e

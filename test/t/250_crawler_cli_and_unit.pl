@@ -66,7 +66,7 @@ my $db = 'host=' . $node->host . ' port=' . $node->port . ' dbname=postgres user
 	for my $o ([ 'max-depth', 'max_depth' ], [ 'max-pages', 'max_pages' ], [ 'per-host', 'per_host' ],
 		[ 'delay-ms', 'delay_ms' ], [ 'max-attempts', 'max_attempts' ],
 		[ 'max-page-bytes', 'max_page_bytes' ], [ 'max-image-bytes', 'max_image_bytes' ],
-		[ 'max-pixels', 'max_pixels' ])
+		[ 'max-pixels', 'max_pixels' ], [ 'image-expiry-s', 'image_expiry_s' ])
 	{
 		my ($opt, $key) = @$o;
 		# the option's own lines only (its description may wrap)

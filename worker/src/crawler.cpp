@@ -185,6 +185,9 @@ void Crawler::hold(std::vector<ClaimedItem>&& items) {
     it.depth = c.depth;
     it.attempts = c.attempts;
     it.found_on = std::move(c.found_on);
+    it.known_etag = std::move(c.known_etag);
+    it.known_last_modified = std::move(c.known_last_modified);
+    it.known_fresh = c.known_fresh;
     items_.emplace(c.id, std::move(it));
     dispatch(c.id);
   }
@@ -244,9 +247,35 @@ void Crawler::dispatch(std::int64_t id) {
     }
     if (stopping_) return;  // its lease is returned
     it.settings = std::move(s);
+    // A known image confirmed within image_expiry_s: nothing to fetch (nor
+    // robots.txt to ask).
+    if (it.kind == "image" && it.known_fresh) {
+      confirm_unchanged(it, false);
+      return;
+    }
     if (it.settings->robots) check_robots(id);
     else fetch(id);
   });
+}
+
+void Crawler::confirm_unchanged(Item& it, bool fetched) {
+  enter(it, Stage::kReported);
+  request_claim();
+  api_.image_unchanged(it.id, it.session, it.url, fetched,
+                       [this, id = it.id, session = it.session, fetched](const CallStatus& st, bool known) {
+                         if (st.ok && !known) {
+                           // Its images row was deleted meanwhile: the item
+                           // goes back to the queue, whose next lease brings
+                           // no validators, and it is fetched whole.
+                           ++stats_.retries;
+                           ++stats_.error_kinds["image_gone"];
+                           api_.fail(id, session, "its images row was deleted during the re-crawl: fetched again",
+                                     1L, [this, id](const CallStatus& s2) { acknowledged(id, s2, "crawl_fail"); });
+                           return;
+                         }
+                         if (st.ok) ++(fetched ? stats_.unchanged : stats_.fresh);
+                         acknowledged(id, st, "image_unchanged");
+                       });
 }
 
 void Crawler::check_robots(std::int64_t id) {
@@ -325,6 +354,12 @@ void Crawler::fetch(std::int64_t id) {
     }
   }
   FetchRequest req = request_for(it.kind, it.current(), *it.settings, file.get());
+  if (it.kind == "image") {
+    // A re-crawl: the validators of the previous fetch (the last hop's, so
+    // every hop carries them); a 304 is confirmed without the body.
+    req.if_none_match = it.known_etag;
+    req.if_modified_since = it.known_last_modified;
+  }
   enter(it, Stage::kFetching);
   fetcher_.start(std::move(req), [this, id, file](FetchResult&& r) mutable { fetched(id, std::move(r), std::move(file)); });
 }
@@ -351,6 +386,9 @@ std::vector<std::string> Crawler::fetch_early(const Item& page, const std::vecto
   // leased work); an early page goes to the head of the queue, as any page.
   const SessionSettings& s = *page.settings;
   if (opts_.no_early_fetch || stopping_ || s.delay_ms != 0 || page.depth + 1 > s.max_depth) return started;
+  // A re-crawl's images wait for their leases, which say what is known of
+  // them: fetched early they would come whole, unasked.
+  if (kind[0] == 'i' && s.revisit) return started;
   auto origin = split_url(page.url);
   if (!origin) return started;
   std::string host = host_key(*origin);
@@ -568,6 +606,10 @@ void Crawler::on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<Pending
     return;
   }
   if (redirected(id, it, r)) return;  // a new file for the next hop; this one goes with `file`
+  if (r.code == CURLE_OK && r.status == 304 && (!it.known_etag.empty() || !it.known_last_modified.empty())) {
+    confirm_unchanged(it, true);  // `file`, empty, goes with this scope
+    return;
+  }
   if (fetch_failed(it, r)) return;  // `file` goes with this scope: no partial file stays
   if (r.bytes == 0) {
     fail(it, "not_an_image", "not an image: the body is empty", std::nullopt);
@@ -671,6 +713,8 @@ void Crawler::record(Item& item, StoredImage&& image) {
   rec.format = image.info.format;
   rec.content_type = r.content_type;
   rec.http_status = r.status;
+  rec.etag = r.etag;
+  rec.last_modified = r.last_modified;
   api_.record_image(rec, [this, id = item.id, session = item.session, size = r.bytes](const CallStatus& st) {
     if (st.ok) {
       SessionTally& t = tallies_[session];

@@ -47,11 +47,12 @@ const StmtDef kStatements[] = {
      "SELECT %s.crawl_host_set($1::text, $2::interval, $3::text, $4::timestamptz)", false},
     {"image_record",
      "SELECT %s.image_record($1::bigint, $2::text, $3::text, $4::text, $5::bigint, $6::integer, "
-     "$7::integer, $8::text, $9::text, $10::text, $11::integer, $12::text, $13::bigint, $14::text) AS id",
+     "$7::integer, $8::text, $9::text, $10::text, $11::integer, $12::text, $13::bigint, $14::text, $15::text, "
+     "$16::text) AS id",
      false},
     {"session_settings",
      "SELECT session_id AS id, status, user_agent, robots::text AS robots, max_page_bytes, max_image_bytes, "
-     "max_pixels, min_width, min_height, delay_ms, per_host, max_depth "
+     "max_pixels, min_width, min_height, delay_ms, per_host, max_depth, revisit::text AS revisit "
      "FROM %s.crawl_session_settings($1::bigint)",
      false},
     {"host_robots",
@@ -78,6 +79,8 @@ const StmtDef kStatements[] = {
     {"crawl_lease_early",
      "SELECT * FROM %s.crawl_lease_early($1::text, $2::bigint, $3::text[], $4::interval)",
      true},  // an older extension: early fetches are dropped, their URLs claimed as usual
+    {"image_unchanged",
+     "SELECT %s.image_unchanged($1::bigint, $2::text, $3::boolean, $4::bigint, $5::text) AS id", false},
 };
 static_assert(sizeof(kStatements) / sizeof(kStatements[0]) == static_cast<std::size_t>(Stmt::count_));
 

@@ -19,10 +19,23 @@ struct Fetcher::Transfer {
   bool headers_checked = false;
   bool discard = false;  // a non-2xx body: read and dropped
   char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_slist* headers = nullptr;  // the conditional request's, alive as long as the transfer
   ~Transfer() {
     if (easy) curl_easy_cleanup(easy);
+    curl_slist_free_all(headers);
   }
 };
+
+namespace {
+// Whether `v` may go into a request header as it is: 1 to 1024 printable
+// ASCII characters (no CR or LF that would start another header).
+bool header_safe(const std::string& v) {
+  if (v.empty() || v.size() > 1024) return false;
+  for (unsigned char c : v)
+    if (c < 0x20 || c > 0x7e) return false;
+  return true;
+}
+}  // namespace
 
 Fetcher::Fetcher(asio::io_context& io, FetchLimits limits)
     : io_(io),
@@ -84,6 +97,11 @@ void Fetcher::launch_waiting() {
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_USERAGENT, t->req.user_agent.c_str());
+    if (header_safe(t->req.if_none_match))
+      t->headers = curl_slist_append(t->headers, ("If-None-Match: " + t->req.if_none_match).c_str());
+    if (header_safe(t->req.if_modified_since))
+      t->headers = curl_slist_append(t->headers, ("If-Modified-Since: " + t->req.if_modified_since).c_str());
+    if (t->headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");  // every encoding curl can decode
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, t->req.follow_redirects ? 1L : 0L);
@@ -167,6 +185,9 @@ void Fetcher::finished(CURL* e, CURLcode code) {
   struct curl_header* h = nullptr;
   for (size_t i = 0; curl_easy_header(e, "X-Robots-Tag", i, CURLH_HEADER, -1, &h) == CURLHE_OK; ++i)
     r.robots_tags.emplace_back(h->value);
+  // the validators a re-crawl sends back (the last response's, one each)
+  if (curl_easy_header(e, "ETag", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) r.etag = h->value;
+  if (curl_easy_header(e, "Last-Modified", 0, CURLH_HEADER, -1, &h) == CURLHE_OK) r.last_modified = h->value;
   char* target = nullptr;
   if (code == CURLE_OK && r.status >= 300 && r.status < 400 &&
       curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &target) == CURLE_OK && target)

@@ -38,6 +38,7 @@ std::string CrawlRequest::options_json() const {
   num("max_page_bytes", max_page_bytes);
   num("max_image_bytes", max_image_bytes);
   num("max_pixels", max_pixels);
+  num("image_expiry_s", image_expiry_s);
   if (!allow_domains.empty()) o["allowed_domains"] = allow_domains;
   if (images_any_host) o["images_any_host"] = true;
   if (no_robots) o["robots"] = false;
@@ -290,7 +291,11 @@ struct OptionGroups {
         ("min-height", po::value<int>(), "images lower than this are not stored")
         ("max-page-bytes", po::value<long long>(), "largest page body (default 10 MiB)")
         ("max-image-bytes", po::value<long long>(), "largest image body (default 50 MiB)")
-        ("max-pixels", po::value<long long>(), "largest width*height (default 100 million)");
+        ("max-pixels", po::value<long long>(), "largest width*height (default 100 million)")
+        ("image-expiry-s", po::value<long long>(),
+         "known images confirmed within this many seconds (90 days by default) are not fetched again; older "
+         "ones are asked for with their validators (If-None-Match, If-Modified-Since); 0 revalidates every "
+         "one (default 7776000)");
 
     status.add_options()
         ("session", po::value<long long>(), "show this session only (exit status 1 when it does not exist)")
@@ -619,6 +624,7 @@ Command parse_command_line(int argc, const char* const argv[]) {
   copy_opt(vm, "max-page-bytes", c.max_page_bytes);
   copy_opt(vm, "max-image-bytes", c.max_image_bytes);
   copy_opt(vm, "max-pixels", c.max_pixels);
+  copy_opt(vm, "image-expiry-s", c.image_expiry_s);
   copy_opt(vm, "session", cmd.status.session);
   c.user_agent = w.user_agent;
   check_command(cmd);

@@ -80,6 +80,14 @@ std::string progress_line(const SessionStatus& r, const RecentRates& rates, bool
 
 namespace {
 
+// A re-crawl's known images: "  known images    3 changed, 40 unchanged, 7
+// fresh (not fetched)\n"; "" when the session met none.
+std::string known_images_line(const SessionStatus& s) {
+  if (s.images_changed == 0 && s.images_unchanged == 0 && s.images_fresh == 0) return "";
+  return "  known images    " + std::to_string(s.images_changed) + " changed, " + std::to_string(s.images_unchanged) +
+         " unchanged, " + std::to_string(s.images_fresh) + " fresh (not fetched)\n";
+}
+
 std::string plural(long long n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
 }
@@ -164,6 +172,7 @@ std::string crawl_summary(const SummaryInput& in) {
       << std::setprecision(2) << in.seconds << " s\n"
       << "  pages fetched   " << last.pages_fetched << "\n"
       << "  images stored   " << last.images_stored << " of " << last.images_found << " found\n"
+      << known_images_line(last)
       << "  bytes stored    " << human_bytes(static_cast<double>(last.bytes_stored)) << "\n"
       << "  failed URLs     " << last.failed << " (errors " << last.errors << ", retries " << last.retries << ")\n"
       << failure_lines(last.failed, in.failures, in.seeds) << "  this worker     " << in.mine.pages << " pages, "
@@ -217,7 +226,10 @@ std::string stats_json(const SummaryInput& in, const EarlyFetchStats& early) {
                          {"images_stored", s.images_stored}, {"bytes_stored", s.bytes_stored},
                          {"errors", s.errors},               {"retries", s.retries},
                          {"queued", s.queued},               {"leased", s.leased},
-                         {"failed", s.failed}};
+                         {"failed", s.failed},
+                         {"images_changed", s.images_changed},
+                         {"images_unchanged", s.images_unchanged},
+                         {"images_fresh", s.images_fresh}};
   j["success_rate"] = s.success_rate ? nlohmann::json(*s.success_rate) : nlohmann::json(nullptr);
   nlohmann::json statuses = nlohmann::json::object();
   for (const auto& [status, n] : in.stats.statuses) statuses[status_name(status)] = n;
@@ -229,6 +241,8 @@ std::string stats_json(const SummaryInput& in, const EarlyFetchStats& early) {
                  {"errors", in.stats.errors},
                  {"retries", in.stats.retries},
                  {"skipped", in.stats.skipped},
+                 {"unchanged", in.stats.unchanged},
+                 {"fresh", in.stats.fresh},
                  {"responses_by_status", statuses},
                  {"failures_by_kind", kinds},
                  {"early_fetches", {{"started", early.started}, {"used", early.used}, {"dropped", early.dropped}}}};

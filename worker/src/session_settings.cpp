@@ -68,6 +68,7 @@ std::variant<SessionSettings, std::string> read_session_settings(const DbResult&
   in.number("delay_ms", s.delay_ms);
   in.number("per_host", s.per_host);
   in.number("max_depth", s.max_depth);
+  in.boolean("revisit", s.revisit);
   if (!in.error().empty()) return in.error();
   return s;
 }

@@ -45,6 +45,9 @@ ClaimedItem read_claimed(const DbResult& r, std::size_t i) {
   it.depth = static_cast<int>(to_ll(r.at(i, "depth"), 0));
   it.attempts = static_cast<int>(to_ll(r.at(i, "attempts"), 1));
   it.found_on = r.at(i, "found_on").value_or("");
+  it.known_etag = r.at(i, "known_etag").value_or("");
+  it.known_last_modified = r.at(i, "known_last_modified").value_or("");
+  it.known_fresh = r.at(i, "known_fresh").value_or("f") == "t";
   return it;
 }
 
@@ -60,6 +63,9 @@ SessionStatus read_status(const DbResult& r) {
   s.queued = to_ll(r.at(0, "queued"), 0);
   s.leased = to_ll(r.at(0, "leased"), 0);
   s.done = to_ll(r.at(0, "done"), 0);
+  s.images_changed = to_ll(r.at(0, "images_changed"), 0);
+  s.images_unchanged = to_ll(r.at(0, "images_unchanged"), 0);
+  s.images_fresh = to_ll(r.at(0, "images_fresh"), 0);
   s.failed = to_ll(r.at(0, "failed"), 0);
   if (const Param& rate = r.at(0, "success_rate"); rate) {
     try {
@@ -76,6 +82,16 @@ DbCaller::Callback count_answer(WriteApi::Answer<std::uint64_t> done) {
   return [done = std::move(done)](DbResult&& r) {
     done(CallStatus::of(r), r.ok ? static_cast<std::uint64_t>(to_ll(r.at(0, "queued"), 0)) : 0);
   };
+}
+
+// A validator (ETag, Last-Modified) as it may be stored and sent back in a
+// request header: 1 to 1024 printable ASCII characters, else NULL (a server's
+// malformed header is not the image's fault: the image is kept without it).
+Param validator_or_null(const std::string& v) {
+  if (v.empty() || v.size() > 1024) return Param{};
+  for (unsigned char c : v)
+    if (c < 0x20 || c > 0x7e) return Param{};
+  return Param{v};
 }
 
 DbCaller::Callback status_answer(WriteApi::Done done) {
@@ -174,8 +190,17 @@ void WriteApi::record_image(const ImageRecord& im, Done done) {
            {std::to_string(im.session), im.url, im.sha256, im.file_path, std::to_string(im.file_size),
             std::to_string(im.width), std::to_string(im.height), im.format, recorded_media_type(im.content_type),
             text_or_null(im.found_on), std::to_string(im.http_status),
-            filename.empty() ? Param{} : Param{one_line(filename, 1000)}, std::to_string(im.item), worker_},
+            filename.empty() ? Param{} : Param{one_line(filename, 1000)}, std::to_string(im.item), worker_,
+            validator_or_null(im.etag), validator_or_null(im.last_modified)},
            status_answer(std::move(done)), true, static_cast<std::uint64_t>(im.item), im.session);
+}
+
+void WriteApi::image_unchanged(std::int64_t item, std::int64_t session, const std::string& url, bool fetched,
+                               Answer<bool> done) {
+  db_.call(Stmt::image_unchanged,
+           {std::to_string(session), url, fetched ? "true" : "false", std::to_string(item), worker_},
+           [done = std::move(done)](DbResult&& r) { done(CallStatus::of(r), r.ok && r.at(0, "id").has_value()); },
+           true, static_cast<std::uint64_t>(item), session);
 }
 
 void WriteApi::enqueue(std::int64_t session, const std::vector<std::string>& urls, int depth, std::string_view kind,

@@ -10,8 +10,9 @@ DbResult answer() {
   DbResult r;
   r.ok = true;
   r.columns = {"id", "status", "user_agent", "robots", "max_page_bytes", "max_image_bytes", "max_pixels",
-               "min_width", "min_height", "delay_ms", "per_host", "max_depth"};
-  r.rows = {{"7", "running", "crawler_ha/1", "true", "1048576", "2097152", "3000000", "16", "32", "0", "4", "9"}};
+               "min_width", "min_height", "delay_ms", "per_host", "max_depth", "revisit"};
+  r.rows = {{"7", "running", "crawler_ha/1", "true", "1048576", "2097152", "3000000", "16", "32", "0", "4", "9",
+             "true"}};
   return r;
 }
 void drop(DbResult& r, const std::string& column) {
@@ -36,6 +37,7 @@ TEST(SessionSettings, EveryColumnIsRead) {
   EXPECT_EQ(s.status, "running");
   EXPECT_EQ(s.user_agent, "crawler_ha/1");
   EXPECT_TRUE(s.robots);
+  EXPECT_TRUE(s.revisit);
   EXPECT_EQ(s.max_page_bytes, 1048576u);
   EXPECT_EQ(s.max_image_bytes, 2097152u);
   EXPECT_EQ(s.max_pixels, 3000000u);

@@ -110,7 +110,7 @@ TEST(WriteApi, AFailureIsOneLineAndARetryWaitsAtLeastASecond) {
   EXPECT_EQ(db.sent[1].params[3], "40 seconds");
 }
 
-TEST(WriteApi, RecordImageSendsItsFourteenArgumentsInOrder) {
+TEST(WriteApi, RecordImageSendsItsSixteenArgumentsInOrder) {
   Recorder db;
   WriteApi api(db, "w1", 60);
   ImageRecord im;
@@ -129,10 +129,59 @@ TEST(WriteApi, RecordImageSendsItsFourteenArgumentsInOrder) {
   api.record_image(im, [](const CallStatus&) {});
   ASSERT_EQ(db.sent.size(), 1u);
   EXPECT_EQ(db.sent[0].stmt, Stmt::image_record);
+  Param none;
   EXPECT_EQ(db.sent[0].params, P({"9", im.url, im.sha256, im.file_path, "5000", "640", "480", "jpeg", "image/jpeg",
-                                  "http://a.test/", "200", "my cat.jpg", "4097", "w1"}));
+                                  "http://a.test/", "200", "my cat.jpg", "4097", "w1", none, none}));
   EXPECT_EQ(db.sent[0].key, 4097u);
   EXPECT_EQ(db.sent[0].lock_order, 9);
+  // The response's validators: as received when they can go back into a
+  // request header, else left out (NULL), the image kept all the same.
+  im.etag = "W/\"5e-17\"";
+  im.last_modified = "Wed, 21 Oct 2015 07:28:00 GMT";
+  api.record_image(im, [](const CallStatus&) {});
+  EXPECT_EQ(db.sent[1].params[14], Param{"W/\"5e-17\""});
+  EXPECT_EQ(db.sent[1].params[15], Param{"Wed, 21 Oct 2015 07:28:00 GMT"});
+  im.etag = "\"a\"\r\nSet-Cookie: x=1";
+  im.last_modified = std::string(1025, 'x');
+  api.record_image(im, [](const CallStatus&) {});
+  EXPECT_EQ(db.sent[2].params[14], none);
+  EXPECT_EQ(db.sent[2].params[15], none);
+}
+
+TEST(WriteApi, ImageUnchangedCompletesTheItemAndSaysWhetherTheRowIsThere) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  std::optional<bool> known;
+  api.image_unchanged(17, 9, "http://a.test/x.png", true, [&](const CallStatus&, bool k) { known = k; });
+  ASSERT_EQ(db.sent.size(), 1u);
+  EXPECT_EQ(db.sent[0].stmt, Stmt::image_unchanged);
+  EXPECT_EQ(db.sent[0].params, P({"9", "http://a.test/x.png", "true", "17", "w1"}));
+  EXPECT_EQ(db.sent[0].key, 17u);
+  api.image_unchanged(18, 9, "http://a.test/y.png", false, [](const CallStatus&, bool) {});
+  EXPECT_EQ(db.sent[1].params[2], Param{"false"});
+  db.sent[0].done(rows({"id"}, {{"5"}}));
+  EXPECT_EQ(known, std::optional<bool>(true));
+  db.sent[0].done(rows({"id"}, {{std::nullopt}}));  // the images row is gone
+  EXPECT_EQ(known, std::optional<bool>(false));
+}
+
+TEST(WriteApi, AClaimBringsWhatTheImagesTableKnows) {
+  Recorder db;
+  WriteApi api(db, "w1", 60);
+  std::vector<ClaimedItem> got;
+  api.claim(2, [&](const CallStatus&, std::vector<ClaimedItem> items) { got = std::move(items); });
+  db.sent[0].done(rows({"item_id", "session_id", "url", "kind", "depth", "attempts", "found_on", "known_etag",
+                        "known_last_modified", "known_fresh"},
+                       {{"1", "9", "http://a.test/x.png", "image", "1", "1", "http://a.test/", "\"e\"",
+                         "Wed, 21 Oct 2015 07:28:00 GMT", "f"},
+                        {"2", "9", "http://a.test/y.png", "image", "1", "1", "http://a.test/", std::nullopt,
+                         std::nullopt, "t"}}));
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].known_etag, "\"e\"");
+  EXPECT_EQ(got[0].known_last_modified, "Wed, 21 Oct 2015 07:28:00 GMT");
+  EXPECT_FALSE(got[0].known_fresh);
+  EXPECT_EQ(got[1].known_etag, "");
+  EXPECT_TRUE(got[1].known_fresh);
 }
 
 TEST(WriteApi, RecordImageLeavesOutWhatItCannotRecord) {

@@ -456,6 +456,8 @@ http {
   types { image/avif avif; image/heic heic; }
   log_format plain '\$request_uri';
   access_log $dir/access.log plain;
+  log_format status '\$status \$body_bytes_sent \$request_uri';
+  access_log $dir/status.log status;
   client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
   fastcgi_temp_path $dir/fastcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
   server { listen 127.0.0.1:$port; root $root_dir; }
@@ -467,7 +469,7 @@ CONF
 		'>', \$out, '2>', \$err);
 	wait_port($port, 5) or die "nginx did not start: $err";
 	return { harness => $h, port => $port, base => "http://127.0.0.1:$port",
-		access_log => "$dir/access.log" };
+		access_log => "$dir/access.log", status_log => "$dir/status.log" };
 }
 
 1;

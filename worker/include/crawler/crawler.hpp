@@ -38,6 +38,8 @@ namespace crawler {
 struct CrawlStats {
   std::uint64_t pages = 0, images = 0, bytes = 0, errors = 0, retries = 0, skipped = 0;
   std::uint64_t queued = 0;  // URLs this worker added to the frontier
+  // Re-crawls: known images confirmed by a 304, or fresh and not fetched.
+  std::uint64_t unchanged = 0, fresh = 0;
   // Responses by HTTP status (0: the transfer got none), every hop of a
   // redirect included.
   std::map<long, std::uint64_t> statuses;
@@ -137,6 +139,9 @@ class Crawler {
   // Reports `it` failed (or to be retried after retry_after_s) with `error`,
   // counted under `kind` (docs/crawler.md lists the kinds).
   void fail(Item& it, const char* kind, const std::string& error, std::optional<long> retry_after_s);
+  // A re-crawl's known image confirmed without its body: after a 304
+  // (`fetched`), or fresh (not fetched); its item completed.
+  void confirm_unchanged(Item& it, bool fetched);
   void acknowledged(std::int64_t id, const CallStatus& r, const char* what);
   // Moves an item to a stage; a move the stage rules forbid is logged.
   void enter(Item& it, Stage to);

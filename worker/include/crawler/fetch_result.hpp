@@ -19,6 +19,7 @@ struct FetchResult {
   std::string effective_url;  // after redirects
   std::string redirect_url;   // a 3xx not followed: its absolute target
   std::vector<std::string> robots_tags;  // the X-Robots-Tag header(s) of the response
+  std::string etag, last_modified;        // the response's validators, as received ("" when none)
   long retry_after_s = -1;    // Retry-After in seconds (-1: none)
   std::string body;           // when no file was given (2xx only)
   std::uint64_t bytes = 0;    // body bytes received (2xx only)

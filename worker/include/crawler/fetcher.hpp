@@ -42,6 +42,10 @@ struct FetchRequest {
   // Called once the response headers are in: return a reason to refuse the
   // body (e.g. a page that is not HTML), or "" to take it.
   std::function<std::string(long status, const std::string& content_type)> accept;
+  // A conditional request (a re-crawl of a known image): sent as
+  // If-None-Match and If-Modified-Since when not empty, and only when they
+  // are printable ASCII (a value that is not is left out, never sent).
+  std::string if_none_match, if_modified_since;
 };
 
 

@@ -44,6 +44,10 @@ struct Item {
   std::string at;  // the redirect target being fetched ("" = url)
   int depth = 0, attempts = 0;
   int redirects = 0;  // hops followed so far
+  // An image URL the images table knows (a re-crawl): its validators, sent
+  // as a conditional request, and whether it is fresh (not fetched at all).
+  std::string known_etag, known_last_modified;
+  bool known_fresh = false;
   Stage stage = Stage::kClaimed;
   // The session's settings as they were when the item was dispatched: one
   // item is crawled by one set of them, whatever a reload brings.

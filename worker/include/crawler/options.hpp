@@ -44,7 +44,7 @@ struct CrawlRequest {
   std::vector<std::string> seeds;
   std::optional<int> max_depth, max_pages, per_host, delay_ms, max_attempts;
   std::optional<int> min_width, min_height;
-  std::optional<long long> max_page_bytes, max_image_bytes, max_pixels;
+  std::optional<long long> max_page_bytes, max_image_bytes, max_pixels, image_expiry_s;
   std::vector<std::string> allow_domains;
   bool images_any_host = false;
   bool no_robots = false;

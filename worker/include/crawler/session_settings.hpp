@@ -24,6 +24,10 @@ struct SessionSettings {
   // to leases): the delay between two fetches of a host, leases per host,
   // how deep pages are followed.
   int delay_ms, per_host, max_depth;
+  // A re-crawl (another session had one of its seeds): its images are not
+  // fetched early, since their leases bring what the images table knows
+  // (a conditional request, or none within image_expiry_s).
+  bool revisit;
   // The crawl's scope is not here: the extension applies it to every link,
   // and a worker asks it for every redirect (WriteApi::redirect_allowed).
 };

@@ -42,6 +42,11 @@ struct ClaimedItem {
   std::int64_t id = 0, session = 0;
   std::string url, kind, found_on;
   int depth = 0, attempts = 0;
+  // An image URL the images table knows: its stored validators (for a
+  // conditional request; "" when none) and whether it was confirmed within
+  // the session's image_expiry_s (then it is not fetched at all).
+  std::string known_etag, known_last_modified;
+  bool known_fresh = false;
 };
 
 // What crawl_complete() records as the item's result.
@@ -61,6 +66,9 @@ struct ImageRecord {
   std::string format;
   std::string content_type;  // the header as received: its media type is recorded when printable
   long http_status = 0;
+  // The response's ETag and Last-Modified as received: recorded when they
+  // can be sent back in a request (1 to 1024 printable ASCII characters).
+  std::string etag, last_modified;
 };
 
 // A session's counters (crawl_status()); zero when NULL.
@@ -68,6 +76,9 @@ struct SessionStatus {
   std::string status;  // "" when NULL
   long long pages_fetched = 0, images_found = 0, images_stored = 0, bytes_stored = 0;
   long long errors = 0, retries = 0, queued = 0, leased = 0, done = 0, failed = 0;
+  // Re-crawls: known images with new bytes, confirmed the same (a 304 or the
+  // same sha256), or fresh (confirmed within image_expiry_s, not fetched).
+  long long images_changed = 0, images_unchanged = 0, images_fresh = 0;
   // (pages fetched + images stored) / (those + errors), crawl_status()'s
   // rule; none before anything ended.
   std::optional<double> success_rate;
@@ -147,6 +158,12 @@ class WriteApi {
             std::optional<long> retry_after_s, Done done);
   // A stored image's row, and its item completed, in one transaction.
   void record_image(const ImageRecord& image, Done done);
+  // A known image confirmed without its body (image_unchanged()): `fetched`
+  // after a 304, not fetched when its lease said it was fresh; its item
+  // completed. The answer is false when the images table no longer has the
+  // URL (nothing was done: the item is the caller's to fetch whole).
+  void image_unchanged(std::int64_t item, std::int64_t session, const std::string& url, bool fetched,
+                       Answer<bool> done);
 
   // Links of one kind found on one page, at one depth; the number newly queued.
   void enqueue(std::int64_t session, const std::vector<std::string>& urls, int depth, std::string_view kind,
