@@ -155,46 +155,36 @@ COMMENT ON FUNCTION @extschema@.ha_merge_tail(name, pg_lsn, integer, integer) IS
     'crawler_ha (internal): on an old primary, sends every row it changed after the split point to ha_merge_rows() on the new primary';
 
 -- The progress a frontier state stands for; a lease from another term is void.
+-- A SQL-standard body without SET, like the write API's rules: the planner
+-- inlines it where the merge compares rows.
 CREATE FUNCTION @extschema@.ha_merge_rank(state text, lease_valid boolean)
 RETURNS integer
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE state WHEN 'done' THEN 3 WHEN 'failed' THEN 2
-                      WHEN 'leased' THEN CASE WHEN lease_valid THEN 1 ELSE 0 END ELSE 0 END
-$$;
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE state WHEN 'done' THEN 3 WHEN 'failed' THEN 2
+                  WHEN 'leased' THEN CASE WHEN lease_valid THEN 1 ELSE 0 END ELSE 0 END;
 COMMENT ON FUNCTION @extschema@.ha_merge_rank(text, boolean) IS
     'crawler_ha (internal): done > failed > leased (here) > queued, for merging frontier rows';
 
--- Incoming rows checked by the write API's own rule for their table:
--- checked is [{"row": the row as sent, "rec": it as a record of the table,
--- "rule": the broken rule or null}, ...]. Each row that breaks a rule is
--- recorded as a conflict event (not merged); returns the others, as sent.
-CREATE FUNCTION @extschema@.ha_merge_refuse_invalid(tbl text, key text, checked jsonb, from_node text,
-                                                    from_term bigint, OUT valid jsonb, OUT refused integer)
-LANGUAGE plpgsql
+-- Incoming rows that break the write API's rule for their table: refused is
+-- [{"rec": the row as a record of the table, in JSON, "rule": the rule it
+-- breaks}, ...]. Each is recorded as a conflict event (it is not merged);
+-- returns how many.
+CREATE FUNCTION @extschema@.ha_merge_refuse_invalid(tbl text, key text, refused jsonb, from_node text,
+                                                    from_term bigint)
+RETURNS integer
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    c jsonb;
-BEGIN
-    refused := 0;
-    FOR c IN SELECT x FROM jsonb_array_elements(checked) x WHERE x ->> 'rule' IS NOT NULL LOOP
-        refused := refused + 1;
-        PERFORM @extschema@.ha_record_event('conflict',
-            format('%s %s (%s) from %s (term %s) breaks the write API''s rule on %s; not merged',
-                   tbl, c -> 'rec' ->> 'id', left(c -> 'rec' ->> 'url', 200), from_node, from_term, c ->> 'rule'),
-            NULL,
-            jsonb_build_object('table', tbl, 'key', c -> 'rec' -> key, 'from_node', from_node,
-                               'from_term', from_term, 'rule', c ->> 'rule', 'other', c -> 'rec'));
-    END LOOP;
-    SELECT coalesce(jsonb_agg(x -> 'row' ORDER BY n), '[]') INTO valid
-      FROM jsonb_array_elements(checked) WITH ORDINALITY a(x, n)
-     WHERE x ->> 'rule' IS NULL;
-END
+    SELECT count(@extschema@.ha_record_event('conflict',
+               format('%s %s (%s) from %s (term %s) breaks the write API''s rule on %s; not merged',
+                      tbl, c -> 'rec' ->> 'id', left(c -> 'rec' ->> 'url', 200), from_node, from_term, c ->> 'rule'),
+               NULL,
+               jsonb_build_object('table', tbl, 'key', c -> 'rec' -> key, 'from_node', from_node,
+                                  'from_term', from_term, 'rule', c ->> 'rule', 'other', c -> 'rec')))::integer
+      FROM jsonb_array_elements(refused) c
 $$;
 COMMENT ON FUNCTION @extschema@.ha_merge_refuse_invalid(text, text, jsonb, text, bigint) IS
-    'crawler_ha (internal): records a conflict for each merged row that breaks the write API''s rule, returns the others';
+    'crawler_ha (internal): records a conflict for each merged row that breaks the write API''s rule; returns how many';
 REVOKE ALL ON FUNCTION @extschema@.ha_merge_refuse_invalid(text, text, jsonb, text, bigint) FROM PUBLIC;
 
 -- On the new primary: merge rows an old primary wrote after the split.
@@ -212,9 +202,26 @@ REVOKE ALL ON FUNCTION @extschema@.ha_merge_refuse_invalid(text, text, jsonb, te
 --     the rows (the difference goes to this node's slot 0);
 --   crawl_hosts: the later politeness times and the newer robots.txt win;
 --   a row the old primary deleted is kept here and reported.
+-- A row the write API could not have written is not merged (a conflict). A
+-- key sent twice in one call is merged as if its rows came one after the
+-- other: the first as a row missing here, the next ones against it.
+-- Returns {table, from_node, from_term, rows, inserted, replaced, kept,
+-- conflicts, deleted_here}: inserted + replaced + kept is the rows merged,
+-- conflicts counts the conflict events.
 -- Every call is recorded as a 'merge' event listing the keys it inserted or
 -- replaced; every conflict is its own 'conflict' event with both rows.
 -- Idempotent: merging the same rows again changes nothing.
+--
+-- Set-based: the rows are read from JSON once, into an array of the table's
+-- records, and each rule is one statement over that array. A tail is mostly
+-- rows the new primary lacks: they are inserted at once, and only the rows
+-- that were not (a row here under the same key) are compared with the rows
+-- here, locked first in key order. For the frontier and the images, the
+-- rows here are found by one index probe per incoming row (a LATERAL
+-- subquery with OFFSET 0, which the planner cannot turn into a join): those
+-- tables grow during a merge faster than their statistics, and a join
+-- planned on the statistics of a near-empty table compared every incoming
+-- row with every row here (50,000 x 2,000 comparisons a chunk).
 CREATE FUNCTION @extschema@.ha_merge_rows(tbl regclass, rows jsonb, deleted_keys jsonb DEFAULT '[]',
                                           from_node text DEFAULT NULL, from_term bigint DEFAULT NULL)
 RETURNS jsonb
@@ -223,23 +230,22 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    inserted jsonb := '[]';
-    replaced jsonb := '[]';
+    inserted jsonb := '[]';  -- the keys this call inserted
+    replaced jsonb := '[]';  -- and those whose row here it changed
     kept bigint := 0;
     conflicts bigint := 0;
-    sessions bigint[] := '{}';
-    inc_s @extschema@.crawl_sessions;
-    cur_s @extschema@.crawl_sessions;
-    inc_c @extschema@.crawl_session_counts;
-    fresh boolean;
-    inc_h @extschema@.crawl_hosts;
-    cur_h @extschema@.crawl_hosts;
-    inc_f @extschema@.crawl_frontier;
-    cur_f @extschema@.crawl_frontier;
-    inc_i @extschema@.images;
-    cur_i @extschema@.images;
-    pair record;
-    valid jsonb;  -- the rows the write API could have written
+    sessions bigint[] := '{}';  -- whose counters are recounted
+    refused jsonb;  -- the rows the write API could not have written, with the rule each breaks
+    -- the incoming rows as records of the table (in_), and those of them
+    -- that are compared with the rows here (rest_): all but the ones inserted
+    in_s @extschema@.crawl_sessions[];
+    rest_s @extschema@.crawl_sessions[];
+    in_h @extschema@.crawl_hosts[];
+    rest_h @extschema@.crawl_hosts[];
+    in_f @extschema@.crawl_frontier[];
+    rest_f @extschema@.crawl_frontier[];
+    in_i @extschema@.images[];
+    rest_i @extschema@.images[];
     summary jsonb;
 BEGIN
     PERFORM @extschema@.ha_assert_writable();
@@ -253,7 +259,7 @@ BEGIN
     PERFORM @extschema@.ha_require_data_table(tbl);
     IF jsonb_typeof(rows) <> 'array' OR jsonb_typeof(coalesce(deleted_keys, '[]')) <> 'array' THEN
         RAISE EXCEPTION 'rows and deleted_keys must be JSON arrays' USING ERRCODE = 'invalid_parameter_value';
-    ELSIF EXISTS (SELECT 1 FROM jsonb_array_elements(rows) e WHERE jsonb_typeof(e) <> 'object') THEN
+    ELSIF jsonb_path_exists(rows, 'strict $[*] ? (@.type() != "object")') THEN
         RAISE EXCEPTION 'every row must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
     ELSIF length(from_node) > 64 THEN
         RAISE EXCEPTION 'from_node is too long' USING ERRCODE = 'string_data_right_truncation';
@@ -261,105 +267,149 @@ BEGIN
     from_node := coalesce(from_node, 'unknown');
 
     IF tbl = '@extschema@.crawl_sessions'::regclass THEN
-        FOR inc_s IN SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.crawl_sessions, rows) LOOP
-            SELECT * INTO cur_s FROM @extschema@.crawl_sessions c WHERE c.id = inc_s.id FOR UPDATE;
-            IF NOT FOUND THEN
-                INSERT INTO @extschema@.crawl_sessions SELECT (inc_s).*;
-                inserted := inserted || to_jsonb(inc_s.id);
-                CONTINUE;
-            END IF;
-            sessions := sessions || inc_s.id;
-            IF cur_s.seeds IS DISTINCT FROM inc_s.seeds OR cur_s.settings IS DISTINCT FROM inc_s.settings THEN
-                conflicts := conflicts + 1;
-                PERFORM @extschema@.ha_record_event('conflict',
-                    format('crawl_sessions %s differs on %s (term %s): seeds or settings; the row here stays',
-                           inc_s.id, from_node, from_term), NULL,
-                    jsonb_build_object('table', 'crawl_sessions', 'key', inc_s.id, 'from_node', from_node,
-                                       'from_term', from_term, 'kept', to_jsonb(cur_s), 'other', to_jsonb(inc_s)));
-            END IF;
-            IF inc_s.status = 'stopped' AND cur_s.status <> 'stopped' THEN
-                UPDATE @extschema@.crawl_sessions c
-                   SET status = 'stopped', finished_at = coalesce(c.finished_at, inc_s.finished_at, now()),
-                       updated_at = now()
-                 WHERE c.id = inc_s.id;
-                replaced := replaced || to_jsonb(inc_s.id);
-            ELSE
-                kept := kept + 1;
-            END IF;
-        END LOOP;
+        -- The first row of each id (in key order) and the others, which,
+        -- like the rows whose id is here, are compared with the row here.
+        SELECT coalesce(array_agg(x.r ORDER BY (x.r).id) FILTER (WHERE x.first), '{}'),
+               coalesce(array_agg(x.r ORDER BY x.n) FILTER (WHERE NOT x.first), '{}')
+          INTO in_s, rest_s
+          FROM (SELECT y.r, y.n, row_number() OVER (PARTITION BY (y.r).id ORDER BY y.n) = 1 AS first
+                  FROM (SELECT row_number() OVER () AS n, r
+                          FROM jsonb_populate_recordset(NULL::@extschema@.crawl_sessions, rows) r) y) x;
+        -- the rows here, locked in key order: what is decided below holds until the commit
+        PERFORM 1 FROM @extschema@.crawl_sessions c WHERE c.id = ANY (ARRAY(SELECT r.id FROM unnest(in_s) r))
+          ORDER BY c.id FOR UPDATE OF c;
+        WITH ins AS (
+            INSERT INTO @extschema@.crawl_sessions
+            SELECT r.* FROM unnest(in_s) r
+             WHERE NOT EXISTS (SELECT 1 FROM @extschema@.crawl_sessions c WHERE c.id = r.id)
+            RETURNING id)
+        SELECT coalesce(jsonb_agg(ins.id ORDER BY ins.id), '[]'),
+               ARRAY(SELECT r FROM unnest(in_s) r WHERE r.id NOT IN (SELECT ins.id FROM ins)) || rest_s
+          INTO inserted, rest_s
+          FROM ins;
+        SELECT coalesce(array_agg(DISTINCT c.id), '{}'),
+               conflicts + count(@extschema@.ha_record_event('conflict',
+                   format('crawl_sessions %s differs on %s (term %s): seeds or settings; the row here stays',
+                          r.id, from_node, from_term), NULL,
+                   jsonb_build_object('table', 'crawl_sessions', 'key', r.id, 'from_node', from_node,
+                                      'from_term', from_term, 'kept', to_jsonb(c), 'other', to_jsonb(r))))
+                   FILTER (WHERE c.seeds IS DISTINCT FROM r.seeds OR c.settings IS DISTINCT FROM r.settings)
+          INTO sessions, conflicts
+          FROM unnest(rest_s) r JOIN @extschema@.crawl_sessions c ON c.id = r.id;
+        -- a stop on either side holds
+        WITH stop AS (
+            SELECT DISTINCT ON (r.id) r.id, r.finished_at FROM unnest(rest_s) r
+             WHERE r.status = 'stopped' ORDER BY r.id),
+        up AS (
+            UPDATE @extschema@.crawl_sessions c
+               SET status = 'stopped', finished_at = coalesce(c.finished_at, stop.finished_at, now()), updated_at = now()
+              FROM stop
+             WHERE c.id = stop.id AND c.status <> 'stopped'
+            RETURNING c.id)
+        SELECT coalesce(jsonb_agg(up.id ORDER BY up.id), '[]') INTO replaced FROM up;
+        kept := jsonb_array_length(rows) - jsonb_array_length(inserted) - jsonb_array_length(replaced);
 
     ELSIF tbl = '@extschema@.crawl_session_counts'::regclass THEN
         -- The old primary's own rows: what it counted in its term. Every
         -- counter that the rows can tell is recounted below, so that an
         -- image or a URL the merge kept from this side is not counted twice;
         -- only the retries, which no row records, keep the larger figure.
-        FOR inc_c IN SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.crawl_session_counts, rows) LOOP
-            IF NOT EXISTS (SELECT 1 FROM @extschema@.crawl_sessions s WHERE s.id = inc_c.session_id) THEN
-                kept := kept + 1;
-                CONTINUE;
-            END IF;
-            sessions := sessions || inc_c.session_id;
+        -- Rows of a session that is not here are kept (not merged). Rows for
+        -- one counter row are one upsert with their largest figure: the
+        -- first is inserted (or replaces the row here), the others replace.
+        WITH r AS (
+            SELECT x.n, x.sent_key, x.k, x.session_id, x.node_id, x.slot, x.retries,
+                   min(x.n) OVER (PARTITION BY x.k) AS first_n, max(x.retries) OVER (PARTITION BY x.k) AS most
+              FROM (SELECT row_number() OVER () AS n, c.key AS sent_key,
+                           c.session_id || '/' || c.node_id || '/' || c.slot AS k,
+                           c.session_id, c.node_id, c.slot, coalesce(c.retries, 0) AS retries
+                      FROM jsonb_populate_recordset(NULL::@extschema@.crawl_session_counts, rows) c) x
+             WHERE EXISTS (SELECT 1 FROM @extschema@.crawl_sessions s WHERE s.id = x.session_id)),
+        up AS (
             INSERT INTO @extschema@.crawl_session_counts AS c (key, session_id, node_id, slot, retries)
-            VALUES (inc_c.session_id || '/' || inc_c.node_id || '/' || inc_c.slot, inc_c.session_id, inc_c.node_id,
-                    inc_c.slot, coalesce(inc_c.retries, 0))
+            SELECT r.k, r.session_id, r.node_id, r.slot, r.most FROM r WHERE r.n = r.first_n
+             ORDER BY r.k
             ON CONFLICT (key) DO UPDATE
                SET retries = greatest(c.retries, EXCLUDED.retries), updated_at = now()
-            RETURNING (xmax = 0) INTO fresh;
-            IF fresh THEN
-                inserted := inserted || to_jsonb(inc_c.key);
-            ELSE
-                replaced := replaced || to_jsonb(inc_c.key);
-            END IF;
-        END LOOP;
+            RETURNING c.key, (c.xmax = 0) AS fresh)
+        SELECT coalesce(jsonb_agg(to_jsonb(r.sent_key) ORDER BY r.n) FILTER (WHERE up.fresh AND r.n = r.first_n), '[]'),
+               coalesce(jsonb_agg(to_jsonb(r.sent_key) ORDER BY r.n) FILTER (WHERE NOT (up.fresh AND r.n = r.first_n)), '[]'),
+               coalesce(array_agg(DISTINCT r.session_id), '{}')
+          INTO inserted, replaced, sessions
+          FROM r JOIN up ON up.key = r.k;
+        kept := jsonb_array_length(rows) - jsonb_array_length(inserted) - jsonb_array_length(replaced);
 
     ELSIF tbl = '@extschema@.crawl_hosts'::regclass THEN
-        FOR inc_h IN SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.crawl_hosts, rows) LOOP
-            SELECT * INTO cur_h FROM @extschema@.crawl_hosts h WHERE h.host = inc_h.host FOR UPDATE;
-            IF NOT FOUND THEN
-                INSERT INTO @extschema@.crawl_hosts SELECT (inc_h).*;
-                inserted := inserted || to_jsonb(inc_h.host);
-            ELSIF inc_h.next_fetch_at > cur_h.next_fetch_at OR inc_h.backoff_until > coalesce(cur_h.backoff_until, '-infinity')
-                  OR inc_h.robots_fetched_at > coalesce(cur_h.robots_fetched_at, '-infinity') THEN
-                UPDATE @extschema@.crawl_hosts h
-                   SET next_fetch_at = greatest(h.next_fetch_at, inc_h.next_fetch_at),
-                       backoff_until = greatest(h.backoff_until, inc_h.backoff_until),
-                       crawl_delay = CASE WHEN inc_h.robots_fetched_at > coalesce(h.robots_fetched_at, '-infinity')
-                                          THEN inc_h.crawl_delay ELSE h.crawl_delay END,
-                       robots_txt = CASE WHEN inc_h.robots_fetched_at > coalesce(h.robots_fetched_at, '-infinity')
-                                         THEN inc_h.robots_txt ELSE h.robots_txt END,
-                       robots_fetched_at = greatest(h.robots_fetched_at, inc_h.robots_fetched_at),
-                       updated_at = now()
-                 WHERE h.host = inc_h.host;
-                replaced := replaced || to_jsonb(inc_h.host);
-            ELSE
-                kept := kept + 1;
-            END IF;
-        END LOOP;
+        -- as for the sessions: the first row of each host, and the others
+        SELECT coalesce(array_agg(x.r ORDER BY (x.r).host) FILTER (WHERE x.first), '{}'),
+               coalesce(array_agg(x.r ORDER BY x.n) FILTER (WHERE NOT x.first), '{}')
+          INTO in_h, rest_h
+          FROM (SELECT y.r, y.n, row_number() OVER (PARTITION BY (y.r).host ORDER BY y.n) = 1 AS first
+                  FROM (SELECT row_number() OVER () AS n, r
+                          FROM jsonb_populate_recordset(NULL::@extschema@.crawl_hosts, rows) r) y) x;
+        PERFORM 1 FROM @extschema@.crawl_hosts h WHERE h.host = ANY (ARRAY(SELECT r.host FROM unnest(in_h) r))
+          ORDER BY h.host FOR UPDATE OF h;
+        WITH ins AS (
+            INSERT INTO @extschema@.crawl_hosts
+            SELECT r.* FROM unnest(in_h) r
+             WHERE NOT EXISTS (SELECT 1 FROM @extschema@.crawl_hosts h WHERE h.host = r.host)
+            RETURNING host)
+        SELECT coalesce(jsonb_agg(ins.host ORDER BY ins.host), '[]'),
+               ARRAY(SELECT r FROM unnest(in_h) r WHERE r.host NOT IN (SELECT ins.host FROM ins)) || rest_h
+          INTO inserted, rest_h
+          FROM ins;
+        -- the later politeness times and the newer robots.txt win (the rows
+        -- of one host taken together, as one after the other would)
+        WITH r AS (
+            SELECT r.host, max(r.next_fetch_at) AS next_fetch_at, max(r.backoff_until) AS backoff_until,
+                   max(r.robots_fetched_at) AS robots_fetched_at,
+                   (array_agg(r.crawl_delay ORDER BY r.robots_fetched_at DESC NULLS LAST))[1] AS crawl_delay,
+                   (array_agg(r.robots_txt ORDER BY r.robots_fetched_at DESC NULLS LAST))[1] AS robots_txt
+              FROM unnest(rest_h) r GROUP BY r.host),
+        up AS (
+            UPDATE @extschema@.crawl_hosts h
+               SET next_fetch_at = greatest(h.next_fetch_at, r.next_fetch_at),
+                   backoff_until = greatest(h.backoff_until, r.backoff_until),
+                   crawl_delay = CASE WHEN r.robots_fetched_at > coalesce(h.robots_fetched_at, '-infinity')
+                                      THEN r.crawl_delay ELSE h.crawl_delay END,
+                   robots_txt = CASE WHEN r.robots_fetched_at > coalesce(h.robots_fetched_at, '-infinity')
+                                     THEN r.robots_txt ELSE h.robots_txt END,
+                   robots_fetched_at = greatest(h.robots_fetched_at, r.robots_fetched_at),
+                   updated_at = now()
+              FROM r
+             WHERE h.host = r.host
+               AND (r.next_fetch_at > h.next_fetch_at OR r.backoff_until > coalesce(h.backoff_until, '-infinity')
+                    OR r.robots_fetched_at > coalesce(h.robots_fetched_at, '-infinity'))
+            RETURNING h.host)
+        SELECT coalesce(jsonb_agg(up.host ORDER BY up.host), '[]') INTO replaced FROM up;
+        kept := jsonb_array_length(rows) - jsonb_array_length(inserted) - jsonb_array_length(replaced);
 
     ELSIF tbl = '@extschema@.crawl_frontier'::regclass THEN
-        -- Set-based: a tail is mostly rows the new primary lacks or has at an
-        -- earlier state; only conflicts are looked at one by one.
         -- A row the write API could not have written (a javascript: URL, a
         -- host that is not the URL's) is not merged: a conflict, recorded.
-        SELECT v.valid, conflicts + v.refused INTO valid, conflicts
-          FROM @extschema@.ha_merge_refuse_invalid('crawl_frontier', 'id',
-                   (SELECT coalesce(jsonb_agg(jsonb_build_object('row', e.v, 'rec', to_jsonb(r),
-                               'rule', @extschema@.crawl_item_problem(r.url, r.kind, r.depth, r.host, r.found_on,
-                                                                      r.lease_owner)) ORDER BY e.n), '[]')
-                      FROM jsonb_array_elements(rows) WITH ORDINALITY e(v, n),
-                           LATERAL jsonb_populate_record(NULL::@extschema@.crawl_frontier, e.v) r),
-                   from_node, from_term) v;
-        FOR inc_f IN SELECT r.* FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, valid) r
-                      WHERE NOT EXISTS (SELECT 1 FROM @extschema@.crawl_sessions c WHERE c.id = r.session_id) LOOP
-            conflicts := conflicts + 1;
-            PERFORM @extschema@.ha_record_event('conflict',
-                format('crawl_frontier %s (%s) from %s belongs to session %s, which is not here; not merged',
-                       inc_f.id, left(inc_f.url, 200), from_node, inc_f.session_id), NULL,
-                jsonb_build_object('table', 'crawl_frontier', 'key', inc_f.id, 'from_node', from_node,
-                                   'from_term', from_term, 'other', to_jsonb(inc_f)));
-        END LOOP;
-        WITH r AS (SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, valid)),
-        ins AS (
+        -- Each row's rule is evaluated once (OFFSET 0: not copied into each
+        -- use of it).
+        SELECT coalesce(array_agg(x.r ORDER BY x.n) FILTER (WHERE x.rule IS NULL), '{}'),
+               coalesce(jsonb_agg(jsonb_build_object('rec', to_jsonb(x.r), 'rule', x.rule) ORDER BY x.n)
+                        FILTER (WHERE x.rule IS NOT NULL), '[]')
+          INTO in_f, refused
+          FROM (SELECT row_number() OVER () AS n, r,
+                       @extschema@.crawl_item_problem(r.url, r.kind, r.depth, r.host, r.found_on, r.lease_owner) AS rule
+                  FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows) r
+                OFFSET 0) x;
+        conflicts := conflicts + @extschema@.ha_merge_refuse_invalid('crawl_frontier', 'id', refused, from_node, from_term);
+        SELECT conflicts + count(@extschema@.ha_record_event('conflict',
+                   format('crawl_frontier %s (%s) from %s belongs to session %s, which is not here; not merged',
+                          r.id, left(r.url, 200), from_node, r.session_id), NULL,
+                   jsonb_build_object('table', 'crawl_frontier', 'key', r.id, 'from_node', from_node,
+                                      'from_term', from_term, 'other', to_jsonb(r))))
+          INTO conflicts
+          FROM unnest(in_f) r
+         WHERE NOT EXISTS (SELECT 1 FROM @extschema@.crawl_sessions c WHERE c.id = r.session_id);
+
+        -- Only there (no row here under its id, nor its session's URL under
+        -- another id: the two unique keys, which ON CONFLICT checks): inserted.
+        WITH ins AS (
             INSERT INTO @extschema@.crawl_frontier AS f
                    (id, session_id, url, kind, depth, state, host, found_on, lease_owner, leased_at,
                     lease_expires_at, attempts, last_error, next_fetch_at, result, created_at, updated_at)
@@ -368,97 +418,113 @@ BEGIN
                    CASE WHEN r.state = 'leased' THEN 'queued' ELSE r.state END, r.host, r.found_on,
                    CASE WHEN r.state = 'leased' THEN NULL ELSE r.lease_owner END,
                    r.leased_at, NULL, r.attempts, r.last_error, r.next_fetch_at, r.result, r.created_at, r.updated_at
-              FROM r
+              FROM unnest(in_f) r
              WHERE EXISTS (SELECT 1 FROM @extschema@.crawl_sessions c WHERE c.id = r.session_id)
-               AND NOT EXISTS (SELECT 1 FROM @extschema@.crawl_frontier x WHERE x.id = r.id)
-               AND NOT EXISTS (SELECT 1 FROM @extschema@.crawl_frontier x WHERE x.session_id = r.session_id AND x.url = r.url)
             ON CONFLICT DO NOTHING
-            RETURNING f.id, f.session_id)
-        SELECT coalesce(jsonb_agg(ins.id), '[]'), coalesce(array_agg(DISTINCT ins.session_id), '{}')
-          INTO inserted, sessions FROM ins;
+            RETURNING f.id, f.session_id, f.url, f.state)
+        -- A row inserted as sent has nothing here to be compared with but
+        -- itself; the others (a row here under its id or URL, a key sent
+        -- twice, a session not here) are compared below.
+        SELECT coalesce(jsonb_agg(ins.id), '[]'), coalesce(array_agg(DISTINCT ins.session_id), '{}'),
+               ARRAY(SELECT r FROM unnest(in_f) r
+                      WHERE NOT EXISTS (SELECT 1 FROM ins i
+                                         WHERE i.id = r.id AND i.session_id = r.session_id AND i.url = r.url
+                                           AND i.state = CASE WHEN r.state = 'leased' THEN 'queued' ELSE r.state END))
+          INTO inserted, sessions, rest_f
+          FROM ins;
 
-        -- rows here under the same id, or the same URL of the session under another id
-        FOR pair IN
-            SELECT r, f FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, valid) r
-              JOIN @extschema@.crawl_frontier f ON f.id = r.id
-             WHERE r.state IN ('done', 'failed') AND f.state IN ('done', 'failed') AND r.state <> f.state
-            UNION ALL
-            SELECT r, f FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, valid) r
-              JOIN @extschema@.crawl_frontier f ON f.session_id = r.session_id AND f.url = r.url AND f.id <> r.id
-             WHERE r.state IN ('done', 'failed') AND f.state IN ('done', 'failed') AND r.state <> f.state
-        LOOP
-            inc_f := pair.r;
-            cur_f := pair.f;
-            conflicts := conflicts + 1;
-            PERFORM @extschema@.ha_record_event('conflict',
-                format('%s was %s here and %s on %s (term %s); done wins', left(inc_f.url, 200), cur_f.state,
-                       inc_f.state, from_node, from_term), NULL,
-                jsonb_build_object('table', 'crawl_frontier', 'key', cur_f.id, 'from_node', from_node,
-                                   'from_term', from_term,
-                                   'kept', CASE WHEN cur_f.state = 'done' THEN to_jsonb(cur_f) ELSE to_jsonb(inc_f) END,
-                                   'other', CASE WHEN cur_f.state = 'done' THEN to_jsonb(inc_f) ELSE to_jsonb(cur_f) END));
-        END LOOP;
+        IF cardinality(rest_f) > 0 THEN
+            -- the rows here under the same id, or the same URL of the session
+            -- under another id, locked in key order
+            PERFORM 1 FROM @extschema@.crawl_frontier f
+              WHERE f.id = ANY (ARRAY(
+                        SELECT h.id FROM unnest(rest_f) r,
+                               LATERAL (SELECT x.id FROM @extschema@.crawl_frontier x WHERE x.id = r.id
+                                        UNION ALL
+                                        SELECT x.id FROM @extschema@.crawl_frontier x
+                                         WHERE x.session_id = r.session_id AND x.url = r.url
+                                        OFFSET 0) h))
+              ORDER BY f.id FOR UPDATE OF f;
+            -- done on one side, failed on the other: a conflict
+            SELECT conflicts + count(@extschema@.ha_record_event('conflict',
+                       format('%s was %s here and %s on %s (term %s); done wins', left(r.url, 200), (h.f).state,
+                              r.state, from_node, from_term), NULL,
+                       jsonb_build_object('table', 'crawl_frontier', 'key', (h.f).id, 'from_node', from_node,
+                                          'from_term', from_term,
+                                          'kept', CASE WHEN (h.f).state = 'done' THEN to_jsonb(h.f) ELSE to_jsonb(r) END,
+                                          'other', CASE WHEN (h.f).state = 'done' THEN to_jsonb(r) ELSE to_jsonb(h.f) END)))
+              INTO conflicts
+              FROM unnest(rest_f) r,
+                   LATERAL (SELECT x AS f FROM @extschema@.crawl_frontier x WHERE x.id = r.id
+                            UNION ALL
+                            SELECT x FROM @extschema@.crawl_frontier x
+                             WHERE x.session_id = r.session_id AND x.url = r.url AND x.id <> r.id
+                            OFFSET 0) h
+             WHERE r.state IN ('done', 'failed') AND (h.f).state IN ('done', 'failed') AND r.state <> (h.f).state;
 
-        -- the URL's further progress wins
-        WITH r AS (SELECT * FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, valid)),
-        m AS (
-            -- the same id, else the same URL of the session (two joins: an OR defeats both indexes)
-            SELECT DISTINCT ON (coalesce(f1.id, f2.id)) r.*, coalesce(f1.id, f2.id) AS cur_id FROM r
-              LEFT JOIN @extschema@.crawl_frontier f1 ON f1.id = r.id
-              LEFT JOIN @extschema@.crawl_frontier f2 ON f1.id IS NULL AND f2.session_id = r.session_id AND f2.url = r.url
-             WHERE coalesce(f1.id, f2.id) IS NOT NULL
-             ORDER BY coalesce(f1.id, f2.id), @extschema@.ha_merge_rank(r.state, false) DESC),
-        up AS (
-            UPDATE @extschema@.crawl_frontier f
-               SET state = m.state, result = m.result, last_error = m.last_error,
-                   attempts = greatest(f.attempts, m.attempts), lease_expires_at = NULL,
-                   lease_owner = coalesce(m.lease_owner, f.lease_owner), leased_at = m.leased_at,
-                   updated_at = clock_timestamp()
-              FROM m
-             WHERE f.id = m.cur_id
-               AND @extschema@.ha_merge_rank(m.state, false) > @extschema@.ha_merge_rank(f.state, true)
-            RETURNING f.id, f.session_id)
-        SELECT coalesce(jsonb_agg(up.id), '[]'), sessions || coalesce(array_agg(DISTINCT up.session_id), '{}')
-          INTO replaced, sessions FROM up;
-        kept := jsonb_array_length(valid) - jsonb_array_length(inserted) - jsonb_array_length(replaced);
+            -- the URL's further progress wins
+            WITH m AS MATERIALIZED (
+                -- the same id, else the same URL of the session
+                SELECT DISTINCT ON (h.id) r.*, h.id AS cur_id
+                  FROM unnest(rest_f) r,
+                       LATERAL (SELECT coalesce((SELECT x.id FROM @extschema@.crawl_frontier x WHERE x.id = r.id),
+                                                (SELECT x.id FROM @extschema@.crawl_frontier x
+                                                  WHERE x.session_id = r.session_id AND x.url = r.url)) AS id
+                                OFFSET 0) h
+                 WHERE h.id IS NOT NULL
+                 ORDER BY h.id, @extschema@.ha_merge_rank(r.state, false) DESC),
+            up AS (
+                UPDATE @extschema@.crawl_frontier f
+                   SET state = m.state, result = m.result, last_error = m.last_error,
+                       attempts = greatest(f.attempts, m.attempts), lease_expires_at = NULL,
+                       lease_owner = coalesce(m.lease_owner, f.lease_owner), leased_at = m.leased_at,
+                       updated_at = clock_timestamp()
+                  FROM m
+                 WHERE f.id = m.cur_id
+                   AND @extschema@.ha_merge_rank(m.state, false) > @extschema@.ha_merge_rank(f.state, true)
+                RETURNING f.id, f.session_id)
+            SELECT coalesce(jsonb_agg(up.id), '[]'), sessions || coalesce(array_agg(DISTINCT up.session_id), '{}')
+              INTO replaced, sessions FROM up;
+        END IF;
+        kept := cardinality(in_f) - jsonb_array_length(inserted) - jsonb_array_length(replaced);
 
     ELSE  -- images: one row per URL
         -- A row image_record() could not have written (a file_path outside
         -- the store, control characters) is not merged: a conflict, recorded.
-        SELECT v.valid, conflicts + v.refused INTO valid, conflicts
-          FROM @extschema@.ha_merge_refuse_invalid('images', 'url',
-                   (SELECT coalesce(jsonb_agg(jsonb_build_object('row', e.v, 'rec', to_jsonb(r),
-                               'rule', @extschema@.image_problem(r.url, r.sha256, r.file_path, r.file_size, r.width,
-                                                                 r.height, r.format, r.content_type, r.found_on,
-                                                                 r.http_status, r.filename)) ORDER BY e.n), '[]')
-                      FROM jsonb_array_elements(rows) WITH ORDINALITY e(v, n),
-                           LATERAL jsonb_populate_record(NULL::@extschema@.images, e.v) r),
-                   from_node, from_term) v;
+        SELECT coalesce(array_agg(x.r ORDER BY x.n) FILTER (WHERE x.rule IS NULL), '{}'),
+               coalesce(jsonb_agg(jsonb_build_object('rec', to_jsonb(x.r), 'rule', x.rule) ORDER BY x.n)
+                        FILTER (WHERE x.rule IS NOT NULL), '[]')
+          INTO in_i, refused
+          FROM (SELECT row_number() OVER () AS n, r,
+                       @extschema@.image_problem(r.url, r.sha256, r.file_path, r.file_size, r.width, r.height,
+                                                 r.format, r.content_type, r.found_on, r.http_status, r.filename) AS rule
+                  FROM jsonb_populate_recordset(NULL::@extschema@.images, rows) r
+                OFFSET 0) x;
+        conflicts := conflicts + @extschema@.ha_merge_refuse_invalid('images', 'url', refused, from_node, from_term);
+        -- only there (no row here with its URL, nor its id): inserted
         WITH ins AS (
             INSERT INTO @extschema@.images AS i
-            SELECT r.* FROM jsonb_populate_recordset(NULL::@extschema@.images, valid) r
-             WHERE NOT EXISTS (SELECT 1 FROM @extschema@.images x WHERE x.url = r.url)
+            SELECT r.* FROM unnest(in_i) r
             ON CONFLICT DO NOTHING
-            RETURNING i.id, i.session_id)
+            RETURNING i.id, i.session_id, i.url, i.sha256)
+        -- a row inserted as sent is the one row here with its URL: no conflict
         SELECT coalesce(jsonb_agg(ins.id), '[]'),
-               coalesce(array_agg(DISTINCT ins.session_id) FILTER (WHERE ins.session_id IS NOT NULL), '{}')
-          INTO inserted, sessions FROM ins;
+               coalesce(array_agg(DISTINCT ins.session_id) FILTER (WHERE ins.session_id IS NOT NULL), '{}'),
+               ARRAY(SELECT r FROM unnest(in_i) r
+                      WHERE NOT EXISTS (SELECT 1 FROM ins i WHERE i.url = r.url AND i.sha256 = r.sha256))
+          INTO inserted, sessions, rest_i
+          FROM ins;
         -- same URL, other bytes: the row here (the newer term) stays
-        FOR pair IN
-            SELECT r, i FROM jsonb_populate_recordset(NULL::@extschema@.images, valid) r
-              JOIN @extschema@.images i ON i.url = r.url
-             WHERE i.sha256 <> r.sha256
-        LOOP
-            inc_i := pair.r;
-            cur_i := pair.i;
-            conflicts := conflicts + 1;
-            PERFORM @extschema@.ha_record_event('conflict',
-                format('%s has other content on %s (term %s): sha256 %s there, %s here; the row here stays',
-                       left(inc_i.url, 200), from_node, from_term, inc_i.sha256, cur_i.sha256), NULL,
-                jsonb_build_object('table', 'images', 'key', inc_i.url, 'from_node', from_node,
-                                   'from_term', from_term, 'kept', to_jsonb(cur_i), 'other', to_jsonb(inc_i)));
-        END LOOP;
-        kept := jsonb_array_length(valid) - jsonb_array_length(inserted);
+        SELECT conflicts + count(@extschema@.ha_record_event('conflict',
+                   format('%s has other content on %s (term %s): sha256 %s there, %s here; the row here stays',
+                          left(r.url, 200), from_node, from_term, r.sha256, (h.i).sha256), NULL,
+                   jsonb_build_object('table', 'images', 'key', r.url, 'from_node', from_node,
+                                      'from_term', from_term, 'kept', to_jsonb(h.i), 'other', to_jsonb(r))))
+          INTO conflicts
+          FROM unnest(rest_i) r,
+               LATERAL (SELECT x AS i FROM @extschema@.images x WHERE x.url = r.url OFFSET 0) h
+         WHERE (h.i).sha256 <> r.sha256;
+        kept := cardinality(in_i) - jsonb_array_length(inserted);
     END IF;
 
     -- Counters follow the merged rows: what this merge's writes counted is

@@ -93,6 +93,44 @@ SELECT is(ha_merge_rows(o.tbl, o.rows, '[]', 'old', 1) - 'table' - 'from_node' -
   FROM other o;
 SELECT ok(count(*) >= 5, 'every merge call is an event') FROM ha_events WHERE kind = 'merge';
 
+-- A key sent twice in one call: merged as if its rows came one after the
+-- other (the first as a row missing here, the next ones against it).
+SELECT is(ha_merge_rows('crawl_sessions',
+                        jsonb_build_array(s || jsonb_build_object('id', 9, 'status', 'running'),
+                                          s || jsonb_build_object('id', 9, 'status', 'stopped',
+                                                                  'seeds', ARRAY['http://twice.test/'])),
+                        '[]', 'old', 1) - 'table' - 'from_node' - 'from_term',
+          '{"rows": 2, "inserted": 1, "replaced": 1, "kept": 0, "conflicts": 1, "deleted_here": 0}'::jsonb,
+          'a session sent twice: inserted from the first row, stopped by the second, whose seeds are a conflict')
+  FROM (SELECT to_jsonb(c) AS s FROM crawl_sessions c WHERE c.id = :sid) x;
+SELECT is(status || ' ' || seeds[1], 'stopped http://m.test/', '... the first row''s seeds stay, the stop holds')
+  FROM crawl_sessions WHERE id = 9;
+SELECT is(ha_merge_rows('crawl_frontier',
+                        jsonb_build_array(f || jsonb_build_object('id', 7170, 'url', 'http://m.test/twice.png', 'state', 'queued'),
+                                          f || jsonb_build_object('id', 7170, 'url', 'http://m.test/twice.png', 'state', 'done')),
+                        '[]', 'old', 1) - 'table' - 'from_node' - 'from_term',
+          '{"rows": 2, "inserted": 1, "replaced": 1, "kept": 0, "conflicts": 0, "deleted_here": 0}'::jsonb,
+          'a URL sent twice, queued then done: inserted, then moved on')
+  FROM (SELECT to_jsonb(f) AS f FROM crawl_frontier f WHERE f.url = 'http://m.test/a.png') x;
+SELECT is(state, 'done', '... done') FROM crawl_frontier WHERE id = 7170;
+SELECT is(ha_merge_rows('images',
+                        jsonb_build_array(i || jsonb_build_object('id', 5122, 'url', 'http://m.test/twice.png'),
+                                          i || jsonb_build_object('id', 6146, 'url', 'http://m.test/twice.png',
+                                                                  'sha256', repeat('e', 64),
+                                                                  'file_path', 'ee/ee/' || repeat('e', 64) || '.png')),
+                        '[]', 'old', 1) - 'table' - 'from_node' - 'from_term',
+          '{"rows": 2, "inserted": 1, "replaced": 0, "kept": 1, "conflicts": 1, "deleted_here": 0}'::jsonb,
+          'an image URL sent twice with other bytes: the first is inserted, the second a conflict')
+  FROM (SELECT to_jsonb(i) AS i FROM images i WHERE i.url = 'http://m.test/a.png') x;
+SELECT is(id, 5122::bigint, '... the first row stays') FROM images WHERE url = 'http://m.test/twice.png';
+-- Many rows at once (the same row 50,000 times): one statement per rule,
+-- not one per row: nothing changes, every row is kept.
+SELECT is(ha_merge_rows('images', (SELECT jsonb_agg(to_jsonb(i)) FROM images i, generate_series(1, 50000)
+                                    WHERE i.url = 'http://m.test/a.png'), NULL, 'old', 1)
+              - 'table' - 'from_node' - 'from_term',
+          '{"rows": 50000, "inserted": 0, "replaced": 0, "kept": 50000, "conflicts": 0, "deleted_here": 0}'::jsonb,
+          '50,000 rows of an image already here: all kept (deleted_keys NULL is none)');
+
 -- Bad input.
 SELECT throws_ok(q, c, NULL, q || ' -> ' || c)
   FROM (VALUES
@@ -101,6 +139,14 @@ SELECT throws_ok(q, c, NULL, q || ' -> ' || c)
     ('SELECT ha_merge_rows(''pg_class'', ''[]'')', '22023'),
     ('SELECT ha_merge_rows(''images'', ''{}'')', '22023'),
     ('SELECT ha_merge_rows(''images'', ''[1]'')', '22023'),
+    ('SELECT ha_merge_rows(''images'', ''[{}, null]'')', '22023'),
+    ('SELECT ha_merge_rows(''images'', ''[[{}]]'')', '22023'),
+    ('SELECT ha_merge_rows(''crawl_hosts'', ''[{}, "x"]'')', '22023'),
+    ('SELECT ha_merge_rows(''crawl_frontier'', ''[{"id": "x"}]'')', '22P02'),
+    ('SELECT ha_merge_rows(''crawl_sessions'', ''[{"id": 1, "seeds": "http://x.test/"}]'')', '22P02'),
+    ('SELECT ha_merge_rows(''crawl_sessions'', ''[{"seeds": ["http://x.test/"]}]'')', '23502'),
+    ('SELECT ha_merge_rows(''crawl_hosts'', ''[{"next_fetch_at": "2100-01-01"}]'')', '23502'),
+    ('SELECT ha_merge_rows(''crawl_session_counts'', ''[{"key": "x", "session_id": 9, "slot": 1}]'')', '23502'),
     ('SELECT ha_merge_rows(''images'', ''[]'', ''"x"'')', '22023'),
     ('SELECT ha_merge_rows(''images'', ''[]'', ''[]'', repeat(''n'', 102400))', '22001'),
     ('SELECT ha_merge_rows(''images'', jsonb_build_array(jsonb_build_object(''url'', ''http://m.test/z'', ''sha256'', repeat(''c'', 64), ''file_path'', ''cc/cc/'' || repeat(''c'', 64) || ''.png'', ''file_size'', 1, ''filename'', ''x''''; DROP TABLE images; --'')))', '23502'),
