@@ -26,7 +26,7 @@ Crawler::Crawler(asio::io_context& io, const WorkerOptions& opts, WriteApi& api,
       uploader_(uploader),
       fetcher_(io, FetchLimits{opts.concurrency, opts.host_connections, opts.connect_timeout_ms,
                                opts.timeout_ms, opts.low_speed_bytes, opts.low_speed_seconds,
-                               opts.max_redirects}),
+                               opts.max_redirects, opts.proxy, opts.cookies_file}),
       settings_(api),
       robots_(io, fetcher_, api),
       links_(api, LinkBatcher::Hooks{

@@ -45,11 +45,31 @@ Fetcher::Fetcher(asio::io_context& io, FetchLimits limits)
   if (!share_) throw std::runtime_error("libcurl: cannot create a share handle");
   curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
   curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  if (!limits_.cookies_file.empty()) load_cookies();
   CURLM* m = multi_.handle();
   curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(limits_.host_connections));
   curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(limits_.concurrency));
   curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, static_cast<long>(limits_.concurrency * 2));
   curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+}
+
+void Fetcher::load_cookies() {
+  curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_COOKIE);
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> e(curl_easy_init(), &curl_easy_cleanup);
+  if (!e) throw std::runtime_error("libcurl: cannot create a handle to read the cookies");
+  curl_easy_setopt(e.get(), CURLOPT_SHARE, share_.get());
+  curl_easy_setopt(e.get(), CURLOPT_COOKIEFILE, limits_.cookies_file.c_str());
+  curl_easy_setopt(e.get(), CURLOPT_COOKIELIST, "RELOAD");
+  curl_slist* cookies = nullptr;
+  std::size_t n = 0;
+  if (curl_easy_getinfo(e.get(), CURLINFO_COOKIELIST, &cookies) == CURLE_OK)
+    for (curl_slist* c = cookies; c; c = c->next) ++n;
+  curl_slist_free_all(cookies);
+  if (n == 0)
+    CRAWLER_LOG(warn) << "--cookies " << limits_.cookies_file
+                      << ": no cookie read (the Netscape format: one cookie per line, seven fields separated by tabs)";
+  else
+    CRAWLER_LOG(info) << "cookies: " << n << " read from " << limits_.cookies_file;
 }
 
 Fetcher::~Fetcher() {
@@ -97,6 +117,10 @@ void Fetcher::launch_waiting() {
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_USERAGENT, t->req.user_agent.c_str());
+    if (!limits_.proxy.empty()) curl_easy_setopt(e, CURLOPT_PROXY, limits_.proxy.c_str());
+    // "" starts the cookie engine without reading a file: the cookies are
+    // the share's, loaded once (load_cookies).
+    if (!limits_.cookies_file.empty()) curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");
     if (header_safe(t->req.if_none_match))
       t->headers = curl_slist_append(t->headers, ("If-None-Match: " + t->req.if_none_match).c_str());
     if (header_safe(t->req.if_modified_since))

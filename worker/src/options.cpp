@@ -268,7 +268,13 @@ struct OptionGroups {
          "allows them without a Crawl-delay and per_host has room; the frontier still decides "
          "whether the result is used)")
         ("user-agent", po::value<std::string>(&w.user_agent),
-         "User-Agent sent (crawl: stored as the session's user_agent; run: overrides sessions)");
+         "User-Agent sent (crawl: stored as the session's user_agent; run: overrides sessions)")
+        ("proxy", po::value<std::string>(&w.proxy),
+         "send every request through this proxy: http://, https://, socks4://, socks4a://, socks5:// or "
+         "socks5h:// HOST[:PORT] (default: none, or the http_proxy/https_proxy environment)")
+        ("cookies", po::value<std::string>(&w.cookies_file),
+         "send cookies from FILE (the Netscape cookie file format of curl and wget: a site's login "
+         "or consent); cookies the servers set during the crawl are kept too");
 
     crawl.add_options()
         ("seed", po::value<std::vector<std::string>>(&c.seeds)->composing(),
@@ -494,6 +500,33 @@ void read_config_file(const std::string& path, const std::string& command, const
 
 }  // namespace
 
+// --proxy: a URL libcurl takes as a proxy, said now rather than as a
+// transfer error on every URL.
+void check_proxy(const std::string& proxy) {
+  static const char* const kSchemes[] = {"http://", "https://", "socks4://", "socks4a://", "socks5://", "socks5h://"};
+  bool known = false;
+  for (const char* scheme : kSchemes)
+    if (proxy.rfind(scheme, 0) == 0 && proxy.size() > std::strlen(scheme)) known = true;
+  if (!known)
+    throw std::runtime_error("--proxy \"" + one_line(proxy, 200) +
+                             "\": a proxy URL is http://, https://, socks4://, socks4a://, socks5:// or socks5h:// "
+                             "followed by HOST[:PORT]");
+  for (unsigned char ch : proxy)
+    if (ch <= 0x20 || ch >= 0x7f) throw std::runtime_error("--proxy: spaces or control characters in the URL");
+}
+
+// --cookies: a regular file this process can read. What it holds is read by
+// libcurl (a line it cannot read is skipped, as curl and wget skip it); the
+// worker logs how many cookies it loaded.
+void check_cookies_file(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    throw std::runtime_error("--cookies " + path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw std::runtime_error("--cookies " + path + ": not a regular file");
+  if (::access(path.c_str(), R_OK) != 0)
+    throw std::runtime_error("--cookies " + path + ": " + std::strerror(errno));
+}
+
 // What no option parser checks: what the command requires, the ranges.
 void check_command(Command& cmd) {
   WorkerOptions& w = cmd.worker;
@@ -502,6 +535,8 @@ void check_command(Command& cmd) {
     throw std::runtime_error("--log-level \"" + w.log_level + "\" is not a level: use debug, info, warning or error");
   if (w.db.empty()) throw std::runtime_error("--db CONNINFO is required");
   if (cmd.name != "status") {
+    if (!w.proxy.empty()) check_proxy(w.proxy);
+    if (!w.cookies_file.empty()) check_cookies_file(w.cookies_file);
     if (w.storage.empty() && !w.storage_agent)
       throw std::runtime_error("--storage DIR or --storage-agent is required");
     if (!w.storage.empty() && w.storage_agent)

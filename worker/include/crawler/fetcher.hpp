@@ -28,6 +28,8 @@ struct FetchLimits {
   long low_speed_bytes = 1000;
   long low_speed_seconds = 20;
   long max_redirects = 5;
+  std::string proxy;         // every transfer through it ("" = libcurl's default: the environment)
+  std::string cookies_file;  // Netscape-format cookies, loaded once and shared ("" = no cookie engine)
 };
 
 struct FetchRequest {
@@ -69,6 +71,9 @@ class Fetcher {
   // A transfer curl finished: its result read and its handler called.
   void finished(CURL* easy, CURLcode code);
   void launch_waiting();
+  // The cookies of limits_.cookies_file into the share every transfer uses:
+  // read once, not by every transfer; how many is logged.
+  void load_cookies();
 
   boost::asio::io_context& io_;
   FetchLimits limits_;

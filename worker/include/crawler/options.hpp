@@ -36,6 +36,12 @@ struct WorkerOptions {
   int db_connections = 1;         // connections for results (plus one for claims)
   bool no_early_fetch = false;    // only leased URLs are fetched (else early_fetch.hpp)
   std::string user_agent;         // overrides the sessions' user_agent when set
+  // Every request (robots.txt included) through this proxy ("" = none, or
+  // the http_proxy/https_proxy environment as libcurl reads it).
+  std::string proxy;
+  // Cookies sent with the requests, from a file in the Netscape format of
+  // curl and wget ("" = no cookies); cookies servers set are kept too.
+  std::string cookies_file;
   std::string log_level = "info";
 };
 
