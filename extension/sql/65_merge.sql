@@ -245,8 +245,6 @@ DECLARE
     -- that are compared with the rows here (rest_): all but the ones inserted
     in_s @extschema@.crawl_sessions[];
     rest_s @extschema@.crawl_sessions[];
-    in_h @extschema@.crawl_hosts[];
-    rest_h @extschema@.crawl_hosts[];
     in_f @extschema@.crawl_frontier[];
     rest_f @extschema@.crawl_frontier[];
     in_i @extschema@.images[];
@@ -345,48 +343,41 @@ BEGIN
         kept := jsonb_array_length(rows) - jsonb_array_length(inserted) - jsonb_array_length(replaced);
 
     ELSIF tbl = '@extschema@.crawl_hosts'::regclass THEN
-        -- as for the sessions: the first row of each host, and the others
-        SELECT coalesce(array_agg(x.r ORDER BY (x.r).host) FILTER (WHERE x.first), '{}'),
-               coalesce(array_agg(x.r ORDER BY x.n) FILTER (WHERE NOT x.first), '{}')
-          INTO in_h, rest_h
-          FROM (SELECT y.r, y.n, row_number() OVER (PARTITION BY (y.r).host ORDER BY y.n) = 1 AS first
-                  FROM (SELECT row_number() OVER () AS n, r
-                          FROM jsonb_populate_recordset(NULL::@extschema@.crawl_hosts, rows) r) y) x;
-        PERFORM 1 FROM @extschema@.crawl_hosts h WHERE h.host = ANY (ARRAY(SELECT r.host FROM unnest(in_h) r))
-          ORDER BY h.host FOR UPDATE OF h;
-        WITH ins AS (
-            INSERT INTO @extschema@.crawl_hosts
-            SELECT r.* FROM unnest(in_h) r
-             WHERE NOT EXISTS (SELECT 1 FROM @extschema@.crawl_hosts h WHERE h.host = r.host)
-            RETURNING host)
-        SELECT coalesce(jsonb_agg(ins.host ORDER BY ins.host), '[]'),
-               ARRAY(SELECT r FROM unnest(in_h) r WHERE r.host NOT IN (SELECT ins.host FROM ins)) || rest_h
-          INTO inserted, rest_h
-          FROM ins;
-        -- the later politeness times and the newer robots.txt win (the rows
-        -- of one host taken together, as one after the other would)
+        -- One upsert in key order (the rows here locked as it goes). The
+        -- rows of one host are taken together, as merging them one after
+        -- the other would: the latest politeness times, the newest
+        -- robots.txt. A row here that would not change is kept.
         WITH r AS (
             SELECT r.host, max(r.next_fetch_at) AS next_fetch_at, max(r.backoff_until) AS backoff_until,
                    max(r.robots_fetched_at) AS robots_fetched_at,
-                   (array_agg(r.crawl_delay ORDER BY r.robots_fetched_at DESC NULLS LAST))[1] AS crawl_delay,
-                   (array_agg(r.robots_txt ORDER BY r.robots_fetched_at DESC NULLS LAST))[1] AS robots_txt
-              FROM unnest(rest_h) r GROUP BY r.host),
+                   (array_agg(r.crawl_delay ORDER BY r.robots_fetched_at DESC NULLS LAST, r.n))[1] AS crawl_delay,
+                   (array_agg(r.robots_txt ORDER BY r.robots_fetched_at DESC NULLS LAST, r.n))[1] AS robots_txt,
+                   (array_agg(r.updated_at ORDER BY r.n))[1] AS updated_at
+              FROM (SELECT row_number() OVER () AS n, r.*
+                      FROM jsonb_populate_recordset(NULL::@extschema@.crawl_hosts, rows) r) r
+             GROUP BY r.host),
         up AS (
-            UPDATE @extschema@.crawl_hosts h
-               SET next_fetch_at = greatest(h.next_fetch_at, r.next_fetch_at),
-                   backoff_until = greatest(h.backoff_until, r.backoff_until),
-                   crawl_delay = CASE WHEN r.robots_fetched_at > coalesce(h.robots_fetched_at, '-infinity')
-                                      THEN r.crawl_delay ELSE h.crawl_delay END,
-                   robots_txt = CASE WHEN r.robots_fetched_at > coalesce(h.robots_fetched_at, '-infinity')
-                                     THEN r.robots_txt ELSE h.robots_txt END,
-                   robots_fetched_at = greatest(h.robots_fetched_at, r.robots_fetched_at),
+            INSERT INTO @extschema@.crawl_hosts AS h
+                   (host, next_fetch_at, crawl_delay, backoff_until, robots_txt, robots_fetched_at, updated_at)
+            SELECT r.host, r.next_fetch_at, r.crawl_delay, r.backoff_until, r.robots_txt, r.robots_fetched_at,
+                   r.updated_at
+              FROM r ORDER BY r.host
+            ON CONFLICT (host) DO UPDATE
+               SET next_fetch_at = greatest(h.next_fetch_at, EXCLUDED.next_fetch_at),
+                   backoff_until = greatest(h.backoff_until, EXCLUDED.backoff_until),
+                   crawl_delay = CASE WHEN EXCLUDED.robots_fetched_at > coalesce(h.robots_fetched_at, '-infinity')
+                                      THEN EXCLUDED.crawl_delay ELSE h.crawl_delay END,
+                   robots_txt = CASE WHEN EXCLUDED.robots_fetched_at > coalesce(h.robots_fetched_at, '-infinity')
+                                     THEN EXCLUDED.robots_txt ELSE h.robots_txt END,
+                   robots_fetched_at = greatest(h.robots_fetched_at, EXCLUDED.robots_fetched_at),
                    updated_at = now()
-              FROM r
-             WHERE h.host = r.host
-               AND (r.next_fetch_at > h.next_fetch_at OR r.backoff_until > coalesce(h.backoff_until, '-infinity')
-                    OR r.robots_fetched_at > coalesce(h.robots_fetched_at, '-infinity'))
-            RETURNING h.host)
-        SELECT coalesce(jsonb_agg(up.host ORDER BY up.host), '[]') INTO replaced FROM up;
+             WHERE EXCLUDED.next_fetch_at > h.next_fetch_at
+                OR EXCLUDED.backoff_until > coalesce(h.backoff_until, '-infinity')
+                OR EXCLUDED.robots_fetched_at > coalesce(h.robots_fetched_at, '-infinity')
+            RETURNING h.host, (h.xmax = 0) AS fresh)
+        SELECT coalesce(jsonb_agg(up.host ORDER BY up.host) FILTER (WHERE up.fresh), '[]'),
+               coalesce(jsonb_agg(up.host ORDER BY up.host) FILTER (WHERE NOT up.fresh), '[]')
+          INTO inserted, replaced FROM up;
         kept := jsonb_array_length(rows) - jsonb_array_length(inserted) - jsonb_array_length(replaced);
 
     ELSIF tbl = '@extschema@.crawl_frontier'::regclass THEN

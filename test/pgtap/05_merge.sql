@@ -123,6 +123,14 @@ SELECT is(ha_merge_rows('images',
           'an image URL sent twice with other bytes: the first is inserted, the second a conflict')
   FROM (SELECT to_jsonb(i) AS i FROM images i WHERE i.url = 'http://m.test/a.png') x;
 SELECT is(id, 5122::bigint, '... the first row stays') FROM images WHERE url = 'http://m.test/twice.png';
+SELECT is(ha_merge_rows('crawl_hosts',
+                        '[{"host": "twice.test", "next_fetch_at": "2100-01-01", "updated_at": "2000-01-01"},
+                          {"host": "twice.test", "next_fetch_at": "2200-01-01", "updated_at": "2000-01-01"}]',
+                        '[]', 'old', 1) - 'table' - 'from_node' - 'from_term',
+          '{"rows": 2, "inserted": 1, "replaced": 0, "kept": 1, "conflicts": 0, "deleted_here": 0}'::jsonb,
+          'a host sent twice: inserted once');
+SELECT is(next_fetch_at, '2200-01-01'::timestamptz, '... with the later time of its two rows')
+  FROM crawl_hosts WHERE host = 'twice.test';
 -- Many rows at once (the same row 50,000 times): one statement per rule,
 -- not one per row: nothing changes, every row is kept.
 SELECT is(ha_merge_rows('images', (SELECT jsonb_agg(to_jsonb(i)) FROM images i, generate_series(1, 50000)
