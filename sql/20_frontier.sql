@@ -183,3 +183,28 @@ SELECT crawl_enqueue_many(:o,
        ARRAY['image', 'page', 'image', 'page'], ARRAY[1, 1, 2, 2], ARRAY[NULL, NULL, NULL, NULL]::text[]) AS queued;
 SELECT url, kind, depth FROM crawl_claim('w7', 100) WHERE session_id = :o;
 SELECT crawl_stop(:o);
+
+-- URL patterns: links (not seeds) pass the accept patterns of their kind,
+-- when there are any, and none of its reject patterns; so do redirects.
+SELECT crawl_start(ARRAY['http://pat.test/start'],
+       '{"delay_ms": 0, "accept_pages": ["/gallery/", "/album/"], "reject_pages": ["\\.pdf$"],
+         "reject_images": ["thumb", "\\.gif$"]}') AS pat \gset
+SELECT url FROM crawl_frontier WHERE session_id = :pat ORDER BY url;
+SELECT crawl_enqueue(:pat, ARRAY['http://pat.test/gallery/1', 'http://pat.test/album/2', 'http://pat.test/about',
+                                 'http://pat.test/gallery/x.pdf'], 1, 'page', 'http://pat.test/start') AS pages_queued;
+SELECT crawl_enqueue_many(:pat, ARRAY['http://pat.test/a.png', 'http://pat.test/thumb/a.png', 'http://pat.test/b.gif',
+                                      'http://pat.test/gallery/3', 'http://pat.test/contact'],
+                          ARRAY['image', 'image', 'image', 'page', 'page'], ARRAY[1, 1, 1, 1, 1],
+                          ARRAY[NULL, NULL, NULL, NULL, NULL]::text[]) AS many_queued;
+SELECT url, kind FROM crawl_frontier WHERE session_id = :pat ORDER BY url;
+SELECT crawl_redirect_allowed(:pat, 'http://pat.test/gallery/9', 'page') AS gallery,
+       crawl_redirect_allowed(:pat, 'http://pat.test/about', 'page') AS about,
+       crawl_redirect_allowed(:pat, 'http://pat.test/thumb/9.png', 'image') AS thumb;
+SELECT crawl_stop(:pat);
+-- Bad patterns are said when the crawl starts.
+SELECT crawl_start(ARRAY['http://pat.test/'], '{"accept_pages": ["(unclosed"]}');
+SELECT crawl_start(ARRAY['http://pat.test/'], '{"reject_images": "\\.gif$"}');
+SELECT crawl_start(ARRAY['http://pat.test/'], '{"reject_images": [""]}');
+SELECT crawl_start(ARRAY['http://pat.test/'], '{"reject_images": [42]}');
+SELECT crawl_start(ARRAY['http://pat.test/'], jsonb_build_object('accept_images', jsonb_build_array(repeat('a', 501))));
+SELECT crawl_start(ARRAY['http://pat.test/'], jsonb_build_object('accept_images', (SELECT jsonb_agg('x' || i) FROM generate_series(1, 51) i)));

@@ -251,6 +251,29 @@ BEGIN
                 END IF;
                 domains := domains || to_jsonb(lower(d));
             END LOOP;
+        ELSIF k IN ('accept_pages', 'reject_pages', 'accept_images', 'reject_images') THEN
+            -- URL patterns (POSIX regular expressions as PostgreSQL's ~ reads
+            -- them): each must compile, so that a bad one is said now, not
+            -- at the first link it meets.
+            IF jsonb_typeof(v) <> 'array' THEN
+                RAISE EXCEPTION 'option % must be an array of at most 50 patterns', k
+                    USING ERRCODE = 'invalid_parameter_value';
+            ELSIF jsonb_array_length(v) > 50 THEN
+                RAISE EXCEPTION 'option % must be an array of at most 50 patterns', k
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            FOR d IN SELECT CASE WHEN jsonb_typeof(e) = 'string' THEN e #>> '{}' END FROM jsonb_array_elements(v) e LOOP
+                IF d IS NULL OR length(d) NOT BETWEEN 1 AND 500 THEN
+                    RAISE EXCEPTION 'option % holds something that is not a pattern of 1 to 500 characters', k
+                        USING ERRCODE = 'invalid_parameter_value';
+                END IF;
+                BEGIN
+                    PERFORM '' ~ d;
+                EXCEPTION WHEN invalid_regular_expression THEN
+                    RAISE EXCEPTION 'option % holds an invalid regular expression "%"', k, left(d, 200)
+                        USING ERRCODE = 'invalid_parameter_value', DETAIL = SQLERRM;
+                END;
+            END LOOP;
         ELSIF k IN ('images_any_host', 'robots') THEN
             IF jsonb_typeof(v) <> 'boolean' THEN
                 RAISE EXCEPTION 'option % must be true or false', k USING ERRCODE = 'invalid_parameter_value';
@@ -275,7 +298,10 @@ BEGIN
             RAISE EXCEPTION 'unknown option "%"', left(k, 100)
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Known options: ' || array_to_string(ARRAY(
-                          SELECT jsonb_object_keys(defaults) UNION SELECT 'allowed_domains' ORDER BY 1), ', ') || '.';
+                          SELECT jsonb_object_keys(defaults)
+                          UNION SELECT unnest(ARRAY['allowed_domains', 'accept_pages', 'reject_pages',
+                                                    'accept_images', 'reject_images'])
+                          ORDER BY 1), ', ') || '.';
         END IF;
     END LOOP;
     merged := defaults || options || numbers;
@@ -316,6 +342,25 @@ RETURN (kind = 'image' AND (settings ->> 'images_any_host')::boolean)
        OR @extschema@.crawl_in_scope(host, settings -> 'allowed_domains');
 COMMENT ON FUNCTION @extschema@.crawl_scope_ok(jsonb, text, text) IS
     'crawler_ha (internal): whether a URL of this kind on this host is inside a crawl with these settings';
+
+-- The crawl's URL patterns for one URL of `kind`: with accept patterns of its
+-- kind (accept_pages, accept_images), one must match; no reject pattern of
+-- its kind may. POSIX regular expressions as ~ reads them, matched against
+-- the whole normalised URL. The one statement of the rule: the enqueue
+-- functions filter links (not seeds) by it, and crawl_redirect_allowed()
+-- applies it to a redirect's target.
+CREATE FUNCTION @extschema@.crawl_patterns_ok(settings jsonb, url text, kind text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN (NOT settings ? (CASE WHEN kind = 'image' THEN 'accept_images' ELSE 'accept_pages' END)
+        OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements_text(
+                       settings -> (CASE WHEN kind = 'image' THEN 'accept_images' ELSE 'accept_pages' END)) p
+                    WHERE url ~ p))
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements_text(
+                       settings -> (CASE WHEN kind = 'image' THEN 'reject_images' ELSE 'reject_pages' END)) p
+                    WHERE url ~ p);
+COMMENT ON FUNCTION @extschema@.crawl_patterns_ok(jsonb, text, text) IS
+    'crawler_ha (internal): whether a URL of this kind passes a crawl''s accept and reject patterns';
 
 -- The crawl's depth for a URL of `kind` found at `depth`: a page up to
 -- max_depth, an image one level further (the images of the deepest pages

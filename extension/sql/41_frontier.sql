@@ -28,11 +28,12 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'crawl session % does not exist', session USING ERRCODE = 'no_data_found';
     END IF;
-    RETURN coalesce(@extschema@.crawl_scope_ok(settings, host, kind), false);
+    RETURN coalesce(@extschema@.crawl_scope_ok(settings, host, kind)
+                    AND @extschema@.crawl_patterns_ok(settings, url, kind), false);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_redirect_allowed(bigint, text, text) IS
-    'crawler_ha: whether a worker may follow a redirect of a session''s item to this URL (the crawl''s scope)';
+    'crawler_ha: whether a worker may follow a redirect of a session''s item to this URL (the crawl''s scope and URL patterns)';
 
 CREATE FUNCTION @extschema@.crawl_enqueue(session bigint, urls text[], depth integer, kind text,
                                           found_on text DEFAULT NULL)
@@ -97,6 +98,7 @@ BEGIN
         SELECT DISTINCT ON (t.u) t.u, t.h, t.o
           FROM unnest(urls, hosts) WITH ORDINALITY AS t(u, h, o)
          WHERE @extschema@.crawl_scope_ok(s.settings, t.h, kind)
+           AND (crawl_enqueue.depth = 0 OR @extschema@.crawl_patterns_ok(s.settings, t.u, kind))  -- seeds are always crawled
          ORDER BY t.u, t.o
     ), fresh AS (
         SELECT c.u, c.h FROM candidates c
@@ -196,6 +198,7 @@ BEGIN
           FROM unnest(urls, hosts, kinds, depths, found_on) WITH ORDINALITY AS t(u, h, k, d, f, o)
          WHERE @extschema@.crawl_depth_within(max_depth, t.d, t.k)
            AND @extschema@.crawl_scope_ok(s.settings, t.h, t.k)
+           AND (t.d = 0 OR @extschema@.crawl_patterns_ok(s.settings, t.u, t.k))
          ORDER BY t.u, t.o
     ), fresh AS (
         SELECT c.*, count(*) FILTER (WHERE c.k = 'page') OVER (ORDER BY c.o) AS page_number

@@ -145,6 +145,21 @@ is($s5->{session_counts}{images_stored}, 1, 'a deleted row: stored again as new'
 is($node->safe_psql('postgres', "SELECT count(*) FROM images WHERE url = '$nginx->{base}$gone' AND etag IS NOT NULL"),
 	1, 'a deleted row: back, with its validators');
 
+# 6: URL patterns, checked by the frontier: pages followed only when an
+# accept pattern matches and no reject pattern does (the seed always), images
+# the same with their own patterns.
+my ($s6) = crawl('--accept-page', '/p00[0-3]\\.html$', '--reject-page', 'p003', '--reject-image', '/i/000[0-1][0-9]\\.png$',
+	'--image-expiry-s', '0');
+my $q6 = "SELECT string_agg(substr(url, length('$nginx->{base}') + 1), ' ' ORDER BY url) FROM crawl_frontier "
+  . "WHERE session_id = $s6->{session} AND kind = ";
+is($node->safe_psql('postgres', $q6 . "'page'"), '/ /p000.html /p001.html /p002.html',
+	'patterns: the seed, and the pages accepted and not rejected');
+is($node->safe_psql('postgres', "SELECT count(*) FROM crawl_frontier WHERE session_id = $s6->{session} AND kind = 'image' "
+			. "AND url ~ '/i/000[0-1][0-9]\\.png\$'"), 0, 'patterns: no rejected image queued');
+cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM crawl_frontier WHERE session_id = $s6->{session} AND kind = 'image'"),
+	'>', 0, 'patterns: the other images of those pages queued');
+requests();
+
 # Early fetches never reached a re-crawl's images: every image request of
 # crawls 2 to 5 was conditional or the changed one (checked above); the
 # early-fetch counts of the worker show pages only.

@@ -368,7 +368,7 @@ SKIP:
 # ---- The summary explains counts that differ from this worker's ----
 SKIP:
 {
-	skip 'nginx is not installed', 4 unless -x '/usr/sbin/nginx';
+	skip 'nginx is not installed', 6 unless -x '/usr/sbin/nginx';
 	my $site = tempdir(CLEANUP => 1);
 	write_file("$site/index.html", qq{<html><body><img src="dot.gif"></body></html>\n});
 	# a 1x1 GIF
@@ -383,8 +383,12 @@ SKIP:
 	unlike($out, qr/other workers|already in the images table/, '... whose counts are all its own explains nothing');
 	($rc, $out, $err) = run_worker(@crawl);
 	like($out, qr/^  images stored   0 of /m, 'crawled again, the session stores no new image');
-	like($out, qr/^  this worker     1 pages, 1 images.*\n  1 image this worker recorded was already in the images table under the same URL \(the session counts new rows only\)$/m,
-		'... and the summary says why its count differs from this worker\'s');
+	like($out, qr/^  known images    0 changed, 0 unchanged, 1 fresh \(not fetched\)$/m,
+		'... and says its known image was fresh, not fetched (a re-crawl within image_expiry_s)');
+	unlike($out, qr/other workers|already in the images table/, '... with nothing else to explain');
+	($rc, $out, $err) = run_worker(@crawl, '--image-expiry-s', '0');
+	like($out, qr/^  known images    0 changed, 1 unchanged, 0 fresh \(not fetched\)$/m,
+		'crawled again with --image-expiry-s 0: the image confirmed unchanged (nginx answers 304)');
 }
 
 # ---- The unit, its documentation and example config, as installed ----

@@ -40,6 +40,10 @@ std::string CrawlRequest::options_json() const {
   num("max_pixels", max_pixels);
   num("image_expiry_s", image_expiry_s);
   if (!allow_domains.empty()) o["allowed_domains"] = allow_domains;
+  if (!accept_pages.empty()) o["accept_pages"] = accept_pages;
+  if (!reject_pages.empty()) o["reject_pages"] = reject_pages;
+  if (!accept_images.empty()) o["accept_images"] = accept_images;
+  if (!reject_images.empty()) o["reject_images"] = reject_images;
   if (images_any_host) o["images_any_host"] = true;
   if (no_robots) o["robots"] = false;
   if (!user_agent.empty()) o["user_agent"] = user_agent;
@@ -292,6 +296,15 @@ struct OptionGroups {
         ("allow-domain", po::value<std::vector<std::string>>(&c.allow_domains)->composing(),
          "follow pages on this domain and its subdomains (repeat; default the seeds' hosts)")
         ("images-any-host", po::bool_switch(&c.images_any_host), "store images from any host (CDNs)")
+        ("accept-page", po::value<std::vector<std::string>>(&c.accept_pages)->composing(),
+         "follow only pages whose URL matches this POSIX regular expression (repeat: any of them; "
+         "seeds are always crawled)")
+        ("reject-page", po::value<std::vector<std::string>>(&c.reject_pages)->composing(),
+         "never follow pages whose URL matches this POSIX regular expression (repeat)")
+        ("accept-image", po::value<std::vector<std::string>>(&c.accept_images)->composing(),
+         "store only images whose URL matches this POSIX regular expression (repeat: any of them)")
+        ("reject-image", po::value<std::vector<std::string>>(&c.reject_images)->composing(),
+         "never store images whose URL matches this POSIX regular expression (repeat)")
         ("no-robots", po::bool_switch(&c.no_robots), "ignore robots.txt")
         ("min-width", po::value<int>(), "images narrower than this are not stored")
         ("min-height", po::value<int>(), "images lower than this are not stored")

@@ -52,6 +52,10 @@ struct CrawlRequest {
   std::optional<int> min_width, min_height;
   std::optional<long long> max_page_bytes, max_image_bytes, max_pixels, image_expiry_s;
   std::vector<std::string> allow_domains;
+  // URL patterns (POSIX regular expressions, PostgreSQL's ~): pages followed
+  // and images stored only when they match an accept pattern of their kind
+  // (when there is one) and no reject pattern; seeds are always crawled.
+  std::vector<std::string> accept_pages, reject_pages, accept_images, reject_images;
   bool images_any_host = false;
   bool no_robots = false;
   std::string user_agent;
