@@ -14,16 +14,12 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(sleep time);
-use CrawlerHA::Test qw(new_node nginx_serve sample_site);
+use CrawlerHA::Test qw(new_node nginx_serve sample_site sample_site_worker);
 
 my @started;
 END { eval { $_->kill_kill } for @started; }
 
-my $worker = $ENV{CRAWLER_WORKER};
-plan skip_all => 'CRAWLER_WORKER (the built crawler-worker) is not set' unless $worker && -x $worker;
-plan skip_all => 'nginx is not installed' unless -x '/usr/sbin/nginx';
-plan skip_all => 'the vips command (libvips-tools) is not installed'
-  unless grep { -x "$_/vips" } split /:/, $ENV{PATH};
+my $worker = sample_site_worker();
 
 my $site = tempdir(CLEANUP => 1) . '/site';
 eval { sample_site($site); 1 } or BAIL_OUT("the sample site: $@");
