@@ -101,8 +101,17 @@ class StoreSource final : public BlobSource {
       return std::nullopt;
     }
     std::string bytes;
-    struct stat st;
-    if (::fstat(fd, &st) == 0 && st.st_size > 0) bytes.reserve(static_cast<std::size_t>(st.st_size));
+    struct stat st {};
+    const long long want = std::stoll(page.at(row, "file_size").value_or("0"));
+    // A file of another size cannot hash right: said without reading it,
+    // and a huge stray file never lands in memory.
+    if (::fstat(fd, &st) != 0 || st.st_size != want) {
+      *why = file + " has " + std::to_string(static_cast<long long>(st.st_size)) + " bytes, its row says " +
+             std::to_string(want);
+      ::close(fd);
+      return std::nullopt;
+    }
+    bytes.reserve(static_cast<std::size_t>(want));
     char buf[1 << 16];
     for (;;) {
       ssize_t n = ::read(fd, buf, sizeof buf);
@@ -253,6 +262,7 @@ class ExportCommand {
  private:
   using Slot = std::shared_ptr<std::optional<DbResult>>;
 
+  // Sends a call now; its answer lands in the slot returned (wait()).
   Slot ask(Stmt s, std::vector<Param> params) {
     auto slot = std::make_shared<std::optional<DbResult>>();
     db_.call(s, std::move(params), [slot](DbResult&& r) { *slot = std::move(r); });
