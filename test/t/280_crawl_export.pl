@@ -55,10 +55,12 @@ my $expected = decode_json($node->safe_psql('postgres', qq{
 		'file_size', file_size, 'width', width, 'height', height, 'format', format,
 		'content_type', content_type, 'found_on', found_on, 'session_id', session_id,
 		'http_status', http_status, 'created_at', to_char(created_at AT TIME ZONE 'UTC', $ts),
-		'updated_at', to_char(updated_at AT TIME ZONE 'UTC', $ts), 'filename', filename) ORDER BY id)
+		'updated_at', to_char(updated_at AT TIME ZONE 'UTC', $ts), 'etag', etag,
+		'last_modified', last_modified, 'checked_at', to_char(checked_at AT TIME ZONE 'UTC', $ts),
+		'filename', filename) ORDER BY id)
 	  FROM images WHERE session_id = $sid}));
 my @columns = qw(id url sha256 file_path file_size width height format content_type found_on session_id
-	http_status created_at updated_at filename);
+	http_status created_at updated_at etag last_modified checked_at filename);
 
 # ---- JSON lines ----
 my $t0 = time;

@@ -93,7 +93,8 @@ const StmtDef kStatements[] = {
      "SELECT id, url, sha256, file_path, file_size, width, height, format, content_type, found_on, "
      "session_id, http_status, "
      "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at, "
-     "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS updated_at, filename "
+     "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS updated_at, etag, last_modified, "
+     "to_char(checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS checked_at, filename "
      "FROM %s.image_list(session => $1::bigint, after_id => $2::bigint, max_rows => $3::integer)",
      true},  // an older extension without image_list(): only export fails, saying so
 };

@@ -15,7 +15,8 @@ const std::vector<ExportColumn>& export_columns() {
       {"id", true},           {"url", false},        {"sha256", false},     {"file_path", false},
       {"file_size", true},    {"width", true},       {"height", true},      {"format", false},
       {"content_type", false}, {"found_on", false},  {"session_id", true},  {"http_status", true},
-      {"created_at", false},  {"updated_at", false}, {"filename", false}};
+      {"created_at", false},  {"updated_at", false}, {"etag", false},        {"last_modified", false},
+      {"checked_at", false},  {"filename", false}};
   return columns;
 }
 

@@ -36,6 +36,9 @@ crawler::DbResult one_row(std::map<std::string, Param> changes = {}) {
       {"http_status", "200"},
       {"created_at", "2026-01-02T03:04:05.000006Z"},
       {"updated_at", "2026-01-02T03:04:05.000006Z"},
+      {"etag", "\"v1\""},
+      {"last_modified", Param{}},
+      {"checked_at", "2026-01-02T03:04:05.000006Z"},
       {"filename", "i.png"}};
   for (auto& [k, val] : changes) v[k] = val;
   crawler::DbResult r;
@@ -109,7 +112,7 @@ TEST(ExportCsv, NulBytesAndInvalidUtf8BecomeReplacementCharacters) {
 TEST(ExportCsv, HeaderAndRecordFollowTheColumnsWithCrlf) {
   EXPECT_EQ(crawler::csv_header(),
             "id,url,sha256,file_path,file_size,width,height,format,content_type,found_on,session_id,"
-            "http_status,created_at,updated_at,filename\r\n");
+            "http_status,created_at,updated_at,etag,last_modified,checked_at,filename\r\n");
   std::string rec = crawler::csv_record(one_row({{"filename", "a,\"b\".png"}}), 0);
   EXPECT_EQ(rec.substr(0, 23), "42,http://a.test/i.png,");
   EXPECT_NE(rec.find(",1234,10,,png,"), std::string::npos) << rec;  // NULL height: an empty field

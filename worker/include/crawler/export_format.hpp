@@ -22,7 +22,8 @@ struct ExportColumn {
 
 // Every column of an image row, in the order of the CSV header and of each
 // JSON object (the order the images table and image_list() give them, the
-// filename last). The database's statement "image_page" names each one.
+// filename last). The database's statement "image_page" names each one: a
+// column added to the table is added to both.
 const std::vector<ExportColumn>& export_columns();
 
 // `text` as valid UTF-8: every byte that does not start or continue a
