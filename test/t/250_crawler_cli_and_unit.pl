@@ -29,7 +29,7 @@ sub run_worker
 
 my ($rc, $out, $err) = run_worker('--help');
 is($rc, 0, '--help exits 0');
-like($out, qr/^\s+crawl\s.*\n\s+run\s.*\n\s+status\s/m, '--help shows the three commands');
+like($out, qr/^\s+crawl\s.*\n\s+run\s.*\n\s+status\s.*\n\s+export\s/m, '--help shows the four commands');
 like($out, qr/COMMAND --help/, '... and where each command\'s options are');
 # Each command's own help documents its options.
 my %help;
@@ -46,6 +46,9 @@ for my $opt (qw(db storage seed max-depth max-pages concurrency per-host allow-d
 	like($help{crawl}, qr/--\Q$opt\E\b/, "crawl --help documents --$opt");
 }
 like($help{status}, qr/--session\b/, 'status --help documents --session');
+($rc, $help{export}, $err) = run_worker('export', '--help');
+like($help{export}, qr/--session\b.*--format\b.*--output\b.*--shard-size\b.*--storage\b/s,
+	'export --help documents its options');
 
 ($rc, $out, $err) = run_worker('crawl', '--db', 'dbname=x', '--storage', '/tmp');
 is($rc, 2, 'a crawl without --seed is refused with status 2');

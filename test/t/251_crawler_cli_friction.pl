@@ -425,7 +425,7 @@ SKIP:
 	IPC::Run::run([ 'groff', '-man', '-ww', '-z', '-Tutf8', $man ], '>', \$gout, '2>', \$gerr);
 	is($gerr, '', 'the man page renders without a warning');
 	my $roff = read_file($man);
-	for my $cmd (qw(crawl run status))
+	for my $cmd (qw(crawl run status export))
 	{
 		my (undef, $help) = run_worker($cmd, '--help');
 		# roff writes each dash of an option as \-

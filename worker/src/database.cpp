@@ -81,6 +81,22 @@ const StmtDef kStatements[] = {
      true},  // an older extension: early fetches are dropped, their URLs claimed as usual
     {"image_unchanged",
      "SELECT %s.image_unchanged($1::bigint, $2::text, $3::boolean, $4::bigint, $5::text) AS id", false},
+    // The export's reads (any node, read-only): the session and how many
+    // rows it has, for the progress's total; then its rows, a page at a time
+    // in id order through image_list(), every column named, the times in UTC
+    // ISO 8601 whatever the connection's TimeZone and DateStyle.
+    {"export_session",
+     "SELECT s.id, (SELECT count(*) FROM %s.images i WHERE i.session_id = s.id) AS images "
+     "FROM %s.crawl_sessions s WHERE s.id = $1::bigint",
+     false},
+    {"image_page",
+     "SELECT id, url, sha256, file_path, file_size, width, height, format, content_type, found_on, "
+     "session_id, http_status, "
+     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at, "
+     "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS updated_at, etag, last_modified, "
+     "to_char(checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS checked_at, filename "
+     "FROM %s.image_list(session => $1::bigint, after_id => $2::bigint, max_rows => $3::integer)",
+     true},  // an older extension without image_list(): only export fails, saying so
 };
 static_assert(sizeof(kStatements) / sizeof(kStatements[0]) == static_cast<std::size_t>(Stmt::count_));
 

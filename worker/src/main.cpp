@@ -1,5 +1,5 @@
 // crawler-worker: the command line, then one of the commands
-// (commands.hpp: crawl, run, status), or help and version.
+// (commands.hpp: crawl, run, status, export), or help and version.
 #include <curl/curl.h>
 
 #include <clocale>
@@ -40,6 +40,7 @@ int main(int argc, char* argv[]) {
   int rc = 0;
   if (cmd.name == "crawl") rc = run_crawl_command(cmd);
   else if (cmd.name == "run") rc = run_service_command(cmd, argc, argv);
+  else if (cmd.name == "export") rc = run_export_command(cmd);
   else rc = run_status_command(cmd);
   curl_global_cleanup();
   return rc;

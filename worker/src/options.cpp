@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <boost/program_options.hpp>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -53,6 +54,10 @@ std::string CrawlRequest::options_json() const {
 std::string json_text(const nlohmann::json& j) {
   // Bytes that are not UTF-8 (a server's header, a hostile page) become
   // U+FFFD instead of an exception: the database refuses them anyway.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string json_text(const nlohmann::ordered_json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -140,7 +145,7 @@ std::string default_worker_id() {
   return std::string(host) + ":" + std::to_string(::getpid());
 }
 
-const char* const kCommands[] = {"crawl", "run", "status"};
+const char* const kCommands[] = {"crawl", "run", "status", "export"};
 
 bool known_command(const std::string& name) {
   for (const char* c : kCommands)
@@ -149,14 +154,17 @@ bool known_command(const std::string& name) {
 }
 
 // Which commands take the options of a group.
-enum class Group { common, worker, crawl, status };
+enum class Group { common, storage, worker, crawl, session, status, exporting };
 
 bool group_applies(Group g, const std::string& command) {
   switch (g) {
     case Group::common: return true;
+    case Group::storage: return command == "crawl" || command == "run" || command == "export";
     case Group::worker: return command == "crawl" || command == "run";
     case Group::crawl: return command == "crawl";
+    case Group::session: return command == "status" || command == "export";
     case Group::status: return command == "status";
+    case Group::exporting: return command == "export";
   }
   return false;
 }
@@ -164,12 +172,19 @@ bool group_applies(Group g, const std::string& command) {
 const char* group_commands(Group g) {
   switch (g) {
     case Group::common: return "every command";
+    case Group::storage: return "crawl, run and export";
     case Group::worker: return "crawl and run";
     case Group::crawl: return "crawl";
+    case Group::session: return "status and export";
     case Group::status: return "status";
+    case Group::exporting: return "export";
   }
   return "";
 }
+
+// Commands that read the service's config file as it is: the options of
+// the commands that do the crawling are checked there and ignored.
+bool reads_service_config(const std::string& command) { return command == "status" || command == "export"; }
 
 // Edit distance, for "did you mean": a misspelt name is one or two edits
 // away from the one meant.
@@ -196,14 +211,18 @@ std::size_t edits(const std::string& a, const std::string& b) {
 // t/250 holds the help text to them.
 struct OptionGroups {
   po::options_description common{"Options of every command"};
+  po::options_description storage{"Storage options (crawl, run and export)"};
   po::options_description worker{"Worker options (crawl and run)"};
   po::options_description crawl{"Crawl options (crawl)"};
+  po::options_description session{"Session option (status and export)"};
   po::options_description status{"Status options (status)"};
+  po::options_description exporting{"Export options (export)"};
 
   explicit OptionGroups(Command& cmd) {
     WorkerOptions& w = cmd.worker;
     CrawlRequest& c = cmd.crawl;
     StatusRequest& s = cmd.status;
+    ExportRequest& x = cmd.export_request;
     common.add_options()
         ("help,h", "show the help of the command (of the program without one)")
         ("version", "show the version")
@@ -213,23 +232,26 @@ struct OptionGroups {
         ("db", po::value<std::string>(&w.db),
          "libpq conninfo of the database, e.g. 'host=a,b dbname=crawl "
          "target_session_attrs=read-write' (crawl and run add target_session_attrs=read-write when "
-         "absent; status takes any node)")
+         "absent; status and export take any node)")
         ("log-level", po::value<std::string>(&w.log_level)->default_value("info"),
          "debug, info, warning or error");
 
-    worker.add_options()
+    storage.add_options()
         ("storage", po::value<std::string>(&w.storage),
          "directory of the content-addressed image store (ab/cd/<sha256>.<ext>) on this "
          "machine; or --storage-agent")
         ("storage-agent", po::bool_switch(&w.storage_agent),
          "store images through the primary node's agent (PUT /api/blobs/<sha256>.<ext>) instead "
          "of --storage: the database names it (crawl_blob_target()), also after a failover; a "
-         "row is recorded only once its file is stored there")
+         "row is recorded only once its file is stored there (export: read them from the agent "
+         "of the node it reads from, GET /api/blobs/<sha256>)")
         ("agent-token-file", po::value<std::string>(&w.agent_token_file),
          "file holding the agents' bearer token (required with --storage-agent; must not be "
          "accessible to group or others)")
         ("agent-ca-file", po::value<std::string>(&w.agent_ca_file),
-         "CA certificates (PEM) that verify the agents' TLS certificates (default the system's)")
+         "CA certificates (PEM) that verify the agents' TLS certificates (default the system's)");
+
+    worker.add_options()
         ("spool", po::value<std::string>(&w.spool),
          "with --storage-agent: directory where downloaded images wait for their upload "
          "(default /var/tmp/crawler-worker; a file is removed once the agent has it)")
@@ -316,18 +338,34 @@ struct OptionGroups {
          "ones are asked for with their validators (If-None-Match, If-Modified-Since); 0 revalidates every "
          "one (default 7776000)");
 
+    session.add_options()
+        ("session", po::value<long long>(),
+         "status: show this session only; export: the session exported (required). Exit status 1 "
+         "when it does not exist");
+
     status.add_options()
-        ("session", po::value<long long>(), "show this session only (exit status 1 when it does not exist)")
         ("wide", po::bool_switch(&s.wide), "every column of every table, nothing cut (the tables fit 100 "
          "columns without it)")
         ("json", po::bool_switch(&s.json), "everything as one JSON object: the database, sessions, "
          "recent_errors and ha_status, every column, values as PostgreSQL's text (null for NULL)");
+
+    exporting.add_options()
+        ("format", po::value<std::string>(&x.format),
+         "jsonl (one JSON object per image), csv (RFC 4180, a header row) or webdataset (tar "
+         "shards of the images and their JSON, as img2dataset writes them)")
+        ("output", po::value<std::string>(&x.output),
+         "jsonl and csv: the file written (`-`: standard output); webdataset: the directory of the "
+         "shards (new or empty). Files appear whole, renamed into place when complete")
+        ("shard-size", po::value<long long>(&x.shard_size),
+         "webdataset: images per shard (default 10000)");
   }
 
   // The group an option belongs to (by its long name); nullopt when none.
   std::optional<Group> group_of(const std::string& name) const {
-    for (auto [desc, g] : {std::pair{&common, Group::common}, std::pair{&worker, Group::worker},
-                           std::pair{&crawl, Group::crawl}, std::pair{&status, Group::status}})
+    for (auto [desc, g] : {std::pair{&common, Group::common}, std::pair{&storage, Group::storage},
+                           std::pair{&worker, Group::worker}, std::pair{&crawl, Group::crawl},
+                           std::pair{&session, Group::session}, std::pair{&status, Group::status},
+                           std::pair{&exporting, Group::exporting}})
       if (desc->find_nothrow(name, false)) return g;
     return std::nullopt;
   }
@@ -336,7 +374,7 @@ struct OptionGroups {
   std::string nearest(const std::string& name) const {
     std::string best;
     std::size_t best_edits = 3;
-    for (const auto* desc : {&common, &worker, &crawl, &status})
+    for (const auto* desc : {&common, &storage, &worker, &crawl, &session, &status, &exporting})
       for (const auto& o : desc->options()) {
         std::size_t e = edits(name, o->long_name());
         if (e < best_edits) {
@@ -381,10 +419,22 @@ const char* exit_statuses(const std::string& command) {
            "  1    the database cannot be used or no node answered within 30 s, or the\n"
            "       session of --session does not exist\n"
            "  2    bad command line or config file\n";
+  if (command == "export")
+    return "Exit status:\n"
+           "  0    every image of the session exported\n"
+           "  1    the database cannot be used or no node answered within 30 s, the session\n"
+           "       does not exist, the output could not be written, the agent could not be\n"
+           "       reached, or images were skipped (missing, or not matching their sha256:\n"
+           "       each said on stderr and in the shard's _stats.json; the rest exported)\n"
+           "  2    bad command line or config file, an output that cannot be written\n"
+           "       (said before anything is read), or the agent refused the token\n"
+           "  3    interrupted (SIGINT/SIGTERM): the files under way removed, finished\n"
+           "       shards kept\n";
   return "Exit status: 0 success; 1 the database cannot be used or did not answer,\n"
-         "the crawl ended without a page (crawl), the session does not exist (status);\n"
-         "2 a bad command line or config file; 3 crawl interrupted; 130 a second\n"
-         "SIGINT/SIGTERM during a stop. Each command's --help gives its own.\n";
+         "the crawl ended without a page (crawl), the session does not exist (status,\n"
+         "export), images skipped (export); 2 a bad command line or config file; 3 crawl\n"
+         "or export interrupted; 130 a second SIGINT/SIGTERM during a stop. Each\n"
+         "command's --help gives its own.\n";
 }
 
 std::string command_help(const std::string& command, const OptionGroups& g) {
@@ -400,7 +450,7 @@ std::string command_help(const std::string& command, const OptionGroups& g) {
             "database says it is over and prints a summary. On a terminal a live line shows\n"
             "the session's pages, images, queue, errors and retries; otherwise it is logged\n"
             "every 10 s. Other workers (crawler-worker run) may work on the session too.\n";
-    visible.add(g.common).add(g.worker).add(g.crawl);
+    visible.add(g.common).add(g.storage).add(g.worker).add(g.crawl);
   } else if (command == "run") {
     help << "Usage: crawler-worker run --db CONNINFO --storage DIR [options]\n"
             "       crawler-worker run --db CONNINFO --storage-agent\n"
@@ -408,20 +458,38 @@ std::string command_help(const std::string& command, const OptionGroups& g) {
             "The service: works on every running session (start them with `crawler-worker\n"
             "crawl` or crawl_start() in SQL) until SIGINT/SIGTERM, which returns the leases;\n"
             "SIGHUP re-reads the config file. Logs what it has done every minute.\n";
-    visible.add(g.common).add(g.worker);
+    visible.add(g.common).add(g.storage).add(g.worker);
   } else if (command == "status") {
     help << "Usage: crawler-worker status --db CONNINFO [--session ID] [--wide | --json]\n\n"
             "The latest sessions (or one), their queue, recent errors and ha_status(), read\n"
             "from the primary when one answers, else from any node (a standby included).\n"
             "With --config it reads the service's config file: the options of crawl and run\n"
             "in it are checked and ignored.\n";
-    visible.add(g.common).add(g.status);
+    visible.add(g.common).add(g.session).add(g.status);
+  } else if (command == "export") {
+    help << "Usage: crawler-worker export --db CONNINFO --session ID --format jsonl|csv\n"
+            "                             --output FILE|-\n"
+            "       crawler-worker export --db CONNINFO --session ID --format webdataset\n"
+            "                             --output DIR --storage DIR [--shard-size N]\n"
+            "       crawler-worker export --db CONNINFO --session ID --format webdataset\n"
+            "                             --output DIR --storage-agent --agent-token-file FILE\n\n"
+            "Writes a session's images, in id order, a page of rows at a time (memory stays\n"
+            "small whatever the session's size), from any node (a standby included): their\n"
+            "rows as JSON lines or CSV, or webdataset shards (NNNNN.tar holding KEY.EXT, the\n"
+            "image, and KEY.json, its row; NNNNN_stats.json; stats.json at the end) with the\n"
+            "bytes read from the store or an agent and checked against their sha256. An image\n"
+            "missing or not matching is skipped and said. On a terminal a live line shows the\n"
+            "progress; otherwise it is logged every 10 s. With --config it reads the\n"
+            "service's config file: the options of crawl and run in it are checked and\n"
+            "ignored.\n";
+    visible.add(g.common).add(g.session).add(g.exporting).add(g.storage);
   } else {
     help << "Usage: crawler-worker COMMAND [options]\n\n"
             "Commands:\n"
             "  crawl   start a crawl session, crawl it to the end, print a summary\n"
             "  run     the service: work on every running session until SIGTERM\n"
-            "  status  sessions, queue, recent errors and ha_status(), from any node\n\n"
+            "  status  sessions, queue, recent errors and ha_status(), from any node\n"
+            "  export  a session's images as JSON lines, CSV or webdataset shards\n\n"
             "`crawler-worker COMMAND --help` (or `crawler-worker help COMMAND`) lists the\n"
             "options of that command; the manual page crawler-worker(1) has them all.\n";
     visible.add(g.common);
@@ -499,8 +567,8 @@ void read_config_file(const std::string& path, const std::string& command, const
         throw refuse("\"" + key + "\" is given twice (also on line " + std::to_string(it->second) + ")");
     }
     if (!group_applies(*group, command)) {
-      // status reads the service's file: what is not its own is ignored.
-      if (command == "status") continue;
+      // status and export read the service's file: what is not theirs is ignored.
+      if (reads_service_config(command)) continue;
       throw refuse("\"" + key + "\" is an option of " + group_commands(*group) + ", not of " + command);
     }
     po::option opt(key, tokens);
@@ -512,6 +580,81 @@ void read_config_file(const std::string& path, const std::string& command, const
 }
 
 }  // namespace
+
+namespace {
+
+// The directory `path` is in ("." for a bare name, "/" for a file of the root).
+std::string directory_of(const std::string& path) {
+  std::size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// Refuses a file `path` of --`option` that could not be created or
+// replaced: a directory there, or a directory that does not take files.
+void check_file_writable(const char* option, const std::string& path) {
+  const std::string dir = directory_of(path);
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    throw std::runtime_error(std::string("--") + option + " " + path + ": a directory; give a file name");
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw std::runtime_error(std::string("--") + option + " " + path + ": cannot write in " + dir + ": " +
+                             std::strerror(errno));
+}
+
+// The shards' directory: an empty one, or one to create in a directory
+// that takes it. Shards of an earlier export left beside these would be
+// read as part of this one.
+void check_shard_directory(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT) throw std::runtime_error("--output " + path + ": " + std::strerror(errno));
+    check_file_writable("output", path);  // created at the start
+    return;
+  }
+  if (!S_ISDIR(st.st_mode))
+    throw std::runtime_error("--output " + path + ": not a directory (--format webdataset writes one)");
+  if (::access(path.c_str(), W_OK | X_OK) != 0)
+    throw std::runtime_error("--output " + path + ": cannot write in it: " + std::strerror(errno));
+  std::error_code ec;
+  if (!std::filesystem::is_empty(path, ec) || ec)
+    throw std::runtime_error("--output " + path + ": " + (ec ? ec.message() : "not empty") +
+                             "; give a new or empty directory (files of another export would mix with these)");
+}
+
+// What export requires, its output checked before anything is read: an
+// export of hours must not fail at its end for a directory that never
+// took files.
+void check_export(Command& cmd) {
+  ExportRequest& x = cmd.export_request;
+  WorkerOptions& w = cmd.worker;
+  if (!x.session) throw std::runtime_error("export needs --session ID (crawler-worker status lists the sessions)");
+  if (x.format.empty()) throw std::runtime_error("export needs --format jsonl, csv or webdataset");
+  if (x.format != "jsonl" && x.format != "csv" && x.format != "webdataset")
+    throw std::runtime_error("--format \"" + x.format + "\" is not a format: use jsonl, csv or webdataset");
+  if (x.output.empty())
+    throw std::runtime_error(x.format == "webdataset" ? "export needs --output DIR (the shards' directory)"
+                                                      : "export needs --output FILE (- for standard output)");
+  if (x.shard_size < 1) throw std::runtime_error("--shard-size must be at least 1");
+  if (x.format != "webdataset") {
+    if (x.output != "-") check_file_writable("output", x.output);
+    return;
+  }
+  if (x.output == "-") throw std::runtime_error("--format webdataset writes a directory of shards: --output DIR, not -");
+  if (w.storage.empty() && !w.storage_agent)
+    throw std::runtime_error("--format webdataset needs --storage DIR or --storage-agent: where the images' bytes are read");
+  if (!w.storage.empty() && w.storage_agent)
+    throw std::runtime_error("--storage and --storage-agent exclude each other: the bytes come from one place");
+  if (w.storage_agent) {
+    if (w.agent_token_file.empty()) throw std::runtime_error("--storage-agent needs --agent-token-file FILE");
+    w.agent_token = read_agent_token(w.agent_token_file);
+  } else {
+    struct stat st;
+    if (::stat(w.storage.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || ::access(w.storage.c_str(), R_OK | X_OK) != 0)
+      throw std::runtime_error("--storage " + w.storage + ": not a directory this user can read");
+  }
+  check_shard_directory(x.output);
+}
 
 // --proxy: a URL libcurl takes as a proxy, said now rather than as a
 // transfer error on every URL.
@@ -540,6 +683,8 @@ void check_cookies_file(const std::string& path) {
     throw std::runtime_error("--cookies " + path + ": " + std::strerror(errno));
 }
 
+}  // namespace
+
 // What no option parser checks: what the command requires, the ranges.
 void check_command(Command& cmd) {
   WorkerOptions& w = cmd.worker;
@@ -547,7 +692,8 @@ void check_command(Command& cmd) {
   if (!parse_log_level(w.log_level))
     throw std::runtime_error("--log-level \"" + w.log_level + "\" is not a level: use debug, info, warning or error");
   if (w.db.empty()) throw std::runtime_error("--db CONNINFO is required");
-  if (cmd.name != "status") {
+  if (cmd.name == "export") check_export(cmd);
+  if (cmd.name != "status" && cmd.name != "export") {
     if (!w.proxy.empty()) check_proxy(w.proxy);
     if (!w.cookies_file.empty()) check_cookies_file(w.cookies_file);
     if (w.storage.empty() && !w.storage_agent)
@@ -570,16 +716,8 @@ void check_command(Command& cmd) {
   }
   if (cmd.name == "crawl" && c.seeds.empty())
     throw std::runtime_error("crawl needs at least one --seed URL (or --seeds-file FILE)");
-  if (cmd.name == "crawl" && !c.stats_json.empty()) {
-    // Said now, not after a crawl of hours: its directory must take the file.
-    std::string dir = c.stats_json.find('/') == std::string::npos ? "." : c.stats_json.substr(0, c.stats_json.rfind('/'));
-    if (dir.empty()) dir = "/";
-    struct stat st;
-    if (::stat(c.stats_json.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-      throw std::runtime_error("--stats-json " + c.stats_json + ": a directory; give a file name");
-    if (::access(dir.c_str(), W_OK | X_OK) != 0)
-      throw std::runtime_error("--stats-json " + c.stats_json + ": cannot write in " + dir + ": " + std::strerror(errno));
-  }
+  // Said now, not after a crawl of hours: its directory must take the file.
+  if (cmd.name == "crawl" && !c.stats_json.empty()) check_file_writable("stats-json", c.stats_json);
   auto positive = [](int v, const char* name) {
     if (v < 1) throw std::runtime_error(std::string("--") + name + " must be at least 1");
   };
@@ -609,7 +747,8 @@ Command parse_command_line(int argc, const char* const argv[]) {
   pos.add("command", 1).add("args", -1);
 
   po::options_description all;
-  all.add(groups.common).add(groups.worker).add(groups.crawl).add(groups.status).add(hidden);
+  all.add(groups.common).add(groups.storage).add(groups.worker).add(groups.crawl).add(groups.session)
+      .add(groups.status).add(groups.exporting).add(hidden);
 
   po::variables_map vm;
   po::parsed_options parsed(&all);
@@ -629,16 +768,16 @@ Command parse_command_line(int argc, const char* const argv[]) {
   if (name == "help" || vm.count("help") || argc <= 1) {
     std::string topic = name == "help" ? (args.empty() ? "" : args.front()) : name;
     if (!topic.empty() && !known_command(topic))
-      throw std::runtime_error("unknown command \"" + topic + "\": use crawl, run or status (see crawler-worker --help)");
+      throw std::runtime_error("unknown command \"" + topic + "\": use crawl, run, status or export (see crawler-worker --help)");
     if (name == "help" && args.size() > 1) throw std::runtime_error("help takes one command: crawler-worker help COMMAND");
     cmd.name = "help";
     cmd.help_text = command_help(topic, groups);
     return cmd;
   }
   if (name.empty())
-    throw std::runtime_error("a command is needed first: crawl, run or status (see crawler-worker --help)");
+    throw std::runtime_error("a command is needed first: crawl, run, status or export (see crawler-worker --help)");
   if (!known_command(name))
-    throw std::runtime_error("unknown command \"" + name + "\": use crawl, run or status (see crawler-worker --help)");
+    throw std::runtime_error("unknown command \"" + name + "\": use crawl, run, status or export (see crawler-worker --help)");
   if (!args.empty())
     throw std::runtime_error("unexpected argument \"" + args.front() + "\" (see crawler-worker " + name + " --help)");
   cmd.help_text = command_help(name, groups);
@@ -674,6 +813,9 @@ Command parse_command_line(int argc, const char* const argv[]) {
   copy_opt(vm, "max-pixels", c.max_pixels);
   copy_opt(vm, "image-expiry-s", c.image_expiry_s);
   copy_opt(vm, "session", cmd.status.session);
+  copy_opt(vm, "session", cmd.export_request.session);
+  if (vm.count("shard-size") && cmd.export_request.format != "webdataset")
+    throw std::runtime_error("--shard-size applies only with --format webdataset");
   c.user_agent = w.user_agent;
   check_command(cmd);
   return cmd;

@@ -51,17 +51,20 @@ double RecentRates::per_s(double Sample::*field) const {
   return std::max(0.0, (b.*field - a.*field) / secs);
 }
 
-std::string eta_text(const SessionStatus& s, double urls_per_s) {
-  const long long left = s.queued + s.leased;
-  if (left <= 0 || urls_per_s <= 0) return "";
-  double secs = static_cast<double>(left) / urls_per_s;
-  if (secs > 100.0 * 24 * 3600) return "";  // no estimate worth showing
+std::string duration_text(double secs) {
+  if (!(secs >= 0) || secs > 100.0 * 24 * 3600) return "";  // no estimate worth showing
   auto whole = static_cast<long long>(secs + 0.5);
   std::ostringstream t;
   if (whole < 60) t << whole << " s";
   else if (whole < 3600) t << whole / 60 << " min " << whole % 60 << " s";
   else t << whole / 3600 << " h " << (whole % 3600) / 60 << " min";
   return t.str();
+}
+
+std::string eta_text(const SessionStatus& s, double urls_per_s) {
+  const long long left = s.queued + s.leased;
+  if (left <= 0 || urls_per_s <= 0) return "";
+  return duration_text(static_cast<double>(left) / urls_per_s);
 }
 
 std::string progress_line(const SessionStatus& r, const RecentRates& rates, bool db_connected,

@@ -210,7 +210,7 @@ TEST(Options, OptionsOfAnotherCommandAreRefused) {
             "--seed is an option of crawl, not of run (see crawler-worker run --help)");
   EXPECT_NE(refusal({"run", "--db", "x", "--storage", "s", "--no-robots"}).find("--no-robots is an option of crawl"),
             std::string::npos);
-  EXPECT_NE(refusal({"status", "--db", "x", "--storage", "s"}).find("--storage is an option of crawl and run"),
+  EXPECT_NE(refusal({"status", "--db", "x", "--storage", "s"}).find("--storage is an option of crawl, run and export"),
             std::string::npos);
   EXPECT_NE(refusal({"crawl", "--db", "x", "--storage", "s", "--seed", "http://a.test/", "--session", "3"})
                 .find("--session is an option of status"),

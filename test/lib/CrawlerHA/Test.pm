@@ -10,13 +10,15 @@ use Exporter 'import';
 use IPC::Run;
 use IO::Socket::INET;
 use Time::HiRes ();
+use Test::More ();
 use POSIX ();
 use IO::Handle;
 use FindBin ();
 
 our @EXPORT_OK = qw(new_node shared_dir nginx_serve ha_conninfo ha_set_peer ha_pair ha_multihost
   wait_port bench_conf ha_writer_start ha_writer_stop ha_acked ha_acks ha_seeds ha_wait_writable
-  ha_node_user ha_partition ha_cut ha_heal ha_witness ha_set_witness ha_trio sample_site);
+  ha_node_user ha_partition ha_cut ha_heal ha_witness ha_set_witness ha_trio sample_site
+  sample_site_worker);
 
 my $next_node_id = 1;
 
@@ -70,6 +72,21 @@ sub sample_site
 	my $gen = "$FindBin::RealBin/../../scripts/gen-sample-site";
 	system($gen, $dir) == 0 or die 'gen-sample-site failed';
 	return $dir;
+}
+
+# sample_site_worker(): the built crawler-worker (CRAWLER_WORKER) of a suite
+# that crawls the sample site on nginx. The whole suite is skipped, saying
+# why, when the worker, nginx or the vips command (which makes the site's
+# images) is missing: without them there is nothing it could check.
+sub sample_site_worker
+{
+	my $worker = $ENV{CRAWLER_WORKER};
+	Test::More::plan(skip_all => 'CRAWLER_WORKER (the built crawler-worker) is not set')
+	  unless $worker && -x $worker;
+	Test::More::plan(skip_all => 'nginx is not installed') unless -x '/usr/sbin/nginx';
+	Test::More::plan(skip_all => 'the vips command (libvips-tools) is not installed')
+	  unless grep { -x "$_/vips" } split /:/, $ENV{PATH};
+	return $worker;
 }
 
 # --- HA pairs -------------------------------------------------------------

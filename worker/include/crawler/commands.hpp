@@ -33,6 +33,13 @@ int run_service_command(const Command& cmd, int argc, const char* const argv[]);
 // session that does not exist.
 int run_status_command(const Command& cmd);
 
+// Writes a session's images as JSON lines, CSV or webdataset shards, from
+// any node; 0 when every image was exported, 1 when the database cannot be
+// used, the session does not exist, the output could not be written or
+// images were skipped, 2 when the agent refused the token, 3 when
+// interrupted (the files under way removed).
+int run_export_command(const Command& cmd);
+
 // Writes "crawler-worker: MESSAGE" on stderr: below the live line when one
 // is shown (which it ends), and under systemd as an error line of the
 // journal ("<3>"), as log lines are.

@@ -75,11 +75,21 @@ struct StatusRequest {
   bool json = false;                 // --json: everything, as one JSON object
 };
 
+// What the export command writes, and where (the storage options, for
+// the images' bytes of a webdataset, are the worker's).
+struct ExportRequest {
+  std::optional<long long> session;  // --session: required
+  std::string format;                // jsonl, csv or webdataset
+  std::string output;                // a file ("-": stdout), or the shards' directory
+  long long shard_size = 10000;      // webdataset: rows per shard
+};
+
 struct Command {
-  std::string name;  // crawl, run, status, help, version
+  std::string name;  // crawl, run, status, export, help, version
   WorkerOptions worker;
   CrawlRequest crawl;
   StatusRequest status;
+  ExportRequest export_request;
   std::string config_file;
   // The help of the command given (or of the whole program): what `help`
   // prints, and what a mistake's message points to.
@@ -97,12 +107,18 @@ struct Command {
 // wrong type or out of range, an unknown --log-level, and a config file
 // line that cannot be read, naming the file and the line. In the config
 // file a boolean option alone on its line (`no-robots`) means true, and
-// `_` in a key reads as `-`.
+// `_` in a key reads as `-`. export, like status, checks and ignores the
+// options of crawl and run in its config file; it refuses, before anything
+// is read, an output it could not write (a missing or read-only
+// directory, a file's directory given as a file, a webdataset directory
+// that is not empty).
 Command parse_command_line(int argc, const char* const argv[]);
 
 // The compact JSON text of `j`; bytes that are not UTF-8 become U+FFFD
 // (never an exception).
 std::string json_text(const nlohmann::json& j);
+// The same, keys in the order they were added.
+std::string json_text(const nlohmann::ordered_json& j);
 
 // The default --spool directory.
 constexpr const char* kDefaultSpool = "/var/tmp/crawler-worker";

@@ -42,6 +42,10 @@ class RecentRates {
   std::vector<Sample> samples_;  // oldest first, within the window (plus one before it)
 };
 
+// `secs` as "12 s", "4 min 10 s" or "2 h 5 min"; "" when negative, not a
+// number, or over 100 days (no estimate worth showing).
+std::string duration_text(double secs);
+
 // How long the URLs now in the frontier (queued and leased) take at
 // `urls_per_s`, as "12 s", "4 min 10 s" or "2 h 5 min"; "" when it cannot
 // be estimated (nothing left, or no rate yet). It is a floor while pages
