@@ -316,24 +316,36 @@ BEGIN
         -- The old primary's own rows: what it counted in its term. Every
         -- counter that the rows can tell is recounted below, so that an
         -- image or a URL the merge kept from this side is not counted twice;
-        -- only the retries, which no row records, keep the larger figure.
+        -- only the retries and a re-crawl's images changed, unchanged and
+        -- fresh, which no row records, keep the larger figure.
         -- Rows of a session that is not here are kept (not merged). Rows for
-        -- one counter row are one upsert with their largest figure: the
+        -- one counter row are one upsert with their largest figures: the
         -- first is inserted (or replaces the row here), the others replace.
         WITH r AS (
-            SELECT x.n, x.sent_key, x.k, x.session_id, x.node_id, x.slot, x.retries,
-                   min(x.n) OVER (PARTITION BY x.k) AS first_n, max(x.retries) OVER (PARTITION BY x.k) AS most
+            SELECT x.n, x.sent_key, x.k, x.session_id, x.node_id, x.slot,
+                   min(x.n) OVER (PARTITION BY x.k) AS first_n, max(x.retries) OVER (PARTITION BY x.k) AS most,
+                   max(x.images_changed) OVER (PARTITION BY x.k) AS most_changed,
+                   max(x.images_unchanged) OVER (PARTITION BY x.k) AS most_unchanged,
+                   max(x.images_fresh) OVER (PARTITION BY x.k) AS most_fresh
               FROM (SELECT row_number() OVER () AS n, c.key AS sent_key,
                            c.session_id || '/' || c.node_id || '/' || c.slot AS k,
-                           c.session_id, c.node_id, c.slot, coalesce(c.retries, 0) AS retries
+                           c.session_id, c.node_id, c.slot, coalesce(c.retries, 0) AS retries,
+                           coalesce(c.images_changed, 0) AS images_changed,
+                           coalesce(c.images_unchanged, 0) AS images_unchanged,
+                           coalesce(c.images_fresh, 0) AS images_fresh
                       FROM jsonb_populate_recordset(NULL::@extschema@.crawl_session_counts, rows) c) x
              WHERE EXISTS (SELECT 1 FROM @extschema@.crawl_sessions s WHERE s.id = x.session_id)),
         up AS (
-            INSERT INTO @extschema@.crawl_session_counts AS c (key, session_id, node_id, slot, retries)
-            SELECT r.k, r.session_id, r.node_id, r.slot, r.most FROM r WHERE r.n = r.first_n
+            INSERT INTO @extschema@.crawl_session_counts AS c
+                   (key, session_id, node_id, slot, retries, images_changed, images_unchanged, images_fresh)
+            SELECT r.k, r.session_id, r.node_id, r.slot, r.most, r.most_changed, r.most_unchanged, r.most_fresh
+              FROM r WHERE r.n = r.first_n
              ORDER BY r.k
             ON CONFLICT (key) DO UPDATE
-               SET retries = greatest(c.retries, EXCLUDED.retries), updated_at = now()
+               SET retries = greatest(c.retries, EXCLUDED.retries),
+                   images_changed = greatest(c.images_changed, EXCLUDED.images_changed),
+                   images_unchanged = greatest(c.images_unchanged, EXCLUDED.images_unchanged),
+                   images_fresh = greatest(c.images_fresh, EXCLUDED.images_fresh), updated_at = now()
             RETURNING c.key, (c.xmax = 0) AS fresh)
         SELECT coalesce(jsonb_agg(to_jsonb(r.sent_key) ORDER BY r.n) FILTER (WHERE up.fresh AND r.n = r.first_n), '[]'),
                coalesce(jsonb_agg(to_jsonb(r.sent_key) ORDER BY r.n) FILTER (WHERE NOT (up.fresh AND r.n = r.first_n)), '[]'),
