@@ -26,16 +26,6 @@ struct Fetcher::Transfer {
   }
 };
 
-namespace {
-// Whether `v` may go into a request header as it is: 1 to 1024 printable
-// ASCII characters (no CR or LF that would start another header).
-bool header_safe(const std::string& v) {
-  if (v.empty() || v.size() > 1024) return false;
-  for (unsigned char c : v)
-    if (c < 0x20 || c > 0x7e) return false;
-  return true;
-}
-}  // namespace
 
 Fetcher::Fetcher(asio::io_context& io, FetchLimits limits)
     : io_(io),
@@ -121,9 +111,9 @@ void Fetcher::launch_waiting() {
     // "" starts the cookie engine without reading a file: the cookies are
     // the share's, loaded once (load_cookies).
     if (!limits_.cookies_file.empty()) curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");
-    if (header_safe(t->req.if_none_match))
+    if (header_value_sendable(t->req.if_none_match))
       t->headers = curl_slist_append(t->headers, ("If-None-Match: " + t->req.if_none_match).c_str());
-    if (header_safe(t->req.if_modified_since))
+    if (header_value_sendable(t->req.if_modified_since))
       t->headers = curl_slist_append(t->headers, ("If-Modified-Since: " + t->req.if_modified_since).c_str());
     if (t->headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");  // every encoding curl can decode

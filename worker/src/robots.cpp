@@ -78,6 +78,12 @@ void RobotsDirectives::add(std::string_view value, std::string_view agent) {
   }
 }
 
+RobotsDirectives RobotsDirectives::of(const std::vector<std::string>& values, std::string_view agent) {
+  RobotsDirectives d;
+  for (const auto& v : values) d.add(v, agent);
+  return d;
+}
+
 std::string RobotsDirectives::image_refusal() const {
   if (noimageai) return "noimageai";
   if (noimageindex) return "noimageindex";

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "crawler/fetch_result.hpp"
 #include "crawler/media_type.hpp"
 #include "crawler/options.hpp"
 #include "crawler/url.hpp"
@@ -84,15 +85,10 @@ DbCaller::Callback count_answer(WriteApi::Answer<std::uint64_t> done) {
   };
 }
 
-// A validator (ETag, Last-Modified) as it may be stored and sent back in a
-// request header: 1 to 1024 printable ASCII characters, else NULL (a server's
-// malformed header is not the image's fault: the image is kept without it).
-Param validator_or_null(const std::string& v) {
-  if (v.empty() || v.size() > 1024) return Param{};
-  for (unsigned char c : v)
-    if (c < 0x20 || c > 0x7e) return Param{};
-  return Param{v};
-}
+// A validator (ETag, Last-Modified) as recorded: NULL unless it could be sent
+// back (a server's malformed header is not the image's fault: the image is
+// kept without it).
+Param validator_or_null(const std::string& v) { return header_value_sendable(v) ? Param{v} : Param{}; }
 
 DbCaller::Callback status_answer(WriteApi::Done done) {
   return [done = std::move(done)](DbResult&& r) { done(CallStatus::of(r)); };

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace crawler {
@@ -26,5 +27,16 @@ struct FetchResult {
   long redirects = 0;
   double seconds = 0;
 };
+
+// Whether `v` may go back into a request header as it is: 1 to 1024
+// printable ASCII characters (no CR or LF that would start another header).
+// A response's validators (etag, last_modified) are recorded (image_record)
+// and sent in a re-crawl's conditional request only when it holds.
+inline bool header_value_sendable(std::string_view v) {
+  if (v.empty() || v.size() > 1024) return false;
+  for (unsigned char c : v)
+    if (c < 0x20 || c > 0x7e) return false;
+  return true;
+}
 
 }  // namespace crawler

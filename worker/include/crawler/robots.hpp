@@ -63,6 +63,9 @@ struct RobotsDirectives {
   // that feeds datasets takes them as it takes noimageindex.
   bool noimageai = false;
   void add(std::string_view value, std::string_view agent);
+  // The directives of every value in `values` (a response's X-Robots-Tag
+  // headers), as `agent` reads them.
+  static RobotsDirectives of(const std::vector<std::string>& values, std::string_view agent);
   // Whether a page with these directives may give its images.
   bool page_images_allowed() const { return !noimageindex && !noimageai; }
   // Whether an image whose own response carries these directives
