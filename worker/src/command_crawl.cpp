@@ -6,11 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <cerrno>
-#include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -18,6 +14,7 @@
 #include "crawler/crawl_stack.hpp"
 #include "crawler/crawler.hpp"
 #include "crawler/database.hpp"
+#include "crawler/export_files.hpp"
 #include "crawler/log.hpp"
 #include "crawler/progress.hpp"
 #include "crawler/url.hpp"
@@ -99,28 +96,19 @@ class CrawlCommand {
   }
 
  private:
-  // The statistics into --stats-json's file, whole or not at all: written
-  // beside it and renamed over it. A failure is reported (the crawl itself
-  // is done; the exit status says the file is missing).
+  // The statistics into --stats-json's file, whole or not at all (an
+  // AtomicFile, as export writes its files). A failure is reported (the crawl
+  // itself is done; the exit status says the file is missing).
   bool write_stats(const std::string& json) {
-    const std::string& path = cmd_.crawl.stats_json;
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      out << json;
-      out.flush();
-      if (!out) {
-        report_error("--stats-json " + path + ": cannot write " + tmp + ": " + std::strerror(errno));
-        std::remove(tmp.c_str());
-        return false;
-      }
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-      report_error("--stats-json " + path + ": " + std::strerror(errno));
-      std::remove(tmp.c_str());
+    try {
+      AtomicFile file(cmd_.crawl.stats_json);
+      file.write(json);
+      file.commit();
+      return true;
+    } catch (const std::exception& e) {
+      report_error("--stats-json " + cmd_.crawl.stats_json + ": " + e.what());
       return false;
     }
-    return true;
   }
 
   void started(const CallStatus& st, std::int64_t session) {
