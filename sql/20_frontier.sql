@@ -208,3 +208,44 @@ SELECT crawl_start(ARRAY['http://pat.test/'], '{"reject_images": [""]}');
 SELECT crawl_start(ARRAY['http://pat.test/'], '{"reject_images": [42]}');
 SELECT crawl_start(ARRAY['http://pat.test/'], jsonb_build_object('accept_images', jsonb_build_array(repeat('a', 501))));
 SELECT crawl_start(ARRAY['http://pat.test/'], jsonb_build_object('accept_images', (SELECT jsonb_agg('x' || i) FROM generate_series(1, 51) i)));
+
+-- Scope site: the seeds' registrable domains by the Public Suffix List; a
+-- host without one (an IP address, localhost) stays itself.
+SELECT crawl_start(ARRAY['http://www.shop.example.co.uk/', 'https://blog.example.com:8443/a',
+                         'http://127.0.0.1:8080/', 'http://localhost/'],
+       '{"scope": "site", "delay_ms": 0}') AS site \gset
+SELECT jsonb_array_elements_text(settings -> 'allowed_domains') AS site_domains
+  FROM crawl_sessions WHERE id = :site ORDER BY 1;
+SELECT crawl_enqueue(:site, ARRAY['http://img.example.co.uk/1', 'http://other.co.uk/2', 'http://cdn.example.com/3',
+                                  'http://example.com.evil.test/4', 'http://127.0.0.1:9/5'], 1, 'page') AS site_queued;
+SELECT url FROM crawl_frontier WHERE session_id = :site AND depth = 1 ORDER BY url;
+SELECT crawl_stop(:site);
+SELECT crawl_registrable_domain('WWW.Example.CO.UK:80') AS uk, crawl_registrable_domain('a.b.github.io') AS gh,
+       crawl_registrable_domain('co.uk') AS suffix, crawl_registrable_domain('10.0.0.1') AS ip,
+       crawl_registrable_domain('[::1]:80') AS ip6, crawl_registrable_domain('localhost') AS one_label,
+       crawl_registrable_domain('') AS empty, crawl_registrable_domain(repeat('a.', 200) || 'com') AS too_long,
+       crawl_registrable_domain(E'a\u00e9.example.com') AS not_ascii, crawl_registrable_domain(NULL) AS null_host;
+SELECT crawl_public_suffix('co.uk') AS co_uk, crawl_public_suffix('COM') AS com, crawl_public_suffix('github.io') AS gh,
+       crawl_public_suffix('example.com') AS site, crawl_public_suffix('localhost') AS localhost,
+       crawl_public_suffix('example.test') AS unknown_tld, crawl_public_suffix('127.0.0.1') AS ip;
+-- Bad scopes: a clear error; a public suffix is no domain to crawl.
+SELECT crawl_start(ARRAY['http://example.test/'], '{"scope": "world"}');
+SELECT crawl_start(ARRAY['http://example.test/'], '{"scope": null}');
+SELECT crawl_start(ARRAY['http://example.test/'], '{"scope": "site", "allowed_domains": ["example.test"]}');
+SELECT crawl_start(ARRAY['http://example.co.uk/'], '{"allowed_domains": ["co.uk"]}');
+SELECT crawl_start(ARRAY['http://example.com/'], '{"allowed_domains": ["example.com", "COM"]}');
+SELECT crawl_start(ARRAY['http://x.github.io/'], '{"allowed_domains": ["github.io:443"]}');
+
+-- A random wait: each host's next fetch comes 0.5 to 1.5 times delay_ms
+-- later, never sooner than its Crawl-delay.
+SELECT crawl_start(ARRAY(SELECT 'http://r' || i || '.rand.test/' FROM generate_series(1, 40) i),
+       '{"delay_ms": 100000, "random_wait": true, "allowed_domains": ["rand.test"]}') AS rw \gset
+SELECT crawl_host_set('r1.rand.test', '200 seconds');
+SELECT count(*) AS random_claimed FROM crawl_claim('w-rand', 100) WHERE session_id = :rw;
+SELECT count(*) FILTER (WHERE w BETWEEN 49 AND 150 AND host <> 'r1.rand.test') AS within_half_and_one_and_a_half,
+       count(DISTINCT round(w)) > 10 AS spread_out,
+       bool_and(w > 195) FILTER (WHERE host = 'r1.rand.test') AS crawl_delay_kept
+  FROM (SELECT host, extract(epoch FROM next_fetch_at - now()) AS w
+          FROM crawl_hosts WHERE host LIKE '%.rand.test') h;
+SELECT crawl_stop(:rw);
+SELECT crawl_start(ARRAY['http://example.test/'], '{"random_wait": 1}');

@@ -19,6 +19,25 @@ AS 'MODULE_PATHNAME', 'crawl_url_host_of';
 COMMENT ON FUNCTION @extschema@.crawl_url_host_of(text) IS
     'crawler_ha (internal): the host of a valid http(s) URL, NULL for an invalid one';
 
+-- A host's site by the Public Suffix List (crawl_site.c): its registrable
+-- domain, NULL for an IP address, a one-label name or a public suffix; and
+-- whether a name is a public suffix on the list. STABLE: the list is a file
+-- a package update can change. Only crawl_settings() calls them, when a
+-- crawl starts; the session keeps the domains they gave.
+CREATE FUNCTION @extschema@.crawl_registrable_domain(host text)
+RETURNS text
+LANGUAGE c STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crawl_registrable_domain';
+COMMENT ON FUNCTION @extschema@.crawl_registrable_domain(text) IS
+    'crawler_ha: the registrable domain of a host by the Public Suffix List (www.example.co.uk: example.co.uk), NULL when it has none';
+
+CREATE FUNCTION @extschema@.crawl_public_suffix(host text)
+RETURNS boolean
+LANGUAGE c STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crawl_public_suffix';
+COMMENT ON FUNCTION @extschema@.crawl_public_suffix(text) IS
+    'crawler_ha: whether a host name is a public suffix on the Public Suffix List (com, co.uk, github.io)';
+
 -- A worker name: 1 to 200 printable ASCII characters without spaces.
 CREATE FUNCTION @extschema@.crawl_worker_ok(worker text)
 RETURNS boolean
@@ -208,7 +227,7 @@ COMMENT ON FUNCTION @extschema@.crawl_check_list(anyarray, text) IS
 -- reader casts them to integer or bigint.
 CREATE FUNCTION @extschema@.crawl_settings(options jsonb, seeds text[])
 RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -217,7 +236,8 @@ DECLARE
         'delay_ms', 1000, 'per_host', 2, 'max_attempts', 3,
         'user_agent', 'crawler_ha/@CRAWLER_HA_VERSION@', 'robots', true,
         'max_page_bytes', 10485760, 'max_image_bytes', 52428800,
-        'max_pixels', 100000000, 'min_width', 0, 'min_height', 0, 'image_expiry_s', 7776000);
+        'max_pixels', 100000000, 'min_width', 0, 'min_height', 0, 'image_expiry_s', 7776000,
+        'random_wait', false, 'scope', 'hosts');
     limits jsonb := jsonb_build_object(
         'max_depth', '[0,1000]', 'max_pages', '[1,1000000000]', 'delay_ms', '[0,86400000]',
         'per_host', '[1,1000]', 'max_attempts', '[1,100]', 'max_page_bytes', '[1,1073741824]',
@@ -249,6 +269,12 @@ BEGIN
                     RAISE EXCEPTION 'invalid domain "%" in option allowed_domains', left(coalesce(d, 'null'), 200)
                         USING ERRCODE = 'invalid_parameter_value';
                 END IF;
+                IF @extschema@.crawl_public_suffix(d) THEN
+                    RAISE EXCEPTION 'domain "%" in option allowed_domains is a public suffix', lower(d)
+                        USING ERRCODE = 'invalid_parameter_value',
+                              DETAIL = 'Anyone can register a site under it: the crawl would have no bound.',
+                              HINT = 'Name the site itself, such as example.' || split_part(lower(d), ':', 1) || '.';
+                END IF;
                 domains := domains || to_jsonb(lower(d));
             END LOOP;
         ELSIF k IN ('accept_pages', 'reject_pages', 'accept_images', 'reject_images') THEN
@@ -274,7 +300,15 @@ BEGIN
                         USING ERRCODE = 'invalid_parameter_value', DETAIL = SQLERRM;
                 END;
             END LOOP;
-        ELSIF k IN ('images_any_host', 'robots') THEN
+        ELSIF k = 'scope' THEN
+            IF v NOT IN ('"hosts"', '"site"') THEN
+                RAISE EXCEPTION 'option scope must be "hosts" or "site"' USING ERRCODE = 'invalid_parameter_value',
+                    DETAIL = 'hosts: the seeds'' hosts and their subdomains; site: the seeds'' registrable domains (www.example.co.uk: *.example.co.uk).';
+            ELSIF options ? 'allowed_domains' THEN
+                RAISE EXCEPTION 'options scope and allowed_domains exclude each other' USING ERRCODE = 'invalid_parameter_value',
+                    DETAIL = 'allowed_domains names the crawl''s domains; scope derives them from the seeds.';
+            END IF;
+        ELSIF k IN ('images_any_host', 'robots', 'random_wait') THEN
             IF jsonb_typeof(v) <> 'boolean' THEN
                 RAISE EXCEPTION 'option % must be true or false', k USING ERRCODE = 'invalid_parameter_value';
             END IF;
@@ -299,15 +333,19 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Known options: ' || array_to_string(ARRAY(
                           SELECT jsonb_object_keys(defaults)
-                          UNION SELECT unnest(ARRAY['allowed_domains', 'accept_pages', 'reject_pages',
+                          UNION SELECT unnest(ARRAY['allowed_domains', 'scope', 'accept_pages', 'reject_pages',
                                                     'accept_images', 'reject_images'])
                           ORDER BY 1), ', ') || '.';
         END IF;
     END LOOP;
     merged := defaults || options || numbers;
     IF NOT options ? 'allowed_domains' THEN
-        -- By default a crawl stays on the hosts of its seeds.
-        SELECT coalesce(jsonb_agg(DISTINCT h), '[]') INTO domains
+        -- By default a crawl stays on the hosts of its seeds; with scope
+        -- site, on their registrable domains (a host without one, such as
+        -- an IP address or localhost, stays itself).
+        SELECT coalesce(jsonb_agg(DISTINCT coalesce(
+                   CASE WHEN merged ->> 'scope' = 'site' THEN @extschema@.crawl_registrable_domain(h) END, h)), '[]')
+          INTO domains
           FROM unnest(seeds) s, LATERAL @extschema@.crawl_url_host(s, 'seed') h;
     END IF;
     RETURN merged || jsonb_build_object('allowed_domains', domains);

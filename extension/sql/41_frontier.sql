@@ -233,13 +233,27 @@ COMMENT ON FUNCTION @extschema@.crawl_enqueue_many(bigint, text[], text[], integ
 -- crawl_lease_early(): the time between two fetches of a host (its
 -- robots.txt Crawl-delay or the session's delay_ms, the longer), and how many
 -- of its URLs are leased now (against the session's per_host).
-CREATE FUNCTION @extschema@.crawl_fetch_delay(robots_delay interval, settings jsonb)
+-- `spread` scales delay_ms: with the session's random_wait, crawl_claim()
+-- passes a factor drawn from 0.5 to 1.5 (wget's --random-wait), so a
+-- crawl's fetches do not come at a fixed beat; a Crawl-delay, the site's
+-- own demand, is never shortened by it.
+CREATE FUNCTION @extschema@.crawl_fetch_delay(robots_delay interval, settings jsonb, spread float8 DEFAULT 1)
 RETURNS interval
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN greatest(coalesce(robots_delay, '0'), make_interval(secs => (settings ->> 'delay_ms')::numeric / 1000));
-COMMENT ON FUNCTION @extschema@.crawl_fetch_delay(interval, jsonb) IS
-    'crawler_ha (internal): the time between two fetches of a host in a session: its Crawl-delay or delay_ms, the longer';
+RETURN greatest(coalesce(robots_delay, '0'),
+                make_interval(secs => (settings ->> 'delay_ms')::numeric * spread::numeric / 1000));
+COMMENT ON FUNCTION @extschema@.crawl_fetch_delay(interval, jsonb, float8) IS
+    'crawler_ha (internal): the time between two fetches of a host in a session: its Crawl-delay or delay_ms (times spread), the longer';
+
+-- The spread of one wait: from 0.5 to 1.5 with the session's random_wait, else 1.
+CREATE FUNCTION @extschema@.crawl_wait_spread(settings jsonb)
+RETURNS float8
+LANGUAGE sql VOLATILE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN (settings ->> 'random_wait')::boolean THEN 0.5 + random() ELSE 1 END;
+COMMENT ON FUNCTION @extschema@.crawl_wait_spread(jsonb) IS
+    'crawler_ha (internal): the factor on delay_ms of one wait between fetches: random from 0.5 to 1.5 with random_wait, else 1';
 
 CREATE FUNCTION @extschema@.crawl_host_leased(host text)
 RETURNS integer
@@ -354,7 +368,8 @@ BEGIN
              FOR UPDATE OF q SKIP LOCKED
         LOOP
             EXIT WHEN leased_now + on_host >= (r.settings ->> 'per_host')::integer;
-            delay := @extschema@.crawl_fetch_delay(h.robots_delay, r.settings);
+            delay := @extschema@.crawl_fetch_delay(h.robots_delay, r.settings,
+                                                   @extschema@.crawl_wait_spread(r.settings));
             ids := ids || r.id;
             on_host := on_host + 1;
             got := got + 1;

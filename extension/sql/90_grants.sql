@@ -71,6 +71,14 @@ GRANT EXECUTE ON FUNCTION
 
 GRANT EXECUTE ON FUNCTION @extschema@.ha_set_node_id(integer, text) TO crawler_ha_admin;
 
+-- What a crawl's scope site would make of a host: readable by every role,
+-- so a caller can see the domains before starting one. They read only the
+-- Public Suffix List.
+GRANT EXECUTE ON FUNCTION
+    @extschema@.crawl_registrable_domain(text),
+    @extschema@.crawl_public_suffix(text)
+   TO crawler_ha_reader, crawler_ha_writer, crawler_ha_admin;
+
 -- The application API's reads (the node agent's HTTP front): lists of
 -- sessions and images. They run as their caller, who reads the tables with
 -- its own SELECT; image_list() applies the host rule crawl_url_host_of()

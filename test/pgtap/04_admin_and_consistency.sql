@@ -15,10 +15,11 @@ SELECT 'crawler_ha_writer', unnest(ARRAY[
     'crawl_blob_target',
     'crawl_redirect_allowed', 'crawl_release', 'crawl_renew', 'crawl_session_settings', 'crawl_start', 'crawl_status', 'crawl_stop', 'ha_endpoint_check', 'ha_health', 'ha_ping', 'ha_status',
     'image_delete', 'image_get', 'image_record', 'image_unchanged',
-    'crawl_list', 'image_list', 'crawl_url_host_of'])
+    'crawl_list', 'image_list', 'crawl_url_host_of', 'crawl_registrable_domain', 'crawl_public_suffix'])
 UNION ALL
 SELECT 'crawler_ha_reader', unnest(ARRAY['crawl_status', 'ha_endpoint_check', 'ha_health', 'ha_ping', 'ha_status', 'ha_sync_status', 'image_get',
     'ha_witness_seen', 'ha_file_sync_status', 'crawl_list', 'image_list', 'crawl_url_host_of',
+    'crawl_registrable_domain', 'crawl_public_suffix',
     'ha_metrics', 'crawl_error_kind', 'crawl_success_rate', 'ha_alerts', 'ha_backups', 'ha_backup_summary'])
 UNION ALL
 SELECT 'crawler_ha_admin', unnest(ARRAY[
@@ -27,6 +28,7 @@ SELECT 'crawler_ha_admin', unnest(ARRAY[
     'ha_promote', 'ha_rejoin', 'ha_resume', 'ha_retention', 'ha_schedule_maintenance', 'ha_set_node_id',
     'ha_setup', 'ha_status', 'ha_sync', 'ha_sync_status',
     'ha_witness_grant', 'ha_witness_report', 'ha_witness_seen', 'crawl_list', 'image_list', 'crawl_url_host_of',
+    'crawl_registrable_domain', 'crawl_public_suffix',
     'ha_metrics', 'crawl_error_kind', 'crawl_success_rate', 'ha_alerts', 'ha_alert_configure',
     'ha_backup_begin', 'ha_backup_freeze', 'ha_backup_record', 'ha_backup_failed', 'ha_backups',
     'ha_backup_blob_manifest', 'ha_backup_record_blobs', 'ha_backup_blobs_done', 'ha_backup_summary',

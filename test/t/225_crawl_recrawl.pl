@@ -8,7 +8,8 @@
 #   unchanged, checked_at moved;
 # - after one image changed on the server, a fourth gets that one's new
 #   bytes (counted changed, its row and file follow) and 304s for the rest;
-# - an image whose row was deleted is fetched whole again.
+# - an image whose row was deleted is fetched whole again;
+# - URL patterns, scope site (the Public Suffix List) and a random wait.
 # Early fetches never fetch a re-crawl's images (no unconditional request).
 use strict;
 use warnings;
@@ -66,8 +67,9 @@ sub crawl
 	my (@extra) = @_;
 	my $stats = "$files/stats" . ++$n . '.json';
 	my ($out, $err) = ('', '');
+	my @delay = grep({ $_ eq '--delay-ms' } @extra) ? () : ('--delay-ms', '0');
 	IPC::Run::run([ $worker, 'crawl', '--db', $db, '--storage', $storage, '--seed', "$nginx->{base}/",
-			'--delay-ms', '0', '--per-host', '16', '--no-robots', '--stats-json', $stats, @extra ],
+			@delay, '--per-host', '16', '--no-robots', '--stats-json', $stats, @extra ],
 		'>', \$out, '2>', \$err, IPC::Run::timeout(120));
 	is($? >> 8, 0, "crawl $n exits 0") or diag "$out\n$err";
 	my $s = decode_json(do { local (@ARGV, $/) = $stats; <> });
@@ -158,6 +160,60 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM crawl_frontier WHERE sessi
 			. "AND url ~ '/i/000[0-1][0-9]\\.png\$'"), 0, 'patterns: no rejected image queued');
 cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM crawl_frontier WHERE session_id = $s6->{session} AND kind = 'image'"),
 	'>', 0, 'patterns: the other images of those pages queued');
+requests();
+
+# 7: scope. Names under localhost resolve to loopback in libcurl, so one
+# nginx serves several hosts. By the Public Suffix List's default rule the
+# registrable domain of www.site.localhost is site.localhost: scope site
+# follows img.site.localhost and site.localhost, not other.localhost; scope
+# hosts (the default) none of them.
+my $p = $nginx->{port};
+mkdir "$site/scope" or die $!;
+my %scope_links = (a => "img.site.localhost:$p", b => "other.localhost:$p", c => "site.localhost:$p");
+for my $name ('index', sort keys %scope_links)
+{
+	open my $fh, '>', "$site/scope/$name.html" or die $!;
+	print $fh "<html><body>\n";
+	print $fh qq(<a href="http://$scope_links{$_}/scope/$_.html">$_</a>\n) for $name eq 'index' ? sort keys %scope_links : ();
+	print $fh "</body></html>\n";
+	close $fh;
+}
+my $scope_seed = "http://www.site.localhost:$p/scope/index.html";
+# (crawl() seeds the main site too: its pages are left out here)
+my $q7 = "SELECT string_agg(url, ' ' ORDER BY url) FROM crawl_frontier WHERE kind = 'page' AND state = 'done' "
+  . "AND url LIKE '%/scope/%' AND session_id = ";
+my ($s7) = crawl('--seed', $scope_seed, '--scope', 'site', '--max-depth', '1');
+is($node->safe_psql('postgres', $q7 . $s7->{session}),
+	"http://img.site.localhost:$p/scope/a.html http://site.localhost:$p/scope/c.html $scope_seed",
+	'scope site: the seed\'s registrable domain and its subdomains crawled, another site not');
+is($node->safe_psql('postgres', "SELECT settings -> 'allowed_domains' FROM crawl_sessions WHERE id = $s7->{session}"),
+	'["127.0.0.1:' . $p . '", "site.localhost"]', "scope site: the session's domains, an IP address kept as it is");
+my ($s7h) = crawl('--seed', $scope_seed, '--max-depth', '1');
+is($node->safe_psql('postgres', $q7 . $s7h->{session}), $scope_seed, 'scope hosts (the default): only the seed\'s host');
+my ($out7, $err7) = ('', '');
+IPC::Run::run([ $worker, 'crawl', '--db', $db, '--storage', $storage, '--seed', 'http://example.co.uk/',
+		'--allow-domain', 'co.uk' ], '>', \$out7, '2>', \$err7, IPC::Run::timeout(60));
+isnt($? >> 8, 0, 'a public suffix as the allowed domain: refused');
+like($err7, qr/domain "co\.uk" in option allowed_domains is a public suffix/, 'and the error says why');
+
+# 8: a random wait: the fetches of one host come 0.5 to 1.5 times
+# --delay-ms apart (drawn by the frontier, crawl_wait_spread()).
+requests();
+my $timed_at = -s $nginx->{timed_log};
+my ($s8) = crawl('--delay-ms', '150', '--random-wait', '--reject-image', '.', '--max-depth', '1');
+is($node->safe_psql('postgres', "SELECT settings ->> 'random_wait' FROM crawl_sessions WHERE id = $s8->{session}"),
+	'true', 'random wait: the session has it');
+open my $tl, '<', $nginx->{timed_log} or die $!;
+seek $tl, $timed_at, 0;
+# (nginx's $host has no port)
+my @at = map { (split / /)[0] } grep { m{ 127\.0\.0\.1 /(p\d+\.html)?$} } <$tl>;
+close $tl;
+my @gaps = map { $at[$_] - $at[ $_ - 1 ] } 1 .. $#at;
+note(sprintf('random wait: gaps of %s s', join(' ', map { sprintf('%.3f', $_) } @gaps)));
+cmp_ok(scalar @gaps, '>=', 5, 'random wait: the pages of one host fetched one after another');
+# The frontier spaces the leases; a request follows its lease after a
+# varying moment, so the floor checked is below half the delay.
+cmp_ok((sort { $a <=> $b } @gaps)[0], '>=', 0.04, 'random wait: the fetches of the host spaced out');
 requests();
 
 # Early fetches never reached a re-crawl's images: every image request of

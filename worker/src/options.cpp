@@ -47,6 +47,8 @@ std::string CrawlRequest::options_json() const {
   if (!reject_images.empty()) o["reject_images"] = reject_images;
   if (images_any_host) o["images_any_host"] = true;
   if (no_robots) o["robots"] = false;
+  if (random_wait) o["random_wait"] = true;
+  if (!scope.empty()) o["scope"] = scope;
   if (!user_agent.empty()) o["user_agent"] = user_agent;
   return json_text(o);
 }
@@ -245,7 +247,12 @@ struct OptionGroups {
         ("delay-ms", po::value<int>(), "politeness delay between two fetches of one host (default 1000)")
         ("max-attempts", po::value<int>(), "tries per URL before it fails for good (default 3)")
         ("allow-domain", po::value<std::vector<std::string>>(&c.allow_domains)->composing(),
-         "follow pages on this domain and its subdomains (repeat; default the seeds' hosts)")
+         "follow pages on this domain and its subdomains (repeat; default the seeds' hosts). A public "
+         "suffix (com, co.uk, github.io) is refused")
+        ("scope", po::value<std::string>(&c.scope),
+         "without --allow-domain, the domains the crawl stays in: hosts (the seeds' hosts and their "
+         "subdomains, the default) or site (the seeds' registrable domains by the Public Suffix List: "
+         "a seed www.example.co.uk crawls *.example.co.uk)")
         ("images-any-host", po::bool_switch(&c.images_any_host), "store images from any host (CDNs)")
         ("accept-page", po::value<std::vector<std::string>>(&c.accept_pages)->composing(),
          "follow only pages whose URL matches this POSIX regular expression (repeat: any of them; "
@@ -257,6 +264,9 @@ struct OptionGroups {
         ("reject-image", po::value<std::vector<std::string>>(&c.reject_images)->composing(),
          "never store images whose URL matches this POSIX regular expression (repeat)")
         ("no-robots", po::bool_switch(&c.no_robots), "ignore robots.txt")
+        ("random-wait", po::bool_switch(&c.random_wait),
+         "wait 0.5 to 1.5 times --delay-ms between two fetches of a host, drawn anew each time (as wget's "
+         "--random-wait); a robots.txt Crawl-delay is never shortened")
         ("min-width", po::value<int>(), "images narrower than this are not stored")
         ("min-height", po::value<int>(), "images lower than this are not stored")
         ("max-page-bytes", po::value<long long>(), "largest page body (default 10 MiB)")

@@ -257,6 +257,17 @@ TEST(Options, ABareBooleanKeyMeansTrue) {
   EXPECT_FALSE(parse({"crawl", "--config", off.path.c_str()}).crawl.no_robots);
 }
 
+TEST(Options, ScopeAndRandomWaitAreSessionOptions) {
+  auto c = parse({"crawl", "--db", "x", "--storage", "s", "--seed", "http://www.a.test/", "--scope", "site",
+                  "--random-wait", "--delay-ms", "500"});
+  EXPECT_EQ(nlohmann::json::parse(c.crawl.options_json()),
+            nlohmann::json::parse(R"({"scope": "site", "random_wait": true, "delay_ms": 500})"));
+  ConfigFile f("db = x\nstorage = s\nseed = http://a.test/\nrandom-wait\nscope = hosts\n");
+  auto k = parse({"crawl", "--config", f.path.c_str()});
+  EXPECT_TRUE(k.crawl.random_wait);
+  EXPECT_EQ(k.crawl.scope, "hosts");
+}
+
 TEST(Options, TheConfigFileHoldsToTheCommandToo) {
   // run refuses crawl's options from its file, as from its command line ...
   ConfigFile crawl_key("db = x\nstorage = s\nseed = http://a.test/\n");

@@ -456,6 +456,10 @@ sub wait_port
 	return 0;
 }
 
+# nginx_serve($dir): a real nginx serving $dir on a free loopback port, as
+# the default server (any Host, so *.localhost names reach it too). Returns
+# { harness, port, base (http://127.0.0.1:port), access_log (one URI a
+# line), status_log ("status body_bytes uri"), timed_log ("msec host uri") }.
 sub nginx_serve
 {
 	my ($root_dir) = @_;
@@ -475,6 +479,8 @@ http {
   access_log $dir/access.log plain;
   log_format status '\$status \$body_bytes_sent \$request_uri';
   access_log $dir/status.log status;
+  log_format timed '\$msec \$host \$request_uri';
+  access_log $dir/timed.log timed;
   client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
   fastcgi_temp_path $dir/fastcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
   server { listen 127.0.0.1:$port; root $root_dir; }
@@ -486,7 +492,7 @@ CONF
 		'>', \$out, '2>', \$err);
 	wait_port($port, 5) or die "nginx did not start: $err";
 	return { harness => $h, port => $port, base => "http://127.0.0.1:$port",
-		access_log => "$dir/access.log", status_log => "$dir/status.log" };
+		access_log => "$dir/access.log", status_log => "$dir/status.log", timed_log => "$dir/timed.log" };
 }
 
 1;

@@ -56,8 +56,10 @@ struct CrawlRequest {
   // and images stored only when they match an accept pattern of their kind
   // (when there is one) and no reject pattern; seeds are always crawled.
   std::vector<std::string> accept_pages, reject_pages, accept_images, reject_images;
+  std::string scope;  // "hosts" or "site"; empty: the database's default
   bool images_any_host = false;
   bool no_robots = false;
+  bool random_wait = false;
   std::string user_agent;
   // Not options of the session, this command's own: a file of seed URLs
   // (one per line; blank lines and lines starting with # are skipped), and
