@@ -126,15 +126,25 @@ SELECT etag, last_modified FROM images WHERE id = :v;
 SELECT image_record(:r, 'http://re.test/v.png', repeat('0b', 32), '0b/0b/' || repeat('0b', 32) || '.png',
                     20, 1, 1, 'png', 'image/png', etag => '"v3"') = :v AS same_row_changed;
 SELECT images_stored, images_changed, images_unchanged, images_fresh, bytes_stored FROM crawl_status(:r);
--- Leases: a known image comes with its validators and freshness; a new one without.
-SELECT crawl_enqueue(:r, ARRAY['http://re.test/v.png', 'http://re.test/new.png'], 1, 'image', 'http://re.test/');
+-- A known image confirmed within image_expiry_s is done as it is queued:
+-- never leased, counted fresh. A new one is queued.
+SELECT crawl_enqueue(:r, ARRAY['http://re.test/v.png', 'http://re.test/new.png', 'http://re.test/late.png'],
+                     1, 'image', 'http://re.test/') AS queued;
+SELECT url, state, attempts, leased_at IS NULL AS never_leased, result ->> 'note' AS note,
+       (result ->> 'image_id')::bigint = :v AS its_image
+  FROM crawl_frontier WHERE session_id = :r AND kind = 'image' ORDER BY url;
+SELECT images_fresh FROM crawl_status(:r);
+-- An image recorded after its URL was queued (another worker, another
+-- session): the lease brings its validators and freshness; a new one none.
+SELECT image_record(:r, 'http://re.test/late.png', repeat('0c', 32), '0c/0c/' || repeat('0c', 32) || '.png',
+                    30, 1, 1, 'png', 'image/png', etag => '"l1"') AS late \gset
 SELECT url, known_etag, known_last_modified, known_fresh FROM crawl_claim('rw', 10)
  WHERE kind = 'image' ORDER BY url;
-SELECT id AS vitem FROM crawl_frontier WHERE session_id = :r AND url = 'http://re.test/v.png' \gset
+SELECT id AS litem FROM crawl_frontier WHERE session_id = :r AND url = 'http://re.test/late.png' \gset
 SELECT id AS nitem FROM crawl_frontier WHERE session_id = :r AND url = 'http://re.test/new.png' \gset
--- Fresh: not fetched, completed as such. A 304: checked_at moves.
-SELECT image_unchanged(:r, 'http://re.test/v.png', false, :vitem, 'rw') = :v AS fresh_recorded;
-SELECT state, result ->> 'note' AS note FROM crawl_frontier WHERE id = :vitem;
+-- Fresh at the lease: not fetched, completed as such. A 304: checked_at moves.
+SELECT image_unchanged(:r, 'http://re.test/late.png', false, :litem, 'rw') = :late AS fresh_recorded;
+SELECT state, result ->> 'note' AS note FROM crawl_frontier WHERE id = :litem;
 UPDATE images SET checked_at = now() - interval '1 day' WHERE id = :v;
 SELECT image_unchanged(:r, 'http://re.test/v.png', true) = :v AS revalidated;
 SELECT checked_at > now() - interval '1 minute' AS checked_now FROM images WHERE id = :v;

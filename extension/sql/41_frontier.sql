@@ -35,6 +35,29 @@ $$;
 COMMENT ON FUNCTION @extschema@.crawl_redirect_allowed(bigint, text, text) IS
     'crawler_ha: whether a worker may follow a redirect of a session''s item to this URL (the crawl''s scope and URL patterns)';
 
+-- A known image is fresh when its bytes were confirmed (fetched, or a 304)
+-- within the session's image_expiry_s before t: it is not fetched again.
+-- The one statement of the rule: crawl_enqueue() and crawl_enqueue_many()
+-- put such an image in done at once, and a lease (crawl_lease_items) says it
+-- of an image recorded after its URL was queued.
+CREATE FUNCTION @extschema@.crawl_image_fresh(checked_at timestamptz, settings jsonb, t timestamptz)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN coalesce(checked_at > t - make_interval(secs => coalesce((settings ->> 'image_expiry_s')::double precision, 0)),
+                false);
+COMMENT ON FUNCTION @extschema@.crawl_image_fresh(timestamptz, jsonb, timestamptz) IS
+    'crawler_ha (internal): whether a known image confirmed at checked_at is fresh at t under a session''s image_expiry_s';
+
+-- The result of a frontier item done as fresh (NULL for no image): the same
+-- whether the enqueue or image_unchanged() completes it.
+CREATE FUNCTION @extschema@.crawl_fresh_result(image_id bigint)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN image_id IS NOT NULL
+            THEN jsonb_build_object('image_id', image_id, 'note', 'fresh: confirmed within image_expiry_s, not fetched') END;
+COMMENT ON FUNCTION @extschema@.crawl_fresh_result(bigint) IS
+    'crawler_ha (internal): the result of a frontier item done without a fetch because its image is fresh';
+
 CREATE FUNCTION @extschema@.crawl_enqueue(session bigint, urls text[], depth integer, kind text,
                                           found_on text DEFAULT NULL)
 RETURNS integer
@@ -47,6 +70,7 @@ DECLARE
     hosts text[];
     budget bigint;
     queued integer;
+    known_fresh integer;
     max_depth integer;
 BEGIN
     PERFORM @extschema@.ha_assert_writable();
@@ -111,16 +135,22 @@ BEGIN
         SELECT DISTINCT fresh.h FROM fresh
         ON CONFLICT (host) DO NOTHING
     ), ins AS (
-        INSERT INTO @extschema@.crawl_frontier (session_id, url, kind, depth, host, found_on)
-        SELECT session, fresh.u, kind, depth, fresh.h, found_on FROM fresh
+        INSERT INTO @extschema@.crawl_frontier (session_id, url, kind, depth, host, found_on, state, result)
+        SELECT session, fresh.u, crawl_enqueue.kind, crawl_enqueue.depth, fresh.h, crawl_enqueue.found_on,
+               CASE WHEN known.id IS NULL THEN 'queued' ELSE 'done' END, @extschema@.crawl_fresh_result(known.id)
+          FROM fresh
+          LEFT JOIN @extschema@.images known
+            ON crawl_enqueue.kind = 'image' AND known.url = fresh.u
+           AND @extschema@.crawl_image_fresh(known.checked_at, s.settings, now())
         ON CONFLICT (session_id, url) DO NOTHING
-        RETURNING 1
+        RETURNING state
     )
-    SELECT count(*) INTO queued FROM ins;
+    SELECT count(*), count(*) FILTER (WHERE ins.state = 'done') INTO queued, known_fresh FROM ins;
 
     IF queued > 0 THEN
         PERFORM @extschema@.crawl_count(session, pages_queued => CASE WHEN kind = 'page' THEN queued ELSE 0 END,
-                                        images_found => CASE WHEN kind = 'image' THEN queued ELSE 0 END);
+                                        images_found => CASE WHEN kind = 'image' THEN queued ELSE 0 END,
+                                        images_fresh => known_fresh);
     END IF;
     RETURN queued;
 END
@@ -146,6 +176,7 @@ DECLARE
     max_depth integer;
     pages integer;
     images integer;
+    known_fresh integer;
 BEGIN
     PERFORM @extschema@.ha_assert_writable();
     IF session IS NULL THEN
@@ -212,16 +243,27 @@ BEGIN
         SELECT DISTINCT kept.h FROM kept
         ON CONFLICT (host) DO NOTHING
     ), ins AS (
-        INSERT INTO @extschema@.crawl_frontier (session_id, url, kind, depth, host, found_on)
-        SELECT session, kept.u, kept.k, kept.d, kept.h, kept.f FROM kept ORDER BY kept.o
+        -- A known image confirmed within image_expiry_s goes in done (as
+        -- image_unchanged(fetched => false) would complete it): no lease, no
+        -- round trip, no request.
+        INSERT INTO @extschema@.crawl_frontier (session_id, url, kind, depth, host, found_on, state, result)
+        SELECT session, kept.u, kept.k, kept.d, kept.h, kept.f,
+               CASE WHEN known.id IS NULL THEN 'queued' ELSE 'done' END, @extschema@.crawl_fresh_result(known.id)
+          FROM kept
+          LEFT JOIN @extschema@.images known
+            ON kept.k = 'image' AND known.url = kept.u
+           AND @extschema@.crawl_image_fresh(known.checked_at, s.settings, now())
+         ORDER BY kept.o
         ON CONFLICT (session_id, url) DO NOTHING
-        RETURNING kind
+        RETURNING kind, state
     )
-    SELECT count(*) FILTER (WHERE ins.kind = 'page'), count(*) FILTER (WHERE ins.kind = 'image')
-      INTO pages, images FROM ins;
+    SELECT count(*) FILTER (WHERE ins.kind = 'page'), count(*) FILTER (WHERE ins.kind = 'image'),
+           count(*) FILTER (WHERE ins.state = 'done')
+      INTO pages, images, known_fresh FROM ins;
 
     IF pages + images > 0 THEN
-        PERFORM @extschema@.crawl_count(session, pages_queued => pages, images_found => images);
+        PERFORM @extschema@.crawl_count(session, pages_queued => pages, images_found => images,
+                                        images_fresh => known_fresh);
     END IF;
     RETURN pages + images;
 END
@@ -249,8 +291,7 @@ COMMENT ON FUNCTION @extschema@.crawl_fetch_delay(interval, jsonb, float8) IS
 -- The spread of one wait: from 0.5 to 1.5 with the session's random_wait, else 1.
 CREATE FUNCTION @extschema@.crawl_wait_spread(settings jsonb)
 RETURNS float8
-LANGUAGE sql VOLATILE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE sql VOLATILE PARALLEL RESTRICTED
 RETURN CASE WHEN (settings ->> 'random_wait')::boolean THEN 0.5 + random() ELSE 1 END;
 COMMENT ON FUNCTION @extschema@.crawl_wait_spread(jsonb) IS
     'crawler_ha (internal): the factor on delay_ms of one wait between fetches: random from 0.5 to 1.5 with random_wait, else 1';
@@ -283,9 +324,7 @@ AS $$
     -- re-crawl asks with If-None-Match / If-Modified-Since) and whether it
     -- was confirmed within the session's image_expiry_s (then it is not
     -- fetched at all: image_unchanged(..., fetched => false)).
-    SELECT l.*, i.etag, i.last_modified,
-           coalesce(i.checked_at > t - pg_catalog.make_interval(
-                        secs => coalesce((s.settings ->> 'image_expiry_s')::double precision, 0)), false)
+    SELECT l.*, i.etag, i.last_modified, @extschema@.crawl_image_fresh(i.checked_at, s.settings, t)
       FROM leased l
       JOIN unnest(ids) WITH ORDINALITY AS o(id, n) ON o.id = l.id
       JOIN @extschema@.crawl_sessions s ON s.id = l.session_id

@@ -221,7 +221,7 @@ BEGIN
     IF item IS NOT NULL THEN
         PERFORM @extschema@.crawl_complete(item, worker,
             CASE WHEN fetched THEN jsonb_build_object('http_status', 304, 'image_id', image_id, 'note', 'unchanged (304 Not Modified)')
-                 ELSE jsonb_build_object('image_id', image_id, 'note', 'fresh: confirmed within image_expiry_s, not fetched') END);
+                 ELSE @extschema@.crawl_fresh_result(image_id) END);
     END IF;
     RETURN image_id;
 END

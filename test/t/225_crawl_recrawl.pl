@@ -2,7 +2,7 @@
 # with 304 Not Modified):
 # - a first crawl stores every image, with its ETag and Last-Modified;
 # - a second one within image_expiry_s (the default, 90 days) asks for no
-#   image at all: each is fresh, completed without a request;
+#   image at all: each is fresh, done as it is queued, never leased;
 # - a third with --image-expiry-s 0 asks for every known image with its
 #   validators and gets 304s: no image body is sent twice, each counted
 #   unchanged, checked_at moved;
@@ -95,7 +95,9 @@ is(scalar(grep { $_->[2] =~ /\.png$/ } @r2), 0, 'second crawl: no image requeste
 is($s2->{session_counts}{images_fresh}, $total, 'second crawl: every image counted fresh');
 is($s2->{session_counts}{images_stored} + $s2->{session_counts}{images_changed} + $s2->{session_counts}{images_unchanged},
 	0, 'second crawl: nothing stored, changed or unchanged');
-is($s2->{worker}{fresh}, $total, "second crawl: the worker's own count of fresh images");
+is($node->safe_psql('postgres', "SELECT count(*) FROM crawl_frontier WHERE session_id = $s2->{session} "
+		. "AND kind = 'image' AND attempts = 0 AND leased_at IS NULL"),
+	$total, 'second crawl: no fresh image leased either (the enqueue put it in done)');
 like($out2, qr/^  known images    0 changed, 0 unchanged, $total fresh \(not fetched\)$/m, 'the summary says so');
 is($node->safe_psql('postgres', "SELECT count(*) FROM crawl_frontier WHERE session_id = $s2->{session} "
 		. "AND kind = 'image' AND state = 'done' AND result ->> 'note' LIKE 'fresh:%'"),
