@@ -280,6 +280,9 @@ BEGIN
         ('crawler_ha_crawl_pages_fetched_total', 'counter', 'Pages fetched by each crawl session running or ended in the last 24 hours'),
         ('crawler_ha_crawl_images_found_total', 'counter', 'Image URLs queued by each crawl session running or ended in the last 24 hours'),
         ('crawler_ha_crawl_images_stored_total', 'counter', 'Images stored by each crawl session running or ended in the last 24 hours'),
+        ('crawler_ha_crawl_images_changed_total', 'counter', 'Known image URLs whose new bytes were stored again by each crawl session running or ended in the last 24 hours'),
+        ('crawler_ha_crawl_images_unchanged_total', 'counter', 'Known image URLs confirmed by a 304 (no body) by each crawl session running or ended in the last 24 hours'),
+        ('crawler_ha_crawl_images_fresh_total', 'counter', 'Known image URLs confirmed within image_expiry_s, not fetched, by each crawl session running or ended in the last 24 hours'),
         ('crawler_ha_crawl_bytes_stored_total', 'counter', 'Bytes of the images stored by each crawl session running or ended in the last 24 hours'),
         ('crawler_ha_crawl_retries_total', 'counter', 'Fetches queued again after an error by each crawl session running or ended in the last 24 hours'),
         ('crawler_ha_crawl_errors_total', 'counter', 'URLs that failed for good in each crawl session running or ended in the last 24 hours'),
@@ -324,6 +327,7 @@ BEGIN
         -- the sessions listed, with their counters (a few rows each, however
         -- large the frontier: crawl_session_counts)
         SELECT c.id, c.status, t.pages_fetched, t.images_found, t.images_stored, t.bytes_stored, t.errors,
+               t.images_changed, t.images_unchanged, t.images_fresh,
                t.retries, t.queued, t.leased, @extschema@.crawl_success_rate(t) AS success_rate
           FROM @extschema@.crawl_sessions c
           JOIN @extschema@.crawl_session_totals t ON t.session_id = c.id
@@ -374,6 +378,9 @@ BEGIN
         UNION ALL SELECT 'crawler_ha_crawl_pages_fetched_total', pg_catalog.jsonb_build_object('session', cs.id::text), cs.pages_fetched FROM cs
         UNION ALL SELECT 'crawler_ha_crawl_images_found_total', pg_catalog.jsonb_build_object('session', cs.id::text), cs.images_found FROM cs
         UNION ALL SELECT 'crawler_ha_crawl_images_stored_total', pg_catalog.jsonb_build_object('session', cs.id::text), cs.images_stored FROM cs
+        UNION ALL SELECT 'crawler_ha_crawl_images_changed_total', pg_catalog.jsonb_build_object('session', cs.id::text), cs.images_changed FROM cs
+        UNION ALL SELECT 'crawler_ha_crawl_images_unchanged_total', pg_catalog.jsonb_build_object('session', cs.id::text), cs.images_unchanged FROM cs
+        UNION ALL SELECT 'crawler_ha_crawl_images_fresh_total', pg_catalog.jsonb_build_object('session', cs.id::text), cs.images_fresh FROM cs
         UNION ALL SELECT 'crawler_ha_crawl_bytes_stored_total', pg_catalog.jsonb_build_object('session', cs.id::text), cs.bytes_stored FROM cs
         UNION ALL SELECT 'crawler_ha_crawl_retries_total', pg_catalog.jsonb_build_object('session', cs.id::text), cs.retries FROM cs
         UNION ALL SELECT 'crawler_ha_crawl_errors_total', pg_catalog.jsonb_build_object('session', cs.id::text), cs.errors FROM cs

@@ -152,7 +152,8 @@ SELECT s, u, 'page', 1, st, h, CASE WHEN st = 'leased' THEN 'w1' END,
   ) AS v(s, u, st, h, err, age);
 SELECT crawl_counts_flush();
 UPDATE crawl_session_counts SET pages_queued = 10, pages_fetched = 4, images_found = 6, images_stored = 3,
-                                bytes_stored = 3000, errors = 2, retries = 5
+                                bytes_stored = 3000, errors = 2, retries = 5,
+                                images_changed = 1, images_unchanged = 1, images_fresh = 9
  WHERE session_id = :a;
 UPDATE crawl_session_counts SET pages_fetched = 1 WHERE session_id = :c;
 UPDATE crawl_session_counts SET pages_fetched = 1, errors = 2 WHERE session_id = :e;
@@ -402,14 +403,17 @@ SELECT is((SELECT count(*) FROM ha_metrics() x WHERE x.name LIKE '%restore_test%
 SELECT is(ARRAY(SELECT DISTINCT (m.labels ->> 'session')::bigint FROM m WHERE m.labels ? 'session' ORDER BY 1),
           ARRAY[:a, :b, :c, :e]::bigint[], 'sessions running or ended in the last 24 hours are listed, d (25 hours) is not');
 SELECT is(ARRAY(SELECT m.name FROM m WHERE m.labels = jsonb_build_object('session', :a::text) ORDER BY m.o),
-          ARRAY['crawler_ha_crawl_bytes_stored_total', 'crawler_ha_crawl_errors_total', 'crawler_ha_crawl_images_found_total',
-                'crawler_ha_crawl_images_stored_total', 'crawler_ha_crawl_leased', 'crawler_ha_crawl_pages_fetched_total',
+          ARRAY['crawler_ha_crawl_bytes_stored_total', 'crawler_ha_crawl_errors_total', 'crawler_ha_crawl_images_changed_total',
+                'crawler_ha_crawl_images_found_total', 'crawler_ha_crawl_images_fresh_total',
+                'crawler_ha_crawl_images_stored_total', 'crawler_ha_crawl_images_unchanged_total',
+                'crawler_ha_crawl_leased', 'crawler_ha_crawl_pages_fetched_total',
                 'crawler_ha_crawl_queue_length', 'crawler_ha_crawl_retries_total', 'crawler_ha_crawl_running',
                 'crawler_ha_crawl_success_ratio'],
           'a session has these samples');
 SELECT is(ARRAY(SELECT m.value FROM m WHERE m.labels = jsonb_build_object('session', :a::text) ORDER BY m.o),
-          ARRAY[3000, 2, 6, 3, 2, 4, 4, 5, 1, 0.7778]::double precision[],
-          'a: 3000 bytes, 2 errors, 6 images found, 3 stored, 2 leased, 4 pages, 4 queued, 5 retries, running, 7/9 success');
+          ARRAY[3000, 2, 1, 6, 9, 3, 1, 2, 4, 4, 5, 1, 0.8182]::double precision[],
+          'a: 3000 bytes, 2 errors, 1 image changed, 6 found, 9 fresh, 3 stored, 1 unchanged, 2 leased, 4 pages, 4 queued, '
+          '5 retries, running, 9/11 success');
 SELECT is(pg_temp.v('crawler_ha_crawl_success_ratio', jsonb_build_object('session', :a::text)),
           (SELECT success_rate::double precision FROM crawl_status(:a)), '... the success ratio crawl_status() has');
 SELECT is(ARRAY[pg_temp.v('crawler_ha_crawl_queue_length', jsonb_build_object('session', :b::text)),
