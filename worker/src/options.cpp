@@ -47,6 +47,7 @@ std::string CrawlRequest::options_json() const {
   if (!reject_images.empty()) o["reject_images"] = reject_images;
   if (images_any_host) o["images_any_host"] = true;
   if (no_robots) o["robots"] = false;
+  if (no_sitemaps) o["sitemaps"] = false;
   if (!user_agent.empty()) o["user_agent"] = user_agent;
   return json_text(o);
 }
@@ -257,6 +258,13 @@ struct OptionGroups {
         ("reject-image", po::value<std::vector<std::string>>(&c.reject_images)->composing(),
          "never store images whose URL matches this POSIX regular expression (repeat)")
         ("no-robots", po::bool_switch(&c.no_robots), "ignore robots.txt")
+        ("no-sitemaps", po::bool_switch(&c.no_sitemaps),
+         "do not follow the Sitemap: lines of robots.txt (by default the sitemaps each host's robots.txt "
+         "names are crawled: the pages and images they list, sitemap indexes, gzipped or not; with "
+         "--no-robots no robots.txt is read, so only --sitemap ones are)")
+        ("sitemap", po::value<std::vector<std::string>>(&c.sitemaps)->composing(),
+         "a sitemap to start from, besides the seeds (repeat for several; XML, gzipped or not, a sitemap "
+         "index or a list of URLs); it must be within the crawl's domains")
         ("min-width", po::value<int>(), "images narrower than this are not stored")
         ("min-height", po::value<int>(), "images lower than this are not stored")
         ("max-page-bytes", po::value<long long>(), "largest page body (default 10 MiB)")
