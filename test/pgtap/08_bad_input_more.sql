@@ -17,7 +17,7 @@ SELECT crawl_start(ARRAY['http://num.test/'],
          "max_page_bytes": 1048576.000, "max_image_bytes": 2.0E6, "max_pixels": 1e12,
          "min_width": -0.0, "min_height": 1.0, "image_expiry_s": 8.64e4}') AS s \gset
 RESET ROLE;
-SELECT is(settings - 'allowed_domains' - 'user_agent' - 'robots' - 'images_any_host',
+SELECT is(settings - 'allowed_domains' - 'user_agent' - 'robots' - 'sitemaps' - 'images_any_host',
           '{"per_host": 2, "delay_ms": 0, "max_attempts": 2, "max_depth": 2, "max_pages": 1000,
             "max_page_bytes": 1048576, "max_image_bytes": 2000000, "max_pixels": 1000000000000,
             "min_width": 0, "min_height": 1, "image_expiry_s": 86400}'::jsonb,
