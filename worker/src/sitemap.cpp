@@ -91,6 +91,7 @@ void keep_error(void* arg, xmlErrorPtr e) {
   if (!first->empty() || !e || e->level < XML_ERR_ERROR) return;
   std::string m = e->message ? e->message : "XML error";
   while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+  std::replace(m.begin(), m.end(), '\n', ' ');  // "Input is not proper UTF-8 ...\nBytes: ..."
   *first = m + " (line " + std::to_string(e->line) + ")";
 }
 
