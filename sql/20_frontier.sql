@@ -28,9 +28,11 @@ SELECT crawl_scope_ok('{"images_any_host": true, "allowed_domains": ["a.test"]}'
        crawl_scope_ok('{"images_any_host": true, "allowed_domains": ["a.test"]}', 'cdn.test', 'page') AS any_host_page,
        crawl_scope_ok('{"images_any_host": false, "allowed_domains": ["a.test"]}', 'img.a.test:8080', 'image') AS subdomain_port,
        crawl_scope_ok('{"images_any_host": false, "allowed_domains": []}', 'a.test', 'page') AS no_domains;
--- The depth rule: pages to max_depth, images one level further.
-SELECT d, crawl_depth_within(2, d, 'page') AS page, crawl_depth_within(2, d, 'image') AS image
-  FROM generate_series(1, 4) d;
+-- The depth rule: pages to max_depth, images one level further, sitemaps
+-- one level less (the pages they list are a level below them).
+SELECT d, crawl_depth_within(2, d, 'page') AS page, crawl_depth_within(2, d, 'image') AS image,
+       crawl_depth_within(2, d, 'sitemap') AS sitemap
+  FROM generate_series(0, 4) d;
 -- Bad input: its SQLSTATE, nothing else.
 \set VERBOSITY sqlstate
 SELECT crawl_redirect_allowed(NULL, 'http://site.test/', 'page');
@@ -249,3 +251,31 @@ SELECT count(*) FILTER (WHERE w BETWEEN 49 AND 150 AND host <> 'r1.rand.test') A
           FROM crawl_hosts WHERE host LIKE '%.rand.test') h;
 SELECT crawl_stop(:rw);
 SELECT crawl_start(ARRAY['http://example.test/'], '{"random_wait": 1}');
+
+-- Sitemaps: a kind of their own, in the pages' scope, passing whatever URL
+-- patterns (they choose pages and images, not the listings of them), above
+-- max_depth only, and counted as pages: queued and fetched, and against
+-- max_pages, so endless sitemaps are bounded as endless pages are.
+SELECT crawl_start(ARRAY['http://sm.test/'],
+       '{"max_depth": 2, "max_pages": 4, "delay_ms": 0, "per_host": 100, "accept_pages": ["/keep/"]}') AS sm \gset
+SELECT crawl_enqueue(:sm, ARRAY['http://sm.test/sitemap.xml', 'http://sm.test/sitemap.xml', 'http://other.test/sitemap.xml'],
+                     0, 'sitemap', 'http://sm.test/robots.txt') AS robots_sitemaps;
+SELECT crawl_enqueue(:sm, ARRAY['http://sm.test/deep.xml'], 2, 'sitemap') AS too_deep;
+SELECT crawl_enqueue_many(:sm, ARRAY['http://sm.test/s2.xml.gz', 'http://sm.test/keep/1', 'http://sm.test/drop/1',
+                                     'http://sm.test/keep/1.png', 'http://sm.test/keep/2', 'http://sm.test/s3.xml'],
+                          ARRAY['sitemap', 'page', 'page', 'image', 'page', 'sitemap'], ARRAY[0, 1, 1, 2, 1, 0],
+                          ARRAY['http://sm.test/sitemap.xml', 'http://sm.test/sitemap.xml', 'http://sm.test/sitemap.xml',
+                                'http://sm.test/keep/1', 'http://sm.test/sitemap.xml', 'http://sm.test/sitemap.xml']) AS listed;
+SELECT url, kind, depth, found_on FROM crawl_frontier WHERE session_id = :sm ORDER BY id;
+SELECT pages_queued, images_found FROM crawl_session_totals WHERE session_id = :sm;
+SELECT crawl_redirect_allowed(:sm, 'http://sm.test/moved-sitemap.xml', 'sitemap') AS sitemap_redirect,
+       crawl_redirect_allowed(:sm, 'http://other.test/sitemap.xml', 'sitemap') AS elsewhere;
+SELECT url, kind, crawl_complete(item_id, 'w-sm', '{"status": 200}') AS done
+  FROM crawl_claim('w-sm', 100) WHERE session_id = :sm AND kind = 'sitemap' ORDER BY url;
+SELECT pages_fetched FROM crawl_session_totals WHERE session_id = :sm;
+-- The setting: on by default, a boolean, handed to workers typed.
+SELECT sitemaps FROM crawl_session_settings(:sm);
+SELECT crawl_settings('{"sitemaps": false}', ARRAY['http://sm.test/']) -> 'sitemaps' AS off;
+SELECT crawl_start(ARRAY['http://sm.test/'], '{"sitemaps": "no"}');
+SELECT crawl_start(ARRAY['http://sm.test/'], '{"sitemaps": null}');
+SELECT crawl_stop(:sm);

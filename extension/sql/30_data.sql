@@ -78,7 +78,7 @@ CREATE TABLE @extschema@.crawl_frontier (
     id               bigint PRIMARY KEY DEFAULT pg_catalog.nextval('@extschema@.crawl_frontier_id_seq'),
     session_id       bigint NOT NULL REFERENCES @extschema@.crawl_sessions (id) ON DELETE CASCADE,
     url              text NOT NULL CHECK (pg_catalog.octet_length(url) BETWEEN 1 AND 2048),
-    kind             text NOT NULL CHECK (kind IN ('page', 'image')),
+    kind             text NOT NULL CHECK (kind IN ('page', 'image', 'sitemap')),
     depth            integer NOT NULL CHECK (depth >= 0),
     state            text NOT NULL DEFAULT 'queued'
                      CHECK (state IN ('queued', 'leased', 'done', 'failed')),
@@ -99,7 +99,8 @@ CREATE TABLE @extschema@.crawl_frontier (
 ALTER SEQUENCE @extschema@.crawl_frontier_id_seq OWNED BY @extschema@.crawl_frontier.id;
 -- Claims walk queued items host by host, shallowest first, an image as if
 -- it were one level deeper: the pages a page links to go before its images,
--- so the next level is found while images fill the idle connections.
+-- so the next level is found while images fill the idle connections. A
+-- sitemap is at the depth of the page it stands for (35_validation.sql).
 CREATE INDEX crawl_frontier_queued_idx ON @extschema@.crawl_frontier
     (host, (depth + (kind = 'image')::integer), id) WHERE state = 'queued';
 -- Expired leases are found by expiry; per-host lease counts by host.

@@ -46,12 +46,29 @@ RETURN pg_catalog.length(worker) <= 200 AND worker ~ '^[!-~]+$';
 COMMENT ON FUNCTION @extschema@.crawl_worker_ok(text) IS
     'crawler_ha (internal): whether a worker name is valid';
 
+-- A frontier item is a page (HTML or CSS: parsed for links and images), an
+-- image (stored), or a sitemap (sitemaps.org XML, gzipped or not, or a list
+-- of URLs: parsed for pages, their images and more sitemaps).
 CREATE FUNCTION @extschema@.crawl_kind_ok(kind text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN kind IN ('page', 'image');
+RETURN kind IN ('page', 'image', 'sitemap');
 COMMENT ON FUNCTION @extschema@.crawl_kind_ok(text) IS
-    'crawler_ha (internal): whether a frontier kind is valid (page or image)';
+    'crawler_ha (internal): whether a frontier kind is valid (page, image or sitemap)';
+
+-- Whether an item of `kind` counts as a page: in pages_queued and
+-- pages_fetched, and against the page budget (max_pages). A sitemap does: it
+-- is a document fetched for the URLs it holds, as a page is for its links,
+-- and a site that serves sitemaps without end (each listing new ones) is
+-- then bounded by max_pages as a site of endless pages is. The one statement
+-- of the rule, for the enqueue functions, crawl_complete() and the recount
+-- of a merge.
+CREATE FUNCTION @extschema@.crawl_counts_as_page(kind text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN kind IN ('page', 'sitemap');
+COMMENT ON FUNCTION @extschema@.crawl_counts_as_page(text) IS
+    'crawler_ha (internal): whether a frontier item of this kind counts as a page (pages queued and fetched, max_pages)';
 
 CREATE FUNCTION @extschema@.crawl_depth_ok(depth integer)
 RETURNS boolean
@@ -154,7 +171,7 @@ $$;
 COMMENT ON FUNCTION @extschema@.crawl_check_worker(text) IS
     'crawler_ha (internal): validate a worker name';
 
--- A frontier item's kind: page or image.
+-- A frontier item's kind: page, image or sitemap.
 CREATE FUNCTION @extschema@.crawl_check_kind(kind text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
@@ -165,7 +182,7 @@ BEGIN
         RAISE EXCEPTION 'kind must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     ELSIF NOT @extschema@.crawl_kind_ok(kind) THEN
         RAISE EXCEPTION 'invalid kind "%"', left(kind, 100)
-            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'kind is page or image.';
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'kind is page, image or sitemap.';
     END IF;
 END
 $$;
@@ -234,7 +251,7 @@ DECLARE
     defaults jsonb := jsonb_build_object(
         'max_depth', 5, 'max_pages', 100000, 'images_any_host', false,
         'delay_ms', 1000, 'per_host', 2, 'max_attempts', 3,
-        'user_agent', 'crawler_ha/@CRAWLER_HA_VERSION@', 'robots', true,
+        'user_agent', 'crawler_ha/@CRAWLER_HA_VERSION@', 'robots', true, 'sitemaps', true,
         'max_page_bytes', 10485760, 'max_image_bytes', 52428800,
         'max_pixels', 100000000, 'min_width', 0, 'min_height', 0, 'image_expiry_s', 7776000,
         'random_wait', false, 'scope', 'hosts');
@@ -308,7 +325,7 @@ BEGIN
                 RAISE EXCEPTION 'options scope and allowed_domains exclude each other' USING ERRCODE = 'invalid_parameter_value',
                     DETAIL = 'allowed_domains names the crawl''s domains; scope derives them from the seeds.';
             END IF;
-        ELSIF k IN ('images_any_host', 'robots', 'random_wait') THEN
+        ELSIF k IN ('images_any_host', 'robots', 'random_wait', 'sitemaps') THEN
             IF jsonb_typeof(v) <> 'boolean' THEN
                 RAISE EXCEPTION 'option % must be true or false', k USING ERRCODE = 'invalid_parameter_value';
             END IF;
@@ -370,7 +387,8 @@ COMMENT ON FUNCTION @extschema@.crawl_in_scope(text, jsonb) IS
 
 -- The crawl's scope for one URL of `kind` on `host`, under a session's
 -- settings: an image on any host when images_any_host is on, else a host
--- within allowed_domains. The one statement of the rule: the enqueue
+-- within allowed_domains (a sitemap too: it is read for the pages it lists,
+-- and a host whose pages are out of the crawl has none to give). The one statement of the rule: the enqueue
 -- functions filter links by it, and workers ask crawl_redirect_allowed(),
 -- which applies it, before they follow a redirect.
 CREATE FUNCTION @extschema@.crawl_scope_ok(settings jsonb, host text, kind text)
@@ -386,26 +404,37 @@ COMMENT ON FUNCTION @extschema@.crawl_scope_ok(jsonb, text, text) IS
 -- its kind may. POSIX regular expressions as ~ reads them, matched against
 -- the whole normalised URL. The one statement of the rule: the enqueue
 -- functions filter links (not seeds) by it, and crawl_redirect_allowed()
--- applies it to a redirect's target.
+-- applies it to a redirect's target. A sitemap passes whatever the
+-- patterns: they choose the pages and images a crawl keeps, and a sitemap's
+-- URL (/sitemap.xml.gz) says nothing of the pages it lists, which meet the
+-- page patterns as they are queued. Held to accept_pages, --accept-page
+-- '/gallery/' would drop every sitemap, and with it the gallery pages that
+-- no link reaches; the session's sitemaps setting is the switch for them.
 CREATE FUNCTION @extschema@.crawl_patterns_ok(settings jsonb, url text, kind text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN (NOT settings ? (CASE WHEN kind = 'image' THEN 'accept_images' ELSE 'accept_pages' END)
+RETURN kind = 'sitemap' OR ((NOT settings ? (CASE WHEN kind = 'image' THEN 'accept_images' ELSE 'accept_pages' END)
         OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements_text(
                        settings -> (CASE WHEN kind = 'image' THEN 'accept_images' ELSE 'accept_pages' END)) p
                     WHERE url ~ p))
    AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements_text(
                        settings -> (CASE WHEN kind = 'image' THEN 'reject_images' ELSE 'reject_pages' END)) p
-                    WHERE url ~ p);
+                    WHERE url ~ p));
 COMMENT ON FUNCTION @extschema@.crawl_patterns_ok(jsonb, text, text) IS
     'crawler_ha (internal): whether a URL of this kind passes a crawl''s accept and reject patterns';
 
 -- The crawl's depth for a URL of `kind` found at `depth`: a page up to
 -- max_depth, an image one level further (the images of the deepest pages
--- are fetched). The one statement of the rule, for both enqueue functions.
+-- are fetched). A sitemap stands at the depth of the URL whose host's
+-- robots.txt named it (0 for a seed's host, and for --sitemap), an index's
+-- sitemaps at the index's own depth, and the pages it lists one level below
+-- it, as links of that URL (their image:image entries one further, as the
+-- images of those pages), so max_depth bounds what sitemaps bring as it
+-- bounds links; a sitemap is queued only above max_depth, where its pages
+-- can still be. The one statement of the rule, for both enqueue functions.
 CREATE FUNCTION @extschema@.crawl_depth_within(max_depth integer, depth integer, kind text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN depth <= max_depth + CASE WHEN kind = 'image' THEN 1 ELSE 0 END;
+RETURN depth <= max_depth + CASE kind WHEN 'image' THEN 1 WHEN 'sitemap' THEN -1 ELSE 0 END;
 COMMENT ON FUNCTION @extschema@.crawl_depth_within(integer, integer, text) IS
     'crawler_ha (internal): whether a URL of this kind at this depth is within a crawl''s max_depth';

@@ -114,7 +114,7 @@ BEGIN
     IF NOT @extschema@.crawl_depth_within(max_depth, depth, kind) THEN
         RETURN 0;
     END IF;
-    budget := CASE WHEN kind = 'page'
+    budget := CASE WHEN @extschema@.crawl_counts_as_page(kind)
                    THEN greatest((s.settings ->> 'max_pages')::bigint - @extschema@.crawl_pages_queued(session), 0)
                    ELSE 9223372036854775807 END;
 
@@ -148,7 +148,7 @@ BEGIN
     SELECT count(*), count(*) FILTER (WHERE ins.state = 'done') INTO queued, known_fresh FROM ins;
 
     IF queued > 0 THEN
-        PERFORM @extschema@.crawl_count(session, pages_queued => CASE WHEN kind = 'page' THEN queued ELSE 0 END,
+        PERFORM @extschema@.crawl_count(session, pages_queued => CASE WHEN @extschema@.crawl_counts_as_page(kind) THEN queued ELSE 0 END,
                                         images_found => CASE WHEN kind = 'image' THEN queued ELSE 0 END,
                                         images_fresh => known_fresh);
     END IF;
@@ -156,7 +156,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_enqueue(bigint, text[], integer, text, text) IS
-    'crawler_ha: queue URLs (kind page or image) found at a depth; URLs already in the session, out of scope, too deep or over the page budget are skipped. Returns how many were newly queued';
+    'crawler_ha: queue URLs (kind page, image or sitemap) found at a depth; URLs already in the session, out of scope, too deep or over the page budget are skipped. Returns how many were newly queued';
 
 -- The links of many pages of one session in one call: what crawl_enqueue()
 -- does for each (url, kind, depth, found_on), in array order, with one fence
@@ -197,7 +197,7 @@ BEGIN
         RAISE EXCEPTION 'kinds and depths must not contain NULL' USING ERRCODE = 'null_value_not_allowed';
     ELSIF EXISTS (SELECT 1 FROM unnest(kinds) k WHERE NOT @extschema@.crawl_kind_ok(k)) THEN
         RAISE EXCEPTION 'invalid kind "%"', left((SELECT k FROM unnest(kinds) k WHERE NOT @extschema@.crawl_kind_ok(k) LIMIT 1), 100)
-            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'kind is page or image.';
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'kind is page, image or sitemap.';
     ELSIF EXISTS (SELECT 1 FROM unnest(depths) d WHERE NOT @extschema@.crawl_depth_ok(d)) THEN
         RAISE EXCEPTION 'depth % is out of range', (SELECT d FROM unnest(depths) d WHERE NOT @extschema@.crawl_depth_ok(d) LIMIT 1)
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'depth is between 0 and 1000.';
@@ -232,12 +232,12 @@ BEGIN
            AND (t.d = 0 OR @extschema@.crawl_patterns_ok(s.settings, t.u, t.k))
          ORDER BY t.u, t.o
     ), fresh AS (
-        SELECT c.*, count(*) FILTER (WHERE c.k = 'page') OVER (ORDER BY c.o) AS page_number
+        SELECT c.*, count(*) FILTER (WHERE @extschema@.crawl_counts_as_page(c.k)) OVER (ORDER BY c.o) AS page_number
           FROM candidates c
          WHERE NOT EXISTS (SELECT 1 FROM @extschema@.crawl_frontier f
                             WHERE f.session_id = session AND f.url = c.u)
     ), kept AS (
-        SELECT * FROM fresh WHERE fresh.k = 'image' OR fresh.page_number <= budget
+        SELECT * FROM fresh WHERE NOT @extschema@.crawl_counts_as_page(fresh.k) OR fresh.page_number <= budget
     ), new_hosts AS (
         INSERT INTO @extschema@.crawl_hosts (host)
         SELECT DISTINCT kept.h FROM kept
@@ -257,7 +257,8 @@ BEGIN
         ON CONFLICT (session_id, url) DO NOTHING
         RETURNING kind, state
     )
-    SELECT count(*) FILTER (WHERE ins.kind = 'page'), count(*) FILTER (WHERE ins.kind = 'image'),
+    SELECT count(*) FILTER (WHERE @extschema@.crawl_counts_as_page(ins.kind)),
+           count(*) FILTER (WHERE NOT @extschema@.crawl_counts_as_page(ins.kind)),
            count(*) FILTER (WHERE ins.state = 'done')
       INTO pages, images, known_fresh FROM ins;
 
@@ -661,7 +662,7 @@ BEGIN
        SET state = 'done', lease_expires_at = NULL, result = crawl_complete.result, last_error = NULL,
            updated_at = clock_timestamp()
      WHERE f.id = item;
-    IF r.kind = 'page' THEN
+    IF @extschema@.crawl_counts_as_page(r.kind) THEN
         PERFORM @extschema@.crawl_count(r.session_id, pages_fetched => 1);
     END IF;
     RETURN true;

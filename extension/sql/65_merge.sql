@@ -553,9 +553,10 @@ BEGIN
           FROM (SELECT u.id, f.pages_queued, f.images_found, f.pages_fetched, f.errors, f.queued, f.leased, f.done,
                        f.failed, i.images_stored, i.bytes_stored
                   FROM (SELECT DISTINCT unnest(sessions) AS id) u,
-                       LATERAL (SELECT count(*) FILTER (WHERE f.kind = 'page') AS pages_queued,
+                       LATERAL (SELECT count(*) FILTER (WHERE @extschema@.crawl_counts_as_page(f.kind)) AS pages_queued,
                                        count(*) FILTER (WHERE f.kind = 'image') AS images_found,
-                                       count(*) FILTER (WHERE f.kind = 'page' AND f.state = 'done') AS pages_fetched,
+                                       count(*) FILTER (WHERE @extschema@.crawl_counts_as_page(f.kind)
+                                                          AND f.state = 'done') AS pages_fetched,
                                        count(*) FILTER (WHERE f.state = 'failed') AS errors,
                                        count(*) FILTER (WHERE f.state = 'queued') AS queued,
                                        count(*) FILTER (WHERE f.state = 'leased') AS leased,

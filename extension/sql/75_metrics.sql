@@ -92,10 +92,12 @@ RETURN CASE pg_catalog.ascii(error)  -- the first character's code
              WHEN pg_catalog.starts_with(error, 'too large') OR pg_catalog.starts_with(error, 'too many pixels') THEN 'too_large'
              ELSE 'other' END
     WHEN 105 /* i */ THEN CASE WHEN pg_catalog.starts_with(error, 'invalid redirect target') THEN 'redirect' ELSE 'other' END
-    -- "not an image: ...", "not a page: ...", "not parsed: ...", "corrupt jpeg image: ..."
+    -- "not an image: ...", "not a page: ...", "not parsed: ...", "not a sitemap: ...",
+    -- "corrupt jpeg image: ..."
     WHEN 110 /* n */ THEN
         CASE WHEN pg_catalog.starts_with(error, 'not an image') OR pg_catalog.starts_with(error, 'not a page')
-                  OR pg_catalog.starts_with(error, 'not parsed') THEN 'content'
+                  OR pg_catalog.starts_with(error, 'not parsed') OR pg_catalog.starts_with(error, 'not a sitemap')
+             THEN 'content'
              ELSE 'other' END
     WHEN 99 /* c */ THEN
         CASE WHEN pg_catalog.starts_with(error, 'corrupt ')

@@ -85,6 +85,7 @@ SELECT is(crawl_error_kind(e), k, format('crawl_error_kind(%L) = %s', e, k))
     ('not an image: the content is HTML text (Content-Type text/html)', 'content'),
     ('corrupt jpeg image: VipsJpeg: Premature end of JPEG file (Content-Type image/jpeg)', 'content'),
     ('not parsed: elements nest 140002 deep (the limit is 10000)', 'content'),
+    ('not a sitemap: not well-formed XML: Premature end of data in tag urlset line 1 (line 1)', 'content'),
     ('store: No space left on device', 'storage'),
     ('store_full: the agent''s store is full (HTTP 507 store_full)', 'storage'),
     ('upload: the agent''s sha256 of the file differs (HTTP 422)', 'storage'),

@@ -34,9 +34,10 @@ constexpr std::chrono::milliseconds kStatusInterval{200};
 
 class CrawlCommand {
  public:
-  CrawlCommand(const Command& cmd, std::vector<std::string> seeds, FileStore& store)
+  CrawlCommand(const Command& cmd, std::vector<std::string> seeds, std::vector<std::string> sitemaps, FileStore& store)
       : cmd_(cmd),
         seeds_(std::move(seeds)),
+        sitemaps_(std::move(sitemaps)),
         stack_(cmd.worker, store) {}
 
   int run() {
@@ -123,7 +124,22 @@ class CrawlCommand {
     CRAWLER_LOG(info) << "session " << session_ << " started with " << seeds_.size() << " seed(s) as worker "
                       << cmd_.worker.worker_id;
     started_ = Clock::now();
+    queue_sitemaps();
     poll_status();
+  }
+
+  // --sitemap: queued at depth 0 as the seeds are, right behind crawl_start
+  // on the claims' connection, while the seeds keep the session open. The
+  // frontier holds them to the crawl's domains, as it holds the seeds' links.
+  void queue_sitemaps() {
+    if (sitemaps_.empty()) return;
+    api_.enqueue(session_, sitemaps_, 0, "sitemap", "", [this](const CallStatus& st, std::uint64_t queued) {
+      if (!st.ok)
+        report_error(std::string("--sitemap: crawl_enqueue failed: ") + st.error + " [" + st.sqlstate + "]");
+      else if (queued < sitemaps_.size())
+        CRAWLER_LOG(warn) << "--sitemap: " << sitemaps_.size() - queued << " of " << sitemaps_.size()
+                          << " not queued (outside the crawl's domains, or a seed already)";
+    });
   }
 
   // SIGINT/SIGTERM: leases are returned, within kStopGrace; a second signal ends the process at once.
@@ -190,7 +206,7 @@ class CrawlCommand {
   }
 
   const Command& cmd_;
-  std::vector<std::string> seeds_;
+  std::vector<std::string> seeds_, sitemaps_;
   CrawlStack stack_;
   asio::io_context& io_ = stack_.io;
   Database& db_ = stack_.db;
@@ -220,6 +236,15 @@ int run_crawl_command(const Command& cmd) {
     }
     seeds.push_back(*n);
   }
+  std::vector<std::string> sitemaps;
+  for (const auto& s : cmd.crawl.sitemaps) {
+    auto n = normalize_url(s);
+    if (!n) {
+      report_error(std::string("invalid --sitemap \"") + s + "\": an absolute http(s) URL is needed");
+      return 2;
+    }
+    sitemaps.push_back(*n);
+  }
   std::unique_ptr<FileStore> store;
   try {
     store = std::make_unique<FileStore>(download_root(cmd.worker));
@@ -227,7 +252,7 @@ int run_crawl_command(const Command& cmd) {
     report_error(e.what());
     return 2;
   }
-  CrawlCommand crawl(cmd, std::move(seeds), *store);
+  CrawlCommand crawl(cmd, std::move(seeds), std::move(sitemaps), *store);
   return crawl.run();
 }
 

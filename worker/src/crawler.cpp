@@ -37,7 +37,8 @@ Crawler::Crawler(asio::io_context& io, const WorkerOptions& opts, WriteApi& api,
                         request_claim(true);
                       },
                       [this](const PageLinks& p) {
-                        if (auto f = items_.find(p.item); f != items_.end()) complete(f->second, p.status, p.bytes);
+                        if (auto f = items_.find(p.item); f != items_.end())
+                          complete(f->second, p.status, p.bytes, p.note);
                       },
                       [this] { request_claim(); },
                       [this](std::int64_t session, std::vector<ClaimedItem>&& leased,
@@ -64,7 +65,9 @@ Crawler::Crawler(asio::io_context& io, const WorkerOptions& opts, WriteApi& api,
               [this](std::int64_t id, StoredImage&& image) { image_stored(id, std::move(image)); }),
       parsers_(2),
       claim_timer_(io),
-      renew_timer_(io) {}
+      renew_timer_(io) {
+  prepare_sitemap_parser();  // libxml2's state, from this thread before any other uses it
+}
 
 Crawler::~Crawler() { parsers_.join(); }
 
@@ -265,10 +268,12 @@ void Crawler::check_robots(std::int64_t id) {
     fail(it, "invalid_url", it.at.empty() ? "invalid URL" : "invalid redirect target " + one_line(it.at, 500), std::nullopt);
     return;
   }
-  robots_.check(*parts, user_agent_for(*it.settings), [this, id, host = host_key(*parts)](RobotsCache::Verdict v) {
+  robots_.check(*parts, user_agent_for(*it.settings), [this, id, scheme = parts->scheme,
+                                                       host = host_key(*parts)](RobotsCache::Verdict v) {
     auto f = items_.find(id);
     if (f == items_.end() || stopping_) return;  // stopping: its lease is returned
     Item& item = f->second;
+    queue_robots_sitemaps(item, scheme, host);
     switch (v) {
       case RobotsCache::Verdict::kUnavailable:
         // The reason is the item's error: when the host is down, the
@@ -300,6 +305,13 @@ FetchRequest Crawler::request_for(const std::string& kind, const std::string& ur
   if (kind == "image") {
     req.max_bytes = s.max_image_bytes;
     req.file = file;
+  } else if (kind == "sitemap") {
+    // As large as the protocol lets a sitemap be, whatever max_page_bytes
+    // (a larger one is read as far as this, then cut off); ahead of the
+    // queue, as pages are: it leads to more work. Any Content-Type: XML,
+    // text and gzip are all sitemaps, and the body says which.
+    req.first = true;
+    req.max_bytes = SitemapLimits{}.max_bytes;
   } else {
     req.first = true;
     req.max_bytes = s.max_page_bytes;
@@ -348,7 +360,9 @@ void Crawler::fetched(std::int64_t id, FetchResult&& r, std::shared_ptr<PendingF
   // Every response counts by its status (0: none came), each hop of a
   // redirect too; not a transfer cut short by a stop.
   if (!(stopping_ && r.code == CURLE_ABORTED_BY_CALLBACK)) ++stats_.statuses[r.status];
+  auto f = items_.find(id);
   if (file) on_image(id, std::move(r), std::move(file));
+  else if (f != items_.end() && f->second.kind == "sitemap") on_sitemap(id, std::move(r));
   else on_page(id, std::move(r));
 }
 
@@ -616,7 +630,7 @@ void Crawler::complete(Item& it, long status, std::uint64_t bytes, const std::st
   enter(it, Stage::kReported);
   request_claim();
   api_.complete(it.id, it.session, CrawlResult{status, bytes, note},
-                [this, id = it.id, session = it.session, page = it.kind == "page"](const CallStatus& st) {
+                [this, id = it.id, session = it.session, page = it.kind != "image"](const CallStatus& st) {
                   if (st.ok && page) ++tallies_[session].pages;
                   acknowledged(id, st, "crawl_complete");
                 });

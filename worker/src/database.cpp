@@ -52,7 +52,8 @@ const StmtDef kStatements[] = {
      false},
     {"session_settings",
      "SELECT session_id AS id, status, user_agent, robots::text AS robots, max_page_bytes, max_image_bytes, "
-     "max_pixels, min_width, min_height, delay_ms, per_host, max_depth, revisit::text AS revisit "
+     "max_pixels, min_width, min_height, delay_ms, per_host, max_depth, revisit::text AS revisit, "
+     "sitemaps::text AS sitemaps "
      "FROM %s.crawl_session_settings($1::bigint)",
      false},
     {"host_robots",

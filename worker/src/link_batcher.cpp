@@ -46,7 +46,8 @@ void LinkBatcher::send() {
     std::vector<PageLinks> group;
     std::size_t n = 0;
     while (!waiting_.empty() && waiting_.front().session == session) {
-      std::size_t k = waiting_.front().pages.size() + waiting_.front().images.size();
+      const PageLinks& next = waiting_.front();
+      std::size_t k = next.pages.size() + next.images.size() + next.more.size();
       if (!group.empty() && n + k > kMaxLinksPerCall) break;
       n += k;
       group.push_back(std::move(waiting_.front()));
@@ -61,6 +62,8 @@ void LinkBatcher::send() {
     for (const char* kind : {"page", "image"})
       for (const auto& p : group)
         for (const auto& u : kind[0] == 'p' ? p.pages : p.images) batch.add(u, kind, p.depth, p.url);
+    for (const auto& p : group)
+      for (const auto& l : p.more) batch.add(l.url, l.kind, l.depth, l.found_on);
     ++in_flight_;
     std::vector<std::string> early;
     for (const auto& p : group) early.insert(early.end(), p.early.begin(), p.early.end());
@@ -106,7 +109,7 @@ void LinkBatcher::send_each(PageLinks page) {
     if (--*left > 0) return;
     hooks_.page_done(*p);
   };
-  *left = send_chunks(*p, p->pages, "page", then) + send_chunks(*p, p->images, "image", then);
+  *left = send_chunks(*p, p->pages, "page", then) + send_chunks(*p, p->images, "image", then) + send_more(*p, then);
   lease_early(p->session, p->early);
   if (*left == 0) hooks_.page_done(*p);
 }
@@ -130,6 +133,32 @@ int LinkBatcher::send_chunks(const PageLinks& p, const std::vector<std::string>&
                    }
                    then();
                  });
+  }
+  return calls;
+}
+
+int LinkBatcher::send_more(const PageLinks& p, const std::function<void()>& then) {
+  int calls = 0;
+  for (std::size_t at = 0; at < p.more.size(); at += kEnqueueChunk) {
+    ++calls;
+    LinkBatch batch(p.session);
+    std::vector<std::string> keys;
+    for (std::size_t i = at; i < std::min(p.more.size(), at + kEnqueueChunk); ++i) {
+      const FoundLink& l = p.more[i];
+      batch.add(l.url, l.kind, l.depth, l.found_on);
+      keys.push_back(l.kind[0] + l.url);
+    }
+    api_.enqueue_many(batch, [this, url = p.url, session = p.session, keys = std::move(keys), then](
+                                 const CallStatus& st, std::uint64_t n) {
+      if (!st.ok) {
+        CRAWLER_LOG(warn) << "crawl_enqueue_many from " << url << ": " << st.error << " [" << st.sqlstate << "]";
+        auto& sent = sent_[session];  // not queued: a later sitemap may send them again
+        for (const auto& k : keys) sent.erase(k);
+      } else if (n > 0) {
+        hooks_.queued(n);
+      }
+      then();
+    });
   }
   return calls;
 }

@@ -49,6 +49,7 @@ std::string CrawlRequest::options_json() const {
   if (no_robots) o["robots"] = false;
   if (random_wait) o["random_wait"] = true;
   if (!scope.empty()) o["scope"] = scope;
+  if (no_sitemaps) o["sitemaps"] = false;
   if (!user_agent.empty()) o["user_agent"] = user_agent;
   return json_text(o);
 }
@@ -267,6 +268,13 @@ struct OptionGroups {
         ("random-wait", po::bool_switch(&c.random_wait),
          "wait 0.5 to 1.5 times --delay-ms between two fetches of a host, drawn anew each time (as wget's "
          "--random-wait); a robots.txt Crawl-delay is never shortened")
+        ("no-sitemaps", po::bool_switch(&c.no_sitemaps),
+         "do not follow the Sitemap: lines of robots.txt (by default the sitemaps each host's robots.txt "
+         "names are crawled: the pages and images they list, sitemap indexes, gzipped or not; with "
+         "--no-robots no robots.txt is read, so only --sitemap ones are)")
+        ("sitemap", po::value<std::vector<std::string>>(&c.sitemaps)->composing(),
+         "a sitemap to start from, besides the seeds (repeat for several; XML, gzipped or not, a sitemap "
+         "index or a list of URLs); it must be within the crawl's domains")
         ("min-width", po::value<int>(), "images narrower than this are not stored")
         ("min-height", po::value<int>(), "images lower than this are not stored")
         ("max-page-bytes", po::value<long long>(), "largest page body (default 10 MiB)")

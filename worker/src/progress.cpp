@@ -178,7 +178,8 @@ std::string crawl_summary(const SummaryInput& in) {
       << known_images_line(last)
       << "  bytes stored    " << human_bytes(static_cast<double>(last.bytes_stored)) << "\n"
       << "  failed URLs     " << last.failed << " (errors " << last.errors << ", retries " << last.retries << ")\n"
-      << failure_lines(last.failed, in.failures, in.seeds) << "  this worker     " << in.mine.pages << " pages, "
+      << failure_lines(last.failed, in.failures, in.seeds) << "  this worker     " << in.mine.pages << " pages"
+      << (in.stats.sitemaps > 0 ? " (" + std::to_string(in.stats.sitemaps) + " of them sitemaps)" : "") << ", "
       << in.mine.images << " images, " << human_bytes(static_cast<double>(in.mine.bytes)) << ", "
       << std::setprecision(1) << (in.mine.pages + in.mine.images) / std::max(in.seconds, 0.001) << " URLs/s\n"
       << counts_explanation(last, in.mine) << breakdown_lines(in.stats);
@@ -239,6 +240,7 @@ std::string stats_json(const SummaryInput& in, const EarlyFetchStats& early) {
   nlohmann::json kinds = nlohmann::json::object();
   for (const auto& [kind, n] : in.stats.error_kinds) kinds[kind] = n;
   j["worker"] = {{"pages", in.mine.pages},
+                 {"sitemaps", in.stats.sitemaps},
                  {"images", in.mine.images},
                  {"bytes", in.mine.bytes},
                  {"errors", in.stats.errors},

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "crawler/url.hpp"
+
 namespace crawler {
 namespace {
 
@@ -49,7 +51,37 @@ std::string canonical_escapes(std::string_view s) {
 // Google's parser reads the first 500 KiB of a robots.txt and ignores the rest.
 constexpr std::size_t kMaxRobotsBytes = 500 * 1024;
 
+// Calls field(key, value) for each "key: value" line of a robots.txt (its
+// first kMaxRobotsBytes), the key in lower case, comments and blanks around
+// both removed; other lines are skipped.
+template <typename Field>
+void for_each_field(std::string_view text, Field field) {
+  if (text.size() > kMaxRobotsBytes) text = text.substr(0, kMaxRobotsBytes);
+  // a UTF-8 byte order mark would make the first line's key unknown
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    auto nl = text.find_first_of("\r\n", pos);
+    std::string_view line = text.substr(pos, nl == std::string_view::npos ? text.npos : nl - pos);
+    pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
+    if (auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    field(lower(trim(line.substr(0, colon))), trim(line.substr(colon + 1)));
+  }
+}
+
 }  // namespace
+
+std::vector<std::string> robots_sitemaps(std::string_view text) {
+  std::vector<std::string> urls;
+  for_each_field(text, [&](const std::string& key, std::string_view value) {
+    if (key != "sitemap" || urls.size() >= kMaxRobotsSitemaps) return;
+    auto url = normalize_url(value);
+    if (url && std::find(urls.begin(), urls.end(), *url) == urls.end()) urls.push_back(std::move(*url));
+  });
+  return urls;
+}
 
 void RobotsDirectives::add(std::string_view value, std::string_view agent) {
   // Directives separated by commas; "agent: d1, d2" makes the directives
@@ -123,9 +155,6 @@ void Robots::order_rules() {
 
 Robots Robots::parse(std::string_view text, std::string_view agent) {
   const std::string me = lower(agent);
-  if (text.size() > kMaxRobotsBytes) text = text.substr(0, kMaxRobotsBytes);
-  // a UTF-8 byte order mark would make the first line's key unknown
-  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   struct Group {
     std::vector<std::string> agents;
     std::vector<std::pair<std::string, bool>> rules;  // pattern, allow
@@ -133,24 +162,15 @@ Robots Robots::parse(std::string_view text, std::string_view agent) {
   };
   std::vector<Group> groups;
   bool in_agents = false;  // consecutive user-agent lines share one group
-  std::size_t pos = 0;
-  while (pos <= text.size()) {
-    auto nl = text.find_first_of("\r\n", pos);
-    std::string_view line = text.substr(pos, nl == std::string_view::npos ? text.npos : nl - pos);
-    pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
-    if (auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
-    auto colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    std::string key = lower(trim(line.substr(0, colon)));
-    std::string_view value = trim(line.substr(colon + 1));
+  for_each_field(text, [&](const std::string& key, std::string_view value) {
     if (key == "user-agent") {
       if (!in_agents) groups.emplace_back();
       // "crawler_ha/1.0" names the product crawler_ha, as our own token does
       groups.back().agents.push_back(value == "*" ? std::string("*") : agent_token(value));
       in_agents = true;
-      continue;
+      return;
     }
-    if (groups.empty()) continue;  // rules before any user-agent line belong to nobody
+    if (groups.empty()) return;  // rules before any user-agent line belong to nobody
     in_agents = false;
     if (key == "allow" || key == "disallow") {
       // An empty Disallow allows everything: it adds no rule.
@@ -161,7 +181,7 @@ Robots Robots::parse(std::string_view text, std::string_view agent) {
       double d = std::strtod(v.c_str(), &end);
       if (end != v.c_str() && d >= 0) groups.back().delay = d;
     }
-  }
+  });
   // The groups naming our token are merged; only without them does '*' apply.
   Robots out;
   bool specific = false;

@@ -90,6 +90,13 @@ std::string RobotsCache::failure(const std::string& host) const {
   return f->second.failure;
 }
 
+const std::vector<std::string>& RobotsCache::sitemaps(const std::string& host) const {
+  static const std::vector<std::string> none;
+  auto f = hosts_.find(host);
+  if (f == hosts_.end() || !f->second.ready || f->second.temporary_failure) return none;
+  return f->second.sitemaps;
+}
+
 void RobotsCache::load(const std::string& host, const std::string& scheme, const std::string& user_agent) {
   hosts_[host].loading = true;
   // Another worker may have fetched it already: the database shares it.
@@ -144,6 +151,7 @@ void RobotsCache::loaded(const std::string& host) {
   h.loading = false;
   h.ready = true;
   h.by_agent.clear();
+  h.sitemaps = h.temporary_failure ? std::vector<std::string>{} : robots_sitemaps(h.text);
   h.expires = std::chrono::steady_clock::now() + (h.temporary_failure ? kKeepFailure : kKeep);
   auto waiters = std::move(h.waiters);
   h.waiters.clear();

@@ -69,6 +69,7 @@ std::variant<SessionSettings, std::string> read_session_settings(const DbResult&
   in.number("per_host", s.per_host);
   in.number("max_depth", s.max_depth);
   in.boolean("revisit", s.revisit);
+  in.boolean("sitemaps", s.sitemaps);
   if (!in.error().empty()) return in.error();
   return s;
 }

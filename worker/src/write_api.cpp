@@ -204,7 +204,7 @@ void WriteApi::enqueue(std::int64_t session, const std::vector<std::string>& url
   auto array = pg_text_array(urls);
   if (!array) return refuse(count_answer(std::move(done)));
   db_.call(Stmt::crawl_enqueue,
-           {std::to_string(session), std::move(*array), std::to_string(depth), std::string(kind), found_on},
+           {std::to_string(session), std::move(*array), std::to_string(depth), std::string(kind), text_or_null(found_on)},
            count_answer(std::move(done)), true, 0, session);
 }
 

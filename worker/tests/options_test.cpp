@@ -354,3 +354,18 @@ TEST(Options, StatsJsonMustBeWritableBeforeTheCrawl) {
             }).find("a directory"),
             std::string::npos);
 }
+
+TEST(Options, SitemapsAreOnUnlessTurnedOffAndMoreCanBeGiven) {
+  auto c = parse({"crawl", "--db", "x", "--storage", "s", "--seed", "http://a.test/", "--sitemap",
+                  "http://a.test/s1.xml", "--sitemap", "http://a.test/s2.xml.gz"});
+  EXPECT_EQ(c.crawl.sitemaps, (std::vector<std::string>{"http://a.test/s1.xml", "http://a.test/s2.xml.gz"}));
+  EXPECT_EQ(c.crawl.options_json(), "{}");  // --sitemap is the command's, not a session setting
+  auto off = parse({"crawl", "--db", "x", "--storage", "s", "--seed", "http://a.test/", "--no-sitemaps"});
+  EXPECT_EQ(nlohmann::json::parse(off.crawl.options_json()), nlohmann::json::parse("{\"sitemaps\": false}"));
+  ConfigFile f("db = x\nstorage = s\nseed = http://a.test/\nno-sitemaps\nsitemap = http://a.test/s.xml\n");
+  auto fc = parse({"crawl", "--config", f.path.c_str()});
+  EXPECT_TRUE(fc.crawl.no_sitemaps);
+  EXPECT_EQ(fc.crawl.sitemaps, (std::vector<std::string>{"http://a.test/s.xml"}));
+  EXPECT_NE(refusal({"run", "--db", "x", "--storage", "s", "--no-sitemaps"}).find("--no-sitemaps is an option of crawl"),
+            std::string::npos);
+}

@@ -10,9 +10,9 @@ DbResult answer() {
   DbResult r;
   r.ok = true;
   r.columns = {"id", "status", "user_agent", "robots", "max_page_bytes", "max_image_bytes", "max_pixels",
-               "min_width", "min_height", "delay_ms", "per_host", "max_depth", "revisit"};
+               "min_width", "min_height", "delay_ms", "per_host", "max_depth", "revisit", "sitemaps"};
   r.rows = {{"7", "running", "crawler_ha/1", "true", "1048576", "2097152", "3000000", "16", "32", "0", "4", "9",
-             "true"}};
+             "true", "false"}};
   return r;
 }
 void drop(DbResult& r, const std::string& column) {
@@ -38,6 +38,7 @@ TEST(SessionSettings, EveryColumnIsRead) {
   EXPECT_EQ(s.user_agent, "crawler_ha/1");
   EXPECT_TRUE(s.robots);
   EXPECT_TRUE(s.revisit);
+  EXPECT_FALSE(s.sitemaps);
   EXPECT_EQ(s.max_page_bytes, 1048576u);
   EXPECT_EQ(s.max_image_bytes, 2097152u);
   EXPECT_EQ(s.max_pixels, 3000000u);
@@ -50,7 +51,8 @@ TEST(SessionSettings, EveryColumnIsRead) {
 
 TEST(SessionSettings, AMissingColumnIsAnErrorNotADefault) {
   for (const char* column : {"id", "status", "user_agent", "robots", "max_page_bytes", "max_image_bytes",
-                             "max_pixels", "min_width", "min_height", "delay_ms", "per_host", "max_depth"}) {
+                             "max_pixels", "min_width", "min_height", "delay_ms", "per_host", "max_depth",
+                             "revisit", "sitemaps"}) {
     DbResult r = answer();
     drop(r, column);
     auto parsed = read_session_settings(r, 0);

@@ -2,7 +2,8 @@
 // the frontier, takes each item through its stages (item.hpp): its
 // session's settings (settings_cache.hpp), its host's robots.txt
 // (robots_cache.hpp), the transfer, what the transfer means
-// (outcome.hpp), then a page's links (link_batcher.hpp) or an image's file
+// (outcome.hpp), then a page's links or a sitemap's entries
+// (link_batcher.hpp, sitemap.hpp) or an image's file
 // (image_pipeline.hpp), with --storage-agent uploaded to the primary's agent
 // (blob_uploader.hpp) before its row is recorded, and reports the outcome
 // through the write API (write_api.hpp); it renews the leases while working
@@ -30,6 +31,7 @@
 #include "crawler/options.hpp"
 #include "crawler/robots_cache.hpp"
 #include "crawler/settings_cache.hpp"
+#include "crawler/sitemap.hpp"
 #include "crawler/store.hpp"
 #include "crawler/write_api.hpp"
 
@@ -37,6 +39,7 @@ namespace crawler {
 
 struct CrawlStats {
   std::uint64_t pages = 0, images = 0, bytes = 0, errors = 0, retries = 0, skipped = 0;
+  std::uint64_t sitemaps = 0;  // sitemap items read (in `pages` too, as the database counts them)
   std::uint64_t queued = 0;  // URLs this worker added to the frontier
   // Re-crawls: known images confirmed by a 304, or fresh and not fetched.
   std::uint64_t unchanged = 0, fresh = 0;
@@ -49,8 +52,8 @@ struct CrawlStats {
 };
 
 // What this worker added to one session's counters, counted as the
-// database counts them (crawl_status()): page items it completed (parsed or
-// not: a link to a PDF is a page item too), image rows it recorded and their
+// database counts them (crawl_status()): page and sitemap items it completed
+// (parsed or not: a link to a PDF is a page item too), image rows it recorded and their
 // bytes. Counted when the database acknowledged them.
 struct SessionTally {
   std::uint64_t pages = 0, images = 0, bytes = 0;
@@ -119,6 +122,14 @@ class Crawler {
   void parse_page(std::int64_t id, FetchResult&& r);
   void on_links(std::int64_t id, const FetchResult& r, const std::vector<std::string>& images,
                 const std::vector<std::string>& pages);
+  // A sitemap's transfer, read off the loop (crawler_sitemaps.cpp), then its
+  // entries to the frontier.
+  void on_sitemap(std::int64_t id, FetchResult&& r);
+  void on_sitemap_entries(std::int64_t id, const FetchResult& r, SitemapEntries&& entries);
+  // The sitemaps the robots.txt of `host` names, queued for `it`'s session
+  // at `it`'s depth when its settings say so (once per session and worker;
+  // the frontier refuses what another worker queued).
+  void queue_robots_sitemaps(const Item& it, const std::string& scheme, const std::string& host);
   void on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<PendingFile> file);
   void image_stored(std::int64_t id, StoredImage&& image);
   // The image's file to the agent; recorded once the agent has it.

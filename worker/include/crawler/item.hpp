@@ -13,7 +13,7 @@ namespace crawler {
 enum class Stage {
   kClaimed,      // leased; waiting for its session's settings, its host's robots.txt, or a redirect's scope
   kFetching,     // a transfer is out (a stop waits for it to end)
-  kParsing,      // a page's body on a parser thread
+  kParsing,      // a page's or a sitemap's body on a parser thread
   kStoring,      // an image's file on a file thread or the committer
   kUploading,    // an image's file on its way to the primary's agent (--storage-agent)
   kLinksQueued,  // a page's links wait for the database; the page is completed after them

@@ -18,14 +18,26 @@
 
 namespace crawler {
 
-// A parsed page's links not sent before.
+// A link whose depth or found_on is not that of its item's other links: an
+// image a sitemap lists with a page (found on that page, a level below it),
+// a sitemap an index lists (at the index's own depth).
+struct FoundLink {
+  std::string url;
+  const char* kind = "page";  // "page", "image" or "sitemap"
+  int depth = 0;
+  std::string found_on;
+};
+
+// A parsed page's links not sent before (or a sitemap's entries).
 struct PageLinks {
-  std::int64_t item = 0, session = 0;
+  std::int64_t item = 0, session = 0;  // item 0: links of no item (a robots.txt's sitemaps)
   int depth = 0;    // of the links
   std::string url;  // the page: their found_on
   long status = 0;  // the page's transfer, for its completion
   std::uint64_t bytes = 0;
+  std::string note;  // for its completion (a sitemap cut off at the protocol's limits)
   std::vector<std::string> pages, images;
+  std::vector<FoundLink> more;  // each with its own depth and found_on
   std::vector<std::string> early;  // those of them fetched already, to be leased to this worker
 };
 
@@ -61,6 +73,8 @@ class LinkBatcher {
   void lease_early(std::int64_t session, std::vector<std::string> urls);
   int send_chunks(const PageLinks& page, const std::vector<std::string>& urls, const char* kind,
                   const std::function<void()>& then);
+  // PageLinks::more, in crawl_enqueue_many() calls of kEnqueueChunk links.
+  int send_more(const PageLinks& page, const std::function<void()>& then);
 
   WriteApi& api_;
   Hooks hooks_;

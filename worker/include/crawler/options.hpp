@@ -60,12 +60,16 @@ struct CrawlRequest {
   bool images_any_host = false;
   bool no_robots = false;
   bool random_wait = false;
+  bool no_sitemaps = false;  // the session's sitemaps setting off
   std::string user_agent;
   // Not options of the session, this command's own: a file of seed URLs
   // (one per line; blank lines and lines starting with # are skipped), and
   // where the statistics go as JSON when the crawl ends.
   std::string seeds_file;
   std::string stats_json;
+  // Sitemaps queued when the session starts, at depth 0 (as seeds are),
+  // whatever the session's sitemaps setting.
+  std::vector<std::string> sitemaps;
   // The options object for crawl_start(): only what was given.
   std::string options_json() const;
 };

@@ -1,5 +1,5 @@
 // robots.txt (RFC 9309): groups by user-agent, allow/disallow with * and $,
-// the longest match wins (allow on a tie), Crawl-delay.
+// the longest match wins (allow on a tie), Crawl-delay; the Sitemap: lines.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -76,6 +76,15 @@ struct RobotsDirectives {
   // item's note; "" when it is allowed.
   std::string image_refusal() const;
 };
+
+// The most Sitemap: lines taken from one robots.txt.
+constexpr std::size_t kMaxRobotsSitemaps = 1000;
+
+// The sitemaps a robots.txt names (its Sitemap: lines, which belong to no
+// user-agent group), absolute and normalised (url.hpp), unique, in order, at
+// most kMaxRobotsSitemaps; a line whose URL is not an http(s) URL the
+// crawler takes is skipped.
+std::vector<std::string> robots_sitemaps(std::string_view text);
 
 // The product token of a User-Agent string: "crawler_ha/0.1 (+url)" -> "crawler_ha".
 std::string agent_token(std::string_view user_agent);

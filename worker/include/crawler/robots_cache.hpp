@@ -52,12 +52,16 @@ class RobotsCache {
   // when the host did not answer), after check() said kUnavailable;
   // "server error or unreachable" when not known.
   std::string failure(const std::string& host) const;
+  // The sitemaps `host`'s robots.txt names (robots_sitemaps()), once check()
+  // has answered for the host; none before, or when it is unavailable.
+  const std::vector<std::string>& sitemaps(const std::string& host) const;
 
  private:
   struct Host {
     bool ready = false, loading = false, temporary_failure = false;
     std::string text;
     std::string failure;  // why the last fetch failed (temporary_failure)
+    std::vector<std::string> sitemaps;  // its Sitemap: lines, read once loaded
     std::map<std::string, std::shared_ptr<const Robots>> by_agent;  // shared with a matching thread
     std::chrono::steady_clock::time_point expires;
     std::vector<std::function<void()>> waiters;  // checks to run again once loaded

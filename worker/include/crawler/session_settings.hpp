@@ -28,6 +28,9 @@ struct SessionSettings {
   // fetched early, since their leases bring what the images table knows
   // (a conditional request, or none within image_expiry_s).
   bool revisit;
+  // The Sitemap: lines of each host's robots.txt are queued (the sitemaps
+  // queued by hand, --sitemap, are crawled either way).
+  bool sitemaps;
   // The crawl's scope is not here: the extension applies it to every link,
   // and a worker asks it for every redirect (WriteApi::redirect_allowed).
 };

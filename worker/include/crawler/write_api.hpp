@@ -165,7 +165,8 @@ class WriteApi {
   void image_unchanged(std::int64_t item, std::int64_t session, const std::string& url, bool fetched,
                        Answer<bool> done);
 
-  // Links of one kind found on one page, at one depth; the number newly queued.
+  // Links of one kind found on one page, at one depth; the number newly
+  // queued. `found_on` "": found on no page (a --sitemap), sent as NULL.
   void enqueue(std::int64_t session, const std::vector<std::string>& urls, int depth, std::string_view kind,
                const std::string& found_on, Answer<std::uint64_t> done);
   // Links of many pages of one session at once; the number newly queued.
