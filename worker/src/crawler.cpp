@@ -490,15 +490,33 @@ void Crawler::follow_redirect(std::int64_t id, const std::string& url) {
   dispatch(id);  // robots.txt of the target's host first, then the fetch
 }
 
-void Crawler::on_page(std::int64_t id, FetchResult&& r) {
+Item* Crawler::arrived(std::int64_t id, const FetchResult& r) {
   auto f = items_.find(id);
-  if (f == items_.end()) return;
+  if (f == items_.end()) return nullptr;
   Item& it = f->second;
   if (stopping_ && r.code == CURLE_ABORTED_BY_CALLBACK) {
     enter(it, Stage::kClaimed);  // abandoned: its lease is returned
     maybe_finish_stop();
-    return;
+    return nullptr;
   }
+  return &it;
+}
+
+PageLinks Crawler::links_of(std::int64_t id, const Item& it, const FetchResult& r) const {
+  PageLinks p;
+  p.item = id;
+  p.session = it.session;
+  p.depth = it.depth + 1;
+  p.url = it.url;
+  p.status = r.status;
+  p.bytes = r.bytes;
+  return p;
+}
+
+void Crawler::on_page(std::int64_t id, FetchResult&& r) {
+  Item* arrived_item = arrived(id, r);
+  if (!arrived_item) return;
+  Item& it = *arrived_item;
   if (r.code == CURLE_WRITE_ERROR && !r.refused.empty()) {
     // A link to something that is not a page (a PDF, a script): done, not
     // an error; the reason is kept in the item's result.
@@ -569,13 +587,7 @@ void Crawler::on_links(std::int64_t id, const FetchResult& r, const std::vector<
   // them sees them (one round trip from a page to its links' leases). The
   // page is completed once they are in: a completion applied first could
   // end the session with its links still unqueued.
-  PageLinks p;
-  p.item = id;
-  p.session = it.session;
-  p.depth = it.depth + 1;
-  p.url = it.url;
-  p.status = r.status;
-  p.bytes = r.bytes;
+  PageLinks p = links_of(id, it, r);
   p.pages = links_.unsent(it.session, p.depth, pages, "page");
   p.images = links_.unsent(it.session, p.depth, images, "image");
   if (p.pages.empty() && p.images.empty()) {

@@ -10,14 +10,9 @@
 namespace crawler {
 
 void Crawler::on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<PendingFile> file) {
-  auto f = items_.find(id);
-  if (f == items_.end()) return;
-  Item& it = f->second;
-  if (stopping_ && r.code == CURLE_ABORTED_BY_CALLBACK) {
-    enter(it, Stage::kClaimed);  // abandoned: its lease is returned
-    maybe_finish_stop();
-    return;
-  }
+  Item* arrived_item = arrived(id, r);
+  if (!arrived_item) return;
+  Item& it = *arrived_item;
   if (redirected(id, it, r)) return;  // a new file for the next hop; this one goes with `file`
   if (r.code == CURLE_OK && r.status == 304 && (!it.known_etag.empty() || !it.known_last_modified.empty())) {
     confirm_unchanged(it, true);  // `file`, empty, goes with this scope

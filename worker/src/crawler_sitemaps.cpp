@@ -16,14 +16,9 @@ namespace crawler {
 namespace asio = boost::asio;
 
 void Crawler::on_sitemap(std::int64_t id, FetchResult&& r) {
-  auto f = items_.find(id);
-  if (f == items_.end()) return;
-  Item& it = f->second;
-  if (stopping_ && r.code == CURLE_ABORTED_BY_CALLBACK) {
-    enter(it, Stage::kClaimed);  // abandoned: its lease is returned
-    maybe_finish_stop();
-    return;
-  }
+  Item* arrived_item = arrived(id, r);
+  if (!arrived_item) return;
+  Item& it = *arrived_item;
   if (redirected(id, it, r)) return;
   // Past the protocol's 50 MB the body is read as far as it came: the
   // entries before the cut are as good as any (SitemapEntries::cut says it).
@@ -65,13 +60,7 @@ void Crawler::on_sitemap_entries(std::int64_t id, const FetchResult& r, SitemapE
   // The pages a sitemap lists are links of the URL that led to it, a level
   // below it; their images one level further, found on their page; an
   // index's sitemaps at the index's own depth (crawl_depth_within()).
-  PageLinks p;
-  p.item = id;
-  p.session = it.session;
-  p.depth = it.depth + 1;
-  p.url = it.url;
-  p.status = r.status;
-  p.bytes = r.bytes;
+  PageLinks p = links_of(id, it, r);
   p.note = e.cut;
   if (e.skipped > 0)
     p.note += std::string(p.note.empty() ? "" : "; ") + std::to_string(e.skipped) +

@@ -118,6 +118,14 @@ class Crawler {
   // A transfer's result, the item's own or an early one: to its handler.
   void fetched(std::int64_t id, FetchResult&& r, std::shared_ptr<PendingFile> file);
   // A transfer's end.
+  // The item a transfer ended for, or nullptr when there is nothing more to
+  // do with it: it is gone, or a stop abandoned its transfer (its lease
+  // then goes back).
+  Item* arrived(std::int64_t id, const FetchResult& r);
+  // The links of item `id` (a page or a sitemap) just read: for its
+  // session, one level below it, found on it, with its transfer's status and
+  // bytes for its completion; no URLs yet.
+  PageLinks links_of(std::int64_t id, const Item& it, const FetchResult& r) const;
   void on_page(std::int64_t id, FetchResult&& r);
   void parse_page(std::int64_t id, FetchResult&& r);
   void on_links(std::int64_t id, const FetchResult& r, const std::vector<std::string>& images,
