@@ -274,6 +274,9 @@ BEGIN
                         USING ERRCODE = 'invalid_parameter_value', DETAIL = SQLERRM;
                 END;
             END LOOP;
+        ELSIF k = 'thumbnails' THEN
+            -- named sizes; none by default (no key)
+            numbers := numbers || jsonb_build_object(k, @extschema@.crawl_thumbnail_sizes(v));
         ELSIF k IN ('images_any_host', 'robots') THEN
             IF jsonb_typeof(v) <> 'boolean' THEN
                 RAISE EXCEPTION 'option % must be true or false', k USING ERRCODE = 'invalid_parameter_value';
@@ -300,7 +303,7 @@ BEGIN
                       HINT = 'Known options: ' || array_to_string(ARRAY(
                           SELECT jsonb_object_keys(defaults)
                           UNION SELECT unnest(ARRAY['allowed_domains', 'accept_pages', 'reject_pages',
-                                                    'accept_images', 'reject_images'])
+                                                    'accept_images', 'reject_images', 'thumbnails'])
                           ORDER BY 1), ', ') || '.';
         END IF;
     END LOOP;
