@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "crawler/db_call.hpp"
+#include "crawler/thumbnail.hpp"
 
 namespace crawler {
 
@@ -28,6 +29,8 @@ struct SessionSettings {
   // fetched early, since their leases bring what the images table knows
   // (a conditional request, or none within image_expiry_s).
   bool revisit;
+  // The thumbnails made of each stored image (none when empty).
+  std::vector<ThumbnailSize> thumbnails;
   // The crawl's scope is not here: the extension applies it to every link,
   // and a worker asks it for every redirect (WriteApi::redirect_allowed).
 };
