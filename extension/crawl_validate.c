@@ -21,6 +21,7 @@
 PG_FUNCTION_INFO_V1(crawl_url_host_of);
 PG_FUNCTION_INFO_V1(crawl_text_ok);
 PG_FUNCTION_INFO_V1(image_problem);
+PG_FUNCTION_INFO_V1(crawl_blob_address_ok);
 
 #define URL_MAX_CHARS	2048
 
@@ -229,6 +230,20 @@ url_ok(text *t)
 				len;
 
 	return url_host_span(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &start, &len);
+}
+
+/*
+ * crawl_blob_address_ok(sha256, file_path): whether file_path is the
+ * content address of sha256 in the store (ab/cd/<sha256>.<ext>), by the
+ * same rule image_problem() applies to an image's own file; a thumbnail's
+ * blob is held to it too.  STRICT: NULL in, NULL out.
+ */
+Datum
+crawl_blob_address_ok(PG_FUNCTION_ARGS)
+{
+	text	   *sha = PG_GETARG_TEXT_PP(0);
+
+	PG_RETURN_BOOL(sha256_ok(sha) && file_path_ok(PG_GETARG_TEXT_PP(1), sha));
 }
 
 /*

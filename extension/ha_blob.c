@@ -1,8 +1,9 @@
 /*
  * ha_blob.c
- *		The trigger on images that queues, in ha_blob_wanted, a blob this
- *		node's store lacks (ha_blob_want_image()); the rest of the file sync
- *		is SQL (55_blobs.sql).
+ *		The trigger on images that queues, in ha_blob_wanted, the blobs of a
+ *		row (its file and its thumbnails') this node's store lacks
+ *		(ha_blob_want_image()); the rest of the file sync is SQL
+ *		(55_blobs.sql, 44_thumbnails.sql).
  *
  * It is C for two reasons.  On a standby the server runs with
  * default_transaction_read_only = on; the logical-replication apply worker
@@ -23,6 +24,7 @@
 #include "access/xact.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
+#include "utils/jsonb.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -35,6 +37,7 @@ PG_FUNCTION_INFO_V1(ha_blob_want_image);
 /* The prepared statements, per backend, for the extension's schema. */
 static SPIPlanPtr missing_plan = NULL;
 static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr thumbnails_plan = NULL;
 static Oid	plans_nsp = InvalidOid;
 
 static SPIPlanPtr
@@ -59,6 +62,7 @@ prepare_plans(Oid nsp)
 	const char *s = quote_identifier(get_namespace_name(nsp));
 	Oid			text1[1] = {TEXTOID};
 	Oid			args3[3] = {TEXTOID, TEXTOID, INT8OID};
+	Oid			jsonb1[1] = {JSONBOID};
 
 	if (missing_plan != NULL && plans_nsp == nsp)
 		return;
@@ -66,7 +70,9 @@ prepare_plans(Oid nsp)
 		SPI_freeplan(missing_plan);
 	if (insert_plan != NULL)
 		SPI_freeplan(insert_plan);
-	missing_plan = insert_plan = NULL;
+	if (thumbnails_plan != NULL)
+		SPI_freeplan(thumbnails_plan);
+	missing_plan = insert_plan = thumbnails_plan = NULL;
 	/* without an attached store (no agent here) nothing is queued */
 	missing_plan = keep_plan(psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s.ha_blobs b WHERE b.sha256 OPERATOR(pg_catalog.=) $1) "
 									  "AND EXISTS (SELECT 1 FROM %s.ha_blob_store)", s, s),
@@ -74,6 +80,22 @@ prepare_plans(Oid nsp)
 	insert_plan = keep_plan(psprintf("INSERT INTO %s.ha_blob_wanted (sha256, file_path, file_size) "
 									 "VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING", s),
 							3, args3);
+	/*
+	 * A row's thumbnails (image_thumbnails_problem()'s shape, which every
+	 * path that writes images has checked) in one statement: a row has a
+	 * few, and most rows none, which never run it.
+	 */
+	thumbnails_plan = keep_plan(psprintf("INSERT INTO %s.ha_blob_wanted (sha256, file_path, file_size) "
+										 "SELECT t.h, t.p, t.n FROM (SELECT e.value OPERATOR(pg_catalog.->>) 'sha256'::pg_catalog.text AS h, "
+										 "e.value OPERATOR(pg_catalog.->>) 'file_path'::pg_catalog.text AS p, "
+										 "(e.value OPERATOR(pg_catalog.->>) 'bytes'::pg_catalog.text)::pg_catalog.int8 AS n "
+										 "FROM pg_catalog.jsonb_each($1) e "
+										 "WHERE pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.=) 'object'::pg_catalog.text) t "
+										 "WHERE t.h IS NOT NULL AND t.p IS NOT NULL AND t.n IS NOT NULL "
+										 "AND EXISTS (SELECT 1 FROM %s.ha_blob_store) "
+										 "AND NOT EXISTS (SELECT 1 FROM %s.ha_blobs b WHERE b.sha256 OPERATOR(pg_catalog.=) t.h) "
+										 "ON CONFLICT (sha256) DO NOTHING", s, s, s),
+								1, jsonb1);
 	plans_nsp = nsp;
 }
 
@@ -92,21 +114,74 @@ column(TriggerData *td, HeapTuple tuple, const char *name, bool *isnull)
 }
 
 /*
- * AFTER INSERT OR UPDATE OF sha256 ON images FOR EACH ROW: the row's blob
- * goes into ha_blob_wanted when ha_blobs lacks it and a store is attached.
- * An update that keeps the sha256 (the apply worker names every column)
- * does nothing.
+ * Runs one of the inserts into ha_blob_wanted.  ha_blob_wanted is per node
+ * and never replicated: the insert runs with the transaction's read-only
+ * flag lifted (a standby's apply worker), restored after it, error or not.
+ */
+static void
+insert_wanted(SPIPlanPtr plan, Datum *args, const char *nulls)
+{
+	bool		saved_read_only = XactReadOnly;
+	int			rc = 0;
+
+	PG_TRY();
+	{
+		XactReadOnly = false;
+		rc = SPI_execute_plan(plan, args, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		XactReadOnly = saved_read_only;
+	}
+	PG_END_TRY();
+	if (rc != SPI_OK_INSERT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("crawler_ha: the insert into ha_blob_wanted failed: %s", SPI_result_code_string(rc))));
+}
+
+/* The row's own file, when this node's store lacks it and has a store. */
+static void
+want_file(TriggerData *td, HeapTuple row, Datum sha256)
+{
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	bool		isnull;
+
+	args[0] = sha256;
+	if (SPI_execute_plan(missing_plan, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("crawler_ha: the probe of ha_blobs failed")));
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) || isnull)
+		return;
+	args[1] = column(td, row, "file_path", &isnull);
+	if (isnull)
+		nulls[1] = 'n';
+	args[2] = column(td, row, "file_size", &isnull);
+	if (isnull)
+		nulls[2] = 'n';
+	insert_wanted(insert_plan, args, nulls);
+}
+
+/*
+ * AFTER INSERT OR UPDATE OF sha256, thumbnails ON images FOR EACH ROW: the
+ * row's blobs (its file, its thumbnails') go into ha_blob_wanted when
+ * ha_blobs lacks them and a store is attached.  An update that keeps the
+ * sha256 (the apply worker names every column) does not look at the file
+ * again, and one that keeps the thumbnails does not look at them again.
  */
 Datum
 ha_blob_want_image(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	HeapTuple	row;
-	Datum		args[3];
-	bool		isnull;
-	bool		missing;
-	bool		saved_read_only;
-	int			rc = 0;
+	Datum		sha256;
+	Datum		thumbnails;
+	bool		sha256_null;
+	bool		thumbnails_null;
+	bool		file_changed = true;
+	bool		thumbnails_changed = true;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
 		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
@@ -114,54 +189,33 @@ ha_blob_want_image(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("ha_blob_want_image() is an AFTER INSERT OR UPDATE row trigger")));
 	row = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
-	args[0] = column(td, row, "sha256", &isnull);
-	if (isnull)
-		return PointerGetDatum(NULL);
+	sha256 = column(td, row, "sha256", &sha256_null);
+	thumbnails = column(td, row, "thumbnails", &thumbnails_null);
 	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 	{
 		bool		oldnull;
 		Datum		old = column(td, td->tg_trigtuple, "sha256", &oldnull);
 
-		if (!oldnull && DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID, old, args[0])))
-			return PointerGetDatum(NULL);
+		file_changed = !sha256_null &&
+			(oldnull || !DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID, old, sha256)));
+		old = column(td, td->tg_trigtuple, "thumbnails", &oldnull);
+		thumbnails_changed = !thumbnails_null &&
+			(oldnull || !DatumGetBool(DirectFunctionCall2(jsonb_eq, old, thumbnails)));
 	}
+	file_changed = file_changed && !sha256_null;
+	thumbnails_changed = thumbnails_changed && !thumbnails_null;
+	if (!file_changed && !thumbnails_changed)
+		return PointerGetDatum(NULL);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("crawler_ha: SPI_connect failed")));
 	prepare_plans(get_func_namespace(fcinfo->flinfo->fn_oid));
-	if (SPI_execute_plan(missing_plan, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("crawler_ha: the probe of ha_blobs failed")));
-	missing = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
-	if (missing)
-	{
-		char		nulls[3] = {' ', ' ', ' '};
-
-		args[1] = column(td, row, "file_path", &isnull);
-		if (isnull)
-			nulls[1] = 'n';
-		args[2] = column(td, row, "file_size", &isnull);
-		if (isnull)
-			nulls[2] = 'n';
-		saved_read_only = XactReadOnly;
-		PG_TRY();
-		{
-			XactReadOnly = false;
-			rc = SPI_execute_plan(insert_plan, args, nulls, false, 0);
-		}
-		PG_FINALLY();
-		{
-			XactReadOnly = saved_read_only;
-		}
-		PG_END_TRY();
-		if (rc != SPI_OK_INSERT)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("crawler_ha: the insert into ha_blob_wanted failed: %s", SPI_result_code_string(rc))));
-	}
+	if (file_changed)
+		want_file(td, row, sha256);
+	if (thumbnails_changed)
+		insert_wanted(thumbnails_plan, &thumbnails, NULL);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }

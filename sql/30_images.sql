@@ -191,3 +191,100 @@ EXCEPTION WHEN object_not_in_prerequisite_state THEN
     RAISE NOTICE 'refused: %', SQLERRM ~ '^crawl session \d+ is stopped$';
 END
 $$;
+
+-- Thumbnails: the session setting, the rule for a row's thumbnails, and
+-- image_record() recording them with the image.
+SELECT crawl_start(ARRAY['http://th.test/'], '{"thumbnails": {"small": 50, "big": 2.7e2}, "delay_ms": 0, "per_host": 10}') AS th \gset
+SELECT settings -> 'thumbnails' AS sizes FROM crawl_sessions WHERE id = :th;
+SELECT thumbnails FROM crawl_session_settings(:th);
+SELECT thumbnails IS NULL AS none_by_default FROM crawl_session_settings(:r);
+-- Bad settings: 22023 each, with what is wrong.
+DO $$
+DECLARE
+    bad text;
+BEGIN
+    FOREACH bad IN ARRAY ARRAY['{"thumbnails": [50]}', '{"thumbnails": null}', '{"thumbnails": {"Small": 50}}',
+                               '{"thumbnails": {"1x": 50}}', '{"thumbnails": {"a;drop table images": 50}}',
+                               '{"thumbnails": {"small": 15}}', '{"thumbnails": {"small": 4097}}',
+                               '{"thumbnails": {"small": 50.5}}', '{"thumbnails": {"small": "50"}}',
+                               '{"thumbnails": {"small": 1e400}}',
+                               '{"thumbnails": {"a": 20, "b": 20, "c": 20, "d": 20, "e": 20, "f": 20, "g": 20, "h": 20, "i": 20}}',
+                               '{"thumbnails": {"' || repeat('x', 33) || '": 50}}'] LOOP
+        BEGIN
+            PERFORM crawl_start(ARRAY['http://th.test/'], bad::jsonb);
+            RAISE NOTICE 'accepted %', bad;
+        EXCEPTION WHEN invalid_parameter_value THEN
+            RAISE NOTICE '22023: %', SQLERRM;
+        END;
+    END LOOP;
+END
+$$;
+SELECT crawl_settings('{"thumbnails": {}}', ARRAY['http://th.test/']) -> 'thumbnails' AS empty_is_none;
+-- A row with its thumbnails, in one call.
+SELECT image_record(:th, 'http://th.test/a.jpg', repeat('1', 64), '11/11/' || repeat('1', 64) || '.jpg', 5000,
+                    800, 600, 'jpeg', 'image/jpeg',
+                    thumbnails => jsonb_build_object(
+                        'small', jsonb_build_object('sha256', repeat('2', 64), 'file_path', '22/22/' || repeat('2', 64) || '.jpg',
+                                                    'width', 50, 'height', 38, 'bytes', 900),
+                        'big', jsonb_build_object('sha256', repeat('3', 64), 'file_path', '33/33/' || repeat('3', 64) || '.png',
+                                                  'width', 270, 'height', 203, 'bytes', 9000))) AS th_a \gset
+SELECT jsonb_object_keys(thumbnails) AS names FROM images WHERE id = :th_a ORDER BY 1;
+SELECT image_thumbnail_sha256s(thumbnails) = ARRAY[repeat('3', 64), repeat('2', 64)] AS indexed_sha256s
+  FROM images WHERE id = :th_a;
+-- The same bytes again with another size: the names join; without
+-- thumbnails: they stay; new bytes: they go with the old bytes.
+SELECT image_record(:th, 'http://th.test/a.jpg', repeat('1', 64), '11/11/' || repeat('1', 64) || '.jpg', 5000,
+                    800, 600, 'jpeg', 'image/jpeg',
+                    thumbnails => jsonb_build_object('tiny', jsonb_build_object('sha256', repeat('4', 64),
+                        'file_path', '44/44/' || repeat('4', 64) || '.jpg', 'width', 20, 'height', 15, 'bytes', 300))) = :th_a AS same_row;
+SELECT image_record(:th, 'http://th.test/a.jpg', repeat('1', 64), '11/11/' || repeat('1', 64) || '.jpg', 5000,
+                    800, 600, 'jpeg', 'image/jpeg') = :th_a AS same_row;
+SELECT array_agg(k ORDER BY k) AS names FROM images, jsonb_object_keys(thumbnails) k WHERE id = :th_a;
+SELECT image_record(:th, 'http://th.test/a.jpg', repeat('5', 64), '55/55/' || repeat('5', 64) || '.jpg', 5000,
+                    800, 600, 'jpeg', 'image/jpeg', thumbnails => '{}') = :th_a AS same_row_new_bytes;
+SELECT thumbnails FROM images WHERE id = :th_a;
+-- A thumbnail that could not be made: the image is recorded, the item's
+-- result says why (clipped, control characters as spaces).
+SELECT crawl_enqueue(:th, ARRAY['http://th.test/b.jpg'], 1, 'image', 'http://th.test/');
+SELECT item_id AS th_item FROM crawl_claim('thw', 10) WHERE url = 'http://th.test/b.jpg' \gset
+SELECT image_record(:th, 'http://th.test/b.jpg', repeat('6', 64), '66/66/' || repeat('6', 64) || '.jpg', 100,
+                    10, 10, 'jpeg', 'image/jpeg', item => :th_item, worker => 'thw', thumbnails => '{}',
+                    thumbnail_error => E'thumbnail: corrupt\njpeg ' || repeat('x', 2000)) IS NOT NULL AS recorded;
+SELECT state, left(result ->> 'thumbnail_error', 30) AS thumbnail_error, length(result ->> 'thumbnail_error') AS clipped
+  FROM crawl_frontier WHERE id = :th_item;
+-- Bad thumbnails: 22023 and no row.
+DO $$
+DECLARE
+    s bigint := (SELECT max(id) FROM crawl_sessions WHERE seeds = ARRAY['http://th.test/']);
+    ok jsonb := jsonb_build_object('sha256', repeat('7', 64), 'file_path', '77/77/' || repeat('7', 64) || '.jpg',
+                                   'width', 50, 'height', 50, 'bytes', 10);
+    bad jsonb;
+BEGIN
+    FOREACH bad IN ARRAY ARRAY[
+        '[]'::jsonb, '"small"', 'null', jsonb_build_object('Small', ok), jsonb_build_object('small', '[]'::jsonb),
+        jsonb_build_object('small', ok - 'bytes'), jsonb_build_object('small', ok || '{"extra": 1}'),
+        jsonb_build_object('small', ok || jsonb_build_object('sha256', repeat('G', 64))),
+        jsonb_build_object('small', ok || '{"file_path": "../../etc/passwd"}'),
+        jsonb_build_object('small', ok || jsonb_build_object('file_path', '77/77/' || repeat('8', 64) || '.jpg')),
+        jsonb_build_object('small', ok || '{"width": 0}'), jsonb_build_object('small', ok || '{"height": 4097}'),
+        jsonb_build_object('small', ok || '{"width": "50"}'), jsonb_build_object('small', ok || '{"bytes": 1e30}'),
+        jsonb_build_object('small', ok || '{"width": 1.5}'), jsonb_build_object('small', ok || '{"bytes": null}'),
+        (SELECT jsonb_object_agg('t' || g, ok) FROM generate_series(1, 9) g)] LOOP
+        BEGIN
+            PERFORM image_record(s, 'http://th.test/bad.jpg', repeat('7', 64), '77/77/' || repeat('7', 64) || '.jpg',
+                                 10, 100, 100, 'jpeg', 'image/jpeg', thumbnails => bad);
+            RAISE NOTICE 'accepted %', bad;
+        EXCEPTION WHEN invalid_parameter_value THEN
+            RAISE NOTICE '22023: %', SQLERRM;
+        END;
+    END LOOP;
+END
+$$;
+SELECT count(*) AS no_bad_row FROM images WHERE url = 'http://th.test/bad.jpg';
+SELECT image_thumbnails_problem(NULL) IS NULL AS null_is_none, image_thumbnails_problem('{}') IS NULL AS empty_is_valid;
+-- The index serves a lookup of one thumbnail blob.
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT 1 FROM images i
+ WHERE i.thumbnails IS NOT NULL AND image_thumbnail_sha256s(i.thumbnails) @> ARRAY[repeat('2', 64)];
+RESET enable_seqscan;
+SELECT crawl_stop(:th);

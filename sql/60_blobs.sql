@@ -145,3 +145,52 @@ SELECT crawl_stop(:s);
 DELETE FROM ha_blobs;
 DELETE FROM ha_blob_wanted;
 DELETE FROM ha_blob_store;
+
+-- Thumbnails are blobs like the files they were made of: queued by the
+-- trigger, referenced, never orphans while a row names them, in the
+-- requeue, the consistency check's missing blobs and the backup manifest.
+SELECT blob_store_attach('store-th') AS known;
+SELECT crawl_start(ARRAY['http://blobth.test/'], '{"thumbnails": {"small": 50}}') AS st \gset
+SELECT blob_stored(repeat('a', 64), 100);
+SELECT image_record(:st, 'http://blobth.test/t.jpg', repeat('a', 64), 'aa/aa/' || repeat('a', 64) || '.jpg', 100,
+                    100, 100, 'jpeg', 'image/jpeg',
+                    thumbnails => jsonb_build_object('small', jsonb_build_object('sha256', repeat('f', 64),
+                        'file_path', 'ff/ff/' || repeat('f', 64) || '.png', 'width', 50, 'height', 50, 'bytes', 40))) AS ti \gset
+SELECT left(sha256, 1) AS wanted, file_path, file_size FROM ha_blob_wanted ORDER BY sha256;
+SELECT left(h, 1) AS referenced FROM blob_referenced(ARRAY[repeat('a', 64), repeat('f', 64), repeat('9', 64)]) h;
+SELECT * FROM image_blob_find(repeat('f', 64));
+SELECT ha_blob_missing_summary() - 'queued' AS missing;
+-- A thumbnail added to a row later (the same bytes again) is queued too.
+SELECT image_record(:st, 'http://blobth.test/t.jpg', repeat('a', 64), 'aa/aa/' || repeat('a', 64) || '.jpg', 100,
+                    100, 100, 'jpeg', 'image/jpeg',
+                    thumbnails => jsonb_build_object('big', jsonb_build_object('sha256', repeat('d', 64),
+                        'file_path', 'dd/dd/' || repeat('d', 64) || '.jpg', 'width', 90, 'height', 90, 'bytes', 70))) = :ti AS same_row;
+SELECT left(sha256, 1) AS wanted FROM ha_blob_wanted ORDER BY sha256;
+-- Fetched: held, off the list; not orphans while the row names them.
+SELECT blob_stored_many(ARRAY[repeat('f', 64), repeat('d', 64)], ARRAY[40, 70]::bigint[]) AS stored;
+UPDATE ha_blobs SET last_put_at = now() - interval '3 days';
+SELECT count(*) AS orphans FROM blob_orphans('2 days', 10);
+SELECT count(*) AS marked FROM ha_blobs WHERE unreferenced_since IS NOT NULL;
+SELECT ha_blob_missing_summary() - 'queued' AS missing;
+-- A corrupt thumbnail is wanted again under its own path and size.
+SELECT blob_corrupt(repeat('f', 64), 'bad bytes') AS requeued;
+SELECT left(sha256, 1) AS wanted, file_path, file_size, corrupt_at IS NOT NULL AS corrupt FROM ha_blob_wanted;
+SELECT blob_stored(repeat('f', 64), 40);
+-- The backup manifest lists them.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT left(sha256, 1) AS backed_up, file_path, file_size FROM ha_backup_blob_manifest()
+ WHERE sha256 IN (repeat('a', 64), repeat('d', 64), repeat('f', 64));
+ROLLBACK;
+-- Gone from the row (new bytes), a thumbnail is an orphan like any blob.
+SELECT image_record(:st, 'http://blobth.test/t.jpg', repeat('a', 64), 'aa/aa/' || repeat('a', 64) || '.jpg', 100,
+                    100, 100, 'jpeg', 'image/jpeg') = :ti AS same_row;
+SELECT image_delete(:ti) AS deleted;
+UPDATE ha_blobs SET last_put_at = now() - interval '3 days';
+SELECT count(*) AS newly_marked FROM blob_orphans('2 days', 10);
+UPDATE ha_blobs SET unreferenced_since = now() - interval '3 days';
+SELECT left(sha256, 1) AS orphan FROM blob_orphans('2 days', 10) ORDER BY 1;
+SELECT blob_removed(repeat('f', 64)) AS removed_thumbnail;
+SELECT crawl_stop(:st);
+DELETE FROM ha_blobs;
+DELETE FROM ha_blob_wanted;
+DELETE FROM ha_blob_store;

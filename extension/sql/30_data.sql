@@ -138,6 +138,11 @@ CREATE TABLE @extschema@.images (
     etag          text CHECK (pg_catalog.octet_length(etag) BETWEEN 1 AND 1024 AND etag ~ '^[ -~]+$'),
     last_modified text CHECK (pg_catalog.octet_length(last_modified) BETWEEN 1 AND 1024 AND last_modified ~ '^[ -~]+$'),
     checked_at    timestamptz DEFAULT pg_catalog.now(),  -- NULL: never confirmed (not fresh)
+    -- The thumbnails made of these bytes, by the session's sizes' names:
+    -- {"small": {"sha256", "file_path", "width", "height", "bytes"}}, each a
+    -- blob of the same store (image_thumbnails_problem() is the rule, in
+    -- 44_thumbnails.sql). NULL: none asked; {}: asked, none made.
+    thumbnails    jsonb CHECK (pg_catalog.jsonb_typeof(thumbnails) = 'object'),
     CONSTRAINT images_url_key UNIQUE (url)
 );
 ALTER SEQUENCE @extschema@.images_id_seq OWNED BY @extschema@.images.id;

@@ -317,6 +317,9 @@ BEGIN
                         USING ERRCODE = 'invalid_parameter_value', DETAIL = SQLERRM;
                 END;
             END LOOP;
+        ELSIF k = 'thumbnails' THEN
+            -- named sizes; none by default (no key)
+            numbers := numbers || jsonb_build_object(k, @extschema@.crawl_thumbnail_sizes(v));
         ELSIF k = 'scope' THEN
             IF v NOT IN ('"hosts"', '"site"') THEN
                 RAISE EXCEPTION 'option scope must be "hosts" or "site"' USING ERRCODE = 'invalid_parameter_value',
@@ -351,7 +354,7 @@ BEGIN
                       HINT = 'Known options: ' || array_to_string(ARRAY(
                           SELECT jsonb_object_keys(defaults)
                           UNION SELECT unnest(ARRAY['allowed_domains', 'scope', 'accept_pages', 'reject_pages',
-                                                    'accept_images', 'reject_images'])
+                                                    'accept_images', 'reject_images', 'thumbnails'])
                           ORDER BY 1), ', ') || '.';
         END IF;
     END LOOP;

@@ -209,7 +209,8 @@ RETURNS TABLE (session_id bigint, status text, user_agent text, robots boolean,
                max_page_bytes bigint, max_image_bytes bigint, max_pixels bigint,
                min_width integer, min_height integer, max_attempts integer,
                images_any_host boolean, allowed_domains text[],
-               delay_ms integer, per_host integer, max_depth integer, revisit boolean, sitemaps boolean)
+               delay_ms integer, per_host integer, max_depth integer, revisit boolean, sitemaps boolean,
+               thumbnails jsonb)
 LANGUAGE sql
 STABLE
 SECURITY DEFINER
@@ -228,9 +229,11 @@ AS $$
            -- what the images table knows of them (a conditional request, or
            -- no request at all within image_expiry_s).
            EXISTS (SELECT 1 FROM @extschema@.crawl_sessions o WHERE o.id <> s.id AND o.seeds && s.seeds),
-           (s.settings ->> 'sitemaps')::boolean
+           (s.settings ->> 'sitemaps')::boolean,
+           -- {"name": box, ...} as crawl_thumbnail_sizes() left it; NULL: none
+           nullif(s.settings -> 'thumbnails', '{}')
       FROM @extschema@.crawl_sessions s
      WHERE s.id = session OR (session IS NULL AND s.status = 'running')
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_session_settings(bigint) IS
-    'crawler_ha: a session''s settings as a worker applies them (NULL: every running session); revisit: another session had one of its seeds; sitemaps: the Sitemap: lines of robots.txt are followed';
+    'crawler_ha: a session''s settings as a worker applies them (NULL: every running session); revisit: another session had one of its seeds; sitemaps: the Sitemap: lines of robots.txt are followed; thumbnails: the named sizes ({"name": box}) or NULL';

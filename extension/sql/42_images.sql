@@ -104,7 +104,8 @@ CREATE FUNCTION @extschema@.image_record(session bigint, url text, sha256 text, 
                                          found_on text DEFAULT NULL, http_status integer DEFAULT 200,
                                          filename text DEFAULT NULL, item bigint DEFAULT NULL,
                                          worker text DEFAULT NULL, etag text DEFAULT NULL,
-                                         last_modified text DEFAULT NULL)
+                                         last_modified text DEFAULT NULL, thumbnails jsonb DEFAULT NULL,
+                                         thumbnail_error text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -113,6 +114,7 @@ AS $$
 DECLARE
     image_id bigint;
     inserted boolean;
+    problem text;
 BEGIN
     PERFORM @extschema@.ha_assert_writable();
     -- Fast path: image_problem()'s rules (one C call) and a session that is
@@ -128,11 +130,20 @@ BEGIN
         PERFORM @extschema@.image_check_validator(etag, 'etag');
         PERFORM @extschema@.image_check_validator(last_modified, 'last_modified');
     END IF;
+    problem := @extschema@.image_thumbnails_problem(thumbnails);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid thumbnails: %', problem USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'thumbnails is {"name": {"sha256", "file_path", "width", "height", "bytes"}, ...}, at most 8.';
+    END IF;
 
     -- Same URL, same bytes (a retry, or a re-crawl whose server sent the
-    -- body again): the row stays; only its validators and checked_at move.
+    -- body again): the row stays; only its validators and checked_at move,
+    -- and thumbnails made now join those it has (by name, the new ones win:
+    -- another session may ask for other sizes of the same image).
     UPDATE @extschema@.images i
-       SET etag = image_record.etag, last_modified = image_record.last_modified, checked_at = now()
+       SET etag = image_record.etag, last_modified = image_record.last_modified, checked_at = now(),
+           thumbnails = CASE WHEN image_record.thumbnails IS NULL THEN i.thumbnails
+                             ELSE coalesce(i.thumbnails, '{}') || image_record.thumbnails END
      WHERE i.url = image_record.url AND i.sha256 = image_record.sha256
     RETURNING i.id INTO image_id;
     IF FOUND THEN
@@ -142,15 +153,16 @@ BEGIN
         -- row follows it.
         INSERT INTO @extschema@.images AS i
                (url, filename, file_path, file_size, width, height, format, sha256, content_type,
-                found_on, session_id, http_status, etag, last_modified)
+                found_on, session_id, http_status, etag, last_modified, thumbnails)
         VALUES (url, filename, file_path, file_size, width, height, format, sha256, content_type,
-                found_on, session, coalesce(http_status, 200), etag, last_modified)
+                found_on, session, coalesce(http_status, 200), etag, last_modified, thumbnails)
         ON CONFLICT ON CONSTRAINT images_url_key DO UPDATE
            SET filename = EXCLUDED.filename, file_path = EXCLUDED.file_path, file_size = EXCLUDED.file_size,
                width = EXCLUDED.width, height = EXCLUDED.height, format = EXCLUDED.format,
                sha256 = EXCLUDED.sha256, content_type = EXCLUDED.content_type, found_on = EXCLUDED.found_on,
                session_id = EXCLUDED.session_id, http_status = EXCLUDED.http_status, etag = EXCLUDED.etag,
-               last_modified = EXCLUDED.last_modified, updated_at = now(), checked_at = now()
+               last_modified = EXCLUDED.last_modified, thumbnails = EXCLUDED.thumbnails,  -- of the old bytes: gone
+               updated_at = now(), checked_at = now()
          WHERE i.sha256 <> EXCLUDED.sha256
         RETURNING i.id, i.xmax = 0 INTO image_id, inserted;
         IF image_id IS NULL THEN
@@ -165,14 +177,18 @@ BEGIN
     END IF;
 
     IF item IS NOT NULL THEN
+        -- A thumbnail that could not be made does not lose the image: its
+        -- row is recorded without it, and the item's result says why.
         PERFORM @extschema@.crawl_complete(item, worker,
-            jsonb_build_object('http_status', coalesce(http_status, 200), 'bytes', file_size, 'image_id', image_id));
+            jsonb_build_object('http_status', coalesce(http_status, 200), 'bytes', file_size, 'image_id', image_id)
+            || CASE WHEN thumbnail_error IS NULL THEN '{}'
+                    ELSE jsonb_build_object('thumbnail_error', @extschema@.ha_blob_clip(thumbnail_error)) END);
     END IF;
     RETURN image_id;
 END
 $$;
-COMMENT ON FUNCTION @extschema@.image_record(bigint, text, text, text, bigint, integer, integer, text, text, text, integer, text, bigint, text, text, text) IS
-    'crawler_ha: record an image by URL (idempotent: the same URL and sha256 again returns the same id and changes only its validators and checked_at, counted as unchanged; new bytes under a known URL are counted as changed); with item and worker it also completes that frontier item; etag and last_modified are the response''s validators (22023 unless 1 to 1024 printable ASCII characters)';
+COMMENT ON FUNCTION @extschema@.image_record(bigint, text, text, text, bigint, integer, integer, text, text, text, integer, text, bigint, text, text, text, jsonb, text) IS
+    'crawler_ha: record an image by URL (idempotent: the same URL and sha256 again returns the same id and changes only its validators and checked_at, counted as unchanged; new bytes under a known URL are counted as changed); with item and worker it also completes that frontier item; etag and last_modified are the response''s validators (22023 unless 1 to 1024 printable ASCII characters); thumbnails are the blobs made of these bytes (image_thumbnails_problem(), 22023 otherwise; joined by name to those of the same bytes, replaced with new bytes); thumbnail_error, when thumbnails could not be made, goes into the completed item''s result';
 
 -- A re-crawl's known image, confirmed without its body: `fetched` true after a
 -- 304 Not Modified to the conditional request the lease's validators made

@@ -65,8 +65,8 @@ COMMENT ON TABLE @extschema@.ha_blob_wanted IS
 COMMENT ON COLUMN @extschema@.ha_blob_wanted.corrupt_at IS
     'when this node''s copy failed verification (blob_corrupt); storing it again records blob_repaired';
 
--- Queue the blob of a new or changed images row when this node's store
--- lacks it. Fires in every path a row arrives by: the write API, the
+-- Queue the blobs of a new or changed images row (its file and its
+-- thumbnails') when this node's store lacks them. Fires in every path a row arrives by: the write API, the
 -- logical-replication apply worker and its initial table copy, a merge and
 -- a repair (ENABLE ALWAYS, since those run with session_replication_role =
 -- replica). This is how a standby never skips a row: ids are partitioned by
@@ -84,8 +84,8 @@ RETURNS trigger
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'ha_blob_want_image';
 COMMENT ON FUNCTION @extschema@.ha_blob_want_image() IS
-    'crawler_ha (internal): trigger on images: queues in ha_blob_wanted a blob this node''s store lacks';
-CREATE TRIGGER images_blob_wanted AFTER INSERT OR UPDATE OF sha256 ON @extschema@.images
+    'crawler_ha (internal): trigger on images: queues in ha_blob_wanted the blobs (file, thumbnails) this node''s store lacks';
+CREATE TRIGGER images_blob_wanted AFTER INSERT OR UPDATE OF sha256, thumbnails ON @extschema@.images
     FOR EACH ROW EXECUTE FUNCTION @extschema@.ha_blob_want_image();
 ALTER TABLE @extschema@.images ENABLE ALWAYS TRIGGER images_blob_wanted;
 
@@ -381,10 +381,10 @@ DECLARE
 BEGIN
     PERFORM @extschema@.ha_blob_begin(true);
     INSERT INTO @extschema@.ha_blob_wanted (sha256, file_path, file_size)
-    SELECT DISTINCT ON (i.sha256) i.sha256, i.file_path, i.file_size
-      FROM @extschema@.images i
-     WHERE NOT EXISTS (SELECT 1 FROM @extschema@.ha_blobs b WHERE b.sha256 = i.sha256)
-     ORDER BY i.sha256, i.id
+    SELECT DISTINCT ON (r.sha256) r.sha256, r.file_path, r.file_size
+      FROM @extschema@.image_blobs r
+     WHERE NOT EXISTS (SELECT 1 FROM @extschema@.ha_blobs b WHERE b.sha256 = r.sha256)
+     ORDER BY r.sha256, r.image_id
     ON CONFLICT (sha256) DO NOTHING;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
@@ -444,7 +444,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN EXISTS (SELECT 1 FROM @extschema@.ha_blobs b WHERE b.sha256 = ha_blob_stale.sha256)
-        OR NOT EXISTS (SELECT 1 FROM @extschema@.images i WHERE i.sha256 = ha_blob_stale.sha256);
+        OR NOT EXISTS (SELECT 1 FROM @extschema@.image_blob_find(ha_blob_stale.sha256));
 END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_blob_stale(text) IS
@@ -601,8 +601,7 @@ BEGIN
     PERFORM @extschema@.ha_blob_begin(false);
     DELETE FROM @extschema@.ha_blobs b WHERE b.sha256 = blob_corrupt.sha256;
     held := FOUND;
-    SELECT i.file_path, i.file_size INTO img FROM @extschema@.images i
-     WHERE i.sha256 = blob_corrupt.sha256 ORDER BY i.id LIMIT 1;
+    SELECT f.file_path, f.file_size INTO img FROM @extschema@.image_blob_find(blob_corrupt.sha256) f;
     IF img.file_path IS NOT NULL THEN
         INSERT INTO @extschema@.ha_blob_wanted AS w (sha256, file_path, file_size, corrupt_at)
         VALUES (blob_corrupt.sha256, img.file_path, img.file_size, now())
@@ -647,10 +646,10 @@ BEGIN
     PERFORM @extschema@.ha_blob_begin(false);
     UPDATE @extschema@.ha_blobs b SET unreferenced_since = NULL
      WHERE b.unreferenced_since IS NOT NULL
-       AND EXISTS (SELECT 1 FROM @extschema@.images i WHERE i.sha256 = b.sha256);
+       AND EXISTS (SELECT 1 FROM @extschema@.image_blob_find(b.sha256));
     UPDATE @extschema@.ha_blobs b SET unreferenced_since = now()
      WHERE b.unreferenced_since IS NULL
-       AND NOT EXISTS (SELECT 1 FROM @extschema@.images i WHERE i.sha256 = b.sha256);
+       AND NOT EXISTS (SELECT 1 FROM @extschema@.image_blobs r WHERE r.sha256 = b.sha256);
     RETURN QUERY
     SELECT b.sha256 FROM @extschema@.ha_blobs b
      WHERE b.unreferenced_since < now() - grace AND b.last_put_at < now() - grace
@@ -674,12 +673,12 @@ BEGIN
     PERFORM @extschema@.ha_blob_check_batch(sha256s, NULL, false);
     RETURN QUERY
     SELECT DISTINCT u.h FROM unnest(sha256s) AS u(h)
-     WHERE EXISTS (SELECT 1 FROM @extschema@.images i WHERE i.sha256 = u.h)
+     WHERE EXISTS (SELECT 1 FROM @extschema@.image_blob_find(u.h))
      ORDER BY 1;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.blob_referenced(text[]) IS
-    'crawler_ha: the ones of these sha256s (at most 10000) that a local images row references';
+    'crawler_ha: the ones of these sha256s (at most 10000) that a local images row references, as its file or a thumbnail';
 
 -- The agent is about to delete the file of an orphan: drop it from ha_blobs
 -- if that is still right, and say whether the file may go (false: keep it).
@@ -722,7 +721,7 @@ BEGIN
     SELECT x.unreferenced_since, x.last_put_at INTO b
       FROM @extschema@.ha_blobs x WHERE x.sha256 = blob_removed.sha256 FOR UPDATE;
     IF NOT FOUND OR b.unreferenced_since IS NULL OR b.last_put_at >= now() - @extschema@.crawl_lease_max()
-       OR EXISTS (SELECT 1 FROM @extschema@.images i WHERE i.sha256 = blob_removed.sha256) THEN
+       OR EXISTS (SELECT 1 FROM @extschema@.image_blob_find(blob_removed.sha256)) THEN
         RETURN false;
     END IF;
     DELETE FROM @extschema@.ha_blobs x WHERE x.sha256 = blob_removed.sha256;
@@ -761,7 +760,8 @@ COMMENT ON FUNCTION @extschema@.ha_file_sync_status() IS
     'crawler_ha: this node''s blob store in one row: held, missing (wanted), the oldest missing, failing fetches, scrub counters, orphans marked';
 
 -- For ha_check_consistency(), here and on the peer: {"attached": the node
--- has a store, "rows": images rows whose blob its store lacks, "blobs": how
+-- has a store, "rows": images rows a blob of which (its file or a
+-- thumbnail) its store lacks, "blobs": how
 -- many distinct blobs that is, "queued": its wanted list}; rows and blobs
 -- are NULL without a store (nothing to check against).
 CREATE FUNCTION @extschema@.ha_blob_missing_summary()
@@ -775,9 +775,9 @@ DECLARE
     nblobs bigint;
 BEGIN
     IF attached THEN
-        SELECT count(*), count(DISTINCT i.sha256) INTO nrows, nblobs
-          FROM @extschema@.images i
-         WHERE NOT EXISTS (SELECT 1 FROM @extschema@.ha_blobs b WHERE b.sha256 = i.sha256);
+        SELECT count(DISTINCT r.image_id), count(DISTINCT r.sha256) INTO nrows, nblobs
+          FROM @extschema@.image_blobs r
+         WHERE NOT EXISTS (SELECT 1 FROM @extschema@.ha_blobs b WHERE b.sha256 = r.sha256);
     END IF;
     RETURN jsonb_build_object('attached', attached, 'rows', nrows, 'blobs', nblobs,
                               'queued', (SELECT count(*) FROM @extschema@.ha_blob_wanted));

@@ -195,7 +195,8 @@ REVOKE ALL ON FUNCTION @extschema@.ha_merge_refuse_invalid(text, text, jsonb, te
 -- On the new primary: merge rows an old primary wrote after the split.
 -- The rules (docs/ha.md):
 --   a row missing here is inserted as it is (ids never collide across nodes);
---   images: same URL and same sha256 is the same image; a different sha256 is
+--   images: same URL and same sha256 is the same image (thumbnails only
+--     there join those here); a different sha256 is
 --     a conflict: the row here (the newer term) stays, the other is recorded;
 --   crawl_frontier: the URL's further progress wins (done > failed > queued;
 --     the old term's lease is void, so a leased row arrives queued); done here
@@ -504,8 +505,11 @@ BEGIN
                         FILTER (WHERE x.rule IS NOT NULL), '[]')
           INTO in_i, refused
           FROM (SELECT row_number() OVER () AS n, r,
-                       @extschema@.image_problem(r.url, r.sha256, r.file_path, r.file_size, r.width, r.height,
-                                                 r.format, r.content_type, r.found_on, r.http_status, r.filename) AS rule
+                       coalesce(@extschema@.image_problem(r.url, r.sha256, r.file_path, r.file_size, r.width, r.height,
+                                                          r.format, r.content_type, r.found_on, r.http_status,
+                                                          r.filename),
+                                CASE WHEN @extschema@.image_thumbnails_problem(r.thumbnails) IS NOT NULL
+                                     THEN 'thumbnails' END) AS rule
                   FROM jsonb_populate_recordset(NULL::@extschema@.images, rows) r
                 OFFSET 0) x;
         conflicts := conflicts + @extschema@.ha_merge_refuse_invalid('images', 'url', refused, from_node, from_term);
@@ -532,7 +536,17 @@ BEGIN
           FROM unnest(rest_i) r,
                LATERAL (SELECT x AS i FROM @extschema@.images x WHERE x.url = r.url OFFSET 0) h
          WHERE (h.i).sha256 <> r.sha256;
-        kept := cardinality(in_i) - jsonb_array_length(inserted);
+        -- same URL, same bytes: the thumbnails only there join those here
+        -- (a name here keeps its blob), within the rule's 8
+        WITH up AS (
+            UPDATE @extschema@.images i SET thumbnails = r.thumbnails || coalesce(i.thumbnails, '{}')
+              FROM unnest(rest_i) r
+             WHERE i.url = r.url AND i.sha256 = r.sha256 AND r.thumbnails IS NOT NULL
+               AND EXISTS (SELECT 1 FROM jsonb_object_keys(r.thumbnails) k WHERE NOT coalesce(i.thumbnails, '{}') ? k)
+               AND (SELECT count(*) FROM jsonb_object_keys(r.thumbnails || coalesce(i.thumbnails, '{}'))) <= 8
+            RETURNING i.id)
+        SELECT coalesce(jsonb_agg(up.id), '[]') INTO replaced FROM up;
+        kept := cardinality(in_i) - jsonb_array_length(inserted) - jsonb_array_length(replaced);
     END IF;
 
     -- Counters follow the merged rows: what this merge's writes counted is

@@ -448,13 +448,13 @@ BEGIN
                   DETAIL = 'The blobs must be those of the snapshot the backup''s figures come from.';
     END IF;
     RETURN QUERY
-    SELECT DISTINCT ON (i.sha256) i.sha256, i.file_path, i.file_size
-      FROM @extschema@.images i
-     ORDER BY i.sha256, i.id;
+    SELECT DISTINCT ON (r.sha256) r.sha256, r.file_path, r.file_size
+      FROM @extschema@.image_blobs r  -- files and thumbnails
+     ORDER BY r.sha256, r.image_id;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_backup_blob_manifest() IS
-    'crawler_ha: the distinct blobs (sha256, file_path, file_size) the images rows of the caller''s REPEATABLE READ snapshot reference, sha256 order; 25000 in any other transaction';
+    'crawler_ha: the distinct blobs (sha256, file_path, file_size) the images rows of the caller''s REPEATABLE READ snapshot reference (their files and thumbnails), sha256 order; 25000 in any other transaction';
 
 -- Records the blob summary of a backup ha_backup_record() just recorded in
 -- this transaction: the count and bytes of ha_backup_blob_manifest() in the

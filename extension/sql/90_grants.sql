@@ -58,7 +58,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.crawl_complete(bigint, text, jsonb),
     @extschema@.crawl_fail(bigint, text, text, interval),
     @extschema@.crawl_host_set(text, interval, text, timestamptz),
-    @extschema@.image_record(bigint, text, text, text, bigint, integer, integer, text, text, text, integer, text, bigint, text, text, text),
+    @extschema@.image_record(bigint, text, text, text, bigint, integer, integer, text, text, text, integer, text, bigint, text, text, text, jsonb, text),
     @extschema@.image_unchanged(bigint, text, boolean, bigint, text),
     @extschema@.image_get(bigint),
     @extschema@.image_delete(bigint)

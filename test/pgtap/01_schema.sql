@@ -80,7 +80,7 @@ INSERT INTO api VALUES
     ('crawl_complete', '{bigint,text,jsonb}', 'boolean', true, false),
     ('crawl_fail', '{bigint,text,text,interval}', 'text', true, false),
     ('crawl_host_set', '{text,interval,text,"timestamp with time zone"}', 'void', true, false),
-    ('image_record', '{bigint,text,text,text,bigint,integer,integer,text,text,text,integer,text,bigint,text,text,text}', 'bigint', true, false),
+    ('image_record', '{bigint,text,text,text,bigint,integer,integer,text,text,text,integer,text,bigint,text,text,text,jsonb,text}', 'bigint', true, false),
     ('image_unchanged', '{bigint,text,boolean,bigint,text}', 'bigint', true, false),
     ('image_get', '{bigint}', 'setof images', true, true),
     ('image_delete', '{bigint}', 'boolean', true, false);

@@ -1,6 +1,9 @@
-# crawler-worker export on a real crawl of the sample site: JSON lines, CSV
-# and webdataset shards hold exactly the session's rows, every value as the
-# database has it, every image's bytes hashing to its sha256; a blob missing
+# crawler-worker export on a real crawl of the sample site, with two
+# thumbnail sizes: every image the crawler can decode has both, each a file
+# of the store named by its sha256, of the dimensions its row says, fitting
+# its box. JSON lines, CSV and webdataset shards hold exactly the session's
+# rows, every value as the database has it (thumbnails as an object in
+# JSON), every image's bytes hashing to its sha256; a blob missing
 # from the store is skipped and said (exit status 1); a session that does
 # not exist is exit status 1, an output in a missing directory 2, an
 # interrupted export 3.
@@ -10,6 +13,7 @@ use Digest::SHA qw(sha256_hex);
 use File::Temp qw(tempdir);
 use IPC::Run;
 use JSON::PP;
+use List::Util qw(max min);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -42,11 +46,60 @@ sub run_worker
 }
 
 my ($rc, $out, $err) = run_worker('crawl', '--db', $db, '--storage', $storage, '--seed', "$base/",
-	'--delay-ms', '0', '--per-host', '8', '--max-depth', '30');
-is($rc, 0, 'the sample site is crawled') or diag $err;
+	'--delay-ms', '0', '--per-host', '8', '--max-depth', '30', '--thumbnail', 'small=50', '--thumbnail', 'big=270');
+is($rc, 0, 'the sample site is crawled, with two thumbnail sizes') or diag $err;
 my $sid = $node->safe_psql('postgres', 'SELECT max(id) FROM crawl_sessions');
 my $n = $node->safe_psql('postgres', "SELECT count(*) FROM images WHERE session_id = $sid");
 cmp_ok($n, '>', 7, "the session has images to export ($n)");
+
+# ---- thumbnails ----
+# libvips decodes every format of the sample site but BMP and ICO: those are
+# recorded with {} (asked, none made) and the reason in the item's result.
+my $thumb_rows = decode_json($node->safe_psql('postgres', qq{
+	SELECT json_agg(json_build_object('id', id, 'format', format, 'width', width, 'height', height,
+		'thumbnails', thumbnails) ORDER BY id) FROM images WHERE session_id = $sid}));
+my ($with_both, $none_made, $files, $dims, $fits, $blobs) = (0, 0, 0, 0, 0, 0);
+my %undecodable = (bmp => 1, ico => 1);
+for my $r (@$thumb_rows)
+{
+	my $t = $r->{thumbnails};
+	if ($undecodable{ $r->{format} })
+	{
+		++$none_made if ref $t eq 'HASH' && !%$t;
+		next;
+	}
+	next unless ref $t eq 'HASH' && join(',', sort keys %$t) eq 'big,small';
+	++$with_both;
+	for my $name (qw(small big))
+	{
+		my $th = $t->{$name};
+		my $path = "$storage/$th->{file_path}";
+		++$files if $th->{file_path} =~ m{^(\w\w)/(\w\w)/\Q$th->{sha256}\E\.(jpg|png)$}
+		  && "$1$2" eq substr($th->{sha256}, 0, 4) && -f $path && -s $path == $th->{bytes}
+		  && sha256_hex(slurp_file($path)) eq $th->{sha256};
+		my ($w, $h) = ('', '');
+		IPC::Run::run([ 'vipsheader', '-f', 'width', $path ], '>', \$w);
+		IPC::Run::run([ 'vipsheader', '-f', 'height', $path ], '>', \$h);
+		chomp($w, $h);
+		++$dims if $w eq $th->{width} && $h eq $th->{height};
+		# the box's side, or the image's own when smaller (never enlarged),
+		# the other side by the aspect ratio (rounded; SVG at its own scale)
+		my $box = $name eq 'small' ? 50 : 270;
+		++$fits if max($w, $h) == min($box, max($r->{width}, $r->{height}))
+		  && abs($w * $r->{height} - $h * $r->{width}) <= max($r->{width}, $r->{height});
+	}
+}
+my $undecodable = grep { $undecodable{ $_->{format} } } @$thumb_rows;
+cmp_ok($undecodable, '>', 0, "the sample site has images libvips cannot decode here ($undecodable)");
+is($with_both, $n - $undecodable, 'every other image row has its two thumbnails');
+is($none_made, $undecodable, '... those have none, recorded as {}');
+is($files, 2 * $with_both, 'each thumbnail is a file of the store named by its sha256, its bytes hashing to it');
+is($dims, 2 * $with_both, '... of the width and height its row records (vipsheader)');
+is($fits, 2 * $with_both, '... fitting its box, the aspect kept, never enlarged');
+like($node->safe_psql('postgres', qq{
+	SELECT string_agg(DISTINCT f.result ->> 'thumbnail_error', ' | ') FROM crawl_frontier f
+	 WHERE f.session_id = $sid AND f.result ? 'thumbnail_error'}), qr/no bmp loader/,
+	'the reason is in the item\'s result');
 
 # The rows as the export must give them: every column, times in UTC ISO 8601.
 my $ts = q{'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'};
@@ -57,10 +110,13 @@ my $expected = decode_json($node->safe_psql('postgres', qq{
 		'http_status', http_status, 'created_at', to_char(created_at AT TIME ZONE 'UTC', $ts),
 		'updated_at', to_char(updated_at AT TIME ZONE 'UTC', $ts), 'etag', etag,
 		'last_modified', last_modified, 'checked_at', to_char(checked_at AT TIME ZONE 'UTC', $ts),
-		'filename', filename) ORDER BY id)
+		'thumbnails', thumbnails, 'filename', filename) ORDER BY id)
 	  FROM images WHERE session_id = $sid}));
 my @columns = qw(id url sha256 file_path file_size width height format content_type found_on session_id
-	http_status created_at updated_at etag last_modified checked_at filename);
+	http_status created_at updated_at etag last_modified checked_at thumbnails filename);
+# In CSV the thumbnails are their JSON text, as the database writes jsonb.
+my $thumbnails_text = decode_json($node->safe_psql('postgres',
+	"SELECT json_object_agg(id, thumbnails::text) FROM images WHERE session_id = $sid"));
 
 # ---- JSON lines ----
 my $t0 = time;
@@ -93,7 +149,9 @@ my $csv = slurp_file("$out_dir/s.csv");
 my @records = parse_csv($csv);
 is_deeply(shift(@records), \@columns, 'the header names every column');
 is(scalar @records, $n, 'one record per image');
-is_deeply(\@records, [ map { my $r = $_; [ map { $r->{$_} // '' } @columns ] } @$expected ],
+is_deeply(\@records,
+	[ map { my $r = $_; [ map { $_ eq 'thumbnails' ? $thumbnails_text->{ $r->{id} } // '' : $r->{$_} // '' } @columns ] }
+		  @$expected ],
 	'each record is its row (NULL an empty field)');
 like($csv, qr/\r\n\z/, 'records end with CRLF');
 ($rc, $out, $err) = run_worker('export', '--db', $db, '--session', $sid, '--format', 'csv', '--output', '-');
@@ -204,7 +262,10 @@ sub is_same
 	for (keys %$got)
 	{
 		return 0 if defined $got->{$_} != defined $want->{$_};
-		return 0 if defined $got->{$_} && $got->{$_} ne $want->{$_};
+		next unless defined $got->{$_};
+		# a JSON column (thumbnails) as its canonical text
+		my ($g, $w) = map { ref $_ ? JSON::PP->new->canonical->encode($_) : $_ } $got->{$_}, $want->{$_};
+		return 0 if $g ne $w;
 	}
 	return 1;
 }

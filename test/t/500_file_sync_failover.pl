@@ -1,8 +1,8 @@
 # Image files as highly available as their rows: two nodes, each with its
-# agent; a crawl of the generated sample site stores every file through the
-# primary's agent; the primary's PostgreSQL and its agent are killed (kill -9)
+# agent; a crawl of the generated sample site stores every file, and a
+# thumbnail of each, through the primary's agent; the primary's PostgreSQL and its agent are killed (kill -9)
 # mid-crawl. The crawl finishes on the other node, where every images row has
-# its blob, verified by hash. The killed node comes back and its store
+# its blobs (its file and its thumbnail), verified by hash. The killed node comes back and its store
 # catches up until both stores hold the same blobs. Then the scrub finds a
 # blob corrupted on disk and repairs it from the peer.
 use strict;
@@ -60,16 +60,17 @@ my ($out, $err) = ('', '');
 my $crawl = IPC::Run::start(
 	[ $worker, 'crawl', '--db', $db, '--storage-agent', '--agent-token-file', $pki->{token_file},
 		'--agent-ca-file', $pki->{ca}, '--spool', $spool, '--seed', "$base/",
-		'--delay-ms', '60', '--per-host', '4', '--max-depth', '30' ],
+		'--delay-ms', '60', '--per-host', '4', '--max-depth', '30', '--thumbnail', 'small=50' ],
 	'>', \$out, '2>', \$err, IPC::Run::timeout(600));
 push @started, $crawl;
 
 ok($p->poll_query_until('postgres',
 		"SELECT count(*) FILTER (WHERE state = 'done' AND kind = 'image') >= 10 FROM crawl_frontier"),
 	'images are being stored through the primary\'s agent');
-# Every row that committed on the primary has its blob in the primary's store
-# (the upload came first).
-my %rows_p = map { split / / } split /\n/, $p->safe_psql('postgres', "SELECT sha256 || ' ' || file_path FROM images");
+# Every row that committed on the primary has its blobs in the primary's
+# store (the uploads came first): its file and its thumbnail (image_blobs:
+# every blob of every row).
+my %rows_p = map { split / / } split /\n/, $p->safe_psql('postgres', "SELECT sha256 || ' ' || file_path FROM image_blobs");
 my $have_p = agent_blob_files($ap);
 is(scalar(grep { !$have_p->{$_} } keys %rows_p), 0,
 	'no row on the primary points at a blob its store lacks (' . scalar(keys %rows_p) . ' rows)');
@@ -114,7 +115,7 @@ my $wait_all = sub {
 	my @missing;
 	while (Time::HiRes::time() - $t0 < $max)
 	{
-		my %rows = map { split / / } split /\n/, $node->safe_psql('postgres', "SELECT sha256 || ' ' || file_path FROM images");
+		my %rows = map { split / / } split /\n/, $node->safe_psql('postgres', "SELECT sha256 || ' ' || file_path FROM image_blobs");
 		my $have = agent_blob_files($agent);
 		@missing = grep { !$have->{$_} } keys %rows;
 		return (scalar(keys %rows), []) unless @missing;
@@ -129,8 +130,10 @@ my $verify = sub {
 	return \@bad;
 };
 my ($n, $missing) = $wait_all->($s, $as, 60);
-ok(defined $n, "every images row on the new primary has its blob there ($n rows)")
+ok(defined $n, "every images row on the new primary has its blobs there ($n blobs, thumbnails included)")
   or diag "missing: @$missing";
+cmp_ok($s->safe_psql('postgres', "SELECT count(*) FROM image_blobs WHERE thumbnail = 'small'"), '>=',
+	scalar(@expected) - 3, 'the rows have their thumbnails (all but the HTML page, the BMP and the ICO)');
 is_deeply($verify->($as), [], 'every blob on the new primary matches its hash');
 
 # The old primary comes back: its database rejoins, its agent restarts on
@@ -143,7 +146,8 @@ $agents[0] = $ap;
 my $rows_s = $s->safe_psql('postgres', 'SELECT count(*) FROM images');
 ok($p->poll_query_until('postgres', "SELECT count(*) = $rows_s FROM images"), "its rows caught up ($rows_s rows)");
 ($n, $missing) = $wait_all->($p, $ap, 120);
-ok(defined $n, 'the returning node\'s store caught up: every row has its blob') or diag "missing: @$missing";
+ok(defined $n, 'the returning node\'s store caught up: every row has its blobs, thumbnails fetched like files')
+  or diag "missing: @$missing";
 is_deeply([ sort keys %{ agent_blob_files($ap) } ], [ sort keys %{ agent_blob_files($as) } ],
 	'both stores hold the same blobs');
 is_deeply($verify->($ap), [], 'every blob on the returning node matches its hash');

@@ -3,6 +3,8 @@
 // image_record(); and a re-crawl's known image confirmed without its body.
 #include <curl/curl.h>
 
+#include <nlohmann/json.hpp>
+
 #include "crawler/crawler.hpp"
 #include "crawler/log.hpp"
 #include "crawler/robots.hpp"
@@ -35,7 +37,7 @@ void Crawler::on_image(std::int64_t id, FetchResult&& r, std::shared_ptr<Pending
   }
   enter(it, Stage::kStoring);  // from here the outcome is decided off the loop
   const SessionSettings& s = *it.settings;
-  images_.store(id, std::move(file), std::move(r), ImageLimits{s.max_pixels, s.min_width, s.min_height});
+  images_.store(id, std::move(file), std::move(r), ImageLimits{s.max_pixels, s.min_width, s.min_height, s.thumbnails});
 }
 
 void Crawler::image_stored(std::int64_t id, StoredImage&& image) {
@@ -60,22 +62,38 @@ void Crawler::image_stored(std::int64_t id, StoredImage&& image) {
 
 void Crawler::upload(Item& item, StoredImage&& image) {
   enter(item, Stage::kUploading);
-  std::shared_ptr<PendingFile> file = std::move(image.spooled);
-  std::string sha256 = image.sha256, ext = image.info.ext;
+  upload_blob(item.id, std::move(image), 0);
+}
+
+void Crawler::upload_blob(std::int64_t id, StoredImage&& image, std::size_t blob) {
+  std::shared_ptr<PendingFile> file;
+  std::string sha256, ext;
+  if (blob == 0) {
+    file = std::move(image.spooled);
+    sha256 = image.sha256;
+    ext = image.info.ext;
+  } else {
+    StoredThumbnail& t = image.thumbnails[blob - 1];
+    file = std::move(t.file);
+    sha256 = t.sha256;
+    ext = t.ext;
+  }
   uploader_->upload(std::move(file), sha256, ext,
-                    [this, id = item.id, image = std::move(image)](const UploadOutcome& o) mutable {
-                      uploaded(id, std::move(image), o);
+                    [this, id, blob, image = std::move(image)](const UploadOutcome& o) mutable {
+                      uploaded(id, std::move(image), blob, o);
                     });
 }
 
-void Crawler::uploaded(std::int64_t id, StoredImage&& image, const UploadOutcome& o) {
+void Crawler::uploaded(std::int64_t id, StoredImage&& image, std::size_t blob, const UploadOutcome& o) {
   auto f = items_.find(id);
   if (f == items_.end()) return;
   Item& item = f->second;
   switch (o.verdict) {
     case UploadVerdict::kStored:
-      // The bytes are durable at the primary's node: only now the row.
-      record(item, std::move(image));
+      // The bytes are durable at the primary's node: the next thumbnail,
+      // and only once all are there, the row.
+      if (blob < image.thumbnails.size()) upload_blob(id, std::move(image), blob + 1);
+      else record(item, std::move(image));
       return;
     case UploadVerdict::kStopped:
       give_back(item);
@@ -121,6 +139,17 @@ void Crawler::record(Item& item, StoredImage&& image) {
   rec.http_status = r.status;
   rec.etag = r.etag;
   rec.last_modified = r.last_modified;
+  if (image.thumbnails_asked) {
+    nlohmann::json thumbs = nlohmann::json::object();
+    for (const StoredThumbnail& t : image.thumbnails)
+      thumbs[t.name] = {{"sha256", t.sha256}, {"file_path", t.file_path}, {"width", t.width},
+                        {"height", t.height}, {"bytes", t.bytes}};
+    rec.thumbnails_json = thumbs.dump();
+  }
+  if (!image.thumbnail_error.empty()) {
+    CRAWLER_LOG(warn) << item.url << ": recorded without thumbnails: " << image.thumbnail_error;
+    rec.thumbnail_error = std::move(image.thumbnail_error);
+  }
   api_.record_image(rec, [this, id = item.id, session = item.session, size = r.bytes](const CallStatus& st) {
     if (st.ok) {
       SessionTally& t = tallies_[session];

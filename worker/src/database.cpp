@@ -48,12 +48,12 @@ const StmtDef kStatements[] = {
     {"image_record",
      "SELECT %s.image_record($1::bigint, $2::text, $3::text, $4::text, $5::bigint, $6::integer, "
      "$7::integer, $8::text, $9::text, $10::text, $11::integer, $12::text, $13::bigint, $14::text, $15::text, "
-     "$16::text) AS id",
+     "$16::text, $17::jsonb, $18::text) AS id",
      false},
     {"session_settings",
      "SELECT session_id AS id, status, user_agent, robots::text AS robots, max_page_bytes, max_image_bytes, "
      "max_pixels, min_width, min_height, delay_ms, per_host, max_depth, revisit::text AS revisit, "
-     "sitemaps::text AS sitemaps "
+     "sitemaps::text AS sitemaps, thumbnails::text AS thumbnails "
      "FROM %s.crawl_session_settings($1::bigint)",
      false},
     {"host_robots",
@@ -95,7 +95,7 @@ const StmtDef kStatements[] = {
      "session_id, http_status, "
      "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at, "
      "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS updated_at, etag, last_modified, "
-     "to_char(checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS checked_at, filename "
+     "to_char(checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS checked_at, thumbnails::text AS thumbnails, filename "
      "FROM %s.image_list(session => $1::bigint, after_id => $2::bigint, max_rows => $3::integer)",
      true},  // an older extension without image_list(): only export fails, saying so
 };

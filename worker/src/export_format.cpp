@@ -16,7 +16,7 @@ const std::vector<ExportColumn>& export_columns() {
       {"file_size", true},    {"width", true},       {"height", true},      {"format", false},
       {"content_type", false}, {"found_on", false},  {"session_id", true},  {"http_status", true},
       {"created_at", false},  {"updated_at", false}, {"etag", false},        {"last_modified", false},
-      {"checked_at", false},  {"filename", false}};
+      {"checked_at", false},  {"thumbnails", false, true}, {"filename", false}};
   return columns;
 }
 
@@ -118,8 +118,14 @@ nlohmann::ordered_json image_json(const DbResult& page, std::size_t row) {
     }
     long long n = 0;
     const char* end = v->data() + v->size();
-    if (c.number && !v->empty() && std::from_chars(v->data(), end, n).ptr == end) o[c.name] = n;
-    else o[c.name] = *v;
+    if (c.number && !v->empty() && std::from_chars(v->data(), end, n).ptr == end) {
+      o[c.name] = n;
+    } else if (c.json) {
+      auto doc = nlohmann::ordered_json::parse(*v, nullptr, false);
+      o[c.name] = doc.is_discarded() ? nlohmann::ordered_json(*v) : doc;
+    } else {
+      o[c.name] = *v;
+    }
   }
   return o;
 }

@@ -1,13 +1,9 @@
 #include "crawler/image_info.hpp"
 
-#include <dlfcn.h>
-#include <gmodule.h>
-#include <vips/vips.h>  // types and prototypes: the library itself is opened at run time
-
 #include <cctype>
 #include <cstring>
-#include <mutex>
-#include <type_traits>
+
+#include "vips_library.hpp"
 
 namespace crawler {
 namespace {
@@ -54,109 +50,7 @@ bool is_svg(std::string_view s) {
   return false;
 }
 
-// libvips and the hundred libraries behind it are opened on a file thread
-// when the first image comes, not when the process starts (their loading
-// and relocation took 10-15 ms of every start, before the first request).
-struct Vips {
-  decltype(&vips_init) init = nullptr;
-  decltype(&vips_error_buffer) error_buffer = nullptr;
-  decltype(&vips_error_clear) error_clear = nullptr;
-  decltype(&vips_cache_set_max) cache_set_max = nullptr;
-  decltype(&vips_concurrency_set) concurrency_set = nullptr;
-  decltype(&vips_jpegload) jpegload = nullptr;
-  decltype(&vips_pngload) pngload = nullptr;
-  decltype(&vips_gifload) gifload = nullptr;
-  decltype(&vips_webpload) webpload = nullptr;
-  decltype(&vips_svgload) svgload = nullptr;
-  decltype(&vips_heifload) heifload = nullptr;
-  decltype(&vips_image_get_width) image_get_width = nullptr;
-  decltype(&vips_image_get_height) image_get_height = nullptr;
-  decltype(&g_object_unref) object_unref = nullptr;
-  decltype(&g_log_set_handler) log_set_handler = nullptr;
-  decltype(&g_module_open) module_open = nullptr;
-  std::string error;  // why libvips is not usable
-};
-Vips g_vips;
-
-template <typename F>
-bool bind(void* lib, F& f, const char* name) {
-  f = reinterpret_cast<F>(dlsym(lib, name));
-  return f != nullptr;
-}
-
-void open_vips() {
-  const std::string soname = "libvips.so." + std::to_string(VIPS_LIBRARY_CURRENT - VIPS_LIBRARY_AGE);
-  void* lib = dlopen(soname.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!lib) {
-    g_vips.error = std::string("libvips is not available: ") + dlerror();
-    return;
-  }
-  Vips& v = g_vips;
-  // dlsym on the handle also finds GLib's symbols (libvips' dependencies).
-  bool ok = bind(lib, v.init, "vips_init") && bind(lib, v.error_buffer, "vips_error_buffer") &&
-            bind(lib, v.error_clear, "vips_error_clear") && bind(lib, v.cache_set_max, "vips_cache_set_max") &&
-            bind(lib, v.concurrency_set, "vips_concurrency_set") && bind(lib, v.jpegload, "vips_jpegload") &&
-            bind(lib, v.pngload, "vips_pngload") && bind(lib, v.gifload, "vips_gifload") &&
-            bind(lib, v.webpload, "vips_webpload") && bind(lib, v.svgload, "vips_svgload") &&
-            bind(lib, v.heifload, "vips_heifload") && bind(lib, v.image_get_width, "vips_image_get_width") &&
-            bind(lib, v.image_get_height, "vips_image_get_height") &&
-            bind(lib, v.object_unref, "g_object_unref") && bind(lib, v.log_set_handler, "g_log_set_handler") &&
-            bind(lib, v.module_open, "g_module_open");
-  if (!ok) g_vips.error = std::string("libvips is not usable: ") + dlerror();
-}
-
-// The HEIF/AVIF loader is a libvips module; it is opened when the first
-// such image comes (see kSkipVipsModules in main.cpp).
-void open_heif_module() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    std::string path = std::string(CRAWLER_VIPS_LIBDIR) + "/vips-modules-" + std::to_string(VIPS_MAJOR_VERSION) + "." +
-                       std::to_string(VIPS_MINOR_VERSION) + "/vips-heif.so";
-    g_vips.module_open(path.c_str(), G_MODULE_BIND_LAZY);  // registers heifload (kept resident)
-  });
-}
-
-struct VipsImageRef {
-  VipsImage* img = nullptr;
-  ~VipsImageRef() {
-    if (img) g_vips.object_unref(img);
-  }
-};
-
-std::string vips_error_text() {
-  std::string e = g_vips.error_buffer();
-  g_vips.error_clear();
-  while (!e.empty() && (e.back() == '\n' || e.back() == ' ')) e.pop_back();
-  auto nl = e.find('\n');
-  return nl == std::string::npos ? e : e.substr(0, nl);
-}
-
 }  // namespace
-
-namespace {
-// libvips and its loaders warn about every damaged file on stderr; for a
-// crawler a damaged file is an ordinary per-URL error, reported as such.
-void quiet_vips(const gchar* domain, GLogLevelFlags, const gchar* message, gpointer) {
-  (void)domain;
-  (void)message;
-}
-}  // namespace
-
-void init_image_library(const char* argv0) {
-  static std::once_flag once;
-  std::call_once(once, [argv0] {
-    open_vips();
-    if (!g_vips.error.empty()) return;
-    if (g_vips.init(argv0 ? argv0 : "crawler-worker") != 0) {
-      g_vips.error = "libvips failed to start: " + vips_error_text();
-      return;
-    }
-    g_vips.log_set_handler("VIPS", static_cast<GLogLevelFlags>(G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO),
-                           quiet_vips, nullptr);
-    g_vips.cache_set_max(0);  // headers only, nothing worth caching
-    g_vips.concurrency_set(1);
-  });
-}
 
 // The first 4 KiB are what the crawler keeps of a download
 // (PendingFile::head). Nothing past them counts, so that the format never
@@ -257,29 +151,29 @@ std::variant<ImageInfo, std::string> read_image_info(const std::filesystem::path
     return info;
   }
 
-  if (!g_vips.error.empty()) return g_vips.error;
+  if (!vips().error.empty()) return vips().error;
   VipsImageRef ref;
   const std::string file = path.string();
   int rc = -1;
   // The loader for the sniffed format only: bytes never reach an unrelated
   // (or untrusted) loader. Loading is lazy: only the header is read here.
   if (info.format == "jpeg")
-    rc = g_vips.jpegload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
+    rc = vips().jpegload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
   else if (info.format == "png")
-    rc = g_vips.pngload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
+    rc = vips().pngload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
   else if (info.format == "gif")
-    rc = g_vips.gifload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
+    rc = vips().gifload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
   else if (info.format == "webp")
-    rc = g_vips.webpload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
+    rc = vips().webpload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
   else if (info.format == "svg")
-    rc = g_vips.svgload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
+    rc = vips().svgload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
   else if (info.format == "avif" || info.format == "heic") {
     open_heif_module();
-    rc = g_vips.heifload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
+    rc = vips().heifload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
   }
   if (rc != 0 || !ref.img) return "corrupt " + info.format + " image: " + vips_error_text();
-  info.width = g_vips.image_get_width(ref.img);
-  info.height = g_vips.image_get_height(ref.img);
+  info.width = vips().image_get_width(ref.img);
+  info.height = vips().image_get_height(ref.img);
   if (info.width <= 0 || info.height <= 0) return "corrupt " + info.format + " image: no size";
   return info;
 }

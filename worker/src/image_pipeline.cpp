@@ -7,6 +7,7 @@
 
 #include "crawler/log.hpp"
 #include "crawler/media_type.hpp"
+#include "crawler/thumbnail.hpp"
 
 namespace crawler {
 namespace asio = boost::asio;
@@ -43,7 +44,8 @@ void ImagePipeline::store(std::int64_t item, std::shared_ptr<PendingFile> file, 
   asio::post(files_, [this, item, file = std::move(file), limits, r = std::move(r)]() mutable {
     StoredImage image;
     image.r = std::move(r);
-    if (!prepare(file, image, limits)) {
+    if (!prepare(file, image, limits) || !add_thumbnails(file, image, limits)) {
+      image.thumbnails.clear();  // their uncommitted temporary files are removed here too
       file.reset();  // an uncommitted temporary file is removed here
       finished(item, std::move(image));
       return;
@@ -99,6 +101,33 @@ bool ImagePipeline::prepare(const std::shared_ptr<PendingFile>& file, StoredImag
   return true;
 }
 
+bool ImagePipeline::add_thumbnails(const std::shared_ptr<PendingFile>& file, StoredImage& image,
+                                   const ImageLimits& limits) {
+  if (limits.thumbnails.empty()) return true;
+  image.thumbnails_asked = true;
+  auto made = make_thumbnails(file->temp_path(), image.info, limits.thumbnails, limits.max_pixels);
+  if (auto* e = std::get_if<std::string>(&made)) {
+    image.thumbnail_error = *e;  // the image itself is good: stored and recorded without them
+    return true;
+  }
+  for (Thumbnail& t : std::get<std::vector<Thumbnail>>(made)) {
+    StoredThumbnail st{t.name, "", t.ext, "", t.width, t.height, t.bytes.size(), nullptr};
+    std::string err;
+    std::shared_ptr<PendingFile> f = store_.create(&err);
+    if (f && f->write(t.bytes.data(), t.bytes.size()) && f->finish(&st.sha256, false) && (spool_ || f->prepare())) {
+      if (spool_) st.file_path = blob_relative_path(st.sha256, st.ext).string();
+      st.file = std::move(f);
+      image.thumbnails.push_back(std::move(st));
+      continue;
+    }
+    // The store that refused a thumbnail refuses the image: the same disk.
+    image.error = "store: " + (f ? f->error() : err);
+    image.error_kind = "store";
+    return false;
+  }
+  return true;
+}
+
 void ImagePipeline::commit_loop() {
   for (;;) {
     std::vector<ToCommit> batch;
@@ -117,6 +146,12 @@ void ImagePipeline::commit_loop() {
       if (!synced) t.image.error = "store: " + err;
       else if (!t.file->commit(t.image.info.ext, &t.image.file_path, false))
         t.image.error = "store: " + t.file->error();
+      else
+        for (StoredThumbnail& th : t.image.thumbnails)
+          if (!th.file->commit(th.ext, &th.file_path, false)) {
+            t.image.error = "store: " + th.file->error();
+            break;
+          }
       if (!t.image.error.empty()) t.image.error_kind = "store";
     }
     if (synced && !store_.sync(&err))
@@ -126,7 +161,11 @@ void ImagePipeline::commit_loop() {
           t.image.error_kind = "store";
         }
     for (auto& t : batch) {
-      if (!t.image.error.empty()) t.image.file_path.clear();
+      if (!t.image.error.empty()) {
+        t.image.file_path.clear();
+        t.image.thumbnails.clear();
+      }
+      for (StoredThumbnail& th : t.image.thumbnails) th.file.reset();
       t.file.reset();  // an uncommitted temporary file is removed here
       finished(t.item, std::move(t.image));
     }

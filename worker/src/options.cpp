@@ -51,6 +51,11 @@ std::string CrawlRequest::options_json() const {
   if (!scope.empty()) o["scope"] = scope;
   if (no_sitemaps) o["sitemaps"] = false;
   if (!user_agent.empty()) o["user_agent"] = user_agent;
+  for (const std::string& t : thumbnails) {
+    // NAME=SIZE, checked when parsed (parse_command); the range is the extension's.
+    auto eq = t.find('=');
+    o["thumbnails"][t.substr(0, eq)] = std::stoll(t.substr(eq + 1));
+  }
   return json_text(o);
 }
 
@@ -275,6 +280,10 @@ struct OptionGroups {
         ("sitemap", po::value<std::vector<std::string>>(&c.sitemaps)->composing(),
          "a sitemap to start from, besides the seeds (repeat for several; XML, gzipped or not, a sitemap "
          "index or a list of URLs); it must be within the crawl's domains")
+        ("thumbnail", po::value<std::vector<std::string>>(&c.thumbnails)->composing(),
+         "NAME=SIZE: also store a thumbnail of each image that fits a SIZE x SIZE box (16 to 4096, aspect "
+         "kept, never enlarged; JPEG, or PNG for images with transparency), recorded with the image under "
+         "NAME (a lower-case letter, then up to 31 of a-z, 0-9, _); repeat for up to 8 sizes")
         ("min-width", po::value<int>(), "images narrower than this are not stored")
         ("min-height", po::value<int>(), "images lower than this are not stored")
         ("max-page-bytes", po::value<long long>(), "largest page body (default 10 MiB)")
@@ -759,6 +768,13 @@ Command parse_command_line(int argc, const char* const argv[]) {
   copy_opt(vm, "max-image-bytes", c.max_image_bytes);
   copy_opt(vm, "max-pixels", c.max_pixels);
   copy_opt(vm, "image-expiry-s", c.image_expiry_s);
+  for (const std::string& t : c.thumbnails) {
+    auto eq = t.find('=');
+    const std::string size = eq == std::string::npos ? "" : t.substr(eq + 1);
+    if (eq == 0 || eq == std::string::npos || size.empty() || size.size() > 9 ||
+        size.find_first_not_of("0123456789") != std::string::npos)
+      throw std::runtime_error("--thumbnail \"" + t.substr(0, 60) + "\": NAME=SIZE is expected, e.g. small=50");
+  }
   copy_opt(vm, "session", cmd.status.session);
   copy_opt(vm, "session", cmd.export_request.session);
   if (vm.count("shard-size") && cmd.export_request.format != "webdataset")

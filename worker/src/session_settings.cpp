@@ -71,6 +71,11 @@ std::variant<SessionSettings, std::string> read_session_settings(const DbResult&
   in.boolean("revisit", s.revisit);
   in.boolean("sitemaps", s.sitemaps);
   if (!in.error().empty()) return in.error();
+  // The one setting that may be NULL: no thumbnails.
+  if (!r.has_column("thumbnails")) return std::string("no column thumbnails in the session's settings");
+  auto sizes = parse_thumbnail_sizes(r.at(row, "thumbnails").value_or(""));
+  if (auto* e = std::get_if<std::string>(&sizes)) return "setting thumbnails: " + *e;
+  s.thumbnails = std::move(std::get<std::vector<ThumbnailSize>>(sizes));
   return s;
 }
 

@@ -187,7 +187,8 @@ void WriteApi::record_image(const ImageRecord& im, Done done) {
             std::to_string(im.width), std::to_string(im.height), im.format, recorded_media_type(im.content_type),
             text_or_null(im.found_on), std::to_string(im.http_status),
             filename.empty() ? Param{} : Param{one_line(filename, 1000)}, std::to_string(im.item), worker_,
-            validator_or_null(im.etag), validator_or_null(im.last_modified)},
+            validator_or_null(im.etag), validator_or_null(im.last_modified), text_or_null(im.thumbnails_json),
+            im.thumbnail_error.empty() ? Param{} : Param{one_line(im.thumbnail_error, 1000)}},
            status_answer(std::move(done)), true, static_cast<std::uint64_t>(im.item), im.session);
 }
 

@@ -39,6 +39,7 @@ crawler::DbResult one_row(std::map<std::string, Param> changes = {}) {
       {"etag", "\"v1\""},
       {"last_modified", Param{}},
       {"checked_at", "2026-01-02T03:04:05.000006Z"},
+      {"thumbnails", Param{}},
       {"filename", "i.png"}};
   for (auto& [k, val] : changes) v[k] = val;
   crawler::DbResult r;
@@ -109,10 +110,22 @@ TEST(ExportCsv, NulBytesAndInvalidUtf8BecomeReplacementCharacters) {
   EXPECT_EQ(crawler::csv_field(Param{"\xf0\x9f\x98\x80"}), "\xf0\x9f\x98\x80");
 }
 
+TEST(ExportJson, ThumbnailsAreAnObjectInJsonAndTextInCsv) {
+  const std::string thumbs = R"({"small": {"bytes": 900, "width": 50, "height": 38, "sha256": ")" +
+                             std::string(64, 'b') + R"(", "file_path": "bb/bb/)" + std::string(64, 'b') + R"(.jpg"}})";
+  auto page = one_row({{"thumbnails", thumbs}});
+  nlohmann::ordered_json j = crawler::image_json(page, 0);
+  ASSERT_TRUE(j["thumbnails"].is_object());
+  EXPECT_EQ(j["thumbnails"]["small"]["width"], 50);
+  EXPECT_EQ(j["thumbnails"]["small"]["sha256"], std::string(64, 'b'));
+  EXPECT_TRUE(crawler::image_json(one_row(), 0)["thumbnails"].is_null());
+  EXPECT_NE(crawler::csv_record(page, 0).find("\"{\"\"small\"\": {"), std::string::npos);
+}
+
 TEST(ExportCsv, HeaderAndRecordFollowTheColumnsWithCrlf) {
   EXPECT_EQ(crawler::csv_header(),
             "id,url,sha256,file_path,file_size,width,height,format,content_type,found_on,session_id,"
-            "http_status,created_at,updated_at,etag,last_modified,checked_at,filename\r\n");
+            "http_status,created_at,updated_at,etag,last_modified,checked_at,thumbnails,filename\r\n");
   std::string rec = crawler::csv_record(one_row({{"filename", "a,\"b\".png"}}), 0);
   EXPECT_EQ(rec.substr(0, 23), "42,http://a.test/i.png,");
   EXPECT_NE(rec.find(",1234,10,,png,"), std::string::npos) << rec;  // NULL height: an empty field

@@ -28,6 +28,20 @@ TEST(Options, CrawlCommandBuildsTheSessionOptions) {
                                   "\"robots\": false, \"user_agent\": \"bot \\\"q\\\"\"}"));
 }
 
+TEST(Options, ThumbnailsAreNamedSizesOfTheSession) {
+  auto c = parse({"crawl", "--db", "x", "--storage", "s", "--seed", "http://a.test/", "--thumbnail", "small=50",
+                  "--thumbnail", "big=270"});
+  EXPECT_EQ(nlohmann::json::parse(c.crawl.options_json()),
+            nlohmann::json::parse(R"({"thumbnails": {"small": 50, "big": 270}})"));
+  for (const char* bad : {"small", "=50", "small=", "small=5x", "small=-5", "small=99999999999"})
+    EXPECT_THROW(parse({"crawl", "--db", "x", "--storage", "s", "--seed", "http://a.test/", "--thumbnail", bad}),
+                 std::runtime_error)
+        << bad;
+  // The names and the range are the extension's to judge (crawl_thumbnail_sizes()).
+  auto odd = parse({"crawl", "--db", "x", "--storage", "s", "--seed", "http://a.test/", "--thumbnail", "Big=1"});
+  EXPECT_EQ(nlohmann::json::parse(odd.crawl.options_json()), nlohmann::json::parse(R"({"thumbnails": {"Big": 1}})"));
+}
+
 TEST(Options, DefaultsGiveAnEmptyOptionsObject) {
   auto c = parse({"crawl", "--db", "x", "--storage", "s", "--seed", "http://a.test/"});
   EXPECT_EQ(c.crawl.options_json(), "{}");

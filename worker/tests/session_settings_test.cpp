@@ -10,9 +10,9 @@ DbResult answer() {
   DbResult r;
   r.ok = true;
   r.columns = {"id", "status", "user_agent", "robots", "max_page_bytes", "max_image_bytes", "max_pixels",
-               "min_width", "min_height", "delay_ms", "per_host", "max_depth", "revisit", "sitemaps"};
+               "min_width", "min_height", "delay_ms", "per_host", "max_depth", "revisit", "sitemaps", "thumbnails"};
   r.rows = {{"7", "running", "crawler_ha/1", "true", "1048576", "2097152", "3000000", "16", "32", "0", "4", "9",
-             "true", "false"}};
+             "true", "false", R"({"big": 270, "small": 50})"}};
   return r;
 }
 void drop(DbResult& r, const std::string& column) {
@@ -47,6 +47,25 @@ TEST(SessionSettings, EveryColumnIsRead) {
   EXPECT_EQ(s.delay_ms, 0);
   EXPECT_EQ(s.per_host, 4);
   EXPECT_EQ(s.max_depth, 9);
+  ASSERT_EQ(s.thumbnails.size(), 2u);
+  EXPECT_EQ(s.thumbnails[0].name, "big");
+  EXPECT_EQ(s.thumbnails[0].box, 270);
+  EXPECT_EQ(s.thumbnails[1].name, "small");
+  EXPECT_EQ(s.thumbnails[1].box, 50);
+}
+
+TEST(SessionSettings, ThumbnailsMayBeNullButNotMissingOrMalformed) {
+  DbResult r = answer();
+  set(r, "thumbnails", Param{});
+  auto parsed = read_session_settings(r, 0);
+  ASSERT_TRUE(std::holds_alternative<SessionSettings>(parsed)) << std::get<std::string>(parsed);
+  EXPECT_TRUE(std::get<SessionSettings>(parsed).thumbnails.empty());
+  set(r, "thumbnails", std::string(R"({"Big": 5})"));
+  EXPECT_TRUE(std::holds_alternative<std::string>(read_session_settings(r, 0)));
+  drop(r, "thumbnails");
+  auto missing = read_session_settings(r, 0);
+  ASSERT_TRUE(std::holds_alternative<std::string>(missing));
+  EXPECT_EQ(std::get<std::string>(missing), "no column thumbnails in the session's settings");
 }
 
 TEST(SessionSettings, AMissingColumnIsAnErrorNotADefault) {

@@ -110,7 +110,7 @@ TEST(WriteApi, AFailureIsOneLineAndARetryWaitsAtLeastASecond) {
   EXPECT_EQ(db.sent[1].params[3], "40 seconds");
 }
 
-TEST(WriteApi, RecordImageSendsItsSixteenArgumentsInOrder) {
+TEST(WriteApi, RecordImageSendsItsEighteenArgumentsInOrder) {
   Recorder db;
   WriteApi api(db, "w1", 60);
   ImageRecord im;
@@ -131,7 +131,7 @@ TEST(WriteApi, RecordImageSendsItsSixteenArgumentsInOrder) {
   EXPECT_EQ(db.sent[0].stmt, Stmt::image_record);
   Param none;
   EXPECT_EQ(db.sent[0].params, P({"9", im.url, im.sha256, im.file_path, "5000", "640", "480", "jpeg", "image/jpeg",
-                                  "http://a.test/", "200", "my cat.jpg", "4097", "w1", none, none}));
+                                  "http://a.test/", "200", "my cat.jpg", "4097", "w1", none, none, none, none}));
   EXPECT_EQ(db.sent[0].key, 4097u);
   EXPECT_EQ(db.sent[0].lock_order, 9);
   // The response's validators: as received when they can go back into a
@@ -146,6 +146,13 @@ TEST(WriteApi, RecordImageSendsItsSixteenArgumentsInOrder) {
   api.record_image(im, [](const CallStatus&) {});
   EXPECT_EQ(db.sent[2].params[14], none);
   EXPECT_EQ(db.sent[2].params[15], none);
+  // Thumbnails go as their JSON; why they could not be made, on one line.
+  im.thumbnails_json = R"({"small": {"sha256": "b"}})";
+  im.thumbnail_error = "thumbnail: corrupt\njpeg";
+  api.record_image(im, [](const CallStatus&) {});
+  EXPECT_EQ(db.sent[3].params[16], Param{im.thumbnails_json});
+  ASSERT_TRUE(db.sent[3].params[17]);
+  EXPECT_EQ(db.sent[3].params[17]->find('\n'), std::string::npos);
 }
 
 TEST(WriteApi, ImageUnchangedCompletesTheItemAndSaysWhetherTheRowIsThere) {

@@ -142,7 +142,10 @@ class Crawler {
   void image_stored(std::int64_t id, StoredImage&& image);
   // The image's file to the agent; recorded once the agent has it.
   void upload(Item& item, StoredImage&& image);
-  void uploaded(std::int64_t id, StoredImage&& image, const UploadOutcome& o);
+  // Uploads blob `blob` of the image: 0 its file, then its thumbnails one
+  // after the other; the row is recorded once the agent holds them all.
+  void upload_blob(std::int64_t id, StoredImage&& image, std::size_t blob);
+  void uploaded(std::int64_t id, StoredImage&& image, std::size_t blob, const UploadOutcome& o);
   // The row of an image whose file is stored (locally or at the agent).
   void record(Item& item, StoredImage&& image);
   // An item nothing was written for goes back to the queue unfinished.

@@ -14,10 +14,12 @@
 namespace crawler {
 
 // A column of the images table as exported: its name, and whether its
-// value is a number in JSON (the others are text).
+// value is a number in JSON, or a JSON document itself (thumbnails: an
+// object in JSON, its text in CSV); the others are text.
 struct ExportColumn {
   const char* name;
   bool number;
+  bool json = false;
 };
 
 // Every column of an image row, in the order of the CSV header and of each
@@ -46,7 +48,8 @@ std::string csv_header();
 std::string csv_record(const DbResult& page, std::size_t row);
 
 // The row as one JSON object, keys in export_columns() order: numbers as
-// JSON numbers (text that is not an integer stays text), NULL as null, text
+// JSON numbers (text that is not an integer stays text), JSON columns as
+// their document (text that does not parse stays text), NULL as null, text
 // as strings. Serialise it with json_text() (invalid UTF-8 replaced).
 nlohmann::ordered_json image_json(const DbResult& page, std::size_t row);
 

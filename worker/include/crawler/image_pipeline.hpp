@@ -4,6 +4,8 @@
 // committer thread renames the files of a whole batch with one syncfs before
 // the renames and one after, so a name in the store always has all its
 // bytes and image_record() never names a file that a crash could lose.
+// The session's thumbnails are made on the same file thread and go the same
+// way, in the same batch, as the image's own file.
 // With the agent as the store (--storage-agent) nothing is renamed: the
 // judged file stays in the spool, and goes with the result to the uploader
 // (blob_uploader.hpp), which makes it durable where it belongs.
@@ -22,6 +24,7 @@
 #include "crawler/fetch_result.hpp"
 #include "crawler/image_info.hpp"
 #include "crawler/store.hpp"
+#include "crawler/thumbnail.hpp"
 
 namespace crawler {
 
@@ -29,6 +32,17 @@ namespace crawler {
 struct ImageLimits {
   std::uint64_t max_pixels;  // more is an error (a decompression bomb)
   int min_width, min_height;  // less is skipped, not stored
+  std::vector<ThumbnailSize> thumbnails;  // made of each image stored
+};
+
+// A thumbnail of a stored image, in the same store (or spool).
+struct StoredThumbnail {
+  std::string name, sha256, ext;
+  std::string file_path;  // relative to the store's root, once committed (or to be uploaded)
+  int width = 0, height = 0;
+  std::uint64_t bytes = 0;
+  // Its file until committed (or, in spool mode, until uploaded).
+  std::shared_ptr<PendingFile> file;
 };
 
 // What became of a fetched image.
@@ -45,6 +59,12 @@ struct StoredImage {
   // (too many pixels).
   std::string error_kind;
   bool too_small = false;  // under min_width/min_height: not stored, not an error
+  // The session's thumbnails: asked for, made (stored like the image, in
+  // the same batch), or why not (the image is stored and recorded without
+  // them: its bytes are good, only a thumbnail could not be made).
+  bool thumbnails_asked = false;
+  std::vector<StoredThumbnail> thumbnails;
+  std::string thumbnail_error;
 };
 
 class ImagePipeline {
@@ -75,6 +95,9 @@ class ImagePipeline {
   // On a file thread: the file flushed, hashed, read and judged; true when
   // it goes on to the committer.
   bool prepare(const std::shared_ptr<PendingFile>& file, StoredImage& image, const ImageLimits& limits);
+  // On a file thread, after prepare(): the thumbnails made and written to
+  // pending files of the store; false only when the store refused them.
+  bool add_thumbnails(const std::shared_ptr<PendingFile>& file, StoredImage& image, const ImageLimits& limits);
   void commit_loop();
   void finished(std::int64_t item, StoredImage&& image);
 

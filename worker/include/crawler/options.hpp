@@ -62,6 +62,9 @@ struct CrawlRequest {
   bool random_wait = false;
   bool no_sitemaps = false;  // the session's sitemaps setting off
   std::string user_agent;
+  // Thumbnails made of each stored image: NAME=SIZE (a box of SIZE pixels),
+  // as given; the extension checks them (crawl_thumbnail_sizes()).
+  std::vector<std::string> thumbnails;
   // Not options of the session, this command's own: a file of seed URLs
   // (one per line; blank lines and lines starting with # are skipped), and
   // where the statistics go as JSON when the crawl ends.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "crawler/db_call.hpp"
+#include "crawler/thumbnail.hpp"
 
 namespace crawler {
 
@@ -31,6 +32,8 @@ struct SessionSettings {
   // The Sitemap: lines of each host's robots.txt are queued (the sitemaps
   // queued by hand, --sitemap, are crawled either way).
   bool sitemaps;
+  // The thumbnails made of each stored image (none when empty).
+  std::vector<ThumbnailSize> thumbnails;
   // The crawl's scope is not here: the extension applies it to every link,
   // and a worker asks it for every redirect (WriteApi::redirect_allowed).
 };

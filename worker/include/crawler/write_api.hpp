@@ -69,6 +69,12 @@ struct ImageRecord {
   // The response's ETag and Last-Modified as received: recorded when they
   // can be sent back in a request (1 to 1024 printable ASCII characters).
   std::string etag, last_modified;
+  // The thumbnails stored with it, as image_record() takes them: a JSON
+  // object {"name": {"sha256", "file_path", "width", "height", "bytes"}};
+  // "" when the session asks for none (recorded NULL). With
+  // thumbnail_error, why they could not be made (the image is recorded all
+  // the same; the error goes into the item's result).
+  std::string thumbnails_json, thumbnail_error;
 };
 
 // A session's counters (crawl_status()); zero when NULL.
