@@ -27,7 +27,7 @@ use Time::HiRes qw(time sleep);
 use CrawlerHA::Test qw(ha_trio ha_multihost);
 use CrawlerHA::Writers qw(writers_session writer_start writer_stop writer_count writer_errors writers_lost);
 
-my $cycles = 10;    # about 7 s and 5 CPU-s each (the writers start a psql per write): 20 in all
+my $cycles = 10;    # about 7 s each: 20 in all
 my $bound = 60;    # seconds a cycle may take to write again and rejoin
 my $state_sql = "SELECT role || ' ' || term || ' ' || needs_rejoin::int FROM ha_state";
 my $seed = time() % 100000;

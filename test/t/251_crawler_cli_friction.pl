@@ -62,6 +62,19 @@ sub read_file
 # A port nothing listens on (a seed whose host refuses connections).
 my $closed = PostgreSQL::Test::Cluster::get_free_port();
 
+# status against a port nothing listens on waits 30 s for a database that may
+# come back: started here, it waits beside the first checks instead of
+# holding the file up for those 30 s. The shell that runs it notes when it
+# ended, so that the time checked is its own, not when it was looked at.
+my $refused = PostgreSQL::Test::Cluster::get_free_port();
+my ($refused_out, $refused_err, $refused_end) = ('', '', "$dir/refused-status.end");
+my $refused_t0 = Time::HiRes::time();
+my $refused_status = IPC::Run::start(
+	[ 'sh', '-c', '"$@"; rc=$?; date +%s.%N > "$0"; exit $rc', $refused_end,
+		$worker, 'status', '--db', "host=127.0.0.1 port=$refused dbname=x connect_timeout=2" ],
+	'<', \undef, '>', \$refused_out, '2>', \$refused_err, IPC::Run::timeout(90));
+push @started, $refused_status;
+
 my $node = new_node('friction');
 $node->safe_psql('postgres', 'CREATE ROLE crawler LOGIN IN ROLE crawler_ha_writer');
 my $db = 'host=' . $node->host . ' port=' . $node->port . ' dbname=postgres user=crawler';
@@ -210,21 +223,10 @@ my $storage = tempdir(CLEANUP => 1);
 
 # ---- A database that may come back is waited for, and the wait is said ----
 {
-	# A refused connection: status waits its 30 s, saying for how long.
-	my $refused = PostgreSQL::Test::Cluster::get_free_port();
-	my ($rc, $out, $err, $secs) =
-	  run_worker({ timeout => 90 }, 'status', '--db', "host=127.0.0.1 port=$refused dbname=x connect_timeout=2");
-	is($rc, 1, 'status against a refused port ends with exit status 1');
-	like($err, qr/warning database: waiting for a database that may come back \(waited 0 s\): .*Connection refused/,
-		'... after saying it waits for a database that may come back');
-	like($err, qr/waiting for a database that may come back \(waited 1\d s\)/, '... and for how long, again');
-	like($err, qr/crawler-worker: no database answered within 30 s\n\z/, '... until its 30 s are over');
-	unlike($err, qr/cannot use the database/, '... never calling it a setting that cannot work');
-	cmp_ok($secs, '>=', 29, '... waiting its 30 s');
-
 	# Too many connections (the role's limit), under systemd: waited for,
 	# with warning priority in the journal; once the limit goes, it answers.
 	$node->safe_psql('postgres', 'ALTER ROLE crawler CONNECTION LIMIT 0');
+	my $out = '';
 	my $journal = "$dir/journal.err";
 	my $h = IPC::Run::start(
 		[ 'sh', '-c', 'JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec "$0" "$@"', $worker, 'status', '--db', $db ],
@@ -455,6 +457,21 @@ SKIP:
 	my @named = $out =~ m{\b(t/\d+_\w+\.pl)\b}g;
 	ok(scalar @named, '... naming test files');
 	ok(-f "$root/test/$_", "... $_ exists") for @named;
+}
+
+# ---- A database that may come back, continued ----
+{
+	# A refused connection: status waits its 30 s, saying for how long (it
+	# was started at the top of this file and has waited beside the rest).
+	$refused_status->finish;
+	my ($rc, $err, $secs) = ($? >> 8, $refused_err, read_file($refused_end) - $refused_t0);
+	is($rc, 1, 'status against a refused port ends with exit status 1');
+	like($err, qr/warning database: waiting for a database that may come back \(waited 0 s\): .*Connection refused/,
+		'... after saying it waits for a database that may come back');
+	like($err, qr/waiting for a database that may come back \(waited 1\d s\)/, '... and for how long, again');
+	like($err, qr/crawler-worker: no database answered within 30 s\n\z/, '... until its 30 s are over');
+	unlike($err, qr/cannot use the database/, '... never calling it a setting that cannot work');
+	cmp_ok($secs, '>=', 29, '... waiting its 30 s');
 }
 
 done_testing();

@@ -87,16 +87,65 @@ sub _round
 	return @st;
 }
 
-# Run psql with these statements, each its own transaction (autocommit), on
-# one connection. Returns (exit code, stdout, stderr).
+# Run these statements, each its own transaction (autocommit), on the
+# writer's connection: a psql kept between calls, driven through its stdin,
+# each call ended by a marker that psql writes to stdout and stderr alike, so
+# that both hold all of the call's output once both markers are back. (A psql
+# per call spent a fork, an exec, a connection and an authentication on each
+# call of a few statements: the writers spent most of their time and CPU on
+# that, not on writes.)
+# On any failure (an error, a warning, a lost connection, the timeout) that
+# psql is ended and the next call connects afresh through the conninfo, as
+# the crawler reconnects. Returns (exit code, stdout, stderr) as a psql of
+# its own with ON_ERROR_STOP would have: the statements after an error are
+# not run.
 sub _psql
 {
 	my ($w, @sql) = @_;
-	my ($out, $err) = ('', '');
-	my @cmd = ('timeout', '-s', 'KILL', $w->{timeout}, 'psql', '-XAtq', '-d', $w->{conninfo}, '-v', 'ON_ERROR_STOP=1',
-		map { ('-c', $_) } @sql);
-	IPC::Run::run(\@cmd, '<', \undef, '>', \$out, '2>', \$err);
-	return ($? >> 8, $out, $err);
+	my $c = $w->{psql} //= _psql_start($w);
+	my $mark = '-- end of call ' . ++$c->{calls};
+	@$c{qw(out err)} = ('', '');
+	$c->{in} .= join('', map { "$_;\n" } @sql) . "\\echo $mark\n\\warn $mark\n";
+	$c->{timer}->start($w->{timeout});
+	my $done = eval {
+		$c->{h}->pump until $c->{out} =~ /^\Q$mark\E\n/m && $c->{err} =~ /^\Q$mark\E\n/m;
+		1;
+	};
+	my ($out, $err) = @$c{qw(out err)};
+	s/^\Q$mark\E\n//m for $out, $err;
+	my $rc = 0;
+	if (!$done)
+	{
+		# psql ended (ON_ERROR_STOP, a lost connection) or the timeout fired
+		$err .= "($@)" unless $@ =~ /process ended prematurely/;
+		_psql_end($w, 0);
+		# its exit code, or 128 + the signal that ended it (as a shell says)
+		my $st = $c->{h}->full_result(0) // 255;
+		$rc = ($st >> 8) || ($st & 127 ? 128 + ($st & 127) : 255);
+	}
+	_psql_end($w, 1) if $done && $err =~ /WARNING/;
+	return ($rc, $out, $err);
+}
+
+sub _psql_start
+{
+	my ($w) = @_;
+	my $c = { in => '', out => '', err => '', calls => 0, timer => IPC::Run::timeout($w->{timeout}) };
+	$c->{h} = IPC::Run::start([ 'psql', '-XAtq', '-d', $w->{conninfo}, '-v', 'ON_ERROR_STOP=1' ],
+		'<', \$c->{in}, '>', \$c->{out}, '2>', \$c->{err}, $c->{timer});
+	return $c;
+}
+
+# _psql_end($w, $quit): the writer's psql ends: told to quit (\q) when it
+# still answers, killed otherwise.
+sub _psql_end
+{
+	my ($w, $quit) = @_;
+	my $c = delete $w->{psql} or return;
+	$c->{in} .= "\\q\n" if $quit;
+	$c->{timer}->start(10);
+	eval { $quit ? $c->{h}->finish : $c->{h}->kill_kill(grace => 0); 1 } or eval { $c->{h}->kill_kill(grace => 0) };
+	return;
 }
 
 # The "ack <key> <value>" lines of a psql's output, none when it warned.
@@ -127,6 +176,8 @@ sub _child
 		printf $eh "%.3f %s rc=%d %s\n", Time::HiRes::time(), $what, $rc, $err;
 		Time::HiRes::sleep(0.05);
 	};
+	# a write to a psql that has ended must not end the writer
+	local $SIG{PIPE} = 'IGNORE';
 	while (!-e $w->{stop} && time < $deadline)
 	{
 		$i++;
@@ -151,6 +202,7 @@ sub _child
 		printf $fh "%s %s %.3f %.3f\n", @$_, Time::HiRes::time(), $t0 for _acks($out, $err);
 		$fail->($w->{kind}, $rc, $err) if $rc != 0 || $err =~ /WARNING/;
 	}
+	_psql_end($w, 1);
 	close $fh;
 	close $eh;
 	return;
@@ -162,8 +214,8 @@ sub _child
 # 'image' (image_record of unique image URLs into session => $id), or
 # 'claim' (crawl_claim of up to batch items, then crawl_complete of each).
 # tag => the host name part that keeps URLs apart (the session's domain),
-# batch => calls per connection (default 4), max_seconds => the child's own
-# deadline (default 900), timeout => seconds a psql may take (default 60).
+# batch => calls sent together in one round (default 4), max_seconds => the child's own
+# deadline (default 900), timeout => seconds a call may take, connecting included (default 60).
 sub writer_start
 {
 	my ($conninfo, $kind, %opts) = @_;
