@@ -14,6 +14,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -115,6 +116,33 @@ node_identity(FunctionCallInfo fcinfo, int32 *id, char *name)
 	else
 		text_to_cstring_buffer(DatumGetTextPP(v), name, HA_NAME_LEN);
 	SPI_finish();
+}
+
+/*
+ * This node's role in ha_state as the caller's snapshot sees it; HA_ROLE_NONE
+ * for a node never set up (the default "primary" of term 0).
+ */
+static HaRole
+committed_role(FunctionCallInfo fcinfo)
+{
+	char	   *sql = psprintf("SELECT role, term FROM %s.ha_state", own_schema(fcinfo));
+	HaRole		role;
+	char	   *term;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("crawler_ha: SPI_connect failed")));
+	if (SPI_execute(sql, true, 2) != SPI_OK_SELECT || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("crawler_ha: ha_state must hold exactly one row")));
+	role = ha_role_from_name(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	term = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (role == HA_ROLE_PRIMARY && (term == NULL || strcmp(term, "0") == 0))
+		role = HA_ROLE_NONE;
+	SPI_finish();
+	return role;
 }
 
 /*
@@ -410,19 +438,60 @@ ha_peer_query(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(value));
 }
 
-Datum
-ha_wake_worker(PG_FUNCTION_ARGS)
+/* Asks the HA worker for a round now (ha_state re-read, the peer checked); false when no worker runs. */
+static bool
+wake_worker_now(void)
 {
 	Latch	   *latch = NULL;
 
 	if (!ha_shmem_ready())
-		PG_RETURN_BOOL(false);
+		return false;
 	SpinLockAcquire(&ha_shared->mutex);
 	latch = ha_shared->worker_latch;
+	ha_shared->reload_requested = true;
 	SpinLockRelease(&ha_shared->mutex);
 	if (latch)
 		SetLatch(latch);
-	PG_RETURN_BOOL(latch != NULL);
+	return latch != NULL;
+}
+
+static bool wake_at_commit = false;
+static bool wake_callback_registered = false;
+
+/*
+ * A worker woken while the change it must see is still uncommitted reads
+ * the old ha_state and publishes it for a whole round (a fresh node's
+ * default "primary", right after ha_setup('standby')): it is woken again
+ * once the change is visible.
+ */
+static void
+wake_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+	{
+		if (wake_at_commit)
+			(void) wake_worker_now();
+		wake_at_commit = false;
+	}
+	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		wake_at_commit = false;
+}
+
+/*
+ * ha_wake_worker(): wakes the HA worker now and again when this transaction
+ * commits, so that it re-reads ha_state with this transaction's changes.
+ * False when no worker runs.
+ */
+Datum
+ha_wake_worker(PG_FUNCTION_ARGS)
+{
+	if (!wake_callback_registered)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		wake_callback_registered = true;
+	}
+	wake_at_commit = true;
+	PG_RETURN_BOOL(wake_worker_now());
 }
 
 /* Hand a request to the worker and wait (interruptibly) for its answer. */
@@ -542,9 +611,15 @@ ha_failover(PG_FUNCTION_ARGS)
 
 	ha_require_preload();
 	node_identity(fcinfo, NULL, me);
+	/*
+	 * The role as committed, which the worker reads again before it acts:
+	 * shared memory may still show the one before a change the worker has
+	 * not re-read yet (a fresh node's default "primary" of term 0 just after
+	 * ha_setup('standby')).
+	 */
+	role = committed_role(fcinfo);
 	SpinLockAcquire(&ha_shared->mutex);
 	peer = ha_shared->peer;
-	role = ha_shared->role;
 	SpinLockRelease(&ha_shared->mutex);
 
 	if (role == HA_ROLE_PRIMARY)

@@ -589,6 +589,16 @@ ha_worker_main(Datum main_arg)
 			next_round = GetCurrentTimestamp();
 		}
 
+		/* ha_wake_worker(): a change to ha_state was committed; a round now */
+		if (ha_shared->reload_requested)
+		{
+			SpinLockAcquire(&ha_shared->mutex);
+			ha_shared->reload_requested = false;
+			SpinLockRelease(&ha_shared->mutex);
+			(void) ha_load_local_state();
+			next_round = GetCurrentTimestamp();
+		}
+
 		now = GetCurrentTimestamp();
 		if (probe.phase == HA_CONN_IDLE && now >= next_round)
 		{

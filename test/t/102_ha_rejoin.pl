@@ -11,6 +11,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 use CrawlerHA::Test qw(new_node ha_pair ha_set_peer ha_seeds ha_wait_writable);
 
 sub write_sessions
@@ -84,12 +85,27 @@ sub write_sessions
 		'the slot that recorded the tail is dropped after the merge');
 
 	# the old node is replaced by a new empty one with the same node id:
-	# its ids continue past the ones of that id the primary already holds
+	# its ids continue past the ones of that id the primary already holds.
+	# Its checks are 30 s apart and its set-up commits 2 s after ha_setup()
+	# woke its worker: the worker reads the fresh node's default role
+	# (primary, term 0) first and must read the standby role again at the
+	# commit, not at its next round; ha_failover() must not act on the
+	# stale one either.
 	$a->stop('immediate');
-	my $c = new_node('gamma2', node_id => 3, extra_conf => "crawler_ha.health_check_interval = '1s'\n");
+	my $c = new_node('gamma2', node_id => 3, extra_conf => "crawler_ha.health_check_interval = '30s'\n");
 	ha_set_peer($b, $c);
 	ha_set_peer($c, $b);
-	is($c->safe_psql('postgres', "SELECT ha_setup('standby')"), 'standby', 'a replacement node with the same id joins');
+	like($c->safe_psql('postgres', "BEGIN; SELECT ha_setup('standby'); SELECT pg_sleep(2); COMMIT;"),
+		qr/^standby\b/, 'a replacement node with the same id joins');
+	# well before the next check, 30 s after the one the wake made
+	my $role = '';
+	for (1 .. 100)
+	{
+		$role = $c->safe_psql('postgres', 'SELECT role FROM ha_status() WHERE is_local');
+		last if $role eq 'standby';
+		usleep(100_000);
+	}
+	is($role, 'standby', 'its worker shows the committed role at once, not after its next check');
 	$c->poll_query_until('postgres', 'SELECT count(*) = 20 FROM crawl_sessions') or die 'no initial copy';
 	$c->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_subscription_rel WHERE srsubstate <> 'r'")
 	  or die 'initial copy unfinished';
