@@ -58,6 +58,10 @@ RETURN CASE WHEN image_id IS NOT NULL
 COMMENT ON FUNCTION @extschema@.crawl_fresh_result(bigint) IS
     'crawler_ha (internal): the result of a frontier item done without a fetch because its image is fresh';
 
+-- One page's links: crawl_enqueue_many() with the same kind, depth and
+-- found_on for every URL, so that the rules (scope, patterns, depth, page
+-- budget, fresh images) are written once. The scalar arguments are checked
+-- here first, for errors that name them as the caller passed them.
 CREATE FUNCTION @extschema@.crawl_enqueue(session bigint, urls text[], depth integer, kind text,
                                           found_on text DEFAULT NULL)
 RETURNS integer
@@ -66,12 +70,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    s record;
-    hosts text[];
-    budget bigint;
-    queued integer;
-    known_fresh integer;
-    max_depth integer;
+    n integer;
 BEGIN
     PERFORM @extschema@.ha_assert_writable();
     IF session IS NULL THEN
@@ -93,66 +92,9 @@ BEGIN
     IF found_on IS NOT NULL THEN
         PERFORM @extschema@.crawl_url_host(found_on, 'found_on');
     END IF;
-    -- Validate everything before writing anything: the rule for every URL in
-    -- one statement, the precise error for the first URL that breaks it.
-    SELECT array_agg(@extschema@.crawl_url_host_of(u) ORDER BY o) INTO hosts
-      FROM unnest(urls) WITH ORDINALITY AS t(u, o);
-    IF array_position(hosts, NULL) IS NOT NULL THEN
-        PERFORM @extschema@.crawl_url_host(u, 'url')
-           FROM unnest(urls) WITH ORDINALITY AS t(u, o) WHERE o = array_position(hosts, NULL);
-    END IF;
-
-    -- The session row is the lock that keeps the page budget exact.
-    SELECT * INTO s FROM @extschema@.crawl_sessions cs WHERE cs.id = session FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'crawl session % does not exist', session USING ERRCODE = 'no_data_found';
-    END IF;
-    IF s.status <> 'running' OR cardinality(urls) = 0 THEN
-        RETURN 0;  -- a stopped crawl takes no more work; not an error for the worker
-    END IF;
-    max_depth := (s.settings ->> 'max_depth')::integer;
-    IF NOT @extschema@.crawl_depth_within(max_depth, depth, kind) THEN
-        RETURN 0;
-    END IF;
-    budget := CASE WHEN @extschema@.crawl_counts_as_page(kind)
-                   THEN greatest((s.settings ->> 'max_pages')::bigint - @extschema@.crawl_pages_queued(session), 0)
-                   ELSE 9223372036854775807 END;
-
-    WITH candidates AS (
-        SELECT DISTINCT ON (t.u) t.u, t.h, t.o
-          FROM unnest(urls, hosts) WITH ORDINALITY AS t(u, h, o)
-         WHERE @extschema@.crawl_scope_ok(s.settings, t.h, kind)
-           AND (crawl_enqueue.depth = 0 OR @extschema@.crawl_patterns_ok(s.settings, t.u, kind))  -- seeds are always crawled
-         ORDER BY t.u, t.o
-    ), fresh AS (
-        SELECT c.u, c.h FROM candidates c
-         WHERE NOT EXISTS (SELECT 1 FROM @extschema@.crawl_frontier f
-                            WHERE f.session_id = session AND f.url = c.u)
-         ORDER BY c.o
-         LIMIT budget
-    ), new_hosts AS (
-        INSERT INTO @extschema@.crawl_hosts (host)
-        SELECT DISTINCT fresh.h FROM fresh
-        ON CONFLICT (host) DO NOTHING
-    ), ins AS (
-        INSERT INTO @extschema@.crawl_frontier (session_id, url, kind, depth, host, found_on, state, result)
-        SELECT session, fresh.u, crawl_enqueue.kind, crawl_enqueue.depth, fresh.h, crawl_enqueue.found_on,
-               CASE WHEN known.id IS NULL THEN 'queued' ELSE 'done' END, @extschema@.crawl_fresh_result(known.id)
-          FROM fresh
-          LEFT JOIN @extschema@.images known
-            ON crawl_enqueue.kind = 'image' AND known.url = fresh.u
-           AND @extschema@.crawl_image_fresh(known.checked_at, s.settings, now())
-        ON CONFLICT (session_id, url) DO NOTHING
-        RETURNING state
-    )
-    SELECT count(*), count(*) FILTER (WHERE ins.state = 'done') INTO queued, known_fresh FROM ins;
-
-    IF queued > 0 THEN
-        PERFORM @extschema@.crawl_count(session, pages_queued => CASE WHEN @extschema@.crawl_counts_as_page(kind) THEN queued ELSE 0 END,
-                                        images_found => CASE WHEN kind = 'image' THEN queued ELSE 0 END,
-                                        images_fresh => known_fresh);
-    END IF;
-    RETURN queued;
+    n := cardinality(urls);
+    RETURN @extschema@.crawl_enqueue_many(session, urls, array_fill(kind, ARRAY[n]),
+                                          array_fill(depth, ARRAY[n]), array_fill(found_on, ARRAY[n]));
 END
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_enqueue(bigint, text[], integer, text, text) IS
