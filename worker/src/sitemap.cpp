@@ -8,6 +8,7 @@
 #include <climits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <unordered_set>
 
 #include "crawler/url.hpp"
@@ -39,12 +40,8 @@ class Collector {
   // false when the URL limit left no room for it (the caller stops reading).
   bool page(std::string_view loc, const std::vector<std::string>& images) {
     if (!room()) return false;
-    auto url = normalize_url(trim(loc));
-    if (!url) {
-      ++out_.skipped;
-      return true;
-    }
-    ++urls_;
+    auto url = take(loc);
+    if (!url) return true;
     if (pages_.insert(*url).second) out_.pages.push_back(*url);
     std::size_t taken = 0;
     for (const auto& i : images) {
@@ -62,17 +59,25 @@ class Collector {
 
   bool sitemap(std::string_view loc) {
     if (!room()) return false;
-    auto url = normalize_url(trim(loc));
-    if (!url) {
-      ++out_.skipped;
-      return true;
-    }
-    ++urls_;
+    auto url = take(loc);
+    if (!url) return true;
     if (sitemaps_.insert(*url).second) out_.sitemaps.push_back(std::move(*url));
     return true;
   }
 
  private:
+  // The URL a <loc> names, counted against the limit; none (counted as
+  // skipped) when it is no URL the crawler takes.
+  std::optional<std::string> take(std::string_view loc) {
+    auto url = normalize_url(trim(loc));
+    if (!url) {
+      ++out_.skipped;
+      return std::nullopt;
+    }
+    ++urls_;
+    return url;
+  }
+
   bool room() {
     if (urls_ < limits_.max_urls) return true;
     out_.cut = "more than " + std::to_string(limits_.max_urls) + " URLs: the rest was not read";
