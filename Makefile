@@ -17,7 +17,7 @@
 #                   FUZZ_SECONDS (default 600, i.e. 10 minutes each) after
 #                   replaying its regressions and seeds; FUZZ_TARGETS= picks
 #                   harnesses (default all: fuzz_extract_html fuzz_url
-#                   fuzz_robots fuzz_image_info fuzz_image_file). Corpora grow
+#                   fuzz_robots fuzz_sitemap fuzz_image_info fuzz_image_file). Corpora grow
 #                   in build-sanitize/fuzz-work/corpus/; a crash, hang,
 #                   leak or broken property fails with its reproducer in
 #                   build-sanitize/fuzz-work/crashes/ and the command

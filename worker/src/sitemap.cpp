@@ -200,9 +200,6 @@ void parse_xml(std::string_view xml, bool truncated, const SitemapLimits& limits
   if (rc < 0) {
     if (truncated && rooted) return;  // the end is missing because the file was cut: not its fault
     out.error = "not well-formed XML: " + (error.empty() ? std::string("read error") : error);
-    out.pages.clear();
-    out.images.clear();
-    out.sitemaps.clear();
     return;
   }
   if (!rooted) out.error = "not XML: no element in it";
@@ -301,8 +298,13 @@ SitemapEntries parse_sitemap(std::string_view body, bool truncated, const Sitema
   else parse_text(body, truncated, limits, out);
   if (!cut.empty()) out.cut = out.cut.empty() ? cut : cut + "; " + out.cut;
   if (!out.error.empty()) {
-    out.cut.clear();
-  } else if (truncated && out.cut.empty()) {
+    // Not a sitemap: nothing of it counts, whatever was read before the
+    // error (entries before an entity reference or a broken end tag).
+    SitemapEntries refused;
+    refused.error = std::move(out.error);
+    return refused;
+  }
+  if (truncated && out.cut.empty()) {
     out.cut = "the body was cut off at the transfer's byte limit";
   }
   return out;

@@ -134,6 +134,32 @@ TEST(Sitemap, TruncatedXmlIsAnErrorAndGivesNothing) {
   EXPECT_NE(parse_sitemap(std::string("\x1f\x8b\x08\x00garbage", 11)).error, "");
 }
 
+TEST(Sitemap, AnErrorAfterEntriesKeepsNoneOfThem) {
+  // entries, skipped ones (mailto, <loc/>) and a known root, then a broken
+  // end tag or an entity: not a sitemap, so nothing of it counts. The
+  // error comes after 8 KB of entries, past the chunks libxml2's reader
+  // parses before it hands out the first node.
+  std::string many;
+  for (int i = 0; i < 300; ++i) many += "<url><loc>http://a.test/p" + std::to_string(i) + "</loc></url>\n";
+  std::string broken(kUrlset);
+  broken.replace(broken.rfind("</urlset>"), 9, many + "</urlse)>");
+  std::string entity(kUrlset);
+  entity.replace(entity.rfind("</urlset>"), 9, many + "<url><loc>&amp;&nope;</loc></url></urlset>");
+  std::string index = "<sitemapindex>";
+  for (int i = 0; i < 300; ++i) index += "<sitemap><loc>http://a.test/s" + std::to_string(i) + ".xml</loc></sitemap>";
+  index += "<sitemap><loc>x</loc></sitemap><sitemap></sitemapindex>";
+  for (const std::string& body : {broken, entity, index}) {
+    SitemapEntries e = parse_sitemap(body);
+    EXPECT_NE(e.error, "") << body.substr(0, 80);
+    EXPECT_FALSE(e.index);
+    EXPECT_TRUE(e.pages.empty());
+    EXPECT_TRUE(e.images.empty());
+    EXPECT_TRUE(e.sitemaps.empty());
+    EXPECT_EQ(e.skipped, 0u);
+    EXPECT_EQ(e.cut, "");
+  }
+}
+
 TEST(Sitemap, ABodyCutByTheTransferKeepsWhatCameBefore) {
   std::string body(kUrlset);
   body.resize(body.find("<url><loc>mailto"));
