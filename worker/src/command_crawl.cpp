@@ -72,8 +72,10 @@ class CrawlCommand {
     });
     api_.start_crawl(seeds_, cmd_.crawl.options_json(),
                      [this](const CallStatus& st, std::int64_t session) { started(st, session); });
-    // The first claim goes right behind crawl_start on the same connection
-    // (same round trip) and sees the new session.
+    // The settings and the first claim go right behind crawl_start on the
+    // same connection, queued while it connects: one transaction (the
+    // database groups them), so the claim sees the new session and the
+    // seeds are leased with crawl_start's answer.
     crawler_.start();
     io_.run();
     progress_.end();

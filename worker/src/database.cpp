@@ -148,10 +148,14 @@ DbResult to_result(PGresult* r) {
 // Calls that may share a transaction on connection 0: links lock only
 // session rows (in order) and claims and early leases skip locked rows (but
 // for finishing an idle session), so they do not wait for a results
-// transaction that waits for them.
+// transaction that waits for them. crawl_start is a new session row and
+// the seeds' enqueue (the links' locks), and the settings are a read: so
+// the crawl command's start (crawl_start, the settings, the first claim,
+// all queued before the connection is up) is one round trip and one commit
+// (one WAL flush, and in sync mode one wait for the standby), not two.
 bool groupable(Stmt s) {
   return s == Stmt::crawl_enqueue || s == Stmt::crawl_enqueue_many || s == Stmt::crawl_claim ||
-         s == Stmt::crawl_lease_early;
+         s == Stmt::crawl_lease_early || s == Stmt::crawl_start || s == Stmt::session_settings;
 }
 
 }  // namespace
@@ -602,8 +606,9 @@ bool Database::take_batch(Shard& sh, std::vector<Op>& batch) {
     return false;
   }
   // On connection 0 a run of links and claims is one transaction (one
-  // commit for a page's links and the claim behind them); anything else
-  // there goes on its own.
+  // commit for a page's links and the claim behind them; for the crawl
+  // command's start, crawl_start and the claim behind it: groupable());
+  // anything else there goes on its own.
   bool group = !sh.queue.empty() && (sh.index > 0 || groupable(sh.queue.front().stmt));
   while (!sh.queue.empty() && batch.size() < kMaxBatch &&
          (sh.index > 0 || (group && groupable(sh.queue.front().stmt)) || batch.empty())) {
