@@ -160,9 +160,16 @@ class CrawlCommand {
     });
   }
 
+  // A status asked while one is out (sent before what may have ended the
+  // session) is asked again as soon as that one is answered, not a
+  // kStatusInterval later: the end is seen one answer after it happens.
   void ask_status() {
-    if (status_in_flight_) return;
+    if (status_in_flight_) {
+      status_again_ = true;
+      return;
+    }
     status_in_flight_ = true;
+    status_again_ = false;
     tick_.cancel();
     api_.crawl_status(session_, [this](const CallStatus& st, std::optional<SessionStatus> status) {
       status_in_flight_ = false;
@@ -178,7 +185,8 @@ class CrawlCommand {
       } else if (!st.ok) {
         CRAWLER_LOG(warn) << "crawl_status: " << st.error;
       }
-      poll_status();
+      if (status_again_) ask_status();
+      else poll_status();
     });
   }
 
@@ -220,7 +228,7 @@ class CrawlCommand {
   RecentRates rates_;
   std::int64_t session_ = 0;
   int exit_code_ = 1;
-  bool interrupted_ = false, forced_stop_ = false, status_in_flight_ = false;
+  bool interrupted_ = false, forced_stop_ = false, status_in_flight_ = false, status_again_ = false;
   SessionStatus last_;
   std::vector<FailedUrl> failures_;
   Clock::time_point started_ = Clock::now();
