@@ -98,6 +98,13 @@ class CrawlCommand {
     return exit_code_;
   }
 
+  // Whether the crawl ended because its session is over, with nothing left
+  // under way: every lease this worker took was reported and acknowledged
+  // (its files committed before), the database's queue was empty at its
+  // stop. Not after a signal or a forced stop, whose transfers and files
+  // were abandoned and are cleaned up by the destructors.
+  bool done() const { return over_ && !interrupted_ && !forced_stop_ && crawler_.held() == 0; }
+
  private:
   // The statistics into --stats-json's file, whole or not at all (an
   // AtomicFile, as export writes its files). A failure is reported (the crawl
@@ -193,6 +200,7 @@ class CrawlCommand {
   // The session is over: why its URLs failed is read for the summary
   // (an empty crawl is explained by its seeds' failures), then the stop.
   void conclude(int code) {
+    over_ = true;
     if (last_.failed <= 0) {
       finish(code);
       return;
@@ -229,6 +237,7 @@ class CrawlCommand {
   std::int64_t session_ = 0;
   int exit_code_ = 1;
   bool interrupted_ = false, forced_stop_ = false, status_in_flight_ = false, status_again_ = false;
+  bool over_ = false;  // conclude() ran: the session is not running any more
   SessionStatus last_;
   std::vector<FailedUrl> failures_;
   Clock::time_point started_ = Clock::now();
@@ -263,7 +272,11 @@ int run_crawl_command(const Command& cmd) {
     return 2;
   }
   CrawlCommand crawl(cmd, std::move(seeds), std::move(sitemaps), *store);
-  return crawl.run();
+  int rc = crawl.run();
+  // The summary is out and everything is durable: the process ends as soon
+  // as the last result is acknowledged, not after its teardown.
+  if (crawl.done()) exit_now_if_done(rc);
+  return rc;
 }
 
 }  // namespace crawler

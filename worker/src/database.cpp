@@ -220,6 +220,9 @@ void Database::stop(std::chrono::milliseconds wait) {
   }
   for (auto& sh : shards_)
     if (sh->thread.joinable()) sh->thread.join();
+  // No thread uses them any more: each server session ends now (Terminate
+  // sent), not whenever the process gets round to its destructors.
+  for (auto& sh : shards_) disconnect(*sh);
 }
 
 void Database::deliver(Op& op, DbResult&& r) {
