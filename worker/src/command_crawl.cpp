@@ -72,8 +72,10 @@ class CrawlCommand {
     });
     api_.start_crawl(seeds_, cmd_.crawl.options_json(),
                      [this](const CallStatus& st, std::int64_t session) { started(st, session); });
-    // The first claim goes right behind crawl_start on the same connection
-    // (same round trip) and sees the new session.
+    // The settings and the first claim go right behind crawl_start on the
+    // same connection, queued while it connects: one transaction (the
+    // database groups them), so the claim sees the new session and the
+    // seeds are leased with crawl_start's answer.
     crawler_.start();
     io_.run();
     progress_.end();
@@ -95,6 +97,13 @@ class CrawlCommand {
       exit_code_ = 1;
     return exit_code_;
   }
+
+  // Whether the crawl ended because its session is over, with nothing left
+  // under way: every lease this worker took was reported and acknowledged
+  // (its files committed before), the database's queue was empty at its
+  // stop. Not after a signal or a forced stop, whose transfers and files
+  // were abandoned and are cleaned up by the destructors.
+  bool done() const { return over_ && !interrupted_ && !forced_stop_ && crawler_.held() == 0; }
 
  private:
   // The statistics into --stats-json's file, whole or not at all (an
@@ -158,9 +167,16 @@ class CrawlCommand {
     });
   }
 
+  // A status asked while one is out (sent before what may have ended the
+  // session) is asked again as soon as that one is answered, not a
+  // kStatusInterval later: the end is seen one answer after it happens.
   void ask_status() {
-    if (status_in_flight_) return;
+    if (status_in_flight_) {
+      status_again_ = true;
+      return;
+    }
     status_in_flight_ = true;
+    status_again_ = false;
     tick_.cancel();
     api_.crawl_status(session_, [this](const CallStatus& st, std::optional<SessionStatus> status) {
       status_in_flight_ = false;
@@ -176,13 +192,15 @@ class CrawlCommand {
       } else if (!st.ok) {
         CRAWLER_LOG(warn) << "crawl_status: " << st.error;
       }
-      poll_status();
+      if (status_again_) ask_status();
+      else poll_status();
     });
   }
 
   // The session is over: why its URLs failed is read for the summary
   // (an empty crawl is explained by its seeds' failures), then the stop.
   void conclude(int code) {
+    over_ = true;
     if (last_.failed <= 0) {
       finish(code);
       return;
@@ -218,7 +236,8 @@ class CrawlCommand {
   RecentRates rates_;
   std::int64_t session_ = 0;
   int exit_code_ = 1;
-  bool interrupted_ = false, forced_stop_ = false, status_in_flight_ = false;
+  bool interrupted_ = false, forced_stop_ = false, status_in_flight_ = false, status_again_ = false;
+  bool over_ = false;  // conclude() ran: the session is not running any more
   SessionStatus last_;
   std::vector<FailedUrl> failures_;
   Clock::time_point started_ = Clock::now();
@@ -253,7 +272,11 @@ int run_crawl_command(const Command& cmd) {
     return 2;
   }
   CrawlCommand crawl(cmd, std::move(seeds), std::move(sitemaps), *store);
-  return crawl.run();
+  int rc = crawl.run();
+  // The summary is out and everything is durable: the process ends as soon
+  // as the last result is acknowledged, not after its teardown.
+  if (crawl.done()) exit_now_if_done(rc);
+  return rc;
 }
 
 }  // namespace crawler

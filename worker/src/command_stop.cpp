@@ -1,6 +1,7 @@
 // What the commands share: the stop of crawl and run (a bounded wait for
-// the database, and a second signal that ends the process at once), and
-// how an error that ends a command is said.
+// the database, and a second signal that ends the process at once), the
+// end of a command whose work is done, and how an error that ends a
+// command is said.
 #include <cstdio>
 #include <cstdlib>
 
@@ -22,6 +23,25 @@ void arm_stop_deadline(boost::asio::io_context& io, boost::asio::steady_timer& d
   signals.async_wait([](const boost::system::error_code& ec, int) {
     if (!ec) std::_Exit(130);  // a second signal: now
   });
+}
+
+// Sanitizer builds check for leaks (and every destructor's path) at exit.
+#if defined(__SANITIZE_ADDRESS__)
+#define CRAWLER_CHECKS_AT_EXIT 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
+#define CRAWLER_CHECKS_AT_EXIT 1
+#endif
+#endif
+
+void exit_now_if_done(int code) {
+#ifndef CRAWLER_CHECKS_AT_EXIT
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(code);
+#else
+  (void)code;
+#endif
 }
 
 void report_error(const std::string& message) {

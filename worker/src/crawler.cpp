@@ -175,6 +175,9 @@ void Crawler::claim() {
     }
     claimed(want, std::move(items));
   });
+  // Holding nothing, this claim may end the session: the status goes right
+  // behind it, not one answer later.
+  if (items_.empty() && on_idle_) on_idle_();
 }
 
 void Crawler::hold(std::vector<ClaimedItem>&& items) {
@@ -207,7 +210,6 @@ void Crawler::claimed(int want, std::vector<ClaimedItem>&& items) {
   queue_short_ = static_cast<int>(got) < want;
   if (claim_again_) idle_delay_ = milliseconds(0);  // work came while it was out
   claim_again_ = false;
-  if (none && items_.empty() && on_idle_) on_idle_();
   schedule_claim(idle_delay_);
 }
 

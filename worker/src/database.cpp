@@ -148,10 +148,14 @@ DbResult to_result(PGresult* r) {
 // Calls that may share a transaction on connection 0: links lock only
 // session rows (in order) and claims and early leases skip locked rows (but
 // for finishing an idle session), so they do not wait for a results
-// transaction that waits for them.
+// transaction that waits for them. crawl_start is a new session row and
+// the seeds' enqueue (the links' locks), and the settings are a read: so
+// the crawl command's start (crawl_start, the settings, the first claim,
+// all queued before the connection is up) is one round trip and one commit
+// (one WAL flush, and in sync mode one wait for the standby), not two.
 bool groupable(Stmt s) {
   return s == Stmt::crawl_enqueue || s == Stmt::crawl_enqueue_many || s == Stmt::crawl_claim ||
-         s == Stmt::crawl_lease_early;
+         s == Stmt::crawl_lease_early || s == Stmt::crawl_start || s == Stmt::session_settings;
 }
 
 }  // namespace
@@ -216,6 +220,9 @@ void Database::stop(std::chrono::milliseconds wait) {
   }
   for (auto& sh : shards_)
     if (sh->thread.joinable()) sh->thread.join();
+  // No thread uses them any more: each server session ends now (Terminate
+  // sent), not whenever the process gets round to its destructors.
+  for (auto& sh : shards_) disconnect(*sh);
 }
 
 void Database::deliver(Op& op, DbResult&& r) {
@@ -343,9 +350,15 @@ std::optional<ConnectFailure> Database::prepare_statements(Shard& sh) {
 
 std::optional<ConnectFailure> Database::connect(Shard& sh) {
   disconnect(sh);
+  // How long each step took, in the debug log: on a crawl that lasts a
+  // fraction of a second the connection is a large part of its start.
+  const auto t0 = Clock::now();
   std::optional<ConnectFailure> failed = open(sh);
+  const auto t1 = Clock::now();
   if (!failed) failed = read_schema(sh);
+  const auto t2 = Clock::now();
   if (!failed) failed = prepare_statements(sh);
+  const auto t3 = Clock::now();
   if (failed) {
     disconnect(sh);
     failed_attempt(*failed);
@@ -372,6 +385,12 @@ std::optional<ConnectFailure> Database::connect(Shard& sh) {
     CRAWLER_LOG(info) << "database: connection " << sh.index + 1 << " to " << where << " (schema " << sh.schema
                       << ")";
   }
+  auto ms = [](Clock::duration d) {
+    return static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(d).count() / 100) / 10;
+  };
+  CRAWLER_LOG(debug) << "database: connection " << sh.index + 1 << " ready in " << ms(t3 - t0)
+                     << " ms (server session " << ms(t1 - t0) << " ms, schema " << ms(t2 - t1)
+                     << " ms, statements prepared " << ms(t3 - t2) << " ms)";
   return std::nullopt;
 }
 
@@ -590,8 +609,9 @@ bool Database::take_batch(Shard& sh, std::vector<Op>& batch) {
     return false;
   }
   // On connection 0 a run of links and claims is one transaction (one
-  // commit for a page's links and the claim behind them); anything else
-  // there goes on its own.
+  // commit for a page's links and the claim behind them; for the crawl
+  // command's start, crawl_start and the claim behind it: groupable());
+  // anything else there goes on its own.
   bool group = !sh.queue.empty() && (sh.index > 0 || groupable(sh.queue.front().stmt));
   while (!sh.queue.empty() && batch.size() < kMaxBatch &&
          (sh.index > 0 || (group && groupable(sh.queue.front().stmt)) || batch.empty())) {

@@ -82,8 +82,11 @@ class Crawler {
   // Links fetched before their lease: started, used by a lease, dropped.
   const EarlyFetchStats& early_fetches() const { return early_.stats(); }
   bool stopping() const { return stopping_; }
-  // Called when a claim found nothing and this worker holds nothing: the
-  // session may be over (the crawl command then asks at once).
+  // Called right after a claim is queued while this worker holds nothing:
+  // that claim may find nothing and finish the session (crawl_claim does),
+  // so a call made now goes right behind it on the same connection and sees
+  // its outcome without waiting for its answer first (the crawl command
+  // asks for the session's status then).
   void on_idle(std::function<void()> f) { on_idle_ = std::move(f); }
   // Called once when this worker cannot go on as configured (the agent
   // refused its token): the caller logs it, stops the crawler and exits

@@ -65,7 +65,8 @@ class Database final : public DbCaller {
   // kept for the database that is fixed.
   void on_unusable(std::function<void(const std::string&)> f) { on_unusable_ = std::move(f); }
   std::uint64_t reconnects() const { return reconnects_; }
-  // Stops after the queue is empty or `wait` has passed.
+  // Stops after the queue is empty or `wait` has passed, then closes the
+  // connections (their server sessions end at once); no call is sent after.
   void stop(std::chrono::milliseconds wait);
 
  private:
