@@ -21,7 +21,7 @@
 #                   in build-sanitize/fuzz-work/corpus/; a crash, hang,
 #                   leak or broken property fails with its reproducer in
 #                   build-sanitize/fuzz-work/crashes/ and the command
-#                   that replays it. make check runs the same, 13 s each.
+#                   that replays it. make check runs the same, 6 s each.
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 CMAKE     ?= cmake
