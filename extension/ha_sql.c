@@ -14,7 +14,6 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "access/xact.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -42,7 +41,6 @@ PG_FUNCTION_INFO_V1(ha_state_fence_held);
 PG_FUNCTION_INFO_V1(ha_alter_system);
 PG_FUNCTION_INFO_V1(ha_check_fence_order);
 PG_FUNCTION_INFO_V1(ha_peer_query);
-PG_FUNCTION_INFO_V1(ha_wake_worker);
 PG_FUNCTION_INFO_V1(ha_request);
 PG_FUNCTION_INFO_V1(ha_status);
 PG_FUNCTION_INFO_V1(ha_health);
@@ -438,61 +436,6 @@ ha_peer_query(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(value));
 }
 
-/* Asks the HA worker for a round now (ha_state re-read, the peer checked); false when no worker runs. */
-static bool
-wake_worker_now(void)
-{
-	Latch	   *latch = NULL;
-
-	if (!ha_shmem_ready())
-		return false;
-	SpinLockAcquire(&ha_shared->mutex);
-	latch = ha_shared->worker_latch;
-	ha_shared->reload_requested = true;
-	SpinLockRelease(&ha_shared->mutex);
-	if (latch)
-		SetLatch(latch);
-	return latch != NULL;
-}
-
-static bool wake_at_commit = false;
-static bool wake_callback_registered = false;
-
-/*
- * A worker woken while the change it must see is still uncommitted reads
- * the old ha_state and publishes it for a whole round (a fresh node's
- * default "primary", right after ha_setup('standby')): it is woken again
- * once the change is visible.
- */
-static void
-wake_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
-	{
-		if (wake_at_commit)
-			(void) wake_worker_now();
-		wake_at_commit = false;
-	}
-	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		wake_at_commit = false;
-}
-
-/*
- * ha_wake_worker(): wakes the HA worker now and again when this transaction
- * commits, so that it re-reads ha_state with this transaction's changes.
- * False when no worker runs.
- */
-Datum
-ha_wake_worker(PG_FUNCTION_ARGS)
-{
-	if (!wake_callback_registered)
-	{
-		RegisterXactCallback(wake_xact_callback, NULL);
-		wake_callback_registered = true;
-	}
-	wake_at_commit = true;
-	PG_RETURN_BOOL(wake_worker_now());
-}
 
 /* Hand a request to the worker and wait (interruptibly) for its answer. */
 static char *
