@@ -210,7 +210,7 @@ RETURNS TABLE (session_id bigint, status text, user_agent text, robots boolean,
                min_width integer, min_height integer, max_attempts integer,
                images_any_host boolean, allowed_domains text[],
                delay_ms integer, per_host integer, max_depth integer, revisit boolean, sitemaps boolean,
-               thumbnails jsonb)
+               thumbnails jsonb, page_patterns boolean, image_patterns boolean)
 LANGUAGE sql
 STABLE
 SECURITY DEFINER
@@ -231,9 +231,15 @@ AS $$
            EXISTS (SELECT 1 FROM @extschema@.crawl_sessions o WHERE o.id <> s.id AND o.seeds && s.seeds),
            (s.settings ->> 'sitemaps')::boolean,
            -- {"name": box, ...} as crawl_thumbnail_sizes() left it; NULL: none
-           nullif(s.settings -> 'thumbnails', '{}')
+           nullif(s.settings -> 'thumbnails', '{}'),
+           -- Accept or reject patterns for pages, for images: a worker then
+           -- fetches no link of that kind before its lease, since only the
+           -- frontier applies them (crawl_patterns_ok()), and an early fetch
+           -- would ask for a URL the crawl excludes (a logout link).
+           s.settings ? 'accept_pages' OR coalesce(pg_catalog.jsonb_array_length(s.settings -> 'reject_pages'), 0) > 0,
+           s.settings ? 'accept_images' OR coalesce(pg_catalog.jsonb_array_length(s.settings -> 'reject_images'), 0) > 0
       FROM @extschema@.crawl_sessions s
      WHERE s.id = session OR (session IS NULL AND s.status = 'running')
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_session_settings(bigint) IS
-    'crawler_ha: a session''s settings as a worker applies them (NULL: every running session); revisit: another session had one of its seeds; sitemaps: the Sitemap: lines of robots.txt are followed; thumbnails: the named sizes ({"name": box}) or NULL';
+    'crawler_ha: a session''s settings as a worker applies them (NULL: every running session); revisit: another session had one of its seeds; sitemaps: the Sitemap: lines of robots.txt are followed; thumbnails: the named sizes ({"name": box}) or NULL; page_patterns, image_patterns: the session has accept or reject patterns for that kind';

@@ -9,7 +9,9 @@
 # - a politeness delay: nothing is fetched early;
 # - two workers on one session with no delay: nothing lost or recorded
 #   twice, and a URL requested twice only as an early fetch one of them
-#   dropped.
+#   dropped;
+# - URL patterns: a page or image they reject is never requested, early or
+#   not.
 use strict;
 use warnings;
 use FindBin;
@@ -168,6 +170,38 @@ sub q1 { return $node->safe_psql('postgres', $_[0]); }
 	$extra += $n->{$_} - 1 for grep { $_ ne '/robots.txt' } keys %$n;
 	is($extra, $dropped, "a URL was requested again only for an early fetch that was dropped ($dropped)");
 	is_deeply([ grep { m{^/c3/} } sort keys %$n ], [], 'nothing under /c3/ was requested');
+}
+
+# ---- URL patterns: what they reject is never requested, early or not ----
+# Only the frontier applies them, so links of a kind with patterns wait for
+# their leases; those of the other kind are still fetched early. The same
+# server under other names (libcurl resolves localhost and *.localhost to
+# loopback), so that every URL is new to the images table and no session is
+# a re-crawl: images may be fetched early too.
+for my $case (
+	[ 'localhost', [ '--reject-page', '/c1/' ], 21, 60, qr{^/c1/}, 'pages under /c1/ (and their images)' ],
+	[ 'early.localhost', [ '--reject-image', '/c2/d0[1-5]-' ], 31, 75, qr{^/c2/d0[1-5]-},
+		"chain 2's images of levels 1 to 5" ])
+{
+	my ($name, $patterns, $pages, $images, $rejected, $what) = @$case;
+	my $from = log_lines();
+	my $storage = tempdir(CLEANUP => 1);
+	(my $other = $base) =~ s{//127\.0\.0\.1:}{//$name:} or die "unexpected base $base";
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ $worker, 'crawl', '--db', $db, '--storage', $storage, '--seed', "$other/",
+			'--delay-ms', '0', '--per-host', '16', '--concurrency', '16', '--max-depth', '20', @$patterns ],
+		'>', \$out, '2>', \$err, IPC::Run::timeout(120));
+	is($? >> 8, 0, "@$patterns: the crawl succeeds") or diag $err;
+	my $sid = q1('SELECT max(id) FROM crawl_sessions');
+	is(q1("SELECT count(*) FROM crawl_frontier WHERE session_id = $sid AND kind = 'page' AND state = 'done'"), $pages,
+		"@$patterns: $pages pages done");
+	is(q1("SELECT count(*) FROM images WHERE session_id = $sid"), $images, "@$patterns: $images images recorded");
+	my $n = requests_since($from);
+	is_deeply([ grep { $_ =~ $rejected } sort keys %$n ], [], "@$patterns: nothing rejected was requested ($what)");
+	is_deeply([ grep { $n->{$_} > 1 } sort keys %$n ], [], "@$patterns: no URL was requested twice");
+	like($err, qr/early fetches: [1-9]\d* started, \d+ used by leases, 0 dropped/,
+		"@$patterns: links of the other kind were fetched early, none dropped")
+	  or diag $err;
 }
 
 $ds->kill_kill;

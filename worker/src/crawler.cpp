@@ -374,7 +374,8 @@ std::vector<std::string> Crawler::fetch_early(const Item& page, const std::vecto
   // What may be fetched before its lease, so that politeness holds as the
   // frontier holds it: only with the session's delay at 0, only links on
   // the page's own host (inside the crawl's scope whatever its rule; other
-  // hosts wait for the frontier's answer), only as deep as pages are
+  // hosts wait for the frontier's answer), only without URL patterns for
+  // the kind, only as deep as pages are
   // followed, only what robots.txt allows now without a Crawl-delay, and
   // only while this worker's leases and early fetches on the host stay
   // under per_host.
@@ -385,6 +386,9 @@ std::vector<std::string> Crawler::fetch_early(const Item& page, const std::vecto
   // A re-crawl's images wait for their leases, which say what is known of
   // them: fetched early they would come whole, unasked.
   if (kind[0] == 'i' && s.revisit) return started;
+  // URL patterns are the frontier's to apply: with any for this kind, its
+  // links wait for their leases, so that a URL they exclude is never asked for.
+  if (kind[0] == 'i' ? s.image_patterns : s.page_patterns) return started;
   auto origin = split_url(page.url);
   if (!origin) return started;
   std::string host = host_key(*origin);

@@ -53,7 +53,8 @@ const StmtDef kStatements[] = {
     {"session_settings",
      "SELECT session_id AS id, status, user_agent, robots::text AS robots, max_page_bytes, max_image_bytes, "
      "max_pixels, min_width, min_height, delay_ms, per_host, max_depth, revisit::text AS revisit, "
-     "sitemaps::text AS sitemaps, thumbnails::text AS thumbnails "
+     "sitemaps::text AS sitemaps, thumbnails::text AS thumbnails, page_patterns::text AS page_patterns, "
+     "image_patterns::text AS image_patterns "
      "FROM %s.crawl_session_settings($1::bigint)",
      false},
     {"host_robots",

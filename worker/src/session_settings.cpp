@@ -70,6 +70,8 @@ std::variant<SessionSettings, std::string> read_session_settings(const DbResult&
   in.number("max_depth", s.max_depth);
   in.boolean("revisit", s.revisit);
   in.boolean("sitemaps", s.sitemaps);
+  in.boolean("page_patterns", s.page_patterns);
+  in.boolean("image_patterns", s.image_patterns);
   if (!in.error().empty()) return in.error();
   // The one setting that may be NULL: no thumbnails.
   if (!r.has_column("thumbnails")) return std::string("no column thumbnails in the session's settings");

@@ -10,9 +10,10 @@ DbResult answer() {
   DbResult r;
   r.ok = true;
   r.columns = {"id", "status", "user_agent", "robots", "max_page_bytes", "max_image_bytes", "max_pixels",
-               "min_width", "min_height", "delay_ms", "per_host", "max_depth", "revisit", "sitemaps", "thumbnails"};
+               "min_width", "min_height", "delay_ms", "per_host", "max_depth", "revisit", "sitemaps", "thumbnails",
+               "page_patterns", "image_patterns"};
   r.rows = {{"7", "running", "crawler_ha/1", "true", "1048576", "2097152", "3000000", "16", "32", "0", "4", "9",
-             "true", "false", R"({"big": 270, "small": 50})"}};
+             "true", "false", R"({"big": 270, "small": 50})", "false", "true"}};
   return r;
 }
 void drop(DbResult& r, const std::string& column) {
@@ -39,6 +40,8 @@ TEST(SessionSettings, EveryColumnIsRead) {
   EXPECT_TRUE(s.robots);
   EXPECT_TRUE(s.revisit);
   EXPECT_FALSE(s.sitemaps);
+  EXPECT_FALSE(s.page_patterns);
+  EXPECT_TRUE(s.image_patterns);
   EXPECT_EQ(s.max_page_bytes, 1048576u);
   EXPECT_EQ(s.max_image_bytes, 2097152u);
   EXPECT_EQ(s.max_pixels, 3000000u);
@@ -71,7 +74,7 @@ TEST(SessionSettings, ThumbnailsMayBeNullButNotMissingOrMalformed) {
 TEST(SessionSettings, AMissingColumnIsAnErrorNotADefault) {
   for (const char* column : {"id", "status", "user_agent", "robots", "max_page_bytes", "max_image_bytes",
                              "max_pixels", "min_width", "min_height", "delay_ms", "per_host", "max_depth",
-                             "revisit", "sitemaps"}) {
+                             "revisit", "sitemaps", "page_patterns", "image_patterns"}) {
     DbResult r = answer();
     drop(r, column);
     auto parsed = read_session_settings(r, 0);

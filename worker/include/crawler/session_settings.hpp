@@ -32,6 +32,11 @@ struct SessionSettings {
   // The Sitemap: lines of each host's robots.txt are queued (the sitemaps
   // queued by hand, --sitemap, are crawled either way).
   bool sitemaps;
+  // The session has accept or reject patterns for pages, for images: links
+  // of that kind are not fetched early. The frontier alone applies the
+  // patterns (POSIX expressions as PostgreSQL reads them), and a URL they
+  // exclude must never be asked for (a logout link).
+  bool page_patterns, image_patterns;
   // The thumbnails made of each stored image (none when empty).
   std::vector<ThumbnailSize> thumbnails;
   // The crawl's scope is not here: the extension applies it to every link,
