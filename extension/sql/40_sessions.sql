@@ -120,11 +120,14 @@ BEGIN
     VALUES (seeds, settings)
     RETURNING id INTO session;
     PERFORM @extschema@.crawl_enqueue(session, seeds, 0, 'page', NULL);
+    -- Delivered at commit to the workers that listen (crawler-worker run):
+    -- an idle one claims the seeds at once instead of at its next poll.
+    PERFORM pg_catalog.pg_notify('crawler_ha_work', session::text);
     RETURN session;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_start(text[], jsonb) IS
-    'crawler_ha: start a crawl of the seed URLs with the given options (see docs/api.md); returns the session id';
+    'crawler_ha: start a crawl of the seed URLs with the given options (see docs/api.md); returns the session id; at commit, notifies channel crawler_ha_work with the id';
 
 CREATE FUNCTION @extschema@.crawl_stop(session bigint)
 RETURNS boolean

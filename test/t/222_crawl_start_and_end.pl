@@ -5,7 +5,10 @@
 #   (the server's log, one virtual transaction id for the three);
 # - its end: the summary and --stats-json are complete although the process
 #   ends without its teardown once the session is over, and the server
-#   sessions were closed by the worker (Terminate), not cut by its exit.
+#   sessions were closed by the worker (Terminate), not cut by its exit;
+# - a running service (crawler-worker run), idle, hears of a session started
+#   from SQL at once: crawl_start() notifies at commit the channel its
+#   claims' connection LISTENs on, again after that connection was cut.
 use strict;
 use warnings;
 use FindBin;
@@ -90,6 +93,59 @@ for (1 .. 100)
 ok(@workers >= 2 && !grep({ !$ended{$_} } @workers), 'every worker connection was ended (' . scalar(@workers) . ')')
   or diag $log;
 unlike($log, qr/unexpected EOF on client connection/, 'by the worker, not by its exit');
+
+# ---- A running service is told of new sessions ----
+{
+	my ($svc_out, $svc_err) = ('', '');
+	my $svc_storage = tempdir(CLEANUP => 1);
+	my $svc = IPC::Run::start([ $worker, 'run', '--db', $db, '--storage', $svc_storage, '--worker-id', 'svc',
+			'--concurrency', '8', '--host-connections', '8', '--log-level', 'debug' ],
+		'>', \$svc_out, '2>', \$svc_err, IPC::Run::timeout(120));
+	push @started, $svc;
+	my $listens = sub { my @l = (slurp_file($node->logfile, $log_from) =~ /statement: LISTEN crawler_ha_work/g); scalar @l };
+	my $announced = sub { my @l = ($svc_err =~ /new work announced: claiming now/g); scalar @l };
+	for (1 .. 100)
+	{
+		$svc->pump_nb;
+		last if $listens->() >= 1;
+		Time::HiRes::usleep(100_000);
+	}
+	is($listens->(), 1, 'the idle service LISTENs on crawler_ha_work');
+	# idle long enough for its claims to back off to their longest wait
+	Time::HiRes::usleep(1_500_000);
+	$svc->pump_nb;
+	is($announced->(), 0, 'nothing was announced before a session started');
+
+	my $opts = '{"delay_ms": 0, "per_host": 16, "max_depth": 20, "robots": false}';
+	my $s1 = $node->safe_psql('postgres', "SELECT crawl_start(ARRAY['$base/c0/1.html'], '$opts')");
+	ok($node->poll_query_until('postgres', "SELECT status = 'finished' FROM crawl_status($s1)"),
+		'the service crawls the session started from SQL');
+	$svc->pump_nb;
+	is($announced->(), 1, 'crawl_start() was announced to it, and it claimed at once') or diag $svc_err;
+	is($node->safe_psql('postgres',
+			"SELECT count(*) FROM crawl_frontier WHERE session_id = $s1 AND kind = 'image' AND state = 'done'"),
+		'30', "every image of the session's chain is done");
+
+	# Its connections cut (a restart, a failover): the claims' connection,
+	# made again, listens again.
+	$node->safe_psql('postgres', "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'crawler'");
+	for (1 .. 100)
+	{
+		$svc->pump_nb;
+		last if $listens->() >= 2;
+		Time::HiRes::usleep(100_000);
+	}
+	is($listens->(), 2, 'after its connections were cut, the service LISTENs again');
+	my $s2 = $node->safe_psql('postgres', "SELECT crawl_start(ARRAY['$base/c1/1.html'], '$opts')");
+	ok($node->poll_query_until('postgres', "SELECT status = 'finished' FROM crawl_status($s2)"),
+		'the service crawls a second session');
+	$svc->pump_nb;
+	is($announced->(), 2, 'which was announced to it on the new connection') or diag $svc_err;
+
+	$svc->signal('TERM');
+	$svc->finish;
+	is($svc->full_result(0), 0, 'the service exits 0 on SIGTERM') or diag $svc_err;
+}
 
 $ds->kill_kill;
 done_testing();

@@ -22,6 +22,8 @@ namespace asio = boost::asio;
 
 // How often the service logs what it has done.
 constexpr std::chrono::seconds kReportInterval{60};
+// The channel crawl_start() notifies when a session begins.
+constexpr const char* kWorkChannel = "crawler_ha_work";
 
 class ServiceCommand {
  public:
@@ -51,6 +53,12 @@ class ServiceCommand {
       failed_ = true;
       forced_stop_ = true;
       io_.stop();
+    });
+    // A session started anywhere is claimed at once, not after the idle
+    // back-off (up to 500 ms): crawl_start() notifies this channel at commit.
+    db_.listen(kWorkChannel, [this] {
+      CRAWLER_LOG(debug) << "new work announced: claiming now";
+      crawler_.work_announced();
     });
     crawler_.start();
     io_.run();

@@ -2,6 +2,8 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
@@ -9,6 +11,7 @@
 #include <variant>
 
 #include "crawler/log.hpp"
+#include "crawler/sql_literal.hpp"
 
 namespace crawler {
 namespace {
@@ -171,12 +174,88 @@ Database::Database(std::string conninfo, boost::asio::io_context& io, int connec
     shards_.push_back(std::make_unique<Shard>());
     shards_.back()->index = i;
   }
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   for (auto& sh : shards_) sh->thread = std::thread([this, s = sh.get()] { run(*s); });
 }
 
 Database::~Database() {
   stop(std::chrono::milliseconds(0));
   for (auto& sh : shards_) disconnect(*sh);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void Database::listen(std::string channel, std::function<void()> on_notify) {
+  {
+    std::lock_guard<std::mutex> lock(listen_mu_);
+    listen_channel_ = std::move(channel);
+    on_notify_ = std::move(on_notify);
+  }
+  listen_wanted_ = wake_fd_ >= 0;
+  wake_listener();
+}
+
+void Database::wake_listener() {
+  if (!listen_wanted_) return;
+  std::uint64_t one = 1;
+  if (::write(wake_fd_, &one, sizeof one) < 0) {
+    // EAGAIN: the counter is full, so the wake is pending anyway
+  }
+}
+
+bool Database::wait_listening(Shard& sh) {
+  if (!listen_wanted_ || !sh.conn || PQstatus(sh.conn) != CONNECTION_OK) return false;
+  if (!sh.listening && !sh.listen_refused) {
+    std::string channel;
+    {
+      std::lock_guard<std::mutex> lock(listen_mu_);
+      channel = listen_channel_;
+    }
+    // Blocking, as the connection's other set-up statements are.
+    PQsetnonblocking(sh.conn, 0);
+    PGresult* r = PQexec(sh.conn, ("LISTEN " + channel).c_str());
+    PQsetnonblocking(sh.conn, 1);
+    sh.listening = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!sh.listening) {
+      sh.listen_refused = true;
+      CRAWLER_LOG(debug) << "database: LISTEN " << channel << " refused (" << one_line(PQresultErrorMessage(r), 200)
+                         << "); new work is found by polling";
+    }
+    PQclear(r);
+    if (!sh.listening) return false;
+  }
+  {
+    std::lock_guard<std::mutex> lock(sh.mu);
+    if (stopping_ || !sh.queue.empty()) return true;
+  }
+  pollfd fds[2] = {{PQsocket(sh.conn), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+  int pr = ::poll(fds, 2, 200);
+  if (pr > 0 && (fds[1].revents & POLLIN)) {
+    std::uint64_t n = 0;
+    if (::read(wake_fd_, &n, sizeof n) < 0) {
+      // EAGAIN: another read took it
+    }
+  }
+  // A lost connection shows as CONNECTION_BAD to the next batch, which
+  // reconnects (and listens again).
+  if (pr > 0 && (fds[0].revents & (POLLIN | POLLERR | POLLHUP))) PQconsumeInput(sh.conn);
+  deliver_notifications(sh);
+  return true;
+}
+
+void Database::deliver_notifications(Shard& sh) {
+  if (!sh.listening || !sh.conn) return;
+  bool any = false;
+  while (PGnotify* n = PQnotifies(sh.conn)) {
+    any = true;
+    PQfreemem(n);
+  }
+  if (!any) return;
+  std::function<void()> f;
+  {
+    std::lock_guard<std::mutex> lock(listen_mu_);
+    f = on_notify_;
+  }
+  if (f) boost::asio::post(io_, std::move(f));
 }
 
 std::string Database::server() const {
@@ -201,6 +280,7 @@ void Database::call(Stmt s, std::vector<Param> params, Callback done, bool idemp
     ++pending_;
   }
   sh.cv.notify_one();
+  if (&sh == shards_[0].get()) wake_listener();
 }
 
 void Database::answer(Callback done, DbResult&& r) {
@@ -219,6 +299,7 @@ void Database::stop(std::chrono::milliseconds wait) {
     { std::lock_guard<std::mutex> lock(sh->mu); }
     sh->cv.notify_all();
   }
+  wake_listener();
   for (auto& sh : shards_)
     if (sh->thread.joinable()) sh->thread.join();
   // No thread uses them any more: each server session ends now (Terminate
@@ -236,6 +317,7 @@ void Database::disconnect(Shard& sh) {
   if (sh.conn) PQfinish(sh.conn);
   sh.conn = nullptr;
   sh.connected = false;
+  sh.listening = sh.listen_refused = false;  // a new connection listens afresh
   if (sh.index == 0) connected_ = false;
 }
 
@@ -601,8 +683,10 @@ Database::BatchOutcome Database::execute_transaction(Shard& sh, std::vector<Op>&
 }
 
 bool Database::take_batch(Shard& sh, std::vector<Op>& batch) {
+  bool waited = sh.index == 0 && wait_listening(sh);
   std::unique_lock<std::mutex> lock(sh.mu);
-  sh.cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_ || !sh.queue.empty(); });
+  if (!waited)
+    sh.cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return stopping_ || !sh.queue.empty(); });
   if (stopping_ && (sh.queue.empty() || stop_now())) {
     // Unanswered calls at the deadline are dropped: their leases expire.
     pending_ -= sh.queue.size();
@@ -704,6 +788,7 @@ void Database::run(Shard& sh) {
     if (!ensure_connected(sh, batch, backoff)) continue;
     std::size_t done = 0;
     if (!send_batch(sh, batch, &done)) requeue_after_loss(sh, batch, done);
+    else deliver_notifications(sh);  // read with the batch's answers
   }
 }
 

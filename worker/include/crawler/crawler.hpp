@@ -82,6 +82,12 @@ class Crawler {
   // Links fetched before their lease: started, used by a lease, dropped.
   const EarlyFetchStats& early_fetches() const { return early_.stats(); }
   bool stopping() const { return stopping_; }
+  // Work was announced (a session started): claims now, or right after the
+  // claim that is out, instead of after the idle back-off.
+  void work_announced() {
+    idle_delay_ = std::chrono::milliseconds(0);
+    request_claim(true);
+  }
   // Called right after a claim is queued while this worker holds nothing:
   // that claim may find nothing and finish the session (crawl_claim does),
   // so a call made now goes right behind it on the same connection and sees

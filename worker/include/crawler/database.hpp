@@ -65,6 +65,13 @@ class Database final : public DbCaller {
   // kept for the database that is fixed.
   void on_unusable(std::function<void(const std::string&)> f) { on_unusable_ = std::move(f); }
   std::uint64_t reconnects() const { return reconnects_; }
+  // Connection 0 LISTENs on `channel` (a plain SQL identifier), again after
+  // every reconnect, and `on_notify` runs on the loop when notifications
+  // arrive (once for those read together). While no call is queued the
+  // connection waits for a call or a notification, so an idle worker hears
+  // of new work at once instead of at its next poll. A server that refuses
+  // LISTEN (a hot standby) is logged at debug; the worker then only polls.
+  void listen(std::string channel, std::function<void()> on_notify);
   // Stops after the queue is empty or `wait` has passed, then closes the
   // connections (their server sessions end at once); no call is sent after.
   void stop(std::chrono::milliseconds wait);
@@ -89,6 +96,7 @@ class Database final : public DbCaller {
     bool connected = false;
     bool read_only = false;
     std::uint64_t connects = 0;
+    bool listening = false, listen_refused = false;  // this connection's LISTEN
   };
   void run(Shard& sh);
   // Connects, finds the extension's schema and prepares every statement;
@@ -125,6 +133,13 @@ class Database final : public DbCaller {
   // lost after *done calls were answered); and after a loss the idempotent
   // rest queued again, the others answered 08006.
   bool take_batch(Shard& sh, std::vector<Op>& batch);
+  // take_batch()'s wait on a listening connection 0: LISTEN once per
+  // connection, then up to 200 ms for a call (wake_fd_) or a notification,
+  // which is delivered. False when the connection does not listen (the
+  // caller waits on the queue's condition variable instead).
+  bool wait_listening(Shard& sh);
+  void deliver_notifications(Shard& sh);
+  void wake_listener();
   bool ensure_connected(Shard& sh, std::vector<Op>& batch, std::chrono::milliseconds& backoff);
   bool send_batch(Shard& sh, std::vector<Op>& batch, std::size_t* done);
   void requeue_after_loss(Shard& sh, std::vector<Op>& batch, std::size_t done);
@@ -151,6 +166,11 @@ class Database final : public DbCaller {
   std::atomic<std::uint64_t> reconnects_{0};
   std::atomic<bool> stopping_{false}, stopped_{false};
   std::atomic<std::int64_t> stop_deadline_ns_{0};
+  std::mutex listen_mu_;
+  std::string listen_channel_;
+  std::function<void()> on_notify_;
+  std::atomic<bool> listen_wanted_{false};
+  int wake_fd_ = -1;  // an eventfd: a call queued on connection 0, or the stop
 };
 
 }  // namespace crawler
