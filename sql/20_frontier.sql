@@ -279,3 +279,31 @@ SELECT crawl_settings('{"sitemaps": false}', ARRAY['http://sm.test/']) -> 'sitem
 SELECT crawl_start(ARRAY['http://sm.test/'], '{"sitemaps": "no"}');
 SELECT crawl_start(ARRAY['http://sm.test/'], '{"sitemaps": null}');
 SELECT crawl_stop(:sm);
+
+-- A session's URL patterns, as a worker is told of them: with any for a
+-- kind, its links are not fetched before their leases.
+SELECT page_patterns, image_patterns FROM crawl_session_settings(:pat);
+SELECT page_patterns, image_patterns FROM crawl_session_settings(:sm);
+SELECT crawl_start(ARRAY['http://pat2.test/'], '{"accept_images": ["\\.png$"]}') AS pat2 \gset
+SELECT page_patterns, image_patterns FROM crawl_session_settings(:pat2);
+SELECT crawl_start(ARRAY['http://pat3.test/'], '{}') AS pat3 \gset
+SELECT page_patterns, image_patterns FROM crawl_session_settings(:pat3);
+
+-- When a host waiting out its politeness delay may be claimed again: the
+-- earliest such host with queued items of a running session; NULL when
+-- none waits (a worker short of work then backs off as before).
+SELECT count(crawl_stop(id)) AS stopped FROM crawl_sessions WHERE status = 'running';
+SELECT crawl_next_claim_in() IS NULL AS nothing_waits;
+SELECT crawl_start(ARRAY['http://due.test/a', 'http://due.test/b', 'http://due.test/c'],
+       '{"delay_ms": 30000, "per_host": 5}') AS due \gset
+SELECT crawl_next_claim_in() IS NULL AS due_at_once_is_no_wait;
+SELECT count(*) AS claimed_one FROM crawl_claim('w-due', 5) WHERE session_id = :due;
+SELECT crawl_next_claim_in() BETWEEN '29 seconds' AND '30 seconds' AS due_after_the_delay;
+SELECT crawl_start(ARRAY['http://due2.test/a', 'http://due2.test/b'], '{"delay_ms": 5000}') AS due2 \gset
+SELECT count(*) AS claimed_one FROM crawl_claim('w-due', 5) WHERE session_id = :due2;
+SELECT crawl_next_claim_in() BETWEEN '4 seconds' AND '5 seconds' AS the_earliest_host;
+-- a host with nothing queued waits for nothing
+UPDATE crawl_frontier SET state = 'done' WHERE session_id = :due2;
+SELECT crawl_next_claim_in() BETWEEN '29 seconds' AND '30 seconds' AS due2_has_no_work;
+SELECT crawl_stop(:due);
+SELECT crawl_next_claim_in() IS NULL AS a_stopped_session_waits_for_nothing;

@@ -24,6 +24,7 @@ SELECT count(*) AS sessions_visible FROM crawl_sessions WHERE id = :s;
 SELECT status FROM crawl_status(:s);
 SELECT crawl_start(ARRAY['http://roles.test/']);
 SELECT image_delete(1);
+SELECT crawl_next_claim_in();
 RESET ROLE;
 
 SET ROLE regress_nobody;

@@ -380,6 +380,32 @@ $$;
 COMMENT ON FUNCTION @extschema@.crawl_claim(text, integer, interval) IS
     'crawler_ha: lease up to max_items queued URLs of running crawls to a worker, honouring each host''s delay, back-off and per-host limit; expired leases are reclaimed first';
 
+-- How long until a host that waits out its politeness delay may be claimed
+-- again, for the earliest such host with queued items of a running session;
+-- NULL when none waits. A worker whose claim came back short sleeps that
+-- long rather than polling (its idle back-off would overshoot the delay by
+-- up to its longest wait). An index walk in next_fetch_at order that stops
+-- at the first host with work. Not counted: a host's back-off after
+-- failures and an item's own retry time, which the worker's back-off covers.
+CREATE FUNCTION @extschema@.crawl_next_claim_in()
+RETURNS interval
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT GREATEST(ch.next_fetch_at - pg_catalog.clock_timestamp(), interval '0')
+      FROM @extschema@.crawl_hosts ch
+     WHERE ch.next_fetch_at > pg_catalog.clock_timestamp()
+       AND EXISTS (SELECT 1 FROM @extschema@.crawl_frontier q
+                     JOIN @extschema@.crawl_sessions s ON s.id = q.session_id
+                    WHERE q.host = ch.host AND q.state = 'queued' AND s.status = 'running')
+     ORDER BY ch.next_fetch_at
+     LIMIT 1
+$$;
+COMMENT ON FUNCTION @extschema@.crawl_next_claim_in() IS
+    'crawler_ha: how long until the earliest host that waits out its politeness delay, with queued items of a running session, may be claimed again; NULL when none waits';
+
 CREATE FUNCTION @extschema@.crawl_lease_early(worker text, session bigint, urls text[],
                                               lease interval DEFAULT '60 s')
 RETURNS TABLE (item_id bigint, session_id bigint, url text, kind text, depth integer, attempts integer,

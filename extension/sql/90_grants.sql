@@ -52,6 +52,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.crawl_enqueue(bigint, text[], integer, text, text),
     @extschema@.crawl_enqueue_many(bigint, text[], text[], integer[], text[]),
     @extschema@.crawl_claim(text, integer, interval),
+    @extschema@.crawl_next_claim_in(),
     @extschema@.crawl_lease_early(text, bigint, text[], interval),
     @extschema@.crawl_renew(text, bigint[], interval),
     @extschema@.crawl_release(text, bigint[]),

@@ -11,7 +11,7 @@ CREATE TEMP TABLE allowed (role name, fn text);
 GRANT SELECT ON allowed TO PUBLIC;
 INSERT INTO allowed
 SELECT 'crawler_ha_writer', unnest(ARRAY[
-    'crawl_claim', 'crawl_lease_early', 'crawl_complete', 'crawl_enqueue', 'crawl_enqueue_many', 'crawl_fail', 'crawl_host_set',
+    'crawl_claim', 'crawl_next_claim_in', 'crawl_lease_early', 'crawl_complete', 'crawl_enqueue', 'crawl_enqueue_many', 'crawl_fail', 'crawl_host_set',
     'crawl_blob_target',
     'crawl_redirect_allowed', 'crawl_release', 'crawl_renew', 'crawl_session_settings', 'crawl_start', 'crawl_status', 'crawl_stop', 'ha_endpoint_check', 'ha_health', 'ha_ping', 'ha_status',
     'image_delete', 'image_get', 'image_record', 'image_unchanged',

@@ -151,6 +151,7 @@ void Crawler::claim() {
   }
   int want = static_cast<int>(std::min<std::size_t>(cap - working, opts_.claim_batch));
   claim_in_flight_ = true;
+  ++claims_sent_;
   api_.claim(want, [this, want](const CallStatus& st, std::vector<ClaimedItem> items) {
     claim_in_flight_ = false;
     if (stopping_) {
@@ -211,6 +212,18 @@ void Crawler::claimed(int want, std::vector<ClaimedItem>&& items) {
   if (claim_again_) idle_delay_ = milliseconds(0);  // work came while it was out
   claim_again_ = false;
   schedule_claim(idle_delay_);
+  // Short of work: a host may only be waiting out its politeness delay. Ask
+  // when it is due and claim then, not at the back-off's next step, which
+  // would overshoot a 1 s delay by up to its longest wait (500 ms).
+  if (queue_short_ && idle_delay_ > milliseconds(0)) {
+    std::uint64_t asked_at = ++claims_sent_;
+    api_.next_claim_in([this, asked_at](const CallStatus&, std::optional<milliseconds> due) {
+      // A claim since (new work, the timer) has rescheduled already.
+      if (!due || stopping_ || claim_in_flight_ || asked_at != claims_sent_) return;
+      milliseconds at = *due + kDueMargin;
+      if (at < idle_delay_) schedule_claim(at);
+    });
+  }
 }
 
 void Crawler::renew() {

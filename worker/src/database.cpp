@@ -102,6 +102,9 @@ const StmtDef kStatements[] = {
      "to_char(checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS checked_at, thumbnails::text AS thumbnails, filename "
      "FROM %s.image_list(session => $1::bigint, after_id => $2::bigint, max_rows => $3::integer)",
      true},  // an older extension without image_list(): only export fails, saying so
+    {"crawl_next_claim_in",
+     "SELECT ceil(extract(epoch FROM %s.crawl_next_claim_in()) * 1000)::bigint AS ms",
+     true},  // an older extension: an idle worker only backs off
 };
 static_assert(sizeof(kStatements) / sizeof(kStatements[0]) == static_cast<std::size_t>(Stmt::count_));
 

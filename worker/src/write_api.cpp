@@ -144,6 +144,14 @@ void WriteApi::claim(int max_items, Answer<std::vector<ClaimedItem>> done) {
   });
 }
 
+void WriteApi::next_claim_in(Answer<std::optional<std::chrono::milliseconds>> done) {
+  db_.call(Stmt::crawl_next_claim_in, {}, [done = std::move(done)](DbResult&& r) {
+    const Param& ms = r.at(0, "ms");
+    done(CallStatus::of(r),
+         r.ok && ms ? std::optional(std::chrono::milliseconds(to_ll(ms, 0))) : std::nullopt);
+  });
+}
+
 void WriteApi::lease_early(std::int64_t session, const std::vector<std::string>& urls,
                            Answer<std::vector<ClaimedItem>> done) {
   std::optional<std::string> array = pg_text_array(urls);

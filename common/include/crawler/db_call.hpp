@@ -33,7 +33,7 @@ enum class Stmt {
   crawl_start, crawl_stop, crawl_status, crawl_claim, crawl_renew, crawl_release,
   crawl_complete, crawl_fail, crawl_enqueue, crawl_enqueue_many, crawl_host_set, image_record,
   session_settings, host_robots, redirect_allowed, sessions_overview, recent_errors, ha_status,
-  crawl_blob_target, crawl_lease_early, image_unchanged, export_session, image_page, count_
+  crawl_blob_target, crawl_lease_early, image_unchanged, export_session, image_page, crawl_next_claim_in, count_
 };
 
 // What sends calls to the database and delivers their answers on the event

@@ -11,6 +11,7 @@
 // array) fails its call with SQLSTATE 22021, as the server would, without
 // sending it.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <ctime>
 #include <functional>
@@ -147,6 +148,9 @@ class WriteApi {
 
   // Leases up to `max_items` URLs of any running session for the lease time.
   void claim(int max_items, Answer<std::vector<ClaimedItem>> done);
+  // How long until a host waiting out its politeness delay may be claimed
+  // (crawl_next_claim_in()); nullopt when none waits or the call failed.
+  void next_claim_in(Answer<std::optional<std::chrono::milliseconds>> done);
   // Leases to this worker those of `urls` (of `session`) that are queued,
   // on hosts without a delay and with room under per_host: the links it is
   // fetching already (early_fetch.hpp). Sent behind the links' enqueue.
