@@ -389,19 +389,28 @@ COMMENT ON FUNCTION @extschema@.crawl_claim(text, integer, interval) IS
 -- failures and an item's own retry time, which the worker's back-off covers.
 CREATE FUNCTION @extschema@.crawl_next_claim_in()
 RETURNS interval
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT GREATEST(ch.next_fetch_at - pg_catalog.clock_timestamp(), interval '0')
+DECLARE
+    t timestamptz := pg_catalog.clock_timestamp();
+    due timestamptz;
+BEGIN
+    -- A first queued row in index order, not EXISTS (which the planner turns
+    -- into a semi-join over every queued row of the frontier).
+    SELECT ch.next_fetch_at INTO due
       FROM @extschema@.crawl_hosts ch
-     WHERE ch.next_fetch_at > pg_catalog.clock_timestamp()
-       AND EXISTS (SELECT 1 FROM @extschema@.crawl_frontier q
-                     JOIN @extschema@.crawl_sessions s ON s.id = q.session_id
-                    WHERE q.host = ch.host AND q.state = 'queued' AND s.status = 'running')
+     WHERE ch.next_fetch_at > t
+       AND (SELECT q.id FROM @extschema@.crawl_frontier q
+              JOIN @extschema@.crawl_sessions s ON s.id = q.session_id
+             WHERE q.host = ch.host AND q.state = 'queued' AND s.status = 'running'
+             ORDER BY q.host, q.depth + (q.kind = 'image')::integer, q.id LIMIT 1) IS NOT NULL
      ORDER BY ch.next_fetch_at
-     LIMIT 1
+     LIMIT 1;
+    RETURN due - t;  -- positive (due > t); NULL when no host waits
+END
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_next_claim_in() IS
     'crawler_ha: how long until the earliest host that waits out its politeness delay, with queued items of a running session, may be claimed again; NULL when none waits';
