@@ -80,6 +80,7 @@ typedef struct HaShared
 	pid_t		worker_pid;
 	Latch	   *worker_latch;
 	bool		reload_requested;	/* ha_wake_worker(): re-read ha_state, check the peer */
+	bool		work_announced; /* crawl_announce_work() committed: notify the crawler workers */
 	TimestampTz worker_started;
 	bool		first_round_done;	/* writes wait for the first peer check */
 

@@ -24,6 +24,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "ha_announce.h"
 #include "ha_shared.h"
 #include "ha_conn.h"
 #include "ha_guc.h"
@@ -598,6 +599,9 @@ ha_worker_main(Datum main_arg)
 			(void) ha_load_local_state();
 			next_round = GetCurrentTimestamp();
 		}
+
+		/* a crawl session committed: tell the listening crawler workers */
+		ha_announce_work_if_asked();
 
 		now = GetCurrentTimestamp();
 		if (probe.phase == HA_CONN_IDLE && now >= next_round)

@@ -91,6 +91,17 @@ $$;
 COMMENT ON FUNCTION @extschema@.crawl_finish_if_idle(bigint) IS
     'crawler_ha (internal): mark a running session finished when its queue is empty';
 
+-- When the calling transaction commits, the HA worker notifies the channel
+-- crawler_ha_work in a transaction of its own (ha_announce.c: a NOTIFY here
+-- would hold the cluster-wide notification lock through the wait for a
+-- synchronous standby).
+CREATE FUNCTION @extschema@.crawl_announce_work()
+RETURNS void
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'crawl_announce_work';
+COMMENT ON FUNCTION @extschema@.crawl_announce_work() IS
+    'crawler_ha (internal): after this transaction commits, the HA worker notifies channel crawler_ha_work';
+
 CREATE FUNCTION @extschema@.crawl_start(seeds text[], options jsonb DEFAULT '{}')
 RETURNS bigint
 LANGUAGE plpgsql
@@ -120,14 +131,14 @@ BEGIN
     VALUES (seeds, settings)
     RETURNING id INTO session;
     PERFORM @extschema@.crawl_enqueue(session, seeds, 0, 'page', NULL);
-    -- Delivered at commit to the workers that listen (crawler-worker run):
-    -- an idle one claims the seeds at once instead of at its next poll.
-    PERFORM pg_catalog.pg_notify('crawler_ha_work', session::text);
+    -- Announced after commit to the workers that listen (crawler-worker
+    -- run): an idle one claims the seeds at once instead of at its next poll.
+    PERFORM @extschema@.crawl_announce_work();
     RETURN session;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.crawl_start(text[], jsonb) IS
-    'crawler_ha: start a crawl of the seed URLs with the given options (see docs/api.md); returns the session id; at commit, notifies channel crawler_ha_work with the id';
+    'crawler_ha: start a crawl of the seed URLs with the given options (see docs/api.md); returns the session id; after its commit the HA worker notifies channel crawler_ha_work';
 
 CREATE FUNCTION @extschema@.crawl_stop(session bigint)
 RETURNS boolean
