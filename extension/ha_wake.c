@@ -8,6 +8,10 @@
  * state before the change commits, so the wake is repeated at commit, and
  * the worker serves it with a round of its own (ha_state re-read, the peer
  * checked) rather than only returning to its wait.
+ *
+ * The same wake at commit serves crawl_start()'s announcement of new work
+ * (ha_announce.c): whatever a transaction asks of the worker is asked once it
+ * commits, in one callback.
  */
 #include "postgres.h"
 
@@ -16,12 +20,16 @@
 #include "storage/latch.h"
 
 #include "ha_shared.h"
+#include "ha_wake.h"
 
 PG_FUNCTION_INFO_V1(ha_wake_worker);
 
-/* Asks the HA worker for a round now (ha_state re-read, the peer checked); false when no worker runs. */
+/*
+ * Wakes the HA worker for `what` (HaWakeFor bits): the flags it serves are
+ * set in shared memory, then its latch.  False when no worker runs.
+ */
 static bool
-wake_worker_now(void)
+wake_worker_now(int what)
 {
 	Latch	   *latch = NULL;
 
@@ -29,21 +37,25 @@ wake_worker_now(void)
 		return false;
 	SpinLockAcquire(&ha_shared->mutex);
 	latch = ha_shared->worker_latch;
-	ha_shared->reload_requested = true;
+	if (what & HA_WAKE_RELOAD)
+		ha_shared->reload_requested = true;
+	if (what & HA_WAKE_ANNOUNCE)
+		ha_shared->work_announced = true;
 	SpinLockRelease(&ha_shared->mutex);
 	if (latch)
 		SetLatch(latch);
 	return latch != NULL;
 }
 
-static bool wake_at_commit = false;
+static int	wake_at_commit = 0;		/* HaWakeFor bits for this transaction's commit */
 static bool wake_callback_registered = false;
 
 /*
  * A worker woken while the change it must see is still uncommitted reads
  * the old ha_state and publishes it for a whole round (a fresh node's
  * default "primary", right after ha_setup('standby')): it is woken again
- * once the change is visible.
+ * once the change is visible.  Work to announce is announced only once it
+ * is committed.
  */
 static void
 wake_xact_callback(XactEvent event, void *arg)
@@ -51,11 +63,22 @@ wake_xact_callback(XactEvent event, void *arg)
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
 	{
 		if (wake_at_commit)
-			(void) wake_worker_now();
-		wake_at_commit = false;
+			(void) wake_worker_now(wake_at_commit);
+		wake_at_commit = 0;
 	}
 	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		wake_at_commit = false;
+		wake_at_commit = 0;
+}
+
+void
+ha_wake_at_commit(int what)
+{
+	if (!wake_callback_registered)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		wake_callback_registered = true;
+	}
+	wake_at_commit |= what;
 }
 
 /*
@@ -66,11 +89,6 @@ wake_xact_callback(XactEvent event, void *arg)
 Datum
 ha_wake_worker(PG_FUNCTION_ARGS)
 {
-	if (!wake_callback_registered)
-	{
-		RegisterXactCallback(wake_xact_callback, NULL);
-		wake_callback_registered = true;
-	}
-	wake_at_commit = true;
-	PG_RETURN_BOOL(wake_worker_now());
+	ha_wake_at_commit(HA_WAKE_RELOAD);
+	PG_RETURN_BOOL(wake_worker_now(HA_WAKE_RELOAD));
 }
