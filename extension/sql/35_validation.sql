@@ -426,6 +426,19 @@ RETURN kind = 'sitemap' OR ((NOT settings ? (CASE WHEN kind = 'image' THEN 'acce
 COMMENT ON FUNCTION @extschema@.crawl_patterns_ok(jsonb, text, text) IS
     'crawler_ha (internal): whether a URL of this kind passes a crawl''s accept and reject patterns';
 
+-- Whether crawl_patterns_ok() can refuse a URL of `kind` under these
+-- settings: accept or reject patterns of its kind are set. A worker fetches
+-- no link of such a kind before its lease (crawl_session_settings()).
+CREATE FUNCTION @extschema@.crawl_has_patterns(settings jsonb, kind text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN kind <> 'sitemap'
+   AND (settings ? (CASE WHEN kind = 'image' THEN 'accept_images' ELSE 'accept_pages' END)
+        OR coalesce(pg_catalog.jsonb_array_length(
+               settings -> (CASE WHEN kind = 'image' THEN 'reject_images' ELSE 'reject_pages' END)), 0) > 0);
+COMMENT ON FUNCTION @extschema@.crawl_has_patterns(jsonb, text) IS
+    'crawler_ha (internal): whether a crawl has accept or reject patterns for URLs of this kind';
+
 -- The crawl's depth for a URL of `kind` found at `depth`: a page up to
 -- max_depth, an image one level further (the images of the deepest pages
 -- are fetched). A sitemap stands at the depth of the URL whose host's

@@ -250,8 +250,8 @@ AS $$
            -- fetches no link of that kind before its lease, since only the
            -- frontier applies them (crawl_patterns_ok()), and an early fetch
            -- would ask for a URL the crawl excludes (a logout link).
-           s.settings ? 'accept_pages' OR coalesce(pg_catalog.jsonb_array_length(s.settings -> 'reject_pages'), 0) > 0,
-           s.settings ? 'accept_images' OR coalesce(pg_catalog.jsonb_array_length(s.settings -> 'reject_images'), 0) > 0
+           @extschema@.crawl_has_patterns(s.settings, 'page'),
+           @extschema@.crawl_has_patterns(s.settings, 'image')
       FROM @extschema@.crawl_sessions s
      WHERE s.id = session OR (session IS NULL AND s.status = 'running')
 $$;
