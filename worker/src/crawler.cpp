@@ -216,7 +216,7 @@ void Crawler::claimed(int want, std::vector<ClaimedItem>&& items) {
   // when it is due and claim then, not at the back-off's next step, which
   // would overshoot a 1 s delay by up to its longest wait (500 ms).
   if (queue_short_ && idle_delay_ > milliseconds(0)) {
-    std::uint64_t asked_at = ++claims_sent_;
+    std::uint64_t asked_at = claims_sent_;
     api_.next_claim_in([this, asked_at](const CallStatus&, std::optional<milliseconds> due) {
       // A claim since (new work, the timer) has rescheduled already.
       if (!due || stopping_ || claim_in_flight_ || asked_at != claims_sent_) return;

@@ -200,8 +200,8 @@ class Crawler {
   bool queue_short_ = false;  // the last claim found less than it asked for
   bool fatal_ = false;
   std::chrono::milliseconds idle_delay_{50};
-  // Claims sent (and due-time questions asked): an answer to "when is the
-  // next host due" applies only if no claim went out after it was asked.
+  // Claims sent: an answer to "when is the next host due" applies only if no
+  // claim went out after it was asked.
   std::uint64_t claims_sent_ = 0;
   // After a host's due time, so that its claim does not arrive a moment early.
   static constexpr std::chrono::milliseconds kDueMargin{2};
