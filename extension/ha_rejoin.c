@@ -56,6 +56,8 @@ typedef struct Rejoin
 	int64		tail;			/* changes after the split; -1 when no slot says */
 	bool		resync;			/* merged: copy the new primary afresh */
 	char	   *summary;		/* ha_merge_tail()'s per-table counts (JSON) */
+	TimestampTz started;		/* when this attempt began: the event's duration */
+	char		event[256];		/* the rejoin event's reason, once subscribed */
 } Rejoin;
 
 /*
@@ -170,6 +172,14 @@ subscribe_step(void *arg)
 			"needs_rejoin = false",
 			ha_local.schema, r->peer.term, quote_literal_cstr(r->peer.name), r->peer.node_id,
 			r->peer.node_id);
+
+	/*
+	 * The event commits with the state: whoever sees this node rejoined in
+	 * ha_state finds the rejoin in ha_events too.
+	 */
+	snprintf(r->event, sizeof(r->event), "node %s rejoined as standby of %s (term " INT64_FORMAT ")",
+			 ha_local.node_name, r->peer.name, r->peer.term);
+	ha_record_event_in_txn("rejoin", r->event, ha_ms_since(r->started), NULL);
 	ha_set_read_only_in_txn(true);
 }
 
@@ -183,10 +193,10 @@ subscribe_step(void *arg)
 bool
 ha_rejoin(char *msg, size_t msglen)
 {
-	TimestampTz t0 = GetCurrentTimestamp();
 	Rejoin		r;
 
 	memset(&r, 0, sizeof(r));
+	r.started = GetCurrentTimestamp();
 	SpinLockAcquire(&ha_shared->mutex);
 	r.peer = ha_shared->peer;
 	SpinLockRelease(&ha_shared->mutex);
@@ -225,10 +235,11 @@ ha_rejoin(char *msg, size_t msglen)
 	if (!ha_step_run("dropping the old slot", drop_old_slot_step, &r, msg, msglen) ||
 		!ha_step_run("subscribing to the new primary", subscribe_step, &r, msg, msglen))
 		return false;
+	ereport(LOG,
+			(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+			 errmsg("crawler_ha event rejoin: %s", r.event)));
 	ha_reload_config();
 	ha_refresh_local_state();
-	snprintf(msg, msglen, "node %s rejoined as standby of %s (term " INT64_FORMAT ")",
-			 ha_local.node_name, r.peer.name, r.peer.term);
-	ha_record_event("rejoin", msg, ha_ms_since(t0), NULL);
+	strlcpy(msg, r.event, msglen);
 	return true;
 }
