@@ -4,23 +4,36 @@
 # the old primary is started again: it merges its tail into the new primary
 # and follows it. Measured: the merge (reading the tail from the old slot,
 # shipping the rows, ha_merge_rows' rules on the new primary) and the whole
-# rejoin, against the peer: the same rows inserted with plain INSERT ...
-# SELECT FROM jsonb_populate_recordset on the same server (the cost of
-# moving the rows without any rule). Run through bench/merge/run.
+# rejoin, against two peers on the same server: the same rows inserted with
+# plain INSERT ... SELECT FROM jsonb_populate_recordset into copies of the
+# tables without indexes (LIKE: the cost of moving the rows), and into
+# copies with the tables' indexes and checks (LIKE ... INCLUDING ALL: what
+# any insert of these rows into these tables pays, without any rule). The
+# nodes run with production settings (bench_conf: fsync on, no statement
+# logging), not the test framework's, which log every statement: a merge's
+# chunk is one statement of megabytes. Run through bench/merge/run.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(time sleep);
-use CrawlerHA::Test qw(ha_pair ha_wait_writable);
+use CrawlerHA::Test qw(ha_pair ha_wait_writable bench_conf);
 
 my @sizes = split ' ', ($ENV{MERGE_ROWS} // '10000 50000');
+# MERGE_STATEMENTS=1: pg_stat_statements (nested statements too) on both
+# nodes; the costliest statements of each merge are printed after it
+my $statements = $ENV{MERGE_STATEMENTS} // '';
+my $conf = bench_conf("max_wal_size = '1GB'");
+$conf .= "shared_preload_libraries = 'crawler_ha,pg_cron,pg_stat_statements'\npg_stat_statements.track = all\n"
+  if $statements;
 my @rows;
+my @notes;  # printed after the table
 my $k = 0;
 for my $n (@sizes)
 {
 	$k++;
-	my ($a, $b) = ha_pair(names => [ "m${k}a", "m${k}b" ]);
+	my ($a, $b) = ha_pair(names => [ "m${k}a", "m${k}b" ], conf => $conf);
+	$_->safe_psql('postgres', 'BEGIN READ WRITE; CREATE EXTENSION pg_stat_statements; COMMIT') for ($statements ? ($a, $b) : ());
 	my $sid = $a->safe_psql('postgres', q{SELECT crawl_start(ARRAY['http://m.test/'], '{"delay_ms": 0, "per_host": 1000}')});
 	$b->poll_query_until('postgres', 'SELECT count(*) = 1 FROM crawl_frontier') or die;
 	$b->stop;
@@ -41,6 +54,7 @@ for my $n (@sizes)
 	$a->kill9;
 	$b->start;
 	ha_wait_writable($b, 120) or die 'no promotion';
+	$b->safe_psql('postgres', 'SELECT pg_stat_statements_reset()') if $statements;
 	my $t0 = time;
 	$a->start;
 	$a->poll_query_until('postgres', "SELECT role = 'standby' AND NOT needs_rejoin FROM ha_state", 't') or die 'no rejoin';
@@ -48,24 +62,44 @@ for my $n (@sizes)
 	my ($merge_ms, $merged) = split /\|/, $a->safe_psql('postgres',
 		"SELECT duration_ms, detail ->> 'merged' FROM ha_events WHERE kind = 'merge' ORDER BY id DESC LIMIT 1");
 	my $on_b = $b->safe_psql('postgres', 'SELECT count(*) FROM images');
+	if ($statements)
+	{
+		for my $n ($a, $b)
+		{
+			push @notes, "statements on " . $n->name . " after merging $tail images (calls, total ms, query):";
+			push @notes, "    $_" for split /\n/, $n->safe_psql('postgres',
+				"SELECT calls || ' ' || round(total_exec_time) || ' ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 150) "
+				  . "FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT 15");
+		}
+	}
 
-	# the peer: the same rows, plain INSERT from JSON, on the same server
+	# the peers: the same rows, plain INSERT from JSON, on the same server,
+	# into bare copies of the tables and into copies with their indexes
 	$b->safe_psql('postgres', q{
 		CREATE TABLE plain_images (LIKE images); CREATE TABLE plain_frontier (LIKE crawl_frontier);
+		CREATE TABLE indexed_images (LIKE images INCLUDING ALL);
+		CREATE TABLE indexed_frontier (LIKE crawl_frontier INCLUDING ALL);
 		CREATE TABLE j AS SELECT (SELECT jsonb_agg(to_jsonb(i)) FROM images i) AS im,
-		                         (SELECT jsonb_agg(to_jsonb(f)) FROM crawl_frontier f) AS fr;});
-	my $p0 = time;
-	$b->safe_psql('postgres', q{
-		INSERT INTO plain_images SELECT * FROM jsonb_populate_recordset(NULL::images, (SELECT im FROM j));
-		INSERT INTO plain_frontier SELECT * FROM jsonb_populate_recordset(NULL::crawl_frontier, (SELECT fr FROM j));});
-	my $plain_ms = (time - $p0) * 1000;
-	push @rows, sprintf('| %d | %d | %d | %.0f ms | %.0f rows/s | %.1f s | %.0f ms | %.1fx |',
-		$tail, $merged, $on_b, $merge_ms, $merged / ($merge_ms / 1000), $rejoin_s, $plain_ms, $merge_ms / $plain_ms);
+		                         (SELECT jsonb_agg(to_jsonb(f)) FROM crawl_frontier f) AS fr;
+		CHECKPOINT;});
+	my %peer_ms;
+	for my $peer ('plain', 'indexed')
+	{
+		my $p0 = time;
+		$b->safe_psql('postgres', qq{
+			INSERT INTO ${peer}_images SELECT * FROM jsonb_populate_recordset(NULL::images, (SELECT im FROM j));
+			INSERT INTO ${peer}_frontier SELECT * FROM jsonb_populate_recordset(NULL::crawl_frontier, (SELECT fr FROM j));});
+		$peer_ms{$peer} = (time - $p0) * 1000;
+	}
+	push @rows, sprintf('| %d | %d | %d | %.0f ms | %.0f rows/s | %.1f s | %.0f ms | %.1fx | %.0f ms | %.1fx |',
+		$tail, $merged, $on_b, $merge_ms, $merged / ($merge_ms / 1000), $rejoin_s, $peer_ms{plain},
+		$merge_ms / $peer_ms{plain}, $peer_ms{indexed}, $merge_ms / $peer_ms{indexed});
 	$a->stop;
 	$b->stop;
 }
 open(my $out, '>', "$ENV{TESTDATADIR}/merge-results.md") or die $!;
-print $out "| images in the tail | rows merged (all tables) | images on the new primary after | merge | merge rate | restart to rejoined (copy included) | plain INSERT of the same rows | merge / plain |\n";
-print $out "|---|---|---|---|---|---|---|---|\n";
+print $out "| images in the tail | rows merged (all tables) | images on the new primary after | merge | merge rate | restart to rejoined (copy included) | plain INSERT, no indexes | merge / plain | plain INSERT, tables' indexes | merge / indexed |\n";
+print $out "|---|---|---|---|---|---|---|---|---|---|\n";
 print $out "$_\n" for @rows;
+print $out "\n", map { "$_\n" } @notes if @notes;
 close $out;
