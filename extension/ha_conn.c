@@ -76,14 +76,29 @@ ha_conn_reset(HaConn *hc, bool keep_connection)
 		ha_conn_close(hc);
 	hc->phase = HA_CONN_IDLE;
 	hc->poll_wants = 0;
+	hc->nparams = 0;
+	hc->params = NULL;
 	hc->error[0] = '\0';
 	hc->sqlstate[0] = '\0';
+}
+
+void
+ha_conn_set_params(HaConn *hc, int nparams, const char *const *params)
+{
+	hc->nparams = nparams;
+	hc->params = params;
 }
 
 static void
 conn_send(HaConn *hc)
 {
-	if (!PQsendQuery(hc->conn, hc->query))
+	int			sent;
+
+	if (hc->nparams > 0)
+		sent = PQsendQueryParams(hc->conn, hc->query, hc->nparams, NULL, hc->params, NULL, NULL, 0);
+	else
+		sent = PQsendQuery(hc->conn, hc->query);
+	if (!sent)
 	{
 		conn_fail(hc, PQerrorMessage(hc->conn));
 		return;
@@ -396,15 +411,45 @@ ha_remote_query_diag(const char *conninfo, const char *query, int timeout_ms,
 	}
 	memset(err, 0, sizeof(*err));
 	if (!ok)
-	{
-		strlcpy(err->message, hc.error, sizeof(err->message));
-		strlcpy(err->sqlstate, hc.sqlstate, sizeof(err->sqlstate));
-		strlcpy(err->primary, hc.err_primary, sizeof(err->primary));
-		strlcpy(err->detail, hc.err_detail, sizeof(err->detail));
-		strlcpy(err->hint, hc.err_hint, sizeof(err->hint));
-	}
+		ha_conn_remote_error(&hc, err);
 	ha_conn_close(&hc);
 	return ok;
+}
+
+void
+ha_conn_remote_error(const HaConn *hc, HaRemoteError *err)
+{
+	memset(err, 0, sizeof(*err));
+	strlcpy(err->message, hc->error[0] ? hc->error : "no answer", sizeof(err->message));
+	strlcpy(err->sqlstate, hc->sqlstate, sizeof(err->sqlstate));
+	strlcpy(err->primary, hc->err_primary, sizeof(err->primary));
+	strlcpy(err->detail, hc->err_detail, sizeof(err->detail));
+	strlcpy(err->hint, hc->err_hint, sizeof(err->hint));
+}
+
+void
+ha_raise_remote_error(const HaRemoteError *err, const char *context)
+{
+	/* the peer refused the query: its error, raised again as it is */
+	if (err->sqlstate[0] != '\0')
+		ereport(ERROR,
+				(errcode(MAKE_SQLSTATE(err->sqlstate[0], err->sqlstate[1], err->sqlstate[2],
+									   err->sqlstate[3], err->sqlstate[4])),
+				 errmsg("%s", err->primary[0] ? err->primary : err->message),
+				 err->detail[0] ? errdetail("%s", err->detail) : 0,
+				 err->hint[0] ? errhint("%s", err->hint) : 0,
+				 errcontext("%s", context)));
+
+	/*
+	 * No answer to the query.  libpq gives no SQLSTATE for a refused
+	 * connection; one the server refused (it sent a FATAL, such as a
+	 * missing privilege) is a failed connection, not an unreachable peer,
+	 * so that ha_setup() does not take it for an absent one.
+	 */
+	ereport(ERROR,
+			(errcode(strstr(err->message, "FATAL:") ? ERRCODE_CONNECTION_FAILURE
+					 : ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+			 errmsg("query on the peer failed: %s", err->message)));
 }
 
 const char *

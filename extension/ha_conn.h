@@ -31,6 +31,8 @@ typedef struct HaConn
 	TimestampTz started;
 	TimestampTz deadline;
 	const char *query;
+	int			nparams;		/* $1..$n of query, as text (none: 0) */
+	const char *const *params;	/* kept by pointer, like query; NULL: SQL NULL */
 	struct pg_result *result;	/* last PGRES_TUPLES_OK/COMMAND_OK result */
 	char		error[256];
 	/* a query the remote server refused: its SQLSTATE and fields ("" else) */
@@ -52,6 +54,13 @@ typedef struct HaRemoteError
 
 extern void ha_conn_start(HaConn *hc, const char *conninfo, const char *query,
 						  int timeout_ms, const char *appname);
+/*
+ * Gives the next exchange of hc parameters ($1..$n, text, NULL entries for
+ * SQL NULL), which must outlive it; ha_conn_reset() forgets them.  Sent with the extended protocol, a parameter is
+ * never parsed as SQL: megabytes of data cost no quoting, no scanning and
+ * no statement log line of that size on the remote side.
+ */
+extern void ha_conn_set_params(HaConn *hc, int nparams, const char *const *params);
 extern void ha_conn_step(HaConn *hc, int events);
 extern long ha_conn_wait_ms(HaConn *hc);
 extern void ha_conn_reset(HaConn *hc, bool keep_connection);
@@ -65,6 +74,15 @@ extern bool ha_remote_query(const char *conninfo, const char *query, int timeout
  */
 extern bool ha_remote_query_diag(const char *conninfo, const char *query, int timeout_ms,
 								 char **value, HaRemoteError *err);
+/* Why hc's exchange failed, in the form ha_remote_query_diag() reports. */
+extern void ha_conn_remote_error(const HaConn *hc, HaRemoteError *err);
+/*
+ * Raises a failed remote query as an error here: a query the peer refused
+ * with its own SQLSTATE, message, detail and hint (as postgres_fdw does),
+ * with `context` naming where it ran; no answer at all as 08006 (a server
+ * that refused the connection with a FATAL) or 08001.
+ */
+extern void ha_raise_remote_error(const HaRemoteError *err, const char *context) pg_attribute_noreturn();
 /*
  * The text of column `name` in the first row of `res`; NULL when there is
  * no row, no such column, or the value is NULL.  Remote answers are read by

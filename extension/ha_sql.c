@@ -395,28 +395,7 @@ ha_peer_query(PG_FUNCTION_ARGS)
 				 errhint("Set it in postgresql.conf to the other data node and reload.")));
 	query = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	if (!ha_remote_query_diag(ha_peer_conninfo, query, timeout, &value, &err))
-	{
-		/* the peer refused the query: its error, raised again as it is */
-		if (err.sqlstate[0] != '\0')
-			ereport(ERROR,
-					(errcode(MAKE_SQLSTATE(err.sqlstate[0], err.sqlstate[1], err.sqlstate[2],
-										   err.sqlstate[3], err.sqlstate[4])),
-					 errmsg("%s", err.primary[0] ? err.primary : err.message),
-					 err.detail[0] ? errdetail("%s", err.detail) : 0,
-					 err.hint[0] ? errhint("%s", err.hint) : 0,
-					 errcontext("query on the peer (crawler_ha.peer_conninfo)")));
-
-		/*
-		 * No answer to the query.  libpq gives no SQLSTATE for a refused
-		 * connection; one the server refused (it sent a FATAL, such as a
-		 * missing privilege) is a failed connection, not an unreachable
-		 * peer, so that ha_setup() does not take it for an absent one.
-		 */
-		ereport(ERROR,
-				(errcode(strstr(err.message, "FATAL:") ? ERRCODE_CONNECTION_FAILURE
-						 : ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("query on the peer failed: %s", err.message)));
-	}
+		ha_raise_remote_error(&err, "query on the peer (crawler_ha.peer_conninfo)");
 	if (value == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(value));

@@ -209,13 +209,17 @@ COMMENT ON FUNCTION @extschema@.ha_range_rows(regclass, jsonb) IS
     'crawler_ha (internal): {key: row hash} for the rows of small key ranges of a table here';
 
 -- Asynchronous calls on the peer (consistency_peer.c): send, work here
--- meanwhile, receive. Bytes both ways are counted in crawler_ha_diff.bytes.
-CREATE FUNCTION @extschema@.ha_peer_send(query text)
+-- meanwhile, receive, on one connection for the rest of the transaction.
+-- params are the query's $1..$n, sent apart from its text (a merge's chunk
+-- is megabytes: no quoting, no SQL scanning of it on the peer); the answer
+-- is due within timeout_ms (NULL: crawler_ha.response_timeout_ms).
+-- Bytes both ways are counted in crawler_ha_diff.bytes by the callers below.
+CREATE FUNCTION @extschema@.ha_peer_send(query text, params text[] DEFAULT NULL, timeout_ms integer DEFAULT NULL)
 RETURNS void
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'ha_peer_send';
-COMMENT ON FUNCTION @extschema@.ha_peer_send(text) IS
-    'crawler_ha (internal): start a query on the peer without waiting for it';
+COMMENT ON FUNCTION @extschema@.ha_peer_send(text, text[], integer) IS
+    'crawler_ha (internal): start a query on the peer without waiting for it; params are its $1..$n (text), timeout_ms bounds the wait for its answer';
 
 CREATE FUNCTION @extschema@.ha_peer_receive()
 RETURNS text

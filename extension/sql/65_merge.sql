@@ -73,11 +73,32 @@ COMMENT ON FUNCTION @extschema@.ha_tail_keys(name, pg_lsn) IS
 -- On the old primary: merge the tail into the peer (the new primary).
 -- slot NULL: no slot records the tail; compare keys with the peer instead
 -- (rows only here or different here). Returns per-table counts.
+-- The per-table sums of ha_merge_tail(): one chunk's answer from the new
+-- primary (ha_merge_receive()'s JSON text) added to table tbl's.
+CREATE FUNCTION @extschema@.ha_merge_add_answer(total jsonb, tbl regclass, answer text)
+RETURNS jsonb
+LANGUAGE sql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT total || jsonb_build_object(tbl::text,
+        (SELECT jsonb_object_agg(s.key, s.value::bigint + coalesce((answer::jsonb ->> s.key)::bigint, 0))
+           FROM jsonb_each_text(total -> tbl::text) s));
+$$;
+COMMENT ON FUNCTION @extschema@.ha_merge_add_answer(jsonb, regclass, text) IS
+    'crawler_ha (internal): adds one ha_merge_receive() answer to a table''s sums in ha_merge_tail()';
+REVOKE ALL ON FUNCTION @extschema@.ha_merge_add_answer(jsonb, regclass, text) FROM PUBLIC;
+
 -- chunk_rows: the rows of one ha_merge_receive() call, one transaction on
--- the peer. Each call also pays a connection and a recount of the touched
--- sessions' counters from all their rows: at 2,000 rows those were a third
--- of a chunk's time in a session of 100,000 rows; at 10,000 a chunk of
--- images is about 5 MB of JSON.
+-- the peer. Each call also pays a recount of the touched sessions' counters
+-- from all their rows: at 2,000 rows those were a third of a chunk's time in
+-- a session of 100,000 rows; at 10,000 a chunk of images is about 5 MB of
+-- JSON.
+-- The chunks go over one connection (ha_peer_send: kept to the end of the
+-- transaction), each as a parameter of the call, not inside its text. While
+-- the new primary merges one chunk, the next one is read here; it is sent
+-- only once the previous answer is in, so the new primary merges the chunks
+-- in order, parents before children.
 CREATE FUNCTION @extschema@.ha_merge_tail(slot name, split pg_lsn, chunk_rows integer DEFAULT 10000,
                                            max_wait_ms integer DEFAULT 30000)
 RETURNS jsonb
@@ -92,18 +113,21 @@ DECLARE
     key_col name;
     key_type text;
     chunk text[];
-    present jsonb;
+    present text;
     gone jsonb;
-    res jsonb;
     me record;
-    total jsonb := '{}';
-    sums jsonb;
+    zero constant jsonb := jsonb_build_object('rows', 0, 'inserted', 0, 'replaced', 0, 'kept', 0,
+                                              'conflicts', 0, 'deleted_here', 0);
+    total jsonb := '{}';  -- per table: the sums of its chunks' answers
+    waiting regclass;     -- the table of the chunk the peer is merging, if any
     merged bigint := 0;
+    receive_call constant text := format('SELECT %I.ha_merge_receive($1::regclass, $2::jsonb, $3::jsonb, $4, '
+                                         '$5::bigint, $6::integer)::text', '@extschema@');
 BEGIN
     IF chunk_rows IS NULL OR chunk_rows < 1 OR chunk_rows > 100000 THEN
         RAISE EXCEPTION 'chunk_rows must be between 1 and 100000' USING ERRCODE = 'invalid_parameter_value';
-    ELSIF max_wait_ms IS NULL OR max_wait_ms < 0 OR max_wait_ms > 3600000 THEN
-        RAISE EXCEPTION 'max_wait_ms must be between 0 and 3600000' USING ERRCODE = 'invalid_parameter_value';
+    ELSIF max_wait_ms IS NULL OR max_wait_ms < 0 OR max_wait_ms > 3540000 THEN
+        RAISE EXCEPTION 'max_wait_ms must be between 0 and 3540000' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT n.node_name, s.term INTO me FROM @extschema@.ha_node n, @extschema@.ha_state s;
     IF slot IS NOT NULL THEN
@@ -122,7 +146,7 @@ BEGIN
 
     -- parents before children: a merged frontier row finds its session
     FOREACH tbl IN ARRAY @extschema@.ha_data_tables() LOOP
-        sums := jsonb_build_object('rows', 0, 'inserted', 0, 'replaced', 0, 'kept', 0, 'conflicts', 0, 'deleted_here', 0);
+        total := total || jsonb_build_object(tbl::text, zero);
         SELECT a.attname, format_type(a.atttypid, a.atttypmod) INTO key_col, key_type
           FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
          WHERE i.indrelid = tbl AND i.indisprimary;
@@ -131,7 +155,8 @@ BEGIN
               FROM jsonb_array_elements_text(coalesce(keys -> tbl::text, '[]')) WITH ORDINALITY e(k, n)
              GROUP BY (e.n - 1) / chunk_rows ORDER BY min(e.n)
         LOOP
-            EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(t)), ''[]'') FROM %s t WHERE t.%I = ANY ($1::%s[])',
+            -- JSON text straight from the rows (json_agg: no jsonb built here)
+            EXECUTE format('SELECT coalesce(json_agg(t), ''[]'')::text FROM %s t WHERE t.%I = ANY ($1::%s[])',
                            tbl, key_col, key_type)
                USING chunk INTO present;
             -- keys the tail deleted here: reported, not applied (see ha_merge_rows)
@@ -139,19 +164,23 @@ BEGIN
             EXECUTE format('SELECT coalesce(jsonb_agg(k), ''[]'') FROM unnest($1) k
                              WHERE NOT EXISTS (SELECT 1 FROM %s t WHERE t.%I = k::%s)', tbl, key_col, key_type)
                USING chunk INTO gone;
+            IF waiting IS NOT NULL THEN
+                total := @extschema@.ha_merge_add_answer(total, waiting, @extschema@.ha_peer_receive());
+            END IF;
             -- ha_merge_receive() bounds its lock waits (max_wait_ms), so the
             -- whole call is bounded too; a failure keeps everything here and
             -- the rejoin tries again
-            res := @extschema@.ha_peer_query(format('SELECT %I.ha_merge_receive(%L::regclass, %L::jsonb, %L::jsonb, %L, %s, %s)::text',
-                                                    '@extschema@', tbl::text, present, gone, me.node_name, me.term,
-                                                    max_wait_ms),
-                                             max_wait_ms + 60000)::jsonb;
-            SELECT jsonb_object_agg(s.key, (s.value::bigint + coalesce((res ->> s.key)::bigint, 0)))
-              INTO sums FROM jsonb_each_text(sums) s;
+            PERFORM @extschema@.ha_peer_send(receive_call,
+                ARRAY[tbl::text, present, gone::text, me.node_name, me.term::text, max_wait_ms::text],
+                max_wait_ms + 60000);
+            waiting := tbl;
         END LOOP;
-        merged := merged + (sums ->> 'inserted')::bigint + (sums ->> 'replaced')::bigint;
-        total := total || jsonb_build_object(tbl::text, sums);
     END LOOP;
+    IF waiting IS NOT NULL THEN
+        total := @extschema@.ha_merge_add_answer(total, waiting, @extschema@.ha_peer_receive());
+    END IF;
+    SELECT coalesce(sum((t.value ->> 'inserted')::bigint + (t.value ->> 'replaced')::bigint), 0)
+      INTO merged FROM jsonb_each(total) t;
     RETURN jsonb_build_object('method', CASE WHEN slot IS NULL THEN 'key comparison' ELSE 'slot' END,
                               'slot', slot, 'split_lsn', split, 'merged', merged, 'tables', total);
 END

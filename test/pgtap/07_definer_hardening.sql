@@ -178,7 +178,7 @@ SELECT throws_ok(q, '42501', NULL, 'admin: ' || q || ' is refused')
                     'SELECT ha_alter_system(''work_mem'', ''1GB'')', 'SELECT ha_request(''pause'')']) q;
 RESET ROLE;
 -- (and granting EXECUTE on them opens nothing)
-GRANT EXECUTE ON FUNCTION ha_peer_query(text, integer), ha_peer_send(text), ha_peer_receive(),
+GRANT EXECUTE ON FUNCTION ha_peer_query(text, integer), ha_peer_send(text, text[], integer), ha_peer_receive(),
                           ha_alter_system(text, text), ha_request(text, text, boolean) TO tap_admin;
 SET ROLE tap_admin;
 SELECT throws_ok(q, '42501', 'only a superuser may ' || m, 'even with EXECUTE: ' || q || ' is for superusers')

@@ -122,4 +122,39 @@ like($err, qr/peer said: division by zero \(22012\)/, 'a remote error keeps its 
 	"SELECT ha_peer_query(\$q\$DO \$x\$ BEGIN RAISE EXCEPTION 'nope' USING DETAIL = 'the detail', HINT = 'the hint', ERRCODE = '22023'; END \$x\$ \$q\$)");
 like($err, qr/ERROR:  nope.*DETAIL:  the detail.*HINT:  the hint/s, 'and its detail and hint');
 
+# ha_peer_send(query, params, timeout_ms): the params are $1..$n, sent apart
+# from the text (a merge's chunks), NULL elements as SQL NULL; hostile text
+# arrives as it was sent, as does a value of megabytes; one connection serves
+# the calls of a transaction; a refused query keeps its SQLSTATE.
+$a->safe_psql('postgres', q{
+	CREATE FUNCTION public.peer_trip(q text, p text[]) RETURNS text LANGUAGE plpgsql AS $$
+	BEGIN PERFORM ha_peer_send(q, p); RETURN ha_peer_receive(); END $$;});
+my $hostile = q{x'); DROP TABLE images; --} . "\\ \" \t\n" . "\xc3\xa9\xe4\xb8\xad";
+is($a->safe_psql('postgres',
+		q{SELECT peer_trip('SELECT format(''%s|%s|%s'', $1::text, $2::text IS NULL, length($3::text))', ARRAY[$h$}
+		  . $hostile . q{$h$, NULL, repeat('a', 8000000)])}),
+	"$hostile|t|8000000", 'ha_peer_send: params arrive as sent (hostile text, NULL, 8 MB)');
+is($a->safe_psql('postgres',
+		q{SELECT peer_trip('SELECT pg_backend_pid()::text = $1', ARRAY[peer_trip('SELECT pg_backend_pid()', NULL)])}),
+	't', 'ha_peer_send: the calls of one transaction share one connection');
+($rc, $out, $err) = $a->psql('postgres',
+	q{DO $$ BEGIN PERFORM peer_trip('SELECT 1 / $1::integer', ARRAY['0']);
+	  EXCEPTION WHEN division_by_zero THEN RAISE EXCEPTION 'peer said: % (%)', SQLERRM, SQLSTATE; END $$});
+like($err, qr/peer said: division by zero \(22012\)/, 'ha_peer_receive: a refused query keeps its SQLSTATE');
+for my $bad (
+	[ q{SELECT ha_peer_send('SELECT $1', ARRAY[['a'], ['b']])}, 'params must be a one-dimensional array', '2202E' ],
+	[ q{SELECT ha_peer_send('SELECT 1', NULL, 0)}, 'timeout_ms must be between', '22023' ],
+	[ q{SELECT ha_peer_send('SELECT 1', NULL, 3600001)}, 'timeout_ms must be between', '22023' ],
+	[ q{SELECT ha_peer_send(NULL)}, 'query must not be NULL', '22004' ],
+	[ q{SELECT ha_peer_send('SELECT $1', ARRAY(SELECT 'x' FROM generate_series(1, 70000)))}, 'at most 65535 params', '54000' ])
+{
+	($rc, $out, $err) = $a->psql('postgres', "\\set VERBOSITY verbose\n$bad->[0]");
+	like($err, qr/\Q$bad->[2]\E: \Q$bad->[1]\E/, "ha_peer_send refuses ($bad->[2]): $bad->[0]");
+}
+# a refused call leaves nothing under way: the next one in the transaction runs
+is($a->safe_psql('postgres', q{
+	DO $$ BEGIN PERFORM ha_peer_send('SELECT $1', ARRAY[['a'], ['b']]); EXCEPTION WHEN OTHERS THEN NULL; END $$;
+	SELECT peer_trip('SELECT $1 || $2', ARRAY['o', 'k']);}), 'ok', 'ha_peer_send: after a refused call, the next one runs');
+$a->safe_psql('postgres', 'DROP FUNCTION public.peer_trip(text, text[])');
+
 done_testing();
