@@ -27,24 +27,6 @@
 
 /* ---- rejoin ---- */
 
-/*
- * Count the published changes (inserts, updates, deletes, truncates) in
- * transactions this node committed after the split point: what the new
- * primary never received.  The old slot of the peer's subscription still
- * holds them; peeking does not consume anything.  ha_tail_changes() reads
- * and decodes the slot, so that pgoutput is decoded in one place.
- */
-static int64
-tail_changes_in_txn(const char *slot, XLogRecPtr split)
-{
-	char	   *n;
-
-	n = ha_spi_sql("SELECT count(*) FROM %s.ha_tail_changes(%s, '%X/%X') "
-				   "WHERE op IN ('I', 'U', 'D', 'T')",
-				   ha_local.schema, quote_literal_cstr(slot), LSN_FORMAT_ARGS(split));
-	return n ? strtoi64(n, NULL, 10) : 0;
-}
-
 /* what the steps of a rejoin share */
 typedef struct Rejoin
 {
@@ -53,7 +35,7 @@ typedef struct Rejoin
 	char	   *my_slot;		/* the slot the new primary made for us */
 	bool		have_old_slot;
 	XLogRecPtr	split;			/* the last change the new primary received from us */
-	int64		tail;			/* changes after the split; -1 when no slot says */
+	int64		tail;			/* changes after the split (the merge reads them); -1: not known */
 	bool		resync;			/* merged: copy the new primary afresh */
 	char	   *summary;		/* ha_merge_tail()'s per-table counts (JSON) */
 	TimestampTz started;		/* when this attempt began: the event's duration */
@@ -88,7 +70,7 @@ new_primary_has_slot(const Rejoin *r, char *msg, size_t msglen)
 }
 
 static void
-tail_check_step(void *arg)
+split_point_step(void *arg)
 {
 	Rejoin	   *r = (Rejoin *) arg;
 
@@ -100,10 +82,8 @@ tail_check_step(void *arg)
 		if (r->split == InvalidXLogRecPtr)
 			r->split = ha_parse_lsn(ha_spi_sql("SELECT confirmed_flush_lsn::text FROM pg_catalog.pg_replication_slots "
 											   "WHERE slot_name = '%s'", r->old_slot));
-		r->tail = tail_changes_in_txn(r->old_slot, r->split);
 	}
-	else
-		r->tail = -1;
+	r->tail = -1;
 }
 
 static void
@@ -115,14 +95,20 @@ merge_step(void *arg)
 	v = ha_spi_sql("SELECT %s.ha_merge_tail(%s, '%X/%X')::text", ha_local.schema,
 				   r->have_old_slot ? quote_literal_cstr(r->old_slot) : "NULL", LSN_FORMAT_ARGS(r->split));
 	r->summary = ha_step_keep(v);
+	/* the tail's changes, read from the slot in the same pass as its keys */
+	v = ha_spi_sql("SELECT (%s::jsonb ->> 'changes')", quote_literal_cstr(r->summary));
+	r->tail = v ? strtoi64(v, NULL, 10) : -1;
 }
 
 /*
  * Rows this node wrote after the split point (or, without the slot, rows
  * a key comparison finds only here or different here) go to the new
  * primary, by its merge rules; then this node is to copy the new primary
- * afresh (r->resync).  A failed merge keeps the data and the slot (false,
- * msg says so), and is tried again.
+ * afresh (r->resync), unless the slot showed no tail at all (r->tail 0).
+ * The tail is counted by the merge's own reading of the slot, not by a
+ * reading of its own: decoding the slot is most of a tail's cost.  A failed
+ * merge keeps the data and the slot (false, msg says so), and is tried
+ * again.
  */
 static bool
 merge_tail(Rejoin *r, char *msg, size_t msglen)
@@ -133,15 +119,18 @@ merge_tail(Rejoin *r, char *msg, size_t msglen)
 	{
 		size_t		len = strlen(msg);
 
-		snprintf(msg + len, msglen - len, "; the data and the slot %s (%lld changes) are kept",
-				 r->have_old_slot ? r->old_slot : "(none)", (long long) r->tail);
+		snprintf(msg + len, msglen - len, "; the data and the slot %s are kept",
+				 r->have_old_slot ? r->old_slot : "(none)");
 		return false;
 	}
+	if (r->have_old_slot && r->tail == 0)
+		return true;			/* nothing written after the split: no copy */
 	r->resync = true;
 	ha_record_event("merge",
-					psprintf("node %s merged what it wrote after split point %X/%X (%lld changes%s) into "
+					psprintf("node %s merged what it wrote after split point %X/%X (%s changes%s) into "
 							 "the new primary %s; it copies the new primary afresh",
-							 ha_local.node_name, LSN_FORMAT_ARGS(r->split), (long long) r->tail,
+							 ha_local.node_name, LSN_FORMAT_ARGS(r->split),
+							 r->tail >= 0 ? psprintf(INT64_FORMAT, r->tail) : "unknown",
 							 r->have_old_slot ? "" : ", found by key comparison: no slot", r->peer.name),
 					ha_ms_since(merge_start), r->summary);
 	return true;
@@ -226,9 +215,8 @@ ha_rejoin(char *msg, size_t msglen)
 	if (!new_primary_has_slot(&r, msg, msglen))
 		return false;
 
-	if (!ha_step_run("checking for an unreplicated tail", tail_check_step, &r, msg, msglen))
-		return false;
-	if (r.tail != 0 && !merge_tail(&r, msg, msglen))
+	if (!ha_step_run("finding the split point", split_point_step, &r, msg, msglen) ||
+		!merge_tail(&r, msg, msglen))
 		return false;
 
 	/* merged, or nothing to merge: the old slot has served its purpose */

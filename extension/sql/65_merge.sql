@@ -52,27 +52,34 @@ $$;
 COMMENT ON FUNCTION @extschema@.ha_tail_changes(name, pg_lsn) IS
     'crawler_ha (internal): every pgoutput message (xid, type, table, key) of the transactions committed after the split point, read from a slot without consuming it';
 
--- The keys of the data rows that transactions committed after the split
--- point changed: the row changes of the tail.
-CREATE FUNCTION @extschema@.ha_tail_keys(slot name, split pg_lsn)
-RETURNS TABLE (tbl regclass, key text)
+-- The tail in one reading of the slot: how many published changes
+-- (inserts, updates, deletes, truncates) transactions committed after the
+-- split point made, and the keys of the data rows they changed, per table
+-- ({"schema.table": [keys in order]}). Decoding the slot is most of the
+-- cost of reading a tail, so the rejoin's count and the merge's keys come
+-- from the same pass.
+CREATE FUNCTION @extschema@.ha_tail_summary(slot name, split pg_lsn, OUT changes bigint, OUT keys jsonb)
+RETURNS record
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    RETURN QUERY
-    SELECT DISTINCT c.rel::regclass, c.key
-      FROM @extschema@.ha_tail_changes(slot, split) c
-     WHERE c.op IN ('I', 'U', 'D') AND c.key IS NOT NULL
-       AND c.rel = ANY (@extschema@.ha_data_tables()::oid[]);
+    WITH c AS MATERIALIZED (
+        SELECT t.op, t.rel, t.key FROM @extschema@.ha_tail_changes(slot, split) t WHERE t.op IN ('I', 'U', 'D', 'T')
+    )
+    SELECT (SELECT count(*) FROM c),
+           (SELECT coalesce(jsonb_object_agg(k.rel::regclass::text, k.keys), '{}')
+              FROM (SELECT d.rel, jsonb_agg(d.key ORDER BY d.key) AS keys
+                      FROM (SELECT DISTINCT c.rel, c.key FROM c
+                             WHERE c.op <> 'T' AND c.key IS NOT NULL
+                               AND c.rel = ANY (@extschema@.ha_data_tables()::oid[])) d
+                     GROUP BY d.rel) k)
+      INTO changes, keys;
 END
 $$;
-COMMENT ON FUNCTION @extschema@.ha_tail_keys(name, pg_lsn) IS
-    'crawler_ha (internal): table and key of every data row changed after the split point, read from a slot without consuming it';
+COMMENT ON FUNCTION @extschema@.ha_tail_summary(name, pg_lsn) IS
+    'crawler_ha (internal): the count of the changes committed after the split point and the keys of the data rows they changed, per table, read from a slot without consuming it';
 
--- On the old primary: merge the tail into the peer (the new primary).
--- slot NULL: no slot records the tail; compare keys with the peer instead
--- (rows only here or different here). Returns per-table counts.
 -- The per-table sums of ha_merge_tail(): one chunk's answer from the new
 -- primary (ha_merge_receive()'s JSON text) added to table tbl's.
 CREATE FUNCTION @extschema@.ha_merge_add_answer(total jsonb, tbl regclass, answer text)
@@ -89,6 +96,10 @@ COMMENT ON FUNCTION @extschema@.ha_merge_add_answer(jsonb, regclass, text) IS
     'crawler_ha (internal): adds one ha_merge_receive() answer to a table''s sums in ha_merge_tail()';
 REVOKE ALL ON FUNCTION @extschema@.ha_merge_add_answer(jsonb, regclass, text) FROM PUBLIC;
 
+-- On the old primary: merge the tail into the peer (the new primary).
+-- slot NULL: no slot records the tail; compare keys with the peer instead
+-- (rows only here or different here). Returns per-table counts, and with a
+-- slot the tail's changes (none: nothing was sent).
 -- chunk_rows: the rows of one ha_merge_receive() call, one transaction on
 -- the peer. Each call also pays a recount of the touched sessions' counters
 -- from all their rows: at 2,000 rows those were a third of a chunk's time in
@@ -109,6 +120,7 @@ SET extra_float_digits = 3 SET bytea_output = 'hex'
 AS $$
 DECLARE
     keys jsonb;
+    changes bigint;       -- the tail's changes (a slot says; NULL for a key comparison)
     tbl regclass;
     key_col name;
     key_type text;
@@ -131,9 +143,7 @@ BEGIN
     END IF;
     SELECT n.node_name, s.term INTO me FROM @extschema@.ha_node n, @extschema@.ha_state s;
     IF slot IS NOT NULL THEN
-        SELECT coalesce(jsonb_object_agg(t.tbl::text, t.keys), '{}') INTO keys
-          FROM (SELECT k.tbl, jsonb_agg(k.key ORDER BY k.key) AS keys
-                  FROM @extschema@.ha_tail_keys(slot, split) k GROUP BY k.tbl) t;
+        SELECT t.changes, t.keys INTO changes, keys FROM @extschema@.ha_tail_summary(slot, split) t;
     ELSE
         keys := '{}';
         FOREACH tbl IN ARRAY @extschema@.ha_data_tables() LOOP
@@ -182,7 +192,8 @@ BEGIN
     SELECT coalesce(sum((t.value ->> 'inserted')::bigint + (t.value ->> 'replaced')::bigint), 0)
       INTO merged FROM jsonb_each(total) t;
     RETURN jsonb_build_object('method', CASE WHEN slot IS NULL THEN 'key comparison' ELSE 'slot' END,
-                              'slot', slot, 'split_lsn', split, 'merged', merged, 'tables', total);
+                              'slot', slot, 'split_lsn', split, 'changes', changes, 'merged', merged,
+                              'tables', total);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_merge_tail(name, pg_lsn, integer, integer) IS

@@ -159,8 +159,8 @@ SELECT throws_ok(q, c, NULL, q || ' -> ' || c)
     ('SELECT ha_merge_rows(''images'', ''[]'', ''[]'', repeat(''n'', 102400))', '22001'),
     ('SELECT ha_merge_rows(''images'', jsonb_build_array(jsonb_build_object(''url'', ''http://m.test/z'', ''sha256'', repeat(''c'', 64), ''file_path'', ''cc/cc/'' || repeat(''c'', 64) || ''.png'', ''file_size'', 1, ''filename'', ''x''''; DROP TABLE images; --'')))', '23502'),
     ('SELECT ha_merge_rows(''images'', ''[{"id": "9223372036854775808"}]'')', '22003'),
-    ('SELECT * FROM ha_tail_keys(NULL, ''0/0'')', '22004'),
-    ('SELECT * FROM ha_tail_keys(''no_such_slot'', ''0/0'')', '42704'),
+    ('SELECT * FROM ha_tail_summary(NULL, ''0/0'')', '22004'),
+    ('SELECT * FROM ha_tail_summary(''no_such_slot'', ''0/0'')', '42704'),
     ('SELECT * FROM ha_tail_changes(NULL, ''0/0'')', '22004'),
     ('SELECT * FROM ha_tail_changes(''no_such_slot'', ''0/0'')', '42704'),
     ('SELECT ha_merge_tail(''x'', ''0/0'', 0)', '22023'),
@@ -173,7 +173,7 @@ CREATE ROLE tap_mw LOGIN IN ROLE crawler_ha_writer;
 CREATE ROLE tap_ma LOGIN IN ROLE crawler_ha_admin;
 SET ROLE tap_mw;
 SELECT throws_ok(q, '42501', NULL, 'writer: ' || q || ' is refused')
-  FROM unnest(ARRAY['SELECT ha_merge_rows(''images'', ''[]'')', 'SELECT * FROM ha_tail_keys(''s'', ''0/0'')',
+  FROM unnest(ARRAY['SELECT ha_merge_rows(''images'', ''[]'')', 'SELECT * FROM ha_tail_summary(''s'', ''0/0'')',
                     'SELECT * FROM ha_tail_changes(''s'', ''0/0'')',
                     'SELECT ha_merge_tail(NULL, NULL)', 'SELECT * FROM ha_pgoutput_change(''\x42'')']) q;
 RESET ROLE;
