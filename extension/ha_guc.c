@@ -26,6 +26,7 @@ char	   *ha_agent_url = NULL;
 int			ha_health_check_interval_ms = 5000;
 int			ha_failure_threshold = 3;
 int			ha_response_timeout_ms = 30000;
+int			ha_merge_chunk_rows = 10000;
 bool		ha_auto_failover = true;
 int			ha_replication_mode = HA_MODE_ASYNC;
 int			ha_sync_timeout_ms = 10000;
@@ -219,6 +220,13 @@ define_settings(void)
 							NULL,
 							&ha_response_timeout_ms, 30000, 100, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("crawler_ha.merge_chunk_rows",
+							"Rows a rejoining node sends to the new primary in one merge call (one transaction there).",
+							"Larger chunks mean fewer round trips and longer transactions; 10,000 images are about 5 MB of JSON.",
+							&ha_merge_chunk_rows, 10000, 1, 100000,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("crawler_ha.auto_failover",

@@ -21,6 +21,8 @@ extern char *ha_agent_url;
 extern int	ha_health_check_interval_ms;
 extern int	ha_failure_threshold;
 extern int	ha_response_timeout_ms;
+/* rows per ha_merge_receive() call when a node merges its tail on rejoin */
+extern int	ha_merge_chunk_rows;
 extern bool ha_auto_failover;
 extern int	ha_replication_mode;
 extern int	ha_sync_timeout_ms;

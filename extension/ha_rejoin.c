@@ -92,8 +92,9 @@ merge_step(void *arg)
 	Rejoin	   *r = (Rejoin *) arg;
 	char	   *v;
 
-	v = ha_spi_sql("SELECT %s.ha_merge_tail(%s, '%X/%X')::text", ha_local.schema,
-				   r->have_old_slot ? quote_literal_cstr(r->old_slot) : "NULL", LSN_FORMAT_ARGS(r->split));
+	v = ha_spi_sql("SELECT %s.ha_merge_tail(%s, '%X/%X', %d)::text", ha_local.schema,
+				   r->have_old_slot ? quote_literal_cstr(r->old_slot) : "NULL", LSN_FORMAT_ARGS(r->split),
+				   ha_merge_chunk_rows);
 	r->summary = ha_step_keep(v);
 	/* the tail's changes, read from the slot in the same pass as its keys */
 	v = ha_spi_sql("SELECT (%s::jsonb ->> 'changes')", quote_literal_cstr(r->summary));

@@ -167,7 +167,9 @@ $b->stop;
 	$c->kill9;
 	$d->start;
 	ok(defined ha_wait_writable($d, 120), 'no slot: delta promoted');
-	$c->append_conf('postgresql.conf', "crawler_ha.auto_failover = off\n");
+	# chunks of 2 rows: each table's tail goes in several calls, each chunk
+	# sent while the previous one is answered
+	$c->append_conf('postgresql.conf', "crawler_ha.auto_failover = off\ncrawler_ha.merge_chunk_rows = 2\n");
 	$c->start;
 	$c->poll_query_until('postgres', "SELECT role = 'standby' AND needs_rejoin FROM ha_state") or die 'gamma did not step down';
 	# the slot that recorded the tail is gone (an operator dropped it)
@@ -177,6 +179,18 @@ $b->stop;
 		qr/found by key comparison: no slot/, 'the tail was found by key comparison');
 	is($d->safe_psql('postgres', "SELECT count(*) FROM crawl_sessions WHERE seeds[1] LIKE 'http://noslot.test/%'"), '3',
 		'the new primary holds the tail');
+	is($d->safe_psql('postgres', "SELECT count(*) FROM crawl_frontier WHERE url LIKE 'http://noslot.test/%'"), '3',
+		'and its frontier rows, merged after their sessions');
+	is($d->safe_psql('postgres',
+			"SELECT string_agg(n::text, ',' ORDER BY t) FROM (SELECT (detail ->> 'table')::regclass::text AS t, count(*) AS n "
+			  . "FROM ha_events WHERE kind = 'merge' AND (detail ->> 'table')::regclass IN ('crawl_sessions'::regclass, "
+			  . "'crawl_frontier'::regclass) GROUP BY 1) x"),
+		'2,2', 'merge_chunk_rows = 2: three rows of a table went in two calls');
+	is($c->safe_psql('postgres',
+			"SELECT string_agg(t.value ->> 'inserted', '/' ORDER BY t.key::regclass::text DESC) FROM ha_events e, "
+			  . "jsonb_each(e.detail -> 'tables') t WHERE e.id = (SELECT max(id) FROM ha_events WHERE kind = 'merge') "
+			  . "AND t.key::regclass IN ('crawl_sessions'::regclass, 'crawl_frontier'::regclass)"),
+		'3/3', 'the merge event here sums the calls of each table');
 	$c->poll_query_until('postgres', 'SELECT count(*) = 7 FROM crawl_sessions') or die 'gamma did not copy';
 	pass('gamma follows delta with the union');
 	$c->stop;
