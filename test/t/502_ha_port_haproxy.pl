@@ -87,6 +87,11 @@ is((ha($ab, '/read-only'))[0], '200', '/read-only on a healthy standby: 200');
 is((ha($aa, '/health'))[0], '200', '/health on the primary: 200');
 is((ha($ab, '/health'))[0], '200', '/health on the standby: 200');
 
+# ha_status() shows the peer as this node's last check of it saw it: until
+# the first check after the standby's setup, that is the peer before it
+# became a standby
+ok($a->poll_query_until('postgres', "SELECT count(*) = 1 FROM ha_status() WHERE role = 'primary'"),
+	'the primary has checked its standby since the setup');
 ($code, $j) = ha($aa, '/api/status');
 is($code, '200', '/api/status: 200');
 is(scalar(grep { $_->{role} eq 'primary' } @{ $j->{nodes} // [] }), 1, '... ha_status() as JSON: one primary');
