@@ -28,7 +28,7 @@ use POSIX qw(ceil);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(time sleep);
-use CrawlerHA::Test qw(ha_pair wait_port bench_conf);
+use CrawlerHA::Test qw(ha_pair wait_port bench_conf median);
 use CrawlerHA::Agent qw(agent_start agent_stop agent_kill agent_pki agent_blob_files);
 
 my $rounds = $ENV{APP_API_ROUNDS} // 5;
@@ -326,11 +326,6 @@ for my $img (@cold)
 	$same++ if PostgreSQL::Test::Utils::slurp_file($mine) eq PostgreSQL::Test::Utils::slurp_file($theirs);
 }
 
-sub median
-{
-	my @v = sort { $a <=> $b } @_;
-	return @v % 2 ? $v[ $#v / 2 ] : ($v[ @v / 2 - 1 ] + $v[ @v / 2 ]) / 2;
-}
 sub fmt { my ($v) = @_; my $t = $v >= 100 ? sprintf('%.0f', $v) : sprintf('%.1f', $v); 1 while $t =~ s/^(\d+)(\d{3})/$1,$2/; return $t; }
 sub rounds_of { return join(' ', map { fmt($_) } @{ $_[0] }); }
 sub kb { return sprintf('%.0f KB', $_[0] / 1000); }

@@ -57,7 +57,7 @@ use File::Path qw(make_path remove_tree);
 use IPC::Run;
 use Compress::Zlib ();
 use POSIX qw(floor);
-use CrawlerHA::Test qw(new_node bench_conf nginx_serve ha_conninfo ha_wait_writable);
+use CrawlerHA::Test qw(new_node bench_conf nginx_serve ha_conninfo ha_wait_writable median);
 
 my $n_images = $ENV{BACKUP_IMAGES} // 6000;
 my $mean_kb = $ENV{BACKUP_MEAN_KB} // 50;
@@ -71,7 +71,6 @@ make_path($tmp);
 my ($pgbackrest) = grep { -x $_ } map { "$_/pgbackrest" } split /:/, $ENV{PATH};
 die 'pgbackrest is not installed' unless $pgbackrest;
 
-sub median { my @s = sort { $a <=> $b } @_; return @s % 2 ? $s[$#s / 2] : ($s[@s / 2 - 1] + $s[@s / 2]) / 2; }
 sub out { my ($l) = @_; print "$l\n"; }
 sub rounds_text { return join(' ', map { sprintf '%.2f', $_ } @_); }
 sub mib { return $_[0] / 1048576; }

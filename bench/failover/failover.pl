@@ -10,12 +10,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(time sleep);
 use List::Util qw(sum max min);
-use CrawlerHA::Test qw(new_node ha_set_peer ha_multihost ha_writer_start ha_writer_stop ha_acks ha_seeds);
+use CrawlerHA::Test qw(new_node ha_set_peer ha_multihost ha_writer_start ha_writer_stop ha_acks ha_seeds median);
 
 my $cycles = $ENV{FAILOVER_CYCLES} // 10;
 my @configs = map { [ split /:/ ] } split /,/, ($ENV{FAILOVER_CONFIGS} // 'async:1:3,semi_sync:1:3,sync:1:3,async:5:3');
 
-sub median { my @s = sort { $a <=> $b } @_; return @s % 2 ? $s[$#s / 2] : ($s[@s / 2 - 1] + $s[@s / 2]) / 2; }
 
 my @rows;
 my $k = 0;

@@ -19,12 +19,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(time sleep);
 use List::Util qw(sum max min);
-use CrawlerHA::Test qw(ha_trio ha_conninfo ha_partition ha_heal ha_writer_start ha_writer_stop ha_acks ha_seeds);
+use CrawlerHA::Test qw(ha_trio ha_conninfo ha_partition ha_heal ha_writer_start ha_writer_stop ha_acks ha_seeds median);
 
 my $cycles = $ENV{PARTITION_CYCLES} // 5;
 my @configs = map { [ split /:/ ] } split /,/, ($ENV{PARTITION_CONFIGS} // 'sync:1:3:2,semi_sync:1:3:2,async:1:3:2');
 
-sub median { my @s = sort { $a <=> $b } @_; return @s % 2 ? $s[$#s / 2] : ($s[@s / 2 - 1] + $s[@s / 2]) / 2; }
 
 my @rows;
 my $k = 0;

@@ -24,7 +24,7 @@ use Time::HiRes qw(time sleep);
 use File::Path qw(make_path remove_tree);
 use IPC::Run;
 use Digest::SHA;
-use CrawlerHA::Test qw(ha_pair ha_multihost);
+use CrawlerHA::Test qw(ha_pair ha_multihost median);
 use CrawlerHA::Agent qw(agent_start agent_stop agent_kill agent_pki agent_curl agent_blob_files agent_wait_log);
 
 my $images = $ENV{FILES_IMAGES} // 2000;
@@ -49,7 +49,6 @@ sub profile_start
 sub profile_end { my ($profiler) = @_; if ($profiler) { $profiler->signal('INT'); $profiler->finish; } }
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 
-sub median { my @s = sort { $a <=> $b } @_; return @s % 2 ? $s[$#s / 2] : ($s[@s / 2 - 1] + $s[@s / 2]) / 2; }
 sub pct { my ($p, @v) = @_; my @s = sort { $a <=> $b } @v; return $s[ int(($#s) * $p / 100 + 0.5) ]; }
 sub out { my ($l) = @_; print "$l\n"; }
 

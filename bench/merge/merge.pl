@@ -17,10 +17,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(time sleep);
-use CrawlerHA::Test qw(ha_pair ha_wait_writable bench_conf);
-
-# median(@values): the middle value (the upper one of an even count)
-sub median { my @s = sort { $a <=> $b } @_; return $s[@s / 2]; }
+use CrawlerHA::Test qw(ha_pair ha_wait_writable bench_conf median);
 
 my @sizes = split ' ', ($ENV{MERGE_ROWS} // '10000 50000');
 # MERGE_STATEMENTS=1: pg_stat_statements (nested statements too) on both

@@ -26,7 +26,7 @@ use POSIX qw(ceil);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(time sleep);
-use CrawlerHA::Test qw(ha_pair wait_port bench_conf);
+use CrawlerHA::Test qw(ha_pair wait_port bench_conf median);
 use CrawlerHA::Agent qw(agent_start agent_stop agent_kill agent_pki agent_role);
 
 my $n_scrapes = $ENV{METRICS_SCRAPES} // 50;
@@ -455,11 +455,6 @@ SQL
 }
 
 # --- the measure ---
-sub median
-{
-	my @v = sort { $a <=> $b } @_;
-	return @v % 2 ? $v[ $#v / 2 ] : ($v[ @v / 2 - 1 ] + $v[ @v / 2 ]) / 2;
-}
 sub p95 { my @v = sort { $a <=> $b } @_; return $v[ ceil(0.95 * @v) - 1 ]; }
 sub ms { my ($v) = @_; return defined $v ? sprintf($v * 1000 >= 10 ? '%.1f' : '%.2f', $v * 1000) : 'n/a'; }
 sub num { my ($v) = @_; my $t = sprintf('%.0f', $v); 1 while $t =~ s/^(\d+)(\d{3})/$1,$2/; return $t; }

@@ -16,7 +16,7 @@ use IO::Handle;
 use FindBin ();
 
 our @EXPORT_OK = qw(new_node shared_dir nginx_serve ha_conninfo ha_set_peer ha_pair ha_multihost
-  wait_port bench_conf ha_writer_start ha_writer_stop ha_acked ha_acks ha_seeds ha_wait_writable
+  wait_port bench_conf median ha_writer_start ha_writer_stop ha_acked ha_acks ha_seeds ha_wait_writable
   ha_node_user ha_partition ha_cut ha_heal ha_witness ha_set_witness ha_trio sample_site
   sample_site_worker);
 
@@ -440,6 +440,14 @@ sub bench_conf
 	return join('', map { "$_\n" } "listen_addresses = '127.0.0.1'", "shared_buffers = '256MB'", 'fsync = on',
 		"log_statement = 'none'", 'log_min_duration_statement = -1', 'log_connections = off',
 		'log_disconnections = off', 'max_connections = 100', @_);
+}
+
+# median(@values): the middle value, or the mean of the two middle ones for
+# an even count; what every bench reports of its rounds.
+sub median
+{
+	my @v = sort { $a <=> $b } @_;
+	return @v % 2 ? $v[ $#v / 2 ] : ($v[ @v / 2 - 1 ] + $v[ @v / 2 ]) / 2;
 }
 
 # wait_port($port, $seconds): true once something accepts connections on
