@@ -144,8 +144,7 @@ ha_peer_send(PG_FUNCTION_ARGS)
 	}
 
 	/* a refusal below leaves no query under way (peer_query is set last) */
-	MemoryContextReset(peer_memory);
-	peer_params = NULL;
+	peer_query_done();
 	old = MemoryContextSwitchTo(peer_memory);
 	if (!PG_ARGISNULL(1))
 	{

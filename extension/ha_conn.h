@@ -56,9 +56,10 @@ extern void ha_conn_start(HaConn *hc, const char *conninfo, const char *query,
 						  int timeout_ms, const char *appname);
 /*
  * Gives the next exchange of hc parameters ($1..$n, text, NULL entries for
- * SQL NULL), which must outlive it; ha_conn_reset() forgets them.  Sent with the extended protocol, a parameter is
- * never parsed as SQL: megabytes of data cost no quoting, no scanning and
- * no statement log line of that size on the remote side.
+ * SQL NULL), which must outlive it; ha_conn_reset() forgets them.  Sent
+ * with the extended protocol, a parameter is never parsed as SQL: megabytes
+ * of data cost no quoting, no scanning and no statement log line of that
+ * size on the remote side.
  */
 extern void ha_conn_set_params(HaConn *hc, int nparams, const char *const *params);
 extern void ha_conn_step(HaConn *hc, int events);

@@ -35,7 +35,7 @@ typedef struct Rejoin
 	char	   *my_slot;		/* the slot the new primary made for us */
 	bool		have_old_slot;
 	XLogRecPtr	split;			/* the last change the new primary received from us */
-	int64		tail;			/* changes after the split (the merge reads them); -1: not known */
+	int64		tail;			/* changes after the split, as the merge step read them; -1: not known */
 	bool		resync;			/* merged: copy the new primary afresh */
 	char	   *summary;		/* ha_merge_tail()'s per-table counts (JSON) */
 	TimestampTz started;		/* when this attempt began: the event's duration */
@@ -83,7 +83,6 @@ split_point_step(void *arg)
 			r->split = ha_parse_lsn(ha_spi_sql("SELECT confirmed_flush_lsn::text FROM pg_catalog.pg_replication_slots "
 											   "WHERE slot_name = '%s'", r->old_slot));
 	}
-	r->tail = -1;
 }
 
 static void
