@@ -481,6 +481,12 @@ COMMENT ON FUNCTION @extschema@.ha_blob_take_due(integer) IS
 -- handed out is not handed out again for 60 s, so that an agent asking
 -- while its fetches run does not fetch twice; blob_stored() ends the entry,
 -- blob_fetch_failed() sets its next try.
+-- Each pass takes the oldest due entries, drops the stale ones and hands
+-- out the others at once (their next try 60 s ahead, so that the next pass
+-- goes past them): every entry is judged once. A pass takes at least 100,
+-- so that thousands of stale entries ahead of the live ones (rows deleted
+-- before their blobs came) leave the queue a hundred at a time whatever
+-- max_rows is; what a pass takes beyond max_rows is only unlocked.
 CREATE FUNCTION @extschema@.blob_wanted(max_rows integer)
 RETURNS TABLE (sha256 text, file_path text, file_size bigint, wanted_since timestamptz, attempts integer)
 LANGUAGE plpgsql
@@ -488,27 +494,31 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    batch integer := greatest(max_rows, 100);
-    due   text[];
-    stale text[];
+    handed integer := 0;
+    taken  integer;
+    due    text[];
+    stale  text[];
+    live   text[];
 BEGIN
     PERFORM @extschema@.ha_blob_check_rows(max_rows);
     PERFORM @extschema@.ha_blob_begin(false);
-    -- Entries gone stale are dropped first, a batch at a time while whole
-    -- batches are stale: otherwise they fill max_rows, nothing is handed
-    -- out, and a queue behind thousands of them moves max_rows per poll.
     FOR pass IN 1 .. 100 LOOP
-        SELECT t.due, t.stale INTO due, stale FROM @extschema@.ha_blob_take_due(batch) t;
-        EXIT WHEN cardinality(stale) < batch;
+        taken := greatest(max_rows - handed, 100);
+        SELECT t.due, t.stale INTO due, stale FROM @extschema@.ha_blob_take_due(taken) t;
+        -- due is oldest first; the live ones up to what is still to hand out
+        SELECT coalesce(array_agg(d.h ORDER BY d.i), '{}') INTO live
+          FROM (SELECT u.h, u.i FROM unnest(due) WITH ORDINALITY AS u(h, i)
+                 WHERE u.h <> ALL (stale) ORDER BY u.i LIMIT max_rows - handed) d;
+        RETURN QUERY
+        WITH out AS (
+            UPDATE @extschema@.ha_blob_wanted w SET next_try_at = now() + interval '60 s'
+             WHERE w.sha256 = ANY (live)
+            RETURNING w.sha256, w.file_path, w.file_size, w.wanted_since, w.attempts)
+        SELECT o.sha256, o.file_path, o.file_size, o.wanted_since, o.attempts
+          FROM out o ORDER BY o.wanted_since, o.sha256;
+        handed := handed + cardinality(live);
+        EXIT WHEN handed >= max_rows OR cardinality(due) < taken;
     END LOOP;
-    SELECT t.due, t.stale INTO due, stale FROM @extschema@.ha_blob_take_due(max_rows) t;
-    RETURN QUERY
-    WITH handed AS (
-        UPDATE @extschema@.ha_blob_wanted w SET next_try_at = now() + interval '60 s'
-         WHERE w.sha256 = ANY (due) AND w.sha256 <> ALL (stale)
-        RETURNING w.sha256, w.file_path, w.file_size, w.wanted_since, w.attempts)
-    SELECT h.sha256, h.file_path, h.file_size, h.wanted_since, h.attempts
-      FROM handed h ORDER BY h.wanted_since, h.sha256;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.blob_wanted(integer) IS
