@@ -26,6 +26,13 @@ constexpr std::size_t kStoredBatch = 1000;  // blob_stored_many takes at most 10
 // fetching while one is recorded.
 constexpr int kRecordPerTransfer = 16;
 constexpr int kPipelinePerTransfer = 32;
+// Handed out and not yet recorded (waiting, in flight, fetched, being put in
+// place and recorded), at most: what is handed out waits 60 s to be handed
+// out again after a crash. Four times the fetch pipeline, so that the
+// transfer threads are fed while two batches are synced and recorded;
+// with the fetch pipeline as the bound for everything, each poll waited for
+// a record and the threads stood idle between batches.
+constexpr int kHandedOutPerTransfer = 4 * kPipelinePerTransfer;
 // How long a fetched blob may wait for others to be recorded with it.
 constexpr std::chrono::milliseconds kBatchWait(50);
 // After a poll that found the queue drained (a crawl's trickle of new rows),
@@ -443,6 +450,14 @@ void Follower::record_loop() {
   }
 }
 
+int Follower::room_locked(int threads) const {
+  // Enough waiting to keep every transfer thread busy while the next poll
+  // runs, within the bound on what is handed out and not yet recorded.
+  const int unfetched = static_cast<int>(todo_.size()) + busy_;
+  const int unrecorded = unfetched + static_cast<int>(done_.size()) + recording_;
+  return std::min(kPipelinePerTransfer * threads - unfetched, kHandedOutPerTransfer * threads - unrecorded);
+}
+
 void Follower::poll_loop() {
   NodeDb db(config_.db, "follower");
   const int n = std::max(1, config_.sync_concurrency);
@@ -482,10 +497,7 @@ void Follower::poll_loop() {
       int room;
       {
         std::lock_guard<std::mutex> lock(m_);
-        // Enough handed out to keep every transfer thread busy while a
-        // batch is recorded and the next poll runs, not more: what is
-        // handed out waits 60 s to be retried after a crash.
-        room = kPipelinePerTransfer * n - static_cast<int>(todo_.size() + done_.size()) - busy_ - recording_;
+        room = room_locked(n);
       }
       std::size_t got = 0;
       const auto polled_at = Clock::now();
@@ -520,10 +532,7 @@ void Follower::poll_loop() {
       std::unique_lock<std::mutex> lock(m_);
       if (room > 0 && static_cast<int>(got) == room) continue;
       if (room <= 0) {
-        cv_.wait_for(lock, poll, [&] {
-          return stop_.stopped() ||
-                 kPipelinePerTransfer * n - static_cast<int>(todo_.size() + done_.size()) - busy_ - recording_ > 0;
-        });
+        cv_.wait_for(lock, poll, [&] { return stop_.stopped() || room_locked(n) > 0; });
       } else {
         cv_.wait_until(lock, polled_at + (got ? kTricklePollSpacing : poll), [this] { return stop_.stopped(); });
       }

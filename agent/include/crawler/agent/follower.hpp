@@ -105,6 +105,8 @@ class Follower {
   void record_loop();
   void transfer_loop(int index);
   bool flush(class NodeDb& db);
+  // How many more blobs the poller may ask blob_wanted for, with m_ held.
+  int room_locked(int threads) const;
   const AgentConfig& config_;
   const FileStore& store_;
   StoreSync& durability_;
