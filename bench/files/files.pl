@@ -80,7 +80,7 @@ sleep 0.5;
 my $server_conf = "shared_buffers = '256MB'\nlog_statement = 'none'\nfsync = on\n"
   . "log_min_duration_statement = -1\nlog_replication_commands = off\n";
 # FILES_STATEMENTS=1: pg_stat_statements on both nodes, the costliest
-# statements of the crawls printed after them
+# statements of the crawls and of the catch-up, each printed after it
 my $statements = $ENV{FILES_STATEMENTS} // '';
 $server_conf .= "shared_preload_libraries = 'crawler_ha,pg_cron,pg_stat_statements'\npg_stat_statements.track = all\n"
   if $statements;
@@ -145,16 +145,21 @@ for my $r (1 .. $rounds)
 	}
 	out(sprintf('# round %d: local %.2f s, agents %.2f s', $r, $local[-1], $agent[-1]));
 }
-if ($statements)
+# The costliest statements of both nodes since the last call, with FILES_STATEMENTS.
+sub statements
 {
+	my ($what) = @_;
+	return unless $statements;
 	for my $n ($p, $s)
 	{
-		out('# statements on ' . $n->name . ' (calls, total ms, query)');
+		out("# statements of $what on " . $n->name . ' (calls, total ms, query)');
 		out("#   $_") for split /\n/, $n->safe_psql('postgres',
 			"SELECT calls || ' ' || round(total_exec_time) || ' ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 110) "
 			  . 'FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12');
+		$n->safe_psql('postgres', 'SELECT pg_stat_statements_reset()');
 	}
 }
+statements('the crawls');
 out('| crawl of ' . $images . ' images | median wall s | rounds |');
 out('|---|---|---|');
 out(sprintf('| --storage DIR (local) | %.2f | %s |', median(@local), join(' ', map { sprintf '%.2f', $_ } @local)));
@@ -190,6 +195,7 @@ agent_stop($as);
 # each of its file creations scan the inode table, a cost rsync (copying
 # into a directory with no deletions behind it) did not pay.
 rename($as->{store}, "$tmp/store-before-catchup") or die "rename: $!";
+statements('the catch-up\'s preparation');
 my $profiler = profile_start("$perf.catchup");
 my $t0 = time;
 $as = agent_start($s, agent => $as, args => \@agent_args);
@@ -204,6 +210,7 @@ for (my $tries = 0;; $tries++)
 }
 my $agent_s = $s->safe_psql('postgres', 'SELECT extract(epoch FROM max(stored_at)) FROM ha_blobs') - $t0;
 profile_end($profiler);
+statements('the catch-up');
 
 # rsync: a daemon on loopback serving the primary's store, into an empty dir.
 my $rport = PostgreSQL::Test::Cluster::get_free_port();
