@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -18,6 +19,9 @@ namespace fs = std::filesystem;
 namespace {
 constexpr std::size_t kBufferSize = 64 * 1024;
 constexpr std::size_t kHeadSize = 4096;
+
+// The bytes of the bodies PendingFiles keep in memory (finish_in_memory).
+std::atomic<std::uint64_t> g_memory_held{0};
 
 std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -34,6 +38,7 @@ PendingFile::PendingFile(fs::path root, fs::path tmp_dir)
     : root_(std::move(root)), tmp_dir_(std::move(tmp_dir)), md_(std::make_unique<Sha256>()) {}
 
 PendingFile::~PendingFile() {
+  if (in_memory_) g_memory_held -= size_;
   if (fd_ >= 0) ::close(fd_);
   if (!committed_ && !temp_.empty()) ::unlink(temp_.c_str());
 }
@@ -85,6 +90,20 @@ bool PendingFile::finish(std::string* sha256_hex, bool sync) {
   return true;
 }
 
+std::uint64_t PendingFile::memory_held() { return g_memory_held.load(); }
+
+bool PendingFile::finish_in_memory(std::string* sha256_hex, std::uint64_t budget) {
+  if (fd_ >= 0 || !temp_.empty()) return finish(sha256_hex, false);
+  std::uint64_t held = g_memory_held.load();
+  do {
+    if (held + size_ > budget) return finish(sha256_hex, false);
+  } while (!g_memory_held.compare_exchange_weak(held, held + size_));
+  in_memory_ = true;
+  sha_ = md_->hex_digest();
+  *sha256_hex = sha_;
+  return true;
+}
+
 bool PendingFile::prepare() {
   if (sha_.empty()) {
     error_ = "commit before finish";
@@ -103,6 +122,15 @@ bool PendingFile::prepare() {
 
 bool PendingFile::commit(const std::string& ext, std::string* relative_path, bool sync) {
   if (!prepare()) return false;
+  if (in_memory_) {
+    // The bytes go to a file after all: written now (and synced below).
+    in_memory_ = false;
+    g_memory_held -= size_;
+    if (!flush() || (sync && ::fsync(fd_) != 0)) {
+      if (error_.empty()) error_ = errno_text("fsync");
+      return false;
+    }
+  }
   fs::path rel = blob_relative_path(sha_, ext);
   fs::path dest = root_ / rel;
   ::close(fd_);

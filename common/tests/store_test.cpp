@@ -68,6 +68,64 @@ TEST_F(Store, AbandonedFileLeavesNothingBehind) {
   EXPECT_EQ(files_under(root_), 0);
 }
 
+TEST_F(Store, SmallBodyKeptInMemoryMakesNoFile) {
+  crawler::FileStore store(root_);
+  std::string err, sha;
+  const std::uint64_t before = crawler::PendingFile::memory_held();
+  {
+    auto f = store.create(&err);
+    ASSERT_TRUE(f) << err;
+    std::string body(60000, 'm');
+    ASSERT_TRUE(f->write(body.data(), body.size()));
+    ASSERT_TRUE(f->finish_in_memory(&sha, 1 << 20));
+    ASSERT_NE(f->memory(), nullptr);
+    EXPECT_EQ(*f->memory(), body);
+    EXPECT_TRUE(f->temp_path().empty());
+    EXPECT_EQ(files_under(root_), 0);
+    EXPECT_EQ(crawler::PendingFile::memory_held(), before + 60000);
+    EXPECT_EQ(sha.size(), 64u);
+  }
+  EXPECT_EQ(crawler::PendingFile::memory_held(), before);  // given back with the file
+}
+
+TEST_F(Store, InMemoryBeyondTheBudgetOrTheBufferIsAFile) {
+  crawler::FileStore store(root_);
+  std::string err, sha1, sha2, sha3;
+  const std::uint64_t before = crawler::PendingFile::memory_held();
+  auto a = store.create(&err), b = store.create(&err), c = store.create(&err);
+  std::string small(1000, 's'), other(1000, 't'), big(100000, 'b');
+  ASSERT_TRUE(a->write(small.data(), small.size()));
+  ASSERT_TRUE(b->write(other.data(), other.size()));
+  ASSERT_TRUE(c->write(big.data(), big.size()));  // past the buffer: its file exists
+  ASSERT_TRUE(a->finish_in_memory(&sha1, before + 1500));
+  ASSERT_TRUE(b->finish_in_memory(&sha2, before + 1500));  // 2000 bytes would pass the budget
+  ASSERT_TRUE(c->finish_in_memory(&sha3, 1ull << 40));
+  EXPECT_NE(a->memory(), nullptr);
+  EXPECT_EQ(b->memory(), nullptr);
+  EXPECT_EQ(c->memory(), nullptr);
+  EXPECT_FALSE(b->temp_path().empty());
+  EXPECT_FALSE(c->temp_path().empty());
+  EXPECT_EQ(files_under(root_ / ".tmp"), 2);
+  EXPECT_EQ(crawler::PendingFile::memory_held(), before + 1000);
+}
+
+TEST_F(Store, CommitOfABodyKeptInMemoryWritesIt) {
+  crawler::FileStore store(root_);
+  std::string err, sha, rel;
+  const std::uint64_t before = crawler::PendingFile::memory_held();
+  auto f = store.create(&err);
+  ASSERT_TRUE(f->write("abc", 3));
+  ASSERT_TRUE(f->finish_in_memory(&sha, 1 << 20));
+  ASSERT_TRUE(f->commit("png", &rel)) << f->error();
+  EXPECT_EQ(rel, "ba/78/ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad.png");
+  std::ifstream in(root_ / rel);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_EQ(ss.str(), "abc");
+  EXPECT_EQ(f->memory(), nullptr);
+  EXPECT_EQ(crawler::PendingFile::memory_held(), before);
+}
+
 TEST_F(Store, HeadKeepsTheFirstBytes) {
   crawler::FileStore store(root_);
   std::string err;

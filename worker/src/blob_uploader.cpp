@@ -34,6 +34,8 @@ struct BlobUploader::Transfer {
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   int fd = -1;
+  const std::string* memory = nullptr;  // the body, when the file kept it in memory
+  std::size_t memory_at = 0;            // how much of it was sent
   bool read_failed = false;
   Job job;
   std::string url;     // the agent's URL it went to (target_ may change meanwhile)
@@ -149,8 +151,9 @@ void BlobUploader::start(Job&& job) {
   while (!base.empty() && base.back() == '/') base.pop_back();
   t->url = target_->agent_url;
   const std::filesystem::path& path = t->job.file->temp_path();
-  t->fd = path.empty() ? -1 : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  CURL* e = t->fd >= 0 ? curl_easy_init() : nullptr;
+  t->memory = t->job.file->memory();
+  if (!t->memory) t->fd = path.empty() ? -1 : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  CURL* e = t->memory || t->fd >= 0 ? curl_easy_init() : nullptr;
   if (!e) {
     // The spooled file is gone or unreadable: a bad file, not a bad agent.
     UploadOutcome o{UploadVerdict::kBadFile,
@@ -206,6 +209,12 @@ void BlobUploader::start(Job&& job) {
 
 std::size_t BlobUploader::on_read(char* buf, std::size_t size, std::size_t n, void* tp) {
   auto* t = static_cast<Transfer*>(tp);
+  if (t->memory) {
+    std::size_t got = std::min(size * n, t->memory->size() - t->memory_at);
+    std::memcpy(buf, t->memory->data() + t->memory_at, got);
+    t->memory_at += got;
+    return got;
+  }
   for (;;) {
     ssize_t got = ::read(t->fd, buf, size * n);
     if (got >= 0) return static_cast<std::size_t>(got);
@@ -217,6 +226,13 @@ std::size_t BlobUploader::on_read(char* buf, std::size_t size, std::size_t n, vo
 
 int BlobUploader::on_seek(void* tp, curl_off_t offset, int origin) {
   auto* t = static_cast<Transfer*>(tp);
+  if (t->memory) {
+    // libcurl only rewinds a body it sends again (SEEK_SET).
+    if (origin != SEEK_SET || offset < 0 || static_cast<std::uint64_t>(offset) > t->memory->size())
+      return CURL_SEEKFUNC_FAIL;
+    t->memory_at = static_cast<std::size_t>(offset);
+    return CURL_SEEKFUNC_OK;
+  }
   return ::lseek(t->fd, static_cast<off_t>(offset), origin) < 0 ? CURL_SEEKFUNC_FAIL : CURL_SEEKFUNC_OK;
 }
 

@@ -113,8 +113,12 @@ std::string describe_bytes(std::string_view h) {
   return out;
 }
 
-std::variant<ImageInfo, std::string> read_image_info(const std::filesystem::path& path,
-                                                     std::string_view head) {
+namespace {
+// Format and size from the header, read by `load` (the file's or the
+// buffer's loader of libvips for the sniffed format) unless the header
+// alone says them.
+template <typename Load>
+std::variant<ImageInfo, std::string> describe_image(std::string_view head, Load&& load) {
   init_image_library(nullptr);  // once; usually done already
   auto fmt = sniff_format(head);
   if (!fmt) return "not an image: the content is " + describe_bytes(head);
@@ -152,30 +156,53 @@ std::variant<ImageInfo, std::string> read_image_info(const std::filesystem::path
   }
 
   if (!vips().error.empty()) return vips().error;
+  if (info.format == "avif" || info.format == "heic") open_heif_module();
   VipsImageRef ref;
-  const std::string file = path.string();
-  int rc = -1;
+  // A loader may leave a message even when it succeeds (the HEIF loader's
+  // "bad seek"): without this, the next image refused was reported with it.
+  vips().error_clear();
   // The loader for the sniffed format only: bytes never reach an unrelated
   // (or untrusted) loader. Loading is lazy: only the header is read here.
-  if (info.format == "jpeg")
-    rc = vips().jpegload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
-  else if (info.format == "png")
-    rc = vips().pngload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
-  else if (info.format == "gif")
-    rc = vips().gifload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
-  else if (info.format == "webp")
-    rc = vips().webpload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
-  else if (info.format == "svg")
-    rc = vips().svgload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
-  else if (info.format == "avif" || info.format == "heic") {
-    open_heif_module();
-    rc = vips().heifload(file.c_str(), &ref.img, "access", VIPS_ACCESS_SEQUENTIAL, nullptr);
-  }
+  int rc = load(info.format, &ref.img);
   if (rc != 0 || !ref.img) return "corrupt " + info.format + " image: " + vips_error_text();
   info.width = vips().image_get_width(ref.img);
   info.height = vips().image_get_height(ref.img);
   if (info.width <= 0 || info.height <= 0) return "corrupt " + info.format + " image: no size";
   return info;
+}
+}  // namespace
+
+std::variant<ImageInfo, std::string> read_image_info(const std::filesystem::path& path,
+                                                     std::string_view head) {
+  const std::string file = path.string();
+  return describe_image(head, [&](const std::string& format, VipsImage** out) {
+    const char* f = file.c_str();
+    const auto seq = VIPS_ACCESS_SEQUENTIAL;
+    if (format == "jpeg") return vips().jpegload(f, out, "access", seq, nullptr);
+    if (format == "png") return vips().pngload(f, out, "access", seq, nullptr);
+    if (format == "gif") return vips().gifload(f, out, "access", seq, nullptr);
+    if (format == "webp") return vips().webpload(f, out, "access", seq, nullptr);
+    if (format == "svg") return vips().svgload(f, out, "access", seq, nullptr);
+    if (format == "avif" || format == "heic") return vips().heifload(f, out, "access", seq, nullptr);
+    return -1;
+  });
+}
+
+std::variant<ImageInfo, std::string> read_image_info_in_memory(std::string_view bytes) {
+  return describe_image(bytes.substr(0, kSniffBytes), [&](const std::string& format, VipsImage** out) {
+    // libvips does not write through the pointer; its buffer loaders take
+    // a void* only because they may also adopt a buffer.
+    void* b = const_cast<char*>(bytes.data());
+    const std::size_t n = bytes.size();
+    const auto seq = VIPS_ACCESS_SEQUENTIAL;
+    if (format == "jpeg") return vips().jpegload_buffer(b, n, out, "access", seq, nullptr);
+    if (format == "png") return vips().pngload_buffer(b, n, out, "access", seq, nullptr);
+    if (format == "gif") return vips().gifload_buffer(b, n, out, "access", seq, nullptr);
+    if (format == "webp") return vips().webpload_buffer(b, n, out, "access", seq, nullptr);
+    if (format == "svg") return vips().svgload_buffer(b, n, out, "access", seq, nullptr);
+    if (format == "avif" || format == "heic") return vips().heifload_buffer(b, n, out, "access", seq, nullptr);
+    return -1;
+  });
 }
 
 }  // namespace crawler

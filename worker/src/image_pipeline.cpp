@@ -12,6 +12,13 @@
 namespace crawler {
 namespace asio = boost::asio;
 
+namespace {
+// The most the small images waiting for the agent keep in memory (the
+// rest wait in spool files): about a thousand images of up to 64 KiB,
+// however long the agent stays away; --max-spool-bytes bounds them all.
+constexpr std::uint64_t kUploadMemoryBudget = 64ull << 20;
+}  // namespace
+
 ImagePipeline::ImagePipeline(asio::io_context& io, FileStore& store, bool spool, Done done)
     : io_(io), store_(store), spool_(spool), done_(std::move(done)) {
   committer_ = std::thread([this] { commit_loop(); });
@@ -68,12 +75,17 @@ void ImagePipeline::store(std::int64_t item, std::shared_ptr<PendingFile> file, 
 
 bool ImagePipeline::prepare(const std::shared_ptr<PendingFile>& file, StoredImage& image,
                             const ImageLimits& limits) {
-  if (!file->finish(&image.sha256, false)) {
+  // Bytes bound for the agent that need no thumbnail stay in memory when
+  // they fit the buffer: no spool file is made and removed for each small
+  // image (the file made, written, read back and unlinked cost the worker
+  // more than the upload itself).
+  const bool in_memory = spool_ && limits.thumbnails.empty();
+  if (!(in_memory ? file->finish_in_memory(&image.sha256, kUploadMemoryBudget) : file->finish(&image.sha256, false))) {
     image.error = "store: " + file->error();
     image.error_kind = "store";
     return false;
   }
-  auto res = read_image_info(file->temp_path(), file->head());
+  auto res = file->memory() ? read_image_info_in_memory(*file->memory()) : read_image_info(file->temp_path(), file->head());
   if (auto* e = std::get_if<std::string>(&res)) {
     image.error = *e;
     image.error_kind = "not_an_image";

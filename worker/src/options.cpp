@@ -191,7 +191,8 @@ struct OptionGroups {
     worker.add_options()
         ("spool", po::value<std::string>(&w.spool),
          "with --storage-agent: directory where downloaded images wait for their upload "
-         "(default /var/tmp/crawler-worker; a file is removed once the agent has it)")
+         "(default /var/tmp/crawler-worker; a file is removed once the agent has it; images of "
+         "at most 64 KiB without thumbnails wait in memory, 64 MiB of them at most)")
         ("max-spool-bytes", po::value<long long>(&w.max_spool_bytes)->default_value(1LL << 30),
          "with --storage-agent: at this many bytes of images waiting for the agent (also while "
          "no agent answers), no new URLs are claimed")

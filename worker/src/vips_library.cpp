@@ -31,7 +31,10 @@ void open_vips() {
             bind(lib, v.concurrency_set, "vips_concurrency_set") && bind(lib, v.jpegload, "vips_jpegload") &&
             bind(lib, v.pngload, "vips_pngload") && bind(lib, v.gifload, "vips_gifload") &&
             bind(lib, v.webpload, "vips_webpload") && bind(lib, v.svgload, "vips_svgload") &&
-            bind(lib, v.heifload, "vips_heifload") && bind(lib, v.image_get_width, "vips_image_get_width") &&
+            bind(lib, v.heifload, "vips_heifload") && bind(lib, v.jpegload_buffer, "vips_jpegload_buffer") &&
+            bind(lib, v.pngload_buffer, "vips_pngload_buffer") && bind(lib, v.gifload_buffer, "vips_gifload_buffer") &&
+            bind(lib, v.webpload_buffer, "vips_webpload_buffer") && bind(lib, v.svgload_buffer, "vips_svgload_buffer") &&
+            bind(lib, v.heifload_buffer, "vips_heifload_buffer") && bind(lib, v.image_get_width, "vips_image_get_width") &&
             bind(lib, v.image_get_height, "vips_image_get_height") && bind(lib, v.thumbnail, "vips_thumbnail") &&
             bind(lib, v.thumbnail_image, "vips_thumbnail_image") && bind(lib, v.image_hasalpha, "vips_image_hasalpha") &&
             bind(lib, v.image_guess_interpretation, "vips_image_guess_interpretation") &&

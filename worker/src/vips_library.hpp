@@ -23,6 +23,13 @@ struct VipsApi {
   decltype(&vips_webpload) webpload = nullptr;
   decltype(&vips_svgload) svgload = nullptr;
   decltype(&vips_heifload) heifload = nullptr;
+  // The same loaders for bytes in memory (a small image kept unspooled).
+  decltype(&vips_jpegload_buffer) jpegload_buffer = nullptr;
+  decltype(&vips_pngload_buffer) pngload_buffer = nullptr;
+  decltype(&vips_gifload_buffer) gifload_buffer = nullptr;
+  decltype(&vips_webpload_buffer) webpload_buffer = nullptr;
+  decltype(&vips_svgload_buffer) svgload_buffer = nullptr;
+  decltype(&vips_heifload_buffer) heifload_buffer = nullptr;
   decltype(&vips_image_get_width) image_get_width = nullptr;
   decltype(&vips_image_get_height) image_get_height = nullptr;
   // Thumbnails (thumbnail.cpp).

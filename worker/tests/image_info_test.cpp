@@ -43,8 +43,37 @@ class ImageFiles : public ::testing::Test {
     ss << in.rdbuf();
     return ss.str().substr(0, 4096);
   }
-  crawler::ImageInfo info(const fs::path& p) {
+  static std::string slurp_all(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  // The answer for the file, after checking that the same bytes in memory
+  // get the same answer.
+  static std::variant<crawler::ImageInfo, std::string> read_both(const fs::path& p) {
     auto r = crawler::read_image_info(p, slurp(p));
+    auto m = crawler::read_image_info_in_memory(slurp_all(p));
+    if (auto* e = std::get_if<std::string>(&r)) {
+      EXPECT_TRUE(std::holds_alternative<std::string>(m)) << p << ": only the file is refused";
+      if (auto* me = std::get_if<std::string>(&m)) {
+        EXPECT_EQ(*me, *e) << p;
+      }
+    } else {
+      const auto& i = std::get<crawler::ImageInfo>(r);
+      EXPECT_TRUE(std::holds_alternative<crawler::ImageInfo>(m)) << p << ": only the bytes in memory are refused";
+      if (auto* mi = std::get_if<crawler::ImageInfo>(&m)) {
+        EXPECT_EQ(mi->format, i.format) << p;
+        EXPECT_EQ(mi->ext, i.ext) << p;
+        EXPECT_EQ(mi->mime, i.mime) << p;
+        EXPECT_EQ(mi->width, i.width) << p;
+        EXPECT_EQ(mi->height, i.height) << p;
+      }
+    }
+    return r;
+  }
+  crawler::ImageInfo info(const fs::path& p) {
+    auto r = read_both(p);
     if (auto* e = std::get_if<std::string>(&r)) ADD_FAILURE() << p << ": " << *e;
     return std::holds_alternative<crawler::ImageInfo>(r) ? std::get<crawler::ImageInfo>(r)
                                                          : crawler::ImageInfo{};
@@ -115,7 +144,7 @@ TEST_F(ImageFiles, IcoFirstEntry) {
 
 TEST_F(ImageFiles, NonImageBytesNamedJpgAreRefused) {
   auto p = write("fake.jpg", "<!DOCTYPE html><html><body>not found</body></html>");
-  auto r = crawler::read_image_info(p, slurp(p));
+  auto r = read_both(p);
   ASSERT_TRUE(std::holds_alternative<std::string>(r));
   EXPECT_EQ(std::get<std::string>(r), "not an image: the content is HTML text");
 }
@@ -123,7 +152,7 @@ TEST_F(ImageFiles, NonImageBytesNamedJpgAreRefused) {
 TEST_F(ImageFiles, TruncatedJpegIsACorruptImage) {
   auto full = slurp(make("t.jpg", 20, 20));
   auto p = write("cut.jpg", full.substr(0, 6));
-  auto r = crawler::read_image_info(p, slurp(p));
+  auto r = read_both(p);
   ASSERT_TRUE(std::holds_alternative<std::string>(r));
   EXPECT_NE(std::get<std::string>(r).find("corrupt jpeg"), std::string::npos);
 }

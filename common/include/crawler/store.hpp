@@ -36,6 +36,18 @@ class PendingFile {
   // Flushes and (unless `sync` is false) fsyncs the data, returns the hex
   // sha256 (call once).
   bool finish(std::string* sha256_hex, bool sync = true);
+  // finish() without sync, except that a body still all in the buffer (at
+  // most 64 KiB) stays there and no file is made, as long as the bodies
+  // all PendingFiles of the process keep so stay within `budget` bytes:
+  // memory() holds it and temp_path() stays empty. For bytes that go
+  // elsewhere (an upload to the node agent): a small file made and removed
+  // per image costs more than its bytes. commit() still works (it writes
+  // the file first).
+  bool finish_in_memory(std::string* sha256_hex, std::uint64_t budget);
+  // The bytes PendingFiles of this process keep in memory now.
+  static std::uint64_t memory_held();
+  // The whole body after finish_in_memory() kept it, else nullptr.
+  const std::string* memory() const { return in_memory_ ? &buffer_ : nullptr; }
   // Makes the directory ab/cd/ of the finished file (commit does it too).
   bool prepare();
   // Moves the finished file to ab/cd/<sha256>.<ext> (or drops it when that
@@ -55,6 +67,7 @@ class PendingFile {
   std::string buffer_, head_, sha_, error_;
   std::uint64_t size_ = 0;
   bool committed_ = false;
+  bool in_memory_ = false;
 };
 
 class FileStore {

@@ -30,6 +30,9 @@ std::string describe_bytes(std::string_view head);
 // error message when the bytes are not an image the crawler accepts.
 std::variant<ImageInfo, std::string> read_image_info(const std::filesystem::path& path,
                                                      std::string_view head);
+// The same for a whole image held in memory (`bytes` must outlive the call
+// only). Same answers as read_image_info() for the same bytes.
+std::variant<ImageInfo, std::string> read_image_info_in_memory(std::string_view bytes);
 
 // Initialises libvips once per process (idempotent, thread-safe).
 void init_image_library(const char* argv0);
