@@ -215,6 +215,17 @@ $$;
 COMMENT ON FUNCTION @extschema@.ha_blob_begin(boolean) IS
     'crawler_ha (internal): start of the writing blob_* functions: read-write (25006), local commit, an attached store when asked (55000)';
 
+-- ha_blob_wanted changes as fast as blobs arrive, so its statistics are
+-- always behind, and a plan that depends on them can read the whole queue
+-- for a list of names: in a catch-up of 6,000 blobs auto_explain showed
+-- w.sha256 = ANY (array) planned as sequential scans of 400 pages, 10-90
+-- ms a call, where the primary key finds 300 names in about a millisecond.
+-- Rows this transaction has locked (the queue's due entries) are changed
+-- by their ctid, a TID scan whatever the statistics. A list of other rows
+-- (those just stored) is planned for each call's list (plan_cache_mode =
+-- force_custom_plan): a generic plan, not knowing the list, compared every
+-- queued row with every name.
+
 -- blob_stored() and blob_stored_many(): this node now holds these blobs.
 -- A blob that was wanted because this node's copy was corrupt is repaired:
 -- counted and recorded as an event.
@@ -222,6 +233,7 @@ CREATE FUNCTION @extschema@.ha_blob_stored(sha256s text[], sizes bigint[])
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     n integer;
@@ -345,6 +357,7 @@ RETURNS integer
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     n integer;
@@ -451,29 +464,45 @@ COMMENT ON FUNCTION @extschema@.ha_blob_stale(text) IS
     'crawler_ha (internal): whether a wanted blob is held already or referenced by no row';
 
 -- Locks up to n due entries of the wanted queue (oldest first, skipping
--- those another transaction holds), removes the stale ones and returns the
--- names taken and those removed. It works on arrays of names, looked up by
--- primary key: with the entries joined in one query instead, a plan made
--- from stale statistics (a queue just filled by an inventory) judged each
--- entry once per entry in the queue.
-CREATE FUNCTION @extschema@.ha_blob_take_due(n integer, OUT due text[], OUT stale text[])
+-- those another transaction holds), removes the stale ones and returns how
+-- many were taken, the names dropped, and the live ones in order with
+-- their rows (ctid: this transaction holds them locked, so the caller can
+-- change them by a TID scan). Each entry is judged by primary key: with
+-- the entries joined in one query instead, a plan made from stale
+-- statistics (a queue just filled by an inventory) judged each entry once
+-- per entry in the queue.
+CREATE FUNCTION @extschema@.ha_blob_take_due(n integer, OUT taken integer, OUT stale text[],
+                                              OUT live text[], OUT live_rows tid[])
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    names text[];
+    rows_ tid[];
+    stale_rows tid[];
 BEGIN
-    SELECT coalesce(array_agg(w.sha256), '{}') INTO due
-      FROM (SELECT w.sha256
+    -- both aggregates read the locked rows in the same (queue) order
+    SELECT coalesce(array_agg(w.sha256), '{}'), coalesce(array_agg(w.ctid), '{}') INTO names, rows_
+      FROM (SELECT w.sha256, w.ctid
               FROM @extschema@.ha_blob_wanted w
              WHERE w.next_try_at <= now()
              ORDER BY w.wanted_since, w.sha256
              LIMIT n
                FOR UPDATE SKIP LOCKED) w;
-    SELECT coalesce(array_agg(h), '{}') INTO stale FROM unnest(due) h WHERE @extschema@.ha_blob_stale(h);
-    DELETE FROM @extschema@.ha_blob_wanted w WHERE w.sha256 = ANY (stale);
+    taken := cardinality(names);
+    SELECT coalesce(array_agg(u.h ORDER BY u.i) FILTER (WHERE u.dead), '{}'),
+           coalesce(array_agg(u.r ORDER BY u.i) FILTER (WHERE u.dead), '{}'),
+           coalesce(array_agg(u.h ORDER BY u.i) FILTER (WHERE NOT u.dead), '{}'),
+           coalesce(array_agg(u.r ORDER BY u.i) FILTER (WHERE NOT u.dead), '{}')
+      INTO stale, stale_rows, live, live_rows
+      FROM (SELECT x.h, x.r, x.i, @extschema@.ha_blob_stale(x.h) AS dead
+              FROM unnest(names, rows_) WITH ORDINALITY AS x(h, r, i)
+            OFFSET 0) u;  -- judged once per entry, not once per aggregate
+    DELETE FROM @extschema@.ha_blob_wanted w WHERE w.ctid = ANY (stale_rows);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_blob_take_due(integer) IS
-    'crawler_ha (internal): lock up to n due wanted entries, drop the stale ones; the names taken and dropped';
+    'crawler_ha (internal): lock up to n due wanted entries, drop the stale ones; how many were taken, the names dropped, the live names and their rows';
 
 -- The blobs to fetch now: due (next_try_at passed), oldest first, at most
 -- max_rows (1 to 10000). Entries that are held meanwhile or that no local
@@ -483,10 +512,11 @@ COMMENT ON FUNCTION @extschema@.ha_blob_take_due(integer) IS
 -- blob_fetch_failed() sets its next try.
 -- Each pass takes the oldest due entries, drops the stale ones and hands
 -- out the others at once (their next try 60 s ahead, so that the next pass
--- goes past them): every entry is judged once. A pass takes at least 100,
--- so that thousands of stale entries ahead of the live ones (rows deleted
--- before their blobs came) leave the queue a hundred at a time whatever
--- max_rows is; what a pass takes beyond max_rows is only unlocked.
+-- goes past them): every entry is judged once. After a pass that found
+-- only stale entries the next takes at least 100, so that thousands of
+-- them ahead of the live ones (rows deleted before their blobs came) leave
+-- the queue a hundred at a time whatever max_rows is; what such a pass
+-- takes beyond max_rows is only unlocked (and judged again next time).
 CREATE FUNCTION @extschema@.blob_wanted(max_rows integer)
 RETURNS TABLE (sha256 text, file_path text, file_size bigint, wanted_since timestamptz, attempts integer)
 LANGUAGE plpgsql
@@ -495,29 +525,27 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     handed integer := 0;
-    taken  integer;
-    due    text[];
-    stale  text[];
-    live   text[];
+    asked  integer;
+    t      record;
+    k      integer;
 BEGIN
     PERFORM @extschema@.ha_blob_check_rows(max_rows);
     PERFORM @extschema@.ha_blob_begin(false);
+    asked := max_rows;
     FOR pass IN 1 .. 100 LOOP
-        taken := greatest(max_rows - handed, 100);
-        SELECT t.due, t.stale INTO due, stale FROM @extschema@.ha_blob_take_due(taken) t;
-        -- due is oldest first; the live ones up to what is still to hand out
-        SELECT coalesce(array_agg(d.h ORDER BY d.i), '{}') INTO live
-          FROM (SELECT u.h, u.i FROM unnest(due) WITH ORDINALITY AS u(h, i)
-                 WHERE u.h <> ALL (stale) ORDER BY u.i LIMIT max_rows - handed) d;
+        SELECT * INTO t FROM @extschema@.ha_blob_take_due(asked);
+        -- the oldest live ones, up to what is still to hand out
+        k := least(cardinality(t.live), max_rows - handed);
         RETURN QUERY
         WITH out AS (
             UPDATE @extschema@.ha_blob_wanted w SET next_try_at = now() + interval '60 s'
-             WHERE w.sha256 = ANY (live)
+             WHERE w.ctid = ANY (t.live_rows[1:k])
             RETURNING w.sha256, w.file_path, w.file_size, w.wanted_since, w.attempts)
         SELECT o.sha256, o.file_path, o.file_size, o.wanted_since, o.attempts
           FROM out o ORDER BY o.wanted_since, o.sha256;
-        handed := handed + cardinality(live);
-        EXIT WHEN handed >= max_rows OR cardinality(due) < taken;
+        handed := handed + k;
+        EXIT WHEN handed >= max_rows OR t.taken < asked;
+        asked := CASE WHEN k = 0 THEN greatest(max_rows - handed, 100) ELSE max_rows - handed END;
     END LOOP;
 END
 $$;
