@@ -532,7 +532,9 @@ void Follower::poll_loop() {
       std::unique_lock<std::mutex> lock(m_);
       if (room > 0 && static_cast<int>(got) == room) continue;
       if (room <= 0) {
-        cv_.wait_for(lock, poll, [&] { return stop_.stopped() || room_locked(n) > 0; });
+        // Room for a quarter of the pipeline at least: polls for a blob or
+        // two (one as each fetch ends) cost the node a transaction each.
+        cv_.wait_for(lock, poll, [&] { return stop_.stopped() || room_locked(n) >= kPipelinePerTransfer * n / 4; });
       } else {
         cv_.wait_until(lock, polled_at + (got ? kTricklePollSpacing : poll), [this] { return stop_.stopped(); });
       }
