@@ -71,7 +71,7 @@ void remove_stale_parts(const fs::path& root) {
 struct FileSync::Impl {
   Impl(const AgentConfig& c, FileStore& s, StoreSync& d, boost::asio::io_context& i)
       : config(c), store(s), io(i), token(c.token_file),
-        follower(config, store, d, view, token, stop, stats),
+        follower(config, store, d, view, token, stop, stats, recent),
         replicator(config, view, token, stop, stats, std::max(4, c.sync_concurrency)) {}
 
   AgentConfig config;

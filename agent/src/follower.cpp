@@ -241,9 +241,9 @@ FetchOutcome fetch_blob(const Wanted& w, const std::string& peer_url, PeerClient
 }
 
 Follower::Follower(const AgentConfig& config, const FileStore& store, StoreSync& durability, NodeView& view,
-                   TokenFile& token, Stopper& stop, SyncStats& stats)
+                   TokenFile& token, Stopper& stop, SyncStats& stats, RecentPuts& recent)
     : config_(config), store_(store), durability_(durability), view_(view), token_(token), stop_(stop),
-      stats_(stats) {}
+      stats_(stats), recent_(recent) {}
 
 Follower::~Follower() { join(); }
 
@@ -513,6 +513,16 @@ void Follower::poll_loop() {
         for (std::size_t i = 0; i < r.rows.size(); ++i) {
           Wanted w;
           w.sha256 = r.at(i, "sha256").value_or("");
+          // Uploaded here and waiting to be recorded (uploads are recorded
+          // in batches): the row came before the record, and the record
+          // ends the entry. Verifying the file again and recording it a
+          // second time was most of the primary's file sync work during a
+          // crawl. Should that record never come, the entry is handed out
+          // again in 60 s, and verified once the upload is no longer recent.
+          if (recent_.is_recent(w.sha256)) {
+            CRAWLER_LOG(debug) << "file sync: " << w.sha256 << " was uploaded here; its upload's record ends it";
+            continue;
+          }
           w.file_path = r.at(i, "file_path").value_or("");
           w.file_size = std::stoull(r.at(i, "file_size").value_or("0"));
           w.attempts = std::stoi(r.at(i, "attempts").value_or("0"));

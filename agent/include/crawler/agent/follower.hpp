@@ -20,6 +20,7 @@
 
 #include "crawler/agent/config.hpp"
 #include "crawler/agent/node_view.hpp"
+#include "crawler/agent/orphan_sweep.hpp"
 #include "crawler/agent/pacer.hpp"
 #include "crawler/agent/stopper.hpp"
 #include "crawler/agent/sync_stats.hpp"
@@ -89,9 +90,10 @@ FetchOutcome fetch_blob(const Wanted& w, const std::string& peer_url, PeerClient
 
 class Follower {
  public:
-  // Every reference outlives this.
+  // Every reference outlives this. `recent` holds this agent's uploads not
+  // yet recorded: their wanted entries are left to that record.
   Follower(const AgentConfig& config, const FileStore& store, StoreSync& durability, NodeView& view,
-           TokenFile& token, Stopper& stop, SyncStats& stats);
+           TokenFile& token, Stopper& stop, SyncStats& stats, RecentPuts& recent);
   ~Follower();
   // Starts the threads; they end after stop.stop() and wake().
   void start();
@@ -114,6 +116,7 @@ class Follower {
   TokenFile& token_;
   Stopper& stop_;
   SyncStats& stats_;
+  RecentPuts& recent_;
   std::mutex m_;
   std::condition_variable cv_;  // work for the transfer threads, outcomes for the recorder, room for the poller
   std::deque<Wanted> todo_;
