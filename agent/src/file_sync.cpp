@@ -51,19 +51,29 @@ struct Put {
   std::uint64_t size;
 };
 
-// Partial fetches nobody resumed for a day: the blob is no longer wanted
-// (stored by an upload, or its row gone).
-void remove_stale_parts(const fs::path& root) {
+// Partial fetches nobody resumed for a day in `dir`: the blob is no longer
+// wanted (stored by an upload, or its row gone). Returns how many went.
+int remove_stale_parts_in(const fs::path& dir, fs::file_time_type now) {
   std::error_code ec;
   int removed = 0;
-  auto now = fs::file_time_type::clock::now();
-  for (const auto& e : fs::directory_iterator(root / ".tmp", ec)) {
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::string n = e.path().filename().string();
     if (n.rfind("fetch-", 0) != 0 || n.size() < 5 || n.compare(n.size() - 5, 5, ".part") != 0) continue;
     std::error_code e2;
     auto t = e.last_write_time(e2);
     if (!e2 && now - t > kStalePartAge && fs::remove(e.path(), e2)) ++removed;
   }
+  return removed;
+}
+
+// Those of the whole store: .tmp/fetch/<xx>/ (fetch_part_path), and .tmp/
+// itself, where earlier versions kept them.
+void remove_stale_parts(const fs::path& root) {
+  auto now = fs::file_time_type::clock::now();
+  int removed = remove_stale_parts_in(root / ".tmp", now);
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root / ".tmp" / "fetch", ec))
+    if (e.is_directory(ec)) removed += remove_stale_parts_in(e.path(), now);
   if (removed) CRAWLER_LOG(info) << "file sync: removed " << removed << " partial fetches older than a day";
 }
 }  // namespace

@@ -1,6 +1,9 @@
 #include "crawler/agent/follower.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <optional>
 
@@ -92,7 +95,13 @@ std::optional<FetchOutcome> settled_without_transfer(const Wanted& w, const std:
 }
 
 fs::path part_file(const FileStore& store, const Wanted& w) {
-  return store.root() / ".tmp" / ("fetch-" + w.sha256 + ".part");
+  fs::path part = fetch_part_path(store.root(), w.sha256);
+  // Its directory, once (a failure shows when the part file is opened).
+  if (::mkdir(part.parent_path().c_str(), 0700) != 0 && errno == ENOENT) {
+    std::error_code ec;
+    fs::create_directories(part.parent_path(), ec);
+  }
+  return part;
 }
 
 // The outcome of a download of `w` into `part` from `url`: verified by its
@@ -140,6 +149,10 @@ FetchOutcome judge_download(const Wanted& w, const std::string& url, const Downl
   return out;
 }
 }  // namespace
+
+fs::path fetch_part_path(const fs::path& root, const std::string& sha256) {
+  return root / ".tmp" / "fetch" / sha256.substr(0, 2) / ("fetch-" + sha256 + ".part");
+}
 
 FetchOutcome fetch_verified(const Wanted& w, const std::string& peer_url, PeerClient& client,
                             const FileStore& store, SyncStats& stats) {

@@ -134,7 +134,11 @@ class Peer : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(root); }
 
-  fs::path part() const { return root / ".tmp" / ("fetch-" + sha + ".part"); }
+  fs::path part() const {
+    fs::path p = crawler::agent::fetch_part_path(root, sha);
+    fs::create_directories(p.parent_path());  // as the follower makes it
+    return p;
+  }
   Wanted wanted() const { return Wanted{sha, sha.substr(0, 2) + "/" + sha.substr(2, 2) + "/" + sha + ".bin", body.size(), 0}; }
 
   fs::path root;
