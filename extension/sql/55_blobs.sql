@@ -465,14 +465,12 @@ COMMENT ON FUNCTION @extschema@.ha_blob_stale(text) IS
 
 -- Locks up to n due entries of the wanted queue (oldest first, skipping
 -- those another transaction holds), removes the stale ones and returns how
--- many were taken, the names dropped, and the live ones in order with
--- their rows (ctid: this transaction holds them locked, so the caller can
--- change them by a TID scan). Each entry is judged by primary key: with
--- the entries joined in one query instead, a plan made from stale
--- statistics (a queue just filled by an inventory) judged each entry once
--- per entry in the queue.
-CREATE FUNCTION @extschema@.ha_blob_take_due(n integer, OUT taken integer, OUT stale text[],
-                                              OUT live text[], OUT live_rows tid[])
+-- many were taken and the rows of the live ones, in queue order (ctid:
+-- this transaction holds them locked, so the caller changes them by a TID
+-- scan). Each entry is judged by primary key: with the entries joined in
+-- one query instead, a plan made from stale statistics (a queue just
+-- filled by an inventory) judged each entry once per entry in the queue.
+CREATE FUNCTION @extschema@.ha_blob_take_due(n integer, OUT taken integer, OUT live_rows tid[])
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -490,19 +488,17 @@ BEGIN
              LIMIT n
                FOR UPDATE SKIP LOCKED) w;
     taken := cardinality(names);
-    SELECT coalesce(array_agg(u.h ORDER BY u.i) FILTER (WHERE u.dead), '{}'),
-           coalesce(array_agg(u.r ORDER BY u.i) FILTER (WHERE u.dead), '{}'),
-           coalesce(array_agg(u.h ORDER BY u.i) FILTER (WHERE NOT u.dead), '{}'),
+    SELECT coalesce(array_agg(u.r ORDER BY u.i) FILTER (WHERE u.dead), '{}'),
            coalesce(array_agg(u.r ORDER BY u.i) FILTER (WHERE NOT u.dead), '{}')
-      INTO stale, stale_rows, live, live_rows
-      FROM (SELECT x.h, x.r, x.i, @extschema@.ha_blob_stale(x.h) AS dead
+      INTO stale_rows, live_rows
+      FROM (SELECT x.r, x.i, @extschema@.ha_blob_stale(x.h) AS dead
               FROM unnest(names, rows_) WITH ORDINALITY AS x(h, r, i)
             OFFSET 0) u;  -- judged once per entry, not once per aggregate
     DELETE FROM @extschema@.ha_blob_wanted w WHERE w.ctid = ANY (stale_rows);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_blob_take_due(integer) IS
-    'crawler_ha (internal): lock up to n due wanted entries, drop the stale ones; how many were taken, the names dropped, the live names and their rows';
+    'crawler_ha (internal): lock up to n due wanted entries, drop the stale ones; how many were taken and the live ones'' rows';
 
 -- The blobs to fetch now: due (next_try_at passed), oldest first, at most
 -- max_rows (1 to 10000). Entries that are held meanwhile or that no local
@@ -535,7 +531,7 @@ BEGIN
     FOR pass IN 1 .. 100 LOOP
         SELECT * INTO t FROM @extschema@.ha_blob_take_due(asked);
         -- the oldest live ones, up to what is still to hand out
-        k := least(cardinality(t.live), max_rows - handed);
+        k := least(cardinality(t.live_rows), max_rows - handed);
         RETURN QUERY
         WITH out AS (
             UPDATE @extschema@.ha_blob_wanted w SET next_try_at = now() + interval '60 s'
