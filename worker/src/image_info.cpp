@@ -176,32 +176,18 @@ std::variant<ImageInfo, std::string> read_image_info(const std::filesystem::path
                                                      std::string_view head) {
   const std::string file = path.string();
   return describe_image(head, [&](const std::string& format, VipsImage** out) {
-    const char* f = file.c_str();
-    const auto seq = VIPS_ACCESS_SEQUENTIAL;
-    if (format == "jpeg") return vips().jpegload(f, out, "access", seq, nullptr);
-    if (format == "png") return vips().pngload(f, out, "access", seq, nullptr);
-    if (format == "gif") return vips().gifload(f, out, "access", seq, nullptr);
-    if (format == "webp") return vips().webpload(f, out, "access", seq, nullptr);
-    if (format == "svg") return vips().svgload(f, out, "access", seq, nullptr);
-    if (format == "avif" || format == "heic") return vips().heifload(f, out, "access", seq, nullptr);
-    return -1;
+    auto load = vips_loader(format).file;
+    return load ? load(file.c_str(), out, "access", VIPS_ACCESS_SEQUENTIAL, nullptr) : -1;
   });
 }
 
 std::variant<ImageInfo, std::string> read_image_info_in_memory(std::string_view bytes) {
   return describe_image(bytes.substr(0, kSniffBytes), [&](const std::string& format, VipsImage** out) {
+    auto load = vips_loader(format).buffer;
     // libvips does not write through the pointer; its buffer loaders take
     // a void* only because they may also adopt a buffer.
     void* b = const_cast<char*>(bytes.data());
-    const std::size_t n = bytes.size();
-    const auto seq = VIPS_ACCESS_SEQUENTIAL;
-    if (format == "jpeg") return vips().jpegload_buffer(b, n, out, "access", seq, nullptr);
-    if (format == "png") return vips().pngload_buffer(b, n, out, "access", seq, nullptr);
-    if (format == "gif") return vips().gifload_buffer(b, n, out, "access", seq, nullptr);
-    if (format == "webp") return vips().webpload_buffer(b, n, out, "access", seq, nullptr);
-    if (format == "svg") return vips().svgload_buffer(b, n, out, "access", seq, nullptr);
-    if (format == "avif" || format == "heic") return vips().heifload_buffer(b, n, out, "access", seq, nullptr);
-    return -1;
+    return load ? load(b, bytes.size(), out, "access", VIPS_ACCESS_SEQUENTIAL, nullptr) : -1;
   });
 }
 

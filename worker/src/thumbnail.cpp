@@ -13,19 +13,6 @@ bool name_ok(const std::string& n) {
   return std::all_of(n.begin(), n.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
 }
 
-// The loader libvips must have picked for a format read_image_info()
-// sniffed: vips_thumbnail() finds its loader by the file's magic bytes, the
-// same bytes the crawler sniffed; this checks that it found that one.
-const char* loader_of(const std::string& format) {
-  if (format == "jpeg") return "jpegload";
-  if (format == "png") return "pngload";
-  if (format == "gif") return "gifload";
-  if (format == "webp") return "webpload";
-  if (format == "svg") return "svgload";
-  if (format == "avif" || format == "heic") return "heifload";
-  return nullptr;  // bmp, ico: no libvips loader without ImageMagick
-}
-
 // Takes a new reference into `ref`, dropping the one it had.
 void replace(VipsImageRef& ref, VipsImage* next) {
   VipsImageRef old;
@@ -86,7 +73,10 @@ std::variant<std::vector<Thumbnail>, std::string> make_thumbnails(const std::fil
                                                                   std::uint64_t max_pixels) {
   std::vector<Thumbnail> made;
   if (sizes.empty()) return made;
-  const char* loader = loader_of(info.format);
+  // The loader libvips must pick: vips_thumbnail() finds its loader by the
+  // file's magic bytes, the same bytes the crawler sniffed; the loader it
+  // found is checked against this one.
+  const char* loader = vips_loader(info.format).name;
   if (!loader) return "no thumbnail: libvips has no " + info.format + " loader here";
   // The original's own limit: a pixel bomb is not decoded for a thumbnail
   // either (PNG and GIF cannot shrink on load: all its pixels would be).

@@ -74,6 +74,17 @@ std::string vips_error_text() {
 
 const VipsApi& vips() { return g_api; }
 
+VipsLoader vips_loader(const std::string& format) {
+  const VipsApi& v = g_api;
+  if (format == "jpeg") return {"jpegload", v.jpegload, v.jpegload_buffer};
+  if (format == "png") return {"pngload", v.pngload, v.pngload_buffer};
+  if (format == "gif") return {"gifload", v.gifload, v.gifload_buffer};
+  if (format == "webp") return {"webpload", v.webpload, v.webpload_buffer};
+  if (format == "svg") return {"svgload", v.svgload, v.svgload_buffer};
+  if (format == "avif" || format == "heic") return {"heifload", v.heifload, v.heifload_buffer};
+  return {};
+}
+
 namespace {
 // libvips and its loaders warn about every damaged file on stderr; for a
 // crawler a damaged file is an ordinary per-URL error, reported as such.

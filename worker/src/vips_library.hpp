@@ -53,6 +53,18 @@ struct VipsApi {
 // The entry points, once init_image_library() has run.
 const VipsApi& vips();
 
+// The libvips loader of a format sniff_format() names: the operation's name
+// and its entry points for a file and for bytes in memory (null until
+// init_image_library() has run). Every loader takes the same arguments.
+// name is null for the formats libvips has no loader for here (bmp, ico:
+// they would need ImageMagick).
+struct VipsLoader {
+  const char* name = nullptr;
+  decltype(&vips_jpegload) file = nullptr;
+  decltype(&vips_jpegload_buffer) buffer = nullptr;
+};
+VipsLoader vips_loader(const std::string& format);
+
 // Opens libvips' HEIF/AVIF loader module once, when the first such image
 // comes (see kSkipVipsModules in main.cpp).
 void open_heif_module();
