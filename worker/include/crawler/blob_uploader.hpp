@@ -48,7 +48,11 @@ struct UploaderSettings {
   long connect_timeout_ms = 10000;
   long low_speed_bytes = 1000;   // slower than this ...
   long low_speed_seconds = 20;   // ... for this long (plus the sync wait) is a timeout
-  int max_in_flight = 8;         // uploads at once
+  // Uploads at once. Each waits for two of the agent's group syncs (the
+  // bytes, then the name) before it is answered, so it is latency, not
+  // bandwidth: with 8, a crawl of small images through the agents took
+  // 2.27-2.45 s against 2.02 s with 32 (bench/files, 5 rounds each).
+  int max_in_flight = 32;
 };
 
 // What waits for the agent, for progress lines.
