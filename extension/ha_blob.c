@@ -31,6 +31,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(ha_blob_want_image);
 
@@ -61,8 +62,8 @@ prepare_plans(Oid nsp)
 {
 	const char *s = quote_identifier(get_namespace_name(nsp));
 	Oid			text1[1] = {TEXTOID};
-	Oid			args3[3] = {TEXTOID, TEXTOID, INT8OID};
-	Oid			jsonb1[1] = {JSONBOID};
+	Oid			args4[4] = {TEXTOID, TEXTOID, INT8OID, INTERVALOID};
+	Oid			jsonb2[2] = {JSONBOID, INTERVALOID};
 
 	if (missing_plan != NULL && plans_nsp == nsp)
 		return;
@@ -77,16 +78,17 @@ prepare_plans(Oid nsp)
 	missing_plan = keep_plan(psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s.ha_blobs b WHERE b.sha256 OPERATOR(pg_catalog.=) $1) "
 									  "AND EXISTS (SELECT 1 FROM %s.ha_blob_store)", s, s),
 							 1, text1);
-	insert_plan = keep_plan(psprintf("INSERT INTO %s.ha_blob_wanted (sha256, file_path, file_size) "
-									 "VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING", s),
-							3, args3);
+	insert_plan = keep_plan(psprintf("INSERT INTO %s.ha_blob_wanted (sha256, file_path, file_size, next_try_at) "
+									 "VALUES ($1, $2, $3, pg_catalog.now() OPERATOR(pg_catalog.+) $4) "
+									 "ON CONFLICT (sha256) DO NOTHING", s),
+							4, args4);
 	/*
 	 * A row's thumbnails (image_thumbnails_problem()'s shape, which every
 	 * path that writes images has checked) in one statement: a row has a
 	 * few, and most rows none, which never run it.
 	 */
-	thumbnails_plan = keep_plan(psprintf("INSERT INTO %s.ha_blob_wanted (sha256, file_path, file_size) "
-										 "SELECT t.h, t.p, t.n FROM (SELECT e.value OPERATOR(pg_catalog.->>) 'sha256'::pg_catalog.text AS h, "
+	thumbnails_plan = keep_plan(psprintf("INSERT INTO %s.ha_blob_wanted (sha256, file_path, file_size, next_try_at) "
+										 "SELECT t.h, t.p, t.n, pg_catalog.now() OPERATOR(pg_catalog.+) $2 FROM (SELECT e.value OPERATOR(pg_catalog.->>) 'sha256'::pg_catalog.text AS h, "
 										 "e.value OPERATOR(pg_catalog.->>) 'file_path'::pg_catalog.text AS p, "
 										 "(e.value OPERATOR(pg_catalog.->>) 'bytes'::pg_catalog.text)::pg_catalog.int8 AS n "
 										 "FROM pg_catalog.jsonb_each($1) e "
@@ -95,7 +97,7 @@ prepare_plans(Oid nsp)
 										 "AND EXISTS (SELECT 1 FROM %s.ha_blob_store) "
 										 "AND NOT EXISTS (SELECT 1 FROM %s.ha_blobs b WHERE b.sha256 OPERATOR(pg_catalog.=) t.h) "
 										 "ON CONFLICT (sha256) DO NOTHING", s, s, s),
-								1, jsonb1);
+								2, jsonb2);
 	plans_nsp = nsp;
 }
 
@@ -140,12 +142,35 @@ insert_wanted(SPIPlanPtr plan, Datum *args, const char *nulls)
 				 errmsg("crawler_ha: the insert into ha_blob_wanted failed: %s", SPI_result_code_string(rc))));
 }
 
+/*
+ * How long a queued blob waits before it is handed out for fetching.  A row
+ * the write API writes on this node names a blob its writer uploaded to this
+ * node's agent just before (the worker uploads, then records); the agent
+ * records uploads in batches (every 200 ms), so the row often commits first
+ * and finds the blob missing.  Handed out at once, the entry cost a poll of
+ * the fetch queue and its stale check, only for the agent to see a recent
+ * upload and leave it: most of a primary's file sync work during a crawl.
+ * With the grace the upload's record removes the entry before it is due;
+ * a blob that no upload brings (a worker storing locally, an upload lost)
+ * is fetched 2 s later.  Rows that arrive any other way (the apply worker,
+ * the initial copy, a merge, a repair: session_replication_role = replica)
+ * name blobs this node has not been sent: due at once.
+ */
+static Datum
+fetch_grace(Interval *space)
+{
+	space->month = 0;
+	space->day = 0;
+	space->time = SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA ? 0 : 2 * USECS_PER_SEC;
+	return IntervalPGetDatum(space);
+}
+
 /* The row's own file, when this node's store lacks it and has a store. */
 static void
-want_file(TriggerData *td, HeapTuple row, Datum sha256)
+want_file(TriggerData *td, HeapTuple row, Datum sha256, Datum grace)
 {
-	Datum		args[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	bool		isnull;
 
 	args[0] = sha256;
@@ -161,6 +186,7 @@ want_file(TriggerData *td, HeapTuple row, Datum sha256)
 	args[2] = column(td, row, "file_size", &isnull);
 	if (isnull)
 		nulls[2] = 'n';
+	args[3] = grace;
 	insert_wanted(insert_plan, args, nulls);
 }
 
@@ -182,6 +208,8 @@ ha_blob_want_image(PG_FUNCTION_ARGS)
 	bool		thumbnails_null;
 	bool		file_changed = true;
 	bool		thumbnails_changed = true;
+	Interval	grace_space;
+	Datum		grace;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
 		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
@@ -212,10 +240,15 @@ ha_blob_want_image(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("crawler_ha: SPI_connect failed")));
 	prepare_plans(get_func_namespace(fcinfo->flinfo->fn_oid));
+	grace = fetch_grace(&grace_space);
 	if (file_changed)
-		want_file(td, row, sha256);
+		want_file(td, row, sha256, grace);
 	if (thumbnails_changed)
-		insert_wanted(thumbnails_plan, &thumbnails, NULL);
+	{
+		Datum		args[2] = {thumbnails, grace};
+
+		insert_wanted(thumbnails_plan, args, NULL);
+	}
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }

@@ -53,6 +53,22 @@ SELECT count(*) AS wanted_b FROM ha_blob_wanted WHERE sha256 = repeat('b', 64);
 SELECT image_record(:s, 'http://blob.test/a.png', repeat('c', 64), 'cc/cc/' || repeat('c', 64) || '.webp',
                     30, 1, 1, 'webp', 'image/webp') = :a AS same_row_new_content;
 SELECT left(sha256, 1) AS wanted, file_path, file_size FROM ha_blob_wanted ORDER BY sha256;
+-- Rows the write API records name blobs their writer has just uploaded to
+-- this node's agent, whose record normally follows: they wait 2 s before
+-- they are handed out. The requeued one is due at once.
+SELECT left(sha256, 1) AS wanted, next_try_at > now() AS waits,
+       next_try_at <= now() + interval '2 s' AS at_most_2_s FROM ha_blob_wanted ORDER BY sha256;
+SELECT left(sha256, 1) AS due FROM blob_wanted(10);
+-- A row that arrives any other way (the apply worker, a merge, a repair:
+-- session_replication_role = replica) names a blob no writer sent here: due
+-- at once.
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE images SET sha256 = repeat('9', 64), file_path = '99/99/' || repeat('9', 64) || '.png'
+ WHERE url = 'http://blob.test/b2.png';
+SELECT next_try_at <= now() AS due_at_once FROM ha_blob_wanted WHERE sha256 = repeat('9', 64);
+ROLLBACK;
+UPDATE ha_blob_wanted SET next_try_at = now();
 
 -- The fetch queue: due items oldest first, handed out once, back-off on failure.
 SELECT left(sha256, 1) AS sha, file_size, attempts FROM blob_wanted(2);
