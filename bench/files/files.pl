@@ -14,8 +14,9 @@
 #     standby's agent restarts on an empty store and fetches everything (from
 #     its start to the last blob recorded, ha_blobs.stored_at); MB/s
 #     against rsync -a of the primary's store from an rsync daemon on
-#     loopback into an empty directory, same bytes, same run; and against
-#     the two durable forms, rsync -a then sync -f, and rsync -a --fsync.
+#     loopback into an empty directory, same bytes, FILES_CATCHUP_ROUNDS
+#     interleaved rounds, medians; and, once, against the two durable forms,
+#     rsync -a then sync -f, and rsync -a --fsync.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -30,6 +31,7 @@ use CrawlerHA::Agent qw(agent_start agent_stop agent_kill agent_pki agent_curl a
 my $images = $ENV{FILES_IMAGES} // 2000;
 my $rounds = $ENV{FILES_ROUNDS} // 3;
 my $catchup_mb = $ENV{FILES_CATCHUP_MB} // 200;
+my $catchup_rounds = $ENV{FILES_CATCHUP_ROUNDS} // 3;
 my $agent_log = $ENV{FILES_AGENT_LOG} // 'info';  # debug: one line per blob
 # FILES_AGENT_ARGS: more agent options, e.g. '--sync-concurrency 4'
 my @agent_args = ('--log-level', $agent_log, split(' ', $ENV{FILES_AGENT_ARGS} // ''));
@@ -172,6 +174,12 @@ out(sprintf('| async, during the crawls | %.0f | %.0f | %.0f | %d |', 1000 * pct
 	1000 * pct(100, @lag), scalar @lag));
 
 # --- 3: catch-up ------------------------------------------------------------
+# An even number of rounds ends with a local crawl, which stopped the agents.
+for my $a (grep { !$_->{harness} } ($ap, $as))
+{
+	agent_start($a->{node}, agent => $a, args => \@agent_args);
+	agent_wait_log($a, qr/file sync: peer agent https/) or die 'peer';
+}
 my $sid = $p->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://catchup.test/'])");
 for my $i (1 .. $catchup_mb)
 {
@@ -188,29 +196,7 @@ for my $i (1 .. $catchup_mb)
 $s->poll_query_until('postgres', "SELECT count(*) > 0 FROM images WHERE url = 'http://catchup.test/$catchup_mb.bin'") or die;
 $s->poll_query_until('postgres', 'SELECT blobs_missing = 0 FROM ha_file_sync_status()') or die 'sync';
 my $bytes = $p->safe_psql('postgres', 'SELECT sum(size) FROM ha_blobs');
-agent_stop($as);
-# The old store is moved aside, not removed, until the copies are measured:
-# ext4 skips inodes freed in the last seconds when it allocates new ones
-# (recently_deleted()), so 6,000 files removed just before the catch-up made
-# each of its file creations scan the inode table, a cost rsync (copying
-# into a directory with no deletions behind it) did not pay.
-rename($as->{store}, "$tmp/store-before-catchup") or die "rename: $!";
 statements('the catch-up\'s preparation');
-my $profiler = profile_start("$perf.catchup");
-my $t0 = time;
-$as = agent_start($s, agent => $as, args => \@agent_args);
-# The end is when the last blob was recorded (ha_blobs.stored_at, same
-# machine's clock), read once the queue is empty: asked once a second, so
-# that a psql started every 100 ms does not take the cores from the catch-up.
-for (my $tries = 0;; $tries++)
-{
-	last if $s->safe_psql('postgres', 'SELECT blobs_missing = 0 AND blobs_held > 0 FROM ha_file_sync_status()') eq 't';
-	die 'catch-up did not end in 300 s' if $tries > 300;
-	sleep 1;
-}
-my $agent_s = $s->safe_psql('postgres', 'SELECT extract(epoch FROM max(stored_at)) FROM ha_blobs') - $t0;
-profile_end($profiler);
-statements('the catch-up');
 
 # rsync: a daemon on loopback serving the primary's store, into an empty dir.
 my $rport = PostgreSQL::Test::Cluster::get_free_port();
@@ -219,10 +205,6 @@ print $rc "use chroot = no\npid file = $tmp/rsyncd.pid\n[store]\npath = $ap->{st
 close $rc;
 my $rsyncd = IPC::Run::start([ 'rsync', '--daemon', '--no-detach', "--config=$tmp/rsyncd.conf", "--port=$rport", '--address=127.0.0.1' ]);
 sleep 0.5;
-# Three copies: rsync -a as it is (nothing made durable), then, for a peer
-# that promises what the agent promises (every blob on disk before it is
-# counted), rsync -a followed by one syncfs of the copy (sync -f), and rsync
-# -a --fsync (an fsync per file).
 sub rsync_copy
 {
 	my ($dest, @extra) = @_;
@@ -230,7 +212,52 @@ sub rsync_copy
 	IPC::Run::run([ 'rsync', '-a', @extra, '--exclude=.tmp', '--exclude=.store-id', '--exclude=.corrupt', "rsync://127.0.0.1:$rport/store/", "$dest/" ]) or die 'rsync';
 	return time - $start;
 }
-my $rsync_s = rsync_copy("$tmp/rsync-copy");
+
+# One catch-up: the standby's agent restarts on an empty store. The old
+# store is moved aside, not removed, until the copies are measured: ext4
+# without a journal skips inodes freed in the last 60 s when it allocates
+# new ones (recently_deleted()), so thousands of files removed just before
+# a copy would make each of its file creations scan the inode table.
+sub agent_catchup
+{
+	my ($r) = @_;
+	agent_stop($as);
+	rename($as->{store}, "$tmp/store-before-catchup-$r") or die "rename: $!";
+	my $profiler = $r == 1 ? profile_start("$perf.catchup") : undef;
+	my $t0 = time;
+	$as = agent_start($s, agent => $as, args => \@agent_args);
+	# The end is when the last blob was recorded (ha_blobs.stored_at, same
+	# machine's clock), read once the queue is empty: asked once a second,
+	# so that a psql started every 100 ms does not take the cores from the
+	# catch-up.
+	for (my $tries = 0;; $tries++)
+	{
+		last if $s->safe_psql('postgres', 'SELECT blobs_missing = 0 AND blobs_held > 0 FROM ha_file_sync_status()') eq 't';
+		die 'catch-up did not end in 300 s' if $tries > 300;
+		sleep 1;
+	}
+	my $took = $s->safe_psql('postgres', 'SELECT extract(epoch FROM max(stored_at)) FROM ha_blobs') - $t0;
+	profile_end($profiler);
+	return $took;
+}
+
+# FILES_CATCHUP_ROUNDS rounds, agent and rsync -a in alternating order (the
+# same machine's copies of the same bytes differ by up to half from one
+# minute to the next): medians. Then, once, the two peers that promise what
+# the agent promises (every blob on disk before it is counted): rsync -a
+# followed by one syncfs of the copy (sync -f), and rsync -a --fsync (an
+# fsync per file).
+my (@agent_s, @rsync_s);
+for my $r (1 .. $catchup_rounds)
+{
+	for my $who ($r % 2 ? ('agent', 'rsync') : ('rsync', 'agent'))
+	{
+		if ($who eq 'agent') { push @agent_s, agent_catchup($r); }
+		else { push @rsync_s, rsync_copy("$tmp/rsync-copy-$r"); }
+	}
+	out(sprintf('# catch-up round %d: agent %.2f s, rsync -a %.2f s', $r, $agent_s[-1], $rsync_s[-1]));
+}
+statements('the catch-ups');
 my $rsync_syncfs_s = rsync_copy("$tmp/rsync-copy-syncfs");
 {
 	my $start = time;
@@ -239,17 +266,21 @@ my $rsync_syncfs_s = rsync_copy("$tmp/rsync-copy-syncfs");
 }
 my $rsync_fsync_s = rsync_copy("$tmp/rsync-copy-fsync", '--fsync');
 $rsyncd->kill_kill;
-remove_tree("$tmp/store-before-catchup");
+remove_tree("$tmp/store-before-catchup-$_") for 1 .. $catchup_rounds;
+my ($agent_m, $rsync_m) = (median(@agent_s), median(@rsync_s));
+my $mb = $bytes / 1048576;
+my $rounds_of = sub { join(' ', map { sprintf '%.2f', $_ } @_) };
 out('');
-out('| catch-up of an empty store | MB | seconds | MB/s |');
-out('|---|---|---|---|');
-out(sprintf('| crawler-ha agent (TLS, verified by sha256, fsynced) | %.0f | %.2f | %.0f |', $bytes / 1048576, $agent_s, $bytes / 1048576 / $agent_s));
-out(sprintf('| rsync -a from an rsync daemon on loopback | %.0f | %.2f | %.0f |', $bytes / 1048576, $rsync_s, $bytes / 1048576 / $rsync_s));
-out(sprintf('| rsync -a, then sync -f of the copy (durable, as the agent) | %.0f | %.2f | %.0f |', $bytes / 1048576, $rsync_syncfs_s, $bytes / 1048576 / $rsync_syncfs_s));
-out(sprintf('| rsync -a --fsync (durable, an fsync per file) | %.0f | %.2f | %.0f |', $bytes / 1048576, $rsync_fsync_s, $bytes / 1048576 / $rsync_fsync_s));
-out(sprintf('| ratio of rates, agent / rsync -a | %.2fx | goal >= 1.00x | |', $rsync_s / $agent_s));
-out(sprintf('| ratio of rates, agent / rsync -a + sync -f | %.2fx | | |', $rsync_syncfs_s / $agent_s));
-out(sprintf('| ratio of rates, agent / rsync -a --fsync | %.2fx | | |', $rsync_fsync_s / $agent_s));
+out('| catch-up of an empty store | MB | median seconds | MB/s | rounds |');
+out('|---|---|---|---|---|');
+out(sprintf('| crawler-ha agent (TLS, verified by sha256, fsynced) | %.0f | %.2f | %.0f | %s |', $mb, $agent_m, $mb / $agent_m, $rounds_of->(@agent_s)));
+out(sprintf('| rsync -a from an rsync daemon on loopback | %.0f | %.2f | %.0f | %s |', $mb, $rsync_m, $mb / $rsync_m, $rounds_of->(@rsync_s)));
+out(sprintf('| rsync -a, then sync -f of the copy (durable, as the agent) | %.0f | %.2f | %.0f | once |', $mb, $rsync_syncfs_s, $mb / $rsync_syncfs_s));
+out(sprintf('| rsync -a --fsync (durable, an fsync per file) | %.0f | %.2f | %.0f | once |', $mb, $rsync_fsync_s, $mb / $rsync_fsync_s));
+out(sprintf('| ratio of rates, agent / rsync -a (medians) | %.2fx | goal >= 1.00x | | %s |', $rsync_m / $agent_m,
+	join(' ', map { sprintf '%.2fx', $rsync_s[$_] / $agent_s[$_] } 0 .. $#agent_s)));
+out(sprintf('| ratio of rates, agent / rsync -a + sync -f | %.2fx | | | |', $rsync_syncfs_s / $agent_m));
+out(sprintf('| ratio of rates, agent / rsync -a --fsync | %.2fx | | | |', $rsync_fsync_s / $agent_m));
 
 agent_stop($_) for ($ap, $as);
 $nginx->kill_kill;
