@@ -1,35 +1,9 @@
--- The merge of an old primary's tail (HA part 2): the pgoutput reader, the
--- merge rules of ha_merge_rows() on a writable node, bad input with its
--- SQLSTATE, and wrong callers. The whole flow runs on real nodes in t/112.
+-- The merge of an old primary's tail (HA part 2): the merge rules of
+-- ha_merge_rows() on a writable node, bad input with its SQLSTATE, and wrong
+-- callers. The whole flow runs on real nodes in t/112, the reading of a tail
+-- from a slot in t/116.
 BEGIN;
 SELECT * FROM no_plan();
-
--- pgoutput messages: type, table, first column; anything else is refused.
-SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x49000040004e000174000000023132'::bytea)),
-          '(I,16384,12)', 'an insert gives its table and key');
-SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x55000040004b00026e7400000001394e000174000000023132'::bytea)),
-          '(U,16384,12)', 'an update with an old key gives the new key');
-SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x44000040004b0001740000000133'::bytea)),
-          '(D,16384,3)', 'a delete gives its key');
-SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x42'::bytea)), '(B,,)', 'a begin is only a type');
-SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x4300000000000000100000000000000011000000000000000005'::bytea)),
-          '(C,,)', 'a commit is only a type');
-SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x54000000010000004000'::bytea)),
-          '(T,16384,)', 'a truncate of one table gives the table');
-SELECT is((SELECT row(op, rel, key)::text FROM ha_pgoutput_change('\x5400000002000000400000004001'::bytea)),
-          '(T,,)', 'a truncate of several tables gives none');
-SELECT is((SELECT key FROM ha_pgoutput_change('\x49000040004e00016e'::bytea)), NULL, 'a null key is NULL');
-SELECT is((SELECT count(*) FROM ha_pgoutput_change(NULL)), 1::bigint, 'NULL in, NULL out (strict)');
-SELECT throws_ok(q, '22P03', NULL, 'malformed: ' || q)
-  FROM unnest(ARRAY[
-    $$SELECT * FROM ha_pgoutput_change(''::bytea)$$,
-    $$SELECT * FROM ha_pgoutput_change('\x49'::bytea)$$,
-    $$SELECT * FROM ha_pgoutput_change('\x49000040004e0001740000ffff3132'::bytea)$$,
-    $$SELECT * FROM ha_pgoutput_change('\x4900004000580001'::bytea)$$,
-    $$SELECT * FROM ha_pgoutput_change('\x49000040004e00017a'::bytea)$$,
-    $$SELECT * FROM ha_pgoutput_change('\x44000040004e0001740000000133'::bytea)$$,
-    $$SELECT * FROM ha_pgoutput_change('\x54000000020000004000'::bytea)$$,
-    $$SELECT * FROM ha_pgoutput_change(decode(repeat('49', 100000), 'hex'))$$]) q;
 
 -- A standalone node is writable: merge into it.
 SELECT crawl_start(ARRAY['http://m.test/'], '{"delay_ms": 0}') AS sid \gset
@@ -175,7 +149,7 @@ SET ROLE tap_mw;
 SELECT throws_ok(q, '42501', NULL, 'writer: ' || q || ' is refused')
   FROM unnest(ARRAY['SELECT ha_merge_rows(''images'', ''[]'')', 'SELECT * FROM ha_tail_summary(''s'', ''0/0'')',
                     'SELECT * FROM ha_tail_changes(''s'', ''0/0'')',
-                    'SELECT ha_merge_tail(NULL, NULL)', 'SELECT * FROM ha_pgoutput_change(''\x42'')']) q;
+                    'SELECT ha_merge_tail(NULL, NULL)']) q;
 RESET ROLE;
 SET ROLE tap_ma;
 SELECT lives_ok('SELECT ha_merge_rows(''images'', ''[]'')', 'admin: ha_merge_rows() is allowed');
