@@ -264,6 +264,7 @@ void Follower::start() {
   int n = std::max(1, config_.sync_concurrency);
   if (config_.sync_bandwidth_bytes) pacer_ = std::make_unique<SharedPacer>(config_.sync_bandwidth_bytes);
   threads_.emplace_back([this] { poll_loop(); });
+  threads_.emplace_back([this] { place_loop(); });
   threads_.emplace_back([this] { record_loop(); });
   for (int i = 0; i < n; ++i) threads_.emplace_back([this, i] { transfer_loop(i); });
 }
@@ -342,49 +343,80 @@ void Follower::transfer_loop(int index) {
   }
 }
 
-bool Follower::flush(NodeDb& db) {
-  std::vector<FetchOutcome> arrived;
-  {
-    std::lock_guard<std::mutex> lock(m_);
-    arrived.swap(done_);
-    recording_ += static_cast<int>(arrived.size());
-  }
-  if (arrived.empty() && placed_.empty()) return true;
+void Follower::place(std::vector<FetchOutcome>& arrived) {
   const auto started = Clock::now();
-  // One group sync serves two batches: it puts on disk the bytes of the
-  // blobs that arrived (before their names) and the names of those put in
-  // place by the previous flush (before their record). While fetches keep
-  // coming, a batch costs one sync instead of two; it is recorded a flush
-  // later.
   std::string error;
-  if ((has_parts(arrived) || !placed_.empty()) && !durability_.wait(&error)) {
-    fail_ok(placed_, error + " (after putting the fetched blobs in place)", false);
+  // The bytes on disk before any of their names: a crash never leaves a
+  // name over bytes that were not written.
+  if (has_parts(arrived) && !durability_.wait(&error))
     fail_ok(arrived, error + " (before putting the fetched blobs in place)", true);
-  }
-  std::vector<FetchOutcome> outcomes = std::move(placed_);
-  placed_.clear();
   const auto synced = Clock::now();
   put_in_place(arrived, store_);
-  const auto renamed = Clock::now();
-  const std::size_t arrived_count = arrived.size();
-  bool more_coming;
+  auto ms = [](Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  CRAWLER_LOG(debug) << "file sync: " << arrived.size() << " fetches put in place: sync " << ms(synced - started)
+                     << " ms, renames " << ms(Clock::now() - synced) << " ms";
+}
+
+void Follower::place_loop() {
+  const int n = std::max(1, config_.sync_concurrency);
+  // A batch: kRecordPerTransfer outcomes per transfer thread, or whatever
+  // there is when nothing else is in flight, or kBatchWait after the first
+  // (a call per blob costs the node more than the fetch).
+  auto nothing_else = [this] { return todo_.empty() && busy_ == 0; };
+  auto batch_ready = [&] {
+    return stop_.stopped() || static_cast<int>(done_.size()) >= kRecordPerTransfer * n ||
+           (!done_.empty() && nothing_else());
+  };
+  try {
+    for (;;) {
+      std::vector<FetchOutcome> arrived;
+      {
+        std::unique_lock<std::mutex> lock(m_);
+        if (!batch_ready()) {
+          cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return batch_ready() || !done_.empty(); });
+          if (!batch_ready() && !done_.empty()) cv_.wait_for(lock, kBatchWait, batch_ready);
+        }
+        // After the stop, what was fetched before it is still put in place.
+        if (done_.empty()) {
+          if (stop_.stopped()) break;
+          continue;
+        }
+        arrived.swap(done_);
+        recording_ += static_cast<int>(arrived.size());
+      }
+      place(arrived);
+      {
+        std::lock_guard<std::mutex> lock(m_);
+        for (auto& o : arrived) placed_.push_back(std::move(o));
+      }
+      cv_.notify_all();
+    }
+  } catch (const std::exception& e) {
+    CRAWLER_LOG(error) << "file sync: the follower's placing thread ended: " << e.what();
+  }
   {
     std::lock_guard<std::mutex> lock(m_);
-    more_coming = !todo_.empty() || busy_ > 0 || !done_.empty();
+    placing_ended_ = true;
   }
-  if (more_coming) {
-    placed_ = std::move(arrived);
-  } else {
-    // Nothing follows to share the next sync with: the names now, so that
-    // the last blobs of a trickle are recorded without waiting for more.
-    // (Blobs found already held are covered too: an upload may have put
-    // one there and still be waiting for its own sync.)
-    if (std::any_of(arrived.begin(), arrived.end(), [](const FetchOutcome& o) { return o.ok; }) &&
-        !durability_.wait(&error))
-      fail_ok(arrived, error + " (after putting the fetched blobs in place)", false);
-    for (auto& o : arrived) outcomes.push_back(std::move(o));
+  cv_.notify_all();
+}
+
+bool Follower::record(NodeDb& db) {
+  std::vector<FetchOutcome> outcomes;
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    outcomes.swap(placed_);
   }
-  const auto installed = Clock::now();
+  if (outcomes.empty()) return true;
+  const auto started = Clock::now();
+  // The names on disk before the record. Blobs found already in the store
+  // are covered too: an upload may have put one there and still be
+  // waiting for its own sync.
+  std::string error;
+  if (std::any_of(outcomes.begin(), outcomes.end(), [](const FetchOutcome& o) { return o.ok; }) &&
+      !durability_.wait(&error))
+    fail_ok(outcomes, error + " (after putting the fetched blobs in place)", false);
+  const auto synced = Clock::now();
   std::vector<FetchOutcome> keep;  // not recorded: the connection broke
   std::vector<const FetchOutcome*> ok;
   for (const auto& o : outcomes)
@@ -415,14 +447,12 @@ bool Follower::flush(NodeDb& db) {
     }
   }
   auto ms = [](Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
-  CRAWLER_LOG(debug) << "file sync: " << arrived_count << " fetches put in place and " << outcomes.size()
-                     << " outcomes recorded: sync " << ms(synced - started) << " ms, renames "
-                     << ms(renamed - synced) << " ms, last sync " << ms(installed - renamed) << " ms, record "
-                     << ms(Clock::now() - installed) << " ms";
+  CRAWLER_LOG(debug) << "file sync: " << outcomes.size() << " outcomes recorded: sync " << ms(synced - started)
+                     << " ms, record " << ms(Clock::now() - synced) << " ms";
   {
     std::lock_guard<std::mutex> lock(m_);
-    recording_ -= static_cast<int>(outcomes.size());
-    done_.insert(done_.end(), keep.begin(), keep.end());
+    recording_ -= static_cast<int>(outcomes.size() - keep.size());
+    placed_.insert(placed_.begin(), keep.begin(), keep.end());
   }
   cv_.notify_all();  // room for the poller
   return keep.empty();
@@ -430,35 +460,29 @@ bool Follower::flush(NodeDb& db) {
 
 void Follower::record_loop() {
   NodeDb db(config_.db, "recorder");
-  const int n = std::max(1, config_.sync_concurrency);
-  // A batch: kRecordPerTransfer outcomes per transfer thread, or whatever
-  // there is when nothing else is in flight, or kBatchWait after the first
-  // (a call per blob costs the node more than the fetch).
-  auto nothing_else = [this] { return todo_.empty() && busy_ == 0; };
-  auto batch_ready = [&] {
-    return stop_.stopped() || static_cast<int>(done_.size()) >= kRecordPerTransfer * n ||
-           ((!done_.empty() || !placed_.empty()) && nothing_else());
-  };
+  auto ready = [this] { return !placed_.empty() || placing_ended_ || stop_.stopped(); };
   try {
     while (!stop_.stopped()) {
       {
         std::unique_lock<std::mutex> lock(m_);
-        if (!batch_ready()) {
-          cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return batch_ready() || !done_.empty(); });
-          if (!batch_ready() && !done_.empty()) cv_.wait_for(lock, kBatchWait, batch_ready);
-        }
+        cv_.wait_for(lock, std::chrono::milliseconds(200), ready);
         if (stop_.stopped()) break;
-        if (done_.empty() && placed_.empty()) continue;
+        if (placed_.empty()) continue;
       }
       if (!db.ensure(stop_)) break;
-      if (!flush(db)) stop_.sleep_for(std::chrono::seconds(1));
+      if (!record(db)) stop_.sleep_for(std::chrono::seconds(1));
     }
   } catch (const std::exception& e) {
     CRAWLER_LOG(error) << "file sync: the follower's recording thread ended: " << e.what();
   }
-  // What was fetched before the stop is recorded if the database answers.
+  // What was fetched before the stop is recorded if the database answers,
+  // once the placing thread has put it in place.
   try {
-    if (db.ensure(stop_)) flush(db);
+    {
+      std::unique_lock<std::mutex> lock(m_);
+      cv_.wait_for(lock, std::chrono::seconds(10), [this] { return placing_ended_; });
+    }
+    if (db.ensure(stop_)) record(db);
   } catch (const std::exception&) {
   }
 }

@@ -4,9 +4,10 @@
 // (blob_stored_many, blob_fetch_failed), each with its own session, so that
 // a poll never waits for a batch's syncs; sync_concurrency threads transfer, each with its own
 // connection to the peer (small blobs several to a request, in bundles),
-// and hash as they receive. The recording thread puts each batch of
-// verified fetches in place (their bytes on disk, then their names: group
-// syncs shared with the uploads, StoreSync) and only then records it.
+// and hash as they receive. A placing thread puts each batch of verified
+// fetches in place (their bytes on disk, then their names) and the
+// recording thread records it once the names are on disk too (group syncs
+// shared with the uploads, StoreSync); the two overlap, batch after batch.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -112,9 +113,15 @@ class Follower {
 
  private:
   void poll_loop();
+  void place_loop();
   void record_loop();
   void transfer_loop(int index);
-  bool flush(class NodeDb& db);
+  // Fetched blobs to their names: a group sync (their bytes), then the
+  // renames. Failures become failed outcomes.
+  void place(std::vector<FetchOutcome>& arrived);
+  // Records what place() put in place, after a group sync of the names;
+  // false when the database connection broke (kept to record again).
+  bool record(class NodeDb& db);
   // How many more blobs the poller may ask blob_wanted for, with m_ held.
   int room_locked(int threads) const;
   const AgentConfig& config_;
@@ -131,9 +138,12 @@ class Follower {
   std::vector<FetchOutcome> done_;
   int busy_ = 0;
   int recording_ = 0;  // outcomes taken from done_ and not yet recorded (placed_ among them)
-  // Put in place by the last flush, their names not yet synced: recorded
-  // after the next sync (recording thread only).
+  // Put in place, their names not yet synced: the recording thread records
+  // them after the next sync, while the placing thread puts the next batch
+  // in place (two stages: a batch's renames no longer wait for the last
+  // batch's record, nor its record for the next batch's renames).
   std::vector<FetchOutcome> placed_;
+  bool placing_ended_ = false;
   std::vector<std::thread> threads_;
   std::unique_ptr<SharedPacer> pacer_;  // sync_bandwidth_bytes, when set
 };
