@@ -231,19 +231,30 @@ void put_in_place(std::vector<FetchOutcome>& batch, const FileStore& store) {
   }
 }
 
-void install_fetched(std::vector<FetchOutcome>& batch, const FileStore& store, StoreSync& durability) {
-  // A batch of failures has nothing to make durable.
+namespace {
+// The first half of install_fetched(): the bytes on disk before any of
+// their names (a crash never leaves a name over bytes that were not
+// written), then the renames.
+void place_fetched(std::vector<FetchOutcome>& batch, const FileStore& store, StoreSync& durability) {
+  std::string error;
+  if (has_parts(batch) && !durability.wait(&error))
+    fail_ok(batch, error + " (before putting the fetched blobs in place)", true);
+  put_in_place(batch, store);
+}
+
+// The second half: the names on disk before the record. Blobs found already
+// in the store are covered too: an upload may have put one there and still
+// be waiting for its own sync. A batch of failures has nothing to sync.
+void sync_placed_names(std::vector<FetchOutcome>& batch, StoreSync& durability) {
   if (std::none_of(batch.begin(), batch.end(), [](const FetchOutcome& o) { return o.ok; })) return;
   std::string error;
-  // The bytes on disk before any of their names: a crash never leaves a
-  // name over bytes that were not written.
-  if (has_parts(batch) && !durability.wait(&error))
-    return fail_ok(batch, error + " (before putting the fetched blobs in place)", true);
-  put_in_place(batch, store);
-  // The names on disk before the record. Blobs found already in the store
-  // are covered too: an upload may have put one there and still be
-  // waiting for its own sync.
   if (!durability.wait(&error)) fail_ok(batch, error + " (after putting the fetched blobs in place)", false);
+}
+}  // namespace
+
+void install_fetched(std::vector<FetchOutcome>& batch, const FileStore& store, StoreSync& durability) {
+  place_fetched(batch, store, durability);
+  sync_placed_names(batch, durability);
 }
 
 FetchOutcome fetch_blob(const Wanted& w, const std::string& peer_url, PeerClient& client,
@@ -345,16 +356,10 @@ void Follower::transfer_loop(int index) {
 
 void Follower::place(std::vector<FetchOutcome>& arrived) {
   const auto started = Clock::now();
-  std::string error;
-  // The bytes on disk before any of their names: a crash never leaves a
-  // name over bytes that were not written.
-  if (has_parts(arrived) && !durability_.wait(&error))
-    fail_ok(arrived, error + " (before putting the fetched blobs in place)", true);
-  const auto synced = Clock::now();
-  put_in_place(arrived, store_);
-  auto ms = [](Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
-  CRAWLER_LOG(debug) << "file sync: " << arrived.size() << " fetches put in place: sync " << ms(synced - started)
-                     << " ms, renames " << ms(Clock::now() - synced) << " ms";
+  place_fetched(arrived, store_, durability_);
+  CRAWLER_LOG(debug) << "file sync: " << arrived.size() << " fetches put in place in "
+                     << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()
+                     << " ms";
 }
 
 void Follower::place_loop() {
@@ -409,13 +414,7 @@ bool Follower::record(NodeDb& db) {
   }
   if (outcomes.empty()) return true;
   const auto started = Clock::now();
-  // The names on disk before the record. Blobs found already in the store
-  // are covered too: an upload may have put one there and still be
-  // waiting for its own sync.
-  std::string error;
-  if (std::any_of(outcomes.begin(), outcomes.end(), [](const FetchOutcome& o) { return o.ok; }) &&
-      !durability_.wait(&error))
-    fail_ok(outcomes, error + " (after putting the fetched blobs in place)", false);
+  sync_placed_names(outcomes, durability_);
   const auto synced = Clock::now();
   std::vector<FetchOutcome> keep;  // not recorded: the connection broke
   std::vector<const FetchOutcome*> ok;
