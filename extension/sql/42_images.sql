@@ -136,44 +136,41 @@ BEGIN
             DETAIL = 'thumbnails is {"name": {"sha256", "file_path", "width", "height", "bytes"}, ...}, at most 8.';
     END IF;
 
-    -- Same URL, same bytes (a retry, or a re-crawl whose server sent the
-    -- body again): the row stays; only its validators and checked_at move,
-    -- and thumbnails made now join those it has (by name, the new ones win:
-    -- another session may ask for other sizes of the same image).
-    UPDATE @extschema@.images i
-       SET etag = image_record.etag, last_modified = image_record.last_modified, checked_at = now(),
-           thumbnails = CASE WHEN image_record.thumbnails IS NULL THEN i.thumbnails
-                             ELSE coalesce(i.thumbnails, '{}') || image_record.thumbnails END
-     WHERE i.url = image_record.url AND i.sha256 = image_record.sha256
-    RETURNING i.id INTO image_id;
-    IF FOUND THEN
+    -- New URL: a new row. Same URL, new bytes: the image changed; the row
+    -- follows it. The INSERT comes first because a new URL is the common
+    -- case: one statement for it, where an UPDATE probe first cost a second.
+    INSERT INTO @extschema@.images AS i
+           (url, filename, file_path, file_size, width, height, format, sha256, content_type,
+            found_on, session_id, http_status, etag, last_modified, thumbnails)
+    VALUES (url, filename, file_path, file_size, width, height, format, sha256, content_type,
+            found_on, session, coalesce(http_status, 200), etag, last_modified, thumbnails)
+    ON CONFLICT ON CONSTRAINT images_url_key DO UPDATE
+       SET filename = EXCLUDED.filename, file_path = EXCLUDED.file_path, file_size = EXCLUDED.file_size,
+           width = EXCLUDED.width, height = EXCLUDED.height, format = EXCLUDED.format,
+           sha256 = EXCLUDED.sha256, content_type = EXCLUDED.content_type, found_on = EXCLUDED.found_on,
+           session_id = EXCLUDED.session_id, http_status = EXCLUDED.http_status, etag = EXCLUDED.etag,
+           last_modified = EXCLUDED.last_modified, thumbnails = EXCLUDED.thumbnails,  -- of the old bytes: gone
+           updated_at = now(), checked_at = now()
+     WHERE i.sha256 <> EXCLUDED.sha256
+    RETURNING i.id, i.xmax = 0 INTO image_id, inserted;
+    IF image_id IS NULL THEN
+        -- Same URL, same bytes (a retry, or a re-crawl whose server sent the
+        -- body again): the row stays; only its validators and checked_at
+        -- move, and thumbnails made now join those it has (by name, the new
+        -- ones win: another session may ask for other sizes of the same
+        -- image). ON CONFLICT locked the row even though its WHERE kept it
+        -- as it was, so it is still there with these bytes.
+        UPDATE @extschema@.images i
+           SET etag = image_record.etag, last_modified = image_record.last_modified, checked_at = now(),
+               thumbnails = CASE WHEN image_record.thumbnails IS NULL THEN i.thumbnails
+                                 ELSE coalesce(i.thumbnails, '{}') || image_record.thumbnails END
+         WHERE i.url = image_record.url
+        RETURNING i.id INTO image_id;
         PERFORM @extschema@.crawl_count(session, images_unchanged => 1);
+    ELSIF inserted THEN
+        PERFORM @extschema@.crawl_count(session, images_stored => 1, bytes_stored => file_size);
     ELSE
-        -- New URL: a new row. Same URL, new bytes: the image changed; the
-        -- row follows it.
-        INSERT INTO @extschema@.images AS i
-               (url, filename, file_path, file_size, width, height, format, sha256, content_type,
-                found_on, session_id, http_status, etag, last_modified, thumbnails)
-        VALUES (url, filename, file_path, file_size, width, height, format, sha256, content_type,
-                found_on, session, coalesce(http_status, 200), etag, last_modified, thumbnails)
-        ON CONFLICT ON CONSTRAINT images_url_key DO UPDATE
-           SET filename = EXCLUDED.filename, file_path = EXCLUDED.file_path, file_size = EXCLUDED.file_size,
-               width = EXCLUDED.width, height = EXCLUDED.height, format = EXCLUDED.format,
-               sha256 = EXCLUDED.sha256, content_type = EXCLUDED.content_type, found_on = EXCLUDED.found_on,
-               session_id = EXCLUDED.session_id, http_status = EXCLUDED.http_status, etag = EXCLUDED.etag,
-               last_modified = EXCLUDED.last_modified, thumbnails = EXCLUDED.thumbnails,  -- of the old bytes: gone
-               updated_at = now(), checked_at = now()
-         WHERE i.sha256 <> EXCLUDED.sha256
-        RETURNING i.id, i.xmax = 0 INTO image_id, inserted;
-        IF image_id IS NULL THEN
-            -- another transaction recorded the same bytes meanwhile
-            SELECT i.id INTO image_id FROM @extschema@.images i WHERE i.url = image_record.url;
-            PERFORM @extschema@.crawl_count(session, images_unchanged => 1);
-        ELSIF inserted THEN
-            PERFORM @extschema@.crawl_count(session, images_stored => 1, bytes_stored => file_size);
-        ELSE
-            PERFORM @extschema@.crawl_count(session, images_changed => 1, bytes_stored => file_size);
-        END IF;
+        PERFORM @extschema@.crawl_count(session, images_changed => 1, bytes_stored => file_size);
     END IF;
 
     IF item IS NOT NULL THEN
