@@ -37,6 +37,10 @@ COMMENT ON FUNCTION @extschema@.ha_merge_refuse_invalid(text, text, jsonb, text,
 REVOKE ALL ON FUNCTION @extschema@.ha_merge_refuse_invalid(text, text, jsonb, text, bigint) FROM PUBLIC;
 
 -- On the new primary: merge rows an old primary wrote after the split.
+-- rows is an array of the table's records as text ('{"(...)","(...)"}'),
+-- their columns in this node's order: what ha_merge_receive() gets from a
+-- rejoining node, which builds each record by the column names this node
+-- gave it (ha_merge_columns()), and what ha_merge_rows() makes of JSON.
 -- The rules (docs/ha.md):
 --   a row missing here is inserted as it is (ids never collide across nodes);
 --   images: same URL and same sha256 is the same image (thumbnails only
@@ -61,22 +65,30 @@ REVOKE ALL ON FUNCTION @extschema@.ha_merge_refuse_invalid(text, text, jsonb, te
 -- Every call is recorded as a 'merge' event listing the keys it inserted or
 -- replaced; every conflict is its own 'conflict' event with both rows.
 -- Idempotent: merging the same rows again changes nothing.
+-- Errors: 22004 for a NULL tbl or rows, 22023 for a table that is not a
+-- data table, a row that is NULL or rows that are not a one-dimensional
+-- array, and the input functions' own SQLSTATE (22P02 for a malformed
+-- record, 22003 for a number out of range, ...) for text that is not an
+-- array of the table's records, with the message cut to 200 characters (the
+-- input functions quote all the text they could not read: megabytes).
 --
--- Set-based: the rows are read from JSON once, into an array of the table's
--- records, and each rule is one statement over that array. A tail is mostly
--- rows the new primary lacks: they are inserted at once, and only the rows
--- that were not (a row here under the same key) are compared with the rows
--- here, locked first in key order. For the frontier and the images, the
--- rows here are found by one index probe per incoming row (a LATERAL
+-- Set-based: the rows are read once, into an array of the table's records
+-- (the cast names the extension's own type for the table, never one taken
+-- from the caller), and each rule is one statement over that array. A tail
+-- is mostly rows the new primary lacks: they are inserted at once, and only
+-- the rows that were not (a row here under the same key) are compared with
+-- the rows here, locked first in key order. For the frontier and the images,
+-- the rows here are found by one index probe per incoming row (a LATERAL
 -- subquery with OFFSET 0, which the planner cannot turn into a join): those
 -- tables grow during a merge faster than their statistics, and a join
 -- planned on the statistics of a near-empty table compared every incoming
 -- row with every row here (50,000 x 2,000 comparisons a chunk).
-CREATE FUNCTION @extschema@.ha_merge_rows(tbl regclass, rows jsonb, deleted_keys jsonb DEFAULT '[]',
-                                          from_node text DEFAULT NULL, from_term bigint DEFAULT NULL)
+-- Not SECURITY DEFINER and not granted: ha_merge_receive() and
+-- ha_merge_rows() call it, as the extension's owner.
+CREATE FUNCTION @extschema@.ha_merge_records(tbl regclass, rows text, deleted_keys jsonb DEFAULT '[]',
+                                             from_node text DEFAULT NULL, from_term bigint DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -86,14 +98,26 @@ DECLARE
     conflicts bigint := 0;
     sessions bigint[] := '{}';  -- whose counters are recounted
     refused jsonb;  -- the rows the write API could not have written, with the rule each breaks
-    -- the incoming rows as records of the table (in_), and those of them
-    -- that are compared with the rows here (rest_): all but the ones inserted
+    -- the rows as sent (sent_), those of them that pass the write API's
+    -- rule (in_), and those that are compared with the rows here (rest_):
+    -- all but the ones inserted
+    sent_s @extschema@.crawl_sessions[];
+    sent_c @extschema@.crawl_session_counts[];
+    sent_h @extschema@.crawl_hosts[];
+    sent_f @extschema@.crawl_frontier[];
+    sent_i @extschema@.images[];
     in_s @extschema@.crawl_sessions[];
     rest_s @extschema@.crawl_sessions[];
     in_f @extschema@.crawl_frontier[];
     rest_f @extschema@.crawl_frontier[];
     in_i @extschema@.images[];
     rest_i @extschema@.images[];
+    n_rows bigint;  -- how many were sent
+    dims integer;
+    has_null boolean;
+    err_state text;
+    err_msg text;
+    err_detail text;
     summary jsonb;
 BEGIN
     PERFORM @extschema@.ha_assert_writable();
@@ -105,14 +129,53 @@ BEGIN
         RAISE EXCEPTION 'tbl and rows must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     PERFORM @extschema@.ha_require_data_table(tbl);
-    IF jsonb_typeof(rows) <> 'array' OR jsonb_typeof(coalesce(deleted_keys, '[]')) <> 'array' THEN
-        RAISE EXCEPTION 'rows and deleted_keys must be JSON arrays' USING ERRCODE = 'invalid_parameter_value';
-    ELSIF jsonb_path_exists(rows, 'strict $[*] ? (@.type() != "object")') THEN
-        RAISE EXCEPTION 'every row must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    IF jsonb_typeof(coalesce(deleted_keys, '[]')) <> 'array' THEN
+        RAISE EXCEPTION 'deleted_keys must be a JSON array' USING ERRCODE = 'invalid_parameter_value';
     ELSIF length(from_node) > 64 THEN
         RAISE EXCEPTION 'from_node is too long' USING ERRCODE = 'string_data_right_truncation';
     END IF;
     from_node := coalesce(from_node, 'unknown');
+    BEGIN
+        CASE tbl
+        WHEN '@extschema@.crawl_sessions'::regclass THEN
+            sent_s := rows::@extschema@.crawl_sessions[];
+            SELECT cardinality(sent_s), array_ndims(sent_s),
+                   CASE WHEN array_ndims(sent_s) = 1 THEN array_position(sent_s, NULL) IS NOT NULL END
+              INTO n_rows, dims, has_null;
+        WHEN '@extschema@.crawl_session_counts'::regclass THEN
+            sent_c := rows::@extschema@.crawl_session_counts[];
+            SELECT cardinality(sent_c), array_ndims(sent_c),
+                   CASE WHEN array_ndims(sent_c) = 1 THEN array_position(sent_c, NULL) IS NOT NULL END
+              INTO n_rows, dims, has_null;
+        WHEN '@extschema@.crawl_hosts'::regclass THEN
+            sent_h := rows::@extschema@.crawl_hosts[];
+            SELECT cardinality(sent_h), array_ndims(sent_h),
+                   CASE WHEN array_ndims(sent_h) = 1 THEN array_position(sent_h, NULL) IS NOT NULL END
+              INTO n_rows, dims, has_null;
+        WHEN '@extschema@.crawl_frontier'::regclass THEN
+            sent_f := rows::@extschema@.crawl_frontier[];
+            SELECT cardinality(sent_f), array_ndims(sent_f),
+                   CASE WHEN array_ndims(sent_f) = 1 THEN array_position(sent_f, NULL) IS NOT NULL END
+              INTO n_rows, dims, has_null;
+        ELSE
+            sent_i := rows::@extschema@.images[];
+            SELECT cardinality(sent_i), array_ndims(sent_i),
+                   CASE WHEN array_ndims(sent_i) = 1 THEN array_position(sent_i, NULL) IS NOT NULL END
+              INTO n_rows, dims, has_null;
+        END CASE;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_msg = MESSAGE_TEXT, err_detail = PG_EXCEPTION_DETAIL;
+        -- (the input functions' detail, when they give one, as the message's end)
+        RAISE EXCEPTION 'rows are not an array of % records: %', tbl,
+                        left(err_msg, 200) || coalesce(' (' || left(nullif(err_detail, ''), 200) || ')', '')
+            USING ERRCODE = err_state,
+                  HINT = 'Each record lists the columns of the table here in their order (ha_merge_columns()).';
+    END;
+    IF dims > 1 THEN
+        RAISE EXCEPTION 'rows must be a one-dimensional array' USING ERRCODE = 'invalid_parameter_value';
+    ELSIF has_null THEN
+        RAISE EXCEPTION 'rows must not contain NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
 
     IF tbl = '@extschema@.crawl_sessions'::regclass THEN
         -- The first row of each id (in key order) and the others, which,
@@ -122,7 +185,7 @@ BEGIN
           INTO in_s, rest_s
           FROM (SELECT y.r, y.n, row_number() OVER (PARTITION BY (y.r).id ORDER BY y.n) = 1 AS first
                   FROM (SELECT row_number() OVER () AS n, r
-                          FROM jsonb_populate_recordset(NULL::@extschema@.crawl_sessions, rows) r) y) x;
+                          FROM unnest(sent_s) r) y) x;
         -- the rows here, locked in key order: what is decided below holds until the commit
         PERFORM 1 FROM @extschema@.crawl_sessions c WHERE c.id = ANY (ARRAY(SELECT r.id FROM unnest(in_s) r))
           ORDER BY c.id FOR UPDATE OF c;
@@ -155,7 +218,7 @@ BEGIN
              WHERE c.id = stop.id AND c.status <> 'stopped'
             RETURNING c.id)
         SELECT coalesce(jsonb_agg(up.id ORDER BY up.id), '[]') INTO replaced FROM up;
-        kept := jsonb_array_length(rows) - jsonb_array_length(inserted) - jsonb_array_length(replaced);
+        kept := n_rows - jsonb_array_length(inserted) - jsonb_array_length(replaced);
 
     ELSIF tbl = '@extschema@.crawl_session_counts'::regclass THEN
         -- The old primary's own rows: what it counted in its term. Every
@@ -178,7 +241,7 @@ BEGIN
                            coalesce(c.images_changed, 0) AS images_changed,
                            coalesce(c.images_unchanged, 0) AS images_unchanged,
                            coalesce(c.images_fresh, 0) AS images_fresh
-                      FROM jsonb_populate_recordset(NULL::@extschema@.crawl_session_counts, rows) c) x
+                      FROM unnest(sent_c) c) x
              WHERE EXISTS (SELECT 1 FROM @extschema@.crawl_sessions s WHERE s.id = x.session_id)),
         up AS (
             INSERT INTO @extschema@.crawl_session_counts AS c
@@ -197,7 +260,7 @@ BEGIN
                coalesce(array_agg(DISTINCT r.session_id), '{}')
           INTO inserted, replaced, sessions
           FROM r JOIN up ON up.key = r.k;
-        kept := jsonb_array_length(rows) - jsonb_array_length(inserted) - jsonb_array_length(replaced);
+        kept := n_rows - jsonb_array_length(inserted) - jsonb_array_length(replaced);
 
     ELSIF tbl = '@extschema@.crawl_hosts'::regclass THEN
         -- One upsert in key order (the rows here locked as it goes). The
@@ -211,7 +274,7 @@ BEGIN
                    (array_agg(r.robots_txt ORDER BY r.robots_fetched_at DESC NULLS LAST, r.n))[1] AS robots_txt,
                    (array_agg(r.updated_at ORDER BY r.n))[1] AS updated_at
               FROM (SELECT row_number() OVER () AS n, r.*
-                      FROM jsonb_populate_recordset(NULL::@extschema@.crawl_hosts, rows) r) r
+                      FROM unnest(sent_h) r) r
              GROUP BY r.host),
         up AS (
             INSERT INTO @extschema@.crawl_hosts AS h
@@ -235,7 +298,7 @@ BEGIN
         SELECT coalesce(jsonb_agg(up.host ORDER BY up.host) FILTER (WHERE up.fresh), '[]'),
                coalesce(jsonb_agg(up.host ORDER BY up.host) FILTER (WHERE NOT up.fresh), '[]')
           INTO inserted, replaced FROM up;
-        kept := jsonb_array_length(rows) - jsonb_array_length(inserted) - jsonb_array_length(replaced);
+        kept := n_rows - jsonb_array_length(inserted) - jsonb_array_length(replaced);
 
     ELSIF tbl = '@extschema@.crawl_frontier'::regclass THEN
         -- A row the write API could not have written (a javascript: URL, a
@@ -248,7 +311,7 @@ BEGIN
           INTO in_f, refused
           FROM (SELECT row_number() OVER () AS n, r,
                        @extschema@.crawl_item_problem(r.url, r.kind, r.depth, r.host, r.found_on, r.lease_owner) AS rule
-                  FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows) r
+                  FROM unnest(sent_f) r
                 OFFSET 0) x;
         conflicts := conflicts + @extschema@.ha_merge_refuse_invalid('crawl_frontier', 'id', refused, from_node, from_term);
         SELECT conflicts + count(@extschema@.ha_record_event('conflict',
@@ -354,7 +417,7 @@ BEGIN
                                                           r.filename),
                                 CASE WHEN @extschema@.image_thumbnails_problem(r.thumbnails) IS NOT NULL
                                      THEN 'thumbnails' END) AS rule
-                  FROM jsonb_populate_recordset(NULL::@extschema@.images, rows) r
+                  FROM unnest(sent_i) r
                 OFFSET 0) x;
         conflicts := conflicts + @extschema@.ha_merge_refuse_invalid('images', 'url', refused, from_node, from_term);
         -- only there (no row here with its URL, nor its id): inserted
@@ -443,13 +506,13 @@ BEGIN
     END IF;
 
     summary := jsonb_build_object('table', tbl::text, 'from_node', from_node, 'from_term', from_term,
-                                  'rows', jsonb_array_length(rows),
+                                  'rows', n_rows,
                                   'inserted', jsonb_array_length(inserted), 'replaced', jsonb_array_length(replaced),
                                   'kept', kept, 'conflicts', conflicts,
                                   'deleted_here', jsonb_array_length(coalesce(deleted_keys, '[]')));
     PERFORM @extschema@.ha_record_event('merge',
         format('%s rows of %s from %s (term %s): %s inserted, %s replaced, %s kept, %s conflicts%s',
-               jsonb_array_length(rows), tbl, from_node, from_term, jsonb_array_length(inserted),
+               n_rows, tbl, from_node, from_term, jsonb_array_length(inserted),
                jsonb_array_length(replaced), kept, conflicts,
                CASE WHEN jsonb_array_length(coalesce(deleted_keys, '[]')) > 0
                     THEN format('; %s rows it deleted are kept here', jsonb_array_length(deleted_keys)) ELSE '' END),
@@ -458,8 +521,58 @@ BEGIN
     RETURN summary;
 END
 $$;
+COMMENT ON FUNCTION @extschema@.ha_merge_records(regclass, text, jsonb, text, bigint) IS
+    'crawler_ha (internal): on the primary, merges rows (an array of the table''s records, as text) an old primary wrote after the split point, by the documented rules; records a merge event and one conflict event per conflict; idempotent';
+REVOKE ALL ON FUNCTION @extschema@.ha_merge_records(regclass, text, jsonb, text, bigint) FROM PUBLIC;
+
+-- The merge rules for rows given as JSON, matched to the columns by name:
+-- an operator's way in (the rows of a conflict event or of a kept copy are
+-- JSON), while a rejoin sends records (ha_merge_receive()). The rows are
+-- read into the table's records here, in this node's column order, and
+-- ha_merge_records() merges them. A key missing from a row is NULL, a key
+-- that is no column is ignored. Errors as ha_merge_records(), and 22023 for
+-- rows that are not a JSON array of objects.
+CREATE FUNCTION @extschema@.ha_merge_rows(tbl regclass, rows jsonb, deleted_keys jsonb DEFAULT '[]',
+                                          from_node text DEFAULT NULL, from_term bigint DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tbl IS NULL OR rows IS NULL THEN
+        RAISE EXCEPTION 'tbl and rows must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM @extschema@.ha_require_data_table(tbl);
+    IF jsonb_typeof(rows) <> 'array' THEN
+        RAISE EXCEPTION 'rows must be a JSON array' USING ERRCODE = 'invalid_parameter_value';
+    ELSIF jsonb_path_exists(rows, 'strict $[*] ? (@.type() != "object")') THEN
+        RAISE EXCEPTION 'every row must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- each branch names the extension's own type for its table
+    RETURN @extschema@.ha_merge_records(tbl,
+        CASE tbl
+        WHEN '@extschema@.crawl_sessions'::regclass THEN
+            (SELECT coalesce(array_agg(r), '{}')::text
+               FROM jsonb_populate_recordset(NULL::@extschema@.crawl_sessions, rows) r)
+        WHEN '@extschema@.crawl_session_counts'::regclass THEN
+            (SELECT coalesce(array_agg(r), '{}')::text
+               FROM jsonb_populate_recordset(NULL::@extschema@.crawl_session_counts, rows) r)
+        WHEN '@extschema@.crawl_hosts'::regclass THEN
+            (SELECT coalesce(array_agg(r), '{}')::text
+               FROM jsonb_populate_recordset(NULL::@extschema@.crawl_hosts, rows) r)
+        WHEN '@extschema@.crawl_frontier'::regclass THEN
+            (SELECT coalesce(array_agg(r), '{}')::text
+               FROM jsonb_populate_recordset(NULL::@extschema@.crawl_frontier, rows) r)
+        ELSE
+            (SELECT coalesce(array_agg(r), '{}')::text
+               FROM jsonb_populate_recordset(NULL::@extschema@.images, rows) r)
+        END,
+        deleted_keys, from_node, from_term);
+END
+$$;
 COMMENT ON FUNCTION @extschema@.ha_merge_rows(regclass, jsonb, jsonb, text, bigint) IS
-    'crawler_ha: on the primary, merges rows an old primary wrote after the split point, by the documented rules; records a merge event and one conflict event per conflict; idempotent';
+    'crawler_ha: on the primary, merges rows (JSON objects, columns by name) an old primary wrote after the split point, by the documented rules; records a merge event and one conflict event per conflict; idempotent';
 
 REVOKE ALL ON FUNCTION @extschema@.ha_merge_rows(regclass, jsonb, jsonb, text, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.ha_merge_rows(regclass, jsonb, jsonb, text, bigint) TO crawler_ha_admin;
