@@ -7,8 +7,8 @@
 -- change after the split point is still there: peeking consumes nothing),
 -- or, without that slot, by a key comparison with the new primary. It sends
 -- the rows as they are now (it stopped writing when it stepped down), in
--- chunks, to ha_merge_rows() on the new primary, which applies the merge
--- rules table by table. Once every chunk is confirmed, the old node drops the
+-- chunks of records, to ha_merge_receive() on the new primary, which applies
+-- the merge rules table by table (66_merge_rules.sql). Once every chunk is confirmed, the old node drops the
 -- slot, empties its data tables and copies the new primary afresh.
 
 -- Every change that transactions committed after the split point made to
