@@ -200,7 +200,7 @@ release_blocked_merges_step(void *unused)
 
 /*
  * Cancel the commits waiting for an absent synchronous standby that hold
- * up a merge (66_merge_receive.sql); an event when any were cancelled.  A
+ * up a merge (67_merge_receive.sql); an event when any were cancelled.  A
  * failure is logged, not raised.
  */
 void

@@ -3,7 +3,7 @@
 # the session's counters); the primary is killed, the standby promotes, and
 # the old primary is started again: it merges its tail into the new primary
 # and follows it. Measured: the merge (reading the tail from the old slot,
-# shipping the rows, ha_merge_rows' rules on the new primary) and the whole
+# shipping the rows, the merge rules on the new primary) and the whole
 # rejoin, against two peers on the same server: the same rows inserted with
 # plain INSERT ... SELECT FROM jsonb_populate_recordset into copies of the
 # tables without indexes (LIKE: the cost of moving the rows), and into

@@ -3,7 +3,7 @@
 -- A new data table goes here and into ha_data_tables() below, which everything
 -- that concerns the replicated data follows (the publication, the copy at a
 -- rejoin, consistency checks, merges, grants), and gets its merge rule in
--- 65_merge.sql.
+-- 66_merge_rules.sql.
 
 CREATE SEQUENCE @extschema@.crawl_sessions_id_seq AS bigint;
 CREATE TABLE @extschema@.crawl_sessions (

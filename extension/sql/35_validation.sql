@@ -3,7 +3,7 @@
 
 -- The rules themselves: each is written once, here or in crawl_validate.c,
 -- and used by the checks below, by the write API's set-based statements and
--- by the merge of an old primary's rows (ha_merge_rows), which refuses what
+-- by the merge of an old primary's rows (ha_merge_records), which refuses what
 -- the write API would refuse. The small ones are SQL-standard bodies, bound
 -- to their functions and operators when the extension is created (no
 -- search_path is consulted when they run) and inlined by the planner. The

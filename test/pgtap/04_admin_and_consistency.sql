@@ -23,7 +23,7 @@ SELECT 'crawler_ha_reader', unnest(ARRAY['crawl_status', 'ha_endpoint_check', 'h
     'ha_metrics', 'crawl_error_kind', 'crawl_success_rate', 'ha_alerts', 'ha_backups', 'ha_backup_summary'])
 UNION ALL
 SELECT 'crawler_ha_admin', unnest(ARRAY[
-    'crawl_reap_leases', 'ha_check_consistency', 'ha_diff', 'ha_endpoint_check', 'ha_failover', 'ha_file_sync_status', 'ha_health', 'ha_merge_receive', 'ha_merge_rows',
+    'crawl_reap_leases', 'ha_check_consistency', 'ha_diff', 'ha_endpoint_check', 'ha_failover', 'ha_file_sync_status', 'ha_health', 'ha_merge_columns', 'ha_merge_receive', 'ha_merge_rows',
     'ha_pause', 'ha_ping',
     'ha_promote', 'ha_rejoin', 'ha_resume', 'ha_retention', 'ha_schedule_maintenance', 'ha_set_node_id',
     'ha_setup', 'ha_status', 'ha_sync', 'ha_sync_status',

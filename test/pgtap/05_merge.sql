@@ -142,6 +142,90 @@ SELECT throws_ok(q, c, NULL, q || ' -> ' || c)
   ) AS cases(q, c);
 SELECT is(count(*), 1::bigint, 'hostile strings are data, not SQL') FROM pg_class WHERE relname = 'images';
 
+-- The records a rejoining node sends to ha_merge_receive(): each built by
+-- the names and in the order of the receiver's columns (ha_merge_columns()
+-- there), whatever the order of the sender's.
+SELECT is(ARRAY(SELECT jsonb_object_keys(ha_merge_columns()) ORDER BY 1),
+          ARRAY['crawl_frontier', 'crawl_hosts', 'crawl_session_counts', 'crawl_sessions', 'images'],
+          'ha_merge_columns() lists every data table');
+SELECT is(ARRAY(SELECT e ->> 'name' FROM jsonb_array_elements(ha_merge_columns() -> 'crawl_hosts') e),
+          ARRAY(SELECT attname::text FROM pg_attribute
+                 WHERE attrelid = 'crawl_hosts'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum),
+          '... each with its columns in their order');
+SELECT ARRAY(SELECT e ->> 'name' FROM jsonb_array_elements(ha_merge_columns() -> 'crawl_hosts') e) AS host_cols \gset
+-- A receiver whose columns come in another order, with one more (nullable)
+-- column and without one this node has (robots_txt).
+SELECT is(row(b.select_list, b.columns)::text,
+          row('t.updated_at, t.robots_fetched_at, t.backoff_until, t.crawl_delay, NULL, t.next_fetch_at, t.host',
+              ARRAY['updated_at', 'robots_fetched_at', 'backoff_until', 'crawl_delay', 'note', 'next_fetch_at', 'host'])::text,
+          'records are built in the receiver''s order: its column missing here is NULL, a column only here is not sent')
+  FROM ha_merge_record_list('crawl_hosts',
+         '[{"name": "updated_at", "not_null": true}, {"name": "robots_fetched_at"}, {"name": "backoff_until"},
+           {"name": "crawl_delay"}, {"name": "note", "type": "text", "not_null": false},
+           {"name": "next_fetch_at", "not_null": true}, {"name": "host", "not_null": true}]') b;
+SELECT throws_ok($$SELECT ha_merge_record_list('crawl_hosts', '[{"name": "host", "not_null": true},
+                                                  {"name": "must", "type": "text", "not_null": true}]')$$,
+                 '42703', 'the new primary''s public.crawl_hosts has NOT NULL columns that this node''s lacks: must (text)',
+                 'a NOT NULL column of the receiver missing here: 42703, naming it');
+SELECT throws_ok(format('SELECT ha_merge_record_list(%L, %L)', t, c), '22023', NULL,
+                 'the receiver''s columns ' || coalesce(c, 'NULL') || ': 22023')
+  FROM (VALUES ('crawl_hosts', NULL), ('crawl_hosts', '{}'), ('crawl_hosts', '[]'), ('crawl_hosts', '[1]'),
+               ('crawl_hosts', '[{"name": 5}]'), ('crawl_hosts', '[{"type": "text"}]')) v(t, c);
+SELECT throws_ok('SELECT ha_merge_record_list(NULL, ''[]'')', '22004', NULL, 'ha_merge_record_list(NULL): 22004');
+
+-- Receiving them: rows in this node's order, checked against the columns
+-- they were built for.
+SELECT is(ha_merge_receive('crawl_hosts', ARRAY[('rec.test', '2100-01-01', '5 s', NULL, 'robots', NULL, now())::crawl_hosts]::text,
+                           :'host_cols', '[]', 'old', 1) - 'table' - 'from_node' - 'from_term',
+          '{"rows": 1, "inserted": 1, "replaced": 0, "kept": 0, "conflicts": 0, "deleted_here": 0, "attempts": 1,
+            "sync_waits_cancelled": 0}'::jsonb,
+          'ha_merge_receive() merges records');
+SELECT is(row(next_fetch_at, crawl_delay, robots_txt)::text, row('2100-01-01'::timestamptz, '5 s'::interval, 'robots')::text,
+          '... each value in its column') FROM crawl_hosts WHERE host = 'rec.test';
+SELECT throws_ok(format('SELECT ha_merge_receive(%L, %L, %L)', 'crawl_hosts',
+                        ARRAY[('rec2.test', '2100-01-01', NULL, NULL, NULL, NULL, now())::crawl_hosts]::text,
+                        ARRAY['next_fetch_at', 'host', 'crawl_delay', 'backoff_until', 'robots_txt', 'robots_fetched_at',
+                              'updated_at']),
+                 '42804', 'the rows of public.crawl_hosts were built for other columns than those here',
+                 'records built for another column order: 42804, before anything is read');
+SELECT is(count(*), 0::bigint, '... and nothing merged') FROM crawl_hosts WHERE host = 'rec2.test';
+SELECT throws_ok(format('SELECT ha_merge_receive(%L, %L, %L, %L, %L)', t, r, c, coalesce(d, '[]'), n), e, NULL,
+                 format('ha_merge_receive(%s, %s, %s, %s, %s) -> %s', t, left(r, 60), left(c, 30), d, left(n, 10), e))
+  FROM (VALUES
+    (NULL, '{}', '{}', NULL, NULL, '22004'),
+    ('crawl_hosts', NULL, :'host_cols', NULL, NULL, '22004'),
+    ('crawl_hosts', '{}', NULL, NULL, NULL, '22004'),
+    ('pg_class', '{}', '{}', NULL, NULL, '22023'),
+    ('crawl_hosts', '{}', '{}', NULL, NULL, '42804'),
+    ('crawl_hosts', '{}', '{host,NULL}', NULL, NULL, '42804'),
+    ('crawl_hosts', '{NULL}', :'host_cols', NULL, NULL, '22023'),
+    ('crawl_hosts', '{{"(a,2100-01-01,,,,,2000-01-01)"}}', :'host_cols', NULL, NULL, '22023'),
+    ('crawl_hosts', '[{"host": "a"}]', :'host_cols', NULL, NULL, '22P02'),
+    ('crawl_hosts', '{"(a,b)"}', :'host_cols', NULL, NULL, '22007'),
+    ('crawl_hosts', '{"(a,2100-01-01,,,,,2000-01-01,x)"}', :'host_cols', NULL, NULL, '22P02'),
+    ('crawl_hosts', '{"(,2100-01-01,,,,,2000-01-01)"}', :'host_cols', NULL, NULL, '23502'),
+    ('crawl_hosts', '{}', :'host_cols', '"x"', NULL, '22023'),
+    ('crawl_hosts', '{}', :'host_cols', NULL, repeat('n', 102400), '22001')
+  ) AS cases(t, r, c, d, n, e);
+SELECT throws_ok(format('SELECT ha_merge_receive(%L, %L, %L)', 'crawl_sessions',
+                        '{"(9223372036854775808' || repeat(',', count(*)::integer - 1) || ')"}',
+                        array_agg(e ->> 'name')), '22003', NULL, 'a number out of range: 22003')
+  FROM jsonb_array_elements(ha_merge_columns() -> 'crawl_sessions') e;
+-- Megabytes that are not records: the error says so in a few hundred
+-- characters, not by quoting them all.
+CREATE FUNCTION pg_temp.error_of(q text) RETURNS text LANGUAGE plpgsql AS $f$
+BEGIN
+    EXECUTE q;
+    RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ' ' || length(SQLERRM);
+END
+$f$;
+SELECT ok(split_part(e, ' ', 1) = '22P02' AND split_part(e, ' ', 2)::integer < 400,
+          'a malformed chunk of 8 MB: 22P02 with a short message (' || e || ')')
+  FROM pg_temp.error_of(format('SELECT ha_merge_receive(%L, %L, %L)', 'crawl_hosts',
+                               '{"(' || repeat('x', 8000000) || '"}', :'host_cols')) e;
+
 -- Wrong callers: only crawler_ha_admin merges; the internals are superuser-only.
 CREATE ROLE tap_mw LOGIN IN ROLE crawler_ha_writer;
 CREATE ROLE tap_ma LOGIN IN ROLE crawler_ha_admin;
@@ -149,11 +233,18 @@ SET ROLE tap_mw;
 SELECT throws_ok(q, '42501', NULL, 'writer: ' || q || ' is refused')
   FROM unnest(ARRAY['SELECT ha_merge_rows(''images'', ''[]'')', 'SELECT * FROM ha_tail_summary(''s'', ''0/0'')',
                     'SELECT * FROM ha_tail_changes(''s'', ''0/0'')',
-                    'SELECT ha_merge_tail(NULL, NULL)']) q;
+                    'SELECT ha_merge_tail(NULL, NULL)', 'SELECT ha_merge_columns()',
+                    'SELECT ha_merge_receive(''crawl_hosts'', ''{}'', ''{}'')']) q;
 RESET ROLE;
 SET ROLE tap_ma;
 SELECT lives_ok('SELECT ha_merge_rows(''images'', ''[]'')', 'admin: ha_merge_rows() is allowed');
+SELECT lives_ok('SELECT ha_merge_columns()', 'admin: ha_merge_columns() is allowed (a rejoining node asks it)');
+SELECT lives_ok(format('SELECT ha_merge_receive(%L, %L, %L)', 'crawl_hosts', '{}', :'host_cols'),
+                'admin: ha_merge_receive() is allowed');
 SELECT throws_ok('SELECT ha_merge_tail(NULL, NULL)', '42501', NULL, 'admin: ha_merge_tail() is the worker''s');
+SELECT throws_ok(q, '42501', NULL, 'admin: ' || q || ' is internal')
+  FROM unnest(ARRAY['SELECT ha_merge_records(''crawl_hosts'', ''{}'')',
+                    'SELECT * FROM ha_merge_record_list(''crawl_hosts'', ''[]'')']) q;
 RESET ROLE;
 
 SELECT * FROM finish();

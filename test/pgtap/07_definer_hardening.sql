@@ -158,7 +158,7 @@ SELECT is(ARRAY(SELECT DISTINCT p.oid::regprocedure::text
                         OR ty.typtype = 'p' OR ty.typtype = 'c' OR ty.typtype = 'd')
                  ORDER BY 1),
           ARRAY['ha_check_consistency(regclass[])', 'ha_diff(regclass,integer,integer,interval)',
-                'ha_merge_receive(regclass,jsonb,jsonb,text,bigint,integer,integer)',
+                'ha_merge_receive(regclass,text,text[],jsonb,text,bigint,integer,integer)',
                 'ha_merge_rows(regclass,jsonb,jsonb,text,bigint)'],
           'only the reviewed SECURITY DEFINER functions take a relation, type or function argument');
 

@@ -157,6 +157,9 @@ $b->poll_query_until('postgres',
   or die 'alpha is not the synchronous standby';
 my $sid = $b->safe_psql('postgres', "SELECT crawl_start(ARRAY['http://sync.test/'])");
 my $rows = $b->safe_psql('postgres', "SELECT jsonb_agg(to_jsonb(c)) FROM crawl_sessions c WHERE id = $sid");
+# the same row as a rejoining node sends it: records, and the columns they were built for
+my $recs = $b->safe_psql('postgres', "SELECT array_agg(c)::text FROM crawl_sessions c WHERE id = $sid");
+my $cols = q{ARRAY(SELECT e ->> 'name' FROM jsonb_array_elements(ha_merge_columns() -> 'crawl_sessions') e)};
 $a->stop('immediate');
 
 # a writer commits, then waits for the synchronous standby with the session
@@ -180,7 +183,7 @@ like($merr, qr/statement timeout/, 'ha_merge_rows() alone waits for that lock (s
 
 $t0 = time();
 my $res = $b->safe_psql('postgres',
-	"SELECT ha_merge_receive('crawl_sessions', '$rows'::jsonb, '[]', 'alpha', 1)");
+	"SELECT ha_merge_receive('crawl_sessions', \$r\$$recs\$r\$, $cols, '[]', 'alpha', 1)");
 my $merge_s = time() - $t0;
 like($res, qr/"kept": 1/, "ha_merge_receive() gets the row in spite of the wait that held it: $res");
 cmp_ok($merge_s, '<', 20, sprintf('and finishes (%.1f s)', $merge_s));
@@ -197,11 +200,12 @@ like($b->safe_psql('postgres', "SELECT string_agg(reason, ' | ') FROM ha_events 
 
 # bad input to the new function
 for my $case (
-	[ "SELECT ha_merge_receive('crawl_sessions', '[]', '[]', 'x', 1, -1)",      '22023' ],
-	[ "SELECT ha_merge_receive('crawl_sessions', '[]', '[]', 'x', 1, NULL)",    '22023' ],
-	[ "SELECT ha_merge_receive('crawl_sessions', '[]', '[]', 'x', 1, 10, 5)",   '22023' ],
-	[ "SELECT ha_merge_receive('pg_class', '[]')",                              '22023' ],
-	[ "SELECT ha_merge_receive(NULL, NULL)",                                    '22004' ])
+	[ "SELECT ha_merge_receive('crawl_sessions', '{}', $cols, '[]', 'x', 1, -1)",    '22023' ],
+	[ "SELECT ha_merge_receive('crawl_sessions', '{}', $cols, '[]', 'x', 1, NULL)",  '22023' ],
+	[ "SELECT ha_merge_receive('crawl_sessions', '{}', $cols, '[]', 'x', 1, 10, 5)", '22023' ],
+	[ "SELECT ha_merge_receive('pg_class', '{}', '{}')",                             '22023' ],
+	[ "SELECT ha_merge_receive('crawl_sessions', '{}', '{id}')",                     '42804' ],
+	[ "SELECT ha_merge_receive(NULL, NULL, NULL)",                                   '22004' ])
 {
 	my ($q, $code) = @$case;
 	my ($e1, $e2) = ('', '');
