@@ -58,10 +58,15 @@ struct AgentConfig {
   int peer_timeout_ms = 10000;      // connect and idle timeout of a peer transfer
 
   // --- file sync ---
-  // Blobs fetched from the peer at once. Each fetch ends in fsyncs; many at
-  // once share the file system journal's commits (bench/files: 4 gave a lag
-  // p99 of 2.5 s and 15 MB/s catch-up, 16 gave 0.3 s and 29 MB/s).
-  int sync_concurrency = 16;
+  // Blobs fetched from the peer at once. The fetches share group syncs, so
+  // more at once no longer buys shared journal commits; on loopback or a LAN
+  // a fetch is CPU (TLS, sha256, file creation), and threads beyond what the
+  // cores run only take them from the node's other work (bench/files on 2
+  // cores, 6 interleaved pairs: 8 against 16 gave a crawl through the agents
+  // of 1.36x the local one against 1.48x, a catch-up of 1.05x rsync -a's
+  // rate against 0.97x, lag p99 268 ms against 220 ms). Raise it for a link
+  // whose latency, not the CPU, bounds a fetch.
+  int sync_concurrency = 8;
   std::uint64_t sync_bandwidth_bytes = 0;  // bytes/s for all fetches together; 0: no limit
   int sync_poll_ms = 200;           // how often the wanted queue is read when idle
 
