@@ -27,7 +27,7 @@ DECLARE r record; n int; idle int := 0;
 BEGIN
   LOOP
     n := 0;
-    FOR r IN SELECT c.item_id, f.host, extract(epoch FROM c.leased_at) AS at
+    FOR r IN SELECT c.item_id, f.host, (extract(epoch FROM c.leased_at) * 1000000)::bigint AS at
                FROM crawl_claim('$w', $batch, '5 minutes') c
                JOIN crawl_frontier f ON f.id = c.item_id LOOP
       RAISE NOTICE 'claimed % % %', r.item_id, r.host, r.at;
@@ -140,7 +140,9 @@ for my $host (sort keys %by_host)
 	}
 }
 is($count, 16, 'every polite URL was claimed once');
-cmp_ok($min_gap, '>=', 0.3, sprintf('no two claims of one host closer than 300 ms (closest: %.3f s)', $min_gap));
+# In whole microseconds: as seconds in a double, two leases exactly 300 ms
+# apart differed by 0.29999995.
+cmp_ok($min_gap, '>=', 300000, sprintf('no two claims of one host closer than 300 ms (closest: %.3f s)', $min_gap / 1e6));
 
 $node->stop;
 done_testing();

@@ -86,7 +86,9 @@ ha_partition([$a], [ $b, $w ]);
 $a->poll_query_until('postgres', "SELECT fenced AND fence_reason = 'isolation' FROM ha_state")
   or die 'alpha did not fence itself';
 pass('alpha, cut off from both, fenced itself');
-is($a->safe_psql('postgres', 'SHOW default_transaction_read_only'), 'on', 'read-only');
+# The fence is recorded in ha_state first, then written to the server's
+# settings and reloaded: a session started in between still reads off.
+ok($a->poll_query_until('postgres', 'SHOW default_transaction_read_only', 'on'), 'read-only');
 $a->restart;
 ($rc, $out, $err) = $a->psql('postgres', "SELECT crawl_start(ARRAY['http://fenced.test/'])");
 like($err, qr/does not accept writes: it is fenced/, 'restarted while cut off: still fenced');
