@@ -155,11 +155,10 @@ Thumbnailer::Thumbnailer(fs::path store_root, std::vector<int> sizes, int thread
   std::sort(sizes_.begin(), sizes_.end());
   sizes_.erase(std::unique(sizes_.begin(), sizes_.end()), sizes_.end());
 
-  start_error_ = start_vips();
-  if (!start_error_.empty()) {
-    CRAWLER_LOG(error) << "thumbnails: " << start_error_;
-    return;  // no threads: get() answers failed at once
-  }
+  // libvips starts on the pool's first thread, not here: loading its
+  // modules takes tens of milliseconds, which the agent's start (its ports,
+  // file sync's catch-up) need not wait for. Requests that come meanwhile
+  // wait in the queue.
   try {
     for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
   } catch (...) {
@@ -231,7 +230,10 @@ void Thumbnailer::get(const std::string& sha256, const fs::path& source, int siz
     for (int s : sizes_) list += (list.empty() ? "" : ", ") + std::to_string(s);
     return answer(done, refusal(Result::failed, "size " + std::to_string(size) + " is not one of " + list));
   }
-  if (!start_error_.empty()) return answer(done, refusal(Result::failed, start_error_));
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!start_error_.empty()) return answer(done, refusal(Result::failed, start_error_));
+  }
   if (auto hit = cached(sha256, size)) return answer(done, std::move(*hit));
 
   Job job{std::to_string(size) + "/" + sha256, sha256, source, size};
@@ -241,6 +243,8 @@ void Thumbnailer::get(const std::string& sha256, const fs::path& source, int siz
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) {
       refused = refusal(Result::failed, "the thumbnailer is stopping");
+    } else if (!start_error_.empty()) {  // libvips failed since the check above: no thread takes jobs
+      refused = refusal(Result::failed, start_error_);
     } else if (auto same = waiting_.find(job.key); same != waiting_.end()) {
       same->second.push_back(std::move(done));
       return;
@@ -262,6 +266,21 @@ void Thumbnailer::get(const std::string& sha256, const fs::path& source, int siz
 }
 
 void Thumbnailer::run() {
+  // Every thread waits here for the first one to start libvips.
+  if (const std::string& error = start_vips(); !error.empty()) {
+    std::vector<std::function<void(Result)>> callers;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (start_error_.empty()) CRAWLER_LOG(error) << "thumbnails: " << error;
+      start_error_ = error;
+      for (auto& [key, waiting] : waiting_)
+        for (auto& done : waiting) callers.push_back(std::move(done));
+      waiting_.clear();
+      queue_.clear();
+    }
+    for (auto& done : callers) answer(done, refusal(Result::failed, error));
+    return;
+  }
   for (;;) {
     Job job;
     {

@@ -52,8 +52,10 @@ class Thumbnailer {
   // (from its header) exceeds `max_pixels` is refused before it is decoded.
   // Throws std::invalid_argument for no sizes, a size out of range,
   // threads below 1 or max_pixels 0.
-  // Starts libvips once per process; if it cannot start, the agent still
-  // runs and every get() answers failed with the reason.
+  // libvips is started once per process, by the pool's first thread, so
+  // the constructor does not wait for it; requests made meanwhile wait in
+  // the queue. If it cannot start, the agent still runs and every get()
+  // (those waiting included) answers failed with the reason.
   Thumbnailer(std::filesystem::path store_root, std::vector<int> sizes, int threads, std::size_t max_queue,
               std::uint64_t max_pixels);
 
@@ -108,7 +110,7 @@ class Thumbnailer {
   std::vector<int> sizes_;
   const std::size_t max_queue_;
   const std::uint64_t max_pixels_;
-  std::string start_error_;  // why libvips cannot be used; empty when it can
+  std::string start_error_;  // why libvips cannot be used; empty when it can (or not known yet); under mutex_
 
   std::mutex mutex_;
   std::condition_variable wake_;
