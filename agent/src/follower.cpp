@@ -459,7 +459,9 @@ bool Follower::record(NodeDb& db) {
 
 void Follower::record_loop() {
   NodeDb db(config_.db, "recorder");
-  auto ready = [this] { return !placed_.empty() || placing_ended_ || stop_.stopped(); };
+  // Not placing_ended_: once the placing thread is gone nothing more is
+  // placed, and waking on it would turn this loop into a spin.
+  auto ready = [this] { return !placed_.empty() || stop_.stopped(); };
   try {
     while (!stop_.stopped()) {
       {
