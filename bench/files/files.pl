@@ -206,15 +206,23 @@ print $rc "use chroot = no\npid file = $tmp/rsyncd.pid\n[store]\npath = $ap->{st
 close $rc;
 my $rsyncd = IPC::Run::start([ 'rsync', '--daemon', '--no-detach', "--config=$tmp/rsyncd.conf", "--port=$rport", '--address=127.0.0.1' ]);
 sleep 0.5;
+# Runs a command to its end, dying with its stderr when it fails. With its
+# output on pipes: without any, IPC::Run notices the child's end only at its
+# next half-second poll (sleep 0.7 measured 1.14 s), which timed copies
+# would count.
+sub run_piped
+{
+	my (@cmd) = @_;
+	my ($o, $e) = ('', '');
+	IPC::Run::run(\@cmd, '>', \$o, '2>', \$e) or die "$cmd[0]: $e";
+}
+
 sub rsync_copy
 {
 	my ($dest, @extra) = @_;
 	my $start = time;
-	# With its output on pipes: without any, IPC::Run notices the child's
-	# end only at its next half-second poll (sleep 0.7 measured 1.14 s).
-	my ($o, $e) = ('', '');
-	IPC::Run::run([ 'rsync', '-a', @extra, '--exclude=.tmp', '--exclude=.store-id', '--exclude=.corrupt', "rsync://127.0.0.1:$rport/store/", "$dest/" ],
-		'>', \$o, '2>', \$e) or die "rsync: $e";
+	run_piped('rsync', '-a', @extra, '--exclude=.tmp', '--exclude=.store-id', '--exclude=.corrupt',
+		"rsync://127.0.0.1:$rport/store/", "$dest/");
 	return time - $start;
 }
 
@@ -250,11 +258,7 @@ sub agent_catchup
 # sync before it): the agent's group syncs write back whatever is dirty on
 # the file system, so an agent run right after an rsync would otherwise pay
 # for writing rsync's copy to disk too.
-sub settled
-{
-	my ($o, $e) = ('', '');
-	IPC::Run::run([ 'sync' ], '>', \$o, '2>', \$e) or die "sync: $e";
-}
+sub settled { run_piped('sync') }
 
 # rsync -a, then one syncfs of the copy (sync -f): the peer that promises
 # what the agent promises, every blob on disk before it is counted.
@@ -263,8 +267,7 @@ sub rsync_durable_copy
 	my ($dest) = @_;
 	my $took = rsync_copy($dest);
 	my $start = time;
-	my ($o, $e) = ('', '');
-	IPC::Run::run([ 'sync', '-f', $dest ], '>', \$o, '2>', \$e) or die "sync -f: $e";
+	run_piped('sync', '-f', $dest);
 	return $took + time - $start;
 }
 
