@@ -117,7 +117,10 @@ bool decide(Sink* s) {
     s->to_file = true;
   } else if (status == 200) {
     // The whole body from its first byte: whatever the part file held goes.
-    if (::ftruncate(s->fd, 0) != 0 || ::lseek(s->fd, 0, SEEK_SET) < 0) return false;
+    // Only a part file with bytes is truncated: ext4 flushes a file
+    // truncated to 0 when it is closed (its auto_da_alloc), and that
+    // writeback would run on this transfer thread for every new blob.
+    if ((s->have > 0 && ::ftruncate(s->fd, 0) != 0) || ::lseek(s->fd, 0, SEEK_SET) < 0) return false;
     s->md = std::make_unique<Sha256>();
     s->restarted = s->have > 0;
     s->file_size = 0;
