@@ -17,7 +17,8 @@
 #     loopback into an empty directory, and against rsync -a then sync -f
 #     (durable, as the agent), same bytes, FILES_CATCHUP_ROUNDS rounds in
 #     rotating order, each copy after an untimed sync, medians; and, once,
-#     against rsync -a --fsync.
+#     against rsync -a --fsync. The agents catch up over TLS and, as
+#     unencrypted as the rsync daemon, over plain HTTP.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -231,14 +232,25 @@ sub rsync_copy
 # without a journal skips inodes freed in the last 60 s when it allocates
 # new ones (recently_deleted()), so thousands of files removed just before
 # a copy would make each of its file creations scan the inode table.
+# With $plain, both agents serve plain HTTP (as the rsync daemon does): the
+# primary's agent is restarted in that mode first, untimed, and the standby
+# waits until its health check has learned the new URL.
 sub agent_catchup
 {
-	my ($r) = @_;
+	my ($r, $plain) = @_;
+	my $moved = "$tmp/store-before-catchup-$r" . ($plain ? '-plain' : '');
 	agent_stop($as);
-	rename($as->{store}, "$tmp/store-before-catchup-$r") or die "rename: $!";
-	my $profiler = $r == 1 ? profile_start("$perf.catchup") : undef;
+	if (($ap->{plain} // 0) != $plain)
+	{
+		agent_stop($ap);
+		$ap = agent_start($p, agent => $ap, args => \@agent_args, plain => $plain);
+		$s->poll_query_until('postgres', "SELECT agent_url = '$ap->{url}' FROM ha_status() WHERE node_name = '"
+			  . $p->name . "'") or die 'the standby did not learn the primary agent\'s new URL';
+	}
+	rename($as->{store}, $moved) or die "rename: $!";
+	my $profiler = $r == 1 && !$plain ? profile_start("$perf.catchup") : undef;
 	my $t0 = time;
-	$as = agent_start($s, agent => $as, args => \@agent_args);
+	$as = agent_start($s, agent => $as, args => \@agent_args, plain => $plain);
 	# The end is when the last blob was recorded (ha_blobs.stored_at, same
 	# machine's clock), read once the queue is empty: asked once a second,
 	# so that a psql started every 100 ms does not take the cores from the
@@ -271,44 +283,56 @@ sub rsync_durable_copy
 	return $took + time - $start;
 }
 
-# FILES_CATCHUP_ROUNDS rounds of the agent, rsync -a and rsync -a + sync -f,
+# FILES_CATCHUP_ROUNDS rounds of the agent over TLS, the agent over plain
+# HTTP (as unencrypted as the rsync daemon), rsync -a and rsync -a + sync -f,
 # in an order that rotates from round to round (the same machine's copies of
 # the same bytes differ by up to half from one minute to the next): medians.
 # Then, once, rsync -a --fsync (an fsync per file).
-my (@agent_s, @rsync_s, @durable_s);
-my @order = ('agent', 'rsync', 'durable');
+my %took = (agent => [], plain => [], rsync => [], durable => []);
+my @order = ('agent', 'plain', 'rsync', 'durable');
 for my $r (1 .. $catchup_rounds)
 {
-	for my $who (@order[ ($r - 1) % 3 .. 2 ], @order[ 0 .. ($r - 1) % 3 - 1 ])
+	my $k = ($r - 1) % @order;
+	for my $who (@order[ $k .. $#order ], @order[ 0 .. $k - 1 ])
 	{
 		settled();
-		if ($who eq 'agent') { push @agent_s, agent_catchup($r); }
-		elsif ($who eq 'rsync') { push @rsync_s, rsync_copy("$tmp/rsync-copy-$r"); }
-		else { push @durable_s, rsync_durable_copy("$tmp/rsync-durable-copy-$r"); }
+		my $t = $who eq 'agent' ? agent_catchup($r, 0)
+		  : $who eq 'plain' ? agent_catchup($r, 1)
+		  : $who eq 'rsync' ? rsync_copy("$tmp/rsync-copy-$r")
+		  : rsync_durable_copy("$tmp/rsync-durable-copy-$r");
+		push @{ $took{$who} }, $t;
 	}
-	out(sprintf('# catch-up round %d: agent %.2f s, rsync -a %.2f s, rsync -a + sync -f %.2f s',
-		$r, $agent_s[-1], $rsync_s[-1], $durable_s[-1]));
+	out(sprintf('# catch-up round %d: agent %.2f s, agent over plain HTTP %.2f s, rsync -a %.2f s, rsync -a + sync -f %.2f s',
+		$r, map { $took{$_}[-1] } @order));
 }
 statements('the catch-ups');
 settled();
 my $rsync_fsync_s = rsync_copy("$tmp/rsync-copy-fsync", '--fsync');
 $rsyncd->kill_kill;
-remove_tree("$tmp/store-before-catchup-$_") for 1 .. $catchup_rounds;
-my ($agent_m, $rsync_m, $durable_m) = (median(@agent_s), median(@rsync_s), median(@durable_s));
+remove_tree(glob("$tmp/store-before-catchup-*"));
+my %m = map { $_ => median(@{ $took{$_} }) } @order;
 my $mb = $bytes / 1048576;
-my $rounds_of = sub { join(' ', map { sprintf '%.2f', $_ } @_) };
+my $rounds_of = sub { join(' ', map { sprintf '%.2f', $_ } @{ $took{ $_[0] } }) };
+my $ratios = sub {
+	my ($agent, $peer) = @_;
+	join(' ', map { sprintf '%.2fx', $took{$peer}[$_] / $took{$agent}[$_] } 0 .. $catchup_rounds - 1);
+};
 out('');
 out('| catch-up of an empty store | MB | median seconds | MB/s | rounds |');
 out('|---|---|---|---|---|');
-out(sprintf('| crawler-ha agent (TLS, verified by sha256, fsynced) | %.0f | %.2f | %.0f | %s |', $mb, $agent_m, $mb / $agent_m, $rounds_of->(@agent_s)));
-out(sprintf('| rsync -a from an rsync daemon on loopback | %.0f | %.2f | %.0f | %s |', $mb, $rsync_m, $mb / $rsync_m, $rounds_of->(@rsync_s)));
-out(sprintf('| rsync -a, then sync -f of the copy (durable, as the agent) | %.0f | %.2f | %.0f | %s |', $mb, $durable_m, $mb / $durable_m, $rounds_of->(@durable_s)));
+for (['agent', 'crawler-ha agent (TLS, verified by sha256, fsynced)'],
+	['plain', 'crawler-ha agent over plain HTTP (verified by sha256, fsynced)'],
+	['rsync', 'rsync -a from an rsync daemon on loopback'],
+	['durable', 'rsync -a, then sync -f of the copy (durable, as the agent)'])
+{
+	my ($who, $what) = @$_;
+	out(sprintf('| %s | %.0f | %.2f | %.0f | %s |', $what, $mb, $m{$who}, $mb / $m{$who}, $rounds_of->($who)));
+}
 out(sprintf('| rsync -a --fsync (durable, an fsync per file) | %.0f | %.2f | %.0f | once |', $mb, $rsync_fsync_s, $mb / $rsync_fsync_s));
-out(sprintf('| ratio of rates, agent / rsync -a (medians) | %.2fx | goal >= 1.00x | | %s |', $rsync_m / $agent_m,
-	join(' ', map { sprintf '%.2fx', $rsync_s[$_] / $agent_s[$_] } 0 .. $#agent_s)));
-out(sprintf('| ratio of rates, agent / rsync -a + sync -f (medians) | %.2fx | | | %s |', $durable_m / $agent_m,
-	join(' ', map { sprintf '%.2fx', $durable_s[$_] / $agent_s[$_] } 0 .. $#agent_s)));
-out(sprintf('| ratio of rates, agent / rsync -a --fsync | %.2fx | | | |', $rsync_fsync_s / $agent_m));
+out(sprintf('| ratio of rates, agent (TLS) / rsync -a (medians) | %.2fx | goal >= 1.00x | | %s |', $m{rsync} / $m{agent}, $ratios->('agent', 'rsync')));
+out(sprintf('| ratio of rates, agent (plain HTTP) / rsync -a (medians) | %.2fx | goal >= 1.00x | | %s |', $m{rsync} / $m{plain}, $ratios->('plain', 'rsync')));
+out(sprintf('| ratio of rates, agent (TLS) / rsync -a + sync -f (medians) | %.2fx | | | %s |', $m{durable} / $m{agent}, $ratios->('agent', 'durable')));
+out(sprintf('| ratio of rates, agent (TLS) / rsync -a --fsync | %.2fx | | | |', $rsync_fsync_s / $m{agent}));
 
 agent_stop($_) for ($ap, $as);
 $nginx->kill_kill;

@@ -67,8 +67,9 @@ sub agent_role
 # agent_start($node, %opts): starts (or restarts, on the same port and store)
 # the agent of $node and points crawler_ha.agent_url at it. Options: store
 # => DIR (default a new one, kept across restarts), args => [extra
-# command-line settings]. Returns the agent's handle { node, port, url,
-# ha_port, ha_url (the HA port), store, log, harness }.
+# command-line settings], plain => 1 (plain HTTP instead of TLS; kept across
+# restarts until plain => 0). Returns the agent's handle { node, port, url,
+# ha_port, ha_url (the HA port), store, log, harness, plain }.
 sub agent_start
 {
 	my ($node, %opts) = @_;
@@ -79,8 +80,10 @@ sub agent_start
 	$a->{port} //= PostgreSQL::Test::Cluster::get_free_port();
 	$a->{ha_port} //= PostgreSQL::Test::Cluster::get_free_port();
 	$a->{store} //= $opts{store} // PostgreSQL::Test::Utils::tempdir() . '/store';
-	$a->{url} = "https://127.0.0.1:$a->{port}";
-	$a->{ha_url} = "https://127.0.0.1:$a->{ha_port}";
+	$a->{plain} = $opts{plain} if defined $opts{plain};
+	my $scheme = $a->{plain} ? 'http' : 'https';
+	$a->{url} = "$scheme://127.0.0.1:$a->{port}";
+	$a->{ha_url} = "$scheme://127.0.0.1:$a->{ha_port}";
 	$a->{log} = $PostgreSQL::Test::Utils::log_path . '/agent_' . $node->name . '.log';
 	$a->{args} = $opts{args} if $opts{args};
 	make_path($a->{store});
@@ -89,7 +92,8 @@ sub agent_start
 		'--db', 'host=' . $node->host . ' port=' . $node->port . " dbname=postgres user=$user",
 		'--store', $a->{store},
 		'--listen', "127.0.0.1:$a->{port}", '--ha-listen', "127.0.0.1:$a->{ha_port}",
-		'--tls-cert-file', $p->{cert}, '--tls-key-file', $p->{key}, '--ca-file', $p->{ca},
+		($a->{plain} ? ('--plain-http') : ('--tls-cert-file', $p->{cert}, '--tls-key-file', $p->{key})),
+		'--ca-file', $p->{ca},
 		'--token-file', $p->{token_file},
 		# debug unless the caller chose a level (the option may be given once)
 		((grep { $_ eq '--log-level' } @{ $a->{args} // [] }) ? () : ('--log-level', 'debug')),
