@@ -463,6 +463,9 @@ void Follower::record_loop() {
   // placed, and waking on it would turn this loop into a spin.
   auto ready = [this] { return !placed_.empty() || stop_.stopped(); };
   try {
+    // Connected before the first batch is placed, not when it is (false
+    // only once stopped, which the loop sees).
+    db.ensure(stop_);
     while (!stop_.stopped()) {
       {
         std::unique_lock<std::mutex> lock(m_);
@@ -505,12 +508,14 @@ void Follower::poll_loop() {
   std::uint64_t last_fetched = 0, last_failures = 0, last_bytes = 0;
   try {
     while (!stop_.stopped()) {
+      // Connected while the store is being attached: the first poll of a
+      // catch-up then follows the attach at once.
+      if (!db.ensure(stop_)) break;
       if (!stats_.attached) {
         std::unique_lock<std::mutex> lock(m_);
         cv_.wait_for(lock, poll, [this] { return stats_.attached || stop_.stopped(); });
         continue;
       }
-      if (!db.ensure(stop_)) break;
       if (Clock::now() - last_summary >= std::chrono::seconds(10)) {
         std::uint64_t f = stats_.blobs_fetched, e = stats_.fetch_failures, b = stats_.bytes_fetched;
         if (f != last_fetched || e != last_failures)
