@@ -169,6 +169,12 @@ SELECT throws_ok(q, c, NULL, left(q, 100) || ' -> ' || c)
     ('SELECT blob_inventory(ARRAY[repeat(''A'', 64)], ARRAY[1]::bigint[])', '22023'),
     ('SELECT blob_inventory(ARRAY[''x''''; DROP TABLE images; --''], ARRAY[1]::bigint[])', '22023'),
     ('SELECT blob_inventory(ARRAY[repeat(''a'', 102400)], ARRAY[1]::bigint[])', '22023'),
+    -- lists whose elements joined by commas look like well-formed ones
+    ('SELECT blob_inventory(ARRAY[repeat(''1'', 64) || '','' || repeat(''2'', 64)], ARRAY[1]::bigint[])', '22023'),
+    ('SELECT blob_inventory(ARRAY[repeat(''1'', 63), repeat(''2'', 65)], ARRAY[1, 1]::bigint[])', '22023'),
+    ('SELECT blob_inventory(ARRAY[repeat(''1'', 64), ''''], ARRAY[1, 1]::bigint[])', '22023'),
+    ('SELECT blob_stored_many(ARRAY[repeat(''1'', 64), repeat(''2'', 64) || E''\n''], ARRAY[1, 1]::bigint[])', '22023'),
+    ('SELECT blob_stored_many(ARRAY[repeat(''1'', 64), repeat(''2'', 63) || ''G''], ARRAY[1, 1]::bigint[])', '22023'),
     ('SELECT blob_inventory(array_fill(repeat(''1'', 64), ARRAY[10001]), array_fill(1::bigint, ARRAY[10001]))', '22023'),
     ('SELECT blob_stored(NULL, 1)', '22004'),
     ('SELECT blob_stored(repeat(''1'', 64), NULL)', '22004'),
