@@ -580,7 +580,7 @@ void Follower::poll_loop() {
       // While the queue gives all that is asked (a catch-up), asked again
       // once there is room for a quarter of the pipeline: asked at once
       // instead, with room for a blob or two as each fetch ends, a
-      // catch-up of 2,200 blobs made 60 polls, each a transaction of the
+      // catch-up of 2,200 blobs made 59 polls, each a transaction of the
       // node's costing about a millisecond whatever it hands out. After
       // kTricklePollSpacing when it gave less than asked (a crawl's
       // trickle: ten polls a second rather than one per fetched blob);
