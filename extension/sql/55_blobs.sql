@@ -124,6 +124,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     bad bigint;
+    joined text;
 BEGIN
     IF sha256s IS NULL THEN
         RAISE EXCEPTION 'sha256s must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -158,8 +159,8 @@ BEGIN
     -- with its length, it holds exactly when every element is 64 hex
     -- digits (an element with a comma would make the text longer). Only a
     -- list that fails it is searched for its first bad element.
-    IF octet_length(array_to_string(sha256s, ',')) <> 65 * cardinality(sha256s) - 1
-       OR array_to_string(sha256s, ',') !~ '^([0-9a-f]{64},)*[0-9a-f]{64}$' THEN
+    joined := array_to_string(sha256s, ',');
+    IF octet_length(joined) <> 65 * cardinality(sha256s) - 1 OR joined !~ '^([0-9a-f]{64},)*[0-9a-f]{64}$' THEN
         SELECT min(u.i) INTO bad FROM unnest(sha256s) WITH ORDINALITY AS u(h, i) WHERE u.h !~ '^[0-9a-f]{64}$';
         IF bad IS NOT NULL THEN
             RAISE EXCEPTION 'invalid sha256s[%] %', bad, to_json(left(sha256s[bad], 80))::text
